@@ -1,0 +1,212 @@
+// Package config reads the server's settings from command-line flags, falling back to environment
+// variables, falling back to defaults that need nothing installed.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server. The zero value is not useful: use Load or Default.
+type Config struct {
+	Addr          string        // host:port to listen on
+	DatabaseURL   string        // SQLite file path (or file: URI); postgres:// comes later
+	LogLevel      slog.Level    // debug, info, warn, error
+	LogFormat     string        // json or text
+	Introspection bool          // serve __schema/__type (GraphiQL needs it)
+	Origins       []string      // extra origins allowed to open websockets; same-origin always is
+	ShutdownGrace time.Duration // how long in-flight work may take after SIGTERM
+
+	Limits Limits
+}
+
+// Limits protect the GraphQL API from expensive or malicious requests.
+type Limits struct {
+	BodyBytes        int64         // request body size (413 above)
+	Tokens           int           // parser token limit per document
+	Depth            int           // selection depth
+	Aliases          int           // aliased fields per operation
+	Fields           int           // field selections per document
+	Directives       int           // directives on one selection
+	Complexity       int           // cost, with page sizes as multipliers
+	OperationTimeout time.Duration // per HTTP operation
+	WSSubscriptions  int           // concurrent subscriptions per websocket
+	WSInitTimeout    time.Duration // connection_init must arrive within
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:          ":8080",
+		DatabaseURL:   "data/junction.db",
+		LogLevel:      slog.LevelInfo,
+		LogFormat:     "json",
+		Introspection: true,
+		ShutdownGrace: 15 * time.Second,
+		Limits: Limits{
+			BodyBytes:        1 << 20,
+			Tokens:           10000,
+			Depth:            12,
+			Aliases:          30,
+			Fields:           300,
+			Directives:       5,
+			Complexity:       5000,
+			OperationTimeout: 30 * time.Second,
+			WSSubscriptions:  100,
+			WSInitTimeout:    10 * time.Second,
+		},
+	}
+}
+
+// Load parses args (without the program name) with environment fallbacks read through getenv.
+// A flag given on the command line wins over the environment, which wins over the default.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("junction", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := envReader{getenv: getenv}
+
+	port := fs.String("port", env.str("PORT", ""), "port to listen on, on all interfaces (env PORT); ignored when -addr is set")
+	addr := fs.String("addr", env.str("ADDR", ""), "host:port to listen on (env ADDR; default :8080)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env.str("DATABASE_URL", c.DatabaseURL), "SQLite database file (env DATABASE_URL)")
+	level := fs.String("log-level", env.str("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", env.str("LOG_FORMAT", c.LogFormat), "json or text (env LOG_FORMAT)")
+	fs.BoolVar(&c.Introspection, "introspection", env.boolean("INTROSPECTION", c.Introspection), "answer introspection queries; GraphiQL needs them (env INTROSPECTION)")
+	origins := fs.String("allowed-origins", env.str("ALLOWED_ORIGINS", ""), "comma-separated origins, besides the server's own, allowed to open websockets (env ALLOWED_ORIGINS)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", env.duration("SHUTDOWN_GRACE", c.ShutdownGrace), "time allowed to in-flight work at shutdown (env SHUTDOWN_GRACE)")
+	l := &c.Limits
+	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
+	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
+	fs.IntVar(&l.Depth, "max-depth", env.int("MAX_DEPTH", l.Depth), "deepest selection nesting (env MAX_DEPTH)")
+	fs.IntVar(&l.Aliases, "max-aliases", env.int("MAX_ALIASES", l.Aliases), "most aliased fields in an operation (env MAX_ALIASES)")
+	fs.IntVar(&l.Fields, "max-fields", env.int("MAX_FIELDS", l.Fields), "most field selections in a document, fragments counted where spread (env MAX_FIELDS)")
+	fs.IntVar(&l.Directives, "max-directives", env.int("MAX_DIRECTIVES", l.Directives), "most directives on one field or fragment (env MAX_DIRECTIVES)")
+	fs.IntVar(&l.Complexity, "max-complexity", env.int("MAX_COMPLEXITY", l.Complexity), "highest operation cost, page sizes multiplying (env MAX_COMPLEXITY)")
+	fs.DurationVar(&l.OperationTimeout, "operation-timeout", env.duration("OPERATION_TIMEOUT", l.OperationTimeout), "time allowed to one query or mutation (env OPERATION_TIMEOUT)")
+	fs.IntVar(&l.WSSubscriptions, "ws-max-subscriptions", env.int("WS_MAX_SUBSCRIPTIONS", l.WSSubscriptions), "concurrent subscriptions per websocket (env WS_MAX_SUBSCRIPTIONS)")
+	fs.DurationVar(&l.WSInitTimeout, "ws-init-timeout", env.duration("WS_INIT_TIMEOUT", l.WSInitTimeout), "time allowed between websocket upgrade and connection_init (env WS_INIT_TIMEOUT)")
+
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if env.err != nil {
+		return c, env.err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	switch {
+	case *addr != "":
+		c.Addr = *addr
+	case *port != "":
+		c.Addr = ":" + *port
+	}
+	if _, p, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, fmt.Errorf("addr %q: want host:port: %v", c.Addr, err)
+	} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return c, fmt.Errorf("addr %q: port must be a number from 0 to 65535", c.Addr)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("log-level %q: want debug, info, warn or error", *level)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return c, fmt.Errorf("log-format %q: want json or text", c.LogFormat)
+	}
+	if strings.TrimSpace(c.DatabaseURL) == "" {
+		return c, errors.New("database-url must not be empty")
+	}
+	for _, o := range strings.Split(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.Origins = append(c.Origins, strings.TrimRight(o, "/"))
+		}
+	}
+	for name, v := range map[string]int64{
+		"max-body-bytes": l.BodyBytes, "max-tokens": int64(l.Tokens), "max-depth": int64(l.Depth),
+		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),
+		"ws-max-subscriptions": int64(l.WSSubscriptions),
+	} {
+		if v <= 0 {
+			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
+		}
+	}
+	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 {
+		return c, errors.New("operation-timeout, ws-init-timeout and shutdown-grace must be greater than 0")
+	}
+	return c, nil
+}
+
+// LoadFromOS is Load on os.Args and os.Getenv.
+func LoadFromOS() (Config, error) {
+	return Load(os.Args[1:], os.Getenv, os.Stderr)
+}
+
+// envReader reads typed environment variables, remembering the first malformed one.
+type envReader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (e *envReader) str(name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) fail(name, v, want string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("environment variable %s=%q: want %s", name, v, want)
+	}
+}
+
+func (e *envReader) boolean(name string, def bool) bool {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "true or false")
+		return def
+	}
+	return b
+}
+
+func (e *envReader) int(name string, def int) int {
+	return int(e.int64(name, int64(def)))
+}
+
+func (e *envReader) int64(name string, def int64) int64 {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		e.fail(name, v, "a whole number")
+		return def
+	}
+	return n
+}
+
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.fail(name, v, "a duration such as 30s or 5m")
+		return def
+	}
+	return d
+}

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(args []string, env map[string]string) (Config, error) {
+	return Load(args, func(k string) string { return env[k] }, io.Discard)
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DatabaseURL != "data/junction.db" || c.LogLevel != slog.LevelInfo || !c.Introspection {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	t.Run("EnvOverDefault", func(t *testing.T) {
+		c, err := load(nil, map[string]string{"PORT": "9000", "DATABASE_URL": "/tmp/x.db", "LOG_LEVEL": "debug", "OPERATION_TIMEOUT": "5s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Addr != ":9000" || c.DatabaseURL != "/tmp/x.db" || c.LogLevel != slog.LevelDebug || c.Limits.OperationTimeout != 5*time.Second {
+			t.Errorf("%+v", c)
+		}
+	})
+	t.Run("AddrOverPort", func(t *testing.T) {
+		c, err := load(nil, map[string]string{"PORT": "9000", "ADDR": "127.0.0.1:9001"})
+		if err != nil || c.Addr != "127.0.0.1:9001" {
+			t.Errorf("addr = %q, %v", c.Addr, err)
+		}
+	})
+	t.Run("FlagOverEnv", func(t *testing.T) {
+		c, err := load([]string{"-addr", "127.0.0.1:7000", "-max-depth", "4"}, map[string]string{"ADDR": "127.0.0.1:9001", "MAX_DEPTH": "9"})
+		if err != nil || c.Addr != "127.0.0.1:7000" || c.Limits.Depth != 4 {
+			t.Errorf("%+v %v", c, err)
+		}
+	})
+	t.Run("Origins", func(t *testing.T) {
+		c, _ := load(nil, map[string]string{"ALLOWED_ORIGINS": "https://a.example/, https://b.example"})
+		if strings.Join(c.Origins, " ") != "https://a.example https://b.example" {
+			t.Errorf("origins %q", c.Origins)
+		}
+	})
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"BadEnvNumber", nil, map[string]string{"MAX_DEPTH": "deep"}, "MAX_DEPTH"},
+		{"BadEnvDuration", nil, map[string]string{"OPERATION_TIMEOUT": "5"}, "OPERATION_TIMEOUT"},
+		{"BadEnvBool", nil, map[string]string{"INTROSPECTION": "maybe"}, "INTROSPECTION"},
+		{"BadLevel", []string{"-log-level", "loud"}, nil, "log-level"},
+		{"BadFormat", []string{"-log-format", "xml"}, nil, "log-format"},
+		{"BadAddr", []string{"-addr", "localhost"}, nil, "addr"},
+		{"BadPort", nil, map[string]string{"PORT": "99999"}, "port"},
+		{"ZeroLimit", []string{"-max-aliases", "0"}, nil, "max-aliases"},
+		{"EmptyDatabase", []string{"-database-url", " "}, nil, "database-url"},
+		{"StrayArgument", []string{"serve"}, nil, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(tc.args, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v does not name %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,236 @@
+// Package db opens the database and gives the domains one way to talk to it: SQL written with `?`
+// placeholders that runs on SQLite and PostgreSQL alike, a read pool for queries, a single writer for
+// transactions (SQLite allows one writer at a time; queueing in Go is cheaper than SQLITE_BUSY), and
+// a count of statements per request so that tests can catch N+1 queries.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // the embedded default database
+)
+
+// Dialect names the SQL database behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the database: a read pool and a writer. Both run the same SQL; statements use `?`
+// placeholders and are rebound for the dialect here, in one place.
+type DB struct {
+	read    *sqlx.DB
+	write   *sqlx.DB
+	dialect Dialect
+}
+
+// Open connects to the database named by url: a SQLite file path (its directory is created) or a
+// `file:` URI. PostgreSQL URLs are refused until the PostgreSQL backend lands.
+func Open(ctx context.Context, url string) (*DB, error) {
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		return nil, errors.New("database-url: PostgreSQL is not supported yet; use a SQLite file path")
+	}
+	path := strings.TrimPrefix(url, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("database-url: want a SQLite file path; an in-memory database would lose acknowledged data")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	// Pragmas go in the DSN so that every pooled connection gets them, not only the first.
+	// WAL lets readers run beside the writer; synchronous=FULL makes a commit durable across power
+	// loss, not only a killed process; _txlock=immediate takes the write lock at BEGIN so that a
+	// transaction never fails half-way with SQLITE_BUSY.
+	common := "_journal_mode=WAL&_foreign_keys=on&_busy_timeout=10000&_synchronous=FULL"
+	write, err := sqlx.Open("sqlite3", sqliteDSN(path, common+"&_txlock=immediate"))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	read, err := sqlx.Open("sqlite3", sqliteDSN(path, common+"&_query_only=true"))
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	d := &DB{read: read, write: write, dialect: SQLite}
+	// Connect the writer first: it creates the file and switches it to WAL.
+	if err := write.PingContext(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := read.PingContext(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func sqliteDSN(path, params string) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + params
+}
+
+// Close closes both pools.
+func (d *DB) Close() error {
+	return errors.Join(d.read.Close(), d.write.Close())
+}
+
+// Dialect tells which database this is.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// Stats returns the statistics of the read pool and of the writer, for metrics.
+func (d *DB) Stats() (read, write sql.DBStats) { return d.read.Stats(), d.write.Stats() }
+
+// Ping checks that both pools reach the database.
+func (d *DB) Ping(ctx context.Context) error {
+	return errors.Join(d.read.PingContext(ctx), d.write.PingContext(ctx))
+}
+
+// Reader returns the read side, which satisfies sqlx.QueryerContext for helpers such as
+// internal/relay. Its statements are rebound and counted.
+func (d *DB) Reader() *Queryer { return &Queryer{q: d.read, dialect: d.dialect} }
+
+// Get runs a query on the read pool and scans one row into dest (sql.ErrNoRows when none).
+func (d *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return d.Reader().Get(ctx, dest, query, args...)
+}
+
+// Select runs a query on the read pool and scans every row into dest, a pointer to a slice.
+func (d *DB) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return d.Reader().Select(ctx, dest, query, args...)
+}
+
+// Tx runs fn in a write transaction, committing when fn returns nil and rolling back otherwise.
+// Transactions are serialised on the single writer connection.
+func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	stx, err := d.write.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	count(ctx)
+	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect}, tx: stx}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = stx.Rollback()
+			return
+		}
+		if err = stx.Commit(); err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}()
+	return fn(tx)
+}
+
+// Tx is a write transaction. It has the Queryer methods plus Exec.
+type Tx struct {
+	Queryer
+	tx *sqlx.Tx
+}
+
+// Exec runs a statement that returns no rows.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	count(ctx)
+	return t.tx.ExecContext(ctx, t.rebind(query), args...)
+}
+
+// Queryer runs queries with `?` placeholders on a pool or a transaction, rebinding them for the
+// dialect and counting them. It satisfies sqlx.QueryerContext.
+type Queryer struct {
+	q interface {
+		sqlx.QueryerContext
+		sqlx.ExtContext
+	}
+	dialect Dialect
+}
+
+func (q *Queryer) rebind(query string) string {
+	if q.dialect == Postgres {
+		return sqlx.Rebind(sqlx.DOLLAR, query)
+	}
+	return query
+}
+
+// Get scans one row into dest (sql.ErrNoRows when none).
+func (q *Queryer) Get(ctx context.Context, dest any, query string, args ...any) error {
+	count(ctx)
+	return sqlx.GetContext(ctx, q.q, dest, q.rebind(query), args...)
+}
+
+// Select scans every row into dest, a pointer to a slice.
+func (q *Queryer) Select(ctx context.Context, dest any, query string, args ...any) error {
+	count(ctx)
+	return sqlx.SelectContext(ctx, q.q, dest, q.rebind(query), args...)
+}
+
+// QueryContext implements sqlx.QueryerContext.
+func (q *Queryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	count(ctx)
+	return q.q.QueryContext(ctx, q.rebind(query), args...)
+}
+
+// QueryxContext implements sqlx.QueryerContext.
+func (q *Queryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	count(ctx)
+	return q.q.QueryxContext(ctx, q.rebind(query), args...)
+}
+
+// QueryRowxContext implements sqlx.QueryerContext.
+func (q *Queryer) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	count(ctx)
+	return q.q.QueryRowxContext(ctx, q.rebind(query), args...)
+}
+
+// IsNoRows tells whether err means that a query found no row.
+func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// statements counts every statement the process runs, for metrics.
+var statements atomic.Int64
+
+// StatementsTotal returns how many statements the process has run.
+func StatementsTotal() int64 { return statements.Load() }
+
+type counterKey struct{}
+
+// WithStatementCounter returns a context in which every statement run through this package adds
+// one to the returned counter. The HTTP layer puts one in each request so that tests (and logs)
+// can tell how many statements a GraphQL operation took.
+func WithStatementCounter(ctx context.Context) (context.Context, *atomic.Int64) {
+	c := new(atomic.Int64)
+	return context.WithValue(ctx, counterKey{}, c), c
+}
+
+// StatementCounter returns the counter of ctx, if any.
+func StatementCounter(ctx context.Context) *atomic.Int64 {
+	c, _ := ctx.Value(counterKey{}).(*atomic.Int64)
+	return c
+}
+
+func count(ctx context.Context) {
+	statements.Add(1)
+	if c := StatementCounter(ctx); c != nil {
+		c.Add(1)
+	}
+}

@@ -1,0 +1,200 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+func openTest(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), filepath.Join(t.TempDir(), "sub", "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+var testMigrations = fstest.MapFS{
+	"0001_things.sql":        {Data: []byte(`CREATE TABLE things (id TEXT PRIMARY KEY, at TEXT NOT NULL);`)},
+	"0002_more.sql":          {Data: []byte(`CREATE TABLE more (id TEXT PRIMARY KEY);`)},
+	"0002_more.sqlite.sql":   {Data: []byte(`CREATE INDEX more_id ON more (id);`)},
+	"0002_more.postgres.sql": {Data: []byte(`THIS IS NOT SQLITE;`)},
+	"embed.go":               {Data: []byte(`package migrations`)},
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	migs, err := LoadMigrations(testMigrations, SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(migs) != 2 || migs[0].Version != "0001_things" || migs[1].Version != "0002_more" {
+		t.Fatalf("loaded %+v", migs)
+	}
+	if strings.Contains(migs[1].SQL, "NOT SQLITE") || !strings.Contains(migs[1].SQL, "more_id") {
+		t.Errorf("dialect files mixed up: %q", migs[1].SQL)
+	}
+	t.Run("PendingBeforeApply", func(t *testing.T) {
+		if _, err := d.Migrate(ctx, nil); err != nil { // creates the bookkeeping table only
+			t.Fatal(err)
+		}
+		p, err := d.Pending(ctx, migs)
+		if err != nil || len(p) != 2 {
+			t.Errorf("pending = %v, %v", p, err)
+		}
+	})
+	t.Run("ApplyOnce", func(t *testing.T) {
+		applied, err := d.Migrate(ctx, migs)
+		if err != nil || len(applied) != 2 {
+			t.Fatalf("applied %v, %v", applied, err)
+		}
+		applied, err = d.Migrate(ctx, migs)
+		if err != nil || len(applied) != 0 {
+			t.Errorf("second run applied %v, %v", applied, err)
+		}
+		if p, _ := d.Pending(ctx, migs); len(p) != 0 {
+			t.Errorf("pending after apply: %v", p)
+		}
+	})
+	t.Run("FailedMigrationLeavesNothing", func(t *testing.T) {
+		bad := []Migration{{Version: "0003_bad", SQL: "CREATE TABLE half (id TEXT); SELECT nope FROM nowhere;"}}
+		if _, err := d.Migrate(ctx, bad); err == nil || !strings.Contains(err.Error(), "0003_bad") {
+			t.Errorf("error %v does not name the migration", err)
+		}
+		var n int
+		_ = d.Get(ctx, &n, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'`)
+		if n != 0 {
+			t.Error("a failed migration left a table behind")
+		}
+	})
+	t.Run("BadName", func(t *testing.T) {
+		_, err := LoadMigrations(fstest.MapFS{"first.sql": {Data: []byte("")}}, SQLite)
+		if err == nil {
+			t.Error("a badly named migration was accepted")
+		}
+	})
+}
+
+func TestTx(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	migs, _ := LoadMigrations(testMigrations, SQLite)
+	if _, err := d.Migrate(ctx, migs); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("RollbackOnError", func(t *testing.T) {
+		err := d.Tx(ctx, func(tx *Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO things (id, at) VALUES (?, ?)`, "a", Now()); err != nil {
+				return err
+			}
+			return errors.New("changed my mind")
+		})
+		if err == nil {
+			t.Fatal("no error")
+		}
+		var n int
+		_ = d.Get(ctx, &n, `SELECT COUNT(*) FROM things`)
+		if n != 0 {
+			t.Error("rolled-back row is visible")
+		}
+	})
+	t.Run("RollbackOnPanic", func(t *testing.T) {
+		func() {
+			defer func() { recover() }()
+			_ = d.Tx(ctx, func(tx *Tx) error {
+				_, _ = tx.Exec(ctx, `INSERT INTO things (id, at) VALUES (?, ?)`, "p", Now())
+				panic("boom")
+			})
+		}()
+		var n int
+		_ = d.Get(ctx, &n, `SELECT COUNT(*) FROM things`)
+		if n != 0 {
+			t.Error("row of a panicking transaction is visible")
+		}
+		// The writer connection is usable again.
+		if err := d.Tx(ctx, func(tx *Tx) error { return nil }); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("ConcurrentWritersAreSerialised", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs <- d.Tx(ctx, func(tx *Tx) error {
+					_, err := tx.Exec(ctx, `INSERT INTO things (id, at) VALUES (?, ?)`, string(rune('A'+i)), Now())
+					return err
+				})
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		var n int
+		_ = d.Get(ctx, &n, `SELECT COUNT(*) FROM things`)
+		if n != 20 {
+			t.Errorf("%d rows, want 20", n)
+		}
+	})
+	t.Run("ReadPoolIsReadOnly", func(t *testing.T) {
+		_, err := d.Reader().QueryContext(ctx, `INSERT INTO things (id, at) VALUES ('ro', 'x')`)
+		if err == nil {
+			t.Error("the read pool accepted a write")
+		}
+	})
+	t.Run("TimeRoundTrip", func(t *testing.T) {
+		at := Time{time.Date(2026, 11, 27, 9, 18, 16, 123456789, time.FixedZone("x", 3600))}
+		if err := d.Tx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO things (id, at) VALUES (?, ?)`, "time", at)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var raw string
+		var got Time
+		_ = d.Get(ctx, &raw, `SELECT at FROM things WHERE id = 'time'`)
+		if raw != "2026-11-27T08:18:16.123456Z" {
+			t.Errorf("stored as %q", raw)
+		}
+		if err := d.Get(ctx, &got, `SELECT at FROM things WHERE id = 'time'`); err != nil || !got.Equal(at.Truncate(time.Microsecond)) {
+			t.Errorf("read back %v, %v", got, err)
+		}
+	})
+}
+
+func TestStatementCounter(t *testing.T) {
+	d := openTest(t)
+	ctx, c := WithStatementCounter(context.Background())
+	var n int
+	_ = d.Get(ctx, &n, `SELECT 1`)
+	_ = d.Select(ctx, &[]int{}, `SELECT 1`)
+	_ = d.Tx(ctx, func(tx *Tx) error { return tx.Get(ctx, &n, `SELECT 2`) })
+	if got := c.Load(); got != 4 { // get, select, begin, get in tx
+		t.Errorf("counted %d statements, want 4", got)
+	}
+	if _ = d.Get(context.Background(), &n, `SELECT 1`); c.Load() != 4 {
+		t.Error("a statement outside the context was counted")
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	for _, url := range []string{"postgres://localhost/test", ":memory:", "file::memory:?cache=shared", ""} {
+		if _, err := Open(context.Background(), url); err == nil {
+			t.Errorf("Open(%q) succeeded", url)
+		}
+	}
+}

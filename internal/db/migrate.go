@@ -1,0 +1,111 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+// Migration is one numbered SQL file (or dialect-specific pair) of the schema.
+type Migration struct {
+	Version string // the file name without its dialect and .sql suffix: "0001_accounts"
+	SQL     string
+}
+
+// LoadMigrations returns the migrations in fsys that apply to dialect, in version order. A file
+// NNNN_name.sql applies to every dialect, NNNN_name.<dialect>.sql to one.
+func LoadMigrations(fsys fs.FS, dialect Dialect) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[string]*Migration{}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		base := strings.TrimSuffix(name, ".sql")
+		if i := strings.LastIndexByte(base, '.'); i >= 0 {
+			if Dialect(base[i+1:]) != dialect {
+				continue
+			}
+			base = base[:i]
+		}
+		if len(base) < 5 || base[4] != '_' || strings.Trim(base[:4], "0123456789") != "" {
+			return nil, fmt.Errorf("migration %s: want a name like 0001_name.sql", name)
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		m := byVersion[base]
+		if m == nil {
+			m = &Migration{Version: base}
+			byVersion[base] = m
+		}
+		m.SQL += string(body) + "\n"
+	}
+	out := make([]Migration, 0, len(byVersion))
+	for _, m := range byVersion {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Migrate applies, in order and each in its own transaction, the migrations not yet recorded in
+// the schema_migrations table. It returns the versions it applied.
+func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, error) {
+	if _, err := d.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    TEXT PRIMARY KEY,
+		applied_at TEXT NOT NULL
+	)`); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var applied []string
+	for _, m := range migrations {
+		err := d.Tx(ctx, func(tx *Tx) error {
+			var n int
+			if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.Version, Now()); err != nil {
+				return err
+			}
+			applied = append(applied, m.Version)
+			return nil
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: %w", m.Version, err)
+		}
+	}
+	return applied, nil
+}
+
+// Pending returns the versions of migrations that are not applied yet. The readiness check uses it.
+func (d *DB) Pending(ctx context.Context, migrations []Migration) ([]string, error) {
+	var done []string
+	if err := d.Select(ctx, &done, `SELECT version FROM schema_migrations`); err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(done))
+	for _, v := range done {
+		have[v] = true
+	}
+	var pending []string
+	for _, m := range migrations {
+		if !have[m.Version] {
+			pending = append(pending, m.Version)
+		}
+	}
+	return pending, nil
+}
