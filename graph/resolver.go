@@ -1,0 +1,8 @@
+// Package graph is the GraphQL layer: gqlgen's generated code and thin resolvers that authenticate,
+// call one service method of a domain package in internal/, and map the result.
+package graph
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+// Resolver holds the services the resolvers call. It is built once by internal/app.
+type Resolver struct{}

@@ -1,0 +1,231 @@
+// Package app wires the server together: configuration in, one http.Handler and a Serve loop with
+// graceful shutdown out. server.go (package main) and the end-to-end tests both build the server
+// through New, so that the tests exercise exactly what runs in production.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+
+	"github.com/junctioncdp/junction/graph"
+	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/gqllimit"
+	"github.com/junctioncdp/junction/internal/gqlserver"
+	"github.com/junctioncdp/junction/internal/gqlws"
+	"github.com/junctioncdp/junction/internal/graphiql"
+	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/migrations"
+)
+
+// App is a running server's parts.
+type App struct {
+	cfg        config.Config
+	log        *slog.Logger
+	db         *db.DB
+	migrations []db.Migration
+	metrics    *obs.Metrics
+	ws         *gqlws.Transport
+	gql        *handler.Server
+	handler    http.Handler
+	stopping   atomic.Bool
+}
+
+// New opens the database, applies the migrations and builds the handlers.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	d, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	applied, err := d.Migrate(ctx, migs)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("migrations applied", "versions", applied)
+	}
+
+	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics()}
+	a.metrics.RegisterDB("read", func() sqlDBStats { r, _ := d.Stats(); return r })
+	a.metrics.RegisterDB("write", func() sqlDBStats { _, w := d.Stats(); return w })
+	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
+		func() float64 { return float64(db.StatementsTotal()) })
+
+	a.ws = &gqlws.Transport{
+		InitTimeout:      cfg.Limits.WSInitTimeout,
+		MaxSubscriptions: cfg.Limits.WSSubscriptions,
+		CheckOrigin:      originChecker(cfg.Origins),
+		OnConnect:        a.metrics.WebsocketOpened,
+		OnDisconnect:     a.metrics.WebsocketClosed,
+		Logger:           log,
+	}
+	a.gql = gqlserver.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}), gqlserver.Options{
+		Introspection:    cfg.Introspection,
+		MaxBodyBytes:     cfg.Limits.BodyBytes,
+		OperationTimeout: cfg.Limits.OperationTimeout,
+		Limits: gqllimit.Limits{
+			Tokens:          cfg.Limits.Tokens,
+			Depth:           cfg.Limits.Depth,
+			Aliases:         cfg.Limits.Aliases,
+			Fields:          cfg.Limits.Fields,
+			Directives:      cfg.Limits.Directives,
+			Complexity:      cfg.Limits.Complexity,
+			DefaultPageSize: 20,
+		},
+		Metrics:   a.metrics,
+		Websocket: a.ws,
+	})
+
+	mux := http.NewServeMux()
+	route := func(pattern, name string, h http.Handler) {
+		mux.Handle(pattern, a.metrics.Middleware(log, name, h))
+	}
+	route("/graphql", "graphql", a.gql)
+	route("GET /healthz", "healthz", http.HandlerFunc(a.healthz))
+	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
+	route("GET /metrics", "metrics", a.metrics.Handler())
+	route("/", "graphiql", graphiql.Handler("/graphql"))
+	a.handler = mux
+	return a, nil
+}
+
+// Handler is the server's whole HTTP surface.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// DB is the application's database, for tests.
+func (a *App) DB() *db.DB { return a.db }
+
+// Serve answers requests on ln until ctx is done, then shuts down gracefully: it stops accepting
+// connections, lets in-flight requests finish (up to the configured grace), closes websockets with a
+// 1001 close frame, and closes the database.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for the slowest operation the operation timeout allows to be written out.
+		WriteTimeout:   a.cfg.Limits.OperationTimeout + 15*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return obs.WithLogger(context.Background(), a.log) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
+		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL)
+
+	select {
+	case err := <-errc:
+		a.Close()
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+	a.stopping.Store(true)
+	graceCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
+	defer cancel()
+	// http.Server.Shutdown does not know hijacked connections: close the websockets ourselves, in
+	// parallel, with a proper close frame.
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- a.ws.Shutdown(graceCtx) }()
+	err := srv.Shutdown(graceCtx)
+	err = errors.Join(err, <-wsDone)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	err = errors.Join(err, a.Close())
+	a.log.Info("stopped", "error", fmt.Sprint(err))
+	return err
+}
+
+// Close releases the database. Serve calls it on the way out.
+func (a *App) Close() error { return a.db.Close() }
+
+func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
+	writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// readyz answers 200 when the database answers and every migration is applied, else 503 with why.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.stopping.Load() {
+		writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting down"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.db.Ping(ctx); err != nil {
+		obs.Logger(ctx).Warn("readiness: database unreachable", "error", err.Error())
+		writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "database unreachable"})
+		return
+	}
+	pending, err := a.db.Pending(ctx, a.migrations)
+	if err != nil {
+		obs.Logger(ctx).Warn("readiness: migrations unknown", "error", err.Error())
+		writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "migrations unknown"})
+		return
+	}
+	if len(pending) > 0 {
+		writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "migrations pending", "pending": pending})
+		return
+	}
+	writeStatus(w, http.StatusOK, map[string]any{"status": "ready", "migrations": len(a.migrations)})
+}
+
+func writeStatus(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// originChecker allows websockets from the server's own origin and from the configured ones.
+func originChecker(allowed []string) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true // not a browser: browsers always send Origin on websocket upgrades
+		}
+		u, err := url.Parse(origin)
+		if err != nil || u.Host == "" {
+			return false
+		}
+		if strings.EqualFold(u.Host, r.Host) {
+			return true
+		}
+		for _, o := range allowed {
+			if strings.EqualFold(o, origin) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,5 @@
+package app
+
+import "database/sql"
+
+type sqlDBStats = sql.DBStats
