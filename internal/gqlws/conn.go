@@ -308,7 +308,8 @@ func (c *conn) housekeep(stopping <-chan struct{}) {
 			ticker.Stop()
 		}
 	}()
-	var beat <-chan time.Time
+	var revoked <-chan struct{}
+	var beatC <-chan time.Time
 	acked := c.ackCh
 	for {
 		select {
@@ -325,11 +326,21 @@ func (c *conn) housekeep(stopping <-chan struct{}) {
 			c.mu.Unlock()
 		case <-acked:
 			acked = nil
+			c.mu.Lock()
+			revoked = c.base.Done()
+			c.mu.Unlock()
 			if iv := c.t.heartbeat(c.d); iv > 0 {
 				ticker = time.NewTicker(iv)
-				beat = ticker.C
+				beatC = ticker.C
 			}
-		case <-beat:
+		case <-revoked:
+			// The InitFunc's context ended while the connection lives: its credentials were
+			// revoked (logged out, token revoked, member removed).
+			revoked = nil
+			if c.ctx.Err() == nil {
+				c.close(closeForbidden, "Forbidden")
+			}
+		case <-beatC:
 			c.mu.Lock()
 			c.writeLocked(outMessage{Type: c.d.heartbeat})
 			c.mu.Unlock()

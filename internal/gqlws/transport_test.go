@@ -229,6 +229,21 @@ func TestGraphQLTransportWS(t *testing.T) {
 		expectClose(t, c, 4403, "Forbidden")
 	})
 
+	t.Run("RevokedCredentialsClose4403", func(t *testing.T) {
+		revoke := make(chan context.CancelFunc, 1)
+		_, url := newTestServer(t, &gqlws.Transport{
+			InitFunc: func(ctx context.Context, payload map[string]any) (context.Context, error) {
+				ctx, cancel := context.WithCancel(ctx)
+				revoke <- cancel
+				return ctx, nil
+			},
+		})
+		c := dialInit(t, url)
+		subscribe(t, c, "subscribe", "1", "subscription { name }")
+		(<-revoke)()
+		expectClose(t, c, 4403, "Forbidden")
+	})
+
 	t.Run("SubprotocolNotAcceptable", func(t *testing.T) {
 		_, url := newTestServer(t, &gqlws.Transport{})
 		for _, offered := range [][]string{nil, {"graphql-sse"}} {
