@@ -4,18 +4,65 @@ import (
 	"context"
 
 	"github.com/junctioncdp/junction/graph/model"
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/audit"
+	"github.com/junctioncdp/junction/internal/auth"
 	ids "github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/workspace"
 )
 
 // maxNodes caps nodes(ids:), like a connection's page size.
 const maxNodes = 100
 
-// nodeFetchers maps an id prefix to the function that loads that type of object for the viewer.
-// Each domain adds its prefix when its types land. An unknown prefix, a malformed id or an object
-// the viewer may not see is null, never an error that tells them apart.
-var nodeFetchers = map[string]func(r *Resolver, ctx context.Context, id string) (model.Node, error){}
+// nodeFetcher loads one object of a type for the viewer: nil when it does not exist or the viewer
+// may not see it.
+type nodeFetcher func(r *Resolver, ctx context.Context, id string) (model.Node, error)
+
+// nodeFetchers maps an id prefix to its fetcher. Each domain adds its prefix when its types land.
+var nodeFetchers = map[string]nodeFetcher{
+	auth.UserPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		ok, err := r.Workspaces.SharesWorkspace(ctx, id)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return nilable(r.loadUser(ctx, &id))
+	},
+	workspace.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		w, err := r.Workspaces.Get(ctx, id)
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, nil
+		}
+		return nilable(w, err)
+	},
+	workspace.MembershipPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Workspaces.Membership(ctx, id))
+	},
+	workspace.GrantPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Workspaces.Grant(ctx, id))
+	},
+	workspace.InvitationPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Workspaces.Invitation(ctx, id))
+	},
+	auth.TokenPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Workspaces.Token(ctx, id))
+	},
+	audit.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Workspaces.AuditEvent(ctx, id))
+	},
+}
+
+// nilable turns a typed nil pointer into an untyped nil Node, so that GraphQL sees null.
+func nilable[T any](v *T, err error) (model.Node, error) {
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return v, nil
+}
 
 func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {
+	if auth.ViewerFrom(ctx) == nil {
+		return nil, nil // nothing is visible anonymously
+	}
 	prefix, ok := ids.Prefix(id)
 	if !ok {
 		return nil, nil

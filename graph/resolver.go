@@ -2,7 +2,15 @@
 // call one service method of a domain package in internal/, and map the result.
 package graph
 
+import (
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
 //go:generate go run github.com/99designs/gqlgen generate
 
 // Resolver holds the services the resolvers call. It is built once by internal/app.
-type Resolver struct{}
+type Resolver struct {
+	Auth       *auth.Service
+	Workspaces *workspace.Service
+}

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/junctioncdp/junction/graph/model"
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/workspace"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -21,14 +24,179 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AccessToken() AccessTokenResolver
+	AuditEvent() AuditEventResolver
+	Invitation() InvitationResolver
+	Membership() MembershipResolver
+	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	User() UserResolver
+	Workspace() WorkspaceResolver
 }
 
 type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AccessToken struct {
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		ExpiresAt       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		LastUsedAt      func(childComplexity int) int
+		Name            func(childComplexity int) int
+		RevokedAt       func(childComplexity int) int
+		Role            func(childComplexity int) int
+		ViewerCanRevoke func(childComplexity int) int
+	}
+
+	AccessTokenConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AccessTokenCreatePayload struct {
+		AccessToken func(childComplexity int) int
+		Secret      func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
+	AccessTokenEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AccessTokenPayload struct {
+		AccessToken func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
+	AuditEvent struct {
+		AccessToken  func(childComplexity int) int
+		ActorType    func(childComplexity int) int
+		Changes      func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		ResourceID   func(childComplexity int) int
+		ResourceType func(childComplexity int) int
+		Type         func(childComplexity int) int
+		User         func(childComplexity int) int
+	}
+
+	AuditEventConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AuditEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AuthPayload struct {
+		Token      func(childComplexity int) int
+		User       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	Invitation struct {
+		CreatedAt       func(childComplexity int) int
+		Email           func(childComplexity int) int
+		ExpiresAt       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		InvitedBy       func(childComplexity int) int
+		Role            func(childComplexity int) int
+		Status          func(childComplexity int) int
+		ViewerCanAccept func(childComplexity int) int
+		ViewerCanRevoke func(childComplexity int) int
+		WorkspaceName   func(childComplexity int) int
+	}
+
+	InvitationAcceptPayload struct {
+		Membership func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+		Workspace  func(childComplexity int) int
+	}
+
+	InvitationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	InvitationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	InvitationPayload struct {
+		Invitation func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	LogOutPayload struct {
+		SessionsEnded func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
+	}
+
+	MemberRemovePayload struct {
+		RemovedMembershipID func(childComplexity int) int
+		UserErrors          func(childComplexity int) int
+	}
+
+	Membership struct {
+		CreatedAt       func(childComplexity int) int
+		Grants          func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Role            func(childComplexity int) int
+		User            func(childComplexity int) int
+		ViewerCanDelete func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	MembershipConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	MembershipEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	MembershipPayload struct {
+		Membership func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	Mutation struct {
+		AccessTokenCreate   func(childComplexity int, input model.AccessTokenCreateInput) int
+		AccessTokenRevoke   func(childComplexity int, input model.AccessTokenRevokeInput) int
+		InvitationAccept    func(childComplexity int, input model.InvitationInput) int
+		InvitationDecline   func(childComplexity int, input model.InvitationInput) int
+		InvitationRevoke    func(childComplexity int, input model.InvitationInput) int
+		LogIn               func(childComplexity int, input model.LogInInput) int
+		LogOut              func(childComplexity int, input *model.LogOutInput) int
+		MemberGrantAdd      func(childComplexity int, input model.MemberGrantAddInput) int
+		MemberGrantRemove   func(childComplexity int, input model.MemberGrantRemoveInput) int
+		MemberInvite        func(childComplexity int, input model.MemberInviteInput) int
+		MemberRemove        func(childComplexity int, input model.MemberRemoveInput) int
+		MemberUpdate        func(childComplexity int, input model.MemberUpdateInput) int
+		SignUp              func(childComplexity int, input model.SignUpInput) int
+		WorkspaceCreate     func(childComplexity int, input model.WorkspaceCreateInput) int
+		WorkspaceDelete     func(childComplexity int, input model.WorkspaceDeleteInput) int
+		WorkspacePlanUpdate func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceUpdate     func(childComplexity int, input model.WorkspaceUpdateInput) int
+	}
+
 	PageInfo struct {
 		EndCursor       func(childComplexity int) int
 		HasNextPage     func(childComplexity int) int
@@ -36,10 +204,27 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PlanDetails struct {
+		APICallsPerMonth func(childComplexity int) int
+		Features         func(childComplexity int) int
+		MTUsPerMonth     func(childComplexity int) int
+		Plan             func(childComplexity int) int
+	}
+
 	Query struct {
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
 		ServerInfo func(childComplexity int) int
+		Viewer     func(childComplexity int) int
+		Workspace  func(childComplexity int, slug string) int
+	}
+
+	ResourceGrant struct {
+		CreatedAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Label     func(childComplexity int) int
+		Role      func(childComplexity int) int
+		SourceID  func(childComplexity int) int
 	}
 
 	ServerInfo struct {
@@ -52,10 +237,59 @@ type ComplexityRoot struct {
 		ServerTime func(childComplexity int, intervalSeconds int) int
 	}
 
+	User struct {
+		CreatedAt   func(childComplexity int) int
+		Email       func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Invitations func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Workspaces  func(childComplexity int, first *int, after *string, last *int, before *string) int
+	}
+
 	UserError struct {
 		Code    func(childComplexity int) int
 		Field   func(childComplexity int) int
 		Message func(childComplexity int) int
+	}
+
+	Workspace struct {
+		AccessTokens           func(childComplexity int, first *int, after *string, last *int, before *string) int
+		AuditEvents            func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
+		CreatedAt              func(childComplexity int) int
+		ID                     func(childComplexity int) int
+		Invitations            func(childComplexity int, first *int, after *string, last *int, before *string, status *workspace.InvitationStatus) int
+		Members                func(childComplexity int, first *int, after *string, last *int, before *string, role *auth.Role) int
+		Name                   func(childComplexity int) int
+		Plan                   func(childComplexity int) int
+		Slug                   func(childComplexity int) int
+		UpdatedAt              func(childComplexity int) int
+		ViewerCanChangePlan    func(childComplexity int) int
+		ViewerCanDelete        func(childComplexity int) int
+		ViewerCanManageMembers func(childComplexity int) int
+		ViewerCanUpdate        func(childComplexity int) int
+		ViewerRole             func(childComplexity int) int
+	}
+
+	WorkspaceConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	WorkspaceDeletePayload struct {
+		DeletedWorkspaceID func(childComplexity int) int
+		UserErrors         func(childComplexity int) int
+	}
+
+	WorkspaceEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	WorkspacePayload struct {
+		UserErrors func(childComplexity int) int
+		Workspace  func(childComplexity int) int
 	}
 }
 
@@ -72,6 +306,682 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AccessToken.createdAt":
+		if e.ComplexityRoot.AccessToken.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.CreatedAt(childComplexity), true
+	case "AccessToken.createdBy":
+		if e.ComplexityRoot.AccessToken.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.CreatedBy(childComplexity), true
+	case "AccessToken.expiresAt":
+		if e.ComplexityRoot.AccessToken.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.ExpiresAt(childComplexity), true
+	case "AccessToken.id":
+		if e.ComplexityRoot.AccessToken.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.ID(childComplexity), true
+	case "AccessToken.lastUsedAt":
+		if e.ComplexityRoot.AccessToken.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.LastUsedAt(childComplexity), true
+	case "AccessToken.name":
+		if e.ComplexityRoot.AccessToken.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.Name(childComplexity), true
+	case "AccessToken.revokedAt":
+		if e.ComplexityRoot.AccessToken.RevokedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.RevokedAt(childComplexity), true
+	case "AccessToken.role":
+		if e.ComplexityRoot.AccessToken.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.Role(childComplexity), true
+	case "AccessToken.viewerCanRevoke":
+		if e.ComplexityRoot.AccessToken.ViewerCanRevoke == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessToken.ViewerCanRevoke(childComplexity), true
+
+	case "AccessTokenConnection.edges":
+		if e.ComplexityRoot.AccessTokenConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenConnection.Edges(childComplexity), true
+	case "AccessTokenConnection.nodes":
+		if e.ComplexityRoot.AccessTokenConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenConnection.Nodes(childComplexity), true
+	case "AccessTokenConnection.pageInfo":
+		if e.ComplexityRoot.AccessTokenConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenConnection.PageInfo(childComplexity), true
+	case "AccessTokenConnection.totalCount":
+		if e.ComplexityRoot.AccessTokenConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenConnection.TotalCount(childComplexity), true
+
+	case "AccessTokenCreatePayload.accessToken":
+		if e.ComplexityRoot.AccessTokenCreatePayload.AccessToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenCreatePayload.AccessToken(childComplexity), true
+	case "AccessTokenCreatePayload.secret":
+		if e.ComplexityRoot.AccessTokenCreatePayload.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenCreatePayload.Secret(childComplexity), true
+	case "AccessTokenCreatePayload.userErrors":
+		if e.ComplexityRoot.AccessTokenCreatePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenCreatePayload.UserErrors(childComplexity), true
+
+	case "AccessTokenEdge.cursor":
+		if e.ComplexityRoot.AccessTokenEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenEdge.Cursor(childComplexity), true
+	case "AccessTokenEdge.node":
+		if e.ComplexityRoot.AccessTokenEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenEdge.Node(childComplexity), true
+
+	case "AccessTokenPayload.accessToken":
+		if e.ComplexityRoot.AccessTokenPayload.AccessToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenPayload.AccessToken(childComplexity), true
+	case "AccessTokenPayload.userErrors":
+		if e.ComplexityRoot.AccessTokenPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccessTokenPayload.UserErrors(childComplexity), true
+
+	case "AuditEvent.accessToken":
+		if e.ComplexityRoot.AuditEvent.AccessToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.AccessToken(childComplexity), true
+	case "AuditEvent.actorType":
+		if e.ComplexityRoot.AuditEvent.ActorType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ActorType(childComplexity), true
+	case "AuditEvent.changes":
+		if e.ComplexityRoot.AuditEvent.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Changes(childComplexity), true
+	case "AuditEvent.createdAt":
+		if e.ComplexityRoot.AuditEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.CreatedAt(childComplexity), true
+	case "AuditEvent.id":
+		if e.ComplexityRoot.AuditEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ID(childComplexity), true
+	case "AuditEvent.resourceId":
+		if e.ComplexityRoot.AuditEvent.ResourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ResourceID(childComplexity), true
+	case "AuditEvent.resourceType":
+		if e.ComplexityRoot.AuditEvent.ResourceType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.ResourceType(childComplexity), true
+	case "AuditEvent.type":
+		if e.ComplexityRoot.AuditEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.Type(childComplexity), true
+	case "AuditEvent.user":
+		if e.ComplexityRoot.AuditEvent.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.User(childComplexity), true
+
+	case "AuditEventConnection.edges":
+		if e.ComplexityRoot.AuditEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.Edges(childComplexity), true
+	case "AuditEventConnection.nodes":
+		if e.ComplexityRoot.AuditEventConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.Nodes(childComplexity), true
+	case "AuditEventConnection.pageInfo":
+		if e.ComplexityRoot.AuditEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.PageInfo(childComplexity), true
+	case "AuditEventConnection.totalCount":
+		if e.ComplexityRoot.AuditEventConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.TotalCount(childComplexity), true
+
+	case "AuditEventEdge.cursor":
+		if e.ComplexityRoot.AuditEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Cursor(childComplexity), true
+	case "AuditEventEdge.node":
+		if e.ComplexityRoot.AuditEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Node(childComplexity), true
+
+	case "AuthPayload.token":
+		if e.ComplexityRoot.AuthPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.Token(childComplexity), true
+	case "AuthPayload.user":
+		if e.ComplexityRoot.AuthPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.User(childComplexity), true
+	case "AuthPayload.userErrors":
+		if e.ComplexityRoot.AuthPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuthPayload.UserErrors(childComplexity), true
+
+	case "Invitation.createdAt":
+		if e.ComplexityRoot.Invitation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.CreatedAt(childComplexity), true
+	case "Invitation.email":
+		if e.ComplexityRoot.Invitation.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.Email(childComplexity), true
+	case "Invitation.expiresAt":
+		if e.ComplexityRoot.Invitation.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.ExpiresAt(childComplexity), true
+	case "Invitation.id":
+		if e.ComplexityRoot.Invitation.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.ID(childComplexity), true
+	case "Invitation.invitedBy":
+		if e.ComplexityRoot.Invitation.InvitedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.InvitedBy(childComplexity), true
+	case "Invitation.role":
+		if e.ComplexityRoot.Invitation.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.Role(childComplexity), true
+	case "Invitation.status":
+		if e.ComplexityRoot.Invitation.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.Status(childComplexity), true
+	case "Invitation.viewerCanAccept":
+		if e.ComplexityRoot.Invitation.ViewerCanAccept == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.ViewerCanAccept(childComplexity), true
+	case "Invitation.viewerCanRevoke":
+		if e.ComplexityRoot.Invitation.ViewerCanRevoke == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.ViewerCanRevoke(childComplexity), true
+	case "Invitation.workspaceName":
+		if e.ComplexityRoot.Invitation.WorkspaceName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.WorkspaceName(childComplexity), true
+
+	case "InvitationAcceptPayload.membership":
+		if e.ComplexityRoot.InvitationAcceptPayload.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationAcceptPayload.Membership(childComplexity), true
+	case "InvitationAcceptPayload.userErrors":
+		if e.ComplexityRoot.InvitationAcceptPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationAcceptPayload.UserErrors(childComplexity), true
+	case "InvitationAcceptPayload.workspace":
+		if e.ComplexityRoot.InvitationAcceptPayload.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationAcceptPayload.Workspace(childComplexity), true
+
+	case "InvitationConnection.edges":
+		if e.ComplexityRoot.InvitationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationConnection.Edges(childComplexity), true
+	case "InvitationConnection.nodes":
+		if e.ComplexityRoot.InvitationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationConnection.Nodes(childComplexity), true
+	case "InvitationConnection.pageInfo":
+		if e.ComplexityRoot.InvitationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationConnection.PageInfo(childComplexity), true
+	case "InvitationConnection.totalCount":
+		if e.ComplexityRoot.InvitationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationConnection.TotalCount(childComplexity), true
+
+	case "InvitationEdge.cursor":
+		if e.ComplexityRoot.InvitationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationEdge.Cursor(childComplexity), true
+	case "InvitationEdge.node":
+		if e.ComplexityRoot.InvitationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationEdge.Node(childComplexity), true
+
+	case "InvitationPayload.invitation":
+		if e.ComplexityRoot.InvitationPayload.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPayload.Invitation(childComplexity), true
+	case "InvitationPayload.userErrors":
+		if e.ComplexityRoot.InvitationPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPayload.UserErrors(childComplexity), true
+
+	case "LogOutPayload.sessionsEnded":
+		if e.ComplexityRoot.LogOutPayload.SessionsEnded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogOutPayload.SessionsEnded(childComplexity), true
+	case "LogOutPayload.userErrors":
+		if e.ComplexityRoot.LogOutPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogOutPayload.UserErrors(childComplexity), true
+
+	case "MemberRemovePayload.removedMembershipId":
+		if e.ComplexityRoot.MemberRemovePayload.RemovedMembershipID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberRemovePayload.RemovedMembershipID(childComplexity), true
+	case "MemberRemovePayload.userErrors":
+		if e.ComplexityRoot.MemberRemovePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberRemovePayload.UserErrors(childComplexity), true
+
+	case "Membership.createdAt":
+		if e.ComplexityRoot.Membership.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.CreatedAt(childComplexity), true
+	case "Membership.grants":
+		if e.ComplexityRoot.Membership.Grants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.Grants(childComplexity), true
+	case "Membership.id":
+		if e.ComplexityRoot.Membership.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.ID(childComplexity), true
+	case "Membership.role":
+		if e.ComplexityRoot.Membership.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.Role(childComplexity), true
+	case "Membership.user":
+		if e.ComplexityRoot.Membership.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.User(childComplexity), true
+	case "Membership.viewerCanDelete":
+		if e.ComplexityRoot.Membership.ViewerCanDelete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.ViewerCanDelete(childComplexity), true
+	case "Membership.viewerCanUpdate":
+		if e.ComplexityRoot.Membership.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.ViewerCanUpdate(childComplexity), true
+
+	case "MembershipConnection.edges":
+		if e.ComplexityRoot.MembershipConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipConnection.Edges(childComplexity), true
+	case "MembershipConnection.nodes":
+		if e.ComplexityRoot.MembershipConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipConnection.Nodes(childComplexity), true
+	case "MembershipConnection.pageInfo":
+		if e.ComplexityRoot.MembershipConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipConnection.PageInfo(childComplexity), true
+	case "MembershipConnection.totalCount":
+		if e.ComplexityRoot.MembershipConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipConnection.TotalCount(childComplexity), true
+
+	case "MembershipEdge.cursor":
+		if e.ComplexityRoot.MembershipEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEdge.Cursor(childComplexity), true
+	case "MembershipEdge.node":
+		if e.ComplexityRoot.MembershipEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEdge.Node(childComplexity), true
+
+	case "MembershipPayload.membership":
+		if e.ComplexityRoot.MembershipPayload.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipPayload.Membership(childComplexity), true
+	case "MembershipPayload.userErrors":
+		if e.ComplexityRoot.MembershipPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipPayload.UserErrors(childComplexity), true
+
+	case "Mutation.accessTokenCreate":
+		if e.ComplexityRoot.Mutation.AccessTokenCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_accessTokenCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AccessTokenCreate(childComplexity, args["input"].(model.AccessTokenCreateInput)), true
+	case "Mutation.accessTokenRevoke":
+		if e.ComplexityRoot.Mutation.AccessTokenRevoke == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_accessTokenRevoke_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AccessTokenRevoke(childComplexity, args["input"].(model.AccessTokenRevokeInput)), true
+	case "Mutation.invitationAccept":
+		if e.ComplexityRoot.Mutation.InvitationAccept == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_invitationAccept_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InvitationAccept(childComplexity, args["input"].(model.InvitationInput)), true
+	case "Mutation.invitationDecline":
+		if e.ComplexityRoot.Mutation.InvitationDecline == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_invitationDecline_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InvitationDecline(childComplexity, args["input"].(model.InvitationInput)), true
+	case "Mutation.invitationRevoke":
+		if e.ComplexityRoot.Mutation.InvitationRevoke == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_invitationRevoke_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InvitationRevoke(childComplexity, args["input"].(model.InvitationInput)), true
+	case "Mutation.logIn":
+		if e.ComplexityRoot.Mutation.LogIn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_logIn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LogIn(childComplexity, args["input"].(model.LogInInput)), true
+	case "Mutation.logOut":
+		if e.ComplexityRoot.Mutation.LogOut == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_logOut_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LogOut(childComplexity, args["input"].(*model.LogOutInput)), true
+	case "Mutation.memberGrantAdd":
+		if e.ComplexityRoot.Mutation.MemberGrantAdd == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_memberGrantAdd_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MemberGrantAdd(childComplexity, args["input"].(model.MemberGrantAddInput)), true
+	case "Mutation.memberGrantRemove":
+		if e.ComplexityRoot.Mutation.MemberGrantRemove == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_memberGrantRemove_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MemberGrantRemove(childComplexity, args["input"].(model.MemberGrantRemoveInput)), true
+	case "Mutation.memberInvite":
+		if e.ComplexityRoot.Mutation.MemberInvite == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_memberInvite_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MemberInvite(childComplexity, args["input"].(model.MemberInviteInput)), true
+	case "Mutation.memberRemove":
+		if e.ComplexityRoot.Mutation.MemberRemove == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_memberRemove_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MemberRemove(childComplexity, args["input"].(model.MemberRemoveInput)), true
+	case "Mutation.memberUpdate":
+		if e.ComplexityRoot.Mutation.MemberUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_memberUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MemberUpdate(childComplexity, args["input"].(model.MemberUpdateInput)), true
+	case "Mutation.signUp":
+		if e.ComplexityRoot.Mutation.SignUp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_signUp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SignUp(childComplexity, args["input"].(model.SignUpInput)), true
+	case "Mutation.workspaceCreate":
+		if e.ComplexityRoot.Mutation.WorkspaceCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_workspaceCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WorkspaceCreate(childComplexity, args["input"].(model.WorkspaceCreateInput)), true
+	case "Mutation.workspaceDelete":
+		if e.ComplexityRoot.Mutation.WorkspaceDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_workspaceDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WorkspaceDelete(childComplexity, args["input"].(model.WorkspaceDeleteInput)), true
+	case "Mutation.workspacePlanUpdate":
+		if e.ComplexityRoot.Mutation.WorkspacePlanUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_workspacePlanUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WorkspacePlanUpdate(childComplexity, args["input"].(model.WorkspacePlanUpdateInput)), true
+	case "Mutation.workspaceUpdate":
+		if e.ComplexityRoot.Mutation.WorkspaceUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_workspaceUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WorkspaceUpdate(childComplexity, args["input"].(model.WorkspaceUpdateInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -97,6 +1007,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PlanDetails.apiCallsPerMonth":
+		if e.ComplexityRoot.PlanDetails.APICallsPerMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanDetails.APICallsPerMonth(childComplexity), true
+	case "PlanDetails.features":
+		if e.ComplexityRoot.PlanDetails.Features == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanDetails.Features(childComplexity), true
+	case "PlanDetails.mtusPerMonth":
+		if e.ComplexityRoot.PlanDetails.MTUsPerMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanDetails.MTUsPerMonth(childComplexity), true
+	case "PlanDetails.plan":
+		if e.ComplexityRoot.PlanDetails.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanDetails.Plan(childComplexity), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -126,6 +1061,54 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ServerInfo(childComplexity), true
+	case "Query.viewer":
+		if e.ComplexityRoot.Query.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Viewer(childComplexity), true
+	case "Query.workspace":
+		if e.ComplexityRoot.Query.Workspace == nil {
+			break
+		}
+
+		args, err := ec.field_Query_workspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Workspace(childComplexity, args["slug"].(string)), true
+
+	case "ResourceGrant.createdAt":
+		if e.ComplexityRoot.ResourceGrant.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceGrant.CreatedAt(childComplexity), true
+	case "ResourceGrant.id":
+		if e.ComplexityRoot.ResourceGrant.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceGrant.ID(childComplexity), true
+	case "ResourceGrant.label":
+		if e.ComplexityRoot.ResourceGrant.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceGrant.Label(childComplexity), true
+	case "ResourceGrant.role":
+		if e.ComplexityRoot.ResourceGrant.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceGrant.Role(childComplexity), true
+	case "ResourceGrant.sourceId":
+		if e.ComplexityRoot.ResourceGrant.SourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
 
 	case "ServerInfo.now":
 		if e.ComplexityRoot.ServerInfo.Now == nil {
@@ -158,6 +1141,48 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.ServerTime(childComplexity, args["intervalSeconds"].(int)), true
 
+	case "User.createdAt":
+		if e.ComplexityRoot.User.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.CreatedAt(childComplexity), true
+	case "User.email":
+		if e.ComplexityRoot.User.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.id":
+		if e.ComplexityRoot.User.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.ID(childComplexity), true
+	case "User.invitations":
+		if e.ComplexityRoot.User.Invitations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Invitations(childComplexity), true
+	case "User.name":
+		if e.ComplexityRoot.User.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.workspaces":
+		if e.ComplexityRoot.User.Workspaces == nil {
+			break
+		}
+
+		args, err := ec.field_User_workspaces_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Workspaces(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+
 	case "UserError.code":
 		if e.ComplexityRoot.UserError.Code == nil {
 			break
@@ -177,6 +1202,181 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
 
+	case "Workspace.accessTokens":
+		if e.ComplexityRoot.Workspace.AccessTokens == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_accessTokens_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.AccessTokens(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Workspace.auditEvents":
+		if e.ComplexityRoot.Workspace.AuditEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_auditEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.AuditEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.AuditEventFilter)), true
+	case "Workspace.createdAt":
+		if e.ComplexityRoot.Workspace.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.CreatedAt(childComplexity), true
+	case "Workspace.id":
+		if e.ComplexityRoot.Workspace.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ID(childComplexity), true
+	case "Workspace.invitations":
+		if e.ComplexityRoot.Workspace.Invitations == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_invitations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Invitations(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["status"].(*workspace.InvitationStatus)), true
+	case "Workspace.members":
+		if e.ComplexityRoot.Workspace.Members == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_members_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["role"].(*auth.Role)), true
+	case "Workspace.name":
+		if e.ComplexityRoot.Workspace.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Name(childComplexity), true
+	case "Workspace.plan":
+		if e.ComplexityRoot.Workspace.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Plan(childComplexity), true
+	case "Workspace.slug":
+		if e.ComplexityRoot.Workspace.Slug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Slug(childComplexity), true
+	case "Workspace.updatedAt":
+		if e.ComplexityRoot.Workspace.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.UpdatedAt(childComplexity), true
+	case "Workspace.viewerCanChangePlan":
+		if e.ComplexityRoot.Workspace.ViewerCanChangePlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerCanChangePlan(childComplexity), true
+	case "Workspace.viewerCanDelete":
+		if e.ComplexityRoot.Workspace.ViewerCanDelete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerCanDelete(childComplexity), true
+	case "Workspace.viewerCanManageMembers":
+		if e.ComplexityRoot.Workspace.ViewerCanManageMembers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerCanManageMembers(childComplexity), true
+	case "Workspace.viewerCanUpdate":
+		if e.ComplexityRoot.Workspace.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerCanUpdate(childComplexity), true
+	case "Workspace.viewerRole":
+		if e.ComplexityRoot.Workspace.ViewerRole == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerRole(childComplexity), true
+
+	case "WorkspaceConnection.edges":
+		if e.ComplexityRoot.WorkspaceConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceConnection.Edges(childComplexity), true
+	case "WorkspaceConnection.nodes":
+		if e.ComplexityRoot.WorkspaceConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceConnection.Nodes(childComplexity), true
+	case "WorkspaceConnection.pageInfo":
+		if e.ComplexityRoot.WorkspaceConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceConnection.PageInfo(childComplexity), true
+	case "WorkspaceConnection.totalCount":
+		if e.ComplexityRoot.WorkspaceConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceConnection.TotalCount(childComplexity), true
+
+	case "WorkspaceDeletePayload.deletedWorkspaceId":
+		if e.ComplexityRoot.WorkspaceDeletePayload.DeletedWorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletePayload.DeletedWorkspaceID(childComplexity), true
+	case "WorkspaceDeletePayload.userErrors":
+		if e.ComplexityRoot.WorkspaceDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletePayload.UserErrors(childComplexity), true
+
+	case "WorkspaceEdge.cursor":
+		if e.ComplexityRoot.WorkspaceEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceEdge.Cursor(childComplexity), true
+	case "WorkspaceEdge.node":
+		if e.ComplexityRoot.WorkspaceEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceEdge.Node(childComplexity), true
+
+	case "WorkspacePayload.userErrors":
+		if e.ComplexityRoot.WorkspacePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspacePayload.UserErrors(childComplexity), true
+	case "WorkspacePayload.workspace":
+		if e.ComplexityRoot.WorkspacePayload.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspacePayload.Workspace(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -185,7 +1385,24 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
-		return graphql.NewInputUnmarshalerIndex()
+		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AccessTokenCreateInput", ec.unmarshalInputAccessTokenCreateInput),
+			graphql.NewInputUnmarshaler("AccessTokenRevokeInput", ec.unmarshalInputAccessTokenRevokeInput),
+			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
+			graphql.NewInputUnmarshaler("InvitationInput", ec.unmarshalInputInvitationInput),
+			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
+			graphql.NewInputUnmarshaler("LogOutInput", ec.unmarshalInputLogOutInput),
+			graphql.NewInputUnmarshaler("MemberGrantAddInput", ec.unmarshalInputMemberGrantAddInput),
+			graphql.NewInputUnmarshaler("MemberGrantRemoveInput", ec.unmarshalInputMemberGrantRemoveInput),
+			graphql.NewInputUnmarshaler("MemberInviteInput", ec.unmarshalInputMemberInviteInput),
+			graphql.NewInputUnmarshaler("MemberRemoveInput", ec.unmarshalInputMemberRemoveInput),
+			graphql.NewInputUnmarshaler("MemberUpdateInput", ec.unmarshalInputMemberUpdateInput),
+			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
+			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
+			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
+			graphql.NewInputUnmarshaler("WorkspacePlanUpdateInput", ec.unmarshalInputWorkspacePlanUpdateInput),
+			graphql.NewInputUnmarshaler("WorkspaceUpdateInput", ec.unmarshalInputWorkspaceUpdateInput),
+		)
 	}
 	first := true
 
@@ -219,6 +1436,21 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Mutation:
+		return func(ctx context.Context) *graphql.Response {
+			if !first {
+				return nil
+			}
+			first = false
+			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
+			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
+			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 	case ast.Subscription:
 		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
@@ -263,6 +1495,302 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/account.graphqls", Input: `# People: signing up, logging in and out, and who the viewer is.
+
+"A person with an account. Visible to themselves and to the members of the workspaces they share."
+type User implements Node {
+  id: ID!
+  "The address the person logs in with."
+  email: String!
+  "The name shown to other members."
+  name: String!
+  createdAt: DateTime!
+  """
+  The workspaces this user belongs to, by name. Only on the viewer; for anyone else the list is
+  empty. With an access token, only the token's workspace.
+  """
+  workspaces(first: Int, after: String, last: Int, before: String): WorkspaceConnection!
+  "Invitations to join workspaces that wait for this user's answer. Only on the viewer."
+  invitations: [Invitation!]!
+}
+
+extend type Query {
+  "The person making the request (with an access token: the token's creator), or null when anonymous."
+  viewer: User
+}
+
+input SignUpInput {
+  "Where the person logs in; stored lower-case, unique."
+  email: String!
+  "At least 10 characters, at most 200."
+  password: String!
+  "The name shown to other members; 1 to 100 characters."
+  name: String!
+}
+
+input LogInInput {
+  email: String!
+  password: String!
+}
+
+input LogOutInput {
+  "Also end every other session of the viewer (every device)."
+  allSessions: Boolean = false
+}
+
+"""
+The answer to signUp and logIn. ` + "`" + `token` + "`" + ` is a session token to send as ` + "`" + `Authorization: Bearer <token>` + "`" + `
+over HTTP, or in the websocket ` + "`" + `connection_init` + "`" + ` payload; it is shown once and stored only as a hash.
+"""
+type AuthPayload {
+  token: String
+  user: User
+  userErrors: [UserError!]!
+}
+
+type LogOutPayload {
+  "How many sessions were ended."
+  sessionsEnded: Int!
+  userErrors: [UserError!]!
+}
+
+type Mutation {
+  "Creates an account and logs it in."
+  signUp(input: SignUpInput!): AuthPayload!
+  """
+  Logs in. Repeated failures for one email or from one address are slowed down and then refused for
+  a while, with the same answer whether or not the email has an account.
+  """
+  logIn(input: LogInInput!): AuthPayload!
+  "Ends the session the request was made with (and, if asked, every other one of the viewer)."
+  logOut(input: LogOutInput): LogOutPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/audit.graphqls", Input: `# The audit trail: who changed what, when.
+
+"One change in a workspace: who did it, what, to which object, when, and what changed."
+type AuditEvent implements Node {
+  id: ID!
+  type: AuditEventType!
+  "Who did it: a user, or an access token (then ` + "`" + `user` + "`" + ` is its creator)."
+  actorType: ActorType!
+  "The user who did it, or whose token did it."
+  user: User
+  "The access token it was done with, if any."
+  accessToken: AccessToken
+  "The kind of object changed, such as ` + "`" + `Workspace` + "`" + ` or ` + "`" + `Membership` + "`" + `."
+  resourceType: String!
+  "The ID of the object changed (it may no longer exist)."
+  resourceId: ID!
+  "Fields before and after (` + "`" + `{\"name\": {\"from\": \"a\", \"to\": \"b\"}}` + "`" + `) or the created object's fields; secrets are left out."
+  changes: JSON
+  createdAt: DateTime!
+}
+
+enum ActorType {
+  USER
+  ACCESS_TOKEN
+}
+
+"Kinds of change recorded in the audit trail."
+enum AuditEventType {
+  WORKSPACE_CREATED
+  WORKSPACE_UPDATED
+  PLAN_CHANGED
+  MEMBER_INVITED
+  INVITATION_ACCEPTED
+  INVITATION_DECLINED
+  INVITATION_REVOKED
+  MEMBER_ROLE_CHANGED
+  MEMBER_REMOVED
+  MEMBER_LEFT
+  GRANT_ADDED
+  GRANT_REMOVED
+  ACCESS_TOKEN_CREATED
+  ACCESS_TOKEN_REVOKED
+}
+
+input AuditEventFilter {
+  "Only these kinds of change."
+  types: [AuditEventType!]
+  "Only changes by this user (directly or with their tokens) or by this access token."
+  actorId: ID
+  "Only changes to this object."
+  resourceId: ID
+}
+
+type AuditEventEdge {
+  cursor: String!
+  node: AuditEvent!
+}
+
+type AuditEventConnection {
+  edges: [AuditEventEdge!]!
+  nodes: [AuditEvent!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+`, BuiltIn: false},
+	{Name: "../schema/member.graphqls", Input: `# Members: who belongs to a workspace, with which role and grants, and the invitations that bring
+# people in.
+
+"A person's place in a workspace."
+type Membership implements Node {
+  id: ID!
+  user: User!
+  role: Role!
+  "Rights on chosen sources, on top of the role."
+  grants: [ResourceGrant!]!
+  "When the person joined."
+  createdAt: DateTime!
+  "Whether the viewer may change this member's role and grants (owners)."
+  viewerCanUpdate: Boolean!
+  "Whether the viewer may remove this member (owners; anyone may remove themselves: leave)."
+  viewerCanDelete: Boolean!
+}
+
+type MembershipEdge {
+  cursor: String!
+  node: Membership!
+}
+
+type MembershipConnection {
+  edges: [MembershipEdge!]!
+  nodes: [Membership!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"A right on sources: those with one ID, or every source carrying a label."
+type ResourceGrant implements Node {
+  id: ID!
+  role: ResourceRole!
+  "The source this grant is on, when it names one."
+  sourceId: ID
+  "The label (` + "`" + `key:value` + "`" + `, such as ` + "`" + `environment:prod` + "`" + `) whose sources this grant is on, when it names one."
+  label: String
+  createdAt: DateTime!
+}
+
+"Rights a grant gives on its sources."
+enum ResourceRole {
+  "Read and change the sources, their settings, write keys and connections."
+  SOURCE_ADMIN
+  "Read the sources and their data."
+  SOURCE_READ
+}
+
+"An offer to join a workspace, sent to an email address."
+type Invitation implements Node {
+  id: ID!
+  email: String!
+  role: Role!
+  status: InvitationStatus!
+  "The name of the workspace the invitation is to."
+  workspaceName: String!
+  "Who sent it."
+  invitedBy: User
+  createdAt: DateTime!
+  "After this the invitation can no longer be accepted."
+  expiresAt: DateTime!
+  "Whether the viewer is the invited person and may accept or decline."
+  viewerCanAccept: Boolean!
+  "Whether the viewer may revoke it (owners of the workspace, while pending)."
+  viewerCanRevoke: Boolean!
+}
+
+enum InvitationStatus {
+  PENDING
+  ACCEPTED
+  DECLINED
+  REVOKED
+  EXPIRED
+}
+
+type InvitationEdge {
+  cursor: String!
+  node: Invitation!
+}
+
+type InvitationConnection {
+  edges: [InvitationEdge!]!
+  nodes: [Invitation!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+input MemberInviteInput {
+  workspaceId: ID!
+  email: String!
+  role: Role!
+}
+
+input InvitationInput {
+  invitationId: ID!
+}
+
+input MemberUpdateInput {
+  membershipId: ID!
+  role: Role!
+}
+
+input MemberRemoveInput {
+  membershipId: ID!
+}
+
+input MemberGrantAddInput {
+  membershipId: ID!
+  role: ResourceRole!
+  "The source to grant rights on. Give this or ` + "`" + `label` + "`" + `."
+  sourceId: ID
+  "A ` + "`" + `key:value` + "`" + ` label: the grant covers every source carrying it. Give this or ` + "`" + `sourceId` + "`" + `."
+  label: String
+}
+
+input MemberGrantRemoveInput {
+  grantId: ID!
+}
+
+type InvitationPayload {
+  invitation: Invitation
+  userErrors: [UserError!]!
+}
+
+type InvitationAcceptPayload {
+  membership: Membership
+  workspace: Workspace
+  userErrors: [UserError!]!
+}
+
+type MembershipPayload {
+  membership: Membership
+  userErrors: [UserError!]!
+}
+
+type MemberRemovePayload {
+  removedMembershipId: ID
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Invites someone by email. Owners. They see it in viewer.invitations once they have an account with that email."
+  memberInvite(input: MemberInviteInput!): InvitationPayload!
+  "Accepts an invitation of the viewer: they join with its role."
+  invitationAccept(input: InvitationInput!): InvitationAcceptPayload!
+  "Declines an invitation of the viewer."
+  invitationDecline(input: InvitationInput!): InvitationPayload!
+  "Withdraws a pending invitation. Owners."
+  invitationRevoke(input: InvitationInput!): InvitationPayload!
+  "Changes a member's role. Owners; the last owner cannot be demoted."
+  memberUpdate(input: MemberUpdateInput!): MembershipPayload!
+  "Removes a member (owners), or leaves (anyone, for themselves); the last owner cannot leave. Their access tokens are revoked."
+  memberRemove(input: MemberRemoveInput!): MemberRemovePayload!
+  "Gives a member rights on chosen sources. Owners."
+  memberGrantAdd(input: MemberGrantAddInput!): MembershipPayload!
+  "Takes a grant away. Owners."
+  memberGrantRemove(input: MemberGrantRemoveInput!): MembershipPayload!
+}
+`, BuiltIn: false},
 	{Name: "../schema/node.graphqls", Input: `# Conventions shared by every domain's schema: the Node interface and its root fields, cursor
 # pagination, scalars, the userErrors shape of mutation payloads, and shared directives.
 
@@ -369,12 +1897,535 @@ type Subscription {
   serverTime("Seconds between two messages, 1 to 60." intervalSeconds: Int! = 1): DateTime!
 }
 `, BuiltIn: false},
+	{Name: "../schema/token.graphqls", Input: `# API access tokens: credentials for machines, scoped to one workspace and one role.
+
+"""
+A credential for programs, scoped to one workspace. Its rights are its role, never more than its
+creator's current role; it stops working when it expires, is revoked, or its creator leaves.
+"""
+type AccessToken implements Node {
+  id: ID!
+  name: String!
+  role: Role!
+  createdBy: User
+  createdAt: DateTime!
+  "The last time a request used it (to the minute)."
+  lastUsedAt: DateTime
+  expiresAt: DateTime
+  revokedAt: DateTime
+  "Whether the viewer may revoke it (its creator, owners and admins)."
+  viewerCanRevoke: Boolean!
+}
+
+type AccessTokenEdge {
+  cursor: String!
+  node: AccessToken!
+}
+
+type AccessTokenConnection {
+  edges: [AccessTokenEdge!]!
+  nodes: [AccessToken!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+input AccessTokenCreateInput {
+  workspaceId: ID!
+  "1 to 100 characters, to recognise it later."
+  name: String!
+  "At most the creator's own role."
+  role: Role!
+  "When it stops working; null for never. Must be in the future."
+  expiresAt: DateTime
+}
+
+input AccessTokenRevokeInput {
+  accessTokenId: ID!
+}
+
+type AccessTokenCreatePayload {
+  accessToken: AccessToken
+  "The token to send as ` + "`" + `Authorization: Bearer <secret>` + "`" + `. Shown only here, once."
+  secret: String
+  userErrors: [UserError!]!
+}
+
+type AccessTokenPayload {
+  accessToken: AccessToken
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Creates an access token. Members with a session (not a token), for a role at most their own."
+  accessTokenCreate(input: AccessTokenCreateInput!): AccessTokenCreatePayload!
+  "Revokes an access token at once, websockets included. Its creator, owners and admins."
+  accessTokenRevoke(input: AccessTokenRevokeInput!): AccessTokenPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/workspace.graphqls", Input: `# Workspaces: the unit of ownership. Every source, destination and setting belongs to one.
+
+"A workspace: the people, settings and data of one company or team."
+type Workspace implements Node {
+  id: ID!
+  name: String!
+  "The workspace's short name in URLs: lower-case letters, digits and dashes, unique."
+  slug: String!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  "The viewer's role here: what they may do."
+  viewerRole: Role!
+  "Whether the viewer may rename the workspace or change its slug (owners and admins)."
+  viewerCanUpdate: Boolean!
+  "Whether the viewer may delete the workspace (owners)."
+  viewerCanDelete: Boolean!
+  "Whether the viewer may invite, remove and change members and their grants (owners)."
+  viewerCanManageMembers: Boolean!
+  "Whether the viewer may change the plan (owners)."
+  viewerCanChangePlan: Boolean!
+  "The workspace's plan: its optional areas and monthly limits."
+  plan: PlanDetails!
+  "The members, owners first, then by join date."
+  members(first: Int, after: String, last: Int, before: String, role: Role): MembershipConnection!
+  "Invitations sent from this workspace, newest first. Owners and admins."
+  invitations(first: Int, after: String, last: Int, before: String, status: InvitationStatus): InvitationConnection!
+  "API access tokens of this workspace, newest first: all of them for owners and admins, else the viewer's own."
+  accessTokens(first: Int, after: String, last: Int, before: String): AccessTokenConnection!
+  "What happened in this workspace, newest first. Owners and admins."
+  auditEvents(first: Int, after: String, last: Int, before: String, filter: AuditEventFilter): AuditEventConnection!
+}
+
+type WorkspaceEdge {
+  cursor: String!
+  node: Workspace!
+}
+
+type WorkspaceConnection {
+  edges: [WorkspaceEdge!]!
+  nodes: [Workspace!]!
+  pageInfo: PageInfo!
+  "The number of workspaces in the whole list, counted only when asked for."
+  totalCount: Int!
+}
+
+"""
+What a person may do in a workspace. Resource grants (see Membership.grants) add rights on chosen
+sources on top of the role.
+"""
+enum Role {
+  "Everything, including members, the plan and deleting the workspace."
+  OWNER
+  "Every resource and setting, but not members or the plan."
+  ADMIN
+  "Sees everything, changes nothing (beyond what grants allow)."
+  MEMBER
+  "Sees the workspace and only the resources their grants name (Segment's Minimal Workspace Access)."
+  MINIMAL
+}
+
+"A workspace's subscription level."
+enum Plan {
+  FREE
+  TEAM
+  BUSINESS
+}
+
+"An optional area of the product that a plan may include."
+enum Feature {
+  "Audiences and profiles."
+  ENGAGE
+  "Tracking plans and schema controls."
+  PROTOCOLS
+  "PII detection and controls."
+  PRIVACY_PORTAL
+}
+
+"A plan and what it gives."
+type PlanDetails {
+  plan: Plan!
+  "The optional areas this plan includes."
+  features: [Feature!]!
+  "API calls (events) per calendar month; null means no limit."
+  apiCallsPerMonth: Int
+  "Monthly tracked users per calendar month; null means no limit."
+  mtusPerMonth: Int
+}
+
+extend type Query {
+  "A workspace of the viewer by its slug; null when there is none or the viewer is not a member."
+  workspace(slug: String!): Workspace
+}
+
+input WorkspaceCreateInput {
+  "1 to 100 characters."
+  name: String!
+  "3 to 40 lower-case letters, digits and dashes, starting with a letter; unique."
+  slug: String!
+}
+
+input WorkspaceUpdateInput {
+  workspaceId: ID!
+  name: String
+  slug: String
+}
+
+input WorkspaceDeleteInput {
+  workspaceId: ID!
+  "The workspace's slug, typed by the owner to confirm."
+  confirmSlug: String!
+}
+
+input WorkspacePlanUpdateInput {
+  workspaceId: ID!
+  plan: Plan!
+}
+
+type WorkspacePayload {
+  workspace: Workspace
+  userErrors: [UserError!]!
+}
+
+type WorkspaceDeletePayload {
+  deletedWorkspaceId: ID
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Creates a workspace on the FREE plan with the viewer as its owner. Needs a session (not a token)."
+  workspaceCreate(input: WorkspaceCreateInput!): WorkspacePayload!
+  "Renames a workspace or changes its slug. Owners and admins."
+  workspaceUpdate(input: WorkspaceUpdateInput!): WorkspacePayload!
+  "Deletes a workspace and everything in it. Owners, who confirm by typing the slug."
+  workspaceDelete(input: WorkspaceDeleteInput!): WorkspaceDeletePayload!
+  "Changes a workspace's plan. Owners."
+  workspacePlanUpdate(input: WorkspacePlanUpdateInput!): WorkspacePayload!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AccessToken(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AccessToken_id(ctx, field)
+	case "name":
+		return ec.fieldContext_AccessToken_name(ctx, field)
+	case "role":
+		return ec.fieldContext_AccessToken_role(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_AccessToken_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AccessToken_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_AccessToken_lastUsedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_AccessToken_expiresAt(ctx, field)
+	case "revokedAt":
+		return ec.fieldContext_AccessToken_revokedAt(ctx, field)
+	case "viewerCanRevoke":
+		return ec.fieldContext_AccessToken_viewerCanRevoke(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AccessToken", field.Name)
+}
+
+func (ec *executionContext) childFields_AccessTokenConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AccessTokenConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AccessTokenConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AccessTokenConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AccessTokenConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AccessTokenConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AccessTokenCreatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "accessToken":
+		return ec.fieldContext_AccessTokenCreatePayload_accessToken(ctx, field)
+	case "secret":
+		return ec.fieldContext_AccessTokenCreatePayload_secret(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AccessTokenCreatePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AccessTokenCreatePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AccessTokenEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AccessTokenEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AccessTokenEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AccessTokenEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AccessTokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "accessToken":
+		return ec.fieldContext_AccessTokenPayload_accessToken(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AccessTokenPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AccessTokenPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AuditEvent_id(ctx, field)
+	case "type":
+		return ec.fieldContext_AuditEvent_type(ctx, field)
+	case "actorType":
+		return ec.fieldContext_AuditEvent_actorType(ctx, field)
+	case "user":
+		return ec.fieldContext_AuditEvent_user(ctx, field)
+	case "accessToken":
+		return ec.fieldContext_AuditEvent_accessToken(ctx, field)
+	case "resourceType":
+		return ec.fieldContext_AuditEvent_resourceType(ctx, field)
+	case "resourceId":
+		return ec.fieldContext_AuditEvent_resourceId(ctx, field)
+	case "changes":
+		return ec.fieldContext_AuditEvent_changes(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AuditEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AuditEventConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AuditEventConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AuditEventConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AuditEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AuditEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_AuthPayload_token(ctx, field)
+	case "user":
+		return ec.fieldContext_AuthPayload_user(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AuthPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Invitation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Invitation_id(ctx, field)
+	case "email":
+		return ec.fieldContext_Invitation_email(ctx, field)
+	case "role":
+		return ec.fieldContext_Invitation_role(ctx, field)
+	case "status":
+		return ec.fieldContext_Invitation_status(ctx, field)
+	case "workspaceName":
+		return ec.fieldContext_Invitation_workspaceName(ctx, field)
+	case "invitedBy":
+		return ec.fieldContext_Invitation_invitedBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Invitation_createdAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Invitation_expiresAt(ctx, field)
+	case "viewerCanAccept":
+		return ec.fieldContext_Invitation_viewerCanAccept(ctx, field)
+	case "viewerCanRevoke":
+		return ec.fieldContext_Invitation_viewerCanRevoke(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Invitation", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationAcceptPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "membership":
+		return ec.fieldContext_InvitationAcceptPayload_membership(ctx, field)
+	case "workspace":
+		return ec.fieldContext_InvitationAcceptPayload_workspace(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_InvitationAcceptPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationAcceptPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_InvitationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_InvitationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_InvitationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_InvitationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_InvitationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_InvitationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "invitation":
+		return ec.fieldContext_InvitationPayload_invitation(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_InvitationPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_LogOutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sessionsEnded":
+		return ec.fieldContext_LogOutPayload_sessionsEnded(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_LogOutPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogOutPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_MemberRemovePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "removedMembershipId":
+		return ec.fieldContext_MemberRemovePayload_removedMembershipId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_MemberRemovePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MemberRemovePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Membership(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Membership_id(ctx, field)
+	case "user":
+		return ec.fieldContext_Membership_user(ctx, field)
+	case "role":
+		return ec.fieldContext_Membership_role(ctx, field)
+	case "grants":
+		return ec.fieldContext_Membership_grants(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Membership_createdAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Membership_viewerCanUpdate(ctx, field)
+	case "viewerCanDelete":
+		return ec.fieldContext_Membership_viewerCanDelete(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Membership", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MembershipConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_MembershipConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MembershipConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_MembershipConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MembershipEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MembershipEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "membership":
+		return ec.fieldContext_MembershipPayload_membership(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_MembershipPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hasNextPage":
+		return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+	case "hasPreviousPage":
+		return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+	case "startCursor":
+		return ec.fieldContext_PageInfo_startCursor(ctx, field)
+	case "endCursor":
+		return ec.fieldContext_PageInfo_endCursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PlanDetails(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "plan":
+		return ec.fieldContext_PlanDetails_plan(ctx, field)
+	case "features":
+		return ec.fieldContext_PlanDetails_features(ctx, field)
+	case "apiCallsPerMonth":
+		return ec.fieldContext_PlanDetails_apiCallsPerMonth(ctx, field)
+	case "mtusPerMonth":
+		return ec.fieldContext_PlanDetails_mtusPerMonth(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PlanDetails", field.Name)
+}
+
+func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ResourceGrant_id(ctx, field)
+	case "role":
+		return ec.fieldContext_ResourceGrant_role(ctx, field)
+	case "sourceId":
+		return ec.fieldContext_ResourceGrant_sourceId(ctx, field)
+	case "label":
+		return ec.fieldContext_ResourceGrant_label(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ResourceGrant_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResourceGrant", field.Name)
+}
 
 func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -386,6 +2437,116 @@ func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field gr
 		return ec.fieldContext_ServerInfo_now(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServerInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_User_id(ctx, field)
+	case "email":
+		return ec.fieldContext_User_email(ctx, field)
+	case "name":
+		return ec.fieldContext_User_name(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_User_createdAt(ctx, field)
+	case "workspaces":
+		return ec.fieldContext_User_workspaces(ctx, field)
+	case "invitations":
+		return ec.fieldContext_User_invitations(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_UserError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "field":
+		return ec.fieldContext_UserError_field(ctx, field)
+	case "message":
+		return ec.fieldContext_UserError_message(ctx, field)
+	case "code":
+		return ec.fieldContext_UserError_code(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
+}
+
+func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Workspace_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Workspace_name(ctx, field)
+	case "slug":
+		return ec.fieldContext_Workspace_slug(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Workspace_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Workspace_updatedAt(ctx, field)
+	case "viewerRole":
+		return ec.fieldContext_Workspace_viewerRole(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Workspace_viewerCanUpdate(ctx, field)
+	case "viewerCanDelete":
+		return ec.fieldContext_Workspace_viewerCanDelete(ctx, field)
+	case "viewerCanManageMembers":
+		return ec.fieldContext_Workspace_viewerCanManageMembers(ctx, field)
+	case "viewerCanChangePlan":
+		return ec.fieldContext_Workspace_viewerCanChangePlan(ctx, field)
+	case "plan":
+		return ec.fieldContext_Workspace_plan(ctx, field)
+	case "members":
+		return ec.fieldContext_Workspace_members(ctx, field)
+	case "invitations":
+		return ec.fieldContext_Workspace_invitations(ctx, field)
+	case "accessTokens":
+		return ec.fieldContext_Workspace_accessTokens(ctx, field)
+	case "auditEvents":
+		return ec.fieldContext_Workspace_auditEvents(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Workspace", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WorkspaceConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_WorkspaceConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WorkspaceConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_WorkspaceConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedWorkspaceId":
+		return ec.fieldContext_WorkspaceDeletePayload_deletedWorkspaceId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_WorkspaceDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WorkspaceEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WorkspaceEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspacePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "workspace":
+		return ec.fieldContext_WorkspacePayload_workspace(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_WorkspacePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspacePayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -8,13 +8,174 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/audit"
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/workspace"
 )
 
-// An object with a globally unique ID. IDs are strings with a type prefix (`ws_`, `src_`, `dst_` ...)
-// followed by a time-sortable suffix; the same string is the object's primary key. Any Node can be
-// fetched with `node(id:)`.
-type Node interface {
-	IsNode()
+type AccessTokenConnection struct {
+	Edges      []*AccessTokenEdge `json:"edges"`
+	Nodes      []*auth.Token      `json:"nodes"`
+	PageInfo   *relay.PageInfo    `json:"pageInfo"`
+	TotalCount int                `json:"totalCount"`
+}
+
+type AccessTokenCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// 1 to 100 characters, to recognise it later.
+	Name string `json:"name"`
+	// At most the creator's own role.
+	Role auth.Role `json:"role"`
+	// When it stops working; null for never. Must be in the future.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+type AccessTokenCreatePayload struct {
+	AccessToken *auth.Token `json:"accessToken,omitempty"`
+	// The token to send as `Authorization: Bearer <secret>`. Shown only here, once.
+	Secret     *string      `json:"secret,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type AccessTokenEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *auth.Token `json:"node"`
+}
+
+type AccessTokenPayload struct {
+	AccessToken *auth.Token  `json:"accessToken,omitempty"`
+	UserErrors  []*UserError `json:"userErrors"`
+}
+
+type AccessTokenRevokeInput struct {
+	AccessTokenID string `json:"accessTokenId"`
+}
+
+type AuditEventConnection struct {
+	Edges      []*AuditEventEdge `json:"edges"`
+	Nodes      []*audit.Event    `json:"nodes"`
+	PageInfo   *relay.PageInfo   `json:"pageInfo"`
+	TotalCount int               `json:"totalCount"`
+}
+
+type AuditEventEdge struct {
+	Cursor string       `json:"cursor"`
+	Node   *audit.Event `json:"node"`
+}
+
+type AuditEventFilter struct {
+	// Only these kinds of change.
+	Types []audit.Type `json:"types,omitempty"`
+	// Only changes by this user (directly or with their tokens) or by this access token.
+	ActorID *string `json:"actorId,omitempty"`
+	// Only changes to this object.
+	ResourceID *string `json:"resourceId,omitempty"`
+}
+
+// The answer to signUp and logIn. `token` is a session token to send as `Authorization: Bearer <token>`
+// over HTTP, or in the websocket `connection_init` payload; it is shown once and stored only as a hash.
+type AuthPayload struct {
+	Token      *string      `json:"token,omitempty"`
+	User       *auth.User   `json:"user,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type InvitationAcceptPayload struct {
+	Membership *workspace.Membership `json:"membership,omitempty"`
+	Workspace  *workspace.Workspace  `json:"workspace,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
+}
+
+type InvitationConnection struct {
+	Edges      []*InvitationEdge       `json:"edges"`
+	Nodes      []*workspace.Invitation `json:"nodes"`
+	PageInfo   *relay.PageInfo         `json:"pageInfo"`
+	TotalCount int                     `json:"totalCount"`
+}
+
+type InvitationEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *workspace.Invitation `json:"node"`
+}
+
+type InvitationInput struct {
+	InvitationID string `json:"invitationId"`
+}
+
+type InvitationPayload struct {
+	Invitation *workspace.Invitation `json:"invitation,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
+}
+
+type LogInInput struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type LogOutInput struct {
+	// Also end every other session of the viewer (every device).
+	AllSessions *bool `json:"allSessions,omitempty"`
+}
+
+type LogOutPayload struct {
+	// How many sessions were ended.
+	SessionsEnded int          `json:"sessionsEnded"`
+	UserErrors    []*UserError `json:"userErrors"`
+}
+
+type MemberGrantAddInput struct {
+	MembershipID string                 `json:"membershipId"`
+	Role         workspace.ResourceRole `json:"role"`
+	// The source to grant rights on. Give this or `label`.
+	SourceID *string `json:"sourceId,omitempty"`
+	// A `key:value` label: the grant covers every source carrying it. Give this or `sourceId`.
+	Label *string `json:"label,omitempty"`
+}
+
+type MemberGrantRemoveInput struct {
+	GrantID string `json:"grantId"`
+}
+
+type MemberInviteInput struct {
+	WorkspaceID string    `json:"workspaceId"`
+	Email       string    `json:"email"`
+	Role        auth.Role `json:"role"`
+}
+
+type MemberRemoveInput struct {
+	MembershipID string `json:"membershipId"`
+}
+
+type MemberRemovePayload struct {
+	RemovedMembershipID *string      `json:"removedMembershipId,omitempty"`
+	UserErrors          []*UserError `json:"userErrors"`
+}
+
+type MemberUpdateInput struct {
+	MembershipID string    `json:"membershipId"`
+	Role         auth.Role `json:"role"`
+}
+
+type MembershipConnection struct {
+	Edges      []*MembershipEdge       `json:"edges"`
+	Nodes      []*workspace.Membership `json:"nodes"`
+	PageInfo   *relay.PageInfo         `json:"pageInfo"`
+	TotalCount int                     `json:"totalCount"`
+}
+
+type MembershipEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *workspace.Membership `json:"node"`
+}
+
+type MembershipPayload struct {
+	Membership *workspace.Membership `json:"membership,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
+}
+
+type Mutation struct {
 }
 
 type Query struct {
@@ -30,6 +191,15 @@ type ServerInfo struct {
 	Now time.Time `json:"now"`
 }
 
+type SignUpInput struct {
+	// Where the person logs in; stored lower-case, unique.
+	Email string `json:"email"`
+	// At least 10 characters, at most 200.
+	Password string `json:"password"`
+	// The name shown to other members; 1 to 100 characters.
+	Name string `json:"name"`
+}
+
 type Subscription struct {
 }
 
@@ -42,6 +212,108 @@ type UserError struct {
 	Message string `json:"message"`
 	// A code for programs, stable across versions.
 	Code UserErrorCode `json:"code"`
+}
+
+type WorkspaceConnection struct {
+	Edges    []*WorkspaceEdge       `json:"edges"`
+	Nodes    []*workspace.Workspace `json:"nodes"`
+	PageInfo *relay.PageInfo        `json:"pageInfo"`
+	// The number of workspaces in the whole list, counted only when asked for.
+	TotalCount int `json:"totalCount"`
+}
+
+type WorkspaceCreateInput struct {
+	// 1 to 100 characters.
+	Name string `json:"name"`
+	// 3 to 40 lower-case letters, digits and dashes, starting with a letter; unique.
+	Slug string `json:"slug"`
+}
+
+type WorkspaceDeleteInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// The workspace's slug, typed by the owner to confirm.
+	ConfirmSlug string `json:"confirmSlug"`
+}
+
+type WorkspaceDeletePayload struct {
+	DeletedWorkspaceID *string      `json:"deletedWorkspaceId,omitempty"`
+	UserErrors         []*UserError `json:"userErrors"`
+}
+
+type WorkspaceEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *workspace.Workspace `json:"node"`
+}
+
+type WorkspacePayload struct {
+	Workspace  *workspace.Workspace `json:"workspace,omitempty"`
+	UserErrors []*UserError         `json:"userErrors"`
+}
+
+type WorkspacePlanUpdateInput struct {
+	WorkspaceID string         `json:"workspaceId"`
+	Plan        workspace.Plan `json:"plan"`
+}
+
+type WorkspaceUpdateInput struct {
+	WorkspaceID string  `json:"workspaceId"`
+	Name        *string `json:"name,omitempty"`
+	Slug        *string `json:"slug,omitempty"`
+}
+
+type ActorType string
+
+const (
+	ActorTypeUser        ActorType = "USER"
+	ActorTypeAccessToken ActorType = "ACCESS_TOKEN"
+)
+
+var AllActorType = []ActorType{
+	ActorTypeUser,
+	ActorTypeAccessToken,
+}
+
+func (e ActorType) IsValid() bool {
+	switch e {
+	case ActorTypeUser, ActorTypeAccessToken:
+		return true
+	}
+	return false
+}
+
+func (e ActorType) String() string {
+	return string(e)
+}
+
+func (e *ActorType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ActorType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ActorType", str)
+	}
+	return nil
+}
+
+func (e ActorType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ActorType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ActorType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // Why an input was refused, for programs. The message says it for people.

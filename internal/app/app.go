@@ -19,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 
 	"github.com/junctioncdp/junction/graph"
+	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/gqllimit"
@@ -26,6 +27,7 @@ import (
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/junctioncdp/junction/migrations"
 )
 
@@ -68,7 +70,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
 		func() float64 { return float64(db.StatementsTotal()) })
 
+	authSvc := auth.New(d, auth.Policy{
+		SessionTTL: auth.DefaultPolicy.SessionTTL, SlowAfter: auth.DefaultPolicy.SlowAfter, Window: auth.DefaultPolicy.Window,
+		MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout, Delay: cfg.LoginDelay,
+	})
+	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspace.New(d, authSvc)}
+
 	a.ws = &gqlws.Transport{
+		InitFunc:         authSvc.InitFunc,
 		InitTimeout:      cfg.Limits.WSInitTimeout,
 		MaxSubscriptions: cfg.Limits.WSSubscriptions,
 		CheckOrigin:      originChecker(cfg.Origins),
@@ -76,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		OnDisconnect:     a.metrics.WebsocketClosed,
 		Logger:           log,
 	}
-	a.gql = gqlserver.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}), gqlserver.Options{
+	a.gql = gqlserver.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), gqlserver.Options{
 		Introspection:    cfg.Introspection,
 		MaxBodyBytes:     cfg.Limits.BodyBytes,
 		OperationTimeout: cfg.Limits.OperationTimeout,
@@ -89,15 +98,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			Complexity:      cfg.Limits.Complexity,
 			DefaultPageSize: 20,
 		},
-		Metrics:   a.metrics,
-		Websocket: a.ws,
+		Metrics:    a.metrics,
+		Websocket:  a.ws,
+		Operations: resolver.Operations,
 	})
 
 	mux := http.NewServeMux()
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, a.metrics.Middleware(log, name, h))
 	}
-	route("/graphql", "graphql", a.gql)
+	route("/graphql", "graphql", authSvc.Middleware(a.gql))
 	route("GET /healthz", "healthz", http.HandlerFunc(a.healthz))
 	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
 	route("GET /metrics", "metrics", a.metrics.Handler())

@@ -62,3 +62,30 @@ func As(err error) (*Error, bool) {
 	ok := errors.As(err, &e)
 	return e, ok
 }
+
+// UserError is a problem with a mutation's input that the caller can fix. Mutations return these
+// in their payload's userErrors; the codes are the schema's UserErrorCode values.
+type UserError struct {
+	Field   string // dot-separated path in the input, "" when not about one field
+	Message string
+	Code    string
+}
+
+// Codes of UserError, as in the schema's UserErrorCode enum.
+const (
+	Required     = "REQUIRED"
+	InvalidValue = "INVALID"
+	TooLong      = "TOO_LONG"
+	TooShort     = "TOO_SHORT"
+	Taken        = "TAKEN"
+	NotAllowed   = "NOT_ALLOWED"
+	Throttled    = "THROTTLED"
+)
+
+// UserErrors collects input problems.
+type UserErrors []UserError
+
+// Add records a problem with field.
+func (u *UserErrors) Add(field, code, format string, args ...any) {
+	*u = append(*u, UserError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+}

@@ -25,6 +25,12 @@ type Config struct {
 	Origins       []string      // extra origins allowed to open websockets; same-origin always is
 	ShutdownGrace time.Duration // how long in-flight work may take after SIGTERM
 
+	// Failed log-ins: after 3 within 15 minutes for one email or address each attempt waits
+	// LoginDelay (doubling, up to 8x); after LoginMaxFailures they are refused for LoginLockout.
+	LoginDelay       time.Duration
+	LoginMaxFailures int
+	LoginLockout     time.Duration
+
 	Limits Limits
 }
 
@@ -45,12 +51,15 @@ type Limits struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Addr:          ":8080",
-		DatabaseURL:   "data/junction.db",
-		LogLevel:      slog.LevelInfo,
-		LogFormat:     "json",
-		Introspection: true,
-		ShutdownGrace: 15 * time.Second,
+		Addr:             ":8080",
+		DatabaseURL:      "data/junction.db",
+		LogLevel:         slog.LevelInfo,
+		LogFormat:        "json",
+		Introspection:    true,
+		ShutdownGrace:    15 * time.Second,
+		LoginDelay:       250 * time.Millisecond,
+		LoginMaxFailures: 10,
+		LoginLockout:     15 * time.Minute,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -82,6 +91,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.BoolVar(&c.Introspection, "introspection", env.boolean("INTROSPECTION", c.Introspection), "answer introspection queries; GraphiQL needs them (env INTROSPECTION)")
 	origins := fs.String("allowed-origins", env.str("ALLOWED_ORIGINS", ""), "comma-separated origins, besides the server's own, allowed to open websockets (env ALLOWED_ORIGINS)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", env.duration("SHUTDOWN_GRACE", c.ShutdownGrace), "time allowed to in-flight work at shutdown (env SHUTDOWN_GRACE)")
+	fs.DurationVar(&c.LoginDelay, "login-delay", env.duration("LOGIN_DELAY", c.LoginDelay), "wait added to log-in attempts after 3 failures, doubling (env LOGIN_DELAY)")
+	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", env.int("LOGIN_MAX_FAILURES", c.LoginMaxFailures), "failed log-ins within 15 minutes, per email or address, before a lockout (env LOGIN_MAX_FAILURES)")
+	fs.DurationVar(&c.LoginLockout, "login-lockout", env.duration("LOGIN_LOCKOUT", c.LoginLockout), "how long log-ins are refused after too many failures (env LOGIN_LOCKOUT)")
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
 	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
@@ -132,14 +144,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	for name, v := range map[string]int64{
 		"max-body-bytes": l.BodyBytes, "max-tokens": int64(l.Tokens), "max-depth": int64(l.Depth),
 		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),
-		"ws-max-subscriptions": int64(l.WSSubscriptions),
+		"ws-max-subscriptions": int64(l.WSSubscriptions), "login-max-failures": int64(c.LoginMaxFailures),
 	} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
 		}
 	}
-	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 {
-		return c, errors.New("operation-timeout, ws-init-timeout and shutdown-grace must be greater than 0")
+	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 || c.LoginLockout <= 0 || c.LoginDelay < 0 {
+		return c, errors.New("operation-timeout, ws-init-timeout, shutdown-grace and login-lockout must be greater than 0, login-delay at least 0")
 	}
 	return c, nil
 }

@@ -139,6 +139,10 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		}
 		if err = stx.Commit(); err != nil {
 			err = fmt.Errorf("commit: %w", err)
+			return
+		}
+		for _, f := range tx.afterCommit {
+			f()
 		}
 	}()
 	return fn(tx)
@@ -147,8 +151,13 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 // Tx is a write transaction. It has the Queryer methods plus Exec.
 type Tx struct {
 	Queryer
-	tx *sqlx.Tx
+	tx          *sqlx.Tx
+	afterCommit []func()
 }
+
+// AfterCommit runs f once the transaction has committed, never if it rolls back: the place to
+// publish events and wake watchers about what the transaction changed.
+func (t *Tx) AfterCommit(f func()) { t.afterCommit = append(t.afterCommit, f) }
 
 // Exec runs a statement that returns no rows.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -233,4 +242,22 @@ func count(ctx context.Context) {
 	if c := StatementCounter(ctx); c != nil {
 		c.Add(1)
 	}
+}
+
+// Placeholders returns "?, ?, ..." with n marks, for IN lists (n >= 1; 0 gives "NULL", which
+// matches nothing).
+func Placeholders(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// Args converts a slice to the []any of query arguments.
+func Args[T any](values []T) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
 }

@@ -198,3 +198,14 @@ func TestOpenRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestAfterCommit(t *testing.T) {
+	d := openTest(t)
+	ctx := context.Background()
+	ran := 0
+	_ = d.Tx(ctx, func(tx *Tx) error { tx.AfterCommit(func() { ran++ }); return nil })
+	_ = d.Tx(ctx, func(tx *Tx) error { tx.AfterCommit(func() { ran += 10 }); return errors.New("no") })
+	if ran != 1 {
+		t.Errorf("after-commit hooks ran %d, want 1 (commit only)", ran)
+	}
+}

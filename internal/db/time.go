@@ -3,6 +3,8 @@ package db
 import (
 	"database/sql/driver"
 	"fmt"
+	"io"
+	"strconv"
 	"time"
 )
 
@@ -42,5 +44,25 @@ func (t *Time) Scan(v any) error {
 		return fmt.Errorf("db.Time: %w", err)
 	}
 	t.Time = p
+	return nil
+}
+
+// MarshalGQL writes t as the GraphQL DateTime scalar (RFC 3339 in UTC), so that domain types
+// with timestamps bind to the schema directly.
+func (t Time) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+}
+
+// UnmarshalGQL reads a DateTime argument.
+func (t *Time) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("DateTime must be an RFC 3339 string such as 2026-11-27T09:18:16Z")
+	}
+	p, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("DateTime must be an RFC 3339 string such as 2026-11-27T09:18:16Z, got %q", s)
+	}
+	t.Time = p.UTC()
 	return nil
 }

@@ -33,6 +33,8 @@ type Options struct {
 	Metrics          *obs.Metrics
 	// Websocket is the transport for subscriptions; nil serves HTTP only.
 	Websocket graphql.Transport
+	// Operations, when set, wraps every operation (per-operation loaders and caches).
+	Operations graphql.OperationMiddleware
 }
 
 // New returns the GraphQL endpoint for es.
@@ -58,6 +60,9 @@ func New(es graphql.ExecutableSchema, o Options) *handler.Server {
 	srv.Use(gqllimit.NewCost(o.Limits))
 	if o.Metrics != nil {
 		srv.AroundOperations(operationMetrics(o.Metrics))
+	}
+	if o.Operations != nil {
+		srv.AroundOperations(o.Operations)
 	}
 	srv.SetErrorPresenter(PresentError)
 	srv.SetRecoverFunc(Recover)

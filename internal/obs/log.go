@@ -65,3 +65,12 @@ func validRequestID(s string) bool {
 func contextWithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
+
+type clientIPKey struct{}
+
+// ClientIP returns the address of the client of the request ctx belongs to (the TCP peer: the
+// server trusts no forwarding header), or "".
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}

@@ -2,6 +2,7 @@ package obs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -27,6 +28,9 @@ func (m *Metrics) Middleware(base *slog.Logger, route string, next http.Handler)
 		log := base.With("request_id", id)
 		ctx := WithLogger(r.Context(), log)
 		ctx = contextWithRequestID(ctx, id)
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			ctx = context.WithValue(ctx, clientIPKey{}, host)
+		}
 		statements := db.StatementCounter(ctx)
 		if statements == nil {
 			ctx, statements = db.WithStatementCounter(ctx)

@@ -1,0 +1,44 @@
+package graph
+
+import (
+	"github.com/junctioncdp/junction/graph/model"
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/relay"
+)
+
+func args(first *int, after *string, last *int, before *string) relay.Args {
+	return relay.Args{First: first, After: after, Last: last, Before: before}
+}
+
+// userErrors maps domain input problems to the schema's UserError.
+func userErrors(errs apperr.UserErrors) []*model.UserError {
+	out := make([]*model.UserError, len(errs))
+	for i, e := range errs {
+		ue := &model.UserError{Message: e.Message, Code: model.UserErrorCode(e.Code)}
+		if e.Field != "" {
+			f := e.Field
+			ue.Field = &f
+		}
+		out[i] = ue
+	}
+	return out
+}
+
+// connection maps a page of domain objects to a generated connection: edge builds one edge, and
+// build assembles the connection from edges, nodes, page info and count.
+func connection[T any, E any, C any](page relay.Page[T], edge func(cursor string, node *T) E,
+	build func(edges []E, nodes []*T, info *relay.PageInfo, total int) C) C {
+	edges := make([]E, len(page.Edges))
+	nodes := make([]*T, len(page.Edges))
+	for i := range page.Edges {
+		n := page.Edges[i].Node
+		nodes[i] = &n
+		edges[i] = edge(page.Edges[i].Cursor, &n)
+	}
+	total := 0
+	if page.TotalCount != nil {
+		total = *page.TotalCount
+	}
+	info := page.PageInfo
+	return build(edges, nodes, &info, total)
+}

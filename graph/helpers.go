@@ -1,0 +1,57 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/junctioncdp/junction/graph/model"
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
+func totalCountSelected(ctx context.Context) bool { return relay.TotalCountSelected(ctx) }
+
+func authPayload(secret string, user *auth.User, errs apperr.UserErrors) *model.AuthPayload {
+	p := &model.AuthPayload{User: user, UserErrors: userErrors(errs)}
+	if secret != "" {
+		p.Token = &secret
+	}
+	return p
+}
+
+func isViewer(ctx context.Context, u *auth.User) bool {
+	v := auth.ViewerFrom(ctx)
+	return v != nil && u != nil && v.User.ID == u.ID
+}
+
+func pointers[T any](list []T) []*T {
+	out := make([]*T, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
+}
+
+func emptyWorkspaces() *model.WorkspaceConnection {
+	return workspaceConnection(relay.Page[workspace.Workspace]{})
+}
+
+func workspaceConnection(page relay.Page[workspace.Workspace]) *model.WorkspaceConnection {
+	return connection(page,
+		func(c string, n *workspace.Workspace) *model.WorkspaceEdge {
+			return &model.WorkspaceEdge{Cursor: c, Node: n}
+		},
+		func(e []*model.WorkspaceEdge, n []*workspace.Workspace, p *relay.PageInfo, t int) *model.WorkspaceConnection {
+			return &model.WorkspaceConnection{Edges: e, Nodes: n, PageInfo: p, TotalCount: t}
+		})
+}
+
+// can answers a viewerCan... field from the viewer's access to a workspace.
+func (r *Resolver) can(ctx context.Context, workspaceID string, check func(*workspace.Access) bool) (bool, error) {
+	a, err := r.Workspaces.Access(ctx, workspaceID)
+	if err != nil {
+		return false, err
+	}
+	return check(a), nil
+}

@@ -1,0 +1,65 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
+// loaders batch the lookups of related objects within one operation, so that a list of N items
+// costs one query per related kind, not N.
+type loaders struct {
+	users  *dataloadgen.Loader[string, auth.User]
+	tokens *dataloadgen.Loader[string, auth.Token]
+	grants *dataloadgen.Loader[string, []workspace.Grant]
+}
+
+func (r *Resolver) newLoaders() *loaders {
+	opts := []dataloadgen.Option{dataloadgen.WithWait(time.Millisecond), dataloadgen.WithBatchCapacity(100)}
+	return &loaders{
+		users:  dataloadgen.NewMappedLoader(r.Auth.UsersByID, opts...),
+		tokens: dataloadgen.NewMappedLoader(r.Auth.TokensByID, opts...),
+		grants: dataloadgen.NewMappedLoader(r.Workspaces.GrantsByMembership, opts...),
+	}
+}
+
+type loadersKey struct{}
+
+// Operations is the operation middleware the server installs: each operation (an HTTP request, or
+// one operation on a websocket) gets fresh loaders and a fresh cache of workspace rights, so that
+// nothing is shared between requests and rights are read anew for each.
+func (r *Resolver) Operations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	ctx = context.WithValue(ctx, loadersKey{}, r.newLoaders())
+	ctx = workspace.WithAccessCache(ctx)
+	return next(ctx)
+}
+
+func loadersFrom(ctx context.Context, r *Resolver) *loaders {
+	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
+		return l
+	}
+	return r.newLoaders() // outside the server's middleware (tests): unbatched but correct
+}
+
+// loadUser returns a related user, or nil when it no longer exists.
+func (r *Resolver) loadUser(ctx context.Context, userID *string) (*auth.User, error) {
+	if userID == nil {
+		return nil, nil
+	}
+	u, err := loadersFrom(ctx, r).users.Load(ctx, *userID)
+	if errors.Is(err, dataloadgen.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, dataloadgen.ErrNotFound) }

@@ -1,0 +1,106 @@
+// Package audit is the audit trail: every change to a workspace records who made it (a user, or an
+// access token on its creator's behalf), what kind of change, to which object, when, and what
+// changed, with secrets left out. Records are written in the same transaction as the change.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/relay"
+)
+
+// Prefix is the id prefix of audit events.
+const Prefix = "aud"
+
+// Type is a kind of change, as in the schema's AuditEventType.
+type Type string
+
+// Event is one recorded change.
+type Event struct {
+	ID           string  `db:"id"`
+	WorkspaceID  string  `db:"workspace_id"`
+	Type         Type    `db:"type"`
+	ActorUserID  *string `db:"actor_user_id"`
+	ActorTokenID *string `db:"actor_token_id"`
+	ResourceType string  `db:"resource_type"`
+	ResourceID   string  `db:"resource_id"`
+	Changes      *string `db:"changes"` // JSON
+	CreatedAt    db.Time `db:"created_at"`
+}
+
+// Change is a field's value before and after.
+type Change struct {
+	From any `json:"from"`
+	To   any `json:"to"`
+}
+
+// Record writes an event within tx. The actor is the viewer of ctx. changes is marshalled to JSON:
+// pass only fields that are not secret.
+func Record(ctx context.Context, tx *db.Tx, workspaceID string, typ Type, resourceType, resourceID string, changes any) error {
+	v := auth.ViewerFrom(ctx)
+	if v == nil {
+		return errors.New("audit: no viewer in context")
+	}
+	userID, tokenID := v.ActorIDs()
+	e := Event{ID: id.New(Prefix), WorkspaceID: workspaceID, Type: typ, ActorUserID: &userID,
+		ResourceType: resourceType, ResourceID: resourceID, CreatedAt: db.Now()}
+	if tokenID != "" {
+		e.ActorTokenID = &tokenID
+	}
+	if changes != nil {
+		b, err := json.Marshal(changes)
+		if err != nil {
+			return err
+		}
+		s := string(b)
+		e.Changes = &s
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_events (id, workspace_id, type, actor_user_id, actor_token_id,
+		resource_type, resource_id, changes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.WorkspaceID, e.Type, e.ActorUserID, e.ActorTokenID, e.ResourceType, e.ResourceID, e.Changes, e.CreatedAt)
+	return err
+}
+
+// Filter narrows a listing.
+type Filter struct {
+	Types      []Type
+	ActorID    string // a user (directly or by their tokens) or a token
+	ResourceID string
+}
+
+// List pages through a workspace's events, newest first. The caller has checked the viewer may.
+func List(ctx context.Context, d *db.DB, workspaceID string, f Filter, args relay.Args, count bool) (relay.Page[Event], error) {
+	where, qargs := "workspace_id = ?", []any{workspaceID}
+	if len(f.Types) > 0 {
+		where += " AND type IN (" + db.Placeholders(len(f.Types)) + ")"
+		qargs = append(qargs, db.Args(f.Types)...)
+	}
+	if f.ActorID != "" {
+		where += " AND (actor_user_id = ? OR actor_token_id = ?)"
+		qargs = append(qargs, f.ActorID, f.ActorID)
+	}
+	if f.ResourceID != "" {
+		where += " AND resource_id = ?"
+		qargs = append(qargs, f.ResourceID)
+	}
+	return relay.Query(ctx, d.Reader(), relay.Spec[Event]{
+		Select: "SELECT * FROM audit_events", Where: where, Args: qargs,
+		SortColumn: "id", Desc: true, Count: count,
+		ID: func(e Event) string { return e.ID }, SortKey: func(e Event) any { return e.ID },
+	}, args)
+}
+
+// ByID loads one event (nil when none).
+func ByID(ctx context.Context, d *db.DB, eventID string) (*Event, error) {
+	var e Event
+	err := d.Get(ctx, &e, `SELECT * FROM audit_events WHERE id = ?`, eventID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	return &e, err
+}

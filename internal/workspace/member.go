@@ -1,0 +1,596 @@
+package workspace
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/audit"
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/relay"
+)
+
+// Membership is a person's place in a workspace.
+type Membership struct {
+	ID          string    `db:"id"`
+	WorkspaceID string    `db:"workspace_id"`
+	UserID      string    `db:"user_id"`
+	Role        auth.Role `db:"role"`
+	RoleRank    int       `db:"role_rank"`
+	CreatedAt   db.Time   `db:"created_at"`
+}
+
+// ResourceRole is the right a grant gives.
+type ResourceRole string
+
+const (
+	SourceAdmin ResourceRole = "SOURCE_ADMIN"
+	SourceRead  ResourceRole = "SOURCE_READ"
+)
+
+// Grant gives a member rights on the source with an id, or on every source carrying a label.
+type Grant struct {
+	ID           string       `db:"id"`
+	MembershipID string       `db:"membership_id"`
+	WorkspaceID  string       `db:"workspace_id"`
+	Role         ResourceRole `db:"role"`
+	SourceID     *string      `db:"source_id"`
+	Label        *string      `db:"label"`
+	CreatedAt    db.Time      `db:"created_at"`
+}
+
+// InvitationStatus is where an invitation stands.
+type InvitationStatus string
+
+const (
+	Pending  InvitationStatus = "PENDING"
+	Accepted InvitationStatus = "ACCEPTED"
+	Declined InvitationStatus = "DECLINED"
+	Revoked  InvitationStatus = "REVOKED"
+	Expired  InvitationStatus = "EXPIRED"
+)
+
+// Invitation is an offer to join a workspace.
+type Invitation struct {
+	ID            string           `db:"id"`
+	WorkspaceID   string           `db:"workspace_id"`
+	WorkspaceName string           `db:"workspace_name"`
+	Email         string           `db:"email"`
+	Role          auth.Role        `db:"role"`
+	Status        InvitationStatus `db:"status"`
+	InvitedBy     *string          `db:"invited_by"`
+	CreatedAt     db.Time          `db:"created_at"`
+	ExpiresAt     db.Time          `db:"expires_at"`
+	RespondedAt   *db.Time         `db:"responded_at"`
+}
+
+// EffectiveStatus is Expired for a pending invitation past its expiry.
+func (i Invitation) EffectiveStatus() InvitationStatus {
+	if i.Status == Pending && !i.ExpiresAt.After(time.Now()) {
+		return Expired
+	}
+	return i.Status
+}
+
+// invitationTTL is how long an invitation can be accepted.
+const invitationTTL = 14 * 24 * time.Hour
+
+const invitationSelect = `SELECT i.*, w.name AS workspace_name FROM invitations i JOIN workspaces w ON w.id = i.workspace_id`
+
+// Members pages through a workspace's members, owners first, then by join date.
+func (s *Service) Members(ctx context.Context, workspaceID string, role *auth.Role, args relay.Args, count bool) (relay.Page[Membership], error) {
+	if _, err := s.Access(ctx, workspaceID); err != nil {
+		return relay.Page[Membership]{}, err
+	}
+	where, qargs := "workspace_id = ?", []any{workspaceID}
+	if role != nil {
+		where += " AND role = ?"
+		qargs = append(qargs, *role)
+	}
+	return relay.Query(ctx, s.db.Reader(), relay.Spec[Membership]{
+		Select: "SELECT * FROM memberships", Where: where, Args: qargs,
+		SortColumn: "role_rank", Count: count,
+		ID: func(m Membership) string { return m.ID }, SortKey: func(m Membership) any { return m.RoleRank },
+	}, args)
+}
+
+// Membership returns one membership the viewer may see (nil otherwise).
+func (s *Service) Membership(ctx context.Context, membershipID string) (*Membership, error) {
+	var m Membership
+	err := s.db.Get(ctx, &m, `SELECT * FROM memberships WHERE id = ?`, membershipID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Access(ctx, m.WorkspaceID); err != nil {
+		return nil, visibleOrNil(err)
+	}
+	return &m, nil
+}
+
+// visibleOrNil turns NOT_FOUND into "nothing" for node lookups, keeping other errors.
+func visibleOrNil(err error) error {
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil
+	}
+	return err
+}
+
+// GrantsByMembership loads the grants of memberships, for dataloaders.
+func (s *Service) GrantsByMembership(ctx context.Context, membershipIDs []string) (map[string][]Grant, error) {
+	var rows []Grant
+	if err := s.db.Select(ctx, &rows, `SELECT * FROM resource_grants WHERE membership_id IN (`+db.Placeholders(len(membershipIDs))+`) ORDER BY id`,
+		db.Args(membershipIDs)...); err != nil {
+		return nil, err
+	}
+	out := map[string][]Grant{}
+	for _, g := range rows {
+		out[g.MembershipID] = append(out[g.MembershipID], g)
+	}
+	return out, nil
+}
+
+// Grant returns one grant the viewer may see (nil otherwise).
+func (s *Service) Grant(ctx context.Context, grantID string) (*Grant, error) {
+	var g Grant
+	err := s.db.Get(ctx, &g, `SELECT * FROM resource_grants WHERE id = ?`, grantID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Access(ctx, g.WorkspaceID); err != nil {
+		return nil, visibleOrNil(err)
+	}
+	return &g, nil
+}
+
+// SharesWorkspace tells whether the viewer may see user userID: themselves, or someone in one of
+// their workspaces (for a token, its workspace).
+func (s *Service) SharesWorkspace(ctx context.Context, userID string) (bool, error) {
+	v, err := auth.RequireViewer(ctx)
+	if err != nil {
+		return false, err
+	}
+	if userID == v.User.ID {
+		return true, nil
+	}
+	q := `SELECT COUNT(*) FROM memberships a JOIN memberships b ON a.workspace_id = b.workspace_id WHERE a.user_id = ? AND b.user_id = ?`
+	args := []any{v.User.ID, userID}
+	if v.Token != nil {
+		q += " AND a.workspace_id = ?"
+		args = append(args, v.Token.WorkspaceID)
+	}
+	var n int
+	err = s.db.Get(ctx, &n, q, args...)
+	return n > 0, err
+}
+
+// Invite sends an invitation; owners. The invited person sees it once they have an account with
+// that email.
+func (s *Service) Invite(ctx context.Context, workspaceID, email string, role auth.Role) (*Invitation, apperr.UserErrors, error) {
+	a, err := s.Access(ctx, workspaceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !a.CanManageMembers() {
+		return nil, nil, errForbidden("invite members")
+	}
+	email = auth.NormaliseEmail(email)
+	var errs apperr.UserErrors
+	auth.ValidateEmail(&errs, "email", email)
+	if !role.Valid() {
+		errs.Add("role", apperr.InvalidValue, "role must be OWNER, ADMIN, MEMBER or MINIMAL")
+	}
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	var inv *Invitation
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		var n int
+		if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? AND u.email = ?`, workspaceID, email); err != nil {
+			return err
+		}
+		if n > 0 {
+			errs.Add("email", apperr.Taken, "%s is already a member of this workspace", email)
+			return nil
+		}
+		if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM invitations WHERE workspace_id = ? AND email = ? AND status = ? AND expires_at > ?`,
+			workspaceID, email, Pending, db.Now()); err != nil {
+			return err
+		}
+		if n > 0 {
+			errs.Add("email", apperr.Taken, "%s already has a pending invitation to this workspace: revoke it to send another", email)
+			return nil
+		}
+		now := db.Now()
+		inviter := a.Viewer.User.ID
+		newID := id.New(InvitationPrefix)
+		if _, err := tx.Exec(ctx, `INSERT INTO invitations (id, workspace_id, email, role, status, invited_by, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, newID, workspaceID, email, role, Pending, inviter, now, db.Time{Time: now.Add(invitationTTL)}); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, workspaceID, EventMemberInvited, "Invitation", newID, map[string]any{"email": email, "role": role}); err != nil {
+			return err
+		}
+		inv = &Invitation{}
+		return tx.Get(ctx, inv, invitationSelect+` WHERE i.id = ?`, newID)
+	})
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
+	return inv, nil, nil
+}
+
+// Invitation returns an invitation the viewer may see: its invitee, or the workspace's owners and
+// admins (nil otherwise).
+func (s *Service) Invitation(ctx context.Context, invitationID string) (*Invitation, error) {
+	v, err := auth.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var inv Invitation
+	err = s.db.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Token == nil && inv.Email == v.User.Email {
+		return &inv, nil
+	}
+	a, err := s.Access(ctx, inv.WorkspaceID)
+	if err != nil {
+		return nil, visibleOrNil(err)
+	}
+	if !a.CanAdminister() {
+		return nil, nil
+	}
+	return &inv, nil
+}
+
+// ViewerInvitations lists the pending, unexpired invitations to the viewer's email.
+func (s *Service) ViewerInvitations(ctx context.Context) ([]Invitation, error) {
+	v, err := auth.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.Token != nil {
+		return []Invitation{}, nil
+	}
+	out := []Invitation{}
+	err = s.db.Select(ctx, &out, invitationSelect+` WHERE i.email = ? AND i.status = ? AND i.expires_at > ? ORDER BY i.id DESC`,
+		v.User.Email, Pending, db.Now())
+	return out, err
+}
+
+// Invitations pages through a workspace's invitations, newest first; owners and admins.
+func (s *Service) Invitations(ctx context.Context, workspaceID string, status *InvitationStatus, args relay.Args, count bool) (relay.Page[Invitation], error) {
+	a, err := s.Access(ctx, workspaceID)
+	if err != nil {
+		return relay.Page[Invitation]{}, err
+	}
+	if !a.CanAdminister() {
+		return relay.Page[Invitation]{}, errForbidden("see invitations")
+	}
+	where, qargs := "i.workspace_id = ?", []any{workspaceID}
+	if status != nil {
+		switch *status {
+		case Expired:
+			where += " AND i.status = ? AND i.expires_at <= ?"
+			qargs = append(qargs, Pending, db.Now())
+		case Pending:
+			where += " AND i.status = ? AND i.expires_at > ?"
+			qargs = append(qargs, Pending, db.Now())
+		default:
+			where += " AND i.status = ?"
+			qargs = append(qargs, *status)
+		}
+	}
+	return relay.Query(ctx, s.db.Reader(), relay.Spec[Invitation]{
+		Select: invitationSelect, Where: where, Args: qargs,
+		SortColumn: "i.id", IDColumn: "i.id", Desc: true, Count: count,
+		ID: func(i Invitation) string { return i.ID }, SortKey: func(i Invitation) any { return i.ID },
+	}, args)
+}
+
+// respond loads a pending invitation addressed to the viewer for accepting or declining.
+func (s *Service) respond(ctx context.Context, tx *db.Tx, v *auth.Viewer, invitationID string, errs *apperr.UserErrors) (*Invitation, error) {
+	var inv Invitation
+	err := tx.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID)
+	if db.IsNoRows(err) || (err == nil && inv.Email != v.User.Email) {
+		return nil, apperr.NotFoundf("invitation not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st := inv.EffectiveStatus(); st != Pending {
+		errs.Add("invitationId", apperr.NotAllowed, "the invitation is %s, not pending", strings.ToLower(string(st)))
+		return nil, nil
+	}
+	return &inv, nil
+}
+
+// Accept makes the viewer a member with the invitation's role.
+func (s *Service) Accept(ctx context.Context, invitationID string) (*Membership, *Workspace, apperr.UserErrors, error) {
+	v, err := auth.RequireSession(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var errs apperr.UserErrors
+	var m Membership
+	var w Workspace
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		inv, err := s.respond(ctx, tx, v, invitationID, &errs)
+		if err != nil || inv == nil {
+			return err
+		}
+		now := db.Now()
+		var existing int
+		if err := tx.Get(ctx, &existing, `SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND user_id = ?`, inv.WorkspaceID, v.User.ID); err != nil {
+			return err
+		}
+		if existing > 0 {
+			errs.Add("invitationId", apperr.NotAllowed, "you are already a member of this workspace")
+			return nil
+		}
+		m = Membership{ID: id.New(MembershipPrefix), WorkspaceID: inv.WorkspaceID, UserID: v.User.ID, Role: inv.Role, RoleRank: inv.Role.Rank(), CreatedAt: now}
+		if _, err := tx.Exec(ctx, `INSERT INTO memberships (id, workspace_id, user_id, role, role_rank, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			m.ID, m.WorkspaceID, m.UserID, m.Role, m.RoleRank, m.CreatedAt); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ?`, Accepted, now, inv.ID); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, inv.WorkspaceID, EventInvitationAccepted, "Membership", m.ID, map[string]any{"invitationId": inv.ID, "role": m.Role}); err != nil {
+			return err
+		}
+		return tx.Get(ctx, &w, `SELECT * FROM workspaces WHERE id = ?`, inv.WorkspaceID)
+	})
+	if err != nil || len(errs) > 0 {
+		return nil, nil, errs, err
+	}
+	return &m, &w, nil, nil
+}
+
+// Decline records the viewer's refusal.
+func (s *Service) Decline(ctx context.Context, invitationID string) (*Invitation, apperr.UserErrors, error) {
+	v, err := auth.RequireSession(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs apperr.UserErrors
+	var out *Invitation
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		inv, err := s.respond(ctx, tx, v, invitationID, &errs)
+		if err != nil || inv == nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ?`, Declined, db.Now(), inv.ID); err != nil {
+			return err
+		}
+		inv.Status = Declined
+		out = inv
+		return audit.Record(ctx, tx, inv.WorkspaceID, EventInvitationDeclined, "Invitation", inv.ID, nil)
+	})
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
+	return out, nil, nil
+}
+
+// Revoke withdraws a pending invitation; owners.
+func (s *Service) Revoke(ctx context.Context, invitationID string) (*Invitation, apperr.UserErrors, error) {
+	var inv Invitation
+	err := s.db.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID)
+	if db.IsNoRows(err) {
+		return nil, nil, apperr.NotFoundf("invitation not found")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.Access(ctx, inv.WorkspaceID)
+	if err != nil {
+		return nil, nil, apperr.NotFoundf("invitation not found")
+	}
+	if !a.CanManageMembers() {
+		return nil, nil, errForbidden("revoke invitations")
+	}
+	var errs apperr.UserErrors
+	if st := inv.EffectiveStatus(); st != Pending {
+		errs.Add("invitationId", apperr.NotAllowed, "the invitation is %s, not pending", strings.ToLower(string(st)))
+		return nil, errs, nil
+	}
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ? AND status = ?`, Revoked, db.Now(), inv.ID, Pending); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, inv.WorkspaceID, EventInvitationRevoked, "Invitation", inv.ID, map[string]any{"email": inv.Email})
+	})
+	inv.Status = Revoked
+	return &inv, nil, err
+}
+
+// membershipFor loads a membership and the viewer's access to its workspace; NOT_FOUND when either
+// is missing.
+func (s *Service) membershipFor(ctx context.Context, membershipID string) (*Membership, *Access, error) {
+	var m Membership
+	err := s.db.Get(ctx, &m, `SELECT * FROM memberships WHERE id = ?`, membershipID)
+	if db.IsNoRows(err) {
+		return nil, nil, apperr.NotFoundf("membership not found")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.Access(ctx, m.WorkspaceID)
+	if err != nil {
+		return nil, nil, apperr.NotFoundf("membership not found")
+	}
+	return &m, a, nil
+}
+
+// owners counts a workspace's owners within tx.
+func owners(ctx context.Context, tx *db.Tx, workspaceID string) (int, error) {
+	var n int
+	err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND role = ?`, workspaceID, auth.Owner)
+	return n, err
+}
+
+// UpdateRole changes a member's role; owners. The last owner cannot be demoted.
+func (s *Service) UpdateRole(ctx context.Context, membershipID string, role auth.Role) (*Membership, apperr.UserErrors, error) {
+	m, a, err := s.membershipFor(ctx, membershipID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !a.CanManageMembers() {
+		return nil, nil, errForbidden("change members' roles")
+	}
+	var errs apperr.UserErrors
+	if !role.Valid() {
+		errs.Add("role", apperr.InvalidValue, "role must be OWNER, ADMIN, MEMBER or MINIMAL")
+		return nil, errs, nil
+	}
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if err := tx.Get(ctx, m, `SELECT * FROM memberships WHERE id = ?`, membershipID); err != nil {
+			return err
+		}
+		if m.Role == role {
+			return nil
+		}
+		if m.Role == auth.Owner {
+			if n, err := owners(ctx, tx, m.WorkspaceID); err != nil || n <= 1 {
+				if n <= 1 {
+					errs.Add("role", apperr.NotAllowed, "the last owner cannot be demoted: make someone else owner first")
+				}
+				return err
+			}
+		}
+		from := m.Role
+		m.Role, m.RoleRank = role, role.Rank()
+		if _, err := tx.Exec(ctx, `UPDATE memberships SET role = ?, role_rank = ? WHERE id = ?`, m.Role, m.RoleRank, m.ID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, m.WorkspaceID, EventMemberRoleChanged, "Membership", m.ID, map[string]audit.Change{"role": {From: from, To: role}})
+	})
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
+	return m, nil, nil
+}
+
+// Remove takes a member out of a workspace: owners remove anyone, anyone removes themselves
+// (leaves). The last owner can do neither. The member's access tokens of the workspace are revoked
+// and their websockets closed.
+func (s *Service) Remove(ctx context.Context, membershipID string) (apperr.UserErrors, error) {
+	m, a, err := s.membershipFor(ctx, membershipID)
+	if err != nil {
+		return nil, err
+	}
+	self := m.UserID == a.Viewer.User.ID
+	if !self && !a.CanManageMembers() {
+		return nil, errForbidden("remove members")
+	}
+	var errs apperr.UserErrors
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if m.Role == auth.Owner {
+			if n, err := owners(ctx, tx, m.WorkspaceID); err != nil || n <= 1 {
+				if n <= 1 {
+					errs.Add("membershipId", apperr.NotAllowed, "the last owner cannot leave or be removed: make someone else owner first, or delete the workspace")
+				}
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM memberships WHERE id = ?`, m.ID); err != nil {
+			return err
+		}
+		revoked, err := s.auth.RevokeTokens(ctx, tx, "workspace_id = ? AND created_by = ?", m.WorkspaceID, m.UserID)
+		if err != nil {
+			return err
+		}
+		typ := EventMemberRemoved
+		if self {
+			typ = EventMemberLeft
+		}
+		return audit.Record(ctx, tx, m.WorkspaceID, typ, "Membership", m.ID, map[string]any{"userId": m.UserID, "role": m.Role, "revokedAccessTokens": len(revoked)})
+	})
+	return errs, err
+}
+
+// AddGrant gives a member rights on one source or on every source with a label; owners.
+func (s *Service) AddGrant(ctx context.Context, membershipID string, role ResourceRole, sourceID, label *string) (*Membership, apperr.UserErrors, error) {
+	m, a, err := s.membershipFor(ctx, membershipID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !a.CanManageMembers() {
+		return nil, nil, errForbidden("change members' grants")
+	}
+	var errs apperr.UserErrors
+	if role != SourceAdmin && role != SourceRead {
+		errs.Add("role", apperr.InvalidValue, "role must be SOURCE_ADMIN or SOURCE_READ")
+	}
+	switch {
+	case (sourceID == nil) == (label == nil):
+		errs.Add("sourceId", apperr.InvalidValue, "give exactly one of sourceId and label")
+	case label != nil:
+		*label = strings.TrimSpace(*label)
+		if k, v, ok := strings.Cut(*label, ":"); !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" || len(*label) > 100 {
+			errs.Add("label", apperr.InvalidValue, "label must be key:value, such as environment:prod, at most 100 characters")
+		}
+	case sourceID != nil:
+		if p, ok := id.Prefix(*sourceID); !ok || p != "src" {
+			errs.Add("sourceId", apperr.InvalidValue, "sourceId must be the ID of a source (src_...)")
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		g := Grant{ID: id.New(GrantPrefix), MembershipID: m.ID, WorkspaceID: m.WorkspaceID, Role: role, SourceID: sourceID, Label: label, CreatedAt: db.Now()}
+		if _, err := tx.Exec(ctx, `INSERT INTO resource_grants (id, membership_id, workspace_id, role, source_id, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.MembershipID, g.WorkspaceID, g.Role, g.SourceID, g.Label, g.CreatedAt); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, m.WorkspaceID, EventGrantAdded, "ResourceGrant", g.ID, map[string]any{"membershipId": m.ID, "role": role, "sourceId": sourceID, "label": label})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, nil, nil
+}
+
+// RemoveGrant takes a grant away; owners.
+func (s *Service) RemoveGrant(ctx context.Context, grantID string) (*Membership, apperr.UserErrors, error) {
+	var g Grant
+	err := s.db.Get(ctx, &g, `SELECT * FROM resource_grants WHERE id = ?`, grantID)
+	if db.IsNoRows(err) {
+		return nil, nil, apperr.NotFoundf("grant not found")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m, a, err := s.membershipFor(ctx, g.MembershipID)
+	if err != nil {
+		return nil, nil, apperr.NotFoundf("grant not found")
+	}
+	if !a.CanManageMembers() {
+		return nil, nil, errForbidden("change members' grants")
+	}
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM resource_grants WHERE id = ?`, g.ID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, g.WorkspaceID, EventGrantRemoved, "ResourceGrant", g.ID, map[string]any{"membershipId": m.ID, "role": g.Role})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, nil, nil
+}
