@@ -42,3 +42,21 @@ func connection[T any, E any, C any](page relay.Page[T], edge func(cursor string
 	info := page.PageInfo
 	return build(edges, nodes, &info, total)
 }
+
+// keys collects a key from each item of a page, without duplicates.
+func keys[T any](page relay.Page[T], key func(T) string) []string {
+	return optionalKeys(page, func(t T) *string { k := key(t); return &k })
+}
+
+// optionalKeys collects the keys that are set.
+func optionalKeys[T any](page relay.Page[T], key func(T) *string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range page.Edges {
+		if k := key(e.Node); k != nil && !seen[*k] {
+			seen[*k] = true
+			out = append(out, *k)
+		}
+	}
+	return out
+}

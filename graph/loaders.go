@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/junctioncdp/junction/internal/auth"
@@ -63,3 +64,41 @@ func (r *Resolver) loadUser(ctx context.Context, userID *string) (*auth.User, er
 }
 
 func isNotFound(err error) bool { return errors.Is(err, dataloadgen.ErrNotFound) }
+
+// nodeSelects tells whether the nodes of the connection being resolved (under `nodes` or
+// `edges { node }`) select the field name.
+func nodeSelects(ctx context.Context, name string) bool {
+	op := graphql.GetOperationContext(ctx)
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		switch f.Name {
+		case "nodes":
+			if hasField(op, f.Selections, name) {
+				return true
+			}
+		case "edges":
+			for _, e := range graphql.CollectFields(op, f.Selections, nil) {
+				if e.Name == "node" && hasField(op, e.Selections, name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func hasField(op *graphql.OperationContext, sel ast.SelectionSet, name string) bool {
+	for _, f := range graphql.CollectFields(op, sel, nil) {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// prime starts one batch for all keys of a page at once, before gqlgen resolves the page's items
+// concurrently: their own loads then find the values cached instead of racing the batch window.
+func prime[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V], keys []K) {
+	if len(keys) > 0 {
+		l.LoadAllThunk(ctx, keys)
+	}
+}

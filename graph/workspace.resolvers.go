@@ -89,6 +89,13 @@ func (r *workspaceResolver) Members(ctx context.Context, obj *workspace.Workspac
 	if err != nil {
 		return nil, err
 	}
+	l := loadersFrom(ctx, r.Resolver)
+	if nodeSelects(ctx, "user") {
+		prime(ctx, l.users, keys(page, func(m workspace.Membership) string { return m.UserID }))
+	}
+	if nodeSelects(ctx, "grants") {
+		prime(ctx, l.grants, keys(page, func(m workspace.Membership) string { return m.ID }))
+	}
 	return connection(page,
 		func(c string, n *workspace.Membership) *model.MembershipEdge {
 			return &model.MembershipEdge{Cursor: c, Node: n}
@@ -103,6 +110,9 @@ func (r *workspaceResolver) Invitations(ctx context.Context, obj *workspace.Work
 	if err != nil {
 		return nil, err
 	}
+	if nodeSelects(ctx, "invitedBy") {
+		prime(ctx, loadersFrom(ctx, r.Resolver).users, optionalKeys(page, func(i workspace.Invitation) *string { return i.InvitedBy }))
+	}
 	return connection(page,
 		func(c string, n *workspace.Invitation) *model.InvitationEdge {
 			return &model.InvitationEdge{Cursor: c, Node: n}
@@ -116,6 +126,9 @@ func (r *workspaceResolver) AccessTokens(ctx context.Context, obj *workspace.Wor
 	page, err := r.Workspaces.Tokens(ctx, obj.ID, args(first, after, last, before), totalCountSelected(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if nodeSelects(ctx, "createdBy") {
+		prime(ctx, loadersFrom(ctx, r.Resolver).users, keys(page, func(t auth.Token) string { return t.CreatedBy }))
 	}
 	return connection(page,
 		func(c string, n *auth.Token) *model.AccessTokenEdge {
@@ -140,6 +153,13 @@ func (r *workspaceResolver) AuditEvents(ctx context.Context, obj *workspace.Work
 	page, err := r.Workspaces.AuditEvents(ctx, obj.ID, f, args(first, after, last, before), totalCountSelected(ctx))
 	if err != nil {
 		return nil, err
+	}
+	l := loadersFrom(ctx, r.Resolver)
+	if nodeSelects(ctx, "user") {
+		prime(ctx, l.users, optionalKeys(page, func(e audit.Event) *string { return e.ActorUserID }))
+	}
+	if nodeSelects(ctx, "accessToken") {
+		prime(ctx, l.tokens, optionalKeys(page, func(e audit.Event) *string { return e.ActorTokenID }))
 	}
 	return connection(page,
 		func(c string, n *audit.Event) *model.AuditEventEdge { return &model.AuditEventEdge{Cursor: c, Node: n} },

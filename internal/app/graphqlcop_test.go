@@ -165,8 +165,8 @@ func graphqlCopChecks(introspection bool) []copCheck {
 			justified: onlyWithIntrospection(justifyFieldSuggestions),
 		},
 		// lib/tests/info_get_based_mutation.py: a mutation in a GET query string; flagged on a 2xx or
-		// 3xx answer with data.__typename. (The schema has no Mutation type yet; once it has, the
-		// transport's 405 for mutations over GET is what keeps this unflagged.)
+		// 3xx answer with data.__typename. The transport's 405 for mutations over GET is what keeps
+		// this unflagged.
 		{
 			name:     "Mutation is allowed over GET (possible CSRF)",
 			requests: []copRequest{copGet("/graphql", "mutation cop {__typename}", "*/*")},

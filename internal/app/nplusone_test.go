@@ -1,0 +1,90 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// statements returns how many SQL statements the server ran for the request that answered r, from
+// the access log line carrying its request id.
+func (s *server) statements(t *testing.T, r gqlResponse) int {
+	t.Helper()
+	id := r.Header.Get("X-Request-Id")
+	for _, line := range strings.Split(s.Logs.String(), "\n") {
+		if !strings.Contains(line, `"request_id":"`+id+`"`) || !strings.Contains(line, `"msg":"http request"`) {
+			continue
+		}
+		var entry struct {
+			Statements int `json:"sql_statements"`
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatal(err)
+		}
+		return entry.Statements
+	}
+	t.Fatalf("no access log line for request %s", id)
+	return 0
+}
+
+// signUp creates an account and returns its session token and user id.
+func (s *server) signUp(t *testing.T, email, name string) (token, userID string) {
+	t.Helper()
+	r := s.post(t, `mutation($i: SignUpInput!) { signUp(input: $i) { token user { id } userErrors { field message } } }`,
+		map[string]any{"i": map[string]any{"email": email, "password": "correct horse battery", "name": name}})
+	p, _ := r.Data["signUp"].(map[string]any)
+	tok, _ := p["token"].(string)
+	if tok == "" {
+		t.Fatalf("signUp %s: %s", email, r.Raw)
+	}
+	return tok, p["user"].(map[string]any)["id"].(string)
+}
+
+// mustData fails the test on any error and returns the data.
+func mustData(t *testing.T, r gqlResponse) map[string]any {
+	t.Helper()
+	if len(r.Errors) > 0 || r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
+	return r.Data
+}
+
+// TestListsLoadRelatedObjectsInBatches checks that the statements of a list query do not grow with
+// the number of items: related users and grants load through dataloaders.
+func TestListsLoadRelatedObjectsInBatches(t *testing.T) {
+	s := startServer(t)
+	owner, _ := s.signUp(t, "owner@example.com", "Owner")
+	auth := []string{"Authorization", "Bearer " + owner}
+	ws := mustData(t, s.post(t, `mutation { workspaceCreate(input: {name: "Acme", slug: "acme"}) { workspace { id } } }`, nil, auth...))
+	wsID := ws["workspaceCreate"].(map[string]any)["workspace"].(map[string]any)["id"].(string)
+
+	query := `query($slug: String!) { workspace(slug: $slug) { viewerRole members(first: 100) { totalCount nodes {
+		id role viewerCanUpdate viewerCanDelete user { id name email } grants { id role label } } } } }`
+	count := func() (int, int) {
+		r := s.post(t, query, map[string]any{"slug": "acme"}, auth...)
+		d := mustData(t, r)
+		n := len(d["workspace"].(map[string]any)["members"].(map[string]any)["nodes"].([]any))
+		return n, s.statements(t, r)
+	}
+	n1, one := count()
+	for i := 0; i < 25; i++ {
+		tok, _ := s.signUp(t, fmt.Sprintf("m%d@example.com", i), fmt.Sprintf("Member %d", i))
+		inv := mustData(t, s.post(t, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { invitation { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": wsID, "email": fmt.Sprintf("m%d@example.com", i), "role": "MEMBER"}}, auth...))
+		invID := inv["memberInvite"].(map[string]any)["invitation"].(map[string]any)["id"].(string)
+		acc := mustData(t, s.post(t, `mutation($id: ID!) { invitationAccept(input: {invitationId: $id}) { membership { id } } }`,
+			map[string]any{"id": invID}, "Authorization", "Bearer "+tok))
+		memID := acc["invitationAccept"].(map[string]any)["membership"].(map[string]any)["id"].(string)
+		mustData(t, s.post(t, `mutation($id: ID!) { memberGrantAdd(input: {membershipId: $id, role: SOURCE_READ, label: "environment:prod"}) { membership { id } } }`,
+			map[string]any{"id": memID}, auth...))
+	}
+	n26, many := count()
+	if n1 != 1 || n26 != 26 {
+		t.Fatalf("members listed: %d and %d", n1, n26)
+	}
+	if one != many {
+		t.Errorf("statements grew with the list: %d for 1 member, %d for 26", one, many)
+	}
+	t.Logf("members query: %d statements for 1 member and for 26", many)
+}
