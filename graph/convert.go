@@ -60,3 +60,17 @@ func optionalKeys[T any](page relay.Page[T], key func(T) *string) []string {
 	}
 	return out
 }
+
+// jsonObject takes a JSON argument that must be an object (or absent).
+func jsonObject(field string, v any) (map[string]any, apperr.UserErrors) {
+	if v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		var errs apperr.UserErrors
+		errs.Add(field, apperr.InvalidValue, "%s must be a JSON object", field)
+		return nil, errs
+	}
+	return m, nil
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -54,4 +55,32 @@ func (r *Resolver) can(ctx context.Context, workspaceID string, check func(*work
 		return false, err
 	}
 	return check(a), nil
+}
+
+func invalidLimit() error { return apperr.Invalid("limit", "limit must be between 0 and 100") }
+
+func (r *catalogResolver) catalogPage(kind catalog.Kind, first *int, after *string, last *int, before *string, search, category *string) (*model.CatalogEntryConnection, error) {
+	page, err := relay.Slice(r.Resolver.Integrations.List(kind, deref(search), deref(category)), (*catalog.Entry).ID, args(first, after, last, before))
+	if err != nil {
+		return nil, err
+	}
+	return connection(page,
+		func(c string, n **catalog.Entry) *model.CatalogEntryEdge {
+			return &model.CatalogEntryEdge{Cursor: c, Node: *n}
+		},
+		func(e []*model.CatalogEntryEdge, n []**catalog.Entry, p *relay.PageInfo, t int) *model.CatalogEntryConnection {
+			nodes := make([]*catalog.Entry, len(n))
+			for i := range n {
+				nodes[i] = *n[i]
+			}
+			return &model.CatalogEntryConnection{Edges: e, Nodes: nodes, PageInfo: p, TotalCount: t}
+		}), nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

@@ -10,15 +10,22 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
 // loaders batch the lookups of related objects within one operation, so that a list of N items
 // costs one query per related kind, not N.
 type loaders struct {
-	users  *dataloadgen.Loader[string, auth.User]
-	tokens *dataloadgen.Loader[string, auth.Token]
-	grants *dataloadgen.Loader[string, []workspace.Grant]
+	users                    *dataloadgen.Loader[string, auth.User]
+	tokens                   *dataloadgen.Loader[string, auth.Token]
+	grants                   *dataloadgen.Loader[string, []workspace.Grant]
+	sources                  *dataloadgen.Loader[string, source.Source]
+	destinations             *dataloadgen.Loader[string, destination.Destination]
+	writeKeys                *dataloadgen.Loader[string, []source.WriteKey]
+	connectionsBySource      *dataloadgen.Loader[string, []destination.Connection]
+	connectionsByDestination *dataloadgen.Loader[string, []destination.Connection]
 }
 
 func (r *Resolver) newLoaders() *loaders {
@@ -27,6 +34,12 @@ func (r *Resolver) newLoaders() *loaders {
 		users:  dataloadgen.NewMappedLoader(r.Auth.UsersByID, opts...),
 		tokens: dataloadgen.NewMappedLoader(r.Auth.TokensByID, opts...),
 		grants: dataloadgen.NewMappedLoader(r.Workspaces.GrantsByMembership, opts...),
+
+		sources:                  dataloadgen.NewMappedLoader(r.Sources.ByIDs, opts...),
+		destinations:             dataloadgen.NewMappedLoader(r.Destinations.ByIDs, opts...),
+		writeKeys:                dataloadgen.NewMappedLoader(r.Sources.WriteKeysBySource, opts...),
+		connectionsBySource:      dataloadgen.NewMappedLoader(r.Destinations.ConnectionsBySource, opts...),
+		connectionsByDestination: dataloadgen.NewMappedLoader(r.Destinations.ConnectionsByDestination, opts...),
 	}
 }
 
@@ -101,4 +114,13 @@ func prime[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V]
 	if len(keys) > 0 {
 		l.LoadAllThunk(ctx, keys)
 	}
+}
+
+// loadList loads a list-valued key, an absent key being an empty list.
+func loadList[V any](ctx context.Context, l *dataloadgen.Loader[string, []V], key string) ([]V, error) {
+	v, err := l.Load(ctx, key)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	return v, err
 }

@@ -133,5 +133,7 @@ func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{
 
 func (r *Resolver) Membership() MembershipResolver { return &membershipResolver{r} }
 
-type invitationResolver struct{ *Resolver }
-type membershipResolver struct{ *Resolver }
+type (
+	invitationResolver struct{ *Resolver }
+	membershipResolver struct{ *Resolver }
+)

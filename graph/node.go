@@ -2,12 +2,16 @@ package graph
 
 import (
 	"context"
+	"strings"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/destination"
 	ids "github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -28,11 +32,7 @@ var nodeFetchers = map[string]nodeFetcher{
 		return nilable(r.loadUser(ctx, &id))
 	},
 	workspace.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
-		w, err := r.Workspaces.Get(ctx, id)
-		if apperr.CodeOf(err) == apperr.NotFound {
-			return nil, nil
-		}
-		return nilable(w, err)
+		return nilable(notFoundIsNil(r.Workspaces.Get(ctx, id)))
 	},
 	workspace.MembershipPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Workspaces.Membership(ctx, id))
@@ -49,6 +49,23 @@ var nodeFetchers = map[string]nodeFetcher{
 	audit.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Workspaces.AuditEvent(ctx, id))
 	},
+	source.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(notFoundIsNil(r.Sources.Get(ctx, id)))
+	},
+	destination.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(notFoundIsNil(r.Destinations.Get(ctx, id)))
+	},
+	destination.ConnectionPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Destinations.Connection(ctx, id))
+	},
+}
+
+// notFoundIsNil turns NOT_FOUND into nothing, for node lookups.
+func notFoundIsNil[T any](v *T, err error) (*T, error) {
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	return v, err
 }
 
 // nilable turns a typed nil pointer into an untyped nil Node, so that GraphQL sees null.
@@ -60,8 +77,11 @@ func nilable[T any](v *T, err error) (model.Node, error) {
 }
 
 func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {
+	if strings.HasPrefix(id, catalog.IDPrefix) { // the catalog is public and its ids are slugs
+		return nilable(r.Integrations.Entry("", id), nil)
+	}
 	if auth.ViewerFrom(ctx) == nil {
-		return nil, nil // nothing is visible anonymously
+		return nil, nil // nothing else is visible anonymously
 	}
 	prefix, ok := ids.Prefix(id)
 	if !ok {

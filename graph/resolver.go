@@ -4,6 +4,9 @@ package graph
 
 import (
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -11,6 +14,9 @@ import (
 
 // Resolver holds the services the resolvers call. It is built once by internal/app.
 type Resolver struct {
-	Auth       *auth.Service
-	Workspaces *workspace.Service
+	Auth         *auth.Service
+	Workspaces   *workspace.Service
+	Integrations *catalog.Catalog
+	Sources      *source.Service
+	Destinations *destination.Service
 }

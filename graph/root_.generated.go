@@ -26,10 +26,15 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	AccessToken() AccessTokenResolver
 	AuditEvent() AuditEventResolver
+	Catalog() CatalogResolver
+	Connection() ConnectionResolver
+	Destination() DestinationResolver
 	Invitation() InvitationResolver
 	Membership() MembershipResolver
 	Mutation() MutationResolver
+	Overview() OverviewResolver
 	Query() QueryResolver
+	Source() SourceResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 	Workspace() WorkspaceResolver
@@ -102,6 +107,100 @@ type ComplexityRoot struct {
 		Token      func(childComplexity int) int
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	Catalog struct {
+		DestinationCategories func(childComplexity int) int
+		Destinations          func(childComplexity int, first *int, after *string, last *int, before *string, search *string, category *string) int
+		Entry                 func(childComplexity int, slug string) int
+		NewAndNoteworthy      func(childComplexity int, limit *int) int
+		SourceCategories      func(childComplexity int) int
+		Sources               func(childComplexity int, first *int, after *string, last *int, before *string, search *string, category *string) int
+	}
+
+	CatalogEntry struct {
+		AddedAt      func(childComplexity int) int
+		Categories   func(childComplexity int) int
+		Description  func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Instructions func(childComplexity int) int
+		Name         func(childComplexity int) int
+		Settings     func(childComplexity int) int
+		Slug         func(childComplexity int) int
+		SourceType   func(childComplexity int) int
+		Status       func(childComplexity int) int
+	}
+
+	CatalogEntryConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CatalogEntryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Connection struct {
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Destination     func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Source          func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	ConnectionDeletePayload struct {
+		DeletedConnectionID func(childComplexity int) int
+		UserErrors          func(childComplexity int) int
+	}
+
+	ConnectionPayload struct {
+		Connection func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	Destination struct {
+		CatalogEntry    func(childComplexity int) int
+		Category        func(childComplexity int) int
+		Connections     func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Name            func(childComplexity int) int
+		SecretSettings  func(childComplexity int) int
+		Settings        func(childComplexity int) int
+		Sources         func(childComplexity int) int
+		Status          func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		UpdatedBy       func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	DestinationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	DestinationDeletePayload struct {
+		DeletedDestinationID func(childComplexity int) int
+		UserErrors           func(childComplexity int) int
+	}
+
+	DestinationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	DestinationPayload struct {
+		Destination func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
 	}
 
 	Invitation struct {
@@ -180,6 +279,15 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AccessTokenCreate   func(childComplexity int, input model.AccessTokenCreateInput) int
 		AccessTokenRevoke   func(childComplexity int, input model.AccessTokenRevokeInput) int
+		ConnectionCreate    func(childComplexity int, input model.ConnectionCreateInput) int
+		ConnectionDelete    func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionDisable   func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionEnable    func(childComplexity int, input model.ConnectionIDInput) int
+		DestinationCreate   func(childComplexity int, input model.DestinationCreateInput) int
+		DestinationDelete   func(childComplexity int, input model.DestinationIDInput) int
+		DestinationDisable  func(childComplexity int, input model.DestinationIDInput) int
+		DestinationEnable   func(childComplexity int, input model.DestinationIDInput) int
+		DestinationUpdate   func(childComplexity int, input model.DestinationUpdateInput) int
 		InvitationAccept    func(childComplexity int, input model.InvitationInput) int
 		InvitationDecline   func(childComplexity int, input model.InvitationInput) int
 		InvitationRevoke    func(childComplexity int, input model.InvitationInput) int
@@ -191,10 +299,40 @@ type ComplexityRoot struct {
 		MemberRemove        func(childComplexity int, input model.MemberRemoveInput) int
 		MemberUpdate        func(childComplexity int, input model.MemberUpdateInput) int
 		SignUp              func(childComplexity int, input model.SignUpInput) int
+		SourceCreate        func(childComplexity int, input model.SourceCreateInput) int
+		SourceDelete        func(childComplexity int, input model.SourceIDInput) int
+		SourceDisable       func(childComplexity int, input model.SourceIDInput) int
+		SourceEnable        func(childComplexity int, input model.SourceIDInput) int
+		SourceUpdate        func(childComplexity int, input model.SourceUpdateInput) int
 		WorkspaceCreate     func(childComplexity int, input model.WorkspaceCreateInput) int
 		WorkspaceDelete     func(childComplexity int, input model.WorkspaceDeleteInput) int
 		WorkspacePlanUpdate func(childComplexity int, input model.WorkspacePlanUpdateInput) int
 		WorkspaceUpdate     func(childComplexity int, input model.WorkspaceUpdateInput) int
+		WriteKeyCreate      func(childComplexity int, input model.SourceIDInput) int
+		WriteKeyRevoke      func(childComplexity int, input model.WriteKeyRevokeInput) int
+	}
+
+	Overview struct {
+		Edges func(childComplexity int) int
+		Nodes func(childComplexity int) int
+	}
+
+	OverviewEdge struct {
+		Enabled func(childComplexity int) int
+		From    func(childComplexity int) int
+		ID      func(childComplexity int) int
+		To      func(childComplexity int) int
+	}
+
+	OverviewNode struct {
+		CatalogSlug func(childComplexity int) int
+		Enabled     func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Node        func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Type        func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -212,6 +350,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Catalog    func(childComplexity int) int
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
 		ServerInfo func(childComplexity int) int
@@ -227,10 +366,72 @@ type ComplexityRoot struct {
 		SourceID  func(childComplexity int) int
 	}
 
+	SecretSetting struct {
+		IsSet func(childComplexity int) int
+		Name  func(childComplexity int) int
+	}
+
 	ServerInfo struct {
 		Now       func(childComplexity int) int
 		StartedAt func(childComplexity int) int
 		Version   func(childComplexity int) int
+	}
+
+	SettingDefinition struct {
+		Default     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Label       func(childComplexity int) int
+		Max         func(childComplexity int) int
+		Min         func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Options     func(childComplexity int) int
+		Required    func(childComplexity int) int
+		Secret      func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	Source struct {
+		CatalogEntry    func(childComplexity int) int
+		Category        func(childComplexity int) int
+		Connections     func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Destinations    func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Labels          func(childComplexity int) int
+		LastSeenAt      func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Settings        func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Type            func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		UpdatedBy       func(childComplexity int) int
+		ViewerCanDelete func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+		WriteKeys       func(childComplexity int) int
+	}
+
+	SourceConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	SourceDeletePayload struct {
+		DeletedSourceID func(childComplexity int) int
+		UserErrors      func(childComplexity int) int
+	}
+
+	SourceEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SourcePayload struct {
+		Source     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -256,12 +457,15 @@ type ComplexityRoot struct {
 		AccessTokens           func(childComplexity int, first *int, after *string, last *int, before *string) int
 		AuditEvents            func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
 		CreatedAt              func(childComplexity int) int
+		Destinations           func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) int
 		ID                     func(childComplexity int) int
 		Invitations            func(childComplexity int, first *int, after *string, last *int, before *string, status *workspace.InvitationStatus) int
 		Members                func(childComplexity int, first *int, after *string, last *int, before *string, role *auth.Role) int
 		Name                   func(childComplexity int) int
+		Overview               func(childComplexity int) int
 		Plan                   func(childComplexity int) int
 		Slug                   func(childComplexity int) int
+		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
 		UpdatedAt              func(childComplexity int) int
 		ViewerCanChangePlan    func(childComplexity int) int
 		ViewerCanDelete        func(childComplexity int) int
@@ -290,6 +494,18 @@ type ComplexityRoot struct {
 	WorkspacePayload struct {
 		UserErrors func(childComplexity int) int
 		Workspace  func(childComplexity int) int
+	}
+
+	WriteKey struct {
+		CreatedAt func(childComplexity int) int
+		Key       func(childComplexity int) int
+		RevokedAt func(childComplexity int) int
+	}
+
+	WriteKeyPayload struct {
+		Source     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+		WriteKey   func(childComplexity int) int
 	}
 }
 
@@ -543,6 +759,386 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.UserErrors(childComplexity), true
+
+	case "Catalog.destinationCategories":
+		if e.ComplexityRoot.Catalog.DestinationCategories == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.DestinationCategories(childComplexity), true
+	case "Catalog.destinations":
+		if e.ComplexityRoot.Catalog.Destinations == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_destinations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.Destinations(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["category"].(*string)), true
+	case "Catalog.entry":
+		if e.ComplexityRoot.Catalog.Entry == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_entry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.Entry(childComplexity, args["slug"].(string)), true
+	case "Catalog.newAndNoteworthy":
+		if e.ComplexityRoot.Catalog.NewAndNoteworthy == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_newAndNoteworthy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.NewAndNoteworthy(childComplexity, args["limit"].(*int)), true
+	case "Catalog.sourceCategories":
+		if e.ComplexityRoot.Catalog.SourceCategories == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Catalog.SourceCategories(childComplexity), true
+	case "Catalog.sources":
+		if e.ComplexityRoot.Catalog.Sources == nil {
+			break
+		}
+
+		args, err := ec.field_Catalog_sources_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Catalog.Sources(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["category"].(*string)), true
+
+	case "CatalogEntry.addedAt":
+		if e.ComplexityRoot.CatalogEntry.AddedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.AddedAt(childComplexity), true
+	case "CatalogEntry.categories":
+		if e.ComplexityRoot.CatalogEntry.Categories == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Categories(childComplexity), true
+	case "CatalogEntry.description":
+		if e.ComplexityRoot.CatalogEntry.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Description(childComplexity), true
+	case "CatalogEntry.id":
+		if e.ComplexityRoot.CatalogEntry.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.ID(childComplexity), true
+	case "CatalogEntry.instructions":
+		if e.ComplexityRoot.CatalogEntry.Instructions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Instructions(childComplexity), true
+	case "CatalogEntry.name":
+		if e.ComplexityRoot.CatalogEntry.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Name(childComplexity), true
+	case "CatalogEntry.settings":
+		if e.ComplexityRoot.CatalogEntry.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Settings(childComplexity), true
+	case "CatalogEntry.slug":
+		if e.ComplexityRoot.CatalogEntry.Slug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Slug(childComplexity), true
+	case "CatalogEntry.sourceType":
+		if e.ComplexityRoot.CatalogEntry.SourceType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.SourceType(childComplexity), true
+	case "CatalogEntry.status":
+		if e.ComplexityRoot.CatalogEntry.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntry.Status(childComplexity), true
+
+	case "CatalogEntryConnection.edges":
+		if e.ComplexityRoot.CatalogEntryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryConnection.Edges(childComplexity), true
+	case "CatalogEntryConnection.nodes":
+		if e.ComplexityRoot.CatalogEntryConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryConnection.Nodes(childComplexity), true
+	case "CatalogEntryConnection.pageInfo":
+		if e.ComplexityRoot.CatalogEntryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryConnection.PageInfo(childComplexity), true
+	case "CatalogEntryConnection.totalCount":
+		if e.ComplexityRoot.CatalogEntryConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryConnection.TotalCount(childComplexity), true
+
+	case "CatalogEntryEdge.cursor":
+		if e.ComplexityRoot.CatalogEntryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryEdge.Cursor(childComplexity), true
+	case "CatalogEntryEdge.node":
+		if e.ComplexityRoot.CatalogEntryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntryEdge.Node(childComplexity), true
+
+	case "Connection.createdAt":
+		if e.ComplexityRoot.Connection.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CreatedAt(childComplexity), true
+	case "Connection.createdBy":
+		if e.ComplexityRoot.Connection.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CreatedBy(childComplexity), true
+	case "Connection.destination":
+		if e.ComplexityRoot.Connection.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Destination(childComplexity), true
+	case "Connection.enabled":
+		if e.ComplexityRoot.Connection.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Enabled(childComplexity), true
+	case "Connection.id":
+		if e.ComplexityRoot.Connection.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.ID(childComplexity), true
+	case "Connection.source":
+		if e.ComplexityRoot.Connection.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Source(childComplexity), true
+	case "Connection.viewerCanUpdate":
+		if e.ComplexityRoot.Connection.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.ViewerCanUpdate(childComplexity), true
+
+	case "ConnectionDeletePayload.deletedConnectionId":
+		if e.ComplexityRoot.ConnectionDeletePayload.DeletedConnectionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectionDeletePayload.DeletedConnectionID(childComplexity), true
+	case "ConnectionDeletePayload.userErrors":
+		if e.ComplexityRoot.ConnectionDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectionDeletePayload.UserErrors(childComplexity), true
+
+	case "ConnectionPayload.connection":
+		if e.ComplexityRoot.ConnectionPayload.Connection == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectionPayload.Connection(childComplexity), true
+	case "ConnectionPayload.userErrors":
+		if e.ComplexityRoot.ConnectionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConnectionPayload.UserErrors(childComplexity), true
+
+	case "Destination.catalogEntry":
+		if e.ComplexityRoot.Destination.CatalogEntry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.CatalogEntry(childComplexity), true
+	case "Destination.category":
+		if e.ComplexityRoot.Destination.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Category(childComplexity), true
+	case "Destination.connections":
+		if e.ComplexityRoot.Destination.Connections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Connections(childComplexity), true
+	case "Destination.createdAt":
+		if e.ComplexityRoot.Destination.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.CreatedAt(childComplexity), true
+	case "Destination.createdBy":
+		if e.ComplexityRoot.Destination.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.CreatedBy(childComplexity), true
+	case "Destination.enabled":
+		if e.ComplexityRoot.Destination.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Enabled(childComplexity), true
+	case "Destination.id":
+		if e.ComplexityRoot.Destination.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.ID(childComplexity), true
+	case "Destination.name":
+		if e.ComplexityRoot.Destination.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Name(childComplexity), true
+	case "Destination.secretSettings":
+		if e.ComplexityRoot.Destination.SecretSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.SecretSettings(childComplexity), true
+	case "Destination.settings":
+		if e.ComplexityRoot.Destination.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Settings(childComplexity), true
+	case "Destination.sources":
+		if e.ComplexityRoot.Destination.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Sources(childComplexity), true
+	case "Destination.status":
+		if e.ComplexityRoot.Destination.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Status(childComplexity), true
+	case "Destination.updatedAt":
+		if e.ComplexityRoot.Destination.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.UpdatedAt(childComplexity), true
+	case "Destination.updatedBy":
+		if e.ComplexityRoot.Destination.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.UpdatedBy(childComplexity), true
+	case "Destination.viewerCanUpdate":
+		if e.ComplexityRoot.Destination.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.ViewerCanUpdate(childComplexity), true
+
+	case "DestinationConnection.edges":
+		if e.ComplexityRoot.DestinationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationConnection.Edges(childComplexity), true
+	case "DestinationConnection.nodes":
+		if e.ComplexityRoot.DestinationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationConnection.Nodes(childComplexity), true
+	case "DestinationConnection.pageInfo":
+		if e.ComplexityRoot.DestinationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationConnection.PageInfo(childComplexity), true
+	case "DestinationConnection.totalCount":
+		if e.ComplexityRoot.DestinationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationConnection.TotalCount(childComplexity), true
+
+	case "DestinationDeletePayload.deletedDestinationId":
+		if e.ComplexityRoot.DestinationDeletePayload.DeletedDestinationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationDeletePayload.DeletedDestinationID(childComplexity), true
+	case "DestinationDeletePayload.userErrors":
+		if e.ComplexityRoot.DestinationDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationDeletePayload.UserErrors(childComplexity), true
+
+	case "DestinationEdge.cursor":
+		if e.ComplexityRoot.DestinationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationEdge.Cursor(childComplexity), true
+	case "DestinationEdge.node":
+		if e.ComplexityRoot.DestinationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationEdge.Node(childComplexity), true
+
+	case "DestinationPayload.destination":
+		if e.ComplexityRoot.DestinationPayload.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationPayload.Destination(childComplexity), true
+	case "DestinationPayload.userErrors":
+		if e.ComplexityRoot.DestinationPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationPayload.UserErrors(childComplexity), true
 
 	case "Invitation.createdAt":
 		if e.ComplexityRoot.Invitation.CreatedAt == nil {
@@ -817,6 +1413,105 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AccessTokenRevoke(childComplexity, args["input"].(model.AccessTokenRevokeInput)), true
+	case "Mutation.connectionCreate":
+		if e.ComplexityRoot.Mutation.ConnectionCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectionCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectionCreate(childComplexity, args["input"].(model.ConnectionCreateInput)), true
+	case "Mutation.connectionDelete":
+		if e.ComplexityRoot.Mutation.ConnectionDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectionDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectionDelete(childComplexity, args["input"].(model.ConnectionIDInput)), true
+	case "Mutation.connectionDisable":
+		if e.ComplexityRoot.Mutation.ConnectionDisable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectionDisable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectionDisable(childComplexity, args["input"].(model.ConnectionIDInput)), true
+	case "Mutation.connectionEnable":
+		if e.ComplexityRoot.Mutation.ConnectionEnable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectionEnable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectionEnable(childComplexity, args["input"].(model.ConnectionIDInput)), true
+	case "Mutation.destinationCreate":
+		if e.ComplexityRoot.Mutation.DestinationCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationCreate(childComplexity, args["input"].(model.DestinationCreateInput)), true
+	case "Mutation.destinationDelete":
+		if e.ComplexityRoot.Mutation.DestinationDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationDelete(childComplexity, args["input"].(model.DestinationIDInput)), true
+	case "Mutation.destinationDisable":
+		if e.ComplexityRoot.Mutation.DestinationDisable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationDisable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationDisable(childComplexity, args["input"].(model.DestinationIDInput)), true
+	case "Mutation.destinationEnable":
+		if e.ComplexityRoot.Mutation.DestinationEnable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationEnable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationEnable(childComplexity, args["input"].(model.DestinationIDInput)), true
+	case "Mutation.destinationUpdate":
+		if e.ComplexityRoot.Mutation.DestinationUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationUpdate(childComplexity, args["input"].(model.DestinationUpdateInput)), true
 	case "Mutation.invitationAccept":
 		if e.ComplexityRoot.Mutation.InvitationAccept == nil {
 			break
@@ -938,6 +1633,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignUp(childComplexity, args["input"].(model.SignUpInput)), true
+	case "Mutation.sourceCreate":
+		if e.ComplexityRoot.Mutation.SourceCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceCreate(childComplexity, args["input"].(model.SourceCreateInput)), true
+	case "Mutation.sourceDelete":
+		if e.ComplexityRoot.Mutation.SourceDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceDelete(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.sourceDisable":
+		if e.ComplexityRoot.Mutation.SourceDisable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceDisable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceDisable(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.sourceEnable":
+		if e.ComplexityRoot.Mutation.SourceEnable == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceEnable_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceEnable(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.sourceUpdate":
+		if e.ComplexityRoot.Mutation.SourceUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceUpdate(childComplexity, args["input"].(model.SourceUpdateInput)), true
 	case "Mutation.workspaceCreate":
 		if e.ComplexityRoot.Mutation.WorkspaceCreate == nil {
 			break
@@ -982,6 +1732,115 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.WorkspaceUpdate(childComplexity, args["input"].(model.WorkspaceUpdateInput)), true
+	case "Mutation.writeKeyCreate":
+		if e.ComplexityRoot.Mutation.WriteKeyCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_writeKeyCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WriteKeyCreate(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.writeKeyRevoke":
+		if e.ComplexityRoot.Mutation.WriteKeyRevoke == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_writeKeyRevoke_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WriteKeyRevoke(childComplexity, args["input"].(model.WriteKeyRevokeInput)), true
+
+	case "Overview.edges":
+		if e.ComplexityRoot.Overview.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.Edges(childComplexity), true
+	case "Overview.nodes":
+		if e.ComplexityRoot.Overview.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.Nodes(childComplexity), true
+
+	case "OverviewEdge.enabled":
+		if e.ComplexityRoot.OverviewEdge.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewEdge.Enabled(childComplexity), true
+	case "OverviewEdge.from":
+		if e.ComplexityRoot.OverviewEdge.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewEdge.From(childComplexity), true
+	case "OverviewEdge.id":
+		if e.ComplexityRoot.OverviewEdge.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewEdge.ID(childComplexity), true
+	case "OverviewEdge.to":
+		if e.ComplexityRoot.OverviewEdge.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewEdge.To(childComplexity), true
+
+	case "OverviewNode.catalogSlug":
+		if e.ComplexityRoot.OverviewNode.CatalogSlug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.CatalogSlug(childComplexity), true
+	case "OverviewNode.enabled":
+		if e.ComplexityRoot.OverviewNode.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Enabled(childComplexity), true
+	case "OverviewNode.id":
+		if e.ComplexityRoot.OverviewNode.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.ID(childComplexity), true
+	case "OverviewNode.kind":
+		if e.ComplexityRoot.OverviewNode.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Kind(childComplexity), true
+	case "OverviewNode.name":
+		if e.ComplexityRoot.OverviewNode.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Name(childComplexity), true
+	case "OverviewNode.node":
+		if e.ComplexityRoot.OverviewNode.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Node(childComplexity), true
+	case "OverviewNode.status":
+		if e.ComplexityRoot.OverviewNode.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Status(childComplexity), true
+	case "OverviewNode.type":
+		if e.ComplexityRoot.OverviewNode.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewNode.Type(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1032,6 +1891,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PlanDetails.Plan(childComplexity), true
+
+	case "Query.catalog":
+		if e.ComplexityRoot.Query.Catalog == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Catalog(childComplexity), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1110,6 +1976,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
 
+	case "SecretSetting.isSet":
+		if e.ComplexityRoot.SecretSetting.IsSet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecretSetting.IsSet(childComplexity), true
+	case "SecretSetting.name":
+		if e.ComplexityRoot.SecretSetting.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecretSetting.Name(childComplexity), true
+
 	case "ServerInfo.now":
 		if e.ComplexityRoot.ServerInfo.Now == nil {
 			break
@@ -1128,6 +2007,246 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServerInfo.Version(childComplexity), true
+
+	case "SettingDefinition.default":
+		if e.ComplexityRoot.SettingDefinition.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Default(childComplexity), true
+	case "SettingDefinition.description":
+		if e.ComplexityRoot.SettingDefinition.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Description(childComplexity), true
+	case "SettingDefinition.label":
+		if e.ComplexityRoot.SettingDefinition.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Label(childComplexity), true
+	case "SettingDefinition.max":
+		if e.ComplexityRoot.SettingDefinition.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Max(childComplexity), true
+	case "SettingDefinition.min":
+		if e.ComplexityRoot.SettingDefinition.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Min(childComplexity), true
+	case "SettingDefinition.name":
+		if e.ComplexityRoot.SettingDefinition.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Name(childComplexity), true
+	case "SettingDefinition.options":
+		if e.ComplexityRoot.SettingDefinition.Options == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Options(childComplexity), true
+	case "SettingDefinition.required":
+		if e.ComplexityRoot.SettingDefinition.Required == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Required(childComplexity), true
+	case "SettingDefinition.secret":
+		if e.ComplexityRoot.SettingDefinition.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Secret(childComplexity), true
+	case "SettingDefinition.type":
+		if e.ComplexityRoot.SettingDefinition.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SettingDefinition.Type(childComplexity), true
+
+	case "Source.catalogEntry":
+		if e.ComplexityRoot.Source.CatalogEntry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.CatalogEntry(childComplexity), true
+	case "Source.category":
+		if e.ComplexityRoot.Source.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Category(childComplexity), true
+	case "Source.connections":
+		if e.ComplexityRoot.Source.Connections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Connections(childComplexity), true
+	case "Source.createdAt":
+		if e.ComplexityRoot.Source.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.CreatedAt(childComplexity), true
+	case "Source.createdBy":
+		if e.ComplexityRoot.Source.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.CreatedBy(childComplexity), true
+	case "Source.destinations":
+		if e.ComplexityRoot.Source.Destinations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Destinations(childComplexity), true
+	case "Source.enabled":
+		if e.ComplexityRoot.Source.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Enabled(childComplexity), true
+	case "Source.id":
+		if e.ComplexityRoot.Source.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.ID(childComplexity), true
+	case "Source.labels":
+		if e.ComplexityRoot.Source.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Labels(childComplexity), true
+	case "Source.lastSeenAt":
+		if e.ComplexityRoot.Source.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.LastSeenAt(childComplexity), true
+	case "Source.name":
+		if e.ComplexityRoot.Source.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Name(childComplexity), true
+	case "Source.settings":
+		if e.ComplexityRoot.Source.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Settings(childComplexity), true
+	case "Source.status":
+		if e.ComplexityRoot.Source.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Status(childComplexity), true
+	case "Source.type":
+		if e.ComplexityRoot.Source.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Type(childComplexity), true
+	case "Source.updatedAt":
+		if e.ComplexityRoot.Source.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.UpdatedAt(childComplexity), true
+	case "Source.updatedBy":
+		if e.ComplexityRoot.Source.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.UpdatedBy(childComplexity), true
+	case "Source.viewerCanDelete":
+		if e.ComplexityRoot.Source.ViewerCanDelete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.ViewerCanDelete(childComplexity), true
+	case "Source.viewerCanUpdate":
+		if e.ComplexityRoot.Source.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.ViewerCanUpdate(childComplexity), true
+	case "Source.writeKeys":
+		if e.ComplexityRoot.Source.WriteKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.WriteKeys(childComplexity), true
+
+	case "SourceConnection.edges":
+		if e.ComplexityRoot.SourceConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceConnection.Edges(childComplexity), true
+	case "SourceConnection.nodes":
+		if e.ComplexityRoot.SourceConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceConnection.Nodes(childComplexity), true
+	case "SourceConnection.pageInfo":
+		if e.ComplexityRoot.SourceConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceConnection.PageInfo(childComplexity), true
+	case "SourceConnection.totalCount":
+		if e.ComplexityRoot.SourceConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceConnection.TotalCount(childComplexity), true
+
+	case "SourceDeletePayload.deletedSourceId":
+		if e.ComplexityRoot.SourceDeletePayload.DeletedSourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDeletePayload.DeletedSourceID(childComplexity), true
+	case "SourceDeletePayload.userErrors":
+		if e.ComplexityRoot.SourceDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDeletePayload.UserErrors(childComplexity), true
+
+	case "SourceEdge.cursor":
+		if e.ComplexityRoot.SourceEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceEdge.Cursor(childComplexity), true
+	case "SourceEdge.node":
+		if e.ComplexityRoot.SourceEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceEdge.Node(childComplexity), true
+
+	case "SourcePayload.source":
+		if e.ComplexityRoot.SourcePayload.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourcePayload.Source(childComplexity), true
+	case "SourcePayload.userErrors":
+		if e.ComplexityRoot.SourcePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourcePayload.UserErrors(childComplexity), true
 
 	case "Subscription.serverTime":
 		if e.ComplexityRoot.Subscription.ServerTime == nil {
@@ -1230,6 +2349,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.CreatedAt(childComplexity), true
+	case "Workspace.destinations":
+		if e.ComplexityRoot.Workspace.Destinations == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_destinations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Destinations(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.DestinationOrder), args["filter"].(*model.DestinationFilter)), true
 	case "Workspace.id":
 		if e.ComplexityRoot.Workspace.ID == nil {
 			break
@@ -1264,6 +2394,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Name(childComplexity), true
+	case "Workspace.overview":
+		if e.ComplexityRoot.Workspace.Overview == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Overview(childComplexity), true
 	case "Workspace.plan":
 		if e.ComplexityRoot.Workspace.Plan == nil {
 			break
@@ -1276,6 +2412,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Slug(childComplexity), true
+	case "Workspace.sources":
+		if e.ComplexityRoot.Workspace.Sources == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_sources_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Sources(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.SourceFilter)), true
 	case "Workspace.updatedAt":
 		if e.ComplexityRoot.Workspace.UpdatedAt == nil {
 			break
@@ -1377,6 +2524,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WorkspacePayload.Workspace(childComplexity), true
 
+	case "WriteKey.createdAt":
+		if e.ComplexityRoot.WriteKey.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKey.CreatedAt(childComplexity), true
+	case "WriteKey.key":
+		if e.ComplexityRoot.WriteKey.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKey.Key(childComplexity), true
+	case "WriteKey.revokedAt":
+		if e.ComplexityRoot.WriteKey.RevokedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKey.RevokedAt(childComplexity), true
+
+	case "WriteKeyPayload.source":
+		if e.ComplexityRoot.WriteKeyPayload.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKeyPayload.Source(childComplexity), true
+	case "WriteKeyPayload.userErrors":
+		if e.ComplexityRoot.WriteKeyPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKeyPayload.UserErrors(childComplexity), true
+	case "WriteKeyPayload.writeKey":
+		if e.ComplexityRoot.WriteKeyPayload.WriteKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteKeyPayload.WriteKey(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1389,6 +2574,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AccessTokenCreateInput", ec.unmarshalInputAccessTokenCreateInput),
 			graphql.NewInputUnmarshaler("AccessTokenRevokeInput", ec.unmarshalInputAccessTokenRevokeInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
+			graphql.NewInputUnmarshaler("ConnectionCreateInput", ec.unmarshalInputConnectionCreateInput),
+			graphql.NewInputUnmarshaler("ConnectionIdInput", ec.unmarshalInputConnectionIdInput),
+			graphql.NewInputUnmarshaler("DestinationCreateInput", ec.unmarshalInputDestinationCreateInput),
+			graphql.NewInputUnmarshaler("DestinationFilter", ec.unmarshalInputDestinationFilter),
+			graphql.NewInputUnmarshaler("DestinationIdInput", ec.unmarshalInputDestinationIdInput),
+			graphql.NewInputUnmarshaler("DestinationUpdateInput", ec.unmarshalInputDestinationUpdateInput),
 			graphql.NewInputUnmarshaler("InvitationInput", ec.unmarshalInputInvitationInput),
 			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
 			graphql.NewInputUnmarshaler("LogOutInput", ec.unmarshalInputLogOutInput),
@@ -1398,10 +2589,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("MemberRemoveInput", ec.unmarshalInputMemberRemoveInput),
 			graphql.NewInputUnmarshaler("MemberUpdateInput", ec.unmarshalInputMemberUpdateInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
+			graphql.NewInputUnmarshaler("SourceCreateInput", ec.unmarshalInputSourceCreateInput),
+			graphql.NewInputUnmarshaler("SourceFilter", ec.unmarshalInputSourceFilter),
+			graphql.NewInputUnmarshaler("SourceIdInput", ec.unmarshalInputSourceIdInput),
+			graphql.NewInputUnmarshaler("SourceUpdateInput", ec.unmarshalInputSourceUpdateInput),
 			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
 			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
 			graphql.NewInputUnmarshaler("WorkspacePlanUpdateInput", ec.unmarshalInputWorkspacePlanUpdateInput),
 			graphql.NewInputUnmarshaler("WorkspaceUpdateInput", ec.unmarshalInputWorkspaceUpdateInput),
+			graphql.NewInputUnmarshaler("WriteKeyRevokeInput", ec.unmarshalInputWriteKeyRevokeInput),
 		)
 	}
 	first := true
@@ -1608,6 +2804,24 @@ enum AuditEventType {
   GRANT_REMOVED
   ACCESS_TOKEN_CREATED
   ACCESS_TOKEN_REVOKED
+  SOURCE_CREATED
+  "A source was renamed, or its settings or labels changed."
+  SOURCE_UPDATED
+  SOURCE_ENABLED
+  SOURCE_DISABLED
+  SOURCE_DELETED
+  WRITE_KEY_CREATED
+  WRITE_KEY_REVOKED
+  DESTINATION_CREATED
+  "A destination was renamed, or its settings changed (secret ones are named, never shown)."
+  DESTINATION_UPDATED
+  DESTINATION_ENABLED
+  DESTINATION_DISABLED
+  DESTINATION_DELETED
+  CONNECTION_CREATED
+  CONNECTION_ENABLED
+  CONNECTION_DISABLED
+  CONNECTION_DELETED
 }
 
 input AuditEventFilter {
@@ -1629,6 +2843,265 @@ type AuditEventConnection {
   nodes: [AuditEvent!]!
   pageInfo: PageInfo!
   totalCount: Int!
+}
+`, BuiltIn: false},
+	{Name: "../schema/catalog.graphqls", Input: `# The integration catalog: what can be connected. Only what works with this server is listed: sources
+# that speak Segment's tracking API, destinations that the delivery engine can send to.
+
+"An integration that can be added to a workspace: a kind of source or of destination."
+type CatalogEntry implements Node {
+  "` + "`" + `cat_` + "`" + ` followed by the slug."
+  id: ID!
+  "A short stable name, such as ` + "`" + `javascript` + "`" + ` or ` + "`" + `webhook` + "`" + `."
+  slug: String!
+  name: String!
+  description: String!
+  "Categories for browsing and filtering, such as ` + "`" + `Website` + "`" + ` or ` + "`" + `Analytics` + "`" + `."
+  categories: [String!]!
+  "Whether the entry is generally available or still in beta."
+  status: CatalogEntryStatus!
+  "For sources: the kind of place the data comes from."
+  sourceType: SourceType
+  "The settings an instance takes, with their rules."
+  settings: [SettingDefinition!]!
+  "How to set it up, in Markdown. For a source: where the write key goes and a snippet for its library."
+  instructions: String!
+  "When the entry joined the catalog; the newest are 'New and Noteworthy'."
+  addedAt: DateTime!
+}
+
+enum CatalogEntryStatus {
+  PUBLIC
+  BETA
+}
+
+"One setting of a catalog entry: its name, type and rules."
+type SettingDefinition {
+  "The key in ` + "`" + `settings` + "`" + ` JSON."
+  name: String!
+  label: String!
+  type: SettingType!
+  required: Boolean!
+  "A secret is write-only: it is encrypted at rest and reads back masked."
+  secret: Boolean!
+  "The value used when none is given."
+  default: JSON
+  description: String!
+  "For SELECT (and LIST of choices): the allowed values."
+  options: [String!]
+  "For NUMBER: the smallest and largest allowed values."
+  min: Float
+  max: Float
+}
+
+enum SettingType {
+  STRING
+  NUMBER
+  BOOLEAN
+  SELECT
+  "A list of strings."
+  LIST
+  "An object of string values."
+  MAP
+  "An absolute http or https URL."
+  URL
+}
+
+type CatalogEntryEdge {
+  cursor: String!
+  node: CatalogEntry!
+}
+
+type CatalogEntryConnection {
+  edges: [CatalogEntryEdge!]!
+  nodes: [CatalogEntry!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"The catalog of integrations. Public: it is the same for everyone."
+type Catalog {
+  "Sources, by name. ` + "`" + `search` + "`" + ` matches the name, slug and description; ` + "`" + `category` + "`" + ` one category."
+  sources(first: Int, after: String, last: Int, before: String, search: String, category: String): CatalogEntryConnection!
+  "Destinations, by name, with the same filters."
+  destinations(first: Int, after: String, last: Int, before: String, search: String, category: String): CatalogEntryConnection!
+  "Every category of sources, by name."
+  sourceCategories: [String!]!
+  "Every category of destinations, by name."
+  destinationCategories: [String!]!
+  "The most recently added entries, sources and destinations together, newest first."
+  newAndNoteworthy(limit: Int = 6): [CatalogEntry!]!
+  "One entry by its slug."
+  entry(slug: String!): CatalogEntry
+}
+
+extend type Query {
+  "The integration catalog."
+  catalog: Catalog!
+}
+`, BuiltIn: false},
+	{Name: "../schema/destination.graphqls", Input: `# Destinations: the tools a workspace's data is sent to, and the connections from sources to them.
+
+"A tool that receives the workspace's events, such as a webhook."
+type Destination implements Node {
+  id: ID!
+  name: String!
+  catalogEntry: CatalogEntry!
+  "The catalog entry's first category, such as ` + "`" + `Raw Data` + "`" + ` or ` + "`" + `Analytics` + "`" + `."
+  category: String!
+  "Whether events are sent to it."
+  enabled: Boolean!
+  "Whether data is being sent to it."
+  status: DestinationStatus!
+  """
+  Its settings. A secret setting reads as a mask (` + "`" + `"••••••••"` + "`" + `) when set, never as its value; see
+  ` + "`" + `secretSettings` + "`" + ` for which are set.
+  """
+  settings: JSON!
+  "The secret settings and whether each is set."
+  secretSettings: [SecretSetting!]!
+  "The sources connected to it."
+  sources: [Source!]!
+  "The connections to it."
+  connections: [Connection!]!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  createdBy: User
+  updatedBy: User
+  "Whether the viewer may change, enable, disable or delete it (owners and admins)."
+  viewerCanUpdate: Boolean!
+}
+
+"A secret setting of a destination: write-only, so only whether it is set."
+type SecretSetting {
+  name: String!
+  isSet: Boolean!
+}
+
+"Whether data is being sent to a destination."
+enum DestinationStatus {
+  "Enabled, with at least one enabled connection from an enabled source: events are sent."
+  SENDING
+  "Enabled, but nothing connected sends to it."
+  IDLE
+  "Deliveries are failing."
+  FAILING
+  "The destination is disabled."
+  DISABLED
+}
+
+type DestinationEdge {
+  cursor: String!
+  node: Destination!
+}
+
+type DestinationConnection {
+  edges: [DestinationEdge!]!
+  nodes: [Destination!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"How to order destinations."
+enum DestinationOrder {
+  NAME
+  "By category, then in the order they were added."
+  CATEGORY
+}
+
+input DestinationFilter {
+  status: DestinationStatus
+  category: String
+  search: String
+}
+
+"A line from a source to a destination: the source's events are sent to the destination while both and the connection are enabled."
+type Connection implements Node {
+  id: ID!
+  source: Source!
+  destination: Destination!
+  enabled: Boolean!
+  createdAt: DateTime!
+  createdBy: User
+  "Whether the viewer may enable, disable or delete it."
+  viewerCanUpdate: Boolean!
+}
+
+extend type Workspace {
+  "The destinations the viewer may see."
+  destinations(first: Int, after: String, last: Int, before: String, orderBy: DestinationOrder = NAME, filter: DestinationFilter): DestinationConnection!
+}
+
+input DestinationCreateInput {
+  workspaceId: ID!
+  "The catalog entry's ID (` + "`" + `cat_...` + "`" + `) of a destination."
+  catalogId: ID!
+  name: String!
+  "Settings, validated against the catalog entry's settings."
+  settings: JSON
+  "Defaults to true."
+  enabled: Boolean
+}
+
+input DestinationUpdateInput {
+  destinationId: ID!
+  name: String
+  """
+  Settings to change: the keys given replace their values, the others stay. A secret given as null
+  is cleared; a secret left out, or given as the mask, keeps its value.
+  """
+  settings: JSON
+}
+
+input DestinationIdInput {
+  destinationId: ID!
+}
+
+type DestinationPayload {
+  destination: Destination
+  userErrors: [UserError!]!
+}
+
+type DestinationDeletePayload {
+  deletedDestinationId: ID
+  userErrors: [UserError!]!
+}
+
+input ConnectionCreateInput {
+  sourceId: ID!
+  destinationId: ID!
+  "Defaults to true."
+  enabled: Boolean
+}
+
+input ConnectionIdInput {
+  connectionId: ID!
+}
+
+type ConnectionPayload {
+  connection: Connection
+  userErrors: [UserError!]!
+}
+
+type ConnectionDeletePayload {
+  deletedConnectionId: ID
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Adds a destination from the catalog. Owners and admins."
+  destinationCreate(input: DestinationCreateInput!): DestinationPayload!
+  "Renames a destination or changes its settings. Owners and admins."
+  destinationUpdate(input: DestinationUpdateInput!): DestinationPayload!
+  destinationEnable(input: DestinationIdInput!): DestinationPayload!
+  destinationDisable(input: DestinationIdInput!): DestinationPayload!
+  "Deletes a destination and its connections. Owners and admins."
+  destinationDelete(input: DestinationIdInput!): DestinationDeletePayload!
+  "Connects a source to a destination of the same workspace. Owners, admins, and the source's source admins."
+  connectionCreate(input: ConnectionCreateInput!): ConnectionPayload!
+  connectionEnable(input: ConnectionIdInput!): ConnectionPayload!
+  connectionDisable(input: ConnectionIdInput!): ConnectionPayload!
+  connectionDelete(input: ConnectionIdInput!): ConnectionDeletePayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/member.graphqls", Input: `# Members: who belongs to a workspace, with which role and grants, and the invitations that bring
@@ -1872,6 +3345,53 @@ type Query {
   nodes("The objects' IDs, at most 100." ids: [ID!]!): [Node]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/overview.graphqls", Input: `# The overview graph of the seed's first page: sources on the left, destinations on the right, and
+# the connections between them.
+
+"The workspace's sources, destinations and connections as a graph, in one query."
+type Overview {
+  nodes: [OverviewNode!]!
+  edges: [OverviewEdge!]!
+}
+
+"A source or a destination in the overview."
+type OverviewNode {
+  "The source's or destination's ID."
+  id: ID!
+  kind: OverviewNodeKind!
+  name: String!
+  "The catalog entry's slug, for its icon."
+  catalogSlug: String!
+  "For a source: its type; for a destination: its category."
+  type: String!
+  "SourceStatus or DestinationStatus, as text."
+  status: String!
+  enabled: Boolean!
+  "The source or destination itself."
+  node: Node!
+}
+
+enum OverviewNodeKind {
+  SOURCE
+  DESTINATION
+}
+
+"A connection in the overview."
+type OverviewEdge {
+  "The connection's ID."
+  id: ID!
+  "The source's ID."
+  from: ID!
+  "The destination's ID."
+  to: ID!
+  enabled: Boolean!
+}
+
+extend type Workspace {
+  "The graph of the overview page: the sources and destinations the viewer may see, and their connections."
+  overview: Overview!
+}
+`, BuiltIn: false},
 	{Name: "../schema/server.graphqls", Input: `# The server itself: what a client can learn about the instance it talks to.
 
 "The server instance answering this request."
@@ -1895,6 +3415,165 @@ type Subscription {
   and clock-skew probe for dashboards and for checking a websocket end to end.
   """
   serverTime("Seconds between two messages, 1 to 60." intervalSeconds: Int! = 1): DateTime!
+}
+`, BuiltIn: false},
+	{Name: "../schema/source.graphqls", Input: `# Sources: where a workspace's data comes from. Each has write keys that its libraries send events with.
+
+"A place that sends events to the workspace: a website, an app, a server."
+type Source implements Node {
+  id: ID!
+  name: String!
+  "The catalog entry this source is an instance of."
+  catalogEntry: CatalogEntry!
+  type: SourceType!
+  "The catalog entry's first category, such as ` + "`" + `Website` + "`" + ` or ` + "`" + `Server` + "`" + `."
+  category: String!
+  "Whether events sent with its write keys are accepted."
+  enabled: Boolean!
+  "Whether data is arriving, derived from when it last did."
+  status: SourceStatus!
+  "When the last event arrived."
+  lastSeenAt: DateTime
+  "` + "`" + `key:value` + "`" + ` labels, such as ` + "`" + `environment:prod` + "`" + `, for filtering and for grants."
+  labels: [String!]!
+  "The source's settings (see its catalog entry's ` + "`" + `settings` + "`" + `)."
+  settings: JSON!
+  "The keys its libraries send events with; revoked keys are listed with ` + "`" + `revokedAt` + "`" + `."
+  writeKeys: [WriteKey!]!
+  "The destinations this source is connected to."
+  destinations: [Destination!]!
+  "The connections from this source."
+  connections: [Connection!]!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  createdBy: User
+  updatedBy: User
+  "Whether the viewer may change, enable, disable or label it, manage its write keys and connections."
+  viewerCanUpdate: Boolean!
+  "Whether the viewer may delete it."
+  viewerCanDelete: Boolean!
+}
+
+"Where a source's data comes from."
+enum SourceType {
+  WEBSITE
+  MOBILE
+  SERVER
+  CLOUD_APP
+}
+
+"Whether a source's data is arriving."
+enum SourceStatus {
+  "No event has ever arrived."
+  NEVER_RECEIVED
+  "Events arrived within the quiet period."
+  RECEIVING
+  "No event for longer than the quiet period."
+  NO_RECENT_DATA
+  "The source is disabled: its events are refused."
+  DISABLED
+}
+
+"A key that a source's libraries authenticate with. It is not secret: it is in every web page that sends events."
+type WriteKey {
+  key: String!
+  createdAt: DateTime!
+  "When it was revoked; events sent with it are then refused."
+  revokedAt: DateTime
+}
+
+type SourceEdge {
+  cursor: String!
+  node: Source!
+}
+
+type SourceConnection {
+  edges: [SourceEdge!]!
+  nodes: [Source!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"Filters of a workspace's sources."
+input SourceFilter {
+  type: SourceType
+  category: String
+  status: SourceStatus
+  "Only sources carrying this ` + "`" + `key:value` + "`" + ` label."
+  label: String
+  "Only sources whose name contains this text."
+  search: String
+}
+
+extend type Workspace {
+  "The sources the viewer may see, by name."
+  sources(first: Int, after: String, last: Int, before: String, filter: SourceFilter): SourceConnection!
+}
+
+input SourceCreateInput {
+  workspaceId: ID!
+  "The catalog entry's ID (` + "`" + `cat_...` + "`" + `) of a source."
+  catalogId: ID!
+  "1 to 100 characters."
+  name: String!
+  "Settings, validated against the catalog entry's settings."
+  settings: JSON
+  "` + "`" + `key:value` + "`" + ` labels."
+  labels: [String!]
+  "Defaults to true."
+  enabled: Boolean
+}
+
+input SourceUpdateInput {
+  sourceId: ID!
+  name: String
+  "Replaces the settings; validated against the catalog entry's settings."
+  settings: JSON
+  "Replaces the labels."
+  labels: [String!]
+}
+
+input SourceIdInput {
+  sourceId: ID!
+}
+
+input WriteKeyRevokeInput {
+  sourceId: ID!
+  key: String!
+}
+
+type SourcePayload {
+  source: Source
+  userErrors: [UserError!]!
+}
+
+type SourceDeletePayload {
+  deletedSourceId: ID
+  userErrors: [UserError!]!
+}
+
+type WriteKeyPayload {
+  source: Source
+  "The new key, for writeKeyCreate."
+  writeKey: WriteKey
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Adds a source from the catalog, with a new write key. Owners, admins."
+  sourceCreate(input: SourceCreateInput!): SourcePayload!
+  "Renames a source, changes its settings or labels. Owners, admins, its source admins."
+  sourceUpdate(input: SourceUpdateInput!): SourcePayload!
+  "Starts accepting a source's events."
+  sourceEnable(input: SourceIdInput!): SourcePayload!
+  "Stops accepting a source's events (they are recorded as discarded)."
+  sourceDisable(input: SourceIdInput!): SourcePayload!
+  "Deletes a source and its connections. Owners, admins, its source admins."
+  sourceDelete(input: SourceIdInput!): SourceDeletePayload!
+  "Adds a write key to a source, for rotation."
+  writeKeyCreate(input: SourceIdInput!): WriteKeyPayload!
+  "Revokes a write key; a source keeps at least one live key."
+  writeKeyRevoke(input: WriteKeyRevokeInput!): WriteKeyPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/token.graphqls", Input: `# API access tokens: credentials for machines, scoped to one workspace and one role.
@@ -2237,6 +3916,194 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Catalog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sources":
+		return ec.fieldContext_Catalog_sources(ctx, field)
+	case "destinations":
+		return ec.fieldContext_Catalog_destinations(ctx, field)
+	case "sourceCategories":
+		return ec.fieldContext_Catalog_sourceCategories(ctx, field)
+	case "destinationCategories":
+		return ec.fieldContext_Catalog_destinationCategories(ctx, field)
+	case "newAndNoteworthy":
+		return ec.fieldContext_Catalog_newAndNoteworthy(ctx, field)
+	case "entry":
+		return ec.fieldContext_Catalog_entry(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Catalog", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CatalogEntry_id(ctx, field)
+	case "slug":
+		return ec.fieldContext_CatalogEntry_slug(ctx, field)
+	case "name":
+		return ec.fieldContext_CatalogEntry_name(ctx, field)
+	case "description":
+		return ec.fieldContext_CatalogEntry_description(ctx, field)
+	case "categories":
+		return ec.fieldContext_CatalogEntry_categories(ctx, field)
+	case "status":
+		return ec.fieldContext_CatalogEntry_status(ctx, field)
+	case "sourceType":
+		return ec.fieldContext_CatalogEntry_sourceType(ctx, field)
+	case "settings":
+		return ec.fieldContext_CatalogEntry_settings(ctx, field)
+	case "instructions":
+		return ec.fieldContext_CatalogEntry_instructions(ctx, field)
+	case "addedAt":
+		return ec.fieldContext_CatalogEntry_addedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogEntryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CatalogEntryConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_CatalogEntryConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CatalogEntryConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CatalogEntryConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogEntryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogEntryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CatalogEntryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CatalogEntryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogEntryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Connection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Connection_id(ctx, field)
+	case "source":
+		return ec.fieldContext_Connection_source(ctx, field)
+	case "destination":
+		return ec.fieldContext_Connection_destination(ctx, field)
+	case "enabled":
+		return ec.fieldContext_Connection_enabled(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Connection_createdAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Connection_createdBy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Connection_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Connection", field.Name)
+}
+
+func (ec *executionContext) childFields_ConnectionDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedConnectionId":
+		return ec.fieldContext_ConnectionDeletePayload_deletedConnectionId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ConnectionDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConnectionDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ConnectionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connection":
+		return ec.fieldContext_ConnectionPayload_connection(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ConnectionPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConnectionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Destination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Destination_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Destination_name(ctx, field)
+	case "catalogEntry":
+		return ec.fieldContext_Destination_catalogEntry(ctx, field)
+	case "category":
+		return ec.fieldContext_Destination_category(ctx, field)
+	case "enabled":
+		return ec.fieldContext_Destination_enabled(ctx, field)
+	case "status":
+		return ec.fieldContext_Destination_status(ctx, field)
+	case "settings":
+		return ec.fieldContext_Destination_settings(ctx, field)
+	case "secretSettings":
+		return ec.fieldContext_Destination_secretSettings(ctx, field)
+	case "sources":
+		return ec.fieldContext_Destination_sources(ctx, field)
+	case "connections":
+		return ec.fieldContext_Destination_connections(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Destination_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Destination_updatedAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Destination_createdBy(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_Destination_updatedBy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Destination_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Destination", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DestinationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_DestinationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DestinationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DestinationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedDestinationId":
+		return ec.fieldContext_DestinationDeletePayload_deletedDestinationId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DestinationDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DestinationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DestinationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_DestinationPayload_destination(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DestinationPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Invitation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2383,6 +4250,52 @@ func (ec *executionContext) childFields_MembershipPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type MembershipPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Overview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "nodes":
+		return ec.fieldContext_Overview_nodes(ctx, field)
+	case "edges":
+		return ec.fieldContext_Overview_edges(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Overview", field.Name)
+}
+
+func (ec *executionContext) childFields_OverviewEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OverviewEdge_id(ctx, field)
+	case "from":
+		return ec.fieldContext_OverviewEdge_from(ctx, field)
+	case "to":
+		return ec.fieldContext_OverviewEdge_to(ctx, field)
+	case "enabled":
+		return ec.fieldContext_OverviewEdge_enabled(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OverviewEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_OverviewNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OverviewNode_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_OverviewNode_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_OverviewNode_name(ctx, field)
+	case "catalogSlug":
+		return ec.fieldContext_OverviewNode_catalogSlug(ctx, field)
+	case "type":
+		return ec.fieldContext_OverviewNode_type(ctx, field)
+	case "status":
+		return ec.fieldContext_OverviewNode_status(ctx, field)
+	case "enabled":
+		return ec.fieldContext_OverviewNode_enabled(ctx, field)
+	case "node":
+		return ec.fieldContext_OverviewNode_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OverviewNode", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2427,6 +4340,16 @@ func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ResourceGrant", field.Name)
 }
 
+func (ec *executionContext) childFields_SecretSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_SecretSetting_name(ctx, field)
+	case "isSet":
+		return ec.fieldContext_SecretSetting_isSet(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecretSetting", field.Name)
+}
+
 func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "version":
@@ -2437,6 +4360,120 @@ func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field gr
 		return ec.fieldContext_ServerInfo_now(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServerInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_SettingDefinition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_SettingDefinition_name(ctx, field)
+	case "label":
+		return ec.fieldContext_SettingDefinition_label(ctx, field)
+	case "type":
+		return ec.fieldContext_SettingDefinition_type(ctx, field)
+	case "required":
+		return ec.fieldContext_SettingDefinition_required(ctx, field)
+	case "secret":
+		return ec.fieldContext_SettingDefinition_secret(ctx, field)
+	case "default":
+		return ec.fieldContext_SettingDefinition_default(ctx, field)
+	case "description":
+		return ec.fieldContext_SettingDefinition_description(ctx, field)
+	case "options":
+		return ec.fieldContext_SettingDefinition_options(ctx, field)
+	case "min":
+		return ec.fieldContext_SettingDefinition_min(ctx, field)
+	case "max":
+		return ec.fieldContext_SettingDefinition_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SettingDefinition", field.Name)
+}
+
+func (ec *executionContext) childFields_Source(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Source_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Source_name(ctx, field)
+	case "catalogEntry":
+		return ec.fieldContext_Source_catalogEntry(ctx, field)
+	case "type":
+		return ec.fieldContext_Source_type(ctx, field)
+	case "category":
+		return ec.fieldContext_Source_category(ctx, field)
+	case "enabled":
+		return ec.fieldContext_Source_enabled(ctx, field)
+	case "status":
+		return ec.fieldContext_Source_status(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_Source_lastSeenAt(ctx, field)
+	case "labels":
+		return ec.fieldContext_Source_labels(ctx, field)
+	case "settings":
+		return ec.fieldContext_Source_settings(ctx, field)
+	case "writeKeys":
+		return ec.fieldContext_Source_writeKeys(ctx, field)
+	case "destinations":
+		return ec.fieldContext_Source_destinations(ctx, field)
+	case "connections":
+		return ec.fieldContext_Source_connections(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Source_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Source_updatedAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Source_createdBy(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_Source_updatedBy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Source_viewerCanUpdate(ctx, field)
+	case "viewerCanDelete":
+		return ec.fieldContext_Source_viewerCanDelete(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Source", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SourceConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_SourceConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SourceConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SourceConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedSourceId":
+		return ec.fieldContext_SourceDeletePayload_deletedSourceId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SourceDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SourceEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SourceEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SourcePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_SourcePayload_source(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SourcePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourcePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2501,6 +4538,12 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_accessTokens(ctx, field)
 	case "auditEvents":
 		return ec.fieldContext_Workspace_auditEvents(ctx, field)
+	case "destinations":
+		return ec.fieldContext_Workspace_destinations(ctx, field)
+	case "overview":
+		return ec.fieldContext_Workspace_overview(ctx, field)
+	case "sources":
+		return ec.fieldContext_Workspace_sources(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Workspace", field.Name)
 }
@@ -2547,6 +4590,30 @@ func (ec *executionContext) childFields_WorkspacePayload(ctx context.Context, fi
 		return ec.fieldContext_WorkspacePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WorkspacePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WriteKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_WriteKey_key(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_WriteKey_createdAt(ctx, field)
+	case "revokedAt":
+		return ec.fieldContext_WriteKey_revokedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WriteKey", field.Name)
+}
+
+func (ec *executionContext) childFields_WriteKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_WriteKeyPayload_source(ctx, field)
+	case "writeKey":
+		return ec.fieldContext_WriteKeyPayload_writeKey(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_WriteKeyPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WriteKeyPayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -11,7 +11,10 @@ import (
 
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -80,6 +83,106 @@ type AuthPayload struct {
 	Token      *string      `json:"token,omitempty"`
 	User       *auth.User   `json:"user,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+// The catalog of integrations. Public: it is the same for everyone.
+type Catalog struct {
+	// Sources, by name. `search` matches the name, slug and description; `category` one category.
+	Sources *CatalogEntryConnection `json:"sources"`
+	// Destinations, by name, with the same filters.
+	Destinations *CatalogEntryConnection `json:"destinations"`
+	// Every category of sources, by name.
+	SourceCategories []string `json:"sourceCategories"`
+	// Every category of destinations, by name.
+	DestinationCategories []string `json:"destinationCategories"`
+	// The most recently added entries, sources and destinations together, newest first.
+	NewAndNoteworthy []*catalog.Entry `json:"newAndNoteworthy"`
+	// One entry by its slug.
+	Entry *catalog.Entry `json:"entry,omitempty"`
+}
+
+type CatalogEntryConnection struct {
+	Edges      []*CatalogEntryEdge `json:"edges"`
+	Nodes      []*catalog.Entry    `json:"nodes"`
+	PageInfo   *relay.PageInfo     `json:"pageInfo"`
+	TotalCount int                 `json:"totalCount"`
+}
+
+type CatalogEntryEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *catalog.Entry `json:"node"`
+}
+
+type ConnectionCreateInput struct {
+	SourceID      string `json:"sourceId"`
+	DestinationID string `json:"destinationId"`
+	// Defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type ConnectionDeletePayload struct {
+	DeletedConnectionID *string      `json:"deletedConnectionId,omitempty"`
+	UserErrors          []*UserError `json:"userErrors"`
+}
+
+type ConnectionIDInput struct {
+	ConnectionID string `json:"connectionId"`
+}
+
+type ConnectionPayload struct {
+	Connection *destination.Connection `json:"connection,omitempty"`
+	UserErrors []*UserError            `json:"userErrors"`
+}
+
+type DestinationConnection struct {
+	Edges      []*DestinationEdge         `json:"edges"`
+	Nodes      []*destination.Destination `json:"nodes"`
+	PageInfo   *relay.PageInfo            `json:"pageInfo"`
+	TotalCount int                        `json:"totalCount"`
+}
+
+type DestinationCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// The catalog entry's ID (`cat_...`) of a destination.
+	CatalogID string `json:"catalogId"`
+	Name      string `json:"name"`
+	// Settings, validated against the catalog entry's settings.
+	Settings any `json:"settings,omitempty"`
+	// Defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type DestinationDeletePayload struct {
+	DeletedDestinationID *string      `json:"deletedDestinationId,omitempty"`
+	UserErrors           []*UserError `json:"userErrors"`
+}
+
+type DestinationEdge struct {
+	Cursor string                   `json:"cursor"`
+	Node   *destination.Destination `json:"node"`
+}
+
+type DestinationFilter struct {
+	Status   *destination.Status `json:"status,omitempty"`
+	Category *string             `json:"category,omitempty"`
+	Search   *string             `json:"search,omitempty"`
+}
+
+type DestinationIDInput struct {
+	DestinationID string `json:"destinationId"`
+}
+
+type DestinationPayload struct {
+	Destination *destination.Destination `json:"destination,omitempty"`
+	UserErrors  []*UserError             `json:"userErrors"`
+}
+
+type DestinationUpdateInput struct {
+	DestinationID string  `json:"destinationId"`
+	Name          *string `json:"name,omitempty"`
+	// Settings to change: the keys given replace their values, the others stay. A secret given as null
+	// is cleared; a secret left out, or given as the mask, keeps its value.
+	Settings any `json:"settings,omitempty"`
 }
 
 type InvitationAcceptPayload struct {
@@ -178,7 +281,41 @@ type MembershipPayload struct {
 type Mutation struct {
 }
 
+// A connection in the overview.
+type OverviewEdge struct {
+	// The connection's ID.
+	ID string `json:"id"`
+	// The source's ID.
+	From string `json:"from"`
+	// The destination's ID.
+	To      string `json:"to"`
+	Enabled bool   `json:"enabled"`
+}
+
+// A source or a destination in the overview.
+type OverviewNode struct {
+	// The source's or destination's ID.
+	ID   string           `json:"id"`
+	Kind OverviewNodeKind `json:"kind"`
+	Name string           `json:"name"`
+	// The catalog entry's slug, for its icon.
+	CatalogSlug string `json:"catalogSlug"`
+	// For a source: its type; for a destination: its category.
+	Type string `json:"type"`
+	// SourceStatus or DestinationStatus, as text.
+	Status  string `json:"status"`
+	Enabled bool   `json:"enabled"`
+	// The source or destination itself.
+	Node Node `json:"node"`
+}
+
 type Query struct {
+}
+
+// A secret setting of a destination: write-only, so only whether it is set.
+type SecretSetting struct {
+	Name  string `json:"name"`
+	IsSet bool   `json:"isSet"`
 }
 
 // The server instance answering this request.
@@ -198,6 +335,66 @@ type SignUpInput struct {
 	Password string `json:"password"`
 	// The name shown to other members; 1 to 100 characters.
 	Name string `json:"name"`
+}
+
+type SourceConnection struct {
+	Edges      []*SourceEdge    `json:"edges"`
+	Nodes      []*source.Source `json:"nodes"`
+	PageInfo   *relay.PageInfo  `json:"pageInfo"`
+	TotalCount int              `json:"totalCount"`
+}
+
+type SourceCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// The catalog entry's ID (`cat_...`) of a source.
+	CatalogID string `json:"catalogId"`
+	// 1 to 100 characters.
+	Name string `json:"name"`
+	// Settings, validated against the catalog entry's settings.
+	Settings any `json:"settings,omitempty"`
+	// `key:value` labels.
+	Labels []string `json:"labels,omitempty"`
+	// Defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type SourceDeletePayload struct {
+	DeletedSourceID *string      `json:"deletedSourceId,omitempty"`
+	UserErrors      []*UserError `json:"userErrors"`
+}
+
+type SourceEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *source.Source `json:"node"`
+}
+
+// Filters of a workspace's sources.
+type SourceFilter struct {
+	Type     *catalog.SourceType `json:"type,omitempty"`
+	Category *string             `json:"category,omitempty"`
+	Status   *source.Status      `json:"status,omitempty"`
+	// Only sources carrying this `key:value` label.
+	Label *string `json:"label,omitempty"`
+	// Only sources whose name contains this text.
+	Search *string `json:"search,omitempty"`
+}
+
+type SourceIDInput struct {
+	SourceID string `json:"sourceId"`
+}
+
+type SourcePayload struct {
+	Source     *source.Source `json:"source,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
+}
+
+type SourceUpdateInput struct {
+	SourceID string  `json:"sourceId"`
+	Name     *string `json:"name,omitempty"`
+	// Replaces the settings; validated against the catalog entry's settings.
+	Settings any `json:"settings,omitempty"`
+	// Replaces the labels.
+	Labels []string `json:"labels,omitempty"`
 }
 
 type Subscription struct {
@@ -261,6 +458,18 @@ type WorkspaceUpdateInput struct {
 	Slug        *string `json:"slug,omitempty"`
 }
 
+type WriteKeyPayload struct {
+	Source *source.Source `json:"source,omitempty"`
+	// The new key, for writeKeyCreate.
+	WriteKey   *source.WriteKey `json:"writeKey,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type WriteKeyRevokeInput struct {
+	SourceID string `json:"sourceId"`
+	Key      string `json:"key"`
+}
+
 type ActorType string
 
 const (
@@ -311,6 +520,118 @@ func (e *ActorType) UnmarshalJSON(b []byte) error {
 }
 
 func (e ActorType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How to order destinations.
+type DestinationOrder string
+
+const (
+	DestinationOrderName DestinationOrder = "NAME"
+	// By category, then in the order they were added.
+	DestinationOrderCategory DestinationOrder = "CATEGORY"
+)
+
+var AllDestinationOrder = []DestinationOrder{
+	DestinationOrderName,
+	DestinationOrderCategory,
+}
+
+func (e DestinationOrder) IsValid() bool {
+	switch e {
+	case DestinationOrderName, DestinationOrderCategory:
+		return true
+	}
+	return false
+}
+
+func (e DestinationOrder) String() string {
+	return string(e)
+}
+
+func (e *DestinationOrder) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DestinationOrder(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DestinationOrder", str)
+	}
+	return nil
+}
+
+func (e DestinationOrder) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DestinationOrder) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DestinationOrder) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type OverviewNodeKind string
+
+const (
+	OverviewNodeKindSource      OverviewNodeKind = "SOURCE"
+	OverviewNodeKindDestination OverviewNodeKind = "DESTINATION"
+)
+
+var AllOverviewNodeKind = []OverviewNodeKind{
+	OverviewNodeKindSource,
+	OverviewNodeKindDestination,
+}
+
+func (e OverviewNodeKind) IsValid() bool {
+	switch e {
+	case OverviewNodeKindSource, OverviewNodeKindDestination:
+		return true
+	}
+	return false
+}
+
+func (e OverviewNodeKind) String() string {
+	return string(e)
+}
+
+func (e *OverviewNodeKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = OverviewNodeKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid OverviewNodeKind", str)
+	}
+	return nil
+}
+
+func (e OverviewNodeKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *OverviewNodeKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e OverviewNodeKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

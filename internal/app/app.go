@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,13 +21,17 @@ import (
 
 	"github.com/junctioncdp/junction/graph"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/secret"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/junctioncdp/junction/migrations"
 )
@@ -74,7 +79,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		SessionTTL: auth.DefaultPolicy.SessionTTL, SlowAfter: auth.DefaultPolicy.SlowAfter, Window: auth.DefaultPolicy.Window,
 		MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout, Delay: cfg.LoginDelay,
 	})
-	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspace.New(d, authSvc)}
+	key, err := secret.LoadKey(cfg.EncryptionKey, filepath.Join(filepath.Dir(d.Path()), "encryption.key"))
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	cat := catalog.MustLoad()
+	workspaces := workspace.New(d, authSvc)
+	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
+	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
+		Destinations: destination.New(d, cat, workspaces, sources, box)}
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,

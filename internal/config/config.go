@@ -31,6 +31,12 @@ type Config struct {
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 
+	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
+	SourceQuietPeriod time.Duration
+	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
+	// to the SQLite database, generated on first start.
+	EncryptionKey string
+
 	Limits Limits
 }
 
@@ -51,15 +57,16 @@ type Limits struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Addr:             ":8080",
-		DatabaseURL:      "data/junction.db",
-		LogLevel:         slog.LevelInfo,
-		LogFormat:        "json",
-		Introspection:    true,
-		ShutdownGrace:    15 * time.Second,
-		LoginDelay:       250 * time.Millisecond,
-		LoginMaxFailures: 10,
-		LoginLockout:     15 * time.Minute,
+		Addr:              ":8080",
+		DatabaseURL:       "data/junction.db",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "json",
+		Introspection:     true,
+		ShutdownGrace:     15 * time.Second,
+		LoginDelay:        250 * time.Millisecond,
+		LoginMaxFailures:  10,
+		LoginLockout:      15 * time.Minute,
+		SourceQuietPeriod: time.Hour,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -94,6 +101,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.LoginDelay, "login-delay", env.duration("LOGIN_DELAY", c.LoginDelay), "wait added to log-in attempts after 3 failures, doubling (env LOGIN_DELAY)")
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", env.int("LOGIN_MAX_FAILURES", c.LoginMaxFailures), "failed log-ins within 15 minutes, per email or address, before a lockout (env LOGIN_MAX_FAILURES)")
 	fs.DurationVar(&c.LoginLockout, "login-lockout", env.duration("LOGIN_LOCKOUT", c.LoginLockout), "how long log-ins are refused after too many failures (env LOGIN_LOCKOUT)")
+	fs.DurationVar(&c.SourceQuietPeriod, "source-quiet-period", env.duration("SOURCE_QUIET_PERIOD", c.SourceQuietPeriod), "time without events after which a source shows NO_RECENT_DATA (env SOURCE_QUIET_PERIOD)")
+	c.EncryptionKey = env.str("ENCRYPTION_KEY", "") // environment only: a flag would show in ps
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
 	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
@@ -150,8 +159,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
 		}
 	}
-	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 || c.LoginLockout <= 0 || c.LoginDelay < 0 {
-		return c, errors.New("operation-timeout, ws-init-timeout, shutdown-grace and login-lockout must be greater than 0, login-delay at least 0")
+	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 || c.LoginLockout <= 0 || c.LoginDelay < 0 || c.SourceQuietPeriod <= 0 {
+		return c, errors.New("operation-timeout, ws-init-timeout, shutdown-grace and login-lockout and source-quiet-period must be greater than 0, login-delay at least 0")
 	}
 	return c, nil
 }

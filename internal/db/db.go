@@ -33,7 +33,11 @@ type DB struct {
 	read    *sqlx.DB
 	write   *sqlx.DB
 	dialect Dialect
+	path    string
 }
+
+// Path is the SQLite database file.
+func (d *DB) Path() string { return d.path }
 
 // Open connects to the database named by url: a SQLite file path (its directory is created) or a
 // `file:` URI. PostgreSQL URLs are refused until the PostgreSQL backend lands.
@@ -72,7 +76,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	d := &DB{read: read, write: write, dialect: SQLite}
+	d := &DB{read: read, write: write, dialect: SQLite, path: path}
 	// Connect the writer first: it creates the file and switches it to WAL.
 	if err := write.PingContext(ctx); err != nil {
 		d.Close()

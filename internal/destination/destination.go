@@ -1,0 +1,530 @@
+// Package destination owns a workspace's destinations (the tools its events are sent to, with their
+// settings, secret ones encrypted at rest), the connections from sources to them, and the overview
+// graph of all three. Secret settings are write-only: they are never returned, logged or put in
+// the audit trail, and read back as a mask.
+package destination
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/audit"
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/secret"
+	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
+// Prefix is the id prefix of destinations.
+const Prefix = "dst"
+
+// Mask is what a secret setting that is set reads as.
+const Mask = "••••••••"
+
+// Audit event types of destinations.
+const (
+	EventCreated  audit.Type = "DESTINATION_CREATED"
+	EventUpdated  audit.Type = "DESTINATION_UPDATED"
+	EventEnabled  audit.Type = "DESTINATION_ENABLED"
+	EventDisabled audit.Type = "DESTINATION_DISABLED"
+	EventDeleted  audit.Type = "DESTINATION_DELETED"
+)
+
+// Status says whether data is being sent to a destination.
+type Status string
+
+const (
+	Sending  Status = "SENDING"
+	Idle     Status = "IDLE"
+	Failing  Status = "FAILING"
+	Disabled Status = "DISABLED"
+)
+
+// Destination is one destination. Its secret settings live apart, encrypted.
+type Destination struct {
+	ID          string  `db:"id"`
+	WorkspaceID string  `db:"workspace_id"`
+	CatalogSlug string  `db:"catalog_slug"`
+	Category    string  `db:"category"`
+	Name        string  `db:"name"`
+	Enabled     bool    `db:"enabled"`
+	SettingsRaw string  `db:"settings"`
+	CreatedBy   *string `db:"created_by"`
+	UpdatedBy   *string `db:"updated_by"`
+	CreatedAt   db.Time `db:"created_at"`
+	UpdatedAt   db.Time `db:"updated_at"`
+	// Sending is true when an enabled connection from an enabled source leads here (computed).
+	Sending bool `db:"sending"`
+	// SecretsSet lists the secret settings that have a value (computed).
+	SecretsSet []string `db:"-"`
+}
+
+// Status derives the destination's status.
+func (d *Destination) Status() Status {
+	switch {
+	case !d.Enabled:
+		return Disabled
+	case d.Sending:
+		return Sending
+	default:
+		return Idle
+	}
+}
+
+// PublicSettings returns the settings with each secret that is set replaced by Mask.
+func (d *Destination) PublicSettings() map[string]any {
+	m := map[string]any{}
+	_ = json.Unmarshal([]byte(d.SettingsRaw), &m)
+	for _, name := range d.SecretsSet {
+		m[name] = Mask
+	}
+	return m
+}
+
+// Service owns destinations and connections.
+type Service struct {
+	db         *db.DB
+	catalog    *catalog.Catalog
+	workspaces *workspace.Service
+	sources    *source.Service
+	box        *secret.Box
+}
+
+// New returns the service.
+func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, s *source.Service, box *secret.Box) *Service {
+	return &Service{db: d, catalog: c, workspaces: w, sources: s, box: box}
+}
+
+// Entry returns the destination's catalog entry.
+func (s *Service) Entry(d *Destination) *catalog.Entry {
+	return s.catalog.Entry(catalog.DestinationKind, d.CatalogSlug)
+}
+
+func errNotFound() error { return apperr.NotFoundf("destination not found") }
+
+// canSee: everyone who reads the whole workspace, and source admins (who connect their sources).
+func canSee(a *workspace.Access) bool {
+	if a.CanReadAll() {
+		return true
+	}
+	for _, g := range a.Grants {
+		if g.Role == workspace.SourceAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// selectDestinations reads destinations with their computed fields.
+const selectDestinations = `SELECT d.*, EXISTS (SELECT 1 FROM connections c JOIN sources s ON s.id = c.source_id
+	WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE) AS sending FROM destinations d`
+
+func (s *Service) withSecrets(ctx context.Context, q *db.Queryer, ds []*Destination) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	byID := map[string]*Destination{}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		byID[d.ID], ids[i] = d, d.ID
+	}
+	var rows []struct {
+		DestinationID string `db:"destination_id"`
+		Name          string `db:"name"`
+	}
+	if err := q.Select(ctx, &rows, `SELECT destination_id, name FROM destination_secrets WHERE destination_id IN (`+db.Placeholders(len(ids))+`) ORDER BY name`,
+		db.Args(ids)...); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		byID[r.DestinationID].SecretsSet = append(byID[r.DestinationID].SecretsSet, r.Name)
+	}
+	return nil
+}
+
+func (s *Service) load(ctx context.Context, q *db.Queryer, destinationID string) (*Destination, error) {
+	var d Destination
+	err := q.Get(ctx, &d, selectDestinations+` WHERE d.id = ?`, destinationID)
+	if db.IsNoRows(err) {
+		return nil, errNotFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, s.withSecrets(ctx, q, []*Destination{&d})
+}
+
+// access returns the viewer's access to a destination's workspace, NOT_FOUND when they may not see it.
+func (s *Service) access(ctx context.Context, d *Destination) (*workspace.Access, error) {
+	a, err := s.workspaces.Access(ctx, d.WorkspaceID)
+	if err != nil || !canSee(a) {
+		return nil, errNotFound()
+	}
+	return a, nil
+}
+
+// Get returns a destination the viewer may see, NOT_FOUND otherwise.
+func (s *Service) Get(ctx context.Context, destinationID string) (*Destination, error) {
+	d, err := s.load(ctx, s.db.Reader(), destinationID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.access(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Filter narrows a listing.
+type Filter struct {
+	Status           Status
+	Category, Search string
+}
+
+// List pages through a workspace's destinations by name, or by category then name.
+func (s *Service) List(ctx context.Context, workspaceID string, byCategory bool, f Filter, args relay.Args, count bool) (relay.Page[Destination], error) {
+	a, err := s.workspaces.Access(ctx, workspaceID)
+	if err != nil {
+		return relay.Page[Destination]{}, err
+	}
+	if !canSee(a) {
+		return relay.Page[Destination]{}, nil
+	}
+	const sending = `EXISTS (SELECT 1 FROM connections c JOIN sources s ON s.id = c.source_id WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE)`
+	where, qargs := "d.workspace_id = ?", []any{workspaceID}
+	switch f.Status {
+	case Disabled:
+		where += " AND d.enabled = FALSE"
+	case Sending:
+		where += " AND d.enabled = TRUE AND " + sending
+	case Idle:
+		where += " AND d.enabled = TRUE AND NOT " + sending
+	case Failing:
+		where += " AND FALSE" // delivery failures are tracked by the delivery engine
+	}
+	if f.Category != "" {
+		where += " AND LOWER(d.category) = ?"
+		qargs = append(qargs, strings.ToLower(f.Category))
+	}
+	if f.Search != "" {
+		where += " AND LOWER(d.name) LIKE ?"
+		qargs = append(qargs, "%"+strings.ToLower(f.Search)+"%")
+	}
+	spec := relay.Spec[Destination]{
+		Select: selectDestinations, Where: where, Args: qargs,
+		SortColumn: "d.name", IDColumn: "d.id", Count: count,
+		ID: func(d Destination) string { return d.ID }, SortKey: func(d Destination) any { return d.Name },
+	}
+	if byCategory {
+		// By category, then in the order they were added (the id): keyset pagination takes one
+		// sort column and the id.
+		spec.SortColumn = "d.category"
+		spec.SortKey = func(d Destination) any { return d.Category }
+	}
+	page, err := relay.Query(ctx, s.db.Reader(), spec, args)
+	if err != nil {
+		return page, err
+	}
+	ptrs := make([]*Destination, len(page.Edges))
+	for i := range page.Edges {
+		ptrs[i] = &page.Edges[i].Node
+	}
+	return page, s.withSecrets(ctx, s.db.Reader(), ptrs)
+}
+
+// splitSecrets separates validated settings into plain ones and secrets to seal. A secret given as
+// the mask means "unchanged".
+func splitSecrets(entry *catalog.Entry, clean map[string]any) (plain map[string]any, secrets map[string]string) {
+	plain, secrets = map[string]any{}, map[string]string{}
+	for k, v := range clean {
+		if st := entry.Setting(k); st != nil && st.Secret {
+			if str, _ := v.(string); str != Mask {
+				secrets[k] = str
+			}
+			continue
+		}
+		plain[k] = v
+	}
+	return plain, secrets
+}
+
+func (s *Service) sealSecrets(ctx context.Context, tx *db.Tx, d *Destination, secrets map[string]string) error {
+	for name, value := range secrets {
+		c, err := s.box.Seal(value, secret.Scope{WorkspaceID: d.WorkspaceID, OwnerID: d.ID, Field: name})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO destination_secrets (destination_id, name, ciphertext) VALUES (?, ?, ?)
+			ON CONFLICT (destination_id, name) DO UPDATE SET ciphertext = excluded.ciphertext`, d.ID, name, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func requireAdmin(a *workspace.Access) error {
+	if !a.CanAdminister() {
+		return apperr.New(apperr.Forbidden, "your role in this workspace does not allow you to change destinations")
+	}
+	return nil
+}
+
+// Create adds a destination; owners and admins. Settings are validated against the catalog entry;
+// secrets are sealed for this workspace, destination and field.
+func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name string, settings map[string]any, enabled *bool) (*Destination, apperr.UserErrors, error) {
+	a, err := s.workspaces.Access(ctx, workspaceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := requireAdmin(a); err != nil {
+		return nil, nil, err
+	}
+	var errs apperr.UserErrors
+	entry := s.catalog.Entry(catalog.DestinationKind, catalogID)
+	if entry == nil {
+		errs.Add("catalogId", apperr.InvalidValue, "catalogId %q is not a destination of the catalog", catalogID)
+		return nil, errs, nil
+	}
+	name = strings.TrimSpace(name)
+	auth.ValidateName(&errs, "name", name)
+	clean, serrs := entry.Validate(settings, nil)
+	errs = append(errs, serrs...)
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	plain, secrets := splitSecrets(entry, clean)
+	now := db.Now()
+	userID := a.Viewer.User.ID
+	d := &Destination{ID: id.New(Prefix), WorkspaceID: workspaceID, CatalogSlug: entry.Slug, Category: entry.Category(), Name: name,
+		Enabled: enabled == nil || *enabled, SettingsRaw: marshal(plain), CreatedBy: &userID, UpdatedBy: &userID, CreatedAt: now, UpdatedAt: now}
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO destinations (id, workspace_id, catalog_slug, category, name, enabled, settings, created_by, updated_by, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, d.WorkspaceID, d.CatalogSlug, d.Category, d.Name, d.Enabled, d.SettingsRaw,
+			d.CreatedBy, d.UpdatedBy, d.CreatedAt, d.UpdatedAt); err != nil {
+			return err
+		}
+		if err := s.sealSecrets(ctx, tx, d, secrets); err != nil {
+			return err
+		}
+		for name := range secrets {
+			d.SecretsSet = append(d.SecretsSet, name)
+		}
+		return audit.Record(ctx, tx, workspaceID, EventCreated, "Destination", d.ID,
+			map[string]any{"name": name, "catalog": entry.Slug, "enabled": d.Enabled, "settings": plain, "secretsSet": sortedKeys(secrets)})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, nil, nil
+}
+
+// Update renames a destination or changes some of its settings; owners and admins. Keys given
+// replace their values; a secret given as null is cleared, one left out or given as the mask stays.
+func (s *Service) Update(ctx context.Context, destinationID string, name *string, settings map[string]any) (*Destination, apperr.UserErrors, error) {
+	var errs apperr.UserErrors
+	var d *Destination
+	err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		var err error
+		if d, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
+			return err
+		}
+		a, err := s.access(ctx, d)
+		if err != nil {
+			return err
+		}
+		if err := requireAdmin(a); err != nil {
+			return err
+		}
+		changes := map[string]any{}
+		if name != nil {
+			n := strings.TrimSpace(*name)
+			auth.ValidateName(&errs, "name", n)
+			if n != d.Name {
+				changes["name"] = audit.Change{From: d.Name, To: n}
+				d.Name = n
+			}
+		}
+		if settings != nil {
+			entry := s.Entry(d)
+			present := map[string]bool{}
+			for _, n := range d.SecretsSet {
+				present[n] = true
+			}
+			merged := map[string]any{}
+			_ = json.Unmarshal([]byte(d.SettingsRaw), &merged)
+			var cleared []string
+			for k, v := range settings {
+				if st := entry.Setting(k); st != nil && st.Secret && v == nil {
+					cleared = append(cleared, k)
+					delete(present, k)
+					continue
+				}
+				merged[k] = v
+			}
+			for _, k := range entry.Secrets() {
+				if _, given := merged[k]; !given && present[k] {
+					merged[k] = Mask // kept: validated as present
+				}
+			}
+			clean, serrs := entry.Validate(merged, present)
+			errs = append(errs, serrs...)
+			if len(errs) > 0 {
+				return nil
+			}
+			plain, secrets := splitSecrets(entry, clean)
+			if raw := marshal(plain); raw != d.SettingsRaw {
+				changes["settings"] = audit.Change{From: d.PublicSettings(), To: plain}
+				d.SettingsRaw = raw
+			}
+			if len(secrets) > 0 {
+				if err := s.sealSecrets(ctx, tx, d, secrets); err != nil {
+					return err
+				}
+				changes["secretsChanged"] = sortedKeys(secrets)
+			}
+			for _, k := range cleared {
+				if _, err := tx.Exec(ctx, `DELETE FROM destination_secrets WHERE destination_id = ? AND name = ?`, d.ID, k); err != nil {
+					return err
+				}
+			}
+			if len(cleared) > 0 {
+				changes["secretsCleared"] = cleared
+			}
+		}
+		if len(errs) > 0 || len(changes) == 0 {
+			return nil
+		}
+		if err := s.save(ctx, tx, d, EventUpdated, changes); err != nil {
+			return err
+		}
+		d.SecretsSet = nil
+		return s.withSecrets(ctx, &tx.Queryer, []*Destination{d})
+	})
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
+	return d, nil, nil
+}
+
+func (s *Service) save(ctx context.Context, tx *db.Tx, d *Destination, typ audit.Type, changes any) error {
+	userID := auth.ViewerFrom(ctx).User.ID
+	d.UpdatedBy, d.UpdatedAt = &userID, db.Now()
+	if _, err := tx.Exec(ctx, `UPDATE destinations SET name = ?, enabled = ?, settings = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
+		d.Name, d.Enabled, d.SettingsRaw, d.UpdatedBy, d.UpdatedAt, d.ID); err != nil {
+		return err
+	}
+	return audit.Record(ctx, tx, d.WorkspaceID, typ, "Destination", d.ID, changes)
+}
+
+// SetEnabled enables or disables a destination; owners and admins.
+func (s *Service) SetEnabled(ctx context.Context, destinationID string, enabled bool) (*Destination, error) {
+	var d *Destination
+	err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		var err error
+		if d, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
+			return err
+		}
+		a, err := s.access(ctx, d)
+		if err != nil {
+			return err
+		}
+		if err := requireAdmin(a); err != nil || d.Enabled == enabled {
+			return err
+		}
+		d.Enabled = enabled
+		typ := EventDisabled
+		if enabled {
+			typ = EventEnabled
+		}
+		return s.save(ctx, tx, d, typ, map[string]audit.Change{"enabled": {From: !enabled, To: enabled}})
+	})
+	return d, err
+}
+
+// Delete removes a destination and its connections; owners and admins.
+func (s *Service) Delete(ctx context.Context, destinationID string) error {
+	return s.db.Tx(ctx, func(tx *db.Tx) error {
+		d, err := s.load(ctx, &tx.Queryer, destinationID)
+		if err != nil {
+			return err
+		}
+		a, err := s.access(ctx, d)
+		if err != nil {
+			return err
+		}
+		if err := requireAdmin(a); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM destinations WHERE id = ?`, d.ID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, d.WorkspaceID, EventDeleted, "Destination", d.ID, map[string]any{"name": d.Name})
+	})
+}
+
+// Secrets decrypts a destination's secret settings, for the delivery engine only: never for the API.
+func (s *Service) Secrets(ctx context.Context, d *Destination) (map[string]string, error) {
+	var rows []struct {
+		Name       string `db:"name"`
+		Ciphertext string `db:"ciphertext"`
+	}
+	if err := s.db.Select(ctx, &rows, `SELECT name, ciphertext FROM destination_secrets WHERE destination_id = ?`, d.ID); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		v, err := s.box.Open(r.Ciphertext, secret.Scope{WorkspaceID: d.WorkspaceID, OwnerID: d.ID, Field: r.Name})
+		if err != nil {
+			return nil, err
+		}
+		out[r.Name] = v
+	}
+	return out, nil
+}
+
+// ByIDs loads destinations by id without checking access, for dataloaders of checked objects.
+func (s *Service) ByIDs(ctx context.Context, ids []string) (map[string]Destination, error) {
+	var rows []Destination
+	if err := s.db.Select(ctx, &rows, selectDestinations+` WHERE d.id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+		return nil, err
+	}
+	ptrs := make([]*Destination, len(rows))
+	for i := range rows {
+		ptrs[i] = &rows[i]
+	}
+	if err := s.withSecrets(ctx, s.db.Reader(), ptrs); err != nil {
+		return nil, err
+	}
+	out := make(map[string]Destination, len(rows))
+	for _, d := range rows {
+		out[d.ID] = d
+	}
+	return out, nil
+}
+
+func marshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Visible tells whether the viewer may see the destinations of a workspace.
+func (s *Service) Visible(ctx context.Context, workspaceID string) bool {
+	a, err := s.workspaces.Access(ctx, workspaceID)
+	return err == nil && canSee(a)
+}
