@@ -3,6 +3,7 @@ package graph
 import (
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 )
 
@@ -73,4 +74,12 @@ func jsonObject(field string, v any) (map[string]any, apperr.UserErrors) {
 		return nil, errs
 	}
 	return m, nil
+}
+
+func figures(f ingest.Figures) *model.IngestFigures {
+	out := &model.IngestFigures{Received: f.Received, Accepted: f.Accepted, Discarded: f.Discarded, ByReason: []*model.DiscardCount{}}
+	for _, c := range f.ByReason {
+		out.ByReason = append(out.ByReason, &model.DiscardCount{Reason: c.Reason, Count: c.Count})
+	}
+	return out
 }

@@ -230,5 +230,7 @@ func (r *Resolver) Connection() ConnectionResolver { return &connectionResolver{
 
 func (r *Resolver) Destination() DestinationResolver { return &destinationResolver{r} }
 
-type connectionResolver struct{ *Resolver }
-type destinationResolver struct{ *Resolver }
+type (
+	connectionResolver  struct{ *Resolver }
+	destinationResolver struct{ *Resolver }
+)

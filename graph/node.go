@@ -11,6 +11,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/destination"
 	ids "github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -57,6 +58,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	destination.ConnectionPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Destinations.Connection(ctx, id))
+	},
+	ingest.EventPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Events.Event(ctx, id))
 	},
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -19,4 +20,5 @@ type Resolver struct {
 	Integrations *catalog.Catalog
 	Sources      *source.Service
 	Destinations *destination.Service
+	Events       *ingest.Queries
 }

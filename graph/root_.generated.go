@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/workspace"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -29,12 +30,14 @@ type ResolverRoot interface {
 	Catalog() CatalogResolver
 	Connection() ConnectionResolver
 	Destination() DestinationResolver
+	Event() EventResolver
 	Invitation() InvitationResolver
 	Membership() MembershipResolver
 	Mutation() MutationResolver
 	Overview() OverviewResolver
 	Query() QueryResolver
 	Source() SourceResolver
+	SourceUsage() SourceUsageResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 	Workspace() WorkspaceResolver
@@ -163,6 +166,12 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	DailyUsage struct {
+		APICalls func(childComplexity int) int
+		Day      func(childComplexity int) int
+		NewMTUs  func(childComplexity int) int
+	}
+
 	Destination struct {
 		CatalogEntry    func(childComplexity int) int
 		Category        func(childComplexity int) int
@@ -201,6 +210,50 @@ type ComplexityRoot struct {
 	DestinationPayload struct {
 		Destination func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
+	}
+
+	DiscardCount struct {
+		Count  func(childComplexity int) int
+		Reason func(childComplexity int) int
+	}
+
+	Event struct {
+		AnonymousID    func(childComplexity int) int
+		DiscardMessage func(childComplexity int) int
+		DiscardReason  func(childComplexity int) int
+		Event          func(childComplexity int) int
+		ID             func(childComplexity int) int
+		MessageID      func(childComplexity int) int
+		Payload        func(childComplexity int) int
+		ReceivedAt     func(childComplexity int) int
+		Status         func(childComplexity int) int
+		Timestamp      func(childComplexity int) int
+		Type           func(childComplexity int) int
+		UserID         func(childComplexity int) int
+	}
+
+	EventConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	EventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	IngestFigures struct {
+		Accepted  func(childComplexity int) int
+		ByReason  func(childComplexity int) int
+		Discarded func(childComplexity int) int
+		Received  func(childComplexity int) int
+	}
+
+	IngestStats struct {
+		Last24Hours func(childComplexity int) int
+		LastHour    func(childComplexity int) int
 	}
 
 	Invitation struct {
@@ -399,9 +452,11 @@ type ComplexityRoot struct {
 		Destinations    func(childComplexity int) int
 		Enabled         func(childComplexity int) int
 		ID              func(childComplexity int) int
+		IngestStats     func(childComplexity int) int
 		Labels          func(childComplexity int) int
 		LastSeenAt      func(childComplexity int) int
 		Name            func(childComplexity int) int
+		RecentEvents    func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) int
 		Settings        func(childComplexity int) int
 		Status          func(childComplexity int) int
 		Type            func(childComplexity int) int
@@ -434,8 +489,25 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SourceUsage struct {
+		APICalls func(childComplexity int) int
+		MTUs     func(childComplexity int) int
+		Source   func(childComplexity int) int
+		SourceID func(childComplexity int) int
+	}
+
 	Subscription struct {
 		ServerTime func(childComplexity int, intervalSeconds int) int
+	}
+
+	Usage struct {
+		APICalls      func(childComplexity int) int
+		APICallsLimit func(childComplexity int) int
+		ByDay         func(childComplexity int) int
+		BySource      func(childComplexity int) int
+		MTUs          func(childComplexity int) int
+		MTUsLimit     func(childComplexity int) int
+		Month         func(childComplexity int) int
 	}
 
 	User struct {
@@ -467,6 +539,7 @@ type ComplexityRoot struct {
 		Slug                   func(childComplexity int) int
 		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
 		UpdatedAt              func(childComplexity int) int
+		Usage                  func(childComplexity int, month string) int
 		ViewerCanChangePlan    func(childComplexity int) int
 		ViewerCanDelete        func(childComplexity int) int
 		ViewerCanManageMembers func(childComplexity int) int
@@ -985,6 +1058,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ConnectionPayload.UserErrors(childComplexity), true
 
+	case "DailyUsage.apiCalls":
+		if e.ComplexityRoot.DailyUsage.APICalls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyUsage.APICalls(childComplexity), true
+	case "DailyUsage.day":
+		if e.ComplexityRoot.DailyUsage.Day == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyUsage.Day(childComplexity), true
+	case "DailyUsage.newMtus":
+		if e.ComplexityRoot.DailyUsage.NewMTUs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyUsage.NewMTUs(childComplexity), true
+
 	case "Destination.catalogEntry":
 		if e.ComplexityRoot.Destination.CatalogEntry == nil {
 			break
@@ -1139,6 +1231,168 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DestinationPayload.UserErrors(childComplexity), true
+
+	case "DiscardCount.count":
+		if e.ComplexityRoot.DiscardCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscardCount.Count(childComplexity), true
+	case "DiscardCount.reason":
+		if e.ComplexityRoot.DiscardCount.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiscardCount.Reason(childComplexity), true
+
+	case "Event.anonymousId":
+		if e.ComplexityRoot.Event.AnonymousID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.AnonymousID(childComplexity), true
+	case "Event.discardMessage":
+		if e.ComplexityRoot.Event.DiscardMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.DiscardMessage(childComplexity), true
+	case "Event.discardReason":
+		if e.ComplexityRoot.Event.DiscardReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.DiscardReason(childComplexity), true
+	case "Event.event":
+		if e.ComplexityRoot.Event.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Event(childComplexity), true
+	case "Event.id":
+		if e.ComplexityRoot.Event.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.ID(childComplexity), true
+	case "Event.messageId":
+		if e.ComplexityRoot.Event.MessageID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.MessageID(childComplexity), true
+	case "Event.payload":
+		if e.ComplexityRoot.Event.Payload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Payload(childComplexity), true
+	case "Event.receivedAt":
+		if e.ComplexityRoot.Event.ReceivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.ReceivedAt(childComplexity), true
+	case "Event.status":
+		if e.ComplexityRoot.Event.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Status(childComplexity), true
+	case "Event.timestamp":
+		if e.ComplexityRoot.Event.Timestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Timestamp(childComplexity), true
+	case "Event.type":
+		if e.ComplexityRoot.Event.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Type(childComplexity), true
+	case "Event.userId":
+		if e.ComplexityRoot.Event.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.UserID(childComplexity), true
+
+	case "EventConnection.edges":
+		if e.ComplexityRoot.EventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventConnection.Edges(childComplexity), true
+	case "EventConnection.nodes":
+		if e.ComplexityRoot.EventConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventConnection.Nodes(childComplexity), true
+	case "EventConnection.pageInfo":
+		if e.ComplexityRoot.EventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventConnection.PageInfo(childComplexity), true
+	case "EventConnection.totalCount":
+		if e.ComplexityRoot.EventConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventConnection.TotalCount(childComplexity), true
+
+	case "EventEdge.cursor":
+		if e.ComplexityRoot.EventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventEdge.Cursor(childComplexity), true
+	case "EventEdge.node":
+		if e.ComplexityRoot.EventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "IngestFigures.accepted":
+		if e.ComplexityRoot.IngestFigures.Accepted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestFigures.Accepted(childComplexity), true
+	case "IngestFigures.byReason":
+		if e.ComplexityRoot.IngestFigures.ByReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestFigures.ByReason(childComplexity), true
+	case "IngestFigures.discarded":
+		if e.ComplexityRoot.IngestFigures.Discarded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestFigures.Discarded(childComplexity), true
+	case "IngestFigures.received":
+		if e.ComplexityRoot.IngestFigures.Received == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestFigures.Received(childComplexity), true
+
+	case "IngestStats.last24Hours":
+		if e.ComplexityRoot.IngestStats.Last24Hours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestStats.Last24Hours(childComplexity), true
+	case "IngestStats.lastHour":
+		if e.ComplexityRoot.IngestStats.LastHour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestStats.LastHour(childComplexity), true
 
 	case "Invitation.createdAt":
 		if e.ComplexityRoot.Invitation.CreatedAt == nil {
@@ -2117,6 +2371,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.ID(childComplexity), true
+	case "Source.ingestStats":
+		if e.ComplexityRoot.Source.IngestStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.IngestStats(childComplexity), true
 	case "Source.labels":
 		if e.ComplexityRoot.Source.Labels == nil {
 			break
@@ -2135,6 +2395,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.Name(childComplexity), true
+	case "Source.recentEvents":
+		if e.ComplexityRoot.Source.RecentEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Source_recentEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Source.RecentEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["status"].(*model.EventStatus), args["search"].(*string)), true
 	case "Source.settings":
 		if e.ComplexityRoot.Source.Settings == nil {
 			break
@@ -2248,6 +2519,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SourcePayload.UserErrors(childComplexity), true
 
+	case "SourceUsage.apiCalls":
+		if e.ComplexityRoot.SourceUsage.APICalls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceUsage.APICalls(childComplexity), true
+	case "SourceUsage.mtus":
+		if e.ComplexityRoot.SourceUsage.MTUs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceUsage.MTUs(childComplexity), true
+	case "SourceUsage.source":
+		if e.ComplexityRoot.SourceUsage.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceUsage.Source(childComplexity), true
+	case "SourceUsage.sourceId":
+		if e.ComplexityRoot.SourceUsage.SourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceUsage.SourceID(childComplexity), true
+
 	case "Subscription.serverTime":
 		if e.ComplexityRoot.Subscription.ServerTime == nil {
 			break
@@ -2259,6 +2555,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.ServerTime(childComplexity, args["intervalSeconds"].(int)), true
+
+	case "Usage.apiCalls":
+		if e.ComplexityRoot.Usage.APICalls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.APICalls(childComplexity), true
+	case "Usage.apiCallsLimit":
+		if e.ComplexityRoot.Usage.APICallsLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.APICallsLimit(childComplexity), true
+	case "Usage.byDay":
+		if e.ComplexityRoot.Usage.ByDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.ByDay(childComplexity), true
+	case "Usage.bySource":
+		if e.ComplexityRoot.Usage.BySource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.BySource(childComplexity), true
+	case "Usage.mtus":
+		if e.ComplexityRoot.Usage.MTUs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.MTUs(childComplexity), true
+	case "Usage.mtusLimit":
+		if e.ComplexityRoot.Usage.MTUsLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.MTUsLimit(childComplexity), true
+	case "Usage.month":
+		if e.ComplexityRoot.Usage.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Usage.Month(childComplexity), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -2429,6 +2768,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.UpdatedAt(childComplexity), true
+	case "Workspace.usage":
+		if e.ComplexityRoot.Workspace.Usage == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_usage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Usage(childComplexity, args["month"].(string)), true
 	case "Workspace.viewerCanChangePlan":
 		if e.ComplexityRoot.Workspace.ViewerCanChangePlan == nil {
 			break
@@ -3104,6 +3454,144 @@ extend type Mutation {
   connectionDelete(input: ConnectionIdInput!): ConnectionDeletePayload!
 }
 `, BuiltIn: false},
+	{Name: "../schema/event.graphqls", Input: `# Events that sources sent: the debugger's list, per-source ingest figures, and the workspace's usage.
+
+"An event as it arrived at a source, after normalisation, or the reason it was discarded."
+type Event implements Node {
+  id: ID!
+  type: EventType!
+  "The event's messageId: given by the library, or assigned on arrival."
+  messageId: String!
+  "The event name of a track call."
+  event: String
+  userId: String
+  anonymousId: String
+  "When the server received it."
+  receivedAt: DateTime!
+  "When it happened, corrected for the client's clock: receivedAt - (sentAt - originalTimestamp)."
+  timestamp: DateTime
+  status: EventStatus!
+  "Why it was discarded, when it was."
+  discardReason: DiscardReason
+  "The discard reason in words, naming the field at fault."
+  discardMessage: String
+  "The event as stored (for a discarded event, as received): type, properties, traits, context, integrations, timestamps."
+  payload: JSON!
+}
+
+enum EventType {
+  TRACK
+  IDENTIFY
+  PAGE
+  SCREEN
+  GROUP
+  ALIAS
+}
+
+enum EventStatus {
+  "Stored, counted in usage, and sent on to the connected destinations."
+  ACCEPTED
+  "Refused: see discardReason."
+  DISCARDED
+}
+
+"Why an event was not accepted."
+enum DiscardReason {
+  "Neither userId nor anonymousId."
+  MISSING_IDENTITY
+  "A track call without an event name."
+  MISSING_EVENT
+  "A group call without groupId."
+  MISSING_GROUP_ID
+  "An alias call without previousId."
+  MISSING_PREVIOUS_ID
+  "A field of the wrong type (the message names it)."
+  INVALID_FIELD
+  "A type that is not track, identify, page, screen, group or alias."
+  UNKNOWN_TYPE
+  "Sent with a write key that was revoked."
+  REVOKED_WRITE_KEY
+  "Sent to a disabled source."
+  SOURCE_DISABLED
+}
+
+type EventEdge {
+  cursor: String!
+  node: Event!
+}
+
+type EventConnection {
+  edges: [EventEdge!]!
+  nodes: [Event!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"How many events a source received in a period, and why some were discarded."
+type IngestFigures {
+  received: Int!
+  accepted: Int!
+  discarded: Int!
+  byReason: [DiscardCount!]!
+}
+
+type DiscardCount {
+  reason: DiscardReason!
+  count: Int!
+}
+
+"A source's ingest figures over the last hour and the last 24 hours."
+type IngestStats {
+  lastHour: IngestFigures!
+  last24Hours: IngestFigures!
+}
+
+extend type Source {
+  """
+  The debugger: what arrived, newest first, with discard reasons. ` + "`" + `search` + "`" + ` matches the event name,
+  userId, anonymousId or messageId. Events are kept for the server's retention period.
+  """
+  recentEvents(first: Int, after: String, last: Int, before: String, type: EventType, status: EventStatus, search: String): EventConnection!
+  "Events received, accepted and discarded (by reason) lately."
+  ingestStats: IngestStats!
+}
+
+"A workspace's usage in a calendar month (UTC), against its plan's limits."
+type Usage {
+  "The month, ` + "`" + `YYYY-MM` + "`" + `."
+  month: String!
+  "Accepted events: one API call each, as Segment counts."
+  apiCalls: Int!
+  "Monthly tracked users: distinct userIds, plus anonymousIds never seen with a userId this month."
+  mtus: Int!
+  "The plan's limits; null means none."
+  apiCallsLimit: Int
+  mtusLimit: Int
+  bySource: [SourceUsage!]!
+  byDay: [DailyUsage!]!
+}
+
+type SourceUsage {
+  "The source, or null when it was deleted since."
+  source: Source
+  sourceId: ID!
+  apiCalls: Int!
+  mtus: Int!
+}
+
+type DailyUsage {
+  "The day, ` + "`" + `YYYY-MM-DD` + "`" + `."
+  day: String!
+  apiCalls: Int!
+  "Tracked users seen for the first time this month on that day."
+  newMtus: Int!
+}
+
+extend type Workspace {
+  "Usage in a month (` + "`" + `YYYY-MM` + "`" + `, UTC). Everyone but MINIMAL members."
+  usage(month: String!): Usage!
+}
+`, BuiltIn: false},
 	{Name: "../schema/member.graphqls", Input: `# Members: who belongs to a workspace, with which role and grants, and the invitations that bring
 # people in.
 
@@ -3592,7 +4080,7 @@ type AccessToken implements Node {
   lastUsedAt: DateTime
   expiresAt: DateTime
   revokedAt: DateTime
-  "Whether the viewer may revoke it (its creator, owners and admins)."
+  "Whether the viewer may revoke it (owners and admins, and its creator with a session)."
   viewerCanRevoke: Boolean!
 }
 
@@ -3635,9 +4123,9 @@ type AccessTokenPayload {
 }
 
 extend type Mutation {
-  "Creates an access token. Members with a session (not a token), for a role at most their own."
+  "Creates an access token. Owners, admins and members with a session (not a token; not MINIMAL members, whose rights are their grants), for a role at most their own."
   accessTokenCreate(input: AccessTokenCreateInput!): AccessTokenCreatePayload!
-  "Revokes an access token at once, websockets included. Its creator, owners and admins."
+  "Revokes an access token at once, websockets included. Owners and admins, and its creator (with a session)."
   accessTokenRevoke(input: AccessTokenRevokeInput!): AccessTokenPayload!
 }
 `, BuiltIn: false},
@@ -4024,6 +4512,18 @@ func (ec *executionContext) childFields_ConnectionPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type ConnectionPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DailyUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "day":
+		return ec.fieldContext_DailyUsage_day(ctx, field)
+	case "apiCalls":
+		return ec.fieldContext_DailyUsage_apiCalls(ctx, field)
+	case "newMtus":
+		return ec.fieldContext_DailyUsage_newMtus(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyUsage", field.Name)
+}
+
 func (ec *executionContext) childFields_Destination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4102,6 +4602,94 @@ func (ec *executionContext) childFields_DestinationPayload(ctx context.Context, 
 		return ec.fieldContext_DestinationPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DestinationPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DiscardCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "reason":
+		return ec.fieldContext_DiscardCount_reason(ctx, field)
+	case "count":
+		return ec.fieldContext_DiscardCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DiscardCount", field.Name)
+}
+
+func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Event_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Event_type(ctx, field)
+	case "messageId":
+		return ec.fieldContext_Event_messageId(ctx, field)
+	case "event":
+		return ec.fieldContext_Event_event(ctx, field)
+	case "userId":
+		return ec.fieldContext_Event_userId(ctx, field)
+	case "anonymousId":
+		return ec.fieldContext_Event_anonymousId(ctx, field)
+	case "receivedAt":
+		return ec.fieldContext_Event_receivedAt(ctx, field)
+	case "timestamp":
+		return ec.fieldContext_Event_timestamp(ctx, field)
+	case "status":
+		return ec.fieldContext_Event_status(ctx, field)
+	case "discardReason":
+		return ec.fieldContext_Event_discardReason(ctx, field)
+	case "discardMessage":
+		return ec.fieldContext_Event_discardMessage(ctx, field)
+	case "payload":
+		return ec.fieldContext_Event_payload(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
+}
+
+func (ec *executionContext) childFields_EventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_EventConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_EventConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_EventConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_EventConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_EventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_EventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_EventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_IngestFigures(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "received":
+		return ec.fieldContext_IngestFigures_received(ctx, field)
+	case "accepted":
+		return ec.fieldContext_IngestFigures_accepted(ctx, field)
+	case "discarded":
+		return ec.fieldContext_IngestFigures_discarded(ctx, field)
+	case "byReason":
+		return ec.fieldContext_IngestFigures_byReason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IngestFigures", field.Name)
+}
+
+func (ec *executionContext) childFields_IngestStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "lastHour":
+		return ec.fieldContext_IngestStats_lastHour(ctx, field)
+	case "last24Hours":
+		return ec.fieldContext_IngestStats_last24Hours(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IngestStats", field.Name)
 }
 
 func (ec *executionContext) childFields_Invitation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4428,6 +5016,10 @@ func (ec *executionContext) childFields_Source(ctx context.Context, field graphq
 		return ec.fieldContext_Source_viewerCanUpdate(ctx, field)
 	case "viewerCanDelete":
 		return ec.fieldContext_Source_viewerCanDelete(ctx, field)
+	case "recentEvents":
+		return ec.fieldContext_Source_recentEvents(ctx, field)
+	case "ingestStats":
+		return ec.fieldContext_Source_ingestStats(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Source", field.Name)
 }
@@ -4474,6 +5066,40 @@ func (ec *executionContext) childFields_SourcePayload(ctx context.Context, field
 		return ec.fieldContext_SourcePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourcePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_SourceUsage_source(ctx, field)
+	case "sourceId":
+		return ec.fieldContext_SourceUsage_sourceId(ctx, field)
+	case "apiCalls":
+		return ec.fieldContext_SourceUsage_apiCalls(ctx, field)
+	case "mtus":
+		return ec.fieldContext_SourceUsage_mtus(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceUsage", field.Name)
+}
+
+func (ec *executionContext) childFields_Usage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "month":
+		return ec.fieldContext_Usage_month(ctx, field)
+	case "apiCalls":
+		return ec.fieldContext_Usage_apiCalls(ctx, field)
+	case "mtus":
+		return ec.fieldContext_Usage_mtus(ctx, field)
+	case "apiCallsLimit":
+		return ec.fieldContext_Usage_apiCallsLimit(ctx, field)
+	case "mtusLimit":
+		return ec.fieldContext_Usage_mtusLimit(ctx, field)
+	case "bySource":
+		return ec.fieldContext_Usage_bySource(ctx, field)
+	case "byDay":
+		return ec.fieldContext_Usage_byDay(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Usage", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4540,6 +5166,8 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_auditEvents(ctx, field)
 	case "destinations":
 		return ec.fieldContext_Workspace_destinations(ctx, field)
+	case "usage":
+		return ec.fieldContext_Workspace_usage(ctx, field)
 	case "overview":
 		return ec.fieldContext_Workspace_overview(ctx, field)
 	case "sources":

@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -32,6 +33,7 @@ type WorkspaceResolver interface {
 	AccessTokens(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.AccessTokenConnection, error)
 	AuditEvents(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) (*model.AuditEventConnection, error)
 	Destinations(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) (*model.DestinationConnection, error)
+	Usage(ctx context.Context, obj *workspace.Workspace, month string) (*ingest.Usage, error)
 	Overview(ctx context.Context, obj *workspace.Workspace) (*destination.Overview, error)
 	Sources(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string, filter *model.SourceFilter) (*model.SourceConnection, error)
 }
@@ -313,6 +315,20 @@ func (ec *executionContext) field_Workspace_sources_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["filter"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Workspace_usage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "month",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["month"] = arg0
 	return args, nil
 }
 
@@ -888,6 +904,50 @@ func (ec *executionContext) fieldContext_Workspace_destinations(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Workspace_destinations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Workspace_usage(ctx context.Context, field graphql.CollectedField, obj *workspace.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Workspace().Usage(ctx, obj, fc.Args["month"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ingest.Usage) graphql.Marshaler {
+			return ec.marshalNUsage2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋingestᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_usage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Workspace",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Usage(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Workspace_usage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -1627,6 +1687,12 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Workspace_destinations(ctx, field, obj)
+				})
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Workspace_usage(ctx, field, obj)
 				})
 		case "overview":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -183,6 +184,37 @@ type DestinationUpdateInput struct {
 	// Settings to change: the keys given replace their values, the others stay. A secret given as null
 	// is cleared; a secret left out, or given as the mask, keeps its value.
 	Settings any `json:"settings,omitempty"`
+}
+
+type DiscardCount struct {
+	Reason ingest.Reason `json:"reason"`
+	Count  int           `json:"count"`
+}
+
+type EventConnection struct {
+	Edges      []*EventEdge          `json:"edges"`
+	Nodes      []*ingest.StoredEvent `json:"nodes"`
+	PageInfo   *relay.PageInfo       `json:"pageInfo"`
+	TotalCount int                   `json:"totalCount"`
+}
+
+type EventEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *ingest.StoredEvent `json:"node"`
+}
+
+// How many events a source received in a period, and why some were discarded.
+type IngestFigures struct {
+	Received  int             `json:"received"`
+	Accepted  int             `json:"accepted"`
+	Discarded int             `json:"discarded"`
+	ByReason  []*DiscardCount `json:"byReason"`
+}
+
+// A source's ingest figures over the last hour and the last 24 hours.
+type IngestStats struct {
+	LastHour    *IngestFigures `json:"lastHour"`
+	Last24Hours *IngestFigures `json:"last24Hours"`
 }
 
 type InvitationAcceptPayload struct {
@@ -577,6 +609,63 @@ func (e *DestinationOrder) UnmarshalJSON(b []byte) error {
 }
 
 func (e DestinationOrder) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type EventStatus string
+
+const (
+	// Stored, counted in usage, and sent on to the connected destinations.
+	EventStatusAccepted EventStatus = "ACCEPTED"
+	// Refused: see discardReason.
+	EventStatusDiscarded EventStatus = "DISCARDED"
+)
+
+var AllEventStatus = []EventStatus{
+	EventStatusAccepted,
+	EventStatusDiscarded,
+}
+
+func (e EventStatus) IsValid() bool {
+	switch e {
+	case EventStatusAccepted, EventStatusDiscarded:
+		return true
+	}
+	return false
+}
+
+func (e EventStatus) String() string {
+	return string(e)
+}
+
+func (e *EventStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = EventStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid EventStatus", str)
+	}
+	return nil
+}
+
+func (e EventStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *EventStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e EventStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -47,6 +49,10 @@ type App struct {
 	gql        *handler.Server
 	handler    http.Handler
 	stopping   atomic.Bool
+	ingest     *ingest.Service
+	events     *ingest.Queries
+	stop       chan struct{} // closed when Serve shuts down: background work ends
+	background sync.WaitGroup
 }
 
 // New opens the database, applies the migrations and builds the handlers.
@@ -69,7 +75,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		log.Info("migrations applied", "versions", applied)
 	}
 
-	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics()}
+	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics(), stop: make(chan struct{})}
 	a.metrics.RegisterDB("read", func() sqlDBStats { r, _ := d.Stats(); return r })
 	a.metrics.RegisterDB("write", func() sqlDBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
@@ -92,8 +98,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
+	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log})
+	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
+	sources.OnChange = a.ingest.ForgetSource
+	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
+	a.events = ingest.NewQueries(d, sources, workspaces)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: destination.New(d, cat, workspaces, sources, box)}
+		Destinations: destination.New(d, cat, workspaces, sources, box), Events: a.events}
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -130,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route("GET /healthz", "healthz", http.HandlerFunc(a.healthz))
 	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
 	route("GET /metrics", "metrics", a.metrics.Handler())
+	route("/v1/", "tracking", a.ingest)
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil
@@ -158,6 +170,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	a.background.Add(1)
+	go a.pruneEvents()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
 		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL)
 
@@ -185,8 +199,47 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases the database. Serve calls it on the way out.
-func (a *App) Close() error { return a.db.Close() }
+// Close stops background work, commits the events still queued, and releases the database. Serve
+// calls it on the way out, after the HTTP server has stopped taking requests.
+func (a *App) Close() error {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	a.background.Wait()
+	a.ingest.Close()
+	return a.db.Close()
+}
+
+// pruneEvents deletes events older than the retention period, at start and then hourly.
+func (a *App) pruneEvents() {
+	defer a.background.Done()
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-a.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		n, err := a.events.Prune(ctx, time.Now().Add(-a.cfg.EventRetention))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("pruning events failed", "error", err.Error())
+		} else if n > 0 {
+			a.log.Info("events pruned", "deleted", n, "retention", a.cfg.EventRetention.String())
+		}
+		select {
+		case <-a.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})

@@ -31,6 +31,13 @@ type Config struct {
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 
+	// EventRetention is how long events are kept for the debugger (at least 24 hours, which is also
+	// how long messageIds are remembered for deduplication).
+	EventRetention time.Duration
+	// IngestRate is the tracking API requests a second one workspace may send (burst: IngestBurst).
+	IngestRate  float64
+	IngestBurst int
+
 	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
 	SourceQuietPeriod time.Duration
 	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
@@ -67,6 +74,9 @@ func Default() Config {
 		LoginMaxFailures:  10,
 		LoginLockout:      15 * time.Minute,
 		SourceQuietPeriod: time.Hour,
+		EventRetention:    7 * 24 * time.Hour,
+		IngestRate:        5000,
+		IngestBurst:       10000,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -103,6 +113,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.LoginLockout, "login-lockout", env.duration("LOGIN_LOCKOUT", c.LoginLockout), "how long log-ins are refused after too many failures (env LOGIN_LOCKOUT)")
 	fs.DurationVar(&c.SourceQuietPeriod, "source-quiet-period", env.duration("SOURCE_QUIET_PERIOD", c.SourceQuietPeriod), "time without events after which a source shows NO_RECENT_DATA (env SOURCE_QUIET_PERIOD)")
 	c.EncryptionKey = env.str("ENCRYPTION_KEY", "") // environment only: a flag would show in ps
+	fs.DurationVar(&c.EventRetention, "event-retention", env.duration("EVENT_RETENTION", c.EventRetention), "how long events are kept for the debugger; at least 24h (env EVENT_RETENTION)")
+	fs.Float64Var(&c.IngestRate, "ingest-rate", env.float("INGEST_RATE", c.IngestRate), "tracking API requests a second per workspace before 429; 0 for no limit (env INGEST_RATE)")
+	fs.IntVar(&c.IngestBurst, "ingest-burst", env.int("INGEST_BURST", c.IngestBurst), "tracking API requests a workspace may send at once above its rate (env INGEST_BURST)")
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
 	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
@@ -158,6 +171,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
 		}
+	}
+	if c.EventRetention < 24*time.Hour {
+		return c, fmt.Errorf("event-retention must be at least 24h (messageIds are deduplicated over it), got %s", c.EventRetention)
+	}
+	if c.IngestRate < 0 || c.IngestBurst < 1 {
+		return c, errors.New("ingest-rate must be at least 0 and ingest-burst at least 1")
 	}
 	if l.OperationTimeout <= 0 || l.WSInitTimeout <= 0 || c.ShutdownGrace <= 0 || c.LoginLockout <= 0 || c.LoginDelay < 0 || c.SourceQuietPeriod <= 0 {
 		return c, errors.New("operation-timeout, ws-init-timeout, shutdown-grace and login-lockout and source-quiet-period must be greater than 0, login-delay at least 0")
@@ -217,6 +236,19 @@ func (e *envReader) int64(name string, def int64) int64 {
 		return def
 	}
 	return n
+}
+
+func (e *envReader) float(name string, def float64) float64 {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.fail(name, v, "a number")
+		return def
+	}
+	return f
 }
 
 func (e *envReader) duration(name string, def time.Duration) time.Duration {

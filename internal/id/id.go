@@ -168,3 +168,21 @@ func (g *generator) draw() {
 	g.hi = binary.BigEndian.Uint16(r[:2])
 	g.lo = binary.BigEndian.Uint64(r[2:])
 }
+
+// Floor returns the smallest id with prefix that New could have made at t: every id made at or
+// after t sorts at or after it. It turns a time range into an id range, so that queries on
+// time-sortable ids use the primary key or an (x, id) index instead of a timestamp column.
+func Floor(prefix string, t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	a, b := ms<<16, uint64(0)
+	buf := make([]byte, len(prefix)+1+suffixLen)
+	copy(buf, prefix)
+	buf[len(prefix)] = '_'
+	s := buf[len(prefix)+1:]
+	for i := suffixLen - 1; i >= 0; i-- {
+		s[i] = encoding[b&31]
+		b = b>>5 | a<<59
+		a >>= 5
+	}
+	return string(buf)
+}

@@ -262,3 +262,17 @@ func mustTime(t *testing.T, id string) time.Time {
 	}
 	return tm
 }
+
+func TestFloor(t *testing.T) {
+	at := time.Now()
+	before := New("evt")
+	floor := Floor("evt", at.Add(time.Millisecond))
+	time.Sleep(3 * time.Millisecond)
+	after := New("evt")
+	if !(before < floor && floor <= after) {
+		t.Errorf("floor %s not between %s and %s", floor, before, after)
+	}
+	if got, ok := Time(floor); !ok || got.UnixMilli() != at.Add(time.Millisecond).UnixMilli() {
+		t.Errorf("Time(Floor) = %v, %v", got, ok)
+	}
+}

@@ -96,6 +96,16 @@ type Service struct {
 	workspaces *workspace.Service
 	// QuietPeriod is how long without events a receiving source waits before NO_RECENT_DATA.
 	QuietPeriod time.Duration
+	// OnChange, when set, is called after a transaction that changed a source (its settings,
+	// enabled state, write keys, or its existence) commits: the tracking API drops what it cached.
+	OnChange func(sourceID string)
+}
+
+// changed schedules OnChange for after tx commits.
+func (s *Service) changed(tx *db.Tx, sourceID string) {
+	if s.OnChange != nil {
+		tx.AfterCommit(func() { s.OnChange(sourceID) })
+	}
 }
 
 // New returns the service.
@@ -399,6 +409,7 @@ func (s *Service) Update(ctx context.Context, sourceID string, name *string, set
 
 // save writes a changed source and its audit event.
 func (s *Service) save(ctx context.Context, tx *db.Tx, src *Source, typ audit.Type, changes any) error {
+	s.changed(tx, src.ID)
 	userID := auth.ViewerFrom(ctx).User.ID
 	src.UpdatedBy, src.UpdatedAt = &userID, db.Now()
 	if _, err := tx.Exec(ctx, `UPDATE sources SET name = ?, enabled = ?, settings = ?, labels = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
@@ -436,6 +447,7 @@ func (s *Service) Delete(ctx context.Context, sourceID string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = ?`, src.ID); err != nil {
 			return err
 		}
+		s.changed(tx, src.ID)
 		return audit.Record(ctx, tx, src.WorkspaceID, EventDeleted, "Source", src.ID, map[string]any{"name": src.Name})
 	})
 }
@@ -454,6 +466,7 @@ func (s *Service) CreateWriteKey(ctx context.Context, sourceID string) (*Source,
 			wk.Key, wk.SourceID, wk.WorkspaceID, wk.CreatedAt); err != nil {
 			return err
 		}
+		s.changed(tx, src.ID)
 		return audit.Record(ctx, tx, src.WorkspaceID, EventWriteKeyCreated, "Source", src.ID, map[string]any{"writeKey": wk.Key})
 	})
 	if err != nil {
@@ -490,6 +503,7 @@ func (s *Service) RevokeWriteKey(ctx context.Context, sourceID, key string) (*So
 		if _, err := tx.Exec(ctx, `UPDATE write_keys SET revoked_at = ? WHERE key = ?`, db.Now(), key); err != nil {
 			return err
 		}
+		s.changed(tx, src.ID)
 		return audit.Record(ctx, tx, src.WorkspaceID, EventWriteKeyRevoked, "Source", src.ID, map[string]any{"writeKey": key})
 	})
 	if err != nil || len(errs) > 0 {

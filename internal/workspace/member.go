@@ -388,6 +388,9 @@ func (s *Service) Decline(ctx context.Context, invitationID string) (*Invitation
 
 // Revoke withdraws a pending invitation; owners.
 func (s *Service) Revoke(ctx context.Context, invitationID string) (*Invitation, apperr.UserErrors, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, nil, err
+	}
 	var inv Invitation
 	err := s.db.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID)
 	if db.IsNoRows(err) {
@@ -398,7 +401,7 @@ func (s *Service) Revoke(ctx context.Context, invitationID string) (*Invitation,
 	}
 	a, err := s.Access(ctx, inv.WorkspaceID)
 	if err != nil {
-		return nil, nil, apperr.NotFoundf("invitation not found")
+		return nil, nil, hide(err, "invitation not found")
 	}
 	if !a.CanManageMembers() {
 		return nil, nil, errForbidden("revoke invitations")
@@ -421,6 +424,9 @@ func (s *Service) Revoke(ctx context.Context, invitationID string) (*Invitation,
 // membershipFor loads a membership and the viewer's access to its workspace; NOT_FOUND when either
 // is missing.
 func (s *Service) membershipFor(ctx context.Context, membershipID string) (*Membership, *Access, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, nil, err
+	}
 	var m Membership
 	err := s.db.Get(ctx, &m, `SELECT * FROM memberships WHERE id = ?`, membershipID)
 	if db.IsNoRows(err) {
@@ -431,9 +437,18 @@ func (s *Service) membershipFor(ctx context.Context, membershipID string) (*Memb
 	}
 	a, err := s.Access(ctx, m.WorkspaceID)
 	if err != nil {
-		return nil, nil, apperr.NotFoundf("membership not found")
+		return nil, nil, hide(err, "membership not found")
 	}
 	return &m, a, nil
+}
+
+// hide turns a failed access check into NOT_FOUND for the object at hand, keeping UNAUTHENTICATED:
+// an anonymous caller is told to log in, whether or not the object exists.
+func hide(err error, notFound string) error {
+	if apperr.CodeOf(err) == apperr.Unauthenticated {
+		return err
+	}
+	return apperr.NotFoundf("%s", notFound)
 }
 
 // owners counts a workspace's owners within tx.
@@ -493,7 +508,9 @@ func (s *Service) Remove(ctx context.Context, membershipID string) (apperr.UserE
 	if err != nil {
 		return nil, err
 	}
-	self := m.UserID == a.Viewer.User.ID
+	// Leaving is a person's own act: a token acts for its creator in the workspace but cannot make
+	// them leave it.
+	self := m.UserID == a.Viewer.User.ID && a.Viewer.Token == nil
 	if !self && !a.CanManageMembers() {
 		return nil, errForbidden("remove members")
 	}
@@ -568,6 +585,9 @@ func (s *Service) AddGrant(ctx context.Context, membershipID string, role Resour
 
 // RemoveGrant takes a grant away; owners.
 func (s *Service) RemoveGrant(ctx context.Context, grantID string) (*Membership, apperr.UserErrors, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, nil, err
+	}
 	var g Grant
 	err := s.db.Get(ctx, &g, `SELECT * FROM resource_grants WHERE id = ?`, grantID)
 	if db.IsNoRows(err) {
@@ -578,7 +598,7 @@ func (s *Service) RemoveGrant(ctx context.Context, grantID string) (*Membership,
 	}
 	m, a, err := s.membershipFor(ctx, g.MembershipID)
 	if err != nil {
-		return nil, nil, apperr.NotFoundf("grant not found")
+		return nil, nil, hide(err, "grant not found")
 	}
 	if !a.CanManageMembers() {
 		return nil, nil, errForbidden("change members' grants")

@@ -56,14 +56,18 @@ func (s *Service) CreateToken(ctx context.Context, workspaceID, name string, rol
 	return &tok, secret, nil, nil
 }
 
-// CanRevokeToken tells whether the viewer may revoke t: its creator, owners and admins.
+// CanRevokeToken tells whether the viewer may revoke t: owners and admins, and its creator in
+// person (a read-only token cannot revoke its creator's other tokens).
 func (a *Access) CanRevokeToken(t auth.Token) bool {
-	return a.CanAdminister() || t.CreatedBy == a.Viewer.User.ID
+	return a.CanAdminister() || (t.CreatedBy == a.Viewer.User.ID && a.Viewer.Token == nil)
 }
 
 // Token returns a token the viewer may see: owners and admins see all of their workspace, others
 // their own (nil otherwise).
 func (s *Service) Token(ctx context.Context, tokenID string) (*auth.Token, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, err
+	}
 	m, err := s.auth.TokensByID(ctx, []string{tokenID})
 	if err != nil {
 		return nil, err

@@ -57,6 +57,9 @@ type Workspace struct {
 type Service struct {
 	db   *db.DB
 	auth *auth.Service
+	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
+	// the write keys it cached).
+	OnDelete func(workspaceID string)
 }
 
 // New returns the service.
@@ -253,6 +256,9 @@ func (s *Service) Delete(ctx context.Context, workspaceID, confirmSlug string) (
 		}
 		if _, err := s.auth.RevokeTokens(ctx, tx, "workspace_id = ?", workspaceID); err != nil {
 			return err
+		}
+		if s.OnDelete != nil {
+			tx.AfterCommit(func() { s.OnDelete(workspaceID) })
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM workspaces WHERE id = ?`, workspaceID)
 		return err

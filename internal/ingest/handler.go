@@ -1,0 +1,280 @@
+package ingest
+
+import (
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/obs"
+)
+
+// Options configure the tracking API.
+type Options struct {
+	// RatePerWorkspace is the requests a second a workspace may send (burst: RateBurst); 0 means no limit.
+	RatePerWorkspace float64
+	RateBurst        int
+	// KeyCacheTTL bounds how long a write key's source settings are remembered.
+	KeyCacheTTL time.Duration
+	// OnCommit is called after each group commit with the events it stored.
+	OnCommit func(Committed)
+	Logger   *slog.Logger
+}
+
+// Service is the tracking API.
+type Service struct {
+	db      *db.DB
+	keys    *keyCache
+	writer  *writer
+	limiter *rateLimiter
+	log     *slog.Logger
+
+	events   *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	commits  prometheus.Histogram
+	groups   prometheus.Histogram
+}
+
+// New starts the tracking API's writer.
+func New(d *db.DB, o Options) *Service {
+	if o.KeyCacheTTL <= 0 {
+		o.KeyCacheTTL = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{db: d, keys: newKeyCache(d, o.KeyCacheTTL), limiter: newRateLimiter(o.RatePerWorkspace, o.RateBurst), log: o.Logger}
+	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "junction_ingest_events_total",
+		Help: "Events received by the tracking API, by status (accepted, discarded) and discard reason.",
+	}, []string{"status", "reason"})
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "junction_ingest_requests_total",
+		Help: "Tracking API requests, by HTTP status code.",
+	}, []string{"code"})
+	s.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "junction_ingest_commit_seconds",
+		Help:    "Time of one group commit of events.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
+	s.groups = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "junction_ingest_commit_events",
+		Help:    "Events stored by one group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	})
+	s.writer = newWriter(d, o.OnCommit, func(n int, d time.Duration) {
+		s.commits.Observe(d.Seconds())
+		s.groups.Observe(float64(n))
+	})
+	return s
+}
+
+// Collectors are the tracking API's metrics, for the server's registry.
+func (s *Service) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.events, s.requests, s.commits, s.groups}
+}
+
+// Close stops the writer after committing what is queued. Call it after the HTTP server stopped
+// taking requests.
+func (s *Service) Close() { s.writer.close() }
+
+// ForgetSource makes the next request with one of a source's write keys read the source anew
+// (it was disabled, deleted, or its settings or keys changed).
+func (s *Service) ForgetSource(sourceID string) { s.keys.forgetSource(sourceID) }
+
+// ForgetAll drops every cached write key (a workspace was deleted).
+func (s *Service) ForgetAll() { s.keys.forgetAll() }
+
+// paths maps the tracking API's paths to the type they take; "" for batches.
+var paths = map[string]Type{
+	"track": Track, "identify": Identify, "page": Page, "screen": Screen, "group": Group, "alias": Alias,
+	"t": Track, "i": Identify, "p": Page, "s": Screen, "g": Group, "a": Alias,
+	"batch": "", "b": "", "import": "",
+}
+
+// StrictHeader turns on strict mode for one request (any value but "", "0" or "false").
+const StrictHeader = "X-Strict-Mode"
+
+// ServeHTTP serves /v1/*.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Content-Encoding, "+StrictHeader)
+	h.Set("Access-Control-Max-Age", "86400")
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/v1/")
+	if key, ok := strings.CutPrefix(rest, "projects/"); ok && strings.HasSuffix(key, "/settings") {
+		s.settings(w, r, strings.TrimSuffix(key, "/settings"))
+		return
+	}
+	typ, ok := paths[strings.Trim(rest, "/")]
+	if !ok {
+		s.fail(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.URL.Path)
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.Set("Allow", "POST, OPTIONS")
+		s.fail(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "send events with POST")
+		return
+	}
+	s.ingest(w, r, typ, typ == "")
+}
+
+func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch bool) {
+	body, rerr := readBody(r)
+	if rerr != nil {
+		s.fail(w, rerr.Status, rerr.Code, rerr.Message)
+		return
+	}
+	req, rerr := decode(body, batch)
+	if rerr != nil {
+		s.fail(w, rerr.Status, rerr.Code, rerr.Message)
+		return
+	}
+	key := basicWriteKey(r)
+	if key == "" {
+		key = req.WriteKey
+	}
+	strict := isStrict(r.Header.Get(StrictHeader))
+	ctx := r.Context()
+	info, err := s.keys.lookup(ctx, key)
+	if err != nil {
+		obs.Logger(ctx).Error("ingest: write key lookup failed", "error", err.Error())
+		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the server could not take the events; retry")
+		return
+	}
+	strict = strict || info.Strict
+	if !info.Known {
+		s.events.WithLabelValues("discarded", string(UnknownWriteKey)).Add(float64(len(req.Events)))
+		obs.Logger(ctx).Info("ingest: events with an unknown write key discarded", "events", len(req.Events), "has_key", key != "")
+		if strict {
+			h := w.Header()
+			h.Set("WWW-Authenticate", `Basic realm="write key"`)
+			s.fail(w, http.StatusUnauthorized, "UNKNOWN_WRITE_KEY", "the write key is missing or unknown: send it as the Basic-auth user name or as writeKey")
+			return
+		}
+		s.ok(w)
+		return
+	}
+	if info.Revoked && strict {
+		s.fail(w, http.StatusUnauthorized, "REVOKED_WRITE_KEY", "the write key was revoked: use another key of the source")
+		return
+	}
+	if ok, wait := s.limiter.allow(info.WorkspaceID, time.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
+		s.fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its request rate; retry after the Retry-After seconds")
+		return
+	}
+
+	n := &normaliser{req: req, pathType: typ, receivedAt: time.Now().UTC(), clientIP: clientIP(r)}
+	events := make([]*Event, len(req.Events))
+	for i, raw := range req.Events {
+		e := n.normalise(i, raw)
+		e.WorkspaceID, e.SourceID = info.WorkspaceID, info.SourceID
+		switch {
+		case info.Revoked:
+			e.Status, e.Reason, e.Message = Discarded, RevokedWriteKey, "the write key was revoked"
+		case !info.Enabled && e.Status == Accepted:
+			e.Status, e.Reason, e.Message = Discarded, SourceDisabled, "the source is disabled"
+		}
+		events[i] = e
+	}
+	if err := s.writer.write(ctx, events); err != nil {
+		obs.Logger(ctx).Error("ingest: storing events failed", "events", len(events), "error", err.Error())
+		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
+		return
+	}
+	var problems []map[string]any
+	for _, e := range events {
+		if e.Status == Discarded {
+			s.events.WithLabelValues("discarded", string(e.Reason)).Inc()
+			problems = append(problems, map[string]any{"index": e.Index, "messageId": e.MessageID, "reason": e.Reason, "message": e.Message})
+		} else {
+			s.events.WithLabelValues("accepted", "").Inc()
+		}
+	}
+	if strict && len(problems) > 0 {
+		s.reply(w, http.StatusBadRequest, map[string]any{"success": false, "code": "INVALID_EVENTS",
+			"message": strconv.Itoa(len(problems)) + " of the events were discarded; the others were accepted", "errors": problems})
+		return
+	}
+	s.ok(w)
+}
+
+func isStrict(v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	return v != "" && v != "0" && v != "false"
+}
+
+// clientIP is the TCP peer's address: no forwarding header is trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func (s *Service) ok(w http.ResponseWriter) {
+	s.reply(w, http.StatusOK, map[string]any{"success": true})
+}
+
+func (s *Service) fail(w http.ResponseWriter, status int, code, message string) {
+	s.reply(w, status, map[string]any{"success": false, "code": code, "message": message})
+}
+
+func (s *Service) reply(w http.ResponseWriter, status int, body any) {
+	s.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// settings answers what analytics.js loads at start: the settings of its source, pointing it at
+// this server for sending.
+func (s *Service) settings(w http.ResponseWriter, r *http.Request, key string) {
+	if r.Method != http.MethodGet {
+		s.fail(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use GET")
+		return
+	}
+	info, err := s.keys.lookup(r.Context(), key)
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "retry")
+		return
+	}
+	if !info.Known || info.Revoked {
+		s.fail(w, http.StatusNotFound, "UNKNOWN_WRITE_KEY", "no source has this write key")
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	s.reply(w, http.StatusOK, map[string]any{
+		"integrations": map[string]any{"Segment.io": map[string]any{
+			"apiKey": key, "apiHost": r.Host + "/v1", "protocol": scheme,
+			"unbundledIntegrations": []any{}, "addBundledMetadata": true, "maybeBundledConfigIds": map[string]any{},
+			"versionSettings": map[string]any{"version": "4.4.7", "componentTypes": []string{"browser"}},
+		}},
+		"plan":                      map[string]any{"track": map[string]any{"__default": map[string]any{"enabled": true, "integrations": map[string]any{}}}, "identify": map[string]any{"__default": map[string]any{"enabled": true}}, "group": map[string]any{"__default": map[string]any{"enabled": true}}},
+		"edgeFunction":              map[string]any{},
+		"analyticsNextEnabled":      true,
+		"middlewareSettings":        map[string]any{},
+		"enabledMiddleware":         map[string]any{},
+		"metrics":                   map[string]any{"sampleRate": 0},
+		"legacyVideoPluginsEnabled": false,
+		"remotePlugins":             []any{},
+	})
+}

@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/db"
+)
+
+// keyInfo is what a write key says about the request that carries it.
+type keyInfo struct {
+	Known       bool // false: no such key (cached too, so that a flood of bad keys costs no queries)
+	SourceID    string
+	WorkspaceID string
+	Revoked     bool
+	Enabled     bool
+	Strict      bool
+	expires     time.Time
+}
+
+// keyCache remembers write keys for a short while: every request needs its key resolved, and a
+// source's settings change rarely. Changes made through this process drop the entries at once
+// (Forget); the TTL bounds staleness for anything else.
+type keyCache struct {
+	db  *db.DB
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]keyInfo
+}
+
+func newKeyCache(d *db.DB, ttl time.Duration) *keyCache {
+	return &keyCache{db: d, ttl: ttl, m: map[string]keyInfo{}}
+}
+
+func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
+	now := time.Now()
+	c.mu.Lock()
+	info, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Before(info.expires) {
+		return info, nil
+	}
+	var row struct {
+		SourceID    string   `db:"source_id"`
+		WorkspaceID string   `db:"workspace_id"`
+		RevokedAt   *db.Time `db:"revoked_at"`
+		Enabled     bool     `db:"enabled"`
+		Settings    string   `db:"settings"`
+	}
+	err := c.db.Get(ctx, &row, `SELECT k.source_id, k.workspace_id, k.revoked_at, s.enabled, s.settings
+		FROM write_keys k JOIN sources s ON s.id = k.source_id WHERE k.key = ?`, key)
+	switch {
+	case db.IsNoRows(err):
+		info = keyInfo{}
+	case err != nil:
+		return keyInfo{}, err
+	default:
+		var settings struct {
+			StrictMode bool `json:"strictMode"`
+		}
+		_ = json.Unmarshal([]byte(row.Settings), &settings)
+		info = keyInfo{Known: true, SourceID: row.SourceID, WorkspaceID: row.WorkspaceID, Revoked: row.RevokedAt != nil,
+			Enabled: row.Enabled, Strict: settings.StrictMode}
+	}
+	info.expires = now.Add(c.ttl)
+	c.mu.Lock()
+	if len(c.m) > 100_000 { // bounded: a flood of random keys must not grow it without end
+		c.m = map[string]keyInfo{}
+	}
+	c.m[key] = info
+	c.mu.Unlock()
+	return info, nil
+}
+
+// forgetSource drops the cached keys of a source after it changed.
+func (c *keyCache) forgetSource(sourceID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, info := range c.m {
+		if info.SourceID == sourceID {
+			delete(c.m, k)
+		}
+	}
+}
+
+// forgetAll drops every cached key (a key was created or revoked, a workspace deleted).
+func (c *keyCache) forgetAll() {
+	c.mu.Lock()
+	c.m = map[string]keyInfo{}
+	c.mu.Unlock()
+}
