@@ -215,7 +215,9 @@ func (r *workspaceResolver) Destinations(ctx context.Context, obj *workspace.Wor
 	}
 	l := loadersFrom(ctx, r.Resolver)
 	if nodeSelects(ctx, "connections") || nodeSelects(ctx, "sources") {
-		prime(ctx, l.connectionsByDestination, keys(page, func(d destination.Destination) string { return d.ID }))
+		// Connections and sources both filter by the sources the viewer sees: load them in one go.
+		primeThrough(ctx, l.connectionsByDestination, keys(page, func(d destination.Destination) string { return d.ID }),
+			l.sources, func(c destination.Connection) string { return c.SourceID })
 	}
 	return connection(page,
 		func(c string, n *destination.Destination) *model.DestinationEdge {

@@ -124,3 +124,57 @@ func loadList[V any](ctx context.Context, l *dataloadgen.Loader[string, []V], ke
 	}
 	return v, err
 }
+
+// selectsBelow tells whether the selection of the field being resolved asks, at any depth, for a
+// field named name (fragments included). Resolvers of lists use it to prime the loaders of nested
+// levels, whose items gqlgen would otherwise resolve in goroutines racing the batch window.
+func selectsBelow(ctx context.Context, name string) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return false
+	}
+	return walkSelects(fc.Field.Selections, name, 0)
+}
+
+func walkSelects(set ast.SelectionSet, name string, depth int) bool {
+	if depth > 20 {
+		return false
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == name || walkSelects(s.SelectionSet, name, depth+1) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if walkSelects(s.SelectionSet, name, depth+1) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition != nil && walkSelects(s.Definition.SelectionSet, name, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// primeThrough loads the list values of keys at once and primes next with the ids they lead to.
+func primeThrough[V, W any](ctx context.Context, l *dataloadgen.Loader[string, []V], keys []string,
+	next *dataloadgen.Loader[string, W], follow func(V) string) {
+	if len(keys) == 0 {
+		return
+	}
+	lists, _ := l.LoadAll(ctx, keys)
+	var ids []string
+	seen := map[string]bool{}
+	for _, list := range lists {
+		for _, v := range list {
+			if id := follow(v); !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	prime(ctx, next, ids)
+}

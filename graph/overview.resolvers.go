@@ -41,7 +41,25 @@ func (r *overviewResolver) Edges(ctx context.Context, obj *destination.Overview)
 }
 
 func (r *workspaceResolver) Overview(ctx context.Context, obj *workspace.Workspace) (*destination.Overview, error) {
-	return r.Resolver.Destinations.Overview(ctx, obj.ID)
+	o, err := r.Resolver.Destinations.Overview(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	// The graph's nodes are the objects themselves; prime what their fields may ask for. (Not the
+	// sources and destinations loaders: sibling fields racing to fill them would make the number
+	// of statements depend on timing.)
+	l := loadersFrom(ctx, r.Resolver)
+	ids := make([]string, len(o.Sources))
+	for i, s := range o.Sources {
+		ids[i] = s.ID
+	}
+	if selectsBelow(ctx, "writeKeys") {
+		prime(ctx, l.writeKeys, ids)
+	}
+	if selectsBelow(ctx, "connections") || selectsBelow(ctx, "destinations") {
+		prime(ctx, l.connectionsBySource, ids)
+	}
+	return o, nil
 }
 
 func (r *Resolver) Overview() OverviewResolver { return &overviewResolver{r} }

@@ -171,7 +171,10 @@ func (r *workspaceResolver) Sources(ctx context.Context, obj *workspace.Workspac
 	if nodeSelects(ctx, "writeKeys") {
 		prime(ctx, l.writeKeys, ids)
 	}
-	if nodeSelects(ctx, "connections") || nodeSelects(ctx, "destinations") {
+	switch {
+	case selectsBelow(ctx, "destinations") || selectsBelow(ctx, "destination"):
+		primeThrough(ctx, l.connectionsBySource, ids, l.destinations, func(c destination.Connection) string { return c.DestinationID })
+	case nodeSelects(ctx, "connections"):
 		prime(ctx, l.connectionsBySource, ids)
 	}
 	if nodeSelects(ctx, "createdBy") || nodeSelects(ctx, "updatedBy") {

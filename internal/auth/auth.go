@@ -317,7 +317,7 @@ func (s *Service) authenticateSecret(ctx context.Context, secret string) (*Viewe
 		if now.Sub(row.LastUsedAt.Time) > lastUsedGranularity {
 			s.touch(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, row.SessionID)
 		}
-		return &Viewer{User: row.User, SessionID: row.SessionID}, nil
+		return &Viewer{User: row.User, SessionID: row.SessionID, SessionExpiresAt: row.ExpiresAt.Time}, nil
 	case strings.HasPrefix(secret, tokenPrefix):
 		var row struct {
 			Token

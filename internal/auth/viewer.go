@@ -5,6 +5,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/junctioncdp/junction/internal/apperr"
 )
@@ -54,6 +55,19 @@ type Viewer struct {
 	User      User
 	SessionID string // set when authenticated by a session
 	Token     *Token // set when authenticated by an access token
+	// SessionExpiresAt is when the session ends, when authenticated by a session.
+	SessionExpiresAt time.Time
+}
+
+// expiresAt is when the viewer's credential stops working; zero for never.
+func (v *Viewer) expiresAt() time.Time {
+	if v.Token != nil {
+		if v.Token.ExpiresAt != nil {
+			return v.Token.ExpiresAt.Time
+		}
+		return time.Time{}
+	}
+	return v.SessionExpiresAt
 }
 
 // ActorIDs returns the user and token ids for the audit trail.

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrRevoked is the cause of a watched context that ended because its credential was revoked.
 var ErrRevoked = errors.New("credentials revoked")
+
+// ErrExpired is the cause of a watched context that ended because its credential expired.
+var ErrExpired = errors.New("credentials expired")
 
 // watchers remembers the contexts of long-lived connections by the credential they authenticated
 // with, so that revoking the credential ends them at once.
@@ -38,6 +42,10 @@ func (s *Service) Watch(ctx context.Context, v *Viewer) context.Context {
 	}
 	set[&cancel] = struct{}{}
 	w.mu.Unlock()
+	if exp := v.expiresAt(); !exp.IsZero() {
+		timer := time.AfterFunc(time.Until(exp), func() { cancel(ErrExpired) })
+		context.AfterFunc(ctx, func() { timer.Stop() })
+	}
 	context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		delete(set, &cancel)

@@ -40,6 +40,9 @@ func errConnectionNotFound() error { return apperr.NotFoundf("connection not fou
 // connectionRights loads a connection and tells whether the viewer administers it: owners, admins
 // and the source admins of its source. NOT_FOUND when the viewer may not see its source.
 func (s *Service) connectionRights(ctx context.Context, q *db.Queryer, connectionID string) (*Connection, bool, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, false, err
+	}
 	var c Connection
 	err := q.Get(ctx, &c, `SELECT * FROM connections WHERE id = ?`, connectionID)
 	if db.IsNoRows(err) {
@@ -50,6 +53,9 @@ func (s *Service) connectionRights(ctx context.Context, q *db.Queryer, connectio
 	}
 	src, err := s.sources.Get(ctx, c.SourceID)
 	if err != nil {
+		if apperr.CodeOf(err) == apperr.Unauthenticated {
+			return nil, false, err
+		}
 		return nil, false, errConnectionNotFound()
 	}
 	_, admin, err := s.sources.Rights(ctx, src)

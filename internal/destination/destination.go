@@ -149,7 +149,12 @@ func (s *Service) withSecrets(ctx context.Context, q *db.Queryer, ds []*Destinat
 	return nil
 }
 
+// load reads a destination; the caller checks the viewer's rights. Anonymous callers are told to
+// log in first, whether or not the id exists.
 func (s *Service) load(ctx context.Context, q *db.Queryer, destinationID string) (*Destination, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, err
+	}
 	var d Destination
 	err := q.Get(ctx, &d, selectDestinations+` WHERE d.id = ?`, destinationID)
 	if db.IsNoRows(err) {
@@ -214,8 +219,8 @@ func (s *Service) List(ctx context.Context, workspaceID string, byCategory bool,
 		qargs = append(qargs, strings.ToLower(f.Category))
 	}
 	if f.Search != "" {
-		where += " AND LOWER(d.name) LIKE ?"
-		qargs = append(qargs, "%"+strings.ToLower(f.Search)+"%")
+		where += " AND LOWER(d.name) LIKE ? ESCAPE '\\'"
+		qargs = append(qargs, "%"+source.LikeEscape(strings.ToLower(f.Search))+"%")
 	}
 	spec := relay.Spec[Destination]{
 		Select: selectDestinations, Where: where, Args: qargs,
@@ -527,4 +532,13 @@ func sortedKeys[V any](m map[string]V) []string {
 func (s *Service) Visible(ctx context.Context, workspaceID string) bool {
 	a, err := s.workspaces.Access(ctx, workspaceID)
 	return err == nil && canSee(a)
+}
+
+// Internal reads a destination without checking any viewer, for the delivery engine only.
+func (s *Service) Internal(ctx context.Context, destinationID string) (*Destination, error) {
+	var d Destination
+	if err := s.db.Get(ctx, &d, selectDestinations+` WHERE d.id = ?`, destinationID); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }

@@ -59,6 +59,7 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 		return n.discard(ev, m, InvalidField, err)
 	} else if ok {
 		ev.MessageID = id
+		m["messageId"] = id
 	} else {
 		n.assignMessageID(ev, m)
 	}
@@ -180,6 +181,9 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 	if sent != nil {
 		m["sentAt"] = sent.UTC().Format(time.RFC3339Nano)
 	}
+	if y := ts.UTC().Year(); y < 1 || y > 9999 {
+		return n.discard(ev, m, InvalidField, "timestamp must fall between the years 1 and 9999 once corrected for the client's clock")
+	}
 	ev.Timestamp = &ts
 	m["timestamp"] = ts.UTC().Format(time.RFC3339Nano)
 	m["receivedAt"] = n.receivedAt.UTC().Format(time.RFC3339Nano)
@@ -196,8 +200,9 @@ func (n *normaliser) assignMessageID(ev *Event, m map[string]any) {
 func (n *normaliser) discard(ev *Event, m map[string]any, reason Reason, msg string) *Event {
 	ev.Status, ev.Reason, ev.Message = Discarded, reason, msg
 	if ev.MessageID == "" {
-		if id, ok := m["messageId"].(string); ok && id != "" && len(id) <= maxIDLength {
+		if id, ok, bad := idField(m, "messageId"); ok && bad == "" {
 			ev.MessageID = id
+			m["messageId"] = id
 		} else {
 			n.assignMessageID(ev, m)
 		}

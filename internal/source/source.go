@@ -147,8 +147,12 @@ func (s *Service) Rights(ctx context.Context, src *Source) (a *workspace.Access,
 	return a, admin, nil
 }
 
-// load reads a source the viewer may see.
+// load reads a source; the caller checks the viewer's rights. An anonymous caller is told to log
+// in before anything is looked up, so that the answer does not depend on whether the id exists.
 func (s *Service) load(ctx context.Context, q *db.Queryer, sourceID string) (*Source, error) {
+	if _, err := auth.RequireViewer(ctx); err != nil {
+		return nil, err
+	}
 	var src Source
 	err := q.Get(ctx, &src, `SELECT * FROM sources WHERE id = ?`, sourceID)
 	if db.IsNoRows(err) {
@@ -223,7 +227,7 @@ func (s *Service) List(ctx context.Context, workspaceID string, f Filter, args r
 	}
 	if f.Search != "" {
 		where += " AND LOWER(s.name) LIKE ? ESCAPE '\\'"
-		qargs = append(qargs, "%"+likeEscape(strings.ToLower(f.Search))+"%")
+		qargs = append(qargs, "%"+LikeEscape(strings.ToLower(f.Search))+"%")
 	}
 	if f.Type != "" || f.Category != "" {
 		var slugs []any
@@ -257,7 +261,9 @@ func (s *Service) List(ctx context.Context, workspaceID string, f Filter, args r
 	}, args)
 }
 
-func likeEscape(s string) string {
+// LikeEscape escapes the wildcards of LIKE (with ESCAPE '\'), so that a search for "%" finds a
+// percent sign.
+func LikeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 

@@ -83,7 +83,14 @@ func errForbidden(what string) error {
 
 type accessCache struct {
 	mu sync.Mutex
-	m  map[string]*Access
+	m  map[string]*accessEntry
+}
+
+// accessEntry is one workspace's access, loaded once however many resolvers ask at the same time.
+type accessEntry struct {
+	once sync.Once
+	a    *Access
+	err  error
 }
 
 type accessCacheKey struct{}
@@ -92,7 +99,7 @@ type accessCacheKey struct{}
 // per operation, so rights are read fresh for every request and every websocket operation (a
 // removed member loses access at once) but only once within an operation.
 func WithAccessCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, accessCacheKey{}, &accessCache{m: map[string]*Access{}})
+	return context.WithValue(ctx, accessCacheKey{}, &accessCache{m: map[string]*accessEntry{}})
 }
 
 // Access returns the viewer's rights in workspace workspaceID: UNAUTHENTICATED when anonymous,
@@ -102,31 +109,24 @@ func (s *Service) Access(ctx context.Context, workspaceID string) (*Access, erro
 	if err != nil {
 		return nil, err
 	}
-	cache, _ := ctx.Value(accessCacheKey{}).(*accessCache)
-	if cache != nil {
+	entry := &accessEntry{}
+	if cache, _ := ctx.Value(accessCacheKey{}).(*accessCache); cache != nil {
 		cache.mu.Lock()
-		a, ok := cache.m[workspaceID]
-		cache.mu.Unlock()
-		if ok {
-			if a == nil {
-				return nil, errNotFound()
-			}
-			return a, nil
+		if e, ok := cache.m[workspaceID]; ok {
+			entry = e
+		} else {
+			cache.m[workspaceID] = entry
 		}
-	}
-	a, err := s.loadAccess(ctx, v, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	if cache != nil {
-		cache.mu.Lock()
-		cache.m[workspaceID] = a
 		cache.mu.Unlock()
 	}
-	if a == nil {
+	entry.once.Do(func() { entry.a, entry.err = s.loadAccess(ctx, v, workspaceID) })
+	if entry.err != nil {
+		return nil, entry.err
+	}
+	if entry.a == nil {
 		return nil, errNotFound()
 	}
-	return a, nil
+	return entry.a, nil
 }
 
 func (s *Service) loadAccess(ctx context.Context, v *auth.Viewer, workspaceID string) (*Access, error) {

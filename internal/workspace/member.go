@@ -407,18 +407,24 @@ func (s *Service) Revoke(ctx context.Context, invitationID string) (*Invitation,
 		return nil, nil, errForbidden("revoke invitations")
 	}
 	var errs apperr.UserErrors
-	if st := inv.EffectiveStatus(); st != Pending {
-		errs.Add("invitationId", apperr.NotAllowed, "the invitation is %s, not pending", strings.ToLower(string(st)))
-		return nil, errs, nil
-	}
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ? AND status = ?`, Revoked, db.Now(), inv.ID, Pending); err != nil {
+		if err := tx.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID); err != nil {
+			return err
+		}
+		if st := inv.EffectiveStatus(); st != Pending {
+			errs.Add("invitationId", apperr.NotAllowed, "the invitation is %s, not pending", strings.ToLower(string(st)))
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ?`, Revoked, db.Now(), inv.ID); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, inv.WorkspaceID, EventInvitationRevoked, "Invitation", inv.ID, map[string]any{"email": inv.Email})
 	})
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
 	inv.Status = Revoked
-	return &inv, nil, err
+	return &inv, nil, nil
 }
 
 // membershipFor loads a membership and the viewer's access to its workspace; NOT_FOUND when either
@@ -516,6 +522,12 @@ func (s *Service) Remove(ctx context.Context, membershipID string) (apperr.UserE
 	}
 	var errs apperr.UserErrors
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if err := tx.Get(ctx, m, `SELECT * FROM memberships WHERE id = ?`, m.ID); err != nil {
+			if db.IsNoRows(err) {
+				return apperr.NotFoundf("membership not found")
+			}
+			return err
+		}
 		if m.Role == auth.Owner {
 			if n, err := owners(ctx, tx, m.WorkspaceID); err != nil || n <= 1 {
 				if n <= 1 {

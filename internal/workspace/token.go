@@ -108,13 +108,18 @@ func (s *Service) RevokeToken(ctx context.Context, tokenID string) (*auth.Token,
 		return nil, errs, nil
 	}
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		if _, err := s.auth.RevokeTokens(ctx, tx, "id = ?", t.ID); err != nil {
+		ids, err := s.auth.RevokeTokens(ctx, tx, "id = ?", t.ID)
+		if err != nil {
 			return err
+		}
+		if len(ids) == 0 {
+			errs.Add("accessTokenId", apperr.NotAllowed, "the access token is already revoked")
+			return nil
 		}
 		return audit.Record(ctx, tx, t.WorkspaceID, EventTokenRevoked, "AccessToken", t.ID, map[string]any{"name": t.Name})
 	})
-	if err != nil {
-		return nil, nil, err
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
 	}
 	now := db.Now()
 	t.RevokedAt = &now
