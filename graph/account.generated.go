@@ -22,6 +22,7 @@ type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error)
 	LogOut(ctx context.Context, input *model.LogOutInput) (*model.LogOutPayload, error)
+	DeliveryRetry(ctx context.Context, input model.DeliveryRetryInput) (*model.DeliveryRetryPayload, error)
 	DestinationCreate(ctx context.Context, input model.DestinationCreateInput) (*model.DestinationPayload, error)
 	DestinationUpdate(ctx context.Context, input model.DestinationUpdateInput) (*model.DestinationPayload, error)
 	DestinationEnable(ctx context.Context, input model.DestinationIDInput) (*model.DestinationPayload, error)
@@ -31,6 +32,7 @@ type MutationResolver interface {
 	ConnectionEnable(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionPayload, error)
 	ConnectionDisable(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionPayload, error)
 	ConnectionDelete(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionDeletePayload, error)
+	HealthIssueAcknowledge(ctx context.Context, input model.HealthIssueAcknowledgeInput) (*model.HealthIssuePayload, error)
 	MemberInvite(ctx context.Context, input model.MemberInviteInput) (*model.InvitationPayload, error)
 	InvitationAccept(ctx context.Context, input model.InvitationInput) (*model.InvitationAcceptPayload, error)
 	InvitationDecline(ctx context.Context, input model.InvitationInput) (*model.InvitationPayload, error)
@@ -146,6 +148,20 @@ func (ec *executionContext) field_Mutation_connectionEnable_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deliveryRetry_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DeliveryRetryInput, error) {
+			return ec.unmarshalNDeliveryRetryInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRetryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_destinationCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -208,6 +224,20 @@ func (ec *executionContext) field_Mutation_destinationUpdate_args(ctx context.Co
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.DestinationUpdateInput, error) {
 			return ec.unmarshalNDestinationUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDestinationUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_healthIssueAcknowledge_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.HealthIssueAcknowledgeInput, error) {
+			return ec.unmarshalNHealthIssueAcknowledgeInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐHealthIssueAcknowledgeInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -840,6 +870,50 @@ func (ec *executionContext) fieldContext_Mutation_logOut(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_deliveryRetry(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deliveryRetry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeliveryRetry(ctx, fc.Args["input"].(model.DeliveryRetryInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryRetryPayload) graphql.Marshaler {
+			return ec.marshalNDeliveryRetryPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRetryPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deliveryRetry(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryRetryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deliveryRetry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_destinationCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1230,6 +1304,50 @@ func (ec *executionContext) fieldContext_Mutation_connectionDelete(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_connectionDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_healthIssueAcknowledge(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_healthIssueAcknowledge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().HealthIssueAcknowledge(ctx, fc.Args["input"].(model.HealthIssueAcknowledgeInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.HealthIssuePayload) graphql.Marshaler {
+			return ec.marshalNHealthIssuePayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐHealthIssuePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_healthIssueAcknowledge(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HealthIssuePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_healthIssueAcknowledge_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2612,6 +2730,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "deliveryRetry":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deliveryRetry(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "destinationCreate":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_destinationCreate(ctx, field)
@@ -2671,6 +2796,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "connectionDelete":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_connectionDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "healthIssueAcknowledge":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_healthIssueAcknowledge(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -1723,6 +1723,13 @@ func (ec *executionContext) marshalODiscardReason2ᚖgithubᚗcomᚋjunctioncdp�
 	return res
 }
 
+func (ec *executionContext) marshalOEvent2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋingestᚐStoredEvent(ctx context.Context, sel ast.SelectionSet, v *ingest.StoredEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Event(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOEventStatus2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐEventStatus(ctx context.Context, v any) (*model.EventStatus, error) {
 	if v == nil {
 		return nil, nil

@@ -81,5 +81,7 @@ func (r *Resolver) Event() EventResolver { return &eventResolver{r} }
 
 func (r *Resolver) SourceUsage() SourceUsageResolver { return &sourceUsageResolver{r} }
 
-type eventResolver struct{ *Resolver }
-type sourceUsageResolver struct{ *Resolver }
+type (
+	eventResolver       struct{ *Resolver }
+	sourceUsageResolver struct{ *Resolver }
+)

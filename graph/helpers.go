@@ -2,11 +2,13 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -83,4 +85,33 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+func invalid(field, format string, args ...any) error { return apperr.Invalid(field, format, args...) }
+
+func parseJSON(s string) (any, error) {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// seeDestinations tells, per workspace, whether the viewer may see its destinations.
+func (r *Resolver) seeDestinations(ctx context.Context) func(string) bool {
+	return func(workspaceID string) bool { return r.Destinations.Visible(ctx, workspaceID) }
+}
+
+// canChangeIssueTarget tells whether the viewer may act on an issue: change its target.
+func (r *Resolver) canChangeIssueTarget(ctx context.Context, is *health.Issue) bool {
+	if is.TargetKind == health.SourceTarget {
+		src, err := r.Sources.Get(ctx, is.TargetID)
+		if err != nil {
+			return false
+		}
+		_, admin, err := r.Sources.Rights(ctx, src)
+		return err == nil && admin
+	}
+	a, err := r.Workspaces.Access(ctx, is.WorkspaceID)
+	return err == nil && a.CanAdminister()
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
@@ -620,6 +622,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Invitation(ctx, sel, obj)
+	case health.Issue:
+		return ec._HealthIssue(ctx, sel, &obj)
+	case *health.Issue:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._HealthIssue(ctx, sel, obj)
 	case ingest.StoredEvent:
 		return ec._Event(ctx, sel, &obj)
 	case *ingest.StoredEvent:
@@ -634,6 +643,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Destination(ctx, sel, obj)
+	case delivery.StoredAttempt:
+		return ec._DeliveryAttempt(ctx, sel, &obj)
+	case *delivery.StoredAttempt:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._DeliveryAttempt(ctx, sel, obj)
 	case destination.Connection:
 		return ec._Connection(ctx, sel, &obj)
 	case *destination.Connection:

@@ -9,7 +9,9 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/health"
 	ids "github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
@@ -61,6 +63,12 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	ingest.EventPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Events.Event(ctx, id))
+	},
+	delivery.AttemptPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Deliveries.Attempt(ctx, id))
+	},
+	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))
 	},
 }
 

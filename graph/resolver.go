@@ -5,7 +5,9 @@ package graph
 import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -21,4 +23,6 @@ type Resolver struct {
 	Sources      *source.Service
 	Destinations *destination.Service
 	Events       *ingest.Queries
+	Deliveries   *delivery.Queries
+	Health       *health.Service
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/junctioncdp/junction/graph/model"
@@ -29,8 +30,10 @@ type ResolverRoot interface {
 	AuditEvent() AuditEventResolver
 	Catalog() CatalogResolver
 	Connection() ConnectionResolver
+	DeliveryAttempt() DeliveryAttemptResolver
 	Destination() DestinationResolver
 	Event() EventResolver
+	HealthIssue() HealthIssueResolver
 	Invitation() InvitationResolver
 	Membership() MembershipResolver
 	Mutation() MutationResolver
@@ -172,22 +175,81 @@ type ComplexityRoot struct {
 		NewMTUs  func(childComplexity int) int
 	}
 
+	DeliveryAttempt struct {
+		Attempt      func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Destination  func(childComplexity int) int
+		EndToEndMS   func(childComplexity int) int
+		ErrorMessage func(childComplexity int) int
+		ErrorType    func(childComplexity int) int
+		Event        func(childComplexity int) int
+		EventID      func(childComplexity int) int
+		EventPayload func(childComplexity int) int
+		ID           func(childComplexity int) int
+		LatencyMS    func(childComplexity int) int
+		Outcome      func(childComplexity int) int
+		Request      func(childComplexity int) int
+		Response     func(childComplexity int) int
+	}
+
+	DeliveryAttemptConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	DeliveryAttemptEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	DeliveryRequest struct {
+		Body    func(childComplexity int) int
+		Headers func(childComplexity int) int
+		Method  func(childComplexity int) int
+		URL     func(childComplexity int) int
+	}
+
+	DeliveryResponse struct {
+		Body    func(childComplexity int) int
+		Headers func(childComplexity int) int
+		Status  func(childComplexity int) int
+	}
+
+	DeliveryRetryPayload struct {
+		Queued     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	DeliveryStats struct {
+		Attempts      func(childComplexity int) int
+		Delivered     func(childComplexity int) int
+		NotDelivered  func(childComplexity int) int
+		P95EndToEndMS func(childComplexity int) int
+		Retrying      func(childComplexity int) int
+		Since         func(childComplexity int) int
+		Until         func(childComplexity int) int
+	}
+
 	Destination struct {
-		CatalogEntry    func(childComplexity int) int
-		Category        func(childComplexity int) int
-		Connections     func(childComplexity int) int
-		CreatedAt       func(childComplexity int) int
-		CreatedBy       func(childComplexity int) int
-		Enabled         func(childComplexity int) int
-		ID              func(childComplexity int) int
-		Name            func(childComplexity int) int
-		SecretSettings  func(childComplexity int) int
-		Settings        func(childComplexity int) int
-		Sources         func(childComplexity int) int
-		Status          func(childComplexity int) int
-		UpdatedAt       func(childComplexity int) int
-		UpdatedBy       func(childComplexity int) int
-		ViewerCanUpdate func(childComplexity int) int
+		CatalogEntry     func(childComplexity int) int
+		Category         func(childComplexity int) int
+		Connections      func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		CreatedBy        func(childComplexity int) int
+		DeliveryAttempts func(childComplexity int, first *int, after *string, last *int, before *string, outcome *model.DeliveryOutcome, errorType *string, eventID *string) int
+		DeliveryStats    func(childComplexity int, since *time.Time, until *time.Time) int
+		Enabled          func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Name             func(childComplexity int) int
+		SecretSettings   func(childComplexity int) int
+		Settings         func(childComplexity int) int
+		Sources          func(childComplexity int) int
+		Status           func(childComplexity int) int
+		UpdatedAt        func(childComplexity int) int
+		UpdatedBy        func(childComplexity int) int
+		ViewerCanUpdate  func(childComplexity int) int
 	}
 
 	DestinationConnection struct {
@@ -242,6 +304,49 @@ type ComplexityRoot struct {
 	EventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	HealthIssue struct {
+		AcknowledgedBy  func(childComplexity int) int
+		Count           func(childComplexity int) int
+		ErrorType       func(childComplexity int) int
+		FirstSeenAt     func(childComplexity int) int
+		ID              func(childComplexity int) int
+		LastSeenAt      func(childComplexity int) int
+		Message         func(childComplexity int) int
+		ResolvedAt      func(childComplexity int) int
+		SampleAttempt   func(childComplexity int) int
+		SampleEvent     func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Target          func(childComplexity int) int
+		TargetID        func(childComplexity int) int
+		TargetKind      func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	HealthIssueConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	HealthIssueEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	HealthIssueGroup struct {
+		Count      func(childComplexity int) int
+		ErrorType  func(childComplexity int) int
+		IssueCount func(childComplexity int) int
+		Issues     func(childComplexity int) int
+		TargetKind func(childComplexity int) int
+	}
+
+	HealthIssuePayload struct {
+		Issue      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	IngestFigures struct {
@@ -330,39 +435,41 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AccessTokenCreate   func(childComplexity int, input model.AccessTokenCreateInput) int
-		AccessTokenRevoke   func(childComplexity int, input model.AccessTokenRevokeInput) int
-		ConnectionCreate    func(childComplexity int, input model.ConnectionCreateInput) int
-		ConnectionDelete    func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionDisable   func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionEnable    func(childComplexity int, input model.ConnectionIDInput) int
-		DestinationCreate   func(childComplexity int, input model.DestinationCreateInput) int
-		DestinationDelete   func(childComplexity int, input model.DestinationIDInput) int
-		DestinationDisable  func(childComplexity int, input model.DestinationIDInput) int
-		DestinationEnable   func(childComplexity int, input model.DestinationIDInput) int
-		DestinationUpdate   func(childComplexity int, input model.DestinationUpdateInput) int
-		InvitationAccept    func(childComplexity int, input model.InvitationInput) int
-		InvitationDecline   func(childComplexity int, input model.InvitationInput) int
-		InvitationRevoke    func(childComplexity int, input model.InvitationInput) int
-		LogIn               func(childComplexity int, input model.LogInInput) int
-		LogOut              func(childComplexity int, input *model.LogOutInput) int
-		MemberGrantAdd      func(childComplexity int, input model.MemberGrantAddInput) int
-		MemberGrantRemove   func(childComplexity int, input model.MemberGrantRemoveInput) int
-		MemberInvite        func(childComplexity int, input model.MemberInviteInput) int
-		MemberRemove        func(childComplexity int, input model.MemberRemoveInput) int
-		MemberUpdate        func(childComplexity int, input model.MemberUpdateInput) int
-		SignUp              func(childComplexity int, input model.SignUpInput) int
-		SourceCreate        func(childComplexity int, input model.SourceCreateInput) int
-		SourceDelete        func(childComplexity int, input model.SourceIDInput) int
-		SourceDisable       func(childComplexity int, input model.SourceIDInput) int
-		SourceEnable        func(childComplexity int, input model.SourceIDInput) int
-		SourceUpdate        func(childComplexity int, input model.SourceUpdateInput) int
-		WorkspaceCreate     func(childComplexity int, input model.WorkspaceCreateInput) int
-		WorkspaceDelete     func(childComplexity int, input model.WorkspaceDeleteInput) int
-		WorkspacePlanUpdate func(childComplexity int, input model.WorkspacePlanUpdateInput) int
-		WorkspaceUpdate     func(childComplexity int, input model.WorkspaceUpdateInput) int
-		WriteKeyCreate      func(childComplexity int, input model.SourceIDInput) int
-		WriteKeyRevoke      func(childComplexity int, input model.WriteKeyRevokeInput) int
+		AccessTokenCreate      func(childComplexity int, input model.AccessTokenCreateInput) int
+		AccessTokenRevoke      func(childComplexity int, input model.AccessTokenRevokeInput) int
+		ConnectionCreate       func(childComplexity int, input model.ConnectionCreateInput) int
+		ConnectionDelete       func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionDisable      func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionEnable       func(childComplexity int, input model.ConnectionIDInput) int
+		DeliveryRetry          func(childComplexity int, input model.DeliveryRetryInput) int
+		DestinationCreate      func(childComplexity int, input model.DestinationCreateInput) int
+		DestinationDelete      func(childComplexity int, input model.DestinationIDInput) int
+		DestinationDisable     func(childComplexity int, input model.DestinationIDInput) int
+		DestinationEnable      func(childComplexity int, input model.DestinationIDInput) int
+		DestinationUpdate      func(childComplexity int, input model.DestinationUpdateInput) int
+		HealthIssueAcknowledge func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
+		InvitationAccept       func(childComplexity int, input model.InvitationInput) int
+		InvitationDecline      func(childComplexity int, input model.InvitationInput) int
+		InvitationRevoke       func(childComplexity int, input model.InvitationInput) int
+		LogIn                  func(childComplexity int, input model.LogInInput) int
+		LogOut                 func(childComplexity int, input *model.LogOutInput) int
+		MemberGrantAdd         func(childComplexity int, input model.MemberGrantAddInput) int
+		MemberGrantRemove      func(childComplexity int, input model.MemberGrantRemoveInput) int
+		MemberInvite           func(childComplexity int, input model.MemberInviteInput) int
+		MemberRemove           func(childComplexity int, input model.MemberRemoveInput) int
+		MemberUpdate           func(childComplexity int, input model.MemberUpdateInput) int
+		SignUp                 func(childComplexity int, input model.SignUpInput) int
+		SourceCreate           func(childComplexity int, input model.SourceCreateInput) int
+		SourceDelete           func(childComplexity int, input model.SourceIDInput) int
+		SourceDisable          func(childComplexity int, input model.SourceIDInput) int
+		SourceEnable           func(childComplexity int, input model.SourceIDInput) int
+		SourceUpdate           func(childComplexity int, input model.SourceUpdateInput) int
+		WorkspaceCreate        func(childComplexity int, input model.WorkspaceCreateInput) int
+		WorkspaceDelete        func(childComplexity int, input model.WorkspaceDeleteInput) int
+		WorkspacePlanUpdate    func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceUpdate        func(childComplexity int, input model.WorkspaceUpdateInput) int
+		WriteKeyCreate         func(childComplexity int, input model.SourceIDInput) int
+		WriteKeyRevoke         func(childComplexity int, input model.WriteKeyRevokeInput) int
 	}
 
 	Overview struct {
@@ -530,6 +637,8 @@ type ComplexityRoot struct {
 		AuditEvents            func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
 		CreatedAt              func(childComplexity int) int
 		Destinations           func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) int
+		HealthIssueGroups      func(childComplexity int) int
+		HealthIssues           func(childComplexity int, first *int, after *string, last *int, before *string, status []model.HealthIssueStatus, targetKind *model.HealthTargetKind, errorType *string) int
 		ID                     func(childComplexity int) int
 		Invitations            func(childComplexity int, first *int, after *string, last *int, before *string, status *workspace.InvitationStatus) int
 		Members                func(childComplexity int, first *int, after *string, last *int, before *string, role *auth.Role) int
@@ -1077,6 +1186,229 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DailyUsage.NewMTUs(childComplexity), true
 
+	case "DeliveryAttempt.attempt":
+		if e.ComplexityRoot.DeliveryAttempt.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Attempt(childComplexity), true
+	case "DeliveryAttempt.createdAt":
+		if e.ComplexityRoot.DeliveryAttempt.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.CreatedAt(childComplexity), true
+	case "DeliveryAttempt.destination":
+		if e.ComplexityRoot.DeliveryAttempt.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Destination(childComplexity), true
+	case "DeliveryAttempt.endToEndMs":
+		if e.ComplexityRoot.DeliveryAttempt.EndToEndMS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.EndToEndMS(childComplexity), true
+	case "DeliveryAttempt.errorMessage":
+		if e.ComplexityRoot.DeliveryAttempt.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.ErrorMessage(childComplexity), true
+	case "DeliveryAttempt.errorType":
+		if e.ComplexityRoot.DeliveryAttempt.ErrorType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.ErrorType(childComplexity), true
+	case "DeliveryAttempt.event":
+		if e.ComplexityRoot.DeliveryAttempt.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Event(childComplexity), true
+	case "DeliveryAttempt.eventId":
+		if e.ComplexityRoot.DeliveryAttempt.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.EventID(childComplexity), true
+	case "DeliveryAttempt.eventPayload":
+		if e.ComplexityRoot.DeliveryAttempt.EventPayload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.EventPayload(childComplexity), true
+	case "DeliveryAttempt.id":
+		if e.ComplexityRoot.DeliveryAttempt.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.ID(childComplexity), true
+	case "DeliveryAttempt.latencyMs":
+		if e.ComplexityRoot.DeliveryAttempt.LatencyMS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.LatencyMS(childComplexity), true
+	case "DeliveryAttempt.outcome":
+		if e.ComplexityRoot.DeliveryAttempt.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Outcome(childComplexity), true
+	case "DeliveryAttempt.request":
+		if e.ComplexityRoot.DeliveryAttempt.Request == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Request(childComplexity), true
+	case "DeliveryAttempt.response":
+		if e.ComplexityRoot.DeliveryAttempt.Response == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttempt.Response(childComplexity), true
+
+	case "DeliveryAttemptConnection.edges":
+		if e.ComplexityRoot.DeliveryAttemptConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptConnection.Edges(childComplexity), true
+	case "DeliveryAttemptConnection.nodes":
+		if e.ComplexityRoot.DeliveryAttemptConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptConnection.Nodes(childComplexity), true
+	case "DeliveryAttemptConnection.pageInfo":
+		if e.ComplexityRoot.DeliveryAttemptConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptConnection.PageInfo(childComplexity), true
+	case "DeliveryAttemptConnection.totalCount":
+		if e.ComplexityRoot.DeliveryAttemptConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptConnection.TotalCount(childComplexity), true
+
+	case "DeliveryAttemptEdge.cursor":
+		if e.ComplexityRoot.DeliveryAttemptEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptEdge.Cursor(childComplexity), true
+	case "DeliveryAttemptEdge.node":
+		if e.ComplexityRoot.DeliveryAttemptEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryAttemptEdge.Node(childComplexity), true
+
+	case "DeliveryRequest.body":
+		if e.ComplexityRoot.DeliveryRequest.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.Body(childComplexity), true
+	case "DeliveryRequest.headers":
+		if e.ComplexityRoot.DeliveryRequest.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.Headers(childComplexity), true
+	case "DeliveryRequest.method":
+		if e.ComplexityRoot.DeliveryRequest.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.Method(childComplexity), true
+	case "DeliveryRequest.url":
+		if e.ComplexityRoot.DeliveryRequest.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.URL(childComplexity), true
+
+	case "DeliveryResponse.body":
+		if e.ComplexityRoot.DeliveryResponse.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryResponse.Body(childComplexity), true
+	case "DeliveryResponse.headers":
+		if e.ComplexityRoot.DeliveryResponse.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryResponse.Headers(childComplexity), true
+	case "DeliveryResponse.status":
+		if e.ComplexityRoot.DeliveryResponse.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryResponse.Status(childComplexity), true
+
+	case "DeliveryRetryPayload.queued":
+		if e.ComplexityRoot.DeliveryRetryPayload.Queued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRetryPayload.Queued(childComplexity), true
+	case "DeliveryRetryPayload.userErrors":
+		if e.ComplexityRoot.DeliveryRetryPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRetryPayload.UserErrors(childComplexity), true
+
+	case "DeliveryStats.attempts":
+		if e.ComplexityRoot.DeliveryStats.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Attempts(childComplexity), true
+	case "DeliveryStats.delivered":
+		if e.ComplexityRoot.DeliveryStats.Delivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Delivered(childComplexity), true
+	case "DeliveryStats.notDelivered":
+		if e.ComplexityRoot.DeliveryStats.NotDelivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.NotDelivered(childComplexity), true
+	case "DeliveryStats.p95EndToEndMs":
+		if e.ComplexityRoot.DeliveryStats.P95EndToEndMS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.P95EndToEndMS(childComplexity), true
+	case "DeliveryStats.retrying":
+		if e.ComplexityRoot.DeliveryStats.Retrying == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Retrying(childComplexity), true
+	case "DeliveryStats.since":
+		if e.ComplexityRoot.DeliveryStats.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Since(childComplexity), true
+	case "DeliveryStats.until":
+		if e.ComplexityRoot.DeliveryStats.Until == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryStats.Until(childComplexity), true
+
 	case "Destination.catalogEntry":
 		if e.ComplexityRoot.Destination.CatalogEntry == nil {
 			break
@@ -1107,6 +1439,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Destination.CreatedBy(childComplexity), true
+	case "Destination.deliveryAttempts":
+		if e.ComplexityRoot.Destination.DeliveryAttempts == nil {
+			break
+		}
+
+		args, err := ec.field_Destination_deliveryAttempts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Destination.DeliveryAttempts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["outcome"].(*model.DeliveryOutcome), args["errorType"].(*string), args["eventId"].(*string)), true
+	case "Destination.deliveryStats":
+		if e.ComplexityRoot.Destination.DeliveryStats == nil {
+			break
+		}
+
+		args, err := ec.field_Destination_deliveryStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Destination.DeliveryStats(childComplexity, args["since"].(*time.Time), args["until"].(*time.Time)), true
 	case "Destination.enabled":
 		if e.ComplexityRoot.Destination.Enabled == nil {
 			break
@@ -1355,6 +1709,179 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "HealthIssue.acknowledgedBy":
+		if e.ComplexityRoot.HealthIssue.AcknowledgedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.AcknowledgedBy(childComplexity), true
+	case "HealthIssue.count":
+		if e.ComplexityRoot.HealthIssue.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.Count(childComplexity), true
+	case "HealthIssue.errorType":
+		if e.ComplexityRoot.HealthIssue.ErrorType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.ErrorType(childComplexity), true
+	case "HealthIssue.firstSeenAt":
+		if e.ComplexityRoot.HealthIssue.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.FirstSeenAt(childComplexity), true
+	case "HealthIssue.id":
+		if e.ComplexityRoot.HealthIssue.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.ID(childComplexity), true
+	case "HealthIssue.lastSeenAt":
+		if e.ComplexityRoot.HealthIssue.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.LastSeenAt(childComplexity), true
+	case "HealthIssue.message":
+		if e.ComplexityRoot.HealthIssue.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.Message(childComplexity), true
+	case "HealthIssue.resolvedAt":
+		if e.ComplexityRoot.HealthIssue.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.ResolvedAt(childComplexity), true
+	case "HealthIssue.sampleAttempt":
+		if e.ComplexityRoot.HealthIssue.SampleAttempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.SampleAttempt(childComplexity), true
+	case "HealthIssue.sampleEvent":
+		if e.ComplexityRoot.HealthIssue.SampleEvent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.SampleEvent(childComplexity), true
+	case "HealthIssue.status":
+		if e.ComplexityRoot.HealthIssue.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.Status(childComplexity), true
+	case "HealthIssue.target":
+		if e.ComplexityRoot.HealthIssue.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.Target(childComplexity), true
+	case "HealthIssue.targetId":
+		if e.ComplexityRoot.HealthIssue.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.TargetID(childComplexity), true
+	case "HealthIssue.targetKind":
+		if e.ComplexityRoot.HealthIssue.TargetKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.TargetKind(childComplexity), true
+	case "HealthIssue.viewerCanUpdate":
+		if e.ComplexityRoot.HealthIssue.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssue.ViewerCanUpdate(childComplexity), true
+
+	case "HealthIssueConnection.edges":
+		if e.ComplexityRoot.HealthIssueConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueConnection.Edges(childComplexity), true
+	case "HealthIssueConnection.nodes":
+		if e.ComplexityRoot.HealthIssueConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueConnection.Nodes(childComplexity), true
+	case "HealthIssueConnection.pageInfo":
+		if e.ComplexityRoot.HealthIssueConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueConnection.PageInfo(childComplexity), true
+	case "HealthIssueConnection.totalCount":
+		if e.ComplexityRoot.HealthIssueConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueConnection.TotalCount(childComplexity), true
+
+	case "HealthIssueEdge.cursor":
+		if e.ComplexityRoot.HealthIssueEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueEdge.Cursor(childComplexity), true
+	case "HealthIssueEdge.node":
+		if e.ComplexityRoot.HealthIssueEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueEdge.Node(childComplexity), true
+
+	case "HealthIssueGroup.count":
+		if e.ComplexityRoot.HealthIssueGroup.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueGroup.Count(childComplexity), true
+	case "HealthIssueGroup.errorType":
+		if e.ComplexityRoot.HealthIssueGroup.ErrorType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueGroup.ErrorType(childComplexity), true
+	case "HealthIssueGroup.issueCount":
+		if e.ComplexityRoot.HealthIssueGroup.IssueCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueGroup.IssueCount(childComplexity), true
+	case "HealthIssueGroup.issues":
+		if e.ComplexityRoot.HealthIssueGroup.Issues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueGroup.Issues(childComplexity), true
+	case "HealthIssueGroup.targetKind":
+		if e.ComplexityRoot.HealthIssueGroup.TargetKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssueGroup.TargetKind(childComplexity), true
+
+	case "HealthIssuePayload.issue":
+		if e.ComplexityRoot.HealthIssuePayload.Issue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssuePayload.Issue(childComplexity), true
+	case "HealthIssuePayload.userErrors":
+		if e.ComplexityRoot.HealthIssuePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HealthIssuePayload.UserErrors(childComplexity), true
 
 	case "IngestFigures.accepted":
 		if e.ComplexityRoot.IngestFigures.Accepted == nil {
@@ -1711,6 +2238,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConnectionEnable(childComplexity, args["input"].(model.ConnectionIDInput)), true
+	case "Mutation.deliveryRetry":
+		if e.ComplexityRoot.Mutation.DeliveryRetry == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deliveryRetry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeliveryRetry(childComplexity, args["input"].(model.DeliveryRetryInput)), true
 	case "Mutation.destinationCreate":
 		if e.ComplexityRoot.Mutation.DestinationCreate == nil {
 			break
@@ -1766,6 +2304,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DestinationUpdate(childComplexity, args["input"].(model.DestinationUpdateInput)), true
+	case "Mutation.healthIssueAcknowledge":
+		if e.ComplexityRoot.Mutation.HealthIssueAcknowledge == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_healthIssueAcknowledge_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.HealthIssueAcknowledge(childComplexity, args["input"].(model.HealthIssueAcknowledgeInput)), true
 	case "Mutation.invitationAccept":
 		if e.ComplexityRoot.Mutation.InvitationAccept == nil {
 			break
@@ -2699,6 +3248,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Destinations(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.DestinationOrder), args["filter"].(*model.DestinationFilter)), true
+	case "Workspace.healthIssueGroups":
+		if e.ComplexityRoot.Workspace.HealthIssueGroups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.HealthIssueGroups(childComplexity), true
+	case "Workspace.healthIssues":
+		if e.ComplexityRoot.Workspace.HealthIssues == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_healthIssues_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.HealthIssues(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["status"].([]model.HealthIssueStatus), args["targetKind"].(*model.HealthTargetKind), args["errorType"].(*string)), true
 	case "Workspace.id":
 		if e.ComplexityRoot.Workspace.ID == nil {
 			break
@@ -2926,10 +3492,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("ConnectionCreateInput", ec.unmarshalInputConnectionCreateInput),
 			graphql.NewInputUnmarshaler("ConnectionIdInput", ec.unmarshalInputConnectionIdInput),
+			graphql.NewInputUnmarshaler("DeliveryRetryInput", ec.unmarshalInputDeliveryRetryInput),
 			graphql.NewInputUnmarshaler("DestinationCreateInput", ec.unmarshalInputDestinationCreateInput),
 			graphql.NewInputUnmarshaler("DestinationFilter", ec.unmarshalInputDestinationFilter),
 			graphql.NewInputUnmarshaler("DestinationIdInput", ec.unmarshalInputDestinationIdInput),
 			graphql.NewInputUnmarshaler("DestinationUpdateInput", ec.unmarshalInputDestinationUpdateInput),
+			graphql.NewInputUnmarshaler("HealthIssueAcknowledgeInput", ec.unmarshalInputHealthIssueAcknowledgeInput),
 			graphql.NewInputUnmarshaler("InvitationInput", ec.unmarshalInputInvitationInput),
 			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
 			graphql.NewInputUnmarshaler("LogOutInput", ec.unmarshalInputLogOutInput),
@@ -3290,6 +3858,116 @@ extend type Query {
   catalog: Catalog!
 }
 `, BuiltIn: false},
+	{Name: "../schema/delivery.graphqls", Input: `# Event Delivery (the seed's wrench icon): what was sent to a destination, what came back, and
+# re-sending what failed.
+
+"One attempt to deliver one event to one destination."
+type DeliveryAttempt implements Node {
+  id: ID!
+  destination: Destination!
+  "The event, while it is kept (see the server's event retention)."
+  event: Event
+  eventId: ID!
+  "The event as it was sent to us."
+  eventPayload: JSON!
+  "1 for the first attempt of this event to this destination."
+  attempt: Int!
+  outcome: DeliveryOutcome!
+  "Why it failed: HTTP_<status>, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, CONNECTION_ERROR or INVALID_SETTINGS."
+  errorType: String
+  errorMessage: String
+  "The request sent, secrets masked."
+  request: DeliveryRequest!
+  "The response, when one came."
+  response: DeliveryResponse
+  "Time of the HTTP request."
+  latencyMs: Float!
+  "Time from the event's arrival to the end of this attempt."
+  endToEndMs: Float!
+  createdAt: DateTime!
+}
+
+enum DeliveryOutcome {
+  DELIVERED
+  "Failed with a retryable error; another attempt is scheduled."
+  RETRYING
+  "Failed for good: a final error, or retries exhausted."
+  FAILED
+}
+
+type DeliveryRequest {
+  method: String!
+  url: String!
+  "Header names and values; credentials masked."
+  headers: JSON!
+  body: String!
+}
+
+type DeliveryResponse {
+  status: Int!
+  headers: JSON
+  "At most 4 KB."
+  body: String
+}
+
+type DeliveryAttemptEdge {
+  cursor: String!
+  node: DeliveryAttempt!
+}
+
+type DeliveryAttemptConnection {
+  edges: [DeliveryAttemptEdge!]!
+  nodes: [DeliveryAttempt!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"A destination's delivery figures over a period."
+type DeliveryStats {
+  since: DateTime!
+  until: DateTime!
+  "Attempts that delivered."
+  delivered: Int!
+  "Attempts that failed for good."
+  notDelivered: Int!
+  "Events waiting for a retry now."
+  retrying: Int!
+  "Attempts made."
+  attempts: Int!
+  "95th percentile of the time from an event's arrival to its delivery, in milliseconds."
+  p95EndToEndMs: Float
+}
+
+extend type Destination {
+  "Delivery figures between since (default: 24 hours ago) and until (default: now)."
+  deliveryStats(since: DateTime, until: DateTime): DeliveryStats!
+  "The attempts, newest first."
+  deliveryAttempts(first: Int, after: String, last: Int, before: String, outcome: DeliveryOutcome, errorType: String, eventId: ID): DeliveryAttemptConnection!
+}
+
+input DeliveryRetryInput {
+  destinationId: ID!
+  "One event."
+  eventId: ID
+  "Events whose final failure is at or after this time."
+  since: DateTime
+  "Events whose final failure is before this time."
+  until: DateTime
+  "Events that failed with this error type."
+  errorType: String
+}
+
+type DeliveryRetryPayload {
+  "How many events were queued to be sent again."
+  queued: Int!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Sends failed events of one destination again, to that destination only. Owners and admins."
+  deliveryRetry(input: DeliveryRetryInput!): DeliveryRetryPayload!
+}
+`, BuiltIn: false},
 	{Name: "../schema/destination.graphqls", Input: `# Destinations: the tools a workspace's data is sent to, and the connections from sources to them.
 
 "A tool that receives the workspace's events, such as a webhook."
@@ -3334,7 +4012,7 @@ enum DestinationStatus {
   SENDING
   "Enabled, but nothing connected sends to it."
   IDLE
-  "Deliveries are failing."
+  "Deliveries are failing: it has an unresolved health issue."
   FAILING
   "The destination is disabled."
   DISABLED
@@ -3590,6 +4268,93 @@ type DailyUsage {
 extend type Workspace {
   "Usage in a month (` + "`" + `YYYY-MM` + "`" + `, UTC). Everyone but MINIMAL members."
   usage(month: String!): Usage!
+}
+`, BuiltIn: false},
+	{Name: "../schema/health.graphqls", Input: `# The Health tab: repeated or consistent errors of sources and destinations.
+
+"A repeated or consistent error of one source or destination, of one type."
+type HealthIssue implements Node {
+  id: ID!
+  targetKind: HealthTargetKind!
+  "The failing source or destination; null when it was deleted since."
+  target: HealthTarget
+  targetId: ID!
+  "The kind of error: HTTP_401, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, INVALID_SETTINGS for destinations; a discard reason for sources."
+  errorType: String!
+  "The error in words, with ids and numbers replaced so that one issue gathers the same error."
+  message: String!
+  "How many times it happened."
+  count: Int!
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  status: HealthIssueStatus!
+  "For a destination: a recent failed attempt, to open in Event Delivery."
+  sampleAttempt: DeliveryAttempt
+  "For a source: a recent discarded event, to open in the debugger."
+  sampleEvent: Event
+  acknowledgedBy: User
+  resolvedAt: DateTime
+  "Whether the viewer may acknowledge it, and disable or delete its target."
+  viewerCanUpdate: Boolean!
+}
+
+union HealthTarget = Source | Destination
+
+enum HealthTargetKind {
+  SOURCE
+  DESTINATION
+}
+
+enum HealthIssueStatus {
+  OPEN
+  "Seen by someone; it stays listed until it resolves."
+  ACKNOWLEDGED
+  "The target has worked for a while since the error was last seen."
+  RESOLVED
+}
+
+type HealthIssueEdge {
+  cursor: String!
+  node: HealthIssue!
+}
+
+type HealthIssueConnection {
+  edges: [HealthIssueEdge!]!
+  nodes: [HealthIssue!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"Current issues of one kind of target and one error type."
+type HealthIssueGroup {
+  targetKind: HealthTargetKind!
+  errorType: String!
+  "The number of issues (targets) in the group."
+  issueCount: Int!
+  "The occurrences of all of them."
+  count: Int!
+  issues: [HealthIssue!]!
+}
+
+extend type Workspace {
+  "Health issues, most recently seen first; by default the open and acknowledged ones."
+  healthIssues(first: Int, after: String, last: Int, before: String, status: [HealthIssueStatus!], targetKind: HealthTargetKind, errorType: String): HealthIssueConnection!
+  "The open and acknowledged issues, grouped by target kind and then error type."
+  healthIssueGroups: [HealthIssueGroup!]!
+}
+
+input HealthIssueAcknowledgeInput {
+  issueId: ID!
+}
+
+type HealthIssuePayload {
+  issue: HealthIssue
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Marks an open issue as seen. Those who may change its target."
+  healthIssueAcknowledge(input: HealthIssueAcknowledgeInput!): HealthIssuePayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/member.graphqls", Input: `# Members: who belongs to a workspace, with which role and grants, and the invitations that bring
@@ -4524,6 +5289,120 @@ func (ec *executionContext) childFields_DailyUsage(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type DailyUsage", field.Name)
 }
 
+func (ec *executionContext) childFields_DeliveryAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeliveryAttempt_id(ctx, field)
+	case "destination":
+		return ec.fieldContext_DeliveryAttempt_destination(ctx, field)
+	case "event":
+		return ec.fieldContext_DeliveryAttempt_event(ctx, field)
+	case "eventId":
+		return ec.fieldContext_DeliveryAttempt_eventId(ctx, field)
+	case "eventPayload":
+		return ec.fieldContext_DeliveryAttempt_eventPayload(ctx, field)
+	case "attempt":
+		return ec.fieldContext_DeliveryAttempt_attempt(ctx, field)
+	case "outcome":
+		return ec.fieldContext_DeliveryAttempt_outcome(ctx, field)
+	case "errorType":
+		return ec.fieldContext_DeliveryAttempt_errorType(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_DeliveryAttempt_errorMessage(ctx, field)
+	case "request":
+		return ec.fieldContext_DeliveryAttempt_request(ctx, field)
+	case "response":
+		return ec.fieldContext_DeliveryAttempt_response(ctx, field)
+	case "latencyMs":
+		return ec.fieldContext_DeliveryAttempt_latencyMs(ctx, field)
+	case "endToEndMs":
+		return ec.fieldContext_DeliveryAttempt_endToEndMs(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_DeliveryAttempt_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryAttempt", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryAttemptConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DeliveryAttemptConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_DeliveryAttemptConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DeliveryAttemptConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DeliveryAttemptConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryAttemptConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryAttemptEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DeliveryAttemptEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DeliveryAttemptEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryAttemptEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "method":
+		return ec.fieldContext_DeliveryRequest_method(ctx, field)
+	case "url":
+		return ec.fieldContext_DeliveryRequest_url(ctx, field)
+	case "headers":
+		return ec.fieldContext_DeliveryRequest_headers(ctx, field)
+	case "body":
+		return ec.fieldContext_DeliveryRequest_body(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryResponse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_DeliveryResponse_status(ctx, field)
+	case "headers":
+		return ec.fieldContext_DeliveryResponse_headers(ctx, field)
+	case "body":
+		return ec.fieldContext_DeliveryResponse_body(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryResponse", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryRetryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "queued":
+		return ec.fieldContext_DeliveryRetryPayload_queued(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DeliveryRetryPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryRetryPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeliveryStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "since":
+		return ec.fieldContext_DeliveryStats_since(ctx, field)
+	case "until":
+		return ec.fieldContext_DeliveryStats_until(ctx, field)
+	case "delivered":
+		return ec.fieldContext_DeliveryStats_delivered(ctx, field)
+	case "notDelivered":
+		return ec.fieldContext_DeliveryStats_notDelivered(ctx, field)
+	case "retrying":
+		return ec.fieldContext_DeliveryStats_retrying(ctx, field)
+	case "attempts":
+		return ec.fieldContext_DeliveryStats_attempts(ctx, field)
+	case "p95EndToEndMs":
+		return ec.fieldContext_DeliveryStats_p95EndToEndMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryStats", field.Name)
+}
+
 func (ec *executionContext) childFields_Destination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4556,6 +5435,10 @@ func (ec *executionContext) childFields_Destination(ctx context.Context, field g
 		return ec.fieldContext_Destination_updatedBy(ctx, field)
 	case "viewerCanUpdate":
 		return ec.fieldContext_Destination_viewerCanUpdate(ctx, field)
+	case "deliveryStats":
+		return ec.fieldContext_Destination_deliveryStats(ctx, field)
+	case "deliveryAttempts":
+		return ec.fieldContext_Destination_deliveryAttempts(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Destination", field.Name)
 }
@@ -4666,6 +5549,92 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 		return ec.fieldContext_EventEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HealthIssue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_HealthIssue_id(ctx, field)
+	case "targetKind":
+		return ec.fieldContext_HealthIssue_targetKind(ctx, field)
+	case "target":
+		return ec.fieldContext_HealthIssue_target(ctx, field)
+	case "targetId":
+		return ec.fieldContext_HealthIssue_targetId(ctx, field)
+	case "errorType":
+		return ec.fieldContext_HealthIssue_errorType(ctx, field)
+	case "message":
+		return ec.fieldContext_HealthIssue_message(ctx, field)
+	case "count":
+		return ec.fieldContext_HealthIssue_count(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_HealthIssue_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_HealthIssue_lastSeenAt(ctx, field)
+	case "status":
+		return ec.fieldContext_HealthIssue_status(ctx, field)
+	case "sampleAttempt":
+		return ec.fieldContext_HealthIssue_sampleAttempt(ctx, field)
+	case "sampleEvent":
+		return ec.fieldContext_HealthIssue_sampleEvent(ctx, field)
+	case "acknowledgedBy":
+		return ec.fieldContext_HealthIssue_acknowledgedBy(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_HealthIssue_resolvedAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_HealthIssue_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HealthIssue", field.Name)
+}
+
+func (ec *executionContext) childFields_HealthIssueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_HealthIssueConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_HealthIssueConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_HealthIssueConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_HealthIssueConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HealthIssueConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_HealthIssueEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_HealthIssueEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_HealthIssueEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HealthIssueEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HealthIssueGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "targetKind":
+		return ec.fieldContext_HealthIssueGroup_targetKind(ctx, field)
+	case "errorType":
+		return ec.fieldContext_HealthIssueGroup_errorType(ctx, field)
+	case "issueCount":
+		return ec.fieldContext_HealthIssueGroup_issueCount(ctx, field)
+	case "count":
+		return ec.fieldContext_HealthIssueGroup_count(ctx, field)
+	case "issues":
+		return ec.fieldContext_HealthIssueGroup_issues(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HealthIssueGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_HealthIssuePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "issue":
+		return ec.fieldContext_HealthIssuePayload_issue(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_HealthIssuePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HealthIssuePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_IngestFigures(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5168,6 +6137,10 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_destinations(ctx, field)
 	case "usage":
 		return ec.fieldContext_Workspace_usage(ctx, field)
+	case "healthIssues":
+		return ec.fieldContext_Workspace_healthIssues(ctx, field)
+	case "healthIssueGroups":
+		return ec.fieldContext_Workspace_healthIssueGroups(ctx, field)
 	case "overview":
 		return ec.fieldContext_Workspace_overview(ctx, field)
 	case "sources":

@@ -1451,7 +1451,7 @@ func UnmarshalWriteKeyRevokeInput(ctx context.Context, raw any) (model.WriteKeyR
 
 // region    **************************** object.gotpl ****************************
 
-var sourceImplementors = []string{"Source", "Node"}
+var sourceImplementors = []string{"Source", "HealthTarget", "Node"}
 
 func (ec *executionContext) _Source(ctx context.Context, sel ast.SelectionSet, obj *source.Source) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sourceImplementors)

@@ -12,7 +12,9 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
@@ -135,6 +137,51 @@ type ConnectionPayload struct {
 	UserErrors []*UserError            `json:"userErrors"`
 }
 
+type DeliveryAttemptConnection struct {
+	Edges      []*DeliveryAttemptEdge    `json:"edges"`
+	Nodes      []*delivery.StoredAttempt `json:"nodes"`
+	PageInfo   *relay.PageInfo           `json:"pageInfo"`
+	TotalCount int                       `json:"totalCount"`
+}
+
+type DeliveryAttemptEdge struct {
+	Cursor string                  `json:"cursor"`
+	Node   *delivery.StoredAttempt `json:"node"`
+}
+
+type DeliveryRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	// Header names and values; credentials masked.
+	Headers any    `json:"headers"`
+	Body    string `json:"body"`
+}
+
+type DeliveryResponse struct {
+	Status  int `json:"status"`
+	Headers any `json:"headers,omitempty"`
+	// At most 4 KB.
+	Body *string `json:"body,omitempty"`
+}
+
+type DeliveryRetryInput struct {
+	DestinationID string `json:"destinationId"`
+	// One event.
+	EventID *string `json:"eventId,omitempty"`
+	// Events whose final failure is at or after this time.
+	Since *time.Time `json:"since,omitempty"`
+	// Events whose final failure is before this time.
+	Until *time.Time `json:"until,omitempty"`
+	// Events that failed with this error type.
+	ErrorType *string `json:"errorType,omitempty"`
+}
+
+type DeliveryRetryPayload struct {
+	// How many events were queued to be sent again.
+	Queued     int          `json:"queued"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type DestinationConnection struct {
 	Edges      []*DestinationEdge         `json:"edges"`
 	Nodes      []*destination.Destination `json:"nodes"`
@@ -201,6 +248,38 @@ type EventConnection struct {
 type EventEdge struct {
 	Cursor string              `json:"cursor"`
 	Node   *ingest.StoredEvent `json:"node"`
+}
+
+type HealthIssueAcknowledgeInput struct {
+	IssueID string `json:"issueId"`
+}
+
+type HealthIssueConnection struct {
+	Edges      []*HealthIssueEdge `json:"edges"`
+	Nodes      []*health.Issue    `json:"nodes"`
+	PageInfo   *relay.PageInfo    `json:"pageInfo"`
+	TotalCount int                `json:"totalCount"`
+}
+
+type HealthIssueEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *health.Issue `json:"node"`
+}
+
+// Current issues of one kind of target and one error type.
+type HealthIssueGroup struct {
+	TargetKind HealthTargetKind `json:"targetKind"`
+	ErrorType  string           `json:"errorType"`
+	// The number of issues (targets) in the group.
+	IssueCount int `json:"issueCount"`
+	// The occurrences of all of them.
+	Count  int             `json:"count"`
+	Issues []*health.Issue `json:"issues"`
+}
+
+type HealthIssuePayload struct {
+	Issue      *health.Issue `json:"issue,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
 }
 
 // How many events a source received in a period, and why some were discarded.
@@ -557,6 +636,65 @@ func (e ActorType) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type DeliveryOutcome string
+
+const (
+	DeliveryOutcomeDelivered DeliveryOutcome = "DELIVERED"
+	// Failed with a retryable error; another attempt is scheduled.
+	DeliveryOutcomeRetrying DeliveryOutcome = "RETRYING"
+	// Failed for good: a final error, or retries exhausted.
+	DeliveryOutcomeFailed DeliveryOutcome = "FAILED"
+)
+
+var AllDeliveryOutcome = []DeliveryOutcome{
+	DeliveryOutcomeDelivered,
+	DeliveryOutcomeRetrying,
+	DeliveryOutcomeFailed,
+}
+
+func (e DeliveryOutcome) IsValid() bool {
+	switch e {
+	case DeliveryOutcomeDelivered, DeliveryOutcomeRetrying, DeliveryOutcomeFailed:
+		return true
+	}
+	return false
+}
+
+func (e DeliveryOutcome) String() string {
+	return string(e)
+}
+
+func (e *DeliveryOutcome) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DeliveryOutcome(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DeliveryOutcome", str)
+	}
+	return nil
+}
+
+func (e DeliveryOutcome) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DeliveryOutcome) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DeliveryOutcome) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // How to order destinations.
 type DestinationOrder string
 
@@ -666,6 +804,120 @@ func (e *EventStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e EventStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type HealthIssueStatus string
+
+const (
+	HealthIssueStatusOpen HealthIssueStatus = "OPEN"
+	// Seen by someone; it stays listed until it resolves.
+	HealthIssueStatusAcknowledged HealthIssueStatus = "ACKNOWLEDGED"
+	// The target has worked for a while since the error was last seen.
+	HealthIssueStatusResolved HealthIssueStatus = "RESOLVED"
+)
+
+var AllHealthIssueStatus = []HealthIssueStatus{
+	HealthIssueStatusOpen,
+	HealthIssueStatusAcknowledged,
+	HealthIssueStatusResolved,
+}
+
+func (e HealthIssueStatus) IsValid() bool {
+	switch e {
+	case HealthIssueStatusOpen, HealthIssueStatusAcknowledged, HealthIssueStatusResolved:
+		return true
+	}
+	return false
+}
+
+func (e HealthIssueStatus) String() string {
+	return string(e)
+}
+
+func (e *HealthIssueStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = HealthIssueStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid HealthIssueStatus", str)
+	}
+	return nil
+}
+
+func (e HealthIssueStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *HealthIssueStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e HealthIssueStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type HealthTargetKind string
+
+const (
+	HealthTargetKindSource      HealthTargetKind = "SOURCE"
+	HealthTargetKindDestination HealthTargetKind = "DESTINATION"
+)
+
+var AllHealthTargetKind = []HealthTargetKind{
+	HealthTargetKindSource,
+	HealthTargetKindDestination,
+}
+
+func (e HealthTargetKind) IsValid() bool {
+	switch e {
+	case HealthTargetKindSource, HealthTargetKindDestination:
+		return true
+	}
+	return false
+}
+
+func (e HealthTargetKind) String() string {
+	return string(e)
+}
+
+func (e *HealthTargetKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = HealthTargetKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid HealthTargetKind", str)
+	}
+	return nil
+}
+
+func (e HealthTargetKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *HealthTargetKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e HealthTargetKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

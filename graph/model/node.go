@@ -6,3 +6,6 @@ package model
 // to the schema directly, so the interface asks nothing of them; the node resolver returns only
 // types that implement the schema's Node.
 type Node any
+
+// HealthTarget is a health issue's target: a source or a destination.
+type HealthTarget any

@@ -25,11 +25,13 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/secret"
@@ -51,6 +53,9 @@ type App struct {
 	stopping   atomic.Bool
 	ingest     *ingest.Service
 	events     *ingest.Queries
+	delivery   *delivery.Engine
+	deliveries *delivery.Queries
+	health     *health.Service
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -98,13 +103,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
-	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log})
+	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
+	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
+		OnCommit: a.committed})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	sources.OnChange = a.ingest.ForgetSource
 	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
 	a.events = ingest.NewQueries(d, sources, workspaces)
+	dests := destination.New(d, cat, workspaces, sources, box)
+	a.delivery = delivery.New(d, dests, delivery.Options{
+		Policy:      delivery.Policy{MaxAttempts: cfg.DeliveryMaxAttempts, MaxAge: cfg.DeliveryMaxAge, BaseBackoff: cfg.DeliveryBackoff, MaxBackoff: 30 * time.Minute},
+		Concurrency: cfg.DeliveryConcurrency, Logger: log, OnAttempts: a.attempted,
+	})
+	dests.OnChange = a.delivery.Refresh
+	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: destination.New(d, cat, workspaces, sources, box), Events: a.events}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health}
+	a.delivery.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -170,8 +185,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.background.Add(1)
+	a.background.Add(2)
 	go a.pruneEvents()
+	go a.resolveHealth()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
 		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL)
 
@@ -208,6 +224,7 @@ func (a *App) Close() error {
 		close(a.stop)
 	}
 	a.background.Wait()
+	a.delivery.Close()
 	a.ingest.Close()
 	return a.db.Close()
 }
@@ -227,11 +244,16 @@ func (a *App) pruneEvents() {
 			}
 		}()
 		n, err := a.events.Prune(ctx, time.Now().Add(-a.cfg.EventRetention))
+		if m, perr := a.deliveries.Prune(ctx, time.Now(), a.cfg.DeliveredRetention, a.cfg.FailedRetention); perr == nil {
+			n += m
+		} else if err == nil {
+			err = perr
+		}
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("pruning events failed", "error", err.Error())
 		} else if n > 0 {
-			a.log.Info("events pruned", "deleted", n, "retention", a.cfg.EventRetention.String())
+			a.log.Info("events and delivery attempts pruned", "deleted", n)
 		}
 		select {
 		case <-a.stop:
@@ -310,4 +332,84 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// committed runs after each group commit of the tracking API: delivery lanes wake up, and the
+// discarded events count towards their sources' health issues.
+func (a *App) committed(c ingest.Committed) {
+	a.delivery.Notify()
+	type key struct{ ws, src, reason string }
+	counts := map[key]*health.Occurrence{}
+	var order []key
+	for _, e := range c.Events {
+		if e.Status != ingest.Discarded {
+			continue
+		}
+		k := key{e.WorkspaceID, e.SourceID, string(e.Reason)}
+		o := counts[k]
+		if o == nil {
+			o = &health.Occurrence{WorkspaceID: e.WorkspaceID, TargetKind: health.SourceTarget, TargetID: e.SourceID,
+				ErrorType: string(e.Reason), Message: e.Message}
+			counts[k] = o
+			order = append(order, k)
+		}
+		o.N++
+		o.SampleID, o.At = e.ID, e.ReceivedAt
+	}
+	if len(order) == 0 {
+		return
+	}
+	occ := make([]health.Occurrence, len(order))
+	for i, k := range order {
+		occ[i] = *counts[k]
+	}
+	if err := a.health.Record(context.Background(), occ); err != nil {
+		a.log.Error("recording source health failed", "error", err.Error())
+	}
+}
+
+// attempted runs after each step of a delivery lane: failed attempts count towards the
+// destination's health issues.
+func (a *App) attempted(ctx context.Context, attempts []delivery.Attempt) {
+	counts := map[string]*health.Occurrence{}
+	var order []string
+	for _, at := range attempts {
+		if at.Outcome == delivery.Delivered {
+			continue
+		}
+		o := counts[at.ErrorType]
+		if o == nil {
+			o = &health.Occurrence{WorkspaceID: at.WorkspaceID, TargetKind: health.DestinationTarget, TargetID: at.DestinationID, ErrorType: at.ErrorType}
+			counts[at.ErrorType] = o
+			order = append(order, at.ErrorType)
+		}
+		o.N++
+		o.SampleID, o.At, o.Message = at.ID, at.CreatedAt, at.ErrorMessage
+	}
+	occ := make([]health.Occurrence, len(order))
+	for i, k := range order {
+		occ[i] = *counts[k]
+	}
+	if err := a.health.Record(ctx, occ); err != nil {
+		a.log.Error("recording destination health failed", "error", err.Error())
+	}
+}
+
+// resolveHealth resolves health issues whose target has recovered, checking often enough for the
+// configured resolve delay.
+func (a *App) resolveHealth() {
+	defer a.background.Done()
+	every := min(max(a.cfg.HealthResolveAfter/4, 50*time.Millisecond), 30*time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-tick.C:
+			if _, err := a.health.ResolveRecovered(context.Background(), time.Now()); err != nil {
+				a.log.Error("resolving health issues failed", "error", err.Error())
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 )
 
@@ -792,6 +794,26 @@ func permissionTable() []*permRow {
 			ghost: noDestination, want: adminsOnly, check: permCheckGone("destinationDelete.deletedDestinationId"),
 		},
 
+		// Event Delivery and Health.
+		{
+			root: "Mutation", field: "deliveryRetry", query: permMutation("deliveryRetry", "DeliveryRetryInput", "queued"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"destinationId": c.w.destination, "eventId": id.New("evt")})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"destinationId": id.New("dst"), "eventId": id.New("evt")})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "healthIssueAcknowledge", query: permMutation("healthIssueAcknowledge", "HealthIssueAcknowledgeInput", "issue { id status }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"issueId": c.newHealthIssue(t)})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"issueId": id.New("hi")}) },
+			want:  adminsOnly,
+		},
+
 		// Connections: as their sources. Each row connects W's source to a destination of its own.
 		{
 			root: "Mutation", field: "connectionCreate", source: permProd, query: permConnectionCreate,
@@ -1279,6 +1301,24 @@ func (f *permFixture) newSource(t *testing.T, label string, enabled bool) (sourc
 		t.Fatalf("a new source's write keys: %v", d)
 	}
 	return permStr(d, "sourceCreate.source.id"), permStr(keys[0], "key")
+}
+
+// newHealthIssue opens a health issue of the fixture's destination (written directly: a failing
+// delivery would take longer to set up than the walk may last).
+func (f *permFixture) newHealthIssue(t *testing.T) string {
+	t.Helper()
+	issueID := id.New("hi")
+	now := db.Now()
+	err := f.s.App.DB().Tx(context.Background(), func(tx *db.Tx) error {
+		_, err := tx.Exec(context.Background(), `INSERT INTO health_issues (id, workspace_id, target_kind, target_id, error_type, message, count,
+			first_seen_at, last_seen_at, status) VALUES (?, ?, 'DESTINATION', ?, 'HTTP_401', 'HTTP Unauthorized (401)', 1, ?, ?, 'OPEN')`,
+			issueID, f.w.id, f.w.destination, now, now)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issueID
 }
 
 // newDestination adds a webhook with a shared secret to the fixture's workspace, as its owner.

@@ -38,6 +38,17 @@ type Config struct {
 	IngestRate  float64
 	IngestBurst int
 
+	// Delivery: requests in flight per destination, and the retry bounds.
+	DeliveryConcurrency int
+	DeliveryMaxAttempts int
+	DeliveryMaxAge      time.Duration
+	DeliveryBackoff     time.Duration
+	// Attempts are kept this long for Event Delivery; failures longer than successes.
+	DeliveredRetention time.Duration
+	FailedRetention    time.Duration
+	// HealthResolveAfter is how long a target must work without an error before its issue resolves.
+	HealthResolveAfter time.Duration
+
 	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
 	SourceQuietPeriod time.Duration
 	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
@@ -64,19 +75,26 @@ type Limits struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Addr:              ":8080",
-		DatabaseURL:       "data/junction.db",
-		LogLevel:          slog.LevelInfo,
-		LogFormat:         "json",
-		Introspection:     true,
-		ShutdownGrace:     15 * time.Second,
-		LoginDelay:        250 * time.Millisecond,
-		LoginMaxFailures:  10,
-		LoginLockout:      15 * time.Minute,
-		SourceQuietPeriod: time.Hour,
-		EventRetention:    7 * 24 * time.Hour,
-		IngestRate:        5000,
-		IngestBurst:       10000,
+		Addr:                ":8080",
+		DatabaseURL:         "data/junction.db",
+		LogLevel:            slog.LevelInfo,
+		LogFormat:           "json",
+		Introspection:       true,
+		ShutdownGrace:       15 * time.Second,
+		LoginDelay:          250 * time.Millisecond,
+		LoginMaxFailures:    10,
+		LoginLockout:        15 * time.Minute,
+		SourceQuietPeriod:   time.Hour,
+		EventRetention:      7 * 24 * time.Hour,
+		IngestRate:          5000,
+		DeliveryConcurrency: 16,
+		DeliveryMaxAttempts: 12,
+		DeliveryMaxAge:      4 * time.Hour,
+		DeliveryBackoff:     time.Second,
+		DeliveredRetention:  24 * time.Hour,
+		FailedRetention:     7 * 24 * time.Hour,
+		HealthResolveAfter:  15 * time.Minute,
+		IngestBurst:         10000,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -116,6 +134,13 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.EventRetention, "event-retention", env.duration("EVENT_RETENTION", c.EventRetention), "how long events are kept for the debugger; at least 24h (env EVENT_RETENTION)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", env.float("INGEST_RATE", c.IngestRate), "tracking API requests a second per workspace before 429; 0 for no limit (env INGEST_RATE)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", env.int("INGEST_BURST", c.IngestBurst), "tracking API requests a workspace may send at once above its rate (env INGEST_BURST)")
+	fs.IntVar(&c.DeliveryConcurrency, "delivery-concurrency", env.int("DELIVERY_CONCURRENCY", c.DeliveryConcurrency), "requests in flight per destination (env DELIVERY_CONCURRENCY)")
+	fs.IntVar(&c.DeliveryMaxAttempts, "delivery-max-attempts", env.int("DELIVERY_MAX_ATTEMPTS", c.DeliveryMaxAttempts), "attempts per event and destination before it fails for good (env DELIVERY_MAX_ATTEMPTS)")
+	fs.DurationVar(&c.DeliveryMaxAge, "delivery-max-age", env.duration("DELIVERY_MAX_AGE", c.DeliveryMaxAge), "how long after its first attempt an event is retried (env DELIVERY_MAX_AGE)")
+	fs.DurationVar(&c.DeliveryBackoff, "delivery-backoff", env.duration("DELIVERY_BACKOFF", c.DeliveryBackoff), "wait before the first retry; doubles with jitter (env DELIVERY_BACKOFF)")
+	fs.DurationVar(&c.DeliveredRetention, "delivered-retention", env.duration("DELIVERED_RETENTION", c.DeliveredRetention), "how long successful delivery attempts are kept (env DELIVERED_RETENTION)")
+	fs.DurationVar(&c.FailedRetention, "failed-retention", env.duration("FAILED_RETENTION", c.FailedRetention), "how long failed delivery attempts are kept (env FAILED_RETENTION)")
+	fs.DurationVar(&c.HealthResolveAfter, "health-resolve-after", env.duration("HEALTH_RESOLVE_AFTER", c.HealthResolveAfter), "how long a target must work without an error before its health issue resolves (env HEALTH_RESOLVE_AFTER)")
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
 	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
@@ -167,6 +192,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		"max-body-bytes": l.BodyBytes, "max-tokens": int64(l.Tokens), "max-depth": int64(l.Depth),
 		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),
 		"ws-max-subscriptions": int64(l.WSSubscriptions), "login-max-failures": int64(c.LoginMaxFailures),
+		"delivery-concurrency": int64(c.DeliveryConcurrency), "delivery-max-attempts": int64(c.DeliveryMaxAttempts),
 	} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
@@ -174,6 +200,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	if c.EventRetention < 24*time.Hour {
 		return c, fmt.Errorf("event-retention must be at least 24h (messageIds are deduplicated over it), got %s", c.EventRetention)
+	}
+	for name, d := range map[string]time.Duration{"delivery-max-age": c.DeliveryMaxAge, "delivery-backoff": c.DeliveryBackoff,
+		"delivered-retention": c.DeliveredRetention, "failed-retention": c.FailedRetention, "health-resolve-after": c.HealthResolveAfter} {
+		if d <= 0 {
+			return c, fmt.Errorf("%s must be greater than 0", name)
+		}
 	}
 	if c.IngestRate < 0 || c.IngestBurst < 1 {
 		return c, errors.New("ingest-rate must be at least 0 and ingest-burst at least 1")

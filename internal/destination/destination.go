@@ -62,6 +62,8 @@ type Destination struct {
 	UpdatedAt   db.Time `db:"updated_at"`
 	// Sending is true when an enabled connection from an enabled source leads here (computed).
 	Sending bool `db:"sending"`
+	// Failing is true while the destination has an unresolved delivery health issue (computed).
+	Failing bool `db:"failing"`
 	// SecretsSet lists the secret settings that have a value (computed).
 	SecretsSet []string `db:"-"`
 }
@@ -71,6 +73,8 @@ func (d *Destination) Status() Status {
 	switch {
 	case !d.Enabled:
 		return Disabled
+	case d.Failing:
+		return Failing
 	case d.Sending:
 		return Sending
 	default:
@@ -95,6 +99,15 @@ type Service struct {
 	workspaces *workspace.Service
 	sources    *source.Service
 	box        *secret.Box
+	// OnChange, when set, is called after a destination is created, changed or deleted (the
+	// delivery engine starts, reconfigures or stops its lane).
+	OnChange func()
+}
+
+func (s *Service) changed(tx *db.Tx) {
+	if s.OnChange != nil {
+		tx.AfterCommit(s.OnChange)
+	}
 }
 
 // New returns the service.
@@ -124,7 +137,8 @@ func canSee(a *workspace.Access) bool {
 
 // selectDestinations reads destinations with their computed fields.
 const selectDestinations = `SELECT d.*, EXISTS (SELECT 1 FROM connections c JOIN sources s ON s.id = c.source_id
-	WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE) AS sending FROM destinations d`
+	WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE) AS sending,
+	EXISTS (SELECT 1 FROM health_issues h WHERE h.target_id = d.id AND h.status <> 'RESOLVED') AS failing FROM destinations d`
 
 func (s *Service) withSecrets(ctx context.Context, q *db.Queryer, ds []*Destination) error {
 	if len(ds) == 0 {
@@ -203,16 +217,17 @@ func (s *Service) List(ctx context.Context, workspaceID string, byCategory bool,
 		return relay.Page[Destination]{}, nil
 	}
 	const sending = `EXISTS (SELECT 1 FROM connections c JOIN sources s ON s.id = c.source_id WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE)`
+	const failing = `EXISTS (SELECT 1 FROM health_issues h WHERE h.target_id = d.id AND h.status <> 'RESOLVED')`
 	where, qargs := "d.workspace_id = ?", []any{workspaceID}
 	switch f.Status {
 	case Disabled:
 		where += " AND d.enabled = FALSE"
 	case Sending:
-		where += " AND d.enabled = TRUE AND " + sending
+		where += " AND d.enabled = TRUE AND NOT " + failing + " AND " + sending
 	case Idle:
-		where += " AND d.enabled = TRUE AND NOT " + sending
+		where += " AND d.enabled = TRUE AND NOT " + failing + " AND NOT " + sending
 	case Failing:
-		where += " AND FALSE" // delivery failures are tracked by the delivery engine
+		where += " AND d.enabled = TRUE AND " + failing
 	}
 	if f.Category != "" {
 		where += " AND LOWER(d.category) = ?"
@@ -318,6 +333,7 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 		if err := s.sealSecrets(ctx, tx, d, secrets); err != nil {
 			return err
 		}
+		s.changed(tx)
 		for name := range secrets {
 			d.SecretsSet = append(d.SecretsSet, name)
 		}
@@ -419,6 +435,7 @@ func (s *Service) Update(ctx context.Context, destinationID string, name *string
 }
 
 func (s *Service) save(ctx context.Context, tx *db.Tx, d *Destination, typ audit.Type, changes any) error {
+	s.changed(tx)
 	userID := auth.ViewerFrom(ctx).User.ID
 	d.UpdatedBy, d.UpdatedAt = &userID, db.Now()
 	if _, err := tx.Exec(ctx, `UPDATE destinations SET name = ?, enabled = ?, settings = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
@@ -470,6 +487,7 @@ func (s *Service) Delete(ctx context.Context, destinationID string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM destinations WHERE id = ?`, d.ID); err != nil {
 			return err
 		}
+		s.changed(tx)
 		return audit.Record(ctx, tx, d.WorkspaceID, EventDeleted, "Destination", d.ID, map[string]any{"name": d.Name})
 	})
 }

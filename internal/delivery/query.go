@@ -1,0 +1,245 @@
+package delivery
+
+import (
+	"context"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
+// StoredAttempt is an attempt as Event Delivery shows it.
+type StoredAttempt struct {
+	ID              string  `db:"id"`
+	WorkspaceID     string  `db:"workspace_id"`
+	DestinationID   string  `db:"destination_id"`
+	EventID         string  `db:"event_id"`
+	SourceID        string  `db:"source_id"`
+	Attempt         int     `db:"attempt"`
+	Outcome         string  `db:"outcome"`
+	ErrorType       *string `db:"error_type"`
+	ErrorMessage    *string `db:"error_message"`
+	RequestMethod   string  `db:"request_method"`
+	RequestURL      string  `db:"request_url"`
+	RequestHeaders  string  `db:"request_headers"`
+	RequestBody     string  `db:"request_body"`
+	ResponseStatus  *int    `db:"response_status"`
+	ResponseHeaders *string `db:"response_headers"`
+	ResponseBody    *string `db:"response_body"`
+	LatencyMS       float64 `db:"latency_ms"`
+	EndToEndMS      float64 `db:"end_to_end_ms"`
+	EventPayload    string  `db:"event_payload"`
+	CreatedAt       db.Time `db:"created_at"`
+}
+
+// Queries answers Event Delivery's questions and re-sends failed events, checking rights.
+type Queries struct {
+	db         *db.DB
+	dests      *destination.Service
+	workspaces *workspace.Service
+	engine     *Engine
+}
+
+// NewQueries returns the query side.
+func NewQueries(d *db.DB, dests *destination.Service, w *workspace.Service, e *Engine) *Queries {
+	return &Queries{db: d, dests: dests, workspaces: w, engine: e}
+}
+
+// AttemptFilter narrows the attempts list.
+type AttemptFilter struct {
+	Outcome, ErrorType, EventID string
+}
+
+// Attempts pages through a destination's attempts, newest first.
+func (q *Queries) Attempts(ctx context.Context, d *destination.Destination, f AttemptFilter, args relay.Args, count bool) (relay.Page[StoredAttempt], error) {
+	if _, err := q.dests.Get(ctx, d.ID); err != nil {
+		return relay.Page[StoredAttempt]{}, err
+	}
+	where, qargs := "destination_id = ?", []any{d.ID}
+	if f.Outcome != "" {
+		where += " AND outcome = ?"
+		qargs = append(qargs, f.Outcome)
+	}
+	if f.ErrorType != "" {
+		where += " AND error_type = ?"
+		qargs = append(qargs, f.ErrorType)
+	}
+	if f.EventID != "" {
+		where += " AND event_id = ?"
+		qargs = append(qargs, f.EventID)
+	}
+	return relay.Query(ctx, q.db.Reader(), relay.Spec[StoredAttempt]{
+		Select: "SELECT * FROM delivery_attempts", Where: where, Args: qargs, SortColumn: "id", Desc: true, Count: count,
+		ID: func(a StoredAttempt) string { return a.ID }, SortKey: func(a StoredAttempt) any { return a.ID },
+	}, args)
+}
+
+// Attempt returns one attempt the viewer may see (nil otherwise).
+func (q *Queries) Attempt(ctx context.Context, attemptID string) (*StoredAttempt, error) {
+	var a StoredAttempt
+	err := q.db.Get(ctx, &a, `SELECT * FROM delivery_attempts WHERE id = ?`, attemptID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := q.dests.Get(ctx, a.DestinationID); err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Stats are a destination's delivery figures over a period.
+type Stats struct {
+	Since, Until                                time.Time
+	Delivered, NotDelivered, Retrying, Attempts int
+	P95EndToEndMS                               *float64
+}
+
+// Stats counts a destination's deliveries between since and until: events delivered, events that
+// failed for good, events waiting for a retry, and the 95th percentile of the time from arrival
+// to delivery.
+func (q *Queries) Stats(ctx context.Context, d *destination.Destination, since, until time.Time) (*Stats, error) {
+	if _, err := q.dests.Get(ctx, d.ID); err != nil {
+		return nil, err
+	}
+	st := &Stats{Since: since, Until: until}
+	r := q.db.Reader()
+	lo, hi := db.Time{Time: since}, db.Time{Time: until}
+	var rows []struct {
+		Outcome string `db:"outcome"`
+		N       int    `db:"n"`
+	}
+	if err := r.Select(ctx, &rows, `SELECT outcome, COUNT(*) AS n FROM delivery_attempts
+		WHERE destination_id = ? AND created_at >= ? AND created_at < ? GROUP BY outcome`, d.ID, lo, hi); err != nil {
+		return nil, err
+	}
+	for _, row := range rows {
+		st.Attempts += row.N
+		switch row.Outcome {
+		case Delivered:
+			st.Delivered = row.N
+		case Failed:
+			st.NotDelivered = row.N
+		}
+	}
+	if err := r.Get(ctx, &st.Retrying, `SELECT COUNT(*) FROM delivery_retries WHERE destination_id = ?`, d.ID); err != nil {
+		return nil, err
+	}
+	if st.Delivered > 0 {
+		var p float64
+		offset := int(float64(st.Delivered-1) * 0.95)
+		if err := r.Get(ctx, &p, `SELECT end_to_end_ms FROM delivery_attempts WHERE destination_id = ? AND outcome = ? AND created_at >= ? AND created_at < ?
+			ORDER BY end_to_end_ms LIMIT 1 OFFSET ?`, d.ID, Delivered, lo, hi, offset); err != nil {
+			return nil, err
+		}
+		st.P95EndToEndMS = &p
+	}
+	return st, nil
+}
+
+// RetryFilter picks the failed events to send again.
+type RetryFilter struct {
+	EventID      string
+	Since, Until *time.Time
+	ErrorType    string
+}
+
+// Retry queues the failed events of one destination that match f for a new round of attempts,
+// to that destination only; owners and admins. It returns how many were queued.
+func (q *Queries) Retry(ctx context.Context, destinationID string, f RetryFilter) (int, apperr.UserErrors, error) {
+	d, err := q.dests.Get(ctx, destinationID)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := q.workspaces.Access(ctx, d.WorkspaceID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !a.CanAdminister() {
+		return 0, nil, apperr.New(apperr.Forbidden, "your role in this workspace does not allow you to re-send events")
+	}
+	var errs apperr.UserErrors
+	if f.EventID == "" && f.Since == nil && f.Until == nil && f.ErrorType == "" {
+		errs.Add("eventId", apperr.Required, "name the events to re-send: eventId, a time range (since, until) or an errorType")
+		return 0, errs, nil
+	}
+	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
+		errs.Add("until", apperr.InvalidValue, "until must be after since")
+		return 0, errs, nil
+	}
+	where, qargs := "a.destination_id = ? AND a.outcome = ?", []any{d.ID, Failed}
+	if f.EventID != "" {
+		where += " AND a.event_id = ?"
+		qargs = append(qargs, f.EventID)
+	}
+	if f.Since != nil {
+		where += " AND a.created_at >= ?"
+		qargs = append(qargs, db.Time{Time: *f.Since})
+	}
+	if f.Until != nil {
+		where += " AND a.created_at < ?"
+		qargs = append(qargs, db.Time{Time: *f.Until})
+	}
+	if f.ErrorType != "" {
+		where += " AND a.error_type = ?"
+		qargs = append(qargs, f.ErrorType)
+	}
+	var n int64
+	err = q.db.Tx(ctx, func(tx *db.Tx) error {
+		now := db.Now()
+		res, err := tx.Exec(ctx, `INSERT INTO delivery_retries (destination_id, event_id, attempts, first_attempt_at, next_attempt_at)
+			SELECT DISTINCT a.destination_id, a.event_id, 0, ?, ? FROM delivery_attempts a JOIN events e ON e.id = a.event_id
+			WHERE `+where+` ON CONFLICT (destination_id, event_id) DO NOTHING`, append([]any{now, now}, qargs...)...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if q.engine != nil {
+		q.engine.Notify()
+	}
+	return int(n), nil, nil
+}
+
+// Prune deletes attempts past their retention: successes after keepDelivered, the others after
+// keepFailed.
+func (q *Queries) Prune(ctx context.Context, now time.Time, keepDelivered, keepFailed time.Duration) (int64, error) {
+	var total int64
+	for _, rule := range []struct {
+		cond string
+		age  time.Duration
+	}{{"outcome = 'DELIVERED'", keepDelivered}, {"outcome <> 'DELIVERED'", keepFailed}} {
+		for {
+			var n int64
+			err := q.db.Tx(ctx, func(tx *db.Tx) error {
+				res, err := tx.Exec(ctx, `DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE `+rule.cond+` AND created_at < ? LIMIT 5000)`,
+					db.Time{Time: now.Add(-rule.age)})
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < 5000 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
