@@ -45,8 +45,9 @@ type request struct {
 // (compressed or not: a small gzip body must not expand into a large one).
 func readBody(r *http.Request) ([]byte, *requestError) {
 	var body io.Reader = r.Body
+	compressed := &countingReader{r: io.LimitReader(r.Body, MaxRequestBytes+1)}
 	if enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc == "gzip" {
-		zr, err := gzip.NewReader(io.LimitReader(r.Body, MaxRequestBytes+1))
+		zr, err := gzip.NewReader(compressed)
 		if err != nil {
 			return nil, badRequest("INVALID_GZIP", "Content-Encoding: gzip, but the body is not gzip data")
 		}
@@ -57,6 +58,9 @@ func readBody(r *http.Request) ([]byte, *requestError) {
 			Message: "Content-Encoding: only gzip is accepted"}
 	}
 	b, err := io.ReadAll(io.LimitReader(body, MaxRequestBytes+1))
+	if len(b) > MaxRequestBytes || compressed.n > MaxRequestBytes {
+		return nil, badRequest("REQUEST_TOO_LARGE", "the request is larger than the limit of 500 KB (512000 bytes)")
+	}
 	if err != nil {
 		return nil, badRequest("INVALID_BODY", "the body could not be read: %v", err)
 	}
@@ -156,3 +160,15 @@ func basicWriteKey(r *http.Request) string {
 }
 
 var errNoWriteKey = errors.New("no write key")
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}

@@ -36,6 +36,12 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 		return n.discard(ev, m, InvalidField, "the event must be a JSON object")
 	}
 
+	delete(m, "writeKey") // a credential, not part of the event
+	if path := outOfRange(m, ""); path != "" {
+		ev.Type = n.pathType
+		return n.discard(ev, m, InvalidField, path+" is a number too large to store")
+	}
+
 	typ := n.pathType
 	if typ == "" {
 		name, _ := m["type"].(string)
@@ -51,7 +57,6 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 	}
 	ev.Type = typ
 	m["type"] = strings.ToLower(string(typ))
-	delete(m, "writeKey") // a credential, not part of the event
 
 	// messageId: kept, or assigned, so that retries of this request are recognised.
 	if id, ok, err := idField(m, "messageId"); err != "" {
@@ -270,4 +275,47 @@ func timeField(name string, v any) (*time.Time, string) {
 		}
 	}
 	return nil, name + " must be an ISO 8601 date-time such as 2026-11-27T09:18:16.123Z"
+}
+
+// outOfRange finds the numbers that do not fit a float64 (such as 1e400), which nothing that
+// decodes JSON numbers as doubles could read back, replaces them by their text so that the stored
+// payload stays readable, and returns the path of the first one ("" when there is none).
+func outOfRange(v any, path string) string {
+	first := ""
+	note := func(p string) {
+		if first == "" {
+			first = p
+		}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, item := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if num, ok := item.(json.Number); ok && !fits(num) {
+				x[k] = num.String()
+				note(p)
+			} else if bad := outOfRange(item, p); bad != "" {
+				note(bad)
+			}
+		}
+	case []any:
+		for i, item := range x {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if num, ok := item.(json.Number); ok && !fits(num) {
+				x[i] = num.String()
+				note(p)
+			} else if bad := outOfRange(item, p); bad != "" {
+				note(bad)
+			}
+		}
+	}
+	return first
+}
+
+func fits(n json.Number) bool {
+	_, err := strconv.ParseFloat(n.String(), 64)
+	return err == nil
 }
