@@ -9,6 +9,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/source"
@@ -49,8 +50,16 @@ type loadersKey struct{}
 // one operation on a websocket) gets fresh loaders and a fresh cache of workspace rights, so that
 // nothing is shared between requests and rights are read anew for each.
 func (r *Resolver) Operations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if op := graphql.GetOperationContext(ctx); op != nil && op.Operation != nil && op.Operation.Operation == ast.Subscription {
+		// A subscription lives for long: caches made now would serve stale objects and rights to
+		// its later messages. Its fields load without them.
+		return next(ctx)
+	}
 	ctx = context.WithValue(ctx, loadersKey{}, r.newLoaders())
 	ctx = workspace.WithAccessCache(ctx)
+	if r.Notify != nil {
+		ctx = audit.WithPublisher(ctx, r.Notify.Publish)
+	}
 	return next(ctx)
 }
 

@@ -608,6 +608,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._ResourceGrant(ctx, sel, obj)
+	case audit.Notification:
+		return ec._Notification(ctx, sel, &obj)
+	case *audit.Notification:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Notification(ctx, sel, obj)
 	case workspace.Membership:
 		return ec._Membership(ctx, sel, &obj)
 	case *workspace.Membership:

@@ -4,11 +4,13 @@ package graph
 
 import (
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -25,4 +27,6 @@ type Resolver struct {
 	Events       *ingest.Queries
 	Deliveries   *delivery.Queries
 	Health       *health.Service
+	Notify       *notify.Service
+	Bus          *bus.Bus
 }

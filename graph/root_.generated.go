@@ -37,6 +37,7 @@ type ResolverRoot interface {
 	Invitation() InvitationResolver
 	Membership() MembershipResolver
 	Mutation() MutationResolver
+	Notification() NotificationResolver
 	Overview() OverviewResolver
 	Query() QueryResolver
 	Source() SourceResolver
@@ -397,6 +398,11 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	LiveEvent struct {
+		Event    func(childComplexity int) int
+		SourceID func(childComplexity int) int
+	}
+
 	LogOutPayload struct {
 		SessionsEnded func(childComplexity int) int
 		UserErrors    func(childComplexity int) int
@@ -435,41 +441,101 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AccessTokenCreate      func(childComplexity int, input model.AccessTokenCreateInput) int
-		AccessTokenRevoke      func(childComplexity int, input model.AccessTokenRevokeInput) int
-		ConnectionCreate       func(childComplexity int, input model.ConnectionCreateInput) int
-		ConnectionDelete       func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionDisable      func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionEnable       func(childComplexity int, input model.ConnectionIDInput) int
-		DeliveryRetry          func(childComplexity int, input model.DeliveryRetryInput) int
-		DestinationCreate      func(childComplexity int, input model.DestinationCreateInput) int
-		DestinationDelete      func(childComplexity int, input model.DestinationIDInput) int
-		DestinationDisable     func(childComplexity int, input model.DestinationIDInput) int
-		DestinationEnable      func(childComplexity int, input model.DestinationIDInput) int
-		DestinationUpdate      func(childComplexity int, input model.DestinationUpdateInput) int
-		HealthIssueAcknowledge func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
-		InvitationAccept       func(childComplexity int, input model.InvitationInput) int
-		InvitationDecline      func(childComplexity int, input model.InvitationInput) int
-		InvitationRevoke       func(childComplexity int, input model.InvitationInput) int
-		LogIn                  func(childComplexity int, input model.LogInInput) int
-		LogOut                 func(childComplexity int, input *model.LogOutInput) int
-		MemberGrantAdd         func(childComplexity int, input model.MemberGrantAddInput) int
-		MemberGrantRemove      func(childComplexity int, input model.MemberGrantRemoveInput) int
-		MemberInvite           func(childComplexity int, input model.MemberInviteInput) int
-		MemberRemove           func(childComplexity int, input model.MemberRemoveInput) int
-		MemberUpdate           func(childComplexity int, input model.MemberUpdateInput) int
-		SignUp                 func(childComplexity int, input model.SignUpInput) int
-		SourceCreate           func(childComplexity int, input model.SourceCreateInput) int
-		SourceDelete           func(childComplexity int, input model.SourceIDInput) int
-		SourceDisable          func(childComplexity int, input model.SourceIDInput) int
-		SourceEnable           func(childComplexity int, input model.SourceIDInput) int
-		SourceUpdate           func(childComplexity int, input model.SourceUpdateInput) int
-		WorkspaceCreate        func(childComplexity int, input model.WorkspaceCreateInput) int
-		WorkspaceDelete        func(childComplexity int, input model.WorkspaceDeleteInput) int
-		WorkspacePlanUpdate    func(childComplexity int, input model.WorkspacePlanUpdateInput) int
-		WorkspaceUpdate        func(childComplexity int, input model.WorkspaceUpdateInput) int
-		WriteKeyCreate         func(childComplexity int, input model.SourceIDInput) int
-		WriteKeyRevoke         func(childComplexity int, input model.WriteKeyRevokeInput) int
+		AccessTokenCreate          func(childComplexity int, input model.AccessTokenCreateInput) int
+		AccessTokenRevoke          func(childComplexity int, input model.AccessTokenRevokeInput) int
+		ConnectionCreate           func(childComplexity int, input model.ConnectionCreateInput) int
+		ConnectionDelete           func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionDisable          func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionEnable           func(childComplexity int, input model.ConnectionIDInput) int
+		DeliveryRetry              func(childComplexity int, input model.DeliveryRetryInput) int
+		DestinationCreate          func(childComplexity int, input model.DestinationCreateInput) int
+		DestinationDelete          func(childComplexity int, input model.DestinationIDInput) int
+		DestinationDisable         func(childComplexity int, input model.DestinationIDInput) int
+		DestinationEnable          func(childComplexity int, input model.DestinationIDInput) int
+		DestinationUpdate          func(childComplexity int, input model.DestinationUpdateInput) int
+		HealthIssueAcknowledge     func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
+		InvitationAccept           func(childComplexity int, input model.InvitationInput) int
+		InvitationDecline          func(childComplexity int, input model.InvitationInput) int
+		InvitationRevoke           func(childComplexity int, input model.InvitationInput) int
+		LogIn                      func(childComplexity int, input model.LogInInput) int
+		LogOut                     func(childComplexity int, input *model.LogOutInput) int
+		MemberGrantAdd             func(childComplexity int, input model.MemberGrantAddInput) int
+		MemberGrantRemove          func(childComplexity int, input model.MemberGrantRemoveInput) int
+		MemberInvite               func(childComplexity int, input model.MemberInviteInput) int
+		MemberRemove               func(childComplexity int, input model.MemberRemoveInput) int
+		MemberUpdate               func(childComplexity int, input model.MemberUpdateInput) int
+		NotificationMarkRead       func(childComplexity int, input model.NotificationMarkReadInput) int
+		NotificationSettingsUpdate func(childComplexity int, input model.NotificationSettingsUpdateInput) int
+		PasswordChange             func(childComplexity int, input model.PasswordChangeInput) int
+		SignUp                     func(childComplexity int, input model.SignUpInput) int
+		SourceCreate               func(childComplexity int, input model.SourceCreateInput) int
+		SourceDelete               func(childComplexity int, input model.SourceIDInput) int
+		SourceDisable              func(childComplexity int, input model.SourceIDInput) int
+		SourceEnable               func(childComplexity int, input model.SourceIDInput) int
+		SourceUpdate               func(childComplexity int, input model.SourceUpdateInput) int
+		ViewerUpdate               func(childComplexity int, input model.ViewerUpdateInput) int
+		WorkspaceCreate            func(childComplexity int, input model.WorkspaceCreateInput) int
+		WorkspaceDelete            func(childComplexity int, input model.WorkspaceDeleteInput) int
+		WorkspacePlanUpdate        func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceUpdate            func(childComplexity int, input model.WorkspaceUpdateInput) int
+		WriteKeyCreate             func(childComplexity int, input model.SourceIDInput) int
+		WriteKeyRevoke             func(childComplexity int, input model.WriteKeyRevokeInput) int
+	}
+
+	Notification struct {
+		Actor        func(childComplexity int) int
+		Area         func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Message      func(childComplexity int) int
+		Read         func(childComplexity int) int
+		ResourceID   func(childComplexity int) int
+		ResourceType func(childComplexity int) int
+		Type         func(childComplexity int) int
+		Workspace    func(childComplexity int) int
+	}
+
+	NotificationArea struct {
+		Area  func(childComplexity int) int
+		Types func(childComplexity int) int
+	}
+
+	NotificationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	NotificationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	NotificationMarkReadPayload struct {
+		Marked                  func(childComplexity int) int
+		UnreadNotificationCount func(childComplexity int) int
+		UserErrors              func(childComplexity int) int
+	}
+
+	NotificationSettings struct {
+		Areas   func(childComplexity int) int
+		Webhook func(childComplexity int) int
+	}
+
+	NotificationSettingsPayload struct {
+		Settings   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	NotificationTypeSetting struct {
+		InApp func(childComplexity int) int
+		Type  func(childComplexity int) int
+	}
+
+	NotificationWebhook struct {
+		URL       func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 	}
 
 	Overview struct {
@@ -500,6 +566,11 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PasswordChangePayload struct {
+		SessionsEnded func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
 	}
 
 	PlanDetails struct {
@@ -604,7 +675,13 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		ServerTime func(childComplexity int, intervalSeconds int) int
+		DestinationStatusChanged func(childComplexity int, workspaceID string) int
+		HealthIssueChanged       func(childComplexity int, workspaceID string) int
+		LiveEvents               func(childComplexity int, sourceID string, typeArg *ingest.Type) int
+		NotificationReceived     func(childComplexity int) int
+		ServerTime               func(childComplexity int, intervalSeconds int) int
+		SourceStatusChanged      func(childComplexity int, workspaceID string) int
+		WorkspaceUsageChanged    func(childComplexity int, workspaceID string) int
 	}
 
 	Usage struct {
@@ -618,18 +695,26 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		CreatedAt   func(childComplexity int) int
-		Email       func(childComplexity int) int
-		ID          func(childComplexity int) int
-		Invitations func(childComplexity int) int
-		Name        func(childComplexity int) int
-		Workspaces  func(childComplexity int, first *int, after *string, last *int, before *string) int
+		CreatedAt               func(childComplexity int) int
+		Email                   func(childComplexity int) int
+		ID                      func(childComplexity int) int
+		Invitations             func(childComplexity int) int
+		Name                    func(childComplexity int) int
+		NotificationSettings    func(childComplexity int) int
+		Notifications           func(childComplexity int, first *int, after *string, last *int, before *string, unreadOnly *bool) int
+		UnreadNotificationCount func(childComplexity int) int
+		Workspaces              func(childComplexity int, first *int, after *string, last *int, before *string) int
 	}
 
 	UserError struct {
 		Code    func(childComplexity int) int
 		Field   func(childComplexity int) int
 		Message func(childComplexity int) int
+	}
+
+	ViewerPayload struct {
+		User       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	Workspace struct {
@@ -2052,6 +2137,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InvitationPayload.UserErrors(childComplexity), true
 
+	case "LiveEvent.event":
+		if e.ComplexityRoot.LiveEvent.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LiveEvent.Event(childComplexity), true
+	case "LiveEvent.sourceId":
+		if e.ComplexityRoot.LiveEvent.SourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LiveEvent.SourceID(childComplexity), true
+
 	case "LogOutPayload.sessionsEnded":
 		if e.ComplexityRoot.LogOutPayload.SessionsEnded == nil {
 			break
@@ -2425,6 +2523,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MemberUpdate(childComplexity, args["input"].(model.MemberUpdateInput)), true
+	case "Mutation.notificationMarkRead":
+		if e.ComplexityRoot.Mutation.NotificationMarkRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_notificationMarkRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.NotificationMarkRead(childComplexity, args["input"].(model.NotificationMarkReadInput)), true
+	case "Mutation.notificationSettingsUpdate":
+		if e.ComplexityRoot.Mutation.NotificationSettingsUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_notificationSettingsUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.NotificationSettingsUpdate(childComplexity, args["input"].(model.NotificationSettingsUpdateInput)), true
+	case "Mutation.passwordChange":
+		if e.ComplexityRoot.Mutation.PasswordChange == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_passwordChange_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PasswordChange(childComplexity, args["input"].(model.PasswordChangeInput)), true
 	case "Mutation.signUp":
 		if e.ComplexityRoot.Mutation.SignUp == nil {
 			break
@@ -2491,6 +2622,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SourceUpdate(childComplexity, args["input"].(model.SourceUpdateInput)), true
+	case "Mutation.viewerUpdate":
+		if e.ComplexityRoot.Mutation.ViewerUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_viewerUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ViewerUpdate(childComplexity, args["input"].(model.ViewerUpdateInput)), true
 	case "Mutation.workspaceCreate":
 		if e.ComplexityRoot.Mutation.WorkspaceCreate == nil {
 			break
@@ -2557,6 +2699,189 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.WriteKeyRevoke(childComplexity, args["input"].(model.WriteKeyRevokeInput)), true
+
+	case "Notification.actor":
+		if e.ComplexityRoot.Notification.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Actor(childComplexity), true
+	case "Notification.area":
+		if e.ComplexityRoot.Notification.Area == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Area(childComplexity), true
+	case "Notification.createdAt":
+		if e.ComplexityRoot.Notification.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.CreatedAt(childComplexity), true
+	case "Notification.id":
+		if e.ComplexityRoot.Notification.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ID(childComplexity), true
+	case "Notification.message":
+		if e.ComplexityRoot.Notification.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Message(childComplexity), true
+	case "Notification.read":
+		if e.ComplexityRoot.Notification.Read == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Read(childComplexity), true
+	case "Notification.resourceId":
+		if e.ComplexityRoot.Notification.ResourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ResourceID(childComplexity), true
+	case "Notification.resourceType":
+		if e.ComplexityRoot.Notification.ResourceType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ResourceType(childComplexity), true
+	case "Notification.type":
+		if e.ComplexityRoot.Notification.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Type(childComplexity), true
+	case "Notification.workspace":
+		if e.ComplexityRoot.Notification.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Workspace(childComplexity), true
+
+	case "NotificationArea.area":
+		if e.ComplexityRoot.NotificationArea.Area == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationArea.Area(childComplexity), true
+	case "NotificationArea.types":
+		if e.ComplexityRoot.NotificationArea.Types == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationArea.Types(childComplexity), true
+
+	case "NotificationConnection.edges":
+		if e.ComplexityRoot.NotificationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationConnection.Edges(childComplexity), true
+	case "NotificationConnection.nodes":
+		if e.ComplexityRoot.NotificationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationConnection.Nodes(childComplexity), true
+	case "NotificationConnection.pageInfo":
+		if e.ComplexityRoot.NotificationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationConnection.PageInfo(childComplexity), true
+	case "NotificationConnection.totalCount":
+		if e.ComplexityRoot.NotificationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationConnection.TotalCount(childComplexity), true
+
+	case "NotificationEdge.cursor":
+		if e.ComplexityRoot.NotificationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationEdge.Cursor(childComplexity), true
+	case "NotificationEdge.node":
+		if e.ComplexityRoot.NotificationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationEdge.Node(childComplexity), true
+
+	case "NotificationMarkReadPayload.marked":
+		if e.ComplexityRoot.NotificationMarkReadPayload.Marked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationMarkReadPayload.Marked(childComplexity), true
+	case "NotificationMarkReadPayload.unreadNotificationCount":
+		if e.ComplexityRoot.NotificationMarkReadPayload.UnreadNotificationCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationMarkReadPayload.UnreadNotificationCount(childComplexity), true
+	case "NotificationMarkReadPayload.userErrors":
+		if e.ComplexityRoot.NotificationMarkReadPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationMarkReadPayload.UserErrors(childComplexity), true
+
+	case "NotificationSettings.areas":
+		if e.ComplexityRoot.NotificationSettings.Areas == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationSettings.Areas(childComplexity), true
+	case "NotificationSettings.webhook":
+		if e.ComplexityRoot.NotificationSettings.Webhook == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationSettings.Webhook(childComplexity), true
+
+	case "NotificationSettingsPayload.settings":
+		if e.ComplexityRoot.NotificationSettingsPayload.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationSettingsPayload.Settings(childComplexity), true
+	case "NotificationSettingsPayload.userErrors":
+		if e.ComplexityRoot.NotificationSettingsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationSettingsPayload.UserErrors(childComplexity), true
+
+	case "NotificationTypeSetting.inApp":
+		if e.ComplexityRoot.NotificationTypeSetting.InApp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationTypeSetting.InApp(childComplexity), true
+	case "NotificationTypeSetting.type":
+		if e.ComplexityRoot.NotificationTypeSetting.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationTypeSetting.Type(childComplexity), true
+
+	case "NotificationWebhook.url":
+		if e.ComplexityRoot.NotificationWebhook.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationWebhook.URL(childComplexity), true
+	case "NotificationWebhook.updatedAt":
+		if e.ComplexityRoot.NotificationWebhook.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationWebhook.UpdatedAt(childComplexity), true
 
 	case "Overview.edges":
 		if e.ComplexityRoot.Overview.Edges == nil {
@@ -2669,6 +2994,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PasswordChangePayload.sessionsEnded":
+		if e.ComplexityRoot.PasswordChangePayload.SessionsEnded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasswordChangePayload.SessionsEnded(childComplexity), true
+	case "PasswordChangePayload.userErrors":
+		if e.ComplexityRoot.PasswordChangePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasswordChangePayload.UserErrors(childComplexity), true
 
 	case "PlanDetails.apiCallsPerMonth":
 		if e.ComplexityRoot.PlanDetails.APICallsPerMonth == nil {
@@ -3093,6 +3431,45 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SourceUsage.SourceID(childComplexity), true
 
+	case "Subscription.destinationStatusChanged":
+		if e.ComplexityRoot.Subscription.DestinationStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_destinationStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DestinationStatusChanged(childComplexity, args["workspaceId"].(string)), true
+	case "Subscription.healthIssueChanged":
+		if e.ComplexityRoot.Subscription.HealthIssueChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_healthIssueChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.HealthIssueChanged(childComplexity, args["workspaceId"].(string)), true
+	case "Subscription.liveEvents":
+		if e.ComplexityRoot.Subscription.LiveEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_liveEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LiveEvents(childComplexity, args["sourceId"].(string), args["type"].(*ingest.Type)), true
+	case "Subscription.notificationReceived":
+		if e.ComplexityRoot.Subscription.NotificationReceived == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.NotificationReceived(childComplexity), true
 	case "Subscription.serverTime":
 		if e.ComplexityRoot.Subscription.ServerTime == nil {
 			break
@@ -3104,6 +3481,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.ServerTime(childComplexity, args["intervalSeconds"].(int)), true
+	case "Subscription.sourceStatusChanged":
+		if e.ComplexityRoot.Subscription.SourceStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_sourceStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SourceStatusChanged(childComplexity, args["workspaceId"].(string)), true
+	case "Subscription.workspaceUsageChanged":
+		if e.ComplexityRoot.Subscription.WorkspaceUsageChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_workspaceUsageChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.WorkspaceUsageChanged(childComplexity, args["workspaceId"].(string)), true
 
 	case "Usage.apiCalls":
 		if e.ComplexityRoot.Usage.APICalls == nil {
@@ -3178,6 +3577,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.notificationSettings":
+		if e.ComplexityRoot.User.NotificationSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.NotificationSettings(childComplexity), true
+	case "User.notifications":
+		if e.ComplexityRoot.User.Notifications == nil {
+			break
+		}
+
+		args, err := ec.field_User_notifications_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Notifications(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["unreadOnly"].(*bool)), true
+	case "User.unreadNotificationCount":
+		if e.ComplexityRoot.User.UnreadNotificationCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.UnreadNotificationCount(childComplexity), true
 	case "User.workspaces":
 		if e.ComplexityRoot.User.Workspaces == nil {
 			break
@@ -3208,6 +3630,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
+
+	case "ViewerPayload.user":
+		if e.ComplexityRoot.ViewerPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerPayload.User(childComplexity), true
+	case "ViewerPayload.userErrors":
+		if e.ComplexityRoot.ViewerPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerPayload.UserErrors(childComplexity), true
 
 	case "Workspace.accessTokens":
 		if e.ComplexityRoot.Workspace.AccessTokens == nil {
@@ -3506,11 +3941,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("MemberInviteInput", ec.unmarshalInputMemberInviteInput),
 			graphql.NewInputUnmarshaler("MemberRemoveInput", ec.unmarshalInputMemberRemoveInput),
 			graphql.NewInputUnmarshaler("MemberUpdateInput", ec.unmarshalInputMemberUpdateInput),
+			graphql.NewInputUnmarshaler("NotificationMarkReadInput", ec.unmarshalInputNotificationMarkReadInput),
+			graphql.NewInputUnmarshaler("NotificationSettingsUpdateInput", ec.unmarshalInputNotificationSettingsUpdateInput),
+			graphql.NewInputUnmarshaler("NotificationTypeSettingInput", ec.unmarshalInputNotificationTypeSettingInput),
+			graphql.NewInputUnmarshaler("PasswordChangeInput", ec.unmarshalInputPasswordChangeInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("SourceCreateInput", ec.unmarshalInputSourceCreateInput),
 			graphql.NewInputUnmarshaler("SourceFilter", ec.unmarshalInputSourceFilter),
 			graphql.NewInputUnmarshaler("SourceIdInput", ec.unmarshalInputSourceIdInput),
 			graphql.NewInputUnmarshaler("SourceUpdateInput", ec.unmarshalInputSourceUpdateInput),
+			graphql.NewInputUnmarshaler("ViewerUpdateInput", ec.unmarshalInputViewerUpdateInput),
 			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
 			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
 			graphql.NewInputUnmarshaler("WorkspacePlanUpdateInput", ec.unmarshalInputWorkspacePlanUpdateInput),
@@ -4596,6 +5036,156 @@ type Query {
   node("The object's ID." id: ID!): Node
   "Fetches several objects by their IDs, in the same order; an entry is null where ` + "`" + `node(id:)` + "`" + ` would be."
   nodes("The objects' IDs, at most 100." ids: [ID!]!): [Node]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/notification.graphqls", Input: `# Activity notifications, the viewer's preferences, and the live subscriptions of dashboards.
+
+"A notice to the viewer of something another person did in one of their workspaces, or of a health issue."
+type Notification implements Node {
+  id: ID!
+  "The activity: an audit event type, or HEALTH_ISSUE_OPENED / HEALTH_ISSUE_RESOLVED."
+  type: String!
+  "The area of the type, as in the settings: SOURCES, DESTINATIONS, CONNECTIONS, MEMBERS, ACCESS_TOKENS, HEALTH, WORKSPACE."
+  area: String!
+  "The activity in words."
+  message: String!
+  workspace: Workspace
+  "Who did it; null for what the system did (health issues)."
+  actor: User
+  resourceType: String!
+  resourceId: ID!
+  read: Boolean!
+  createdAt: DateTime!
+}
+
+type NotificationEdge {
+  cursor: String!
+  node: Notification!
+}
+
+type NotificationConnection {
+  edges: [NotificationEdge!]!
+  nodes: [Notification!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"The viewer's notification preferences."
+type NotificationSettings {
+  areas: [NotificationArea!]!
+  "The webhook channel: every notification is also POSTed there, signed; null when unset."
+  webhook: NotificationWebhook
+}
+
+type NotificationArea {
+  area: String!
+  types: [NotificationTypeSetting!]!
+}
+
+type NotificationTypeSetting {
+  type: String!
+  "Whether notifications of this type are made (in-app, and sent to the webhook). On by default."
+  inApp: Boolean!
+}
+
+"A URL that receives each notification as a POST with X-Signature: hex HMAC-SHA256 of the body with the secret."
+type NotificationWebhook {
+  url: String!
+  updatedAt: DateTime!
+}
+
+extend type User {
+  "The viewer's notifications, newest first. Only on the viewer."
+  notifications(first: Int, after: String, last: Int, before: String, unreadOnly: Boolean = false): NotificationConnection!
+  "How many of the viewer's notifications are unread. Only on the viewer."
+  unreadNotificationCount: Int!
+  "The viewer's notification preferences. Only on the viewer, with a session."
+  notificationSettings: NotificationSettings
+}
+
+input NotificationTypeSettingInput {
+  type: String!
+  inApp: Boolean!
+}
+
+input NotificationSettingsUpdateInput {
+  "Types to turn on or off."
+  settings: [NotificationTypeSettingInput!]
+  "The webhook channel's URL; an empty string removes the channel."
+  webhookUrl: String
+  "The secret that signs the webhook's POSTs, at least 16 characters; write-only."
+  webhookSecret: String
+}
+
+type NotificationSettingsPayload {
+  settings: NotificationSettings
+  userErrors: [UserError!]!
+}
+
+input NotificationMarkReadInput {
+  "One notification; omit to mark all of the viewer's notifications read."
+  notificationId: ID
+}
+
+type NotificationMarkReadPayload {
+  "How many notifications changed to read."
+  marked: Int!
+  unreadNotificationCount: Int!
+  userErrors: [UserError!]!
+}
+
+input ViewerUpdateInput {
+  "1 to 100 characters."
+  name: String
+}
+
+input PasswordChangeInput {
+  currentPassword: String!
+  "At least 10 characters, at most 200."
+  newPassword: String!
+}
+
+type ViewerPayload {
+  user: User
+  userErrors: [UserError!]!
+}
+
+type PasswordChangePayload {
+  "How many of the viewer's other sessions were ended."
+  sessionsEnded: Int!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Changes the viewer's notification preferences."
+  notificationSettingsUpdate(input: NotificationSettingsUpdateInput!): NotificationSettingsPayload!
+  "Marks one or all of the viewer's notifications read."
+  notificationMarkRead(input: NotificationMarkReadInput!): NotificationMarkReadPayload!
+  "Changes the viewer's name."
+  viewerUpdate(input: ViewerUpdateInput!): ViewerPayload!
+  "Changes the viewer's password, and ends their other sessions."
+  passwordChange(input: PasswordChangeInput!): PasswordChangePayload!
+}
+
+"An event arriving at a source, for the debugger's live tail."
+type LiveEvent {
+  sourceId: ID!
+  event: Event!
+}
+
+extend type Subscription {
+  "The viewer's new notifications, across their workspaces."
+  notificationReceived: Notification!
+  "A source of the workspace whose status, enabled state or last-seen minute changed."
+  sourceStatusChanged(workspaceId: ID!): Source!
+  "A destination of the workspace whose status or enabled state may have changed."
+  destinationStatusChanged(workspaceId: ID!): Destination!
+  "A health issue of the workspace that opened, grew, was acknowledged or resolved."
+  healthIssueChanged(workspaceId: ID!): HealthIssue!
+  "Events arriving at a source, with discard reasons: the debugger's live tail."
+  liveEvents(sourceId: ID!, type: EventType): LiveEvent!
+  "The workspace's usage this month, at most once a second while events arrive."
+  workspaceUsageChanged(workspaceId: ID!): Usage!
 }
 `, BuiltIn: false},
 	{Name: "../schema/overview.graphqls", Input: `# The overview graph of the seed's first page: sources on the left, destinations on the right, and
@@ -5733,6 +6323,16 @@ func (ec *executionContext) childFields_InvitationPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type InvitationPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_LiveEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sourceId":
+		return ec.fieldContext_LiveEvent_sourceId(ctx, field)
+	case "event":
+		return ec.fieldContext_LiveEvent_event(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LiveEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_LogOutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "sessionsEnded":
@@ -5807,6 +6407,118 @@ func (ec *executionContext) childFields_MembershipPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type MembershipPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Notification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Notification_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Notification_type(ctx, field)
+	case "area":
+		return ec.fieldContext_Notification_area(ctx, field)
+	case "message":
+		return ec.fieldContext_Notification_message(ctx, field)
+	case "workspace":
+		return ec.fieldContext_Notification_workspace(ctx, field)
+	case "actor":
+		return ec.fieldContext_Notification_actor(ctx, field)
+	case "resourceType":
+		return ec.fieldContext_Notification_resourceType(ctx, field)
+	case "resourceId":
+		return ec.fieldContext_Notification_resourceId(ctx, field)
+	case "read":
+		return ec.fieldContext_Notification_read(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Notification_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationArea(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "area":
+		return ec.fieldContext_NotificationArea_area(ctx, field)
+	case "types":
+		return ec.fieldContext_NotificationArea_types(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationArea", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_NotificationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_NotificationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_NotificationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_NotificationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationMarkReadPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "marked":
+		return ec.fieldContext_NotificationMarkReadPayload_marked(ctx, field)
+	case "unreadNotificationCount":
+		return ec.fieldContext_NotificationMarkReadPayload_unreadNotificationCount(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_NotificationMarkReadPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationMarkReadPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "areas":
+		return ec.fieldContext_NotificationSettings_areas(ctx, field)
+	case "webhook":
+		return ec.fieldContext_NotificationSettings_webhook(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "settings":
+		return ec.fieldContext_NotificationSettingsPayload_settings(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_NotificationSettingsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationSettingsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationTypeSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_NotificationTypeSetting_type(ctx, field)
+	case "inApp":
+		return ec.fieldContext_NotificationTypeSetting_inApp(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationTypeSetting", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationWebhook(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_NotificationWebhook_url(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_NotificationWebhook_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationWebhook", field.Name)
+}
+
 func (ec *executionContext) childFields_Overview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "nodes":
@@ -5865,6 +6577,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PasswordChangePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sessionsEnded":
+		return ec.fieldContext_PasswordChangePayload_sessionsEnded(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PasswordChangePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PasswordChangePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_PlanDetails(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6085,6 +6807,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_workspaces(ctx, field)
 	case "invitations":
 		return ec.fieldContext_User_invitations(ctx, field)
+	case "notifications":
+		return ec.fieldContext_User_notifications(ctx, field)
+	case "unreadNotificationCount":
+		return ec.fieldContext_User_unreadNotificationCount(ctx, field)
+	case "notificationSettings":
+		return ec.fieldContext_User_notificationSettings(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -6099,6 +6827,16 @@ func (ec *executionContext) childFields_UserError(ctx context.Context, field gra
 		return ec.fieldContext_UserError_code(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
+}
+
+func (ec *executionContext) childFields_ViewerPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_ViewerPayload_user(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ViewerPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViewerPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

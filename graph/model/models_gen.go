@@ -323,6 +323,12 @@ type InvitationPayload struct {
 	UserErrors []*UserError          `json:"userErrors"`
 }
 
+// An event arriving at a source, for the debugger's live tail.
+type LiveEvent struct {
+	SourceID string              `json:"sourceId"`
+	Event    *ingest.StoredEvent `json:"event"`
+}
+
 type LogInInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
@@ -392,6 +398,73 @@ type MembershipPayload struct {
 type Mutation struct {
 }
 
+type NotificationArea struct {
+	Area  string                     `json:"area"`
+	Types []*NotificationTypeSetting `json:"types"`
+}
+
+type NotificationConnection struct {
+	Edges      []*NotificationEdge   `json:"edges"`
+	Nodes      []*audit.Notification `json:"nodes"`
+	PageInfo   *relay.PageInfo       `json:"pageInfo"`
+	TotalCount int                   `json:"totalCount"`
+}
+
+type NotificationEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *audit.Notification `json:"node"`
+}
+
+type NotificationMarkReadInput struct {
+	// One notification; omit to mark all of the viewer's notifications read.
+	NotificationID *string `json:"notificationId,omitempty"`
+}
+
+type NotificationMarkReadPayload struct {
+	// How many notifications changed to read.
+	Marked                  int          `json:"marked"`
+	UnreadNotificationCount int          `json:"unreadNotificationCount"`
+	UserErrors              []*UserError `json:"userErrors"`
+}
+
+// The viewer's notification preferences.
+type NotificationSettings struct {
+	Areas []*NotificationArea `json:"areas"`
+	// The webhook channel: every notification is also POSTed there, signed; null when unset.
+	Webhook *NotificationWebhook `json:"webhook,omitempty"`
+}
+
+type NotificationSettingsPayload struct {
+	Settings   *NotificationSettings `json:"settings,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
+}
+
+type NotificationSettingsUpdateInput struct {
+	// Types to turn on or off.
+	Settings []*NotificationTypeSettingInput `json:"settings,omitempty"`
+	// The webhook channel's URL; an empty string removes the channel.
+	WebhookURL *string `json:"webhookUrl,omitempty"`
+	// The secret that signs the webhook's POSTs, at least 16 characters; write-only.
+	WebhookSecret *string `json:"webhookSecret,omitempty"`
+}
+
+type NotificationTypeSetting struct {
+	Type string `json:"type"`
+	// Whether notifications of this type are made (in-app, and sent to the webhook). On by default.
+	InApp bool `json:"inApp"`
+}
+
+type NotificationTypeSettingInput struct {
+	Type  string `json:"type"`
+	InApp bool   `json:"inApp"`
+}
+
+// A URL that receives each notification as a POST with X-Signature: hex HMAC-SHA256 of the body with the secret.
+type NotificationWebhook struct {
+	URL       string    `json:"url"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
 // A connection in the overview.
 type OverviewEdge struct {
 	// The connection's ID.
@@ -418,6 +491,18 @@ type OverviewNode struct {
 	Enabled bool   `json:"enabled"`
 	// The source or destination itself.
 	Node Node `json:"node"`
+}
+
+type PasswordChangeInput struct {
+	CurrentPassword string `json:"currentPassword"`
+	// At least 10 characters, at most 200.
+	NewPassword string `json:"newPassword"`
+}
+
+type PasswordChangePayload struct {
+	// How many of the viewer's other sessions were ended.
+	SessionsEnded int          `json:"sessionsEnded"`
+	UserErrors    []*UserError `json:"userErrors"`
 }
 
 type Query struct {
@@ -520,6 +605,16 @@ type UserError struct {
 	Message string `json:"message"`
 	// A code for programs, stable across versions.
 	Code UserErrorCode `json:"code"`
+}
+
+type ViewerPayload struct {
+	User       *auth.User   `json:"user,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type ViewerUpdateInput struct {
+	// 1 to 100 characters.
+	Name *string `json:"name,omitempty"`
 }
 
 type WorkspaceConnection struct {

@@ -21,7 +21,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 
 	"github.com/junctioncdp/junction/graph"
+	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
@@ -33,6 +35,8 @@ import (
 	"github.com/junctioncdp/junction/internal/graphiql"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/live"
+	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -56,6 +60,9 @@ type App struct {
 	delivery   *delivery.Engine
 	deliveries *delivery.Queries
 	health     *health.Service
+	bus        *bus.Bus
+	live       *live.Publisher
+	notify     *notify.Service
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -107,7 +114,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		OnCommit: a.committed})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
-	sources.OnChange = a.ingest.ForgetSource
+	a.bus = bus.New(64)
 	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
 	a.events = ingest.NewQueries(d, sources, workspaces)
 	dests := destination.New(d, cat, workspaces, sources, box)
@@ -115,10 +122,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Policy:      delivery.Policy{MaxAttempts: cfg.DeliveryMaxAttempts, MaxAge: cfg.DeliveryMaxAge, BaseBackoff: cfg.DeliveryBackoff, MaxBackoff: 30 * time.Minute},
 		Concurrency: cfg.DeliveryConcurrency, Logger: log, OnAttempts: a.attempted,
 	})
-	dests.OnChange = a.delivery.Refresh
+	a.live = live.New(a.bus, d, sources, dests, a.events, log)
+	a.notify = notify.New(d, a.bus, box, log)
+	sources.OnChange = func(id string) {
+		a.ingest.ForgetSource(id)
+		a.live.SourceChanged(id)
+	}
+	dests.OnChange = func(id string) {
+		a.delivery.Refresh()
+		a.live.DestinationChanged(id)
+	}
+	a.health.OnChange = a.healthChanged
+	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Bus: a.bus}
 	a.delivery.Start()
 
 	a.ws = &gqlws.Transport{
@@ -224,6 +242,7 @@ func (a *App) Close() error {
 		close(a.stop)
 	}
 	a.background.Wait()
+	a.live.Close()
 	a.delivery.Close()
 	a.ingest.Close()
 	return a.db.Close()
@@ -338,6 +357,7 @@ func displayAddr(a net.Addr) string {
 // discarded events count towards their sources' health issues.
 func (a *App) committed(c ingest.Committed) {
 	a.delivery.Notify()
+	a.live.Committed(c)
 	type key struct{ ws, src, reason string }
 	counts := map[key]*health.Occurrence{}
 	var order []key
@@ -411,5 +431,28 @@ func (a *App) resolveHealth() {
 				a.log.Error("resolving health issues failed", "error", err.Error())
 			}
 		}
+	}
+}
+
+// healthChanged publishes an issue to dashboards and, when it opened or resolved, notifies the
+// workspace's members who want to hear of it.
+func (a *App) healthChanged(is health.Issue) {
+	a.live.HealthChanged(is)
+	var typ audit.Type
+	switch {
+	case is.Status == health.Resolved:
+		typ = "HEALTH_ISSUE_RESOLVED"
+	case is.Status == health.Open && is.FirstSeenAt.Equal(is.LastSeenAt.Time):
+		typ = "HEALTH_ISSUE_OPENED"
+	default:
+		return
+	}
+	ctx := audit.WithPublisher(context.Background(), a.notify.Publish)
+	msg := strings.ToLower(is.TargetKind) + " health issue " + strings.ToLower(strings.TrimPrefix(string(typ), "HEALTH_ISSUE_")) + ": " + is.ErrorType + " — " + is.Message
+	err := a.db.Tx(ctx, func(tx *db.Tx) error {
+		return audit.Notify(ctx, tx, is.WorkspaceID, typ, "HealthIssue", is.ID, msg, nil, nil)
+	})
+	if err != nil {
+		a.log.Error("notifying a health issue failed", "error", err.Error())
 	}
 }

@@ -60,10 +60,13 @@ func Record(ctx context.Context, tx *db.Tx, workspaceID string, typ Type, resour
 		s := string(b)
 		e.Changes = &s
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_events (id, workspace_id, type, actor_user_id, actor_token_id,
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (id, workspace_id, type, actor_user_id, actor_token_id,
 		resource_type, resource_id, changes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.WorkspaceID, e.Type, e.ActorUserID, e.ActorTokenID, e.ResourceType, e.ResourceID, e.Changes, e.CreatedAt)
-	return err
+		e.ID, e.WorkspaceID, e.Type, e.ActorUserID, e.ActorTokenID, e.ResourceType, e.ResourceID, e.Changes, e.CreatedAt); err != nil {
+		return err
+	}
+	// Every activity becomes a notification for the members who want it, in the same transaction.
+	return Notify(ctx, tx, workspaceID, typ, resourceType, resourceID, describe(v.User.Name, typ, resourceType, changes), &userID, &e.ID)
 }
 
 // Filter narrows a listing.

@@ -377,3 +377,73 @@ func NormaliseEmail(s string) string { return normaliseEmail(s) }
 
 // ValidateEmail checks an email address for a mutation's input.
 func ValidateEmail(errs *apperr.UserErrors, field, email string) { validateEmail(errs, field, email) }
+
+// UpdateName renames the viewer.
+func (s *Service) UpdateName(ctx context.Context, name string) (*User, apperr.UserErrors, error) {
+	v, err := RequireSession(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	name = strings.TrimSpace(name)
+	var errs apperr.UserErrors
+	ValidateName(&errs, "name", name)
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	u := v.User
+	u.Name, u.UpdatedAt = name, db.Now()
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE users SET name = ?, updated_at = ? WHERE id = ?`, u.Name, u.UpdatedAt, u.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &u, nil, nil
+}
+
+// ChangePassword checks the viewer's current password, sets a new one and ends their other
+// sessions (and closes their websockets). It returns how many sessions ended.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) (int, apperr.UserErrors, error) {
+	v, err := RequireSession(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	var errs apperr.UserErrors
+	var hash string
+	if err := s.db.Get(ctx, &hash, `SELECT password_hash FROM users WHERE id = ?`, v.User.ID); err != nil {
+		return 0, nil, err
+	}
+	if ok, err := checkPassword(hash, current); err != nil || !ok {
+		errs.Add("currentPassword", apperr.InvalidValue, "currentPassword is wrong")
+		return 0, errs, nil
+	}
+	switch n := utf8.RuneCountInString(next); {
+	case n < 10:
+		errs.Add("newPassword", apperr.TooShort, "newPassword must be at least 10 characters, got %d", n)
+	case n > 200:
+		errs.Add("newPassword", apperr.TooLong, "newPassword must be at most 200 characters")
+	}
+	if len(errs) > 0 {
+		return 0, errs, nil
+	}
+	newHash, err := hashPassword(next)
+	if err != nil {
+		return 0, nil, err
+	}
+	var ended []string
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, newHash, db.Now(), v.User.ID); err != nil {
+			return err
+		}
+		if err := tx.Select(ctx, &ended, `SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`, v.User.ID, v.SessionID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`, db.Now(), v.User.ID, v.SessionID); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { s.Revoked(ended...) })
+		return nil
+	})
+	return len(ended), nil, err
+}

@@ -124,6 +124,7 @@ func (s *Service) Connect(ctx context.Context, sourceID, destinationID string, e
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.WorkspaceID, c.SourceID, c.DestinationID, c.Enabled, c.CreatedBy, c.CreatedAt, c.UpdatedAt); err != nil {
 			return err
 		}
+		s.changed(tx, d.ID)
 		return audit.Record(ctx, tx, c.WorkspaceID, EventConnectionCreated, "Connection", c.ID,
 			map[string]any{"sourceId": src.ID, "destinationId": d.ID, "enabled": c.Enabled})
 	})
@@ -144,6 +145,7 @@ func (s *Service) changeConnection(ctx context.Context, connectionID string, cha
 		if !admin {
 			return apperr.New(apperr.Forbidden, "you may read this connection but not change it")
 		}
+		s.changed(tx, c.DestinationID)
 		return change(tx, c)
 	})
 	return c, err

@@ -99,14 +99,14 @@ type Service struct {
 	workspaces *workspace.Service
 	sources    *source.Service
 	box        *secret.Box
-	// OnChange, when set, is called after a destination is created, changed or deleted (the
-	// delivery engine starts, reconfigures or stops its lane).
-	OnChange func()
+	// OnChange, when set, is called after a destination, or a connection to it, is created,
+	// changed or deleted (the delivery engine reconfigures its lanes; dashboards hear of it).
+	OnChange func(destinationID string)
 }
 
-func (s *Service) changed(tx *db.Tx) {
+func (s *Service) changed(tx *db.Tx, destinationID string) {
 	if s.OnChange != nil {
-		tx.AfterCommit(s.OnChange)
+		tx.AfterCommit(func() { s.OnChange(destinationID) })
 	}
 }
 
@@ -333,7 +333,7 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 		if err := s.sealSecrets(ctx, tx, d, secrets); err != nil {
 			return err
 		}
-		s.changed(tx)
+		s.changed(tx, d.ID)
 		for name := range secrets {
 			d.SecretsSet = append(d.SecretsSet, name)
 		}
@@ -435,7 +435,7 @@ func (s *Service) Update(ctx context.Context, destinationID string, name *string
 }
 
 func (s *Service) save(ctx context.Context, tx *db.Tx, d *Destination, typ audit.Type, changes any) error {
-	s.changed(tx)
+	s.changed(tx, d.ID)
 	userID := auth.ViewerFrom(ctx).User.ID
 	d.UpdatedBy, d.UpdatedAt = &userID, db.Now()
 	if _, err := tx.Exec(ctx, `UPDATE destinations SET name = ?, enabled = ?, settings = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
@@ -487,7 +487,7 @@ func (s *Service) Delete(ctx context.Context, destinationID string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM destinations WHERE id = ?`, d.ID); err != nil {
 			return err
 		}
-		s.changed(tx)
+		s.changed(tx, d.ID)
 		return audit.Record(ctx, tx, d.WorkspaceID, EventDeleted, "Destination", d.ID, map[string]any{"name": d.Name})
 	})
 }
@@ -558,5 +558,5 @@ func (s *Service) Internal(ctx context.Context, destinationID string) (*Destinat
 	if err := s.db.Get(ctx, &d, selectDestinations+` WHERE d.id = ?`, destinationID); err != nil {
 		return nil, err
 	}
-	return &d, nil
+	return &d, s.withSecrets(ctx, s.db.Reader(), []*Destination{&d})
 }

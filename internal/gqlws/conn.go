@@ -248,10 +248,22 @@ func (c *conn) run(ctx context.Context, id string, op *operation, params *graphq
 		return
 	}
 
+	end := &opEnd{}
+	ctx = context.WithValue(ctx, opEndKey{}, end)
 	responses, ctx := c.exec.DispatchOperation(ctx, rc)
 	for {
 		resp := responses(ctx)
 		if resp == nil {
+			if e := end.get(); e != nil {
+				c.finish(id, op, errorMessage(id, gqlerror.List{e}))
+				return
+			}
+			if ctx.Err() != nil {
+				// Cancelled, not finished: the client completed it, the connection is closing,
+				// or its credentials were revoked (the connection closes with 4403). Nothing
+				// more is sent for it.
+				return
+			}
 			break
 		}
 		b, err := json.Marshal(resp)
@@ -418,4 +430,34 @@ func truncateReason(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// opEnd holds the error a subscription resolver ended its stream with, if any.
+type opEnd struct {
+	mu  sync.Mutex
+	err *gqlerror.Error
+}
+
+func (e *opEnd) get() *gqlerror.Error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+type opEndKey struct{}
+
+// EndWithError makes the subscription running in ctx end with an error message carrying message
+// and extensions.code (instead of complete) once its resolver closes its channel: the way to tell
+// a subscriber that it lost access or was too slow. It reports whether ctx is such a subscription.
+func EndWithError(ctx context.Context, code, message string) bool {
+	e, ok := ctx.Value(opEndKey{}).(*opEnd)
+	if !ok {
+		return false
+	}
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = &gqlerror.Error{Message: message, Extensions: map[string]any{"code": code}}
+	}
+	e.mu.Unlock()
+	return true
 }

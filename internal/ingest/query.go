@@ -194,9 +194,19 @@ func (q *Queries) Usage(ctx context.Context, workspaceID, month string) (*Usage,
 	if _, err := time.Parse("2006-01", month); err != nil || len(month) != 7 {
 		return nil, apperr.Invalid("month", "month must be a calendar month such as %s", time.Now().UTC().Format("2006-01"))
 	}
-	w, err := q.workspaces.Get(ctx, workspaceID)
+	return q.UsageOf(ctx, workspaceID, month)
+}
+
+// UsageOf computes a workspace's usage without checking the viewer: for the live publisher, which
+// authorises each subscriber itself.
+func (q *Queries) UsageOf(ctx context.Context, workspaceID, month string) (*Usage, error) {
+	ws, err := q.workspaces.ByIDs(ctx, []string{workspaceID})
 	if err != nil {
 		return nil, err
+	}
+	w, ok := ws[workspaceID]
+	if !ok {
+		return nil, apperr.NotFoundf("workspace not found")
 	}
 	plan := w.Plan.Details()
 	u := &Usage{Month: month, APICallsLimit: plan.APICallsPerMonth, MTUsLimit: plan.MTUsPerMonth, BySource: []SourceUsage{}, ByDay: []DailyUsage{}}
@@ -244,4 +254,19 @@ func (q *Queries) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 			return total, ctx.Err()
 		}
 	}
+}
+
+// Stored is the debugger's view of an event just committed, for live views.
+func Stored(e *Event) *StoredEvent {
+	s := &StoredEvent{ID: e.ID, WorkspaceID: e.WorkspaceID, SourceID: e.SourceID, MessageID: e.MessageID, Type: e.Type,
+		EventName: e.EventName, UserID: e.UserID, AnonymousID: e.AnonymousID, Status: e.Status,
+		ReceivedAt: db.Time{Time: e.ReceivedAt.UTC().Truncate(time.Microsecond)}, Payload: string(e.Payload)}
+	if e.Status == Discarded {
+		r, m := e.Reason, e.Message
+		s.DiscardReason, s.DiscardMessage = &r, &m
+	}
+	if e.Timestamp != nil {
+		s.Timestamp = &db.Time{Time: e.Timestamp.UTC().Truncate(time.Microsecond)}
+	}
+	return s
 }

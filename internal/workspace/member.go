@@ -349,6 +349,7 @@ func (s *Service) Accept(ctx context.Context, invitationID string) (*Membership,
 		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = ?, responded_at = ? WHERE id = ?`, Accepted, now, inv.ID); err != nil {
 			return err
 		}
+		s.rightsChanged(tx, inv.WorkspaceID)
 		if err := audit.Record(ctx, tx, inv.WorkspaceID, EventInvitationAccepted, "Membership", m.ID, map[string]any{"invitationId": inv.ID, "role": m.Role}); err != nil {
 			return err
 		}
@@ -498,6 +499,7 @@ func (s *Service) UpdateRole(ctx context.Context, membershipID string, role auth
 		if _, err := tx.Exec(ctx, `UPDATE memberships SET role = ?, role_rank = ? WHERE id = ?`, m.Role, m.RoleRank, m.ID); err != nil {
 			return err
 		}
+		s.rightsChanged(tx, m.WorkspaceID)
 		return audit.Record(ctx, tx, m.WorkspaceID, EventMemberRoleChanged, "Membership", m.ID, map[string]audit.Change{"role": {From: from, To: role}})
 	})
 	if err != nil || len(errs) > 0 {
@@ -543,6 +545,7 @@ func (s *Service) Remove(ctx context.Context, membershipID string) (apperr.UserE
 		if err != nil {
 			return err
 		}
+		s.rightsChanged(tx, m.WorkspaceID)
 		typ := EventMemberRemoved
 		if self {
 			typ = EventMemberLeft
@@ -587,6 +590,7 @@ func (s *Service) AddGrant(ctx context.Context, membershipID string, role Resour
 			g.ID, g.MembershipID, g.WorkspaceID, g.Role, g.SourceID, g.Label, g.CreatedAt); err != nil {
 			return err
 		}
+		s.rightsChanged(tx, m.WorkspaceID)
 		return audit.Record(ctx, tx, m.WorkspaceID, EventGrantAdded, "ResourceGrant", g.ID, map[string]any{"membershipId": m.ID, "role": role, "sourceId": sourceID, "label": label})
 	})
 	if err != nil {
@@ -619,6 +623,7 @@ func (s *Service) RemoveGrant(ctx context.Context, grantID string) (*Membership,
 		if _, err := tx.Exec(ctx, `DELETE FROM resource_grants WHERE id = ?`, g.ID); err != nil {
 			return err
 		}
+		s.rightsChanged(tx, g.WorkspaceID)
 		return audit.Record(ctx, tx, g.WorkspaceID, EventGrantRemoved, "ResourceGrant", g.ID, map[string]any{"membershipId": m.ID, "role": g.Role})
 	})
 	if err != nil {

@@ -116,6 +116,7 @@ func (s *Service) RevokeToken(ctx context.Context, tokenID string) (*auth.Token,
 			errs.Add("accessTokenId", apperr.NotAllowed, "the access token is already revoked")
 			return nil
 		}
+		s.rightsChanged(tx, t.WorkspaceID)
 		return audit.Record(ctx, tx, t.WorkspaceID, EventTokenRevoked, "AccessToken", t.ID, map[string]any{"name": t.Name})
 	})
 	if err != nil || len(errs) > 0 {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/audit"
@@ -55,8 +57,9 @@ type Workspace struct {
 
 // Service owns this package's data.
 type Service struct {
-	db   *db.DB
-	auth *auth.Service
+	db     *db.DB
+	auth   *auth.Service
+	epochs sync.Map // workspace id -> *atomic.Uint64: bumped when anyone's rights in it change
 	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
 	// the write keys it cached).
 	OnDelete func(workspaceID string)
@@ -64,6 +67,23 @@ type Service struct {
 
 // New returns the service.
 func New(d *db.DB, a *auth.Service) *Service { return &Service{db: d, auth: a} }
+
+// Epoch is a number that changes whenever someone's rights in the workspace change (roles,
+// grants, removals, revoked tokens, deletion). Long-lived subscriptions keep the Access they were
+// authorised with and load it again only when the epoch moved: every message is authorised
+// without a query per subscriber.
+func (s *Service) Epoch(workspaceID string) uint64 {
+	v, _ := s.epochs.LoadOrStore(workspaceID, new(atomic.Uint64))
+	return v.(*atomic.Uint64).Load()
+}
+
+// rightsChanged moves the workspace's epoch once tx commits.
+func (s *Service) rightsChanged(tx *db.Tx, workspaceID string) {
+	tx.AfterCommit(func() {
+		v, _ := s.epochs.LoadOrStore(workspaceID, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(1)
+	})
+}
 
 var slugPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,38}[a-z0-9]$`)
 
@@ -260,6 +280,7 @@ func (s *Service) Delete(ctx context.Context, workspaceID, confirmSlug string) (
 		if s.OnDelete != nil {
 			tx.AfterCommit(func() { s.OnDelete(workspaceID) })
 		}
+		s.rightsChanged(tx, workspaceID)
 		_, err := tx.Exec(ctx, `DELETE FROM workspaces WHERE id = ?`, workspaceID)
 		return err
 	})

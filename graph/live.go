@@ -1,0 +1,104 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/bus"
+	"github.com/junctioncdp/junction/internal/gqlws"
+	"github.com/junctioncdp/junction/internal/workspace"
+)
+
+// liveAccess authorises every message of a subscription to a workspace: it keeps the Access the
+// subscription started with and loads it again whenever the workspace's epoch moved (someone's
+// rights changed), so that a removed member stops receiving at once without a query per message.
+type liveAccess struct {
+	r     *Resolver
+	ws    string
+	epoch uint64
+	a     *workspace.Access
+}
+
+func (r *Resolver) liveAccess(ctx context.Context, workspaceID string) (*liveAccess, error) {
+	l := &liveAccess{r: r, ws: workspaceID}
+	if err := l.load(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *liveAccess) load(ctx context.Context) error {
+	l.epoch = l.r.Workspaces.Epoch(l.ws)
+	a, err := l.r.Workspaces.Access(workspace.WithAccessCache(ctx), l.ws)
+	if err != nil {
+		return err
+	}
+	l.a = a
+	return nil
+}
+
+// check returns the subscriber's current access, or an error when they lost it.
+func (l *liveAccess) check(ctx context.Context) (*workspace.Access, error) {
+	if l.r.Workspaces.Epoch(l.ws) != l.epoch {
+		if err := l.load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return l.a, nil
+}
+
+// errNoLongerAllowed ends a subscription whose subscriber lost access.
+var errNoLongerAllowed = apperr.New(apperr.Forbidden, "you no longer have access to this workspace: the subscription ended")
+
+// pump forwards the messages of sub that convert (nil to leave one out) to a channel gqlgen
+// reads, until the client stops, the bus drops a slow subscriber, or convert says the subscriber
+// lost access: the last two end the subscription with an error message.
+func pump[T any](ctx context.Context, sub *bus.Subscription, convert func(bus.Message) (*T, error)) <-chan *T {
+	out := make(chan *T)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-sub.C:
+				if !ok {
+					gqlws.EndWithError(ctx, "SLOW_SUBSCRIBER", bus.ErrTooSlow.Error())
+					return
+				}
+				v, err := convert(m)
+				if err != nil {
+					code := string(apperr.CodeOf(err))
+					msg := errNoLongerAllowed.Message
+					if e, ok := apperr.As(err); ok && e.Code == apperr.Unauthenticated {
+						msg = e.Message
+					}
+					gqlws.EndWithError(ctx, code, msg)
+					return
+				}
+				if v == nil {
+					continue
+				}
+				select {
+				case out <- v:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// forbiddenIfGone maps the loss of access to FORBIDDEN for the subscriber (they knew the
+// workspace when they subscribed).
+func forbiddenIfGone(err error) error {
+	if err == nil {
+		return nil
+	}
+	if apperr.CodeOf(err) == apperr.Unauthenticated {
+		return err
+	}
+	return errNoLongerAllowed
+}

@@ -1,0 +1,167 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
+)
+
+// NotificationPrefix is the id prefix of notifications.
+const NotificationPrefix = "ntf"
+
+// Notification is one person's notice of a workspace activity.
+type Notification struct {
+	ID           string   `db:"id"`
+	UserID       string   `db:"user_id"`
+	WorkspaceID  string   `db:"workspace_id"`
+	Type         string   `db:"type"`
+	Area         string   `db:"area"`
+	Message      string   `db:"message"`
+	ActorUserID  *string  `db:"actor_user_id"`
+	ResourceType string   `db:"resource_type"`
+	ResourceID   string   `db:"resource_id"`
+	AuditEventID *string  `db:"audit_event_id"`
+	ReadAt       *db.Time `db:"read_at"`
+	CreatedAt    db.Time  `db:"created_at"`
+}
+
+// Areas group notification types, as Segment's settings do, and say who may hear of them: a
+// member hears of an activity only if their role lets them see what it is about.
+var areas = []struct {
+	Name    string
+	MinRole auth.Role
+	Types   []Type
+}{
+	{"SOURCES", auth.Member, []Type{"SOURCE_CREATED", "SOURCE_DELETED", "SOURCE_ENABLED", "SOURCE_DISABLED", "SOURCE_UPDATED", "WRITE_KEY_CREATED", "WRITE_KEY_REVOKED"}},
+	{"DESTINATIONS", auth.Member, []Type{"DESTINATION_CREATED", "DESTINATION_ENABLED", "DESTINATION_DISABLED", "DESTINATION_UPDATED", "DESTINATION_DELETED"}},
+	{"CONNECTIONS", auth.Member, []Type{"CONNECTION_CREATED", "CONNECTION_ENABLED", "CONNECTION_DISABLED", "CONNECTION_DELETED"}},
+	{"MEMBERS", auth.Minimal, []Type{"MEMBER_INVITED", "INVITATION_ACCEPTED", "INVITATION_DECLINED", "INVITATION_REVOKED", "MEMBER_ROLE_CHANGED", "MEMBER_REMOVED", "MEMBER_LEFT", "GRANT_ADDED", "GRANT_REMOVED"}},
+	{"ACCESS_TOKENS", auth.Admin, []Type{"ACCESS_TOKEN_CREATED", "ACCESS_TOKEN_REVOKED"}},
+	{"HEALTH", auth.Member, []Type{"HEALTH_ISSUE_OPENED", "HEALTH_ISSUE_RESOLVED"}},
+	{"WORKSPACE", auth.Minimal, []Type{"WORKSPACE_UPDATED", "PLAN_CHANGED"}},
+}
+
+// Area is one area of notification types.
+type Area struct {
+	Name  string
+	Types []Type
+}
+
+// Areas lists the areas and their types, for settings.
+func Areas() []Area {
+	out := make([]Area, len(areas))
+	for i, a := range areas {
+		out[i] = Area{Name: a.Name, Types: a.Types}
+	}
+	return out
+}
+
+func areaOf(t Type) (string, auth.Role, bool) {
+	for _, a := range areas {
+		for _, x := range a.Types {
+			if x == t {
+				return a.Name, a.MinRole, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// KnownType tells whether t is a notification type.
+func KnownType(t Type) bool { _, _, ok := areaOf(t); return ok }
+
+// rolesAtLeast lists the roles with at least the rights of r.
+func rolesAtLeast(r auth.Role) []any {
+	var out []any
+	for _, x := range []auth.Role{auth.Owner, auth.Admin, auth.Member, auth.Minimal} {
+		if x.AtLeast(r) {
+			out = append(out, string(x))
+		}
+	}
+	return out
+}
+
+type publisherKey struct{}
+
+// WithPublisher returns a context in which notifications created by Record are handed to publish
+// once their transaction commits (the server sends them to subscribers and webhook channels).
+func WithPublisher(ctx context.Context, publish func([]Notification)) context.Context {
+	return context.WithValue(ctx, publisherKey{}, publish)
+}
+
+// Notify creates, within tx, the notifications of an activity for every member of the workspace
+// whose role may see it and who did not turn its type off, except actorUserID (the person who did
+// it, directly or with a token). It hands them to the context's publisher after commit.
+func Notify(ctx context.Context, tx *db.Tx, workspaceID string, typ Type, resourceType, resourceID, message string, actorUserID, auditEventID *string) error {
+	area, minRole, ok := areaOf(typ)
+	if !ok {
+		return nil
+	}
+	roles := rolesAtLeast(minRole)
+	actor := ""
+	if actorUserID != nil {
+		actor = *actorUserID
+	}
+	var users []string
+	if err := tx.Select(ctx, &users, `SELECT m.user_id FROM memberships m WHERE m.workspace_id = ? AND m.user_id <> ?
+		AND m.role IN (`+db.Placeholders(len(roles))+`)
+		AND NOT EXISTS (SELECT 1 FROM notification_settings s WHERE s.user_id = m.user_id AND s.type = ? AND s.in_app = FALSE)
+		ORDER BY m.user_id`, append(append([]any{workspaceID, actor}, roles...), string(typ))...); err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	now := db.Now()
+	out := make([]Notification, len(users))
+	for i, u := range users {
+		n := Notification{ID: id.New(NotificationPrefix), UserID: u, WorkspaceID: workspaceID, Type: string(typ), Area: area,
+			Message: message, ActorUserID: actorUserID, ResourceType: resourceType, ResourceID: resourceID, AuditEventID: auditEventID, CreatedAt: now}
+		if _, err := tx.Exec(ctx, `INSERT INTO notifications (id, user_id, workspace_id, type, area, message, actor_user_id, resource_type,
+			resource_id, audit_event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.ID, n.UserID, n.WorkspaceID, n.Type, n.Area, n.Message, n.ActorUserID, n.ResourceType, n.ResourceID, n.AuditEventID, n.CreatedAt); err != nil {
+			return err
+		}
+		out[i] = n
+	}
+	if publish, ok := ctx.Value(publisherKey{}).(func([]Notification)); ok && publish != nil {
+		tx.AfterCommit(func() { publish(out) })
+	}
+	return nil
+}
+
+// describe writes an activity as a sentence: "Ada created source “Backend”".
+func describe(actor string, typ Type, resourceType string, changes any) string {
+	verb := strings.ToLower(string(typ))
+	if i := strings.LastIndexByte(verb, '_'); i >= 0 {
+		verb = verb[i+1:]
+	}
+	what := strings.ToLower(resourceType)
+	if name := nameIn(changes); name != "" {
+		what += " “" + name + "”"
+	}
+	return fmt.Sprintf("%s %s %s", actor, verb, what)
+}
+
+func nameIn(changes any) string {
+	b, _ := json.Marshal(changes)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	switch n := m["name"].(type) {
+	case string:
+		return n
+	case map[string]any:
+		if to, ok := n["to"].(string); ok {
+			return to
+		}
+	}
+	if e, ok := m["email"].(string); ok {
+		return e
+	}
+	return ""
+}

@@ -1,0 +1,119 @@
+// Package bus is the in-process publish/subscribe that feeds GraphQL subscriptions: domains publish
+// what changed after their transaction commits, and each subscriber receives the messages of its
+// topic on a buffered channel. Publishing never blocks: a subscriber whose buffer is full is
+// dropped (its channel is closed with ErrTooSlow) rather than waited for.
+package bus
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrTooSlow ends a subscription whose subscriber did not keep up.
+var ErrTooSlow = errors.New("the subscriber did not keep up with the messages and was dropped; subscribe again")
+
+// Topic names a stream: a kind of message and the workspace, user or source it is about.
+type Topic struct {
+	Kind string // "source", "destination", "health", "usage", "events", "notification"
+	Key  string // workspace, source or user id
+}
+
+// Message is what is published: the topic's payload, typed by the publisher.
+type Message struct {
+	Topic   Topic
+	Payload any
+}
+
+// Subscription receives the messages of one topic until it is closed.
+type Subscription struct {
+	C      <-chan Message
+	c      chan Message
+	bus    *Bus
+	topic  Topic
+	err    atomic.Pointer[error]
+	closed atomic.Bool
+}
+
+// Err tells why the channel was closed: nil when the subscriber closed it, ErrTooSlow when the
+// bus dropped it.
+func (s *Subscription) Err() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close ends the subscription. It is safe to call more than once and concurrently with Publish.
+func (s *Subscription) Close() { s.bus.remove(s, nil) }
+
+// Bus routes messages to subscriptions.
+type Bus struct {
+	mu     sync.RWMutex
+	topics map[Topic]map[*Subscription]struct{}
+	count  atomic.Int64
+	// Buffer is the channel size of new subscriptions.
+	Buffer int
+}
+
+// New returns a bus whose subscriptions buffer buffer messages.
+func New(buffer int) *Bus {
+	return &Bus{topics: map[Topic]map[*Subscription]struct{}{}, Buffer: buffer}
+}
+
+// Subscribe starts receiving the messages of topic.
+func (b *Bus) Subscribe(t Topic) *Subscription {
+	c := make(chan Message, b.Buffer)
+	s := &Subscription{C: c, c: c, bus: b, topic: t}
+	b.mu.Lock()
+	set := b.topics[t]
+	if set == nil {
+		set = map[*Subscription]struct{}{}
+		b.topics[t] = set
+	}
+	set[s] = struct{}{}
+	b.mu.Unlock()
+	b.count.Add(1)
+	return s
+}
+
+// Subscribers returns how many subscriptions are open, for metrics and leak tests.
+func (b *Bus) Subscribers() int64 { return b.count.Load() }
+
+// Publish hands payload to every subscriber of topic without waiting for any of them.
+func (b *Bus) Publish(t Topic, payload any) {
+	m := Message{Topic: t, Payload: payload}
+	var slow []*Subscription
+	b.mu.RLock()
+	for s := range b.topics[t] {
+		select {
+		case s.c <- m:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	b.mu.RUnlock()
+	for _, s := range slow {
+		b.remove(s, ErrTooSlow)
+	}
+}
+
+func (b *Bus) remove(s *Subscription, reason error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	s.closed.Store(true)
+	if reason != nil {
+		s.err.Store(&reason)
+	}
+	if set := b.topics[s.topic]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.topics, s.topic)
+		}
+	}
+	close(s.c)
+	b.count.Add(-1)
+}
