@@ -21,8 +21,18 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 			t.Errorf("source %s: instructions do not show where the write key goes", slug)
 		}
 	}
-	if c.Entry(DestinationKind, "webhook") == nil {
-		t.Error("webhook destination missing")
+	for _, slug := range []string{"webhook", "segment", "amplitude", "mixpanel", "google-analytics-4", "slack"} {
+		e := c.Entry(DestinationKind, slug)
+		if e == nil {
+			t.Errorf("destination %s missing", slug)
+			continue
+		}
+		if e.Instructions == "" || e.Status != "PUBLIC" {
+			t.Errorf("destination %s: status %s, instructions %q", slug, e.Status, e.Instructions)
+		}
+	}
+	if got := len(c.List(DestinationKind, "", "")); got != 6 {
+		t.Errorf("%d destinations, want 6", got)
 	}
 	if c.Entry(DestinationKind, "javascript") != nil || c.Entry(SourceKind, "webhook") != nil {
 		t.Error("Entry ignores the kind")

@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ func mask(s string, secrets map[string]string) string {
 	for _, v := range secrets {
 		if len(v) >= 4 {
 			s = strings.ReplaceAll(s, v, masked)
+			s = strings.ReplaceAll(s, url.QueryEscape(v), masked)
+			s = strings.ReplaceAll(s, url.PathEscape(v), masked)
 		}
 	}
 	return s
