@@ -30,7 +30,7 @@ type loaders struct {
 }
 
 func (r *Resolver) newLoaders() *loaders {
-	opts := []dataloadgen.Option{dataloadgen.WithWait(time.Millisecond), dataloadgen.WithBatchCapacity(100)}
+	opts := []dataloadgen.Option{dataloadgen.WithWait(time.Millisecond), dataloadgen.WithBatchCapacity(1000)}
 	return &loaders{
 		users:  dataloadgen.NewMappedLoader(r.Auth.UsersByID, opts...),
 		tokens: dataloadgen.NewMappedLoader(r.Auth.TokensByID, opts...),

@@ -53,7 +53,7 @@ func New(d *db.DB, dests *destination.Service, o Options) *Engine {
 		o.Batch = 200
 	}
 	if o.Poll <= 0 {
-		o.Poll = time.Second
+		o.Poll = 2 * time.Second
 	}
 	if o.Policy.MaxAttempts <= 0 {
 		o.Policy = DefaultPolicy
