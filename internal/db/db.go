@@ -265,3 +265,28 @@ func Args[T any](values []T) []any {
 	}
 	return out
 }
+
+// InsertRows runs a multi-row INSERT, head + "(?, ...), (?, ...)" + tail, in chunks that stay under
+// SQLite's and PostgreSQL's limits on bound parameters. Each row has cols values.
+func (t *Tx) InsertRows(ctx context.Context, head string, cols int, rows [][]any, tail string) error {
+	per := max(1, 6000/cols)
+	one := "(" + Placeholders(cols) + ")"
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		var sb strings.Builder
+		sb.WriteString(head)
+		args := make([]any, 0, len(chunk)*cols)
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(one)
+			args = append(args, r...)
+		}
+		sb.WriteString(tail)
+		if _, err := t.Exec(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -582,7 +582,7 @@ func (l *lane) record(ctx context.Context, batch []pending, results []*Attempt, 
 				a.Method, a.URL, a.RequestHeaders, a.RequestBody, a.ResponseStatus, a.ResponseHeaders, a.ResponseBody,
 				a.LatencyMS, a.EndToEndMS, a.EventPayload, db.FormatTime(a.CreatedAt)})
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO delivery_attempts (id, workspace_id, destination_id, event_id, source_id, attempt, outcome,
+		if err := tx.InsertRows(ctx, `INSERT INTO delivery_attempts (id, workspace_id, destination_id, event_id, source_id, attempt, outcome,
 			error_type, error_message, request_method, request_url, request_headers, request_body, response_status, response_headers,
 			response_body, latency_ms, end_to_end_ms, event_payload, created_at) VALUES `, 20, rows, ""); err != nil {
 			return err
@@ -609,28 +609,4 @@ func (l *lane) record(ctx context.Context, batch []pending, results []*Attempt, 
 		}
 		return nil
 	})
-}
-
-// insertRows runs a multi-row INSERT in chunks under the bound-parameter limits.
-func insertRows(ctx context.Context, tx *db.Tx, head string, cols int, rows [][]any, tail string) error {
-	per := max(1, 6000/cols)
-	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		var sb strings.Builder
-		sb.WriteString(head)
-		args := make([]any, 0, len(chunk)*cols)
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(one)
-			args = append(args, r...)
-		}
-		sb.WriteString(tail)
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -145,10 +145,12 @@ func (g *generator) new(prefix string) string {
 	ms, hi, lo := g.ms, g.hi, g.lo
 	g.mu.Unlock()
 
-	// The 128-bit value is ms (48 bits) | hi (16 bits) | lo (64 bits); split it as the
-	// 64-bit halves a and b and write it 5 bits at a time from the end.
-	a := ms<<16 | uint64(hi)
-	b := lo
+	return encode(prefix, ms<<16|uint64(hi), lo)
+}
+
+// encode writes prefix, '_' and the 128-bit value a (high 64 bits: ms<<16 | hi) b (low 64 bits)
+// in base32, 5 bits at a time from the end.
+func encode(prefix string, a, b uint64) string {
 	buf := make([]byte, len(prefix)+1+suffixLen)
 	copy(buf, prefix)
 	buf[len(prefix)] = '_'
@@ -173,16 +175,5 @@ func (g *generator) draw() {
 // after t sorts at or after it. It turns a time range into an id range, so that queries on
 // time-sortable ids use the primary key or an (x, id) index instead of a timestamp column.
 func Floor(prefix string, t time.Time) string {
-	ms := uint64(max(t.UnixMilli(), 0))
-	a, b := ms<<16, uint64(0)
-	buf := make([]byte, len(prefix)+1+suffixLen)
-	copy(buf, prefix)
-	buf[len(prefix)] = '_'
-	s := buf[len(prefix)+1:]
-	for i := suffixLen - 1; i >= 0; i-- {
-		s[i] = encoding[b&31]
-		b = b>>5 | a<<59
-		a >>= 5
-	}
-	return string(buf)
+	return encode(prefix, uint64(max(t.UnixMilli(), 0))<<16, 0)
 }

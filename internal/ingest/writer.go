@@ -231,7 +231,7 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 		for k, n := range calls {
 			rows = append(rows, []any{k.ws, k.src, k.day, n})
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO usage_daily (workspace_id, source_id, day, api_calls) VALUES `, 4, rows,
+		if err := tx.InsertRows(ctx, `INSERT INTO usage_daily (workspace_id, source_id, day, api_calls) VALUES `, 4, rows,
 			` ON CONFLICT (workspace_id, source_id, day) DO UPDATE SET api_calls = usage_daily.api_calls + excluded.api_calls`); err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 		for k, day := range mtus {
 			rows = append(rows, []any{k.ws, k.month, k.src, k.kind, k.value, day})
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO mtu_identities (workspace_id, month, source_id, kind, value, first_day) VALUES `, 6, rows,
+		if err := tx.InsertRows(ctx, `INSERT INTO mtu_identities (workspace_id, month, source_id, kind, value, first_day) VALUES `, 6, rows,
 			` ON CONFLICT (workspace_id, month, source_id, kind, value) DO NOTHING`); err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 		for k := range links {
 			rows = append(rows, []any{k.ws, k.month, k.anon})
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO mtu_links (workspace_id, month, anonymous_id) VALUES `, 3, rows,
+		if err := tx.InsertRows(ctx, `INSERT INTO mtu_links (workspace_id, month, anonymous_id) VALUES `, 3, rows,
 			` ON CONFLICT (workspace_id, month, anonymous_id) DO NOTHING`); err != nil {
 			return err
 		}
@@ -264,31 +264,6 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 	}
 	return nil
 }
-
-// insertRows runs a multi-row INSERT in chunks.
-func insertRows(ctx context.Context, tx *db.Tx, head string, cols int, rows [][]any, tail string) error {
-	per := max(1, 6000/cols)
-	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		var sb strings.Builder
-		sb.WriteString(head)
-		args := make([]any, 0, len(chunk)*cols)
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString(one)
-			args = append(args, r...)
-		}
-		sb.WriteString(tail)
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // withoutDeletedSources drops the events of sources that no longer exist.
 func (w *writer) withoutDeletedSources(ctx context.Context, events []*Event) ([]*Event, error) {
 	seen := map[string]bool{}
