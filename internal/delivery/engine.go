@@ -214,7 +214,7 @@ func (e *Engine) newLane(cfg laneConfig, version time.Time) *lane {
 	l := &lane{e: e, id: cfg.DestinationID, cfg: cfg, version: version,
 		// A transport of its own: a destination that hangs holds only its own connections.
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: e.opt.Concurrency, MaxConnsPerHost: e.opt.Concurrency,
-			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.timeout}},
+			IdleConnTimeout: 90 * time.Second}}, // each request has the timeout of the current settings
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}
 	e.wg.Add(1)
 	go l.run()
@@ -280,8 +280,18 @@ func (l *lane) run() {
 				break
 			}
 		}
-		timer.Reset(l.e.opt.Poll)
+		timer.Reset(l.nextWake(ctx))
 	}
+}
+
+// nextWake is how long an idle lane sleeps: until its next retry is due, at most Poll.
+func (l *lane) nextWake(ctx context.Context) time.Duration {
+	wait := l.e.opt.Poll
+	var next *db.Time
+	if err := l.e.db.Get(ctx, &next, `SELECT MIN(next_attempt_at) FROM delivery_retries WHERE destination_id = ?`, l.id); err == nil && next != nil {
+		wait = min(wait, max(time.Until(next.Time), time.Millisecond))
+	}
+	return wait
 }
 
 // pending is an event to send, with its retry state.
@@ -312,12 +322,18 @@ type Attempt struct {
 func (l *lane) step(ctx context.Context) (int, error) {
 	cfg := l.config()
 	now := time.Now()
+	// The end of the log, read before the events: when nothing is left to send, the cursor may
+	// move up to here, never past an event committed after the load looked.
+	var head *string
+	if err := l.e.db.Get(ctx, &head, `SELECT MAX(id) FROM events`); err != nil {
+		return 0, err
+	}
 	batch, cursor, err := l.load(ctx, now)
 	if err != nil {
 		return 0, err
 	}
 	if len(batch) == 0 {
-		return 0, l.idle(ctx, cursor)
+		return 0, l.idle(ctx, cursor, head)
 	}
 	results := make([]*Attempt, len(batch))
 	sem := make(chan struct{}, l.e.opt.Concurrency)
@@ -358,10 +374,9 @@ func (l *lane) step(ctx context.Context) (int, error) {
 
 // idle moves the cursor to the end of the log when nothing is left for this destination, so that
 // events that arrive while its connections are disabled are not delivered once re-enabled.
-func (l *lane) idle(ctx context.Context, cursor string) error {
-	var last *string
-	if err := l.e.db.Get(ctx, &last, `SELECT MAX(id) FROM events`); err != nil || last == nil || *last <= cursor {
-		return err
+func (l *lane) idle(ctx context.Context, cursor string, last *string) error {
+	if last == nil || *last <= cursor {
+		return nil
 	}
 	return l.e.db.Tx(ctx, func(tx *db.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE delivery_cursors SET last_event_id = ? WHERE destination_id = ? AND last_event_id < ?`, *last, l.id, *last)

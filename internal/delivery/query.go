@@ -175,7 +175,9 @@ func (q *Queries) Retry(ctx context.Context, destinationID string, f RetryFilter
 		errs.Add("until", apperr.InvalidValue, "until must be after since")
 		return 0, errs, nil
 	}
-	where, qargs := "a.destination_id = ? AND a.outcome = ?", []any{d.ID, Failed}
+	// Failed events that were not delivered since (a later retry may have succeeded).
+	where, qargs := `a.destination_id = ? AND a.outcome = ? AND NOT EXISTS (SELECT 1 FROM delivery_attempts later
+		WHERE later.destination_id = a.destination_id AND later.event_id = a.event_id AND later.outcome = 'DELIVERED' AND later.id > a.id)`, []any{d.ID, Failed}
 	if f.EventID != "" {
 		where += " AND a.event_id = ?"
 		qargs = append(qargs, f.EventID)

@@ -464,6 +464,10 @@ func (s *Service) SetEnabled(ctx context.Context, destinationID string, enabled 
 		typ := EventDisabled
 		if enabled {
 			typ = EventEnabled
+			// What arrived while it was disabled is not for it: its delivery starts from now.
+			if err := moveCursorToEnd(ctx, tx, d.ID); err != nil {
+				return err
+			}
 		}
 		return s.save(ctx, tx, d, typ, map[string]audit.Change{"enabled": {From: !enabled, To: enabled}})
 	})
@@ -559,4 +563,18 @@ func (s *Service) Internal(ctx context.Context, destinationID string) (*Destinat
 		return nil, err
 	}
 	return &d, s.withSecrets(ctx, s.db.Reader(), []*Destination{&d})
+}
+
+// moveCursorToEnd sets a destination's delivery cursor to the end of the event log (never back).
+func moveCursorToEnd(ctx context.Context, tx *db.Tx, destinationID string) error {
+	var head *string
+	if err := tx.Get(ctx, &head, `SELECT MAX(id) FROM events`); err != nil || head == nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO delivery_cursors (destination_id, last_event_id) VALUES (?, ?)
+		ON CONFLICT (destination_id) DO UPDATE SET last_event_id = excluded.last_event_id
+		WHERE delivery_cursors.last_event_id < excluded.last_event_id`, destinationID, *head); err != nil {
+		return err
+	}
+	return nil
 }
