@@ -264,6 +264,7 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 	}
 	return nil
 }
+
 // withoutDeletedSources drops the events of sources that no longer exist.
 func (w *writer) withoutDeletedSources(ctx context.Context, events []*Event) ([]*Event, error) {
 	seen := map[string]bool{}
