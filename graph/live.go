@@ -6,6 +6,7 @@ import (
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/gqlws"
+	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -69,10 +70,11 @@ func pump[T any](ctx context.Context, sub *bus.Subscription, convert func(bus.Me
 				}
 				v, err := convert(m)
 				if err != nil {
-					code := string(apperr.CodeOf(err))
-					msg := errNoLongerAllowed.Message
-					if e, ok := apperr.As(err); ok && e.Code == apperr.Unauthenticated {
-						msg = e.Message
+					code, msg := string(apperr.Internal), "internal error"
+					if e, ok := apperr.As(err); ok && e.Code != apperr.Internal {
+						code, msg = string(e.Code), e.Message
+					} else {
+						obs.Logger(ctx).Error("subscription message failed", "error", err.Error())
 					}
 					gqlws.EndWithError(ctx, code, msg)
 					return
@@ -91,14 +93,12 @@ func pump[T any](ctx context.Context, sub *bus.Subscription, convert func(bus.Me
 	return out
 }
 
-// forbiddenIfGone maps the loss of access to FORBIDDEN for the subscriber (they knew the
-// workspace when they subscribed).
+// forbiddenIfGone turns the workspace disappearing from the subscriber's view (they were removed,
+// or it was deleted) into FORBIDDEN: they knew it when they subscribed. Other errors keep their
+// own code.
 func forbiddenIfGone(err error) error {
-	if err == nil {
-		return nil
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return errNoLongerAllowed
 	}
-	if apperr.CodeOf(err) == apperr.Unauthenticated {
-		return err
-	}
-	return errNoLongerAllowed
+	return err
 }

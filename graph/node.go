@@ -67,6 +67,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	delivery.AttemptPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Deliveries.Attempt(ctx, id))
 	},
+	audit.NotificationPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Notify.Get(ctx, id))
+	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))
 	},

@@ -131,10 +131,11 @@ func (r *subscriptionResolver) DestinationStatusChanged(ctx context.Context, wor
 	}
 	sub := r.Bus.Subscribe(live.DestinationsTopic(workspaceID))
 	return pump(ctx, sub, func(m bus.Message) (*destination.Destination, error) {
-		if _, err := la.check(ctx); err != nil {
+		a, err := la.check(ctx)
+		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}
-		if !r.Destinations.Visible(workspace.WithAccessCache(ctx), workspaceID) {
+		if !destination.CanSee(a) {
 			return nil, nil
 		}
 		return m.Payload.(*destination.Destination), nil
@@ -153,7 +154,13 @@ func (r *subscriptionResolver) HealthIssueChanged(ctx context.Context, workspace
 			return nil, forbiddenIfGone(err)
 		}
 		is := m.Payload.(*health.Issue)
-		if is.TargetKind == health.SourceTarget {
+		switch {
+		case is.TargetKind == health.DestinationTarget:
+			if !destination.CanSee(a) {
+				return nil, nil
+			}
+		case a.CanReadAll():
+		default: // rights by grants: the source's labels decide (a query only for these subscribers)
 			srcs, err := r.Sources.ByIDs(ctx, []string{is.TargetID})
 			if err != nil {
 				return nil, err
@@ -162,8 +169,6 @@ func (r *subscriptionResolver) HealthIssueChanged(ctx context.Context, workspace
 			if read, _ := a.SourceRights(is.TargetID, s.Labels()); !ok || !read {
 				return nil, nil
 			}
-		} else if !a.CanReadAll() {
-			return nil, nil
 		}
 		return is, nil
 	}), nil

@@ -115,6 +115,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		OnCommit: a.committed})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	a.bus = bus.New(64)
+	a.metrics.RegisterGaugeFunc("junction_bus_subscribers", "Subscriptions open on the in-process bus.",
+		func() float64 { return float64(a.bus.Subscribers()) })
 	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
 	a.events = ingest.NewQueries(d, sources, workspaces)
 	dests := destination.New(d, cat, workspaces, sources, box)
@@ -244,6 +246,7 @@ func (a *App) Close() error {
 	a.background.Wait()
 	a.live.Close()
 	a.delivery.Close()
+	a.notify.Close()
 	a.ingest.Close()
 	return a.db.Close()
 }

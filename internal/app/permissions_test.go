@@ -92,13 +92,13 @@ func TestPermissions(t *testing.T) {
 	})
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-31s", "outcomes")
+	fmt.Fprintf(&b, "%-40s", "outcomes")
 	for p := range numPersonas {
 		fmt.Fprintf(&b, " %-15s", p)
 	}
 	for _, r := range table {
 		if got := seen[r.name()]; got != nil {
-			fmt.Fprintf(&b, "\n%-31s", r.name())
+			fmt.Fprintf(&b, "\n%-40s", r.name())
 			for _, o := range got {
 				fmt.Fprintf(&b, " %-15s", o)
 			}
@@ -192,6 +192,9 @@ type permRow struct {
 	bearer func(t *testing.T, c *permCall) string
 	// check makes more assertions on an allowed answer.
 	check func(t *testing.T, c *permCall, data map[string]any)
+	// trigger, for a subscription, makes the server publish something the persona may receive;
+	// it runs until the first message arrives.
+	trigger func(t *testing.T, c *permCall)
 	// source, for an operation on a source or on something of one, is the label of the source vars
 	// aim at (permCall.label). Each row on a permProd source gets a copy on a permNonProd one
 	// (permNonProdVariant).
@@ -247,7 +250,55 @@ var (
 	permDestinationCreate = permMutation("destinationCreate", "DestinationCreateInput", "destination { id settings secretSettings { name isSet } }")
 	permConnectionCreate  = permMutation("connectionCreate", "ConnectionCreateInput", "connection { id source { id } destination { id } }")
 	permWriteKeyCreate    = permMutation("writeKeyCreate", "SourceIdInput", "writeKey { key }")
+
+	permNotificationSettingsUpdate = permMutation("notificationSettingsUpdate", "NotificationSettingsUpdateInput",
+		"settings { areas { area types { type inApp } } webhook { url updatedAt } }")
+	permNotificationMarkRead = permMutation("notificationMarkRead", "NotificationMarkReadInput", "marked unreadNotificationCount")
 )
+
+// permWorkspaceVar and permNoWorkspaceVar aim a subscription at W, or at a workspace that never
+// existed.
+func permWorkspaceVar(t *testing.T, c *permCall) map[string]any { return map[string]any{"ws": c.w.id} }
+func permNoWorkspaceVar(c *permCall) map[string]any             { return map[string]any{"ws": id.New("ws")} }
+
+// permTriggerNotification makes someone else change a workspace of the persona's, which notifies
+// them: in W the admin (or the owner, for the admin) renames it; the outsider's own workspace is
+// renamed by the victim, its admin.
+func permTriggerNotification(t *testing.T, c *permCall) {
+	actor, ws := c.users[asAdmin].session, c.w.id
+	switch c.p {
+	case asAnonymous:
+		return
+	case asOutsider:
+		actor, ws = c.victim.session, c.outsiderWorkspace
+	case asAdmin:
+		actor = c.users[asOwner].session
+	}
+	c.must(t, actor, permMutation("workspaceUpdate", "WorkspaceUpdateInput", "workspace { id }"),
+		permInput(map[string]any{"workspaceId": ws, "name": c.slug("Renamed")}))
+}
+
+// permTrack sends one event to the source of W labelled label through the tracking API.
+func permTrack(t *testing.T, c *permCall, label string, event map[string]any) {
+	t.Helper()
+	if r := trkSend(t, c.s, "/v1/track", event, trkBasic(c.w.keys[label])...); r.Status != 200 {
+		t.Fatalf("tracking API: %d %s", r.Status, r.Raw)
+	}
+}
+
+// permSettingIs tells whether the notification settings at path have typ turned on or off.
+func permSettingIs(data map[string]any, path, typ string, inApp bool) bool {
+	areas, _ := permDig(data, path+".areas").([]any)
+	for _, a := range areas {
+		types, _ := permDig(a, "types").([]any)
+		for _, x := range types {
+			if permStr(x, "type") == typ {
+				return permDig(x, "inApp") == inApp
+			}
+		}
+	}
+	return false
+}
 
 // permissionTable is the table: one row per root field, and more for some (variants).
 func permissionTable() []*permRow {
@@ -293,6 +344,12 @@ func permissionTable() []*permRow {
 	sourceAdmins := permWant{
 		asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
 		asMember: denyForbidden, asAdmin: allowed, asOwner: allowed,
+		asSourceAdmin: allowed, asToken: allowed,
+	}
+	// Subscriptions to what happens in W: everyone in it; to the outsider W does not exist.
+	membersOnly := permWant{
+		asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+		asMember: allowed, asAdmin: allowed, asOwner: allowed,
 		asSourceAdmin: allowed, asToken: allowed,
 	}
 	readersOfW := permWant{
@@ -459,6 +516,101 @@ func permissionTable() []*permRow {
 				if r := c.gql(t, c.bearer, `{ viewer { id } }`, nil); r.Status != 401 || r.errorCode() != "UNAUTHENTICATED" {
 					t.Errorf("the ended session still works: %d %s", r.Status, r.Raw)
 				}
+			},
+		},
+
+		// The viewer's account and notifications: their own, so a session of anyone's; a token may
+		// mark notifications read but not change the account or its settings.
+		{
+			root: "Mutation", field: "viewerUpdate", query: permMutation("viewerUpdate", "ViewerUpdateInput", "user { id name }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"name": c.p.String() + " (renamed)"})
+			},
+			want: sessions,
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				if got, want := permStr(data, "viewerUpdate.user.id"), c.users[c.p].id; got != want {
+					t.Errorf("viewerUpdate renamed %s, want the viewer %s", got, want)
+				}
+				if got, want := permStr(data, "viewerUpdate.user.name"), c.p.String()+" (renamed)"; got != want {
+					t.Errorf("name = %q, want %q", got, want)
+				}
+			},
+		},
+		{
+			// Each persona changes its own password with its session, which stays valid.
+			root: "Mutation", field: "passwordChange", query: permMutation("passwordChange", "PasswordChangeInput", "sessionsEnded"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				next := c.book.newPassword()
+				u := c.users[c.p]
+				if u == nil { // anonymous and the token: refused whatever the input
+					return permInput(map[string]any{"currentPassword": c.book.newPassword(), "newPassword": next})
+				}
+				in := permInput(map[string]any{"currentPassword": u.password, "newPassword": next})
+				u.password = next
+				return in
+			},
+			want: sessions,
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				if r := c.gql(t, c.bearer, `{ viewer { id } }`, nil); r.Status != 200 || permStr(r.Data, "viewer.id") != c.users[c.p].id {
+					t.Errorf("the session that changed the password no longer works: %d %s", r.Status, r.Raw)
+				}
+				u := c.users[c.p]
+				if d := c.must(t, "", permLogIn, permInput(map[string]any{"email": u.email, "password": u.password})); permStr(d, "logIn.user.id") != u.id {
+					t.Errorf("logIn with the new password: %v", d)
+				}
+			},
+		},
+		{
+			root: "Mutation", field: "notificationSettingsUpdate", query: permNotificationSettingsUpdate,
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"settings": []any{map[string]any{"type": "PLAN_CHANGED", "inApp": false}}})
+			},
+			want: sessions,
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				if !permSettingIs(data, "notificationSettingsUpdate.settings", "PLAN_CHANGED", false) {
+					t.Errorf("PLAN_CHANGED is not off: %v", data)
+				}
+			},
+		},
+		{
+			// The webhook's secret is write-only: the payload shows the URL, never the secret
+			// (screened like every answer). Port 1 of loopback refuses at once.
+			root: "Mutation", field: "notificationSettingsUpdate", variant: "webhook", query: permNotificationSettingsUpdate,
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"webhookUrl": "http://127.0.0.1:1/notify", "webhookSecret": c.book.newSetting()})
+			},
+			want: sessions,
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				if got := permStr(data, "notificationSettingsUpdate.settings.webhook.url"); got != "http://127.0.0.1:1/notify" {
+					t.Errorf("webhook url = %q", got)
+				}
+			},
+		},
+		{
+			root: "Mutation", field: "notificationMarkRead", query: permNotificationMarkRead,
+			vars: func(t *testing.T, c *permCall) map[string]any { return permInput(map[string]any{}) },
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: allowed,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: allowed, asToken: allowed,
+			},
+		},
+		{
+			// Someone else's notification (the victim's) is not found, as one that never existed.
+			root: "Mutation", field: "notificationMarkRead", variant: "othersNotification", query: permNotificationMarkRead,
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				d := c.must(t, c.victim.session, `{ viewer { notifications(first: 1) { nodes { id } } } }`, nil)
+				ids := permIDs(permDig(d, "viewer.notifications.nodes"))
+				if len(ids) != 1 {
+					t.Fatalf("the victim has no notification: %v", d)
+				}
+				return permInput(map[string]any{"notificationId": ids[0]})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"notificationId": id.New("ntf")}) },
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: denyNotFound, asAdmin: denyNotFound, asOwner: denyNotFound,
+				asSourceAdmin: denyNotFound, asToken: denyNotFound,
 			},
 		},
 
@@ -850,8 +1002,72 @@ func permissionTable() []*permRow {
 			ghost: noConnection, want: sourceAdmins, check: permCheckGone("connectionDelete.deletedConnectionId"),
 		},
 
-		// Subscriptions, over a websocket.
+		// Subscriptions, over a websocket. Those that wait for changes get a trigger: a change that
+		// every persona allowed to subscribe may see, so that "allowed" means a message arrived.
 		{root: "Subscription", field: "serverTime", query: `subscription { serverTime(intervalSeconds: 1) }`, want: everyone},
+		{
+			root: "Subscription", field: "notificationReceived", query: `subscription { notificationReceived { id type workspace { id } } }`,
+			trigger: permTriggerNotification,
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: allowed,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: allowed, asToken: allowed,
+			},
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				want := c.w.id
+				if c.p == asOutsider {
+					want = c.outsiderWorkspace
+				}
+				if got := permStr(data, "notificationReceived.workspace.id"); got != want {
+					t.Errorf("a notification of workspace %q, want %s", got, want)
+				}
+			},
+		},
+		{
+			root: "Subscription", field: "sourceStatusChanged", query: `subscription($ws: ID!) { sourceStatusChanged(workspaceId: $ws) { id status } }`,
+			vars: permWorkspaceVar, ghost: permNoWorkspaceVar, want: membersOnly,
+			trigger: func(t *testing.T, c *permCall) {
+				c.must(t, c.users[asOwner].session, permMutation("sourceUpdate", "SourceUpdateInput", "source { id }"),
+					permInput(map[string]any{"sourceId": c.w.sources[permProd], "name": c.slug("web")}))
+			},
+		},
+		{
+			root: "Subscription", field: "destinationStatusChanged", query: `subscription($ws: ID!) { destinationStatusChanged(workspaceId: $ws) { id status } }`,
+			vars: permWorkspaceVar, ghost: permNoWorkspaceVar, want: membersOnly,
+			trigger: func(t *testing.T, c *permCall) {
+				c.must(t, c.users[asOwner].session, permMutation("destinationUpdate", "DestinationUpdateInput", "destination { id }"),
+					permInput(map[string]any{"destinationId": c.w.destination, "name": c.slug("hook")}))
+			},
+		},
+		{
+			// An event without identity is discarded and counts towards the prod source's issue.
+			root: "Subscription", field: "healthIssueChanged", query: `subscription($ws: ID!) { healthIssueChanged(workspaceId: $ws) { id status count } }`,
+			vars: permWorkspaceVar, ghost: permNoWorkspaceVar, want: membersOnly,
+			trigger: func(t *testing.T, c *permCall) { permTrack(t, c, permProd, map[string]any{"event": "No One"}) },
+		},
+		{
+			root: "Subscription", field: "liveEvents", source: permProd,
+			query: `subscription($id: ID!) { liveEvents(sourceId: $id) { sourceId event { id status } } }`,
+			vars:  func(t *testing.T, c *permCall) map[string]any { return map[string]any{"id": c.w.sources[c.label]} },
+			ghost: func(c *permCall) map[string]any { return map[string]any{"id": id.New("src")} },
+			want:  membersOnly,
+			trigger: func(t *testing.T, c *permCall) {
+				permTrack(t, c, c.label, map[string]any{"userId": "perm-" + c.p.String(), "event": "Walked"})
+			},
+		},
+		{
+			// Usage, like Workspace.usage, is for MEMBER and above.
+			root: "Subscription", field: "workspaceUsageChanged", query: `subscription($ws: ID!) { workspaceUsageChanged(workspaceId: $ws) { month apiCalls } }`,
+			vars: permWorkspaceVar, ghost: permNoWorkspaceVar,
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: denyForbidden, asToken: allowed,
+			},
+			trigger: func(t *testing.T, c *permCall) {
+				permTrack(t, c, permProd, map[string]any{"userId": "perm-" + c.p.String(), "event": "Counted"})
+			},
+		},
 	}
 	var table []*permRow
 	for _, r := range rows {
@@ -1186,6 +1402,7 @@ type permWorkspace struct {
 	invitation       string              // pending, to an address without an account
 	event            string              // an audit event
 	sources          map[string]string   // by label: one labelled permProd, one permNonProd
+	keys             map[string]string   // the sources' write keys, by label
 	destination      string              // a webhook with a shared secret
 	connections      map[string]string   // from each source to the destination, by the source's label
 }
@@ -1195,9 +1412,11 @@ type permWorld struct {
 	s      *server
 	users  [numPersonas]*permAccount // nil for anonymous and token
 	victim *permAccount              // a member of every workspace fixture, target of member rows
-	book   *permSecrets
-	rows   map[string]*permRow // the rows of the fields themselves, by field
-	seq    int
+	// outsiderWorkspace is the outsider's own workspace, W2, where the victim is an admin.
+	outsiderWorkspace string
+	book              *permSecrets
+	rows              map[string]*permRow // the rows of the fields themselves, by field
+	seq               int
 }
 
 // permFixture is the world seen from one workspace.
@@ -1228,7 +1447,10 @@ func newPermFixture(t *testing.T, table []*permRow) *permFixture {
 	}
 	w.victim = f.signUp(t, "victim")
 	slug := f.slug("outsiders")
-	f.must(t, w.users[asOutsider].session, permWorkspaceCreate, permInput(map[string]any{"name": "W2", "slug": slug}))
+	d := f.must(t, w.users[asOutsider].session, permWorkspaceCreate, permInput(map[string]any{"name": "W2", "slug": slug}))
+	w.outsiderWorkspace = permStr(d, "workspaceCreate.workspace.id")
+	d = f.must(t, w.users[asOutsider].session, permMemberInvite, permInput(map[string]any{"workspaceId": w.outsiderWorkspace, "email": w.victim.email, "role": "ADMIN"}))
+	f.must(t, w.victim.session, permInvitationAccept, permInput(map[string]any{"invitationId": permStr(d, "memberInvite.invitation.id")}))
 	f.w = f.newWorkspace(t)
 	return f
 }
@@ -1275,9 +1497,9 @@ func (f *permFixture) newWorkspace(t *testing.T) *permWorkspace {
 	w.invitation = permStr(d, "memberInvite.invitation.id")
 	in := &permFixture{permWorld: f.permWorld, w: w}
 	w.destination = in.newDestination(t, true)
-	w.sources, w.connections = map[string]string{}, map[string]string{}
+	w.sources, w.keys, w.connections = map[string]string{}, map[string]string{}, map[string]string{}
 	for _, label := range []string{permProd, permNonProd} {
-		w.sources[label], _ = in.newSource(t, label, true)
+		w.sources[label], w.keys[label] = in.newSource(t, label, true)
 		w.connections[label] = in.connect(t, w.sources[label], w.destination, true)
 	}
 	d = f.must(t, own, fmt.Sprintf(permWorkspaceBySlug, "auditEvents(first: 1) { nodes { id } }"), map[string]any{"slug": w.slug})
@@ -1378,7 +1600,11 @@ func (f *permFixture) run(t *testing.T, r *permRow, p permPersona) string {
 	}
 	send := func(vars map[string]any) gqlResponse {
 		if r.root == "Subscription" {
-			return c.subscribe(t, c.bearer, r.query, vars)
+			var trigger func()
+			if r.trigger != nil {
+				trigger = func() { r.trigger(t, c) }
+			}
+			return c.subscribe(t, c.bearer, r.query, vars, trigger)
 		}
 		return c.gql(t, c.bearer, r.query, vars)
 	}
@@ -1445,47 +1671,100 @@ func (f *permFixture) must(t *testing.T, bearer, query string, vars map[string]a
 }
 
 // subscribe opens a websocket with bearer in the connection_init payload, starts the subscription
-// and returns its first message as a response.
-func (f *permFixture) subscribe(t *testing.T, bearer, query string, vars map[string]any) gqlResponse {
+// and returns its first message as a response. Until that message arrives, trigger (when not nil)
+// runs every permTriggerEvery to make the server publish something: the first run may come before
+// the server has subscribed. A subscription that stays silent for permSilence is answered as null:
+// accepted, but nothing arrived.
+func (f *permFixture) subscribe(t *testing.T, bearer, query string, vars map[string]any, trigger func()) gqlResponse {
 	t.Helper()
 	c := dialWS(t, f.s, nil)
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	payload := map[string]any{}
 	if bearer != "" {
 		payload["Authorization"] = "Bearer " + bearer
 	}
-	var msg struct {
+	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": payload}); err != nil {
+		t.Fatal(err)
+	}
+	type message struct {
 		ID      string          `json:"id"`
 		Type    string          `json:"type"`
 		Payload json.RawMessage `json:"payload"`
 	}
-	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": payload}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ReadJSON(&msg); err != nil || msg.Type != "connection_ack" {
-		t.Fatalf("connection_init: %+v %v", msg, err)
+	msgs, done := make(chan message), make(chan struct{})
+	defer close(done)
+	go func() { // ends when the socket closes or subscribe returns
+		for {
+			var m message
+			if err := c.ReadJSON(&m); err != nil {
+				close(msgs)
+				return
+			}
+			if m.Type != "connection_ack" && m.ID != "1" {
+				continue
+			}
+			select {
+			case msgs <- m:
+			case <-done:
+				return
+			}
+		}
+	}()
+	if m := <-msgs; m.Type != "connection_ack" {
+		t.Fatalf("connection_init: %+v", m)
 	}
 	_ = c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
-	for msg.ID != "1" {
-		if err := c.ReadJSON(&msg); err != nil {
-			t.Fatalf("subscription: %v", err)
+	silence := time.NewTimer(permSilence)
+	defer silence.Stop()
+	tick := time.NewTicker(permTriggerEvery)
+	defer tick.Stop()
+	var out gqlResponse
+wait:
+	for {
+		if trigger != nil {
+			trigger()
 		}
-	}
-	out := gqlResponse{Raw: string(msg.Payload)}
-	switch msg.Type {
-	case "next":
-		_ = json.Unmarshal(msg.Payload, &out)
-	case "error":
-		_ = json.Unmarshal(msg.Payload, &out.Errors)
-	default:
-		t.Fatalf("subscription: %s %s", msg.Type, msg.Payload)
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				t.Fatal("subscription: the socket closed")
+			}
+			out.Raw = string(msg.Payload)
+			switch msg.Type {
+			case "next": // data, or a refusal: errors and no data (then complete)
+				_ = json.Unmarshal(msg.Payload, &out)
+			case "error":
+				// The stream started, then ended with an error (or the operation was invalid):
+				// not the refusal the table's codes mean.
+				var errs []map[string]any
+				_ = json.Unmarshal(msg.Payload, &errs)
+				code := "ENDED"
+				if len(errs) > 0 {
+					ext, _ := errs[0]["extensions"].(map[string]any)
+					code = fmt.Sprint("ENDED:", ext["code"])
+				}
+				out.Errors = []map[string]any{{"message": out.Raw, "extensions": map[string]any{"code": code}}}
+			default:
+				t.Fatalf("subscription: %s %s", msg.Type, msg.Payload)
+			}
+			break wait
+		case <-silence.C:
+			out.Raw = fmt.Sprintf("(no message within %s)", permSilence)
+			break wait
+		case <-tick.C:
+		}
 	}
 	_ = c.WriteJSON(map[string]any{"id": "1", "type": "complete"})
 	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	f.book.screen(t, out.Raw, out.Data)
 	return out
 }
+
+// How long subscribe waits for a first message, and how often it triggers one meanwhile.
+const (
+	permSilence      = 4 * time.Second
+	permTriggerEvery = 300 * time.Millisecond
+)
 
 // permSecrets remembers every password and secret of the walk, to look for them where they must
 // not be.

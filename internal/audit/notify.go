@@ -135,17 +135,58 @@ func Notify(ctx context.Context, tx *db.Tx, workspaceID string, typ Type, resour
 	return nil
 }
 
+// phrases say what some activities did, where "verb the resource" reads badly; %s is the name.
+var phrases = map[Type]string{
+	"MEMBER_INVITED":       "invited %s",
+	"INVITATION_ACCEPTED":  "joined the workspace",
+	"INVITATION_DECLINED":  "declined an invitation",
+	"INVITATION_REVOKED":   "withdrew the invitation of %s",
+	"MEMBER_ROLE_CHANGED":  "changed a member's role",
+	"MEMBER_REMOVED":       "removed a member",
+	"MEMBER_LEFT":          "left the workspace",
+	"GRANT_ADDED":          "gave a member rights on sources",
+	"GRANT_REMOVED":        "took away a member's rights on sources",
+	"WRITE_KEY_CREATED":    "added a write key to a source",
+	"WRITE_KEY_REVOKED":    "revoked a write key of a source",
+	"WORKSPACE_UPDATED":    "changed the workspace's name or slug",
+	"PLAN_CHANGED":         "changed the plan",
+	"ACCESS_TOKEN_CREATED": "created the access token %s",
+	"ACCESS_TOKEN_REVOKED": "revoked the access token %s",
+}
+
 // describe writes an activity as a sentence: "Ada created source “Backend”".
 func describe(actor string, typ Type, resourceType string, changes any) string {
+	name := nameIn(changes)
+	quoted := ""
+	if name != "" {
+		quoted = "“" + name + "”"
+	}
+	if p, ok := phrases[typ]; ok {
+		if strings.Contains(p, "%s") {
+			return strings.TrimSpace(actor + " " + strings.TrimSpace(fmt.Sprintf(p, quoted)))
+		}
+		return actor + " " + p
+	}
 	verb := strings.ToLower(string(typ))
 	if i := strings.LastIndexByte(verb, '_'); i >= 0 {
 		verb = verb[i+1:]
 	}
-	what := strings.ToLower(resourceType)
-	if name := nameIn(changes); name != "" {
-		what += " “" + name + "”"
+	if verb == "updated" {
+		verb = "changed"
 	}
-	return fmt.Sprintf("%s %s %s", actor, verb, what)
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", actor, verb, words(resourceType), quoted))
+}
+
+// words turns a type name into lower-case words: "AccessToken" is "access token".
+func words(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
 }
 
 func nameIn(changes any) string {

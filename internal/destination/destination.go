@@ -122,7 +122,10 @@ func (s *Service) Entry(d *Destination) *catalog.Entry {
 
 func errNotFound() error { return apperr.NotFoundf("destination not found") }
 
-// canSee: everyone who reads the whole workspace, and source admins (who connect their sources).
+// CanSee tells whether access a sees the workspace's destinations: everyone who reads the whole
+// workspace, and source admins (who connect their sources).
+func CanSee(a *workspace.Access) bool { return canSee(a) }
+
 func canSee(a *workspace.Access) bool {
 	if a.CanReadAll() {
 		return true

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/apperr"
@@ -33,6 +34,18 @@ type Service struct {
 	log    *slog.Logger
 	client *http.Client
 	sem    chan struct{} // bounds webhook posts in flight
+	wg     sync.WaitGroup
+}
+
+// Close waits for the webhook posts under way.
+func (s *Service) Close() { s.wg.Wait() }
+
+// scope restricts a query of notifications to the viewer's (and, for a token, its workspace's).
+func scope(v *auth.Viewer) (string, []any) {
+	if v.Token != nil {
+		return "user_id = ? AND workspace_id = ?", []any{v.User.ID, v.Token.WorkspaceID}
+	}
+	return "user_id = ?", []any{v.User.ID}
 }
 
 // New returns the service.
@@ -49,7 +62,11 @@ func (s *Service) Publish(list []audit.Notification) {
 		n := list[i]
 		s.bus.Publish(Topic(n.UserID), &n)
 	}
-	go s.sendWebhooks(list)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sendWebhooks(list)
+	}()
 }
 
 // Setting is one notification type's setting for a user.
@@ -167,11 +184,7 @@ func (s *Service) List(ctx context.Context, unreadOnly bool, args relay.Args, co
 	if err != nil {
 		return relay.Page[audit.Notification]{}, err
 	}
-	where, qargs := "user_id = ?", []any{v.User.ID}
-	if v.Token != nil {
-		where += " AND workspace_id = ?"
-		qargs = append(qargs, v.Token.WorkspaceID)
-	}
+	where, qargs := scope(v)
 	if unreadOnly {
 		where += " AND read_at IS NULL"
 	}
@@ -187,8 +200,9 @@ func (s *Service) Unread(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	where, args := scope(v)
 	var n int
-	err = s.db.Get(ctx, &n, `SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read_at IS NULL`, v.User.ID)
+	err = s.db.Get(ctx, &n, `SELECT COUNT(*) FROM notifications WHERE `+where+` AND read_at IS NULL`, args...)
 	return n, err
 }
 
@@ -198,8 +212,9 @@ func (s *Service) Get(ctx context.Context, notificationID string) (*audit.Notifi
 	if err != nil {
 		return nil, err
 	}
+	where, args := scope(v)
 	var n audit.Notification
-	err = s.db.Get(ctx, &n, `SELECT * FROM notifications WHERE id = ? AND user_id = ?`, notificationID, v.User.ID)
+	err = s.db.Get(ctx, &n, `SELECT * FROM notifications WHERE id = ? AND `+where, append([]any{notificationID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
@@ -223,7 +238,8 @@ func (s *Service) MarkRead(ctx context.Context, notificationID string) (int, err
 	}
 	var changed int64
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		q, args := `UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL`, []any{db.Now(), v.User.ID}
+		where, wargs := scope(v)
+		q, args := `UPDATE notifications SET read_at = ? WHERE `+where+` AND read_at IS NULL`, append([]any{db.Now()}, wargs...)
 		if notificationID != "" {
 			q += " AND id = ?"
 			args = append(args, notificationID)

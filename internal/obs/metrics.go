@@ -72,6 +72,11 @@ func (m *Metrics) RegisterCounterFunc(name, help string, fn func() float64) {
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 }
 
+// RegisterGaugeFunc adds a gauge whose value is read from fn at scrape time.
+func (m *Metrics) RegisterGaugeFunc(name, help string, fn func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
 // ObserveOperation records one GraphQL operation.
 func (m *Metrics) ObserveOperation(opType string, d time.Duration, failed bool) {
 	result := "ok"

@@ -73,8 +73,10 @@ func New(d *db.DB, a *auth.Service) *Service { return &Service{db: d, auth: a} }
 // authorised with and load it again only when the epoch moved: every message is authorised
 // without a query per subscriber.
 func (s *Service) Epoch(workspaceID string) uint64 {
-	v, _ := s.epochs.LoadOrStore(workspaceID, new(atomic.Uint64))
-	return v.(*atomic.Uint64).Load()
+	if v, ok := s.epochs.Load(workspaceID); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0 // nothing changed since start; reading stores nothing, so any id may be asked
 }
 
 // rightsChanged moves the workspace's epoch once tx commits.
