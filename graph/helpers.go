@@ -6,6 +6,7 @@ import (
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/health"
@@ -114,4 +115,28 @@ func (r *Resolver) canChangeIssueTarget(ctx context.Context, is *health.Issue) b
 	}
 	a, err := r.Workspaces.Access(ctx, is.WorkspaceID)
 	return err == nil && a.CanAdminister()
+}
+
+// notificationSettings is the viewer's settings by area, with their webhook channel.
+func (r *Resolver) notificationSettings(ctx context.Context) (*model.NotificationSettings, error) {
+	on, err := r.Notify.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.NotificationSettings{}
+	for _, a := range audit.Areas() {
+		area := &model.NotificationArea{Area: a.Name}
+		for _, t := range a.Types {
+			area.Types = append(area.Types, &model.NotificationTypeSetting{Type: string(t), InApp: on[t]})
+		}
+		out.Areas = append(out.Areas, area)
+	}
+	w, err := r.Notify.WebhookOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if w != nil {
+		out.Webhook = &model.NotificationWebhook{URL: w.URL, UpdatedAt: w.UpdatedAt.Time}
+	}
+	return out, nil
 }

@@ -255,26 +255,3 @@ func (r *userResolver) NotificationSettings(ctx context.Context, obj *auth.User)
 func (r *Resolver) Notification() NotificationResolver { return &notificationResolver{r} }
 
 type notificationResolver struct{ *Resolver }
-
-func (r *Resolver) notificationSettings(ctx context.Context) (*model.NotificationSettings, error) {
-	on, err := r.Notify.Settings(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := &model.NotificationSettings{}
-	for _, a := range audit.Areas() {
-		area := &model.NotificationArea{Area: a.Name}
-		for _, t := range a.Types {
-			area.Types = append(area.Types, &model.NotificationTypeSetting{Type: string(t), InApp: on[t]})
-		}
-		out.Areas = append(out.Areas, area)
-	}
-	w, err := r.Notify.WebhookOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if w != nil {
-		out.Webhook = &model.NotificationWebhook{URL: w.URL, UpdatedAt: w.UpdatedAt.Time}
-	}
-	return out, nil
-}
