@@ -77,11 +77,11 @@ func decode(body []byte, batch bool) (*request, *requestError) {
 	if len(body) == 0 || body[0] != '{' {
 		return nil, badRequest("INVALID_JSON", "the body must be a JSON object")
 	}
-	if !json.Valid(body) {
-		return nil, badRequest("INVALID_JSON", "the body is not valid JSON")
-	}
 	req := &request{}
 	if !batch {
+		if !json.Valid(body) {
+			return nil, badRequest("INVALID_JSON", "the body is not valid JSON")
+		}
 		var head struct {
 			WriteKey any `json:"writeKey"`
 		}
@@ -93,14 +93,19 @@ func decode(body []byte, batch bool) (*request, *requestError) {
 		req.Events = []json.RawMessage{body}
 		return req, nil
 	}
+	// One pass over the body: the events stay raw until each is normalised.
 	var b struct {
-		Batch        json.RawMessage `json:"batch"`
-		WriteKey     any             `json:"writeKey"`
-		Context      any             `json:"context"`
-		Integrations any             `json:"integrations"`
-		SentAt       any             `json:"sentAt"`
+		Batch        []json.RawMessage `json:"batch"`
+		WriteKey     any               `json:"writeKey"`
+		Context      any               `json:"context"`
+		Integrations any               `json:"integrations"`
+		SentAt       any               `json:"sentAt"`
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "batch" {
+			return nil, badRequest("INVALID_FIELD", "batch must be an array of events")
+		}
 		return nil, badRequest("INVALID_JSON", "the body is not valid JSON")
 	}
 	req.WriteKey, _ = b.WriteKey.(string)
@@ -116,15 +121,10 @@ func decode(body []byte, batch bool) (*request, *requestError) {
 			return nil, badRequest("INVALID_FIELD", "integrations must be an object")
 		}
 	}
-	if len(b.Batch) == 0 || bytes.Equal(b.Batch, []byte("null")) {
+	if b.Batch == nil {
 		return nil, badRequest("MISSING_BATCH", "batch is required: an array of events")
 	}
-	if b.Batch[0] != '[' {
-		return nil, badRequest("INVALID_FIELD", "batch must be an array of events")
-	}
-	if err := json.Unmarshal(b.Batch, &req.Events); err != nil {
-		return nil, badRequest("INVALID_FIELD", "batch must be an array of events")
-	}
+	req.Events = b.Batch
 	if n := len(req.Events); n > MaxBatchEvents {
 		return nil, badRequest("BATCH_TOO_LARGE", "the batch has %d events, more than the limit of 2500", n)
 	}
