@@ -186,6 +186,29 @@ func (ec *executionContext) fieldContext_OverviewEdge_enabled(_ context.Context,
 	return graphql.NewScalarFieldContext("OverviewEdge", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _OverviewEdge_eventCount24h(ctx context.Context, field graphql.CollectedField, obj *model.OverviewEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OverviewEdge_eventCount24h(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventCount24h, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OverviewEdge_eventCount24h(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OverviewEdge", field, false, false, "Int")
+}
+
 func (ec *executionContext) _OverviewNode_id(ctx context.Context, field graphql.CollectedField, obj *model.OverviewNode) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -459,6 +482,11 @@ func (ec *executionContext) _OverviewEdge(ctx context.Context, sel ast.Selection
 			}
 		case "enabled":
 			out.Values[i] = ec._OverviewEdge_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventCount24h":
+			out.Values[i] = ec._OverviewEdge_eventCount24h(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

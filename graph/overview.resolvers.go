@@ -35,7 +35,7 @@ func (r *overviewResolver) Nodes(ctx context.Context, obj *destination.Overview)
 func (r *overviewResolver) Edges(ctx context.Context, obj *destination.Overview) ([]*model.OverviewEdge, error) {
 	out := make([]*model.OverviewEdge, len(obj.Connections))
 	for i, c := range obj.Connections {
-		out[i] = &model.OverviewEdge{ID: c.ID, From: c.SourceID, To: c.DestinationID, Enabled: c.Enabled}
+		out[i] = &model.OverviewEdge{ID: c.ID, From: c.SourceID, To: c.DestinationID, Enabled: c.Enabled, EventCount24h: obj.Delivered24h[c.ID]}
 	}
 	return out, nil
 }

@@ -544,10 +544,11 @@ type ComplexityRoot struct {
 	}
 
 	OverviewEdge struct {
-		Enabled func(childComplexity int) int
-		From    func(childComplexity int) int
-		ID      func(childComplexity int) int
-		To      func(childComplexity int) int
+		Enabled       func(childComplexity int) int
+		EventCount24h func(childComplexity int) int
+		From          func(childComplexity int) int
+		ID            func(childComplexity int) int
+		To            func(childComplexity int) int
 	}
 
 	OverviewNode struct {
@@ -2902,6 +2903,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OverviewEdge.Enabled(childComplexity), true
+	case "OverviewEdge.eventCount24h":
+		if e.ComplexityRoot.OverviewEdge.EventCount24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewEdge.EventCount24h(childComplexity), true
 	case "OverviewEdge.from":
 		if e.ComplexityRoot.OverviewEdge.From == nil {
 			break
@@ -5228,6 +5235,8 @@ type OverviewEdge {
   "The destination's ID."
   to: ID!
   enabled: Boolean!
+  "Events of the source delivered to the destination in the last 24 hours."
+  eventCount24h: Int!
 }
 
 extend type Workspace {
@@ -6539,6 +6548,8 @@ func (ec *executionContext) childFields_OverviewEdge(ctx context.Context, field 
 		return ec.fieldContext_OverviewEdge_to(ctx, field)
 	case "enabled":
 		return ec.fieldContext_OverviewEdge_enabled(ctx, field)
+	case "eventCount24h":
+		return ec.fieldContext_OverviewEdge_eventCount24h(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OverviewEdge", field.Name)
 }

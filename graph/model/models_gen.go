@@ -474,6 +474,8 @@ type OverviewEdge struct {
 	// The destination's ID.
 	To      string `json:"to"`
 	Enabled bool   `json:"enabled"`
+	// Events of the source delivered to the destination in the last 24 hours.
+	EventCount24h int `json:"eventCount24h"`
 }
 
 // A source or a destination in the overview.

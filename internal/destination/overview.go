@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/source"
 )
 
@@ -14,6 +16,8 @@ type Overview struct {
 	Destinations []Destination
 	Connections  []Connection
 	At           time.Time // when it was read, for source statuses
+	// Delivered24h counts, by connection id, the events delivered through it in the last 24 hours.
+	Delivered24h map[string]int
 }
 
 // Overview reads the graph.
@@ -38,8 +42,33 @@ func (s *Service) Overview(ctx context.Context, workspaceID string) (*Overview, 
 		return nil, err
 	}
 	ptrs := make([]*Destination, len(o.Destinations))
+	ids := make([]string, len(o.Destinations))
 	for i := range o.Destinations {
 		ptrs[i] = &o.Destinations[i]
+		ids[i] = o.Destinations[i].ID
 	}
-	return o, s.withSecrets(ctx, q, ptrs)
+	if err := s.withSecrets(ctx, q, ptrs); err != nil {
+		return nil, err
+	}
+	// Attempt ids start with their time, so "the last 24 hours" is an id range of the
+	// (destination_id, id) index: one statement whatever the size of the graph.
+	var counts []struct {
+		DestinationID string `db:"destination_id"`
+		SourceID      string `db:"source_id"`
+		N             int    `db:"n"`
+	}
+	if err := q.Select(ctx, &counts, `SELECT destination_id, source_id, COUNT(*) AS n FROM delivery_attempts
+		WHERE destination_id IN (`+db.Placeholders(len(ids))+`) AND id >= ? AND outcome = 'DELIVERED'
+		GROUP BY destination_id, source_id`, append(db.Args(ids), id.Floor("att", o.At.Add(-24*time.Hour)))...); err != nil {
+		return nil, err
+	}
+	byPair := map[[2]string]int{}
+	for _, c := range counts {
+		byPair[[2]string{c.SourceID, c.DestinationID}] = c.N
+	}
+	o.Delivered24h = map[string]int{}
+	for _, c := range o.Connections {
+		o.Delivered24h[c.ID] = byPair[[2]string{c.SourceID, c.DestinationID}]
+	}
+	return o, nil
 }
