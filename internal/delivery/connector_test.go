@@ -300,7 +300,7 @@ func TestRecordedRequestsHideSecrets(t *testing.T) {
 		{"amplitude", Config{Secrets: map[string]string{"apiKey": "0123456789abcdef0123456789abcdef"}}},
 		{"mixpanel", Config{Secrets: map[string]string{"apiSecret": "mp-secret-9f8e7d"}}},
 		{"google-analytics-4", Config{Settings: map[string]any{"measurementId": "G-TEST12345"}, Secrets: map[string]string{"apiSecret": "AbCdEfGhIjKlMnOpQrSt-_"}}},
-		{"slack", Config{Secrets: map[string]string{"webhookUrl": "https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX"}}},
+		{"slack", Config{Secrets: map[string]string{"webhookUrl": "https://hooks.slack.com/services/T0001/B0001/abcdefghijklmnopqrstuvwx"}}},
 		{"webhook", Config{Settings: map[string]any{"url": "https://hooks.example.com/in"}, Secrets: map[string]string{"sharedSecret": "whsec-test-1"}}},
 	} {
 		t.Run(tc.slug, func(t *testing.T) {

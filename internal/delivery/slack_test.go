@@ -8,14 +8,14 @@ import (
 
 func TestSlack(t *testing.T) {
 	rcv := newReceiver(t)
-	hook := rcv.URL + "/services/T0001/B0001/XXXXXXXXXXXXXXXX"
+	hook := rcv.URL + "/services/T0001/B0001/abcdefghijklmnop"
 	cfg := Config{Settings: map[string]any{"events": []any{}}, Secrets: map[string]string{"webhookUrl": hook}}
 
 	post := func(t *testing.T, cfg Config, ev *Event) received {
 		t.Helper()
 		got := rcv.deliver(t, request(t, "slack", cfg, ev))
-		if got.Method != "POST" || got.Path != "/services/T0001/B0001/XXXXXXXXXXXXXXXX" || got.RawQuery != "" {
-			t.Errorf("request %s %s?%s, want POST /services/T0001/B0001/XXXXXXXXXXXXXXXX", got.Method, got.Path, got.RawQuery)
+		if got.Method != "POST" || got.Path != "/services/T0001/B0001/abcdefghijklmnop" || got.RawQuery != "" {
+			t.Errorf("request %s %s?%s, want POST /services/T0001/B0001/abcdefghijklmnop", got.Method, got.Path, got.RawQuery)
 		}
 		// The URL is the credential: no other.
 		wantHeaders(t, got, map[string]string{"Authorization": "", "Content-Type": "application/json", "User-Agent": "Junction/1"})
@@ -62,7 +62,7 @@ func TestSlack(t *testing.T) {
 		wantInvalidSettings(t, "slack", Config{Settings: cfg.Settings}, storedEvent(t, trackPayload), "settings.webhookUrl is not set")
 	})
 	t.Run("ErrWebhookURLInvalid", func(t *testing.T) {
-		bad := Config{Settings: cfg.Settings, Secrets: map[string]string{"webhookUrl": "hooks.slack.com/services/T0001/B0001/XXXX"}}
+		bad := Config{Settings: cfg.Settings, Secrets: map[string]string{"webhookUrl": "hooks.slack.com/services/T0001/B0001/abcd"}}
 		wantInvalidSettings(t, "slack", bad, storedEvent(t, trackPayload), "settings.webhookUrl is not an absolute http or https URL")
 	})
 }
