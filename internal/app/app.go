@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,8 +89,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics(), stop: make(chan struct{})}
-	a.metrics.RegisterDB("read", func() sqlDBStats { r, _ := d.Stats(); return r })
-	a.metrics.RegisterDB("write", func() sqlDBStats { _, w := d.Stats(); return w })
+	a.metrics.RegisterDB("read", func() sql.DBStats { r, _ := d.Stats(); return r })
+	a.metrics.RegisterDB("write", func() sql.DBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
 		func() float64 { return float64(db.StatementsTotal()) })
 

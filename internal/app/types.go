@@ -1,5 +1,0 @@
-package app
-
-import "database/sql"
-
-type sqlDBStats = sql.DBStats
