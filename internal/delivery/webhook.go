@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -26,12 +27,12 @@ func (webhook) Request(ctx context.Context, cfg Config, ev *Event) (*http.Reques
 		return nil, Skip("eventTypes leaves out " + ev.Type)
 	}
 	method := cfg.String("method", http.MethodPost)
-	req, err := http.NewRequestWithContext(ctx, method, u, bytesReader(ev.Raw))
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(ev.Raw))
 	if err != nil {
 		return nil, err
 	}
 	body := ev.Raw
-	req.GetBody = func() (io.ReadCloser, error) { return nopCloser(body), nil }
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Junction-Webhook/1")
 	if headers, ok := cfg.Settings["headers"].(map[string]any); ok {
