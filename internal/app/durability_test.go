@@ -45,6 +45,7 @@ func TestDurabilityKill9(t *testing.T) {
 		unacked  = map[string]bool{} // sent, but no 200 came back
 		inFlight atomic.Int64
 		requests atomic.Int64
+		answered atomic.Int64 // requests answered 200
 		killed   = make(chan struct{})
 		wg       sync.WaitGroup
 	)
@@ -76,6 +77,9 @@ func TestDurabilityKill9(t *testing.T) {
 				inFlight.Add(-1)
 				requests.Add(1)
 				ok := err == nil && res.StatusCode == http.StatusOK
+				if ok {
+					answered.Add(1)
+				}
 				if err == nil {
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
@@ -95,7 +99,12 @@ func TestDurabilityKill9(t *testing.T) {
 			}
 		}()
 	}
+	// Kill after a second of load, once requests are being answered (a slow CI machine may need
+	// longer to get going).
 	time.Sleep(time.Second)
+	for deadline := time.Now().Add(10 * time.Second); answered.Load() < 10 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	flying := inFlight.Load()
 	p.kill(t)
 	close(killed)

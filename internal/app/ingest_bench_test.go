@@ -28,7 +28,8 @@ import (
 //	go test -run '^$' -bench 'Ingest' -benchtime 8s -count 3 ./internal/app/
 //
 // Every event carries a new messageId, so that no event is a cheap duplicate. Each benchmark also
-// reports the group commits as the server's junction_ingest_commit_* histograms saw them.
+// reports the group commits as the server's junction_ingest_commit_* histograms saw them. Results,
+// and where the time goes: BENCHMARKS.md.
 
 // BenchmarkIngestBatch is a closed loop: 8 clients each post a 100-event /v1/batch, wait for the
 // answer and post the next. An op is one request; it reports events/s and request latency.
@@ -124,9 +125,9 @@ func BenchmarkIngestTrackOpenLoop(b *testing.B) {
 	reportCommits(b, s)
 }
 
-// eventGen writes realistic track events of about 330 bytes: a userId and an anonymousId, a
+// eventGen writes realistic track events of about 355 bytes: a userId and an anonymousId, a
 // messageId in analytics-node's style (a millisecond timestamp, then a unique part), a timestamp,
-// six properties and the library in context.
+// five properties and the library in context.
 type eventGen struct {
 	writeKey string
 	prefix   string

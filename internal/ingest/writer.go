@@ -43,6 +43,27 @@ type writer struct {
 	closed   bool
 	onCommit func(Committed)
 	observe  func(events int, d time.Duration)
+	// known remembers the identity rows this process has committed, so that an identity seen
+	// again this month costs no statement. Only the writer goroutine uses it.
+	known *identityCache
+}
+
+// identityCache is a bounded set of the mtu_identities and mtu_links keys already stored.
+type identityCache struct {
+	keys map[string]struct{}
+}
+
+const maxKnownIdentities = 1 << 20
+
+func (c *identityCache) has(k string) bool { _, ok := c.keys[k]; return ok }
+
+func (c *identityCache) add(keys []string) {
+	if len(c.keys)+len(keys) > maxKnownIdentities {
+		c.keys = map[string]struct{}{} // forget all rather than grow: the rows are upserts anyway
+	}
+	for _, k := range keys {
+		c.keys[k] = struct{}{}
+	}
 }
 
 type writeReq struct {
@@ -52,7 +73,7 @@ type writeReq struct {
 
 func newWriter(d *db.DB, onCommit func(Committed), observe func(int, time.Duration)) *writer {
 	w := &writer{db: d, ch: make(chan *writeReq, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		onCommit: onCommit, observe: observe}
+		onCommit: onCommit, observe: observe, known: &identityCache{keys: map[string]struct{}{}}}
 	go w.run()
 	return w
 }
@@ -187,7 +208,7 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 				inserted = append(inserted, byID[id])
 			}
 		}
-		return countUsage(ctx, tx, inserted)
+		return countUsage(ctx, tx, inserted, w.known)
 	})
 	if err != nil {
 		return nil, err
@@ -198,7 +219,7 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 
 // countUsage adds the accepted events among inserted to the usage tables and moves the sources'
 // last-seen times, in the events' transaction.
-func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
+func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identityCache) error {
 	type dayKey struct{ ws, src, day string }
 	type mtuKey struct{ ws, month, src, kind, value string }
 	type linkKey struct{ ws, month, anon string }
@@ -236,9 +257,15 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 			return err
 		}
 	}
+	var fresh []string // identity keys this commit stores, remembered once it commits
 	if len(mtus) > 0 {
 		rows := make([][]any, 0, len(mtus))
 		for k, day := range mtus {
+			key := "i\x00" + k.ws + "\x00" + k.month + "\x00" + k.src + "\x00" + k.kind + "\x00" + k.value
+			if known.has(key) {
+				continue
+			}
+			fresh = append(fresh, key)
 			rows = append(rows, []any{k.ws, k.month, k.src, k.kind, k.value, day})
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO mtu_identities (workspace_id, month, source_id, kind, value, first_day) VALUES `, 6, rows,
@@ -249,12 +276,20 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event) error {
 	if len(links) > 0 {
 		rows := make([][]any, 0, len(links))
 		for k := range links {
+			key := "l\x00" + k.ws + "\x00" + k.month + "\x00" + k.anon
+			if known.has(key) {
+				continue
+			}
+			fresh = append(fresh, key)
 			rows = append(rows, []any{k.ws, k.month, k.anon})
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO mtu_links (workspace_id, month, anonymous_id) VALUES `, 3, rows,
 			` ON CONFLICT (workspace_id, month, anonymous_id) DO NOTHING`); err != nil {
 			return err
 		}
+	}
+	if len(fresh) > 0 {
+		tx.AfterCommit(func() { known.add(fresh) })
 	}
 	for src, at := range lastSeen {
 		if _, err := tx.Exec(ctx, `UPDATE sources SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)`,
