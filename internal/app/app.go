@@ -446,7 +446,7 @@ func (a *App) healthChanged(is health.Issue) {
 	switch {
 	case is.Status == health.Resolved:
 		typ = "HEALTH_ISSUE_RESOLVED"
-	case is.Status == health.Open && is.FirstSeenAt.Equal(is.LastSeenAt.Time):
+	case is.Opened:
 		typ = "HEALTH_ISSUE_OPENED"
 	default:
 		return

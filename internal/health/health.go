@@ -48,6 +48,8 @@ type Issue struct {
 	Status         string   `db:"status"`
 	AcknowledgedBy *string  `db:"acknowledged_by"`
 	ResolvedAt     *db.Time `db:"resolved_at"`
+	// Opened is true on the issue Record hands to OnChange when this occurrence opened it.
+	Opened bool `db:"-"`
 }
 
 // Occurrence is one error to count: n times for a target with an error type, with a sample.
@@ -126,7 +128,7 @@ func (s *Service) Record(ctx context.Context, occ []Occurrence) error {
 			switch {
 			case db.IsNoRows(err):
 				is = Issue{ID: id.New(Prefix), WorkspaceID: o.WorkspaceID, TargetKind: o.TargetKind, TargetID: o.TargetID, ErrorType: o.ErrorType,
-					Message: Normalise(o.Message), Count: o.N, FirstSeenAt: at, LastSeenAt: at, SampleID: sample, Status: Open}
+					Message: Normalise(o.Message), Count: o.N, FirstSeenAt: at, LastSeenAt: at, SampleID: sample, Status: Open, Opened: true}
 				if _, err := tx.Exec(ctx, `INSERT INTO health_issues (id, workspace_id, target_kind, target_id, error_type, message, count,
 					first_seen_at, last_seen_at, sample_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 					is.ID, is.WorkspaceID, is.TargetKind, is.TargetID, is.ErrorType, is.Message, is.Count, is.FirstSeenAt, is.LastSeenAt, is.SampleID, is.Status); err != nil {
