@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
-		OnCommit: a.committed})
+		Listeners: []func(ingest.Committed){a.committed}})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	a.bus = bus.New(64)
 	a.metrics.RegisterGaugeFunc("junction_bus_subscribers", "Subscriptions open on the in-process bus.",
@@ -357,37 +357,13 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// committed runs after each group commit of the tracking API: delivery lanes wake up, and the
-// discarded events count towards their sources' health issues.
+// committed hears, on the tracking API's follower goroutine, what each group commit stored:
+// delivery lanes wake up, dashboards see the events, and discarded events count towards their
+// sources' health issues.
 func (a *App) committed(c ingest.Committed) {
 	a.delivery.Notify()
 	a.live.Committed(c)
-	type key struct{ ws, src, reason string }
-	counts := map[key]*health.Occurrence{}
-	var order []key
-	for _, e := range c.Events {
-		if e.Status != ingest.Discarded {
-			continue
-		}
-		k := key{e.WorkspaceID, e.SourceID, string(e.Reason)}
-		o := counts[k]
-		if o == nil {
-			o = &health.Occurrence{WorkspaceID: e.WorkspaceID, TargetKind: health.SourceTarget, TargetID: e.SourceID,
-				ErrorType: string(e.Reason), Message: e.Message}
-			counts[k] = o
-			order = append(order, k)
-		}
-		o.N++
-		o.SampleID, o.At = e.ID, e.ReceivedAt
-	}
-	if len(order) == 0 {
-		return
-	}
-	occ := make([]health.Occurrence, len(order))
-	for i, k := range order {
-		occ[i] = *counts[k]
-	}
-	if err := a.health.Record(context.Background(), occ); err != nil {
+	if err := a.health.Record(context.Background(), health.DiscardOccurrences(c)); err != nil {
 		a.log.Error("recording source health failed", "error", err.Error())
 	}
 }

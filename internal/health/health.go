@@ -15,6 +15,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -181,20 +182,52 @@ func (s *Service) ResolveRecovered(ctx context.Context, now time.Time) (int, err
 		return 0, nil
 	}
 	resolvedAt := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
+	var resolved []Issue
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {
-		for i := range issues {
-			issues[i].Status, issues[i].ResolvedAt = Resolved, &resolvedAt
-			if _, err := tx.Exec(ctx, `UPDATE health_issues SET status = ?, resolved_at = ? WHERE id = ? AND status <> ?`,
-				Resolved, resolvedAt, issues[i].ID, Resolved); err != nil {
+		resolved = resolved[:0]
+		for _, is := range issues {
+			// Only if it did not recur since it was read: an occurrence recorded meanwhile moved
+			// last_seen_at, and the issue stays open.
+			res, err := tx.Exec(ctx, `UPDATE health_issues SET status = ?, resolved_at = ? WHERE id = ? AND status <> ? AND last_seen_at = ?`,
+				Resolved, resolvedAt, is.ID, Resolved, is.LastSeenAt)
+			if err != nil {
 				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				is.Status, is.ResolvedAt = Resolved, &resolvedAt
+				resolved = append(resolved, is)
 			}
 		}
 		return nil
 	})
 	if err == nil {
-		s.notify(issues)
+		s.notify(resolved)
 	}
-	return len(issues), err
+	return len(resolved), err
+}
+
+// DiscardOccurrences turns the events a group commit of the tracking API discarded into
+// occurrences of their sources' issues, one per source and reason.
+func DiscardOccurrences(c ingest.Committed) []Occurrence {
+	type key struct{ src, reason string }
+	byKey := map[key]int{}
+	var occ []Occurrence
+	for _, e := range c.Events {
+		if e.Status != ingest.Discarded {
+			continue
+		}
+		k := key{e.SourceID, string(e.Reason)}
+		i, ok := byKey[k]
+		if !ok {
+			i = len(occ)
+			byKey[k] = i
+			occ = append(occ, Occurrence{WorkspaceID: e.WorkspaceID, TargetKind: SourceTarget, TargetID: e.SourceID, ErrorType: string(e.Reason)})
+		}
+		o := &occ[i]
+		o.N++
+		o.SampleID, o.At, o.Message = e.ID, e.ReceivedAt, e.Message
+	}
+	return occ
 }
 
 // visibleWhere restricts issues (alias h) to those the viewer may see: destination issues for

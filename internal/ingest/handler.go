@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/obs"
@@ -18,23 +21,32 @@ import (
 
 // Options configure the tracking API.
 type Options struct {
-	// RatePerWorkspace is the requests a second a workspace may send (burst: RateBurst); 0 means no limit.
+	// RatePerWorkspace is the events a second a workspace may send (burst: RateBurst); 0 means no limit.
 	RatePerWorkspace float64
 	RateBurst        int
 	// KeyCacheTTL bounds how long a write key's source settings are remembered.
 	KeyCacheTTL time.Duration
-	// OnCommit is called after each group commit with the events it stored.
-	OnCommit func(Committed)
-	Logger   *slog.Logger
+	// Queue bounds what waits for the writer (DefaultQueueLimits when zero).
+	Queue QueueLimits
+	// InflightBytes bounds the request bodies being read and decoded at once (64 MiB when zero):
+	// beyond it requests wait up to Queue.Wait, then get 503.
+	InflightBytes int64
+	// Listeners hear, on a goroutine of their own and in commit order, the events each group
+	// commit stored. They must not block for long: commits made meanwhile reach them together.
+	Listeners []func(Committed)
+	Logger    *slog.Logger
 }
 
 // Service is the tracking API.
 type Service struct {
-	db      *db.DB
-	keys    *keyCache
-	writer  *writer
-	limiter *rateLimiter
-	log     *slog.Logger
+	db       *db.DB
+	keys     *keyCache
+	writer   *writer
+	follower *follower
+	limiter  *rateLimiter
+	inflight *semaphore.Weighted
+	wait     time.Duration
+	log      *slog.Logger
 
 	events   *prometheus.CounterVec
 	requests *prometheus.CounterVec
@@ -50,7 +62,14 @@ func New(d *db.DB, o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{db: d, keys: newKeyCache(d, o.KeyCacheTTL), limiter: newRateLimiter(o.RatePerWorkspace, o.RateBurst), log: o.Logger}
+	if o.Queue.Events <= 0 {
+		o.Queue = DefaultQueueLimits
+	}
+	if o.InflightBytes <= 0 {
+		o.InflightBytes = 64 << 20
+	}
+	s := &Service{db: d, keys: newKeyCache(d, o.KeyCacheTTL), limiter: newRateLimiter(o.RatePerWorkspace, o.RateBurst),
+		inflight: semaphore.NewWeighted(o.InflightBytes), wait: o.Queue.Wait, log: o.Logger}
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "junction_ingest_events_total",
 		Help: "Events received by the tracking API, by status (accepted, discarded) and discard reason.",
@@ -69,10 +88,12 @@ func New(d *db.DB, o Options) *Service {
 		Help:    "Events stored by one group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 	})
-	s.writer = newWriter(d, o.OnCommit, func(n int, d time.Duration) {
+	s.follower = newFollower(o.Logger, o.Listeners)
+	s.writer = newWriter(d, o.Queue, func(n int, d time.Duration) {
 		s.commits.Observe(d.Seconds())
 		s.groups.Observe(float64(n))
-	})
+	}, s.follower)
+	go s.writer.run()
 	return s
 }
 
@@ -81,9 +102,12 @@ func (s *Service) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.events, s.requests, s.commits, s.groups}
 }
 
-// Close stops the writer after committing what is queued. Call it after the HTTP server stopped
-// taking requests.
-func (s *Service) Close() { s.writer.close() }
+// Close stops the writer after committing what is queued, and lets the listeners hear of it. Call
+// it after the HTTP server stopped taking requests.
+func (s *Service) Close() {
+	s.writer.close()
+	s.follower.close()
+}
 
 // ForgetSource makes the next request with one of a source's write keys read the source anew
 // (it was disabled, deleted, or its settings or keys changed).
@@ -132,6 +156,20 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch bool) {
+	// Bodies being read and decoded hold memory: take their size (the most a request may be,
+	// when its length is not known in advance) from a bounded budget, or answer 503.
+	size := int64(MaxRequestBytes)
+	if r.ContentLength >= 0 && r.ContentLength < size && r.Header.Get("Content-Encoding") == "" {
+		size = max(r.ContentLength, 1)
+	}
+	actx, cancel := context.WithTimeout(r.Context(), s.wait)
+	err := s.inflight.Acquire(actx, size)
+	cancel()
+	if err != nil {
+		s.busy(w)
+		return
+	}
+	defer s.inflight.Release(size)
 	body, rerr := readBody(r)
 	if rerr != nil {
 		s.fail(w, rerr.Status, rerr.Code, rerr.Message)
@@ -171,9 +209,9 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 		s.fail(w, http.StatusUnauthorized, "REVOKED_WRITE_KEY", "the write key was revoked: use another key of the source")
 		return
 	}
-	if ok, wait := s.limiter.allow(info.WorkspaceID, time.Now()); !ok {
+	if ok, wait := s.limiter.allow(info.WorkspaceID, time.Now(), len(req.Events)); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
-		s.fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its request rate; retry after the Retry-After seconds")
+		s.fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its event rate; retry after the Retry-After seconds")
 		return
 	}
 
@@ -190,7 +228,11 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 		}
 		events[i] = e
 	}
-	if err := s.writer.write(ctx, events); err != nil {
+	if err := s.writer.write(ctx, info.WorkspaceID, events); err != nil {
+		if errors.Is(err, ErrBusy) {
+			s.busy(w)
+			return
+		}
 		obs.Logger(ctx).Error("ingest: storing events failed", "events", len(events), "error", err.Error())
 		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
 		return
@@ -228,6 +270,12 @@ func clientIP(r *http.Request) string {
 
 func (s *Service) ok(w http.ResponseWriter) {
 	s.reply(w, http.StatusOK, map[string]any{"success": true})
+}
+
+// busy answers 503 with Retry-After: the server is at its bounds (queue, memory) and took nothing.
+func (s *Service) busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	s.fail(w, http.StatusServiceUnavailable, "BUSY", "the server is busy and stored none of the events; retry after the Retry-After seconds")
 }
 
 func (s *Service) fail(w http.ResponseWriter, status int, code, message string) {

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// rateLimiter is a token bucket per workspace: rate requests a second, up to burst at once.
+// rateLimiter is a token bucket per workspace: rate events a second, up to burst at once. A
+// request costs its number of events, so that a batch of 500 counts as 500, not as one.
 type rateLimiter struct {
 	rate, burst float64
 	mu          sync.Mutex
@@ -22,8 +23,9 @@ func newRateLimiter(rate float64, burst int) *rateLimiter {
 	return &rateLimiter{rate: rate, burst: float64(burst), buckets: map[string]*bucket{}}
 }
 
-// allow takes a token for workspace; when none is left it returns false and how long until one is.
-func (l *rateLimiter) allow(workspace string, now time.Time) (bool, time.Duration) {
+// allow takes n tokens for workspace; when too few are left it returns false and how long until
+// there are enough. A request larger than the burst needs a full bucket.
+func (l *rateLimiter) allow(workspace string, now time.Time, n int) (bool, time.Duration) {
 	if l.rate <= 0 {
 		return true, 0
 	}
@@ -36,9 +38,10 @@ func (l *rateLimiter) allow(workspace string, now time.Time) (bool, time.Duratio
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	cost := math.Min(float64(max(n, 1)), l.burst)
+	if b.tokens >= cost {
+		b.tokens -= cost
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, time.Duration((cost - b.tokens) / l.rate * float64(time.Second))
 }

@@ -26,23 +26,49 @@ const rowsPerInsert = 400
 // ErrClosed is returned for writes after the writer stopped.
 var ErrClosed = errors.New("ingest: the writer is stopped")
 
+// ErrBusy is returned when the writer's queue is full, or a request waited in it longer than the
+// limit: the tracking API answers 503 with Retry-After, and Segment's libraries retry.
+var ErrBusy = errors.New("ingest: the writer is busy")
+
 // Committed describes what one group commit stored, for listeners (live views, status changes).
 type Committed struct {
 	Events []*Event // the events newly stored (duplicates left out)
 }
 
-// writer is the single writer: requests hand it their events and wait; it stores the events of every
-// request waiting at that moment in one transaction (group commit), with their usage and the
+// QueueLimits bound what waits for the writer, so that memory stays bounded whatever clients send.
+type QueueLimits struct {
+	Events int           // events queued, all workspaces together
+	Bytes  int           // payload bytes queued
+	Wait   time.Duration // longest a request waits in the queue before it is answered 503
+}
+
+// DefaultQueueLimits hold a few group commits' worth of events.
+var DefaultQueueLimits = QueueLimits{Events: 50_000, Bytes: 64 << 20, Wait: 2 * time.Second}
+
+// writer is the single writer: requests hand it their events and wait; it stores the events of
+// requests waiting at that moment in one transaction (group commit), with their usage and the
 // sources' last-seen times, and answers each request when the transaction has committed.
+//
+// Requests queue per workspace and a group takes from each workspace in turn, so that one
+// workspace sending a flood cannot keep another's events waiting behind it. The queue is bounded
+// in events and bytes; a request that does not fit, or that waits longer than the limit, is turned
+// away (ErrBusy) before anything of it is stored. Listeners of commits run on their own goroutine
+// (see follower): nothing but the commit runs on the writer's.
 type writer struct {
-	db       *db.DB
-	ch       chan *writeReq
-	stop     chan struct{}
-	done     chan struct{}
-	mu       sync.RWMutex
-	closed   bool
-	onCommit func(Committed)
-	observe  func(events int, d time.Duration)
+	db      *db.DB
+	limits  QueueLimits
+	observe func(events int, d time.Duration)
+	follow  *follower
+
+	mu      sync.Mutex
+	queues  map[string][]*writeReq // by workspace
+	ring    []string               // workspaces with queued requests, in turn order
+	events  int                    // queued, not yet taken into a group
+	bytes   int
+	closed  bool
+	wake    chan struct{}
+	stopped chan struct{}
+
 	// known remembers the identity rows this process has committed, so that an identity seen
 	// again this month costs no statement. Only the writer goroutine uses it.
 	known *identityCache
@@ -67,33 +93,160 @@ func (c *identityCache) add(keys []string) {
 }
 
 type writeReq struct {
-	events []*Event
-	done   chan error
+	workspace string
+	events    []*Event
+	bytes     int
+	taken     bool // in a group: it will be answered by the commit
+	done      chan error
 }
 
-func newWriter(d *db.DB, onCommit func(Committed), observe func(int, time.Duration)) *writer {
-	w := &writer{db: d, ch: make(chan *writeReq, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		onCommit: onCommit, observe: observe, known: &identityCache{keys: map[string]struct{}{}}}
-	go w.run()
-	return w
+func newWriter(d *db.DB, limits QueueLimits, observe func(int, time.Duration), follow *follower) *writer {
+	return &writer{db: d, limits: limits, observe: observe, follow: follow, queues: map[string][]*writeReq{},
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), known: &identityCache{keys: map[string]struct{}{}}}
 }
 
-// write stores events and returns once they are committed (or the commit failed).
-func (w *writer) write(ctx context.Context, events []*Event) error {
+// write stores events of one workspace and returns once they are committed, or ErrBusy when the
+// queue has no room or the wait ran out (nothing of them was stored then).
+func (w *writer) write(ctx context.Context, workspace string, events []*Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	req := &writeReq{events: events, done: make(chan error, 1)}
-	w.mu.RLock()
+	req := &writeReq{workspace: workspace, events: events, done: make(chan error, 1)}
+	for _, e := range events {
+		req.bytes += len(e.Payload)
+	}
+	if err := w.enqueue(req); err != nil {
+		return err
+	}
+	timer := time.NewTimer(w.limits.Wait)
+	defer timer.Stop()
+	select {
+	case err := <-req.done:
+		return err
+	case <-timer.C:
+	}
+	if w.withdraw(req) {
+		return ErrBusy
+	}
+	// Taken into a commit already: its answer says whether it is stored. Wait even if the client
+	// went away; the writer always answers.
+	return <-req.done
+}
+
+func (w *writer) enqueue(req *writeReq) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
-		w.mu.RUnlock()
 		return ErrClosed
 	}
-	w.ch <- req
-	w.mu.RUnlock()
-	// Wait even if the client went away: the events may be committed already, and the answer tells
-	// the handler whether they were. The writer always answers.
-	return <-req.done
+	n := len(req.events)
+	if w.events > 0 && (w.events+n > w.limits.Events || w.bytes+req.bytes > w.limits.Bytes) {
+		return ErrBusy
+	}
+	// One workspace may fill at most half of the queue, so that the others still get in.
+	if q := w.queues[req.workspace]; len(q) > 0 && queued(q)+n > w.limits.Events/2 {
+		return ErrBusy
+	}
+	if len(w.queues[req.workspace]) == 0 {
+		w.ring = append(w.ring, req.workspace)
+	}
+	w.queues[req.workspace] = append(w.queues[req.workspace], req)
+	w.events += n
+	w.bytes += req.bytes
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func queued(q []*writeReq) int {
+	n := 0
+	for _, r := range q {
+		n += len(r.events)
+	}
+	return n
+}
+
+// withdraw takes a request that waited too long out of the queue; false when a group took it.
+func (w *writer) withdraw(req *writeReq) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if req.taken {
+		return false
+	}
+	q := w.queues[req.workspace]
+	for i, r := range q {
+		if r == req {
+			w.queues[req.workspace] = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(w.queues[req.workspace]) == 0 {
+		w.dropFromRing(req.workspace)
+	}
+	w.events -= len(req.events)
+	w.bytes -= req.bytes
+	return true
+}
+
+func (w *writer) dropFromRing(ws string) {
+	delete(w.queues, ws)
+	for i, r := range w.ring {
+		if r == ws {
+			w.ring = append(w.ring[:i:i], w.ring[i+1:]...)
+			return
+		}
+	}
+}
+
+// take builds the next group: up to maxGroupEvents, taking requests from each workspace in turn
+// (a workspace's share of a round is an equal part of the group, at least one request). The
+// workspace after the last one served starts the next group.
+func (w *writer) take() []*writeReq {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var group []*writeReq
+	n := 0
+	for n < maxGroupEvents && len(w.ring) > 0 {
+		before := len(group)
+		share := max(1, (maxGroupEvents-n)/len(w.ring))
+		var served []string
+		for _, ws := range append([]string(nil), w.ring...) {
+			got := 0
+			q := w.queues[ws]
+			for len(q) > 0 && (len(group) == 0 || n+len(q[0].events) <= maxGroupEvents) && (got == 0 || got+len(q[0].events) <= share) {
+				r := q[0]
+				q = q[1:]
+				r.taken = true
+				group = append(group, r)
+				got += len(r.events)
+				n += len(r.events)
+				w.events -= len(r.events)
+				w.bytes -= r.bytes
+			}
+			w.queues[ws] = q
+			served = append(served, ws)
+			if n >= maxGroupEvents {
+				break
+			}
+		}
+		if len(group) == before {
+			break // what is left does not fit in this group
+		}
+		// Served workspaces go to the back of the ring; emptied ones leave it.
+		rest := w.ring[len(served):]
+		ring := append([]string(nil), rest...)
+		for _, ws := range served {
+			if len(w.queues[ws]) > 0 {
+				ring = append(ring, ws)
+			} else {
+				delete(w.queues, ws)
+			}
+		}
+		w.ring = ring
+	}
+	return group
 }
 
 // close stops accepting writes, commits what is queued and waits for the writer to finish.
@@ -101,111 +254,97 @@ func (w *writer) close() {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
-		close(w.stop)
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 	w.mu.Unlock()
-	<-w.done
+	<-w.stopped
 }
 
+// run commits until close; New starts it on a goroutine of its own.
 func (w *writer) run() {
-	defer close(w.done)
+	defer close(w.stopped)
 	for {
-		var first *writeReq
-		select {
-		case first = <-w.ch:
-		case <-w.stop:
-			// Writers holding the read lock have finished sending; drain what they queued.
-			for {
-				select {
-				case req := <-w.ch:
-					w.commit([]*writeReq{req})
-				default:
-					return
-				}
+		<-w.wake
+		for {
+			group := w.take()
+			if len(group) == 0 {
+				break
 			}
+			w.commit(group)
 		}
-		group := []*writeReq{first}
-		n := len(first.events)
-	collect:
-		for n < maxGroupEvents {
-			select {
-			case req := <-w.ch:
-				group = append(group, req)
-				n += len(req.events)
-			default:
-				break collect
-			}
+		w.mu.Lock()
+		done := w.closed && len(w.ring) == 0
+		w.mu.Unlock()
+		if done {
+			return
 		}
-		w.commit(group)
 	}
 }
 
+// commit stores a group in one transaction. When that fails, each request is tried on its own, so
+// that one bad request fails alone instead of taking the others with it.
 func (w *writer) commit(group []*writeReq) {
 	var events []*Event
 	for _, r := range group {
 		events = append(events, r.events...)
 	}
 	start := time.Now()
-	ctx := context.Background()
-	inserted, err := w.store(ctx, events)
-	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
-		// A source was deleted while its write key was still cached: its events have nowhere to
-		// go. Store the others rather than fail every request of the group.
-		if kept, ferr := w.withoutDeletedSources(ctx, events); ferr == nil {
-			inserted, err = w.store(ctx, kept)
+	inserted, err := w.store(context.Background(), events)
+	if err == nil {
+		if w.observe != nil {
+			w.observe(len(events), time.Since(start))
 		}
+		for _, r := range group {
+			r.done <- nil
+		}
+		w.follow.add(inserted)
+		return
 	}
-	if w.observe != nil && err == nil {
-		w.observe(len(events), time.Since(start))
+	if len(group) == 1 {
+		group[0].done <- err
+		return
 	}
 	for _, r := range group {
-		r.done <- err
-	}
-	if err == nil && w.onCommit != nil && len(inserted) > 0 {
-		w.onCommit(Committed{Events: inserted})
+		w.commit([]*writeReq{r})
 	}
 }
 
-// store writes events in one transaction and returns those newly stored.
+// store writes events in one transaction and returns those newly stored. Accepted events are
+// unique per source and messageId, and so are discarded ones, apart: a discarded event does not
+// block its corrected resend with the same messageId.
 func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 	var inserted []*Event
 	err := w.db.Tx(ctx, func(tx *db.Tx) error {
 		inserted = inserted[:0]
 		byID := make(map[string]*Event, len(events))
+		var accepted, discarded []*Event
 		for _, e := range events {
-			if e.ID == "" {
-				e.ID = id.New(EventPrefix)
-			}
+			e.ID = id.New(EventPrefix)
 			byID[e.ID] = e
+			if e.Status == Accepted {
+				accepted = append(accepted, e)
+			} else {
+				discarded = append(discarded, e)
+			}
 		}
-		for start := 0; start < len(events); start += rowsPerInsert {
-			chunk := events[start:min(start+rowsPerInsert, len(events))]
-			var sb strings.Builder
-			sb.WriteString(`INSERT INTO events (id, workspace_id, source_id, message_id, type, event_name, user_id, anonymous_id,
-				status, discard_reason, discard_message, received_at, timestamp, payload) VALUES `)
-			args := make([]any, 0, len(chunk)*14)
-			for i, e := range chunk {
-				if i > 0 {
-					sb.WriteString(", ")
+		for _, part := range []struct {
+			events []*Event
+			tail   string
+		}{
+			{accepted, " ON CONFLICT (source_id, message_id) WHERE status = 'ACCEPTED' DO NOTHING RETURNING id"},
+			{discarded, " ON CONFLICT (source_id, message_id) WHERE status = 'DISCARDED' DO NOTHING RETURNING id"},
+		} {
+			for start := 0; start < len(part.events); start += rowsPerInsert {
+				ids, err := insertEvents(ctx, tx, part.events[start:min(start+rowsPerInsert, len(part.events))], part.tail)
+				if err != nil {
+					return err
 				}
-				sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-				var reason, message, ts any
-				if e.Status == Discarded {
-					reason, message = string(e.Reason), e.Message
+				for _, id := range ids {
+					inserted = append(inserted, byID[id])
 				}
-				if e.Timestamp != nil {
-					ts = db.FormatTime(*e.Timestamp)
-				}
-				args = append(args, e.ID, e.WorkspaceID, e.SourceID, e.MessageID, string(e.Type), e.EventName, e.UserID,
-					e.AnonymousID, e.Status, reason, message, db.FormatTime(e.ReceivedAt), ts, string(e.Payload))
-			}
-			sb.WriteString(" ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id")
-			var ids []string
-			if err := tx.Select(ctx, &ids, sb.String(), args...); err != nil {
-				return err
-			}
-			for _, id := range ids {
-				inserted = append(inserted, byID[id])
 			}
 		}
 		return countUsage(ctx, tx, inserted, w.known)
@@ -215,6 +354,32 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 	}
 	sort.Slice(inserted, func(i, j int) bool { return inserted[i].ID < inserted[j].ID })
 	return inserted, nil
+}
+
+func insertEvents(ctx context.Context, tx *db.Tx, chunk []*Event, tail string) ([]string, error) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO events (id, workspace_id, source_id, message_id, type, event_name, user_id, anonymous_id,
+		status, discard_reason, discard_message, received_at, timestamp, payload) VALUES `)
+	args := make([]any, 0, len(chunk)*14)
+	for i, e := range chunk {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var reason, message, ts any
+		if e.Status == Discarded {
+			reason, message = string(e.Reason), e.Message
+		}
+		if e.Timestamp != nil {
+			ts = db.FormatTime(*e.Timestamp)
+		}
+		args = append(args, e.ID, e.WorkspaceID, e.SourceID, e.MessageID, string(e.Type), e.EventName, e.UserID,
+			e.AnonymousID, e.Status, reason, message, db.FormatTime(e.ReceivedAt), ts, string(e.Payload))
+	}
+	sb.WriteString(tail)
+	var ids []string
+	err := tx.Select(ctx, &ids, sb.String(), args...)
+	return ids, err
 }
 
 // countUsage adds the accepted events among inserted to the usage tables and moves the sources'
@@ -298,31 +463,4 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identi
 		}
 	}
 	return nil
-}
-
-// withoutDeletedSources drops the events of sources that no longer exist.
-func (w *writer) withoutDeletedSources(ctx context.Context, events []*Event) ([]*Event, error) {
-	seen := map[string]bool{}
-	var ids []string
-	for _, e := range events {
-		if !seen[e.SourceID] {
-			seen[e.SourceID] = true
-			ids = append(ids, e.SourceID)
-		}
-	}
-	var existing []string
-	if err := w.db.Select(ctx, &existing, `SELECT id FROM sources WHERE id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
-		return nil, err
-	}
-	live := map[string]bool{}
-	for _, id := range existing {
-		live[id] = true
-	}
-	kept := events[:0:0]
-	for _, e := range events {
-		if live[e.SourceID] {
-			kept = append(kept, e)
-		}
-	}
-	return kept, nil
 }
