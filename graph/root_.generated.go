@@ -4611,6 +4611,8 @@ enum EventType {
   SCREEN
   GROUP
   ALIAS
+  "The type was missing or not one of the others: the event was discarded as UNKNOWN_TYPE."
+  UNKNOWN
 }
 
 enum EventStatus {

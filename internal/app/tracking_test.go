@@ -829,6 +829,18 @@ func TestTracking(t *testing.T) {
 				t.Errorf("concurrent retries: usage %v, want apiCalls 2", u)
 			}
 		}
+		// A discarded event does not block its corrected resend with the same messageId: only
+		// accepted events count for deduplication.
+		trkWantError(t, trkSend(t, s, "/v1/track", map[string]any{"event": "Fixed", "messageId": "dd-fix"},
+			append(trkBasic(src.Key), "X-Strict-Mode", "1")...), 400, "INVALID_EVENTS")
+		trkWantOK(t, trkSend(t, s, "/v1/track", map[string]any{"userId": "dd-fix-user", "event": "Fixed", "messageId": "dd-fix"}, trkBasic(src.Key)...))
+		if n := e.event(t, src.ID, "dd-fix-user"); n["status"] != "ACCEPTED" {
+			t.Errorf("the corrected resend of a discarded event: %v, want ACCEPTED", n)
+		}
+		trkWantOK(t, trkSend(t, s, "/v1/track", map[string]any{"userId": "dd-fix-user", "event": "Fixed", "messageId": "dd-fix"}, trkBasic(src.Key)...))
+		if p := e.events(t, src.ID, `search: "dd-fix"`); p.Total != 2 {
+			t.Errorf("%d events with messageId dd-fix after discard, resend and retry, want 2 (one discarded, one accepted)", p.Total)
+		}
 		// messageIds are unique per source: another source stores the same ones.
 		other := e.source(t, "Dedup2")
 		trkWantOK(t, trkSend(t, s, "/v1/batch", b, trkBasic(other.Key)...))

@@ -67,6 +67,14 @@ func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, err
 	}
 	var applied []string
 	for _, m := range migrations {
+		// A SQLite migration that rebuilds a table others point at runs with foreign keys off (they
+		// cannot change inside a transaction), and checks them before it commits.
+		fkOff := d.dialect == SQLite && strings.HasPrefix(m.SQL, foreignKeysOff)
+		if fkOff {
+			if _, err := d.write.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+				return applied, err
+			}
+		}
 		err := d.Tx(ctx, func(tx *Tx) error {
 			var n int
 			if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
@@ -78,18 +86,40 @@ func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, err
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
+			if fkOff {
+				var broken []struct {
+					Table  string `db:"table"`
+					RowID  *int64 `db:"rowid"`
+					Parent string `db:"parent"`
+					FKID   int    `db:"fkid"`
+				}
+				if err := tx.Select(ctx, &broken, `PRAGMA foreign_key_check`); err != nil {
+					return err
+				}
+				if len(broken) > 0 {
+					return fmt.Errorf("%d rows break foreign keys, the first in %s (parent %s)", len(broken), broken[0].Table, broken[0].Parent)
+				}
+			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.Version, Now()); err != nil {
 				return err
 			}
 			applied = append(applied, m.Version)
 			return nil
 		})
+		if fkOff {
+			if _, ferr := d.write.ExecContext(ctx, `PRAGMA foreign_keys = ON`); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
 		if err != nil {
 			return applied, fmt.Errorf("migration %s: %w", m.Version, err)
 		}
 	}
 	return applied, nil
 }
+
+// foreignKeysOff, as the first line of a SQLite migration, runs it with foreign keys off.
+const foreignKeysOff = "-- junction:foreign-keys=off"
 
 // Pending returns the versions of migrations that are not applied yet. The readiness check uses it.
 func (d *DB) Pending(ctx context.Context, migrations []Migration) ([]string, error) {

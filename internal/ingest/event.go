@@ -19,6 +19,8 @@ const (
 	Screen   Type = "SCREEN"
 	Group    Type = "GROUP"
 	Alias    Type = "ALIAS"
+	// Unknown is the type of an event discarded because its type was missing or not one of the above.
+	Unknown Type = "UNKNOWN"
 )
 
 // typesByName maps the wire names of event types (and the short path letters) to types.

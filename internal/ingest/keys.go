@@ -28,6 +28,9 @@ type keyCache struct {
 	ttl time.Duration
 	mu  sync.Mutex
 	m   map[string]keyInfo
+	// generation moves with every forget: a lookup that read the database before a forget must
+	// not put what it read back into the cache, or a revoked key would live on for a TTL.
+	generation uint64
 }
 
 func newKeyCache(d *db.DB, ttl time.Duration) *keyCache {
@@ -38,6 +41,7 @@ func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
 	now := time.Now()
 	c.mu.Lock()
 	info, ok := c.m[key]
+	gen := c.generation
 	c.mu.Unlock()
 	if ok && now.Before(info.expires) {
 		return info, nil
@@ -66,10 +70,12 @@ func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
 	}
 	info.expires = now.Add(c.ttl)
 	c.mu.Lock()
-	if len(c.m) > 100_000 { // bounded: a flood of random keys must not grow it without end
-		c.m = map[string]keyInfo{}
+	if c.generation == gen {
+		if len(c.m) > 100_000 { // bounded: a flood of random keys must not grow it without end
+			c.m = map[string]keyInfo{}
+		}
+		c.m[key] = info
 	}
-	c.m[key] = info
 	c.mu.Unlock()
 	return info, nil
 }
@@ -78,6 +84,7 @@ func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
 func (c *keyCache) forgetSource(sourceID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.generation++
 	for k, info := range c.m {
 		if info.SourceID == sourceID {
 			delete(c.m, k)
@@ -88,6 +95,7 @@ func (c *keyCache) forgetSource(sourceID string) {
 // forgetAll drops every cached key (a key was created or revoked, a workspace deleted).
 func (c *keyCache) forgetAll() {
 	c.mu.Lock()
+	c.generation++
 	c.m = map[string]keyInfo{}
 	c.mu.Unlock()
 }

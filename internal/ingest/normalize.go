@@ -39,6 +39,9 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 	delete(m, "writeKey") // a credential, not part of the event
 	if path := outOfRange(m, ""); path != "" {
 		ev.Type = n.pathType
+		if name, _ := m["type"].(string); ev.Type == "" && len(name) > 1 {
+			ev.Type = typesByName[strings.ToLower(name)]
+		}
 		return n.discard(ev, m, InvalidField, path+" is a number too large to store")
 	}
 
@@ -47,7 +50,7 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 		name, _ := m["type"].(string)
 		t, ok := typesByName[strings.ToLower(name)]
 		if !ok || len(name) == 1 {
-			ev.Type = Track
+			ev.Type = Unknown
 			if name == "" {
 				return n.discard(ev, m, UnknownType, "type is required: track, identify, page, screen, group or alias")
 			}
@@ -131,6 +134,9 @@ func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
 		if strings.TrimSpace(name) == "" {
 			return n.discard(ev, m, MissingEvent, "a track call needs an event name")
 		}
+		if strings.IndexByte(name, 0) >= 0 {
+			return n.discard(ev, m, InvalidField, "event must not contain NUL characters")
+		}
 		ev.EventName = &name
 	case Page, Screen:
 		if v, present := m["name"]; present && v != nil {
@@ -213,7 +219,7 @@ func (n *normaliser) discard(ev *Event, m map[string]any, reason Reason, msg str
 		}
 	}
 	if ev.Type == "" {
-		ev.Type = Track
+		ev.Type = Unknown
 	}
 	m["receivedAt"] = n.receivedAt.UTC().Format(time.RFC3339Nano)
 	return n.finish(ev, m)
@@ -249,6 +255,9 @@ func idField(m map[string]any, name string) (string, bool, string) {
 	}
 	if len(s) > maxIDLength {
 		return "", false, fmt.Sprintf("%s must be at most %d characters", name, maxIDLength)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", false, name + " must not contain NUL characters"
 	}
 	return s, true, ""
 }

@@ -325,6 +325,9 @@ func TestNormaliseDiscards(t *testing.T) {
 		{"SentAtBoolean", Track, `{"userId":"u1","event":"E","sentAt":true}`, InvalidField, "sentAt"},
 		{"TimestampAfterYear9999", Track, `{"userId":"u1","event":"E","timestamp":"9999-12-31T23:59:59-01:00"}`, InvalidField, "timestamp"},
 		{"TimestampMillisecondsAfterYear9999", Track, `{"userId":"u1","event":"E","timestamp":253402300800000}`, InvalidField, "timestamp"},
+		{"UserIDWithNUL", Track, `{"userId":"u\u00001","event":"E"}`, InvalidField, "userId"},
+		{"MessageIDWithNUL", Track, `{"userId":"u1","event":"E","messageId":"m\u0000"}`, InvalidField, "messageId"},
+		{"EventWithNUL", Track, `{"userId":"u1","event":"Sign\u0000ed Up"}`, InvalidField, "event"},
 		{"TimestampBeforeYear1", Track, `{"userId":"u1","event":"E","timestamp":"0001-01-01T00:00:00+01:00"}`, InvalidField, "timestamp"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -343,6 +346,16 @@ func TestNormaliseDiscards(t *testing.T) {
 			}
 		})
 	}
+	t.Run("UnknownTypeIsNotListedAsTrack", func(t *testing.T) {
+		for _, raw := range []string{`{"userId":"u1"}`, `{"type":"purchase","userId":"u1"}`, `{"type":"t","userId":"u1","event":"E"}`} {
+			if ev, _ := normaliseOne(t, nil, "", raw); ev.Type != Unknown {
+				t.Errorf("%s: type %s, want UNKNOWN", raw, ev.Type)
+			}
+		}
+		if ev, _ := normaliseOne(t, nil, "", `{"type":"identify","userId":"u1","traits":{"n":1e400}}`); ev.Type != Identify {
+			t.Errorf("an identify discarded for a number out of range has type %s", ev.Type)
+		}
+	})
 	t.Run("NumberBeyondFloat64", func(t *testing.T) {
 		// Valid JSON, but the debugger decodes payloads into Go values: such an event must be
 		// refused with a reason, or stored in a form that decodes.
