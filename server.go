@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +22,9 @@ import (
 
 func main() {
 	cfg, err := config.LoadFromOS()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -help printed the settings
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "junction:", err)
 		os.Exit(2)

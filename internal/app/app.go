@@ -113,6 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
+		Queue:     ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []func(ingest.Committed){a.committed}})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	a.bus = bus.New(64)

@@ -275,3 +275,21 @@ func (p *process) stop(t testing.TB) {
 		<-p.exited
 	}
 }
+
+// TestBinaryHelp: `junction -help` lists the settings, says how flags, the environment and the
+// defaults rank, and exits with status 0 (it is an answer, not an error).
+func TestBinaryHelp(t *testing.T) {
+	bin := buildJunction(t)
+	out, err := exec.Command(bin, "-help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("junction -help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"wins over the environment, which wins over the default", "-database-url", "-ingest-queue-wait", "(env INGEST_RATE)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-help does not say %q:\n%s", want, out)
+		}
+	}
+	if out, err := exec.Command(bin, "-no-such-flag").CombinedOutput(); err == nil {
+		t.Errorf("an unknown flag exited with status 0:\n%s", out)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 )
 
 // The tracking API (/v1/), as Segment's libraries and curl use it: real write keys made through
@@ -1165,5 +1166,47 @@ func TestTrackingQuietPeriod(t *testing.T) {
 	}
 	if !trkTime(t, info["lastSeenAt"]).After(trkTime(t, seen)) {
 		t.Errorf("lastSeenAt %v did not move past %v", info["lastSeenAt"], seen)
+	}
+}
+
+// TestTrackingBusy: when the single writer cannot take a request within -ingest-queue-wait, the
+// answer is 503 with Retry-After and nothing of the request is stored; once the writer is free the
+// retry is accepted.
+func TestTrackingBusy(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.IngestQueueWait = 200 * time.Millisecond })
+	e := trkNewEnv(t, s, "trk-busy-writer")
+	src := e.source(t, "Busy")
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		// Something holds the database's writer (a stuck disk, say): the tracking API must not
+		// queue without bound behind it.
+		_ = s.App.DB().Tx(context.Background(), func(tx *db.Tx) error {
+			close(held)
+			<-hold
+			return nil
+		})
+	}()
+	<-held
+	// The first request is taken into a group commit, which waits for the database: it is
+	// answered when the commit is done, whatever the wait limit.
+	first := make(chan trkResp, 1)
+	go func() {
+		first <- trkSend(t, s, "/v1/track", map[string]any{"userId": "busy-0", "event": "E"}, trkBasic(src.Key)...)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// The next one waits in the queue behind it, past the limit.
+	r := trkSend(t, s, "/v1/track", map[string]any{"userId": "busy-1", "event": "E", "messageId": "busy-1"}, trkBasic(src.Key)...)
+	trkWantError(t, r, 503, "BUSY", "retry")
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	close(hold)
+	trkWantOK(t, <-first)
+	if n := trkStored(t, s, "busy-1"); n != 0 {
+		t.Errorf("%d events of a request answered 503 stored", n)
+	}
+	trkWantOK(t, trkSend(t, s, "/v1/track", map[string]any{"userId": "busy-1", "event": "E", "messageId": "busy-1"}, trkBasic(src.Key)...))
+	if n := trkStored(t, s, "busy-1"); n != 1 {
+		t.Errorf("%d events after the retry, want 1", n)
 	}
 }

@@ -34,9 +34,15 @@ type Config struct {
 	// EventRetention is how long events are kept for the debugger (at least 24 hours, which is also
 	// how long messageIds are remembered for deduplication).
 	EventRetention time.Duration
-	// IngestRate is the tracking API requests a second one workspace may send (burst: IngestBurst).
+	// IngestRate is the events a second one workspace may send to the tracking API (burst:
+	// IngestBurst); a request costs its number of events.
 	IngestRate  float64
 	IngestBurst int
+	// IngestQueueEvents and IngestQueueBytes bound what waits for the single writer; a request that
+	// does not fit, or waits longer than IngestQueueWait, is answered 503 with Retry-After.
+	IngestQueueEvents int
+	IngestQueueBytes  int
+	IngestQueueWait   time.Duration
 
 	// Delivery: requests in flight per destination, and the retry bounds.
 	DeliveryConcurrency int
@@ -86,7 +92,10 @@ func Default() Config {
 		LoginLockout:        15 * time.Minute,
 		SourceQuietPeriod:   time.Hour,
 		EventRetention:      7 * 24 * time.Hour,
-		IngestRate:          5000,
+		IngestRate:          50000,
+		IngestQueueEvents:   50000,
+		IngestQueueBytes:    64 << 20,
+		IngestQueueWait:     2 * time.Second,
 		DeliveryConcurrency: 16,
 		DeliveryMaxAttempts: 12,
 		DeliveryMaxAge:      4 * time.Hour,
@@ -94,7 +103,7 @@ func Default() Config {
 		DeliveredRetention:  24 * time.Hour,
 		FailedRetention:     7 * 24 * time.Hour,
 		HealthResolveAfter:  15 * time.Minute,
-		IngestBurst:         10000,
+		IngestBurst:         100000,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -116,6 +125,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	c := Default()
 	fs := flag.NewFlagSet("junction", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: junction [flags]\n\nEvery setting is a flag with an environment variable as fallback: a flag given on the command\n"+
+			"line wins over the environment, which wins over the default. The defaults shown already take\nthe environment into account.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	env := envReader{getenv: getenv}
 
 	port := fs.String("port", env.str("PORT", ""), "port to listen on, on all interfaces (env PORT); ignored when -addr is set")
@@ -132,8 +146,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.SourceQuietPeriod, "source-quiet-period", env.duration("SOURCE_QUIET_PERIOD", c.SourceQuietPeriod), "time without events after which a source shows NO_RECENT_DATA (env SOURCE_QUIET_PERIOD)")
 	c.EncryptionKey = env.str("ENCRYPTION_KEY", "") // environment only: a flag would show in ps
 	fs.DurationVar(&c.EventRetention, "event-retention", env.duration("EVENT_RETENTION", c.EventRetention), "how long events are kept for the debugger; at least 24h (env EVENT_RETENTION)")
-	fs.Float64Var(&c.IngestRate, "ingest-rate", env.float("INGEST_RATE", c.IngestRate), "tracking API requests a second per workspace before 429; 0 for no limit (env INGEST_RATE)")
-	fs.IntVar(&c.IngestBurst, "ingest-burst", env.int("INGEST_BURST", c.IngestBurst), "tracking API requests a workspace may send at once above its rate (env INGEST_BURST)")
+	fs.Float64Var(&c.IngestRate, "ingest-rate", env.float("INGEST_RATE", c.IngestRate), "tracking API events a second per workspace before 429; 0 for no limit (env INGEST_RATE)")
+	fs.IntVar(&c.IngestBurst, "ingest-burst", env.int("INGEST_BURST", c.IngestBurst), "tracking API events a workspace may send at once above its rate (env INGEST_BURST)")
+	fs.IntVar(&c.IngestQueueEvents, "ingest-queue-events", env.int("INGEST_QUEUE_EVENTS", c.IngestQueueEvents), "events that may wait for the writer before requests get 503 (env INGEST_QUEUE_EVENTS)")
+	fs.IntVar(&c.IngestQueueBytes, "ingest-queue-bytes", env.int("INGEST_QUEUE_BYTES", c.IngestQueueBytes), "event bytes that may wait for the writer before requests get 503 (env INGEST_QUEUE_BYTES)")
+	fs.DurationVar(&c.IngestQueueWait, "ingest-queue-wait", env.duration("INGEST_QUEUE_WAIT", c.IngestQueueWait), "longest a request waits for the writer before it gets 503 (env INGEST_QUEUE_WAIT)")
 	fs.IntVar(&c.DeliveryConcurrency, "delivery-concurrency", env.int("DELIVERY_CONCURRENCY", c.DeliveryConcurrency), "requests in flight per destination (env DELIVERY_CONCURRENCY)")
 	fs.IntVar(&c.DeliveryMaxAttempts, "delivery-max-attempts", env.int("DELIVERY_MAX_ATTEMPTS", c.DeliveryMaxAttempts), "attempts per event and destination before it fails for good (env DELIVERY_MAX_ATTEMPTS)")
 	fs.DurationVar(&c.DeliveryMaxAge, "delivery-max-age", env.duration("DELIVERY_MAX_AGE", c.DeliveryMaxAge), "how long after its first attempt an event is retried (env DELIVERY_MAX_AGE)")
@@ -193,6 +210,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),
 		"ws-max-subscriptions": int64(l.WSSubscriptions), "login-max-failures": int64(c.LoginMaxFailures),
 		"delivery-concurrency": int64(c.DeliveryConcurrency), "delivery-max-attempts": int64(c.DeliveryMaxAttempts),
+		"ingest-queue-events": int64(c.IngestQueueEvents), "ingest-queue-bytes": int64(c.IngestQueueBytes),
 	} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)
@@ -201,7 +219,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	if c.EventRetention < 24*time.Hour {
 		return c, fmt.Errorf("event-retention must be at least 24h (messageIds are deduplicated over it), got %s", c.EventRetention)
 	}
-	for name, d := range map[string]time.Duration{"delivery-max-age": c.DeliveryMaxAge, "delivery-backoff": c.DeliveryBackoff,
+	for name, d := range map[string]time.Duration{"ingest-queue-wait": c.IngestQueueWait, "delivery-max-age": c.DeliveryMaxAge, "delivery-backoff": c.DeliveryBackoff,
 		"delivered-retention": c.DeliveredRetention, "failed-retention": c.FailedRetention, "health-resolve-after": c.HealthResolveAfter} {
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0", name)

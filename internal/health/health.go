@@ -170,17 +170,26 @@ func (s *Service) notify(issues []Issue) {
 // ResolveRecovered resolves the issues whose target has worked since the error was last seen, for
 // at least ResolveAfter: a destination with a delivery since, a source with accepted events since.
 func (s *Service) ResolveRecovered(ctx context.Context, now time.Time) (int, error) {
-	var issues []Issue
-	quiet := db.Time{Time: now.Add(-s.ResolveAfter)}
-	if err := s.db.Select(ctx, &issues, `SELECT h.* FROM health_issues h WHERE h.status <> ? AND h.last_seen_at <= ? AND (
-		(h.target_kind = ? AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.destination_id = h.target_id AND a.outcome = 'DELIVERED' AND a.created_at > h.last_seen_at))
-		OR (h.target_kind = ? AND EXISTS (SELECT 1 FROM sources s WHERE s.id = h.target_id AND s.last_seen_at > h.last_seen_at)))`,
-		Resolved, quiet, DestinationTarget, SourceTarget); err != nil {
+	issues, err := s.recovered(ctx, now)
+	if err != nil || len(issues) == 0 {
 		return 0, err
 	}
-	if len(issues) == 0 {
-		return 0, nil
-	}
+	return s.resolve(ctx, issues, now)
+}
+
+// recovered reads the unresolved issues whose target has worked since, for ResolveAfter.
+func (s *Service) recovered(ctx context.Context, now time.Time) ([]Issue, error) {
+	var issues []Issue
+	quiet := db.Time{Time: now.Add(-s.ResolveAfter)}
+	err := s.db.Select(ctx, &issues, `SELECT h.* FROM health_issues h WHERE h.status <> ? AND h.last_seen_at <= ? AND (
+		(h.target_kind = ? AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.destination_id = h.target_id AND a.outcome = 'DELIVERED' AND a.created_at > h.last_seen_at))
+		OR (h.target_kind = ? AND EXISTS (SELECT 1 FROM sources s WHERE s.id = h.target_id AND s.last_seen_at > h.last_seen_at)))`,
+		Resolved, quiet, DestinationTarget, SourceTarget)
+	return issues, err
+}
+
+// resolve resolves issues read by recovered, each only if it did not recur since it was read.
+func (s *Service) resolve(ctx context.Context, issues []Issue, now time.Time) (int, error) {
 	resolvedAt := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
 	var resolved []Issue
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {

@@ -46,6 +46,17 @@ func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
 	if ok && now.Before(info.expires) {
 		return info, nil
 	}
+	info, err := c.read(ctx, key)
+	if err != nil {
+		return keyInfo{}, err
+	}
+	info.expires = now.Add(c.ttl)
+	c.remember(key, info, gen)
+	return info, nil
+}
+
+// read looks a key up in the database.
+func (c *keyCache) read(ctx context.Context, key string) (keyInfo, error) {
 	var row struct {
 		SourceID    string   `db:"source_id"`
 		WorkspaceID string   `db:"workspace_id"`
@@ -57,27 +68,30 @@ func (c *keyCache) lookup(ctx context.Context, key string) (keyInfo, error) {
 		FROM write_keys k JOIN sources s ON s.id = k.source_id WHERE k.key = ?`, key)
 	switch {
 	case db.IsNoRows(err):
-		info = keyInfo{}
+		return keyInfo{}, nil
 	case err != nil:
 		return keyInfo{}, err
-	default:
-		var settings struct {
-			StrictMode bool `json:"strictMode"`
-		}
-		_ = json.Unmarshal([]byte(row.Settings), &settings)
-		info = keyInfo{Known: true, SourceID: row.SourceID, WorkspaceID: row.WorkspaceID, Revoked: row.RevokedAt != nil,
-			Enabled: row.Enabled, Strict: settings.StrictMode}
 	}
-	info.expires = now.Add(c.ttl)
+	var settings struct {
+		StrictMode bool `json:"strictMode"`
+	}
+	_ = json.Unmarshal([]byte(row.Settings), &settings)
+	return keyInfo{Known: true, SourceID: row.SourceID, WorkspaceID: row.WorkspaceID, Revoked: row.RevokedAt != nil,
+		Enabled: row.Enabled, Strict: settings.StrictMode}, nil
+}
+
+// remember caches what a lookup read, unless something was forgotten since generation gen: then
+// what was read may predate the change.
+func (c *keyCache) remember(key string, info keyInfo, gen uint64) {
 	c.mu.Lock()
-	if c.generation == gen {
-		if len(c.m) > 100_000 { // bounded: a flood of random keys must not grow it without end
-			c.m = map[string]keyInfo{}
-		}
-		c.m[key] = info
+	defer c.mu.Unlock()
+	if c.generation != gen {
+		return
 	}
-	c.mu.Unlock()
-	return info, nil
+	if len(c.m) > 100_000 { // bounded: a flood of random keys must not grow it without end
+		c.m = map[string]keyInfo{}
+	}
+	c.m[key] = info
 }
 
 // forgetSource drops the cached keys of a source after it changed.
