@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/audit"
@@ -43,11 +42,7 @@ func (r *auditEventResolver) Changes(ctx context.Context, obj *audit.Event) (any
 	if obj.Changes == nil {
 		return nil, nil
 	}
-	var v any
-	if err := json.Unmarshal([]byte(*obj.Changes), &v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return parseJSON(*obj.Changes)
 }
 
 func (r *Resolver) AuditEvent() AuditEventResolver { return &auditEventResolver{r} }

@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/ingest"
@@ -25,11 +24,7 @@ func (r *eventResolver) Status(ctx context.Context, obj *ingest.StoredEvent) (mo
 }
 
 func (r *eventResolver) Payload(ctx context.Context, obj *ingest.StoredEvent) (any, error) {
-	var v any
-	if err := json.Unmarshal([]byte(obj.Payload), &v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return parseJSON(obj.Payload)
 }
 
 func (r *sourceResolver) RecentEvents(ctx context.Context, obj *source.Source, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) (*model.EventConnection, error) {

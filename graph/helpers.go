@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/apperr"
@@ -90,9 +91,13 @@ func deref[T any](p *T) T {
 
 func invalid(field, format string, args ...any) error { return apperr.Invalid(field, format, args...) }
 
+// parseJSON decodes stored JSON for a JSON field. Numbers stay json.Number, so that integers
+// beyond 2^53 come back exactly as they were sent, not rounded through a float64.
 func parseJSON(s string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -1069,6 +1069,18 @@ func TestTracking(t *testing.T) {
 		})
 	})
 
+	// Integers beyond 2^53 come back from the debugger exactly as sent, not rounded by a float64.
+	t.Run("BigIntegersReadBackExactly", func(t *testing.T) {
+		src := e.source(t, "BigInt")
+		trkWantOK(t, trkSend(t, s, "/v1/track", `{"userId": "big-int", "event": "E", "properties": {"order": 9007199254740993, "neg": -12345678901234567890}}`, trkBasic(src.Key)...))
+		r := s.post(t, `query($id: ID!) { node(id: $id) { ... on Source { recentEvents { nodes { payload } } } } }`, map[string]any{"id": src.ID}, e.auth...)
+		for _, want := range []string{"9007199254740993", "-12345678901234567890"} {
+			if !strings.Contains(r.Raw, want) {
+				t.Errorf("payload lost %s: %s", want, r.Raw)
+			}
+		}
+	})
+
 	// Values a library can send must not break reading the source's events back.
 	t.Run("OutOfRangeValues", func(t *testing.T) {
 		for name, c := range map[string]struct{ body, status, reason string }{

@@ -21,6 +21,11 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 			t.Errorf("source %s: instructions do not show where the write key goes", slug)
 		}
 	}
+	// analytics.js takes the scheme from the settings this server answers: a snippet that forces
+	// https breaks every event on a plain-http server while the library logs "Delivered".
+	if js := c.Entry(SourceKind, "javascript").Instructions; strings.Contains(js, "protocol:") || strings.Contains(js, "apiHost:") {
+		t.Errorf("the analytics.js snippet overrides the server's scheme or host:\n%s", js)
+	}
 	for _, slug := range []string{"webhook", "segment", "amplitude", "mixpanel", "google-analytics-4", "slack"} {
 		e := c.Entry(DestinationKind, slug)
 		if e == nil {
