@@ -235,25 +235,16 @@ func (q *Queries) UsageOf(ctx context.Context, workspaceID, month string) (*Usag
 // Prune deletes events received before cutoff, a chunk at a time so that the writer is not held
 // for long, and returns how many went.
 func (q *Queries) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
-	var total int64
-	for {
-		var n int64
-		err := q.db.Tx(ctx, func(tx *db.Tx) error {
-			res, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT 5000)`, db.Time{Time: cutoff})
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += n
-		if err != nil || n < 5000 {
-			return total, err
+	// Ids sort by time: everything below the cutoff's floor id is older, and the primary key
+	// finds it without a scan. Small transactions keep the writer free for the tracking API.
+	floor := id.Floor(EventPrefix, cutoff)
+	return q.db.Drain(ctx, db.DrainBatch, func(ctx context.Context, tx *db.Tx) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ? ORDER BY id LIMIT ?)`, floor, db.DrainBatch)
+		if err != nil {
+			return 0, err
 		}
-		if ctx.Err() != nil {
-			return total, ctx.Err()
-		}
-	}
+		return res.RowsAffected()
+	})
 }
 
 // Stored is the debugger's view of an event just committed, for live views.
