@@ -54,38 +54,74 @@ var errNoLongerAllowed = apperr.New(apperr.Forbidden, "you no longer have access
 // pump forwards the messages of sub that convert (nil to leave one out) to a channel gqlgen
 // reads, until the client stops, the bus drops a slow subscriber, or convert says the subscriber
 // lost access: the last two end the subscription with an error message.
+//
+// Over our websocket transport nothing waits for messages: the bus tells the transport when one
+// arrives, and the transport, on a shared worker, has fill convert it and put it in the channel
+// (gqlws.Push). Elsewhere a goroutine of the subscription's own does the same.
 func pump[T any](ctx context.Context, sub *bus.Subscription, convert func(bus.Message) (*T, error)) <-chan *T {
-	out := make(chan *T)
+	out := make(chan *T, 1)
+	ended := false
+	// next turns one message into a value for out; nil when it is left out. When the message
+	// ends the subscription, next closes out and sets ended.
+	next := func(m bus.Message, ok bool) *T {
+		if !ok {
+			gqlws.EndWithError(ctx, "SLOW_SUBSCRIBER", bus.ErrTooSlow.Error())
+			ended = true
+			close(out)
+			return nil
+		}
+		v, err := convert(m)
+		if err != nil {
+			code, msg := string(apperr.Internal), "internal error"
+			if e, ok := apperr.As(err); ok && e.Code != apperr.Internal {
+				code, msg = string(e.Code), e.Message
+			} else {
+				obs.Logger(ctx).Error("subscription message failed", "error", err.Error())
+			}
+			gqlws.EndWithError(ctx, code, msg)
+			ended = true
+			close(out)
+			return nil
+		}
+		return v
+	}
+	// fill runs on a transport worker: the transport takes each value from out before it asks
+	// for the next, so out has room.
+	fill := func() bool {
+		for !ended {
+			select {
+			case m, ok := <-sub.C:
+				if v := next(m, ok); v != nil {
+					out <- v
+					return true
+				}
+				if ended {
+					return true // out is closed: the transport ends the subscription
+				}
+			default:
+				return false
+			}
+		}
+		return false
+	}
+	if wake, ok := gqlws.Push(ctx, fill); ok {
+		context.AfterFunc(ctx, sub.Close)
+		sub.OnReady(wake)
+		return out
+	}
 	go func() {
-		defer close(out)
 		defer sub.Close()
-		for {
+		for !ended {
 			select {
 			case <-ctx.Done():
 				return
 			case m, ok := <-sub.C:
-				if !ok {
-					gqlws.EndWithError(ctx, "SLOW_SUBSCRIBER", bus.ErrTooSlow.Error())
-					return
-				}
-				v, err := convert(m)
-				if err != nil {
-					code, msg := string(apperr.Internal), "internal error"
-					if e, ok := apperr.As(err); ok && e.Code != apperr.Internal {
-						code, msg = string(e.Code), e.Message
-					} else {
-						obs.Logger(ctx).Error("subscription message failed", "error", err.Error())
+				if v := next(m, ok); v != nil {
+					select {
+					case out <- v:
+					case <-ctx.Done():
+						return
 					}
-					gqlws.EndWithError(ctx, code, msg)
-					return
-				}
-				if v == nil {
-					continue
-				}
-				select {
-				case out <- v:
-				case <-ctx.Done():
-					return
 				}
 			}
 		}

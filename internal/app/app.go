@@ -116,7 +116,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Queue:     ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []func(ingest.Committed){a.committed}})
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
-	a.bus = bus.New(64)
+	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
+	// enough, and idle subscribers cost little; a source's live tail gets bursts of a commit's events.
+	a.bus = bus.New(8)
+	a.bus.BufferByKind = map[string]int{"events": 64}
 	a.metrics.RegisterGaugeFunc("junction_bus_subscribers", "Subscriptions open on the in-process bus.",
 		func() float64 { return float64(a.bus.Subscribers()) })
 	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
@@ -151,6 +154,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		OnConnect:        a.metrics.WebsocketOpened,
 		OnDisconnect:     a.metrics.WebsocketClosed,
 		Logger:           log,
+		MaxPerAddress:    cfg.Limits.WSPerAddress,
+		MaxPerIdentity:   cfg.Limits.WSPerUser,
+		Identity:         authSvc.Identity,
 	}
 	a.gql = gqlserver.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), gqlserver.Options{
 		Introspection:    cfg.Introspection,
@@ -246,10 +252,12 @@ func (a *App) Close() error {
 		close(a.stop)
 	}
 	a.background.Wait()
+	// The tracking API first: its last commits' listeners still publish to live views, wake
+	// lanes and record health (which notifies).
+	a.ingest.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.notify.Close()
-	a.ingest.Close()
 	return a.db.Close()
 }
 

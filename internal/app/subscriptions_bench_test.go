@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,21 +47,34 @@ func BenchmarkSubscriptionFanout(b *testing.B) {
 		n = v
 	}
 	benchRaiseFileLimit(b, uint64(n+1024))
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	// One user on one address opens every websocket here.
+	s := startServer(b, func(c *config.Config) {
+		c.LogLevel = slog.LevelError
+		c.Limits.WSPerUser, c.Limits.WSPerAddress = n, n
+	})
 	tm := newTeam(b, s, "fanout", "Ada")
 	srcID, _ := tm.source(b, "Web")
 
-	g0, h0, st0 := benchMemory(b)
+	g0, h0, st0, rss0 := benchMemory(b)
 	swarm := benchStartSwarm(b, "ws"+strings.TrimPrefix(s.URL, "http")+"/graphql", tm.owner.tok, tm.wsID, n)
 	swarm.expect(b, "connected")
 	subWait(b, "the server to count the websockets", 30*time.Second, func() bool {
 		return strings.Contains(benchGet(b, s.URL+"/metrics"), fmt.Sprintf("\njunction_websocket_connections %d\n", n))
 	})
-	g1, h1, st1 := benchMemory(b)
+	g1, h1, st1, rss1 := benchMemory(b)
 	bus := subBus(b, s)
 	swarm.send(b, "subscribe")
 	subWait(b, fmt.Sprintf("%d subscriptions", n), time.Minute, func() bool { return bus.Subscribers() == int64(n) })
-	g2, h2, st2 := benchMemory(b)
+	g2, h2, st2, rss2 := benchMemory(b)
+	if path := os.Getenv("JUNCTION_FANOUT_HEAP_PROFILE"); path != "" {
+		// What the idle subscribers hold: go tool pprof -sample_index=inuse_space <path>.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 	idle0, idleStart := benchCPU(), time.Now()
 	time.Sleep(2 * time.Second) // idle: heartbeats only
 	idle := (benchCPU() - idle0).Seconds() / time.Since(idleStart).Seconds()
@@ -107,8 +122,10 @@ func BenchmarkSubscriptionFanout(b *testing.B) {
 	b.ReportMetric(per(h1, h2), "heap-KiB/subscription")
 	b.ReportMetric(per(st1, st2), "stack-KiB/subscription")
 	b.ReportMetric(float64(g2-g1)/float64(n), "goroutines/subscription")
-	b.Logf("%d subscribers, %d CPUs: server heap in use %.1f → %.1f (sockets) → %.1f MiB (subscriptions); goroutines %d → %d → %d",
-		n, runtime.NumCPU(), float64(h0)/(1<<20), float64(h1)/(1<<20), float64(h2)/(1<<20), g0, g1, g2)
+	b.ReportMetric(per(rss0, rss2), "RSS-KiB/subscriber")
+	b.Logf("%d subscribers, %d CPUs: server heap in use %.1f → %.1f (sockets) → %.1f MiB (subscriptions); goroutines %d → %d → %d; RSS %.1f → %.1f → %.1f MiB",
+		n, runtime.NumCPU(), float64(h0)/(1<<20), float64(h1)/(1<<20), float64(h2)/(1<<20), g0, g1, g2,
+		float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss2)/(1<<20))
 }
 
 // TestSubscriptionFanoutClients is the client side of BenchmarkSubscriptionFanout, run by it in a
@@ -336,14 +353,31 @@ func benchGet(b *testing.B, url string) string {
 
 // benchMemory measures the server process after a collection: goroutines, heap in use and
 // goroutine stacks in use.
-func benchMemory(b *testing.B) (goroutines int, heap, stacks uint64) {
+func benchMemory(b *testing.B) (goroutines int, heap, stacks, rss uint64) {
 	b.Helper()
 	http.DefaultClient.CloseIdleConnections()
 	time.Sleep(50 * time.Millisecond) // let the closed connections' goroutines return
 	runtime.GC()
+	debug.FreeOSMemory() // what the process holds, not what the runtime has not returned yet
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse
+	return runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse, benchRSS(b)
+}
+
+// benchRSS is the resident set size of this process, from /proc.
+func benchRSS(b *testing.B) uint64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }
 
 // benchCPU is the CPU time (user and system) this process has used.

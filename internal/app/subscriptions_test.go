@@ -682,7 +682,8 @@ func subSendBufferMax() int {
 // on the bus), and goroutines and heap come back to where they were. A first round warms up what
 // lives as long as the process (pools sized by the peak, caches); the second is measured.
 func TestSubscriptionLeaks(t *testing.T) {
-	s := startServer(t, subQuiet)
+	// One user opens many websockets here: more than the default cap per user.
+	s := startServer(t, subQuiet, func(c *config.Config) { c.Limits.WSPerUser = 10_000 })
 	tm := newTeam(t, s, "sub-leaks", "Ada")
 	srcID, _ := tm.source(t, "Web")
 

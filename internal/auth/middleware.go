@@ -56,3 +56,17 @@ func (s *Service) InitFunc(ctx context.Context, payload map[string]any) (context
 	}
 	return WithViewer(s.Watch(ctx, v), v), nil
 }
+
+// Identity names who a websocket is for, for the cap on websockets per user: the user of a
+// session, or the access token; "" for an anonymous connection (capped per address only).
+func (s *Service) Identity(ctx context.Context) string {
+	v := ViewerFrom(ctx)
+	switch {
+	case v == nil:
+		return ""
+	case v.Token != nil:
+		return "token:" + v.Token.ID
+	default:
+		return "user:" + v.User.ID
+	}
+}

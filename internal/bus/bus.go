@@ -33,6 +33,21 @@ type Subscription struct {
 	topic  Topic
 	err    atomic.Pointer[error]
 	closed atomic.Bool
+	ready  atomic.Pointer[func()]
+}
+
+// OnReady makes the bus call f, without waiting for it, after each message it puts in C and when it
+// closes C: a subscriber can then read C when told instead of keeping a goroutine blocked on it.
+// f must not block. It is called once at once, for what may already be waiting.
+func (s *Subscription) OnReady(f func()) {
+	s.ready.Store(&f)
+	f()
+}
+
+func (s *Subscription) notify() {
+	if f := s.ready.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Err tells why the channel was closed: nil when the subscriber closed it, ErrTooSlow when the
@@ -52,8 +67,10 @@ type Bus struct {
 	mu     sync.RWMutex
 	topics map[Topic]map[*Subscription]struct{}
 	count  atomic.Int64
-	// Buffer is the channel size of new subscriptions.
-	Buffer int
+	// Buffer is the channel size of new subscriptions; BufferByKind overrides it for some kinds
+	// of topic (a live tail of events comes in bursts, a status rarely).
+	Buffer       int
+	BufferByKind map[string]int
 }
 
 // New returns a bus whose subscriptions buffer buffer messages.
@@ -63,7 +80,11 @@ func New(buffer int) *Bus {
 
 // Subscribe starts receiving the messages of topic.
 func (b *Bus) Subscribe(t Topic) *Subscription {
-	c := make(chan Message, b.Buffer)
+	n := b.Buffer
+	if k, ok := b.BufferByKind[t.Kind]; ok {
+		n = k
+	}
+	c := make(chan Message, n)
 	s := &Subscription{C: c, c: c, bus: b, topic: t}
 	b.mu.Lock()
 	set := b.topics[t]
@@ -88,6 +109,7 @@ func (b *Bus) Publish(t Topic, payload any) {
 	for s := range b.topics[t] {
 		select {
 		case s.c <- m:
+			s.notify()
 		default:
 			slow = append(slow, s)
 		}
@@ -95,6 +117,7 @@ func (b *Bus) Publish(t Topic, payload any) {
 	b.mu.RUnlock()
 	for _, s := range slow {
 		b.remove(s, ErrTooSlow)
+		s.notify()
 	}
 }
 

@@ -76,6 +76,8 @@ type Limits struct {
 	OperationTimeout time.Duration // per HTTP operation
 	WSSubscriptions  int           // concurrent subscriptions per websocket
 	WSInitTimeout    time.Duration // connection_init must arrive within
+	WSPerUser        int           // websockets open at once for one user (or token)
+	WSPerAddress     int           // websockets open at once from one client address
 }
 
 // Default returns the configuration used when nothing is set.
@@ -115,6 +117,8 @@ func Default() Config {
 			OperationTimeout: 30 * time.Second,
 			WSSubscriptions:  100,
 			WSInitTimeout:    10 * time.Second,
+			WSPerUser:        100,
+			WSPerAddress:     2000,
 		},
 	}
 }
@@ -168,6 +172,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.IntVar(&l.Complexity, "max-complexity", env.int("MAX_COMPLEXITY", l.Complexity), "highest operation cost, page sizes multiplying (env MAX_COMPLEXITY)")
 	fs.DurationVar(&l.OperationTimeout, "operation-timeout", env.duration("OPERATION_TIMEOUT", l.OperationTimeout), "time allowed to one query or mutation (env OPERATION_TIMEOUT)")
 	fs.IntVar(&l.WSSubscriptions, "ws-max-subscriptions", env.int("WS_MAX_SUBSCRIPTIONS", l.WSSubscriptions), "concurrent subscriptions per websocket (env WS_MAX_SUBSCRIPTIONS)")
+	fs.IntVar(&l.WSPerUser, "ws-max-per-user", env.int("WS_MAX_PER_USER", l.WSPerUser), "websockets open at once for one user or access token; more are closed with 1013 (env WS_MAX_PER_USER)")
+	fs.IntVar(&l.WSPerAddress, "ws-max-per-address", env.int("WS_MAX_PER_ADDRESS", l.WSPerAddress), "websockets open at once from one client address; more get 429 (env WS_MAX_PER_ADDRESS)")
 	fs.DurationVar(&l.WSInitTimeout, "ws-init-timeout", env.duration("WS_INIT_TIMEOUT", l.WSInitTimeout), "time allowed between websocket upgrade and connection_init (env WS_INIT_TIMEOUT)")
 
 	if err := fs.Parse(args); err != nil {
@@ -209,6 +215,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		"max-body-bytes": l.BodyBytes, "max-tokens": int64(l.Tokens), "max-depth": int64(l.Depth),
 		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),
 		"ws-max-subscriptions": int64(l.WSSubscriptions), "login-max-failures": int64(c.LoginMaxFailures),
+		"ws-max-per-user": int64(l.WSPerUser), "ws-max-per-address": int64(l.WSPerAddress),
 		"delivery-concurrency": int64(c.DeliveryConcurrency), "delivery-max-attempts": int64(c.DeliveryMaxAttempts),
 		"ingest-queue-events": int64(c.IngestQueueEvents), "ingest-queue-bytes": int64(c.IngestQueueBytes),
 	} {

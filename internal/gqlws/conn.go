@@ -16,20 +16,21 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// conn is one websocket connection. Its reader runs in Do's goroutine; every other goroutine it
-// starts (housekeeping, one per operation) is counted in wg.
+// conn is one websocket connection. Its reader runs in Do's goroutine. It keeps no other goroutine
+// of its own while idle: timers send its heartbeat and enforce the initialisation timeout, and a
+// subscription whose resolver pushes (see Push) runs on the transport's shared workers only when a
+// message is waiting. Operations that do run a goroutine are counted in wg.
 type conn struct {
 	t       *Transport
 	ws      *websocket.Conn
 	d       *dialect
 	exec    graphql.GraphExecutor
-	headers http.Header
-	log     *slog.Logger
+	remote  string
+	address string // the client's IP address, for the per-address limit
 
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	ackCh  chan struct{} // closed on connection_ack; starts the heartbeat
 
 	// mu serialises writes (gorilla allows one writer) and guards the fields below, so that
 	// removing an operation and writing its last message happen together.
@@ -37,67 +38,109 @@ type conn struct {
 	closed       bool // a close frame was sent or the socket failed: write nothing more
 	initReceived bool
 	acked        bool
+	identity     string          // who the connection is for, once initialised (per-identity limit)
 	base         context.Context // InitFunc's context: the base of every operation
 	ops          map[string]*operation
+	timers       []*time.Timer // the initialisation timeout and the heartbeat
+	stopWatch    func() bool   // stops watching the InitFunc's context for revocation
 }
 
 type operation struct {
 	cancel context.CancelFunc
+	push   *pushOp // nil unless the operation's resolver pushes
 }
 
 func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor) *conn {
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &conn{
 		t:       t,
 		ws:      ws,
 		d:       dialectFor(ws.Subprotocol()),
 		exec:    exec,
-		headers: r.Header,
-		log:     t.logger().With("subprotocol", ws.Subprotocol(), "remote", r.RemoteAddr),
+		remote:  r.RemoteAddr,
+		address: clientAddress(r),
 		ctx:     ctx,
 		cancel:  cancel,
-		ackCh:   make(chan struct{}),
 		base:    ctx,
 		ops:     map[string]*operation{},
 	}
 }
 
+// debug logs a connection event; the logger with the connection's attributes is only built when
+// debug logs are on, since every idle connection would otherwise keep one.
+func (c *conn) debug(msg string, args ...any) {
+	log := c.t.logger()
+	if !log.Enabled(c.ctx, slog.LevelDebug) {
+		return
+	}
+	log.With("subprotocol", c.ws.Subprotocol(), "remote", c.remote).Debug(msg, args...)
+}
+
 // serve reads messages until the connection ends, then stops everything the connection started.
-func (c *conn) serve(stopping <-chan struct{}) {
+func (c *conn) serve() {
 	defer c.end()
-	c.log.Debug("gqlws: connection opened")
+	c.debug("gqlws: connection opened")
 	c.ws.SetReadLimit(c.t.readLimit())
 	if c.d == nil {
 		// Accepting and then closing lets a client read why; a refused upgrade is opaque.
 		c.close(closeSubprotocolNotAcceptable, "Subprotocol not acceptable")
 	} else {
-		c.wg.Add(1)
-		go c.housekeep(stopping)
+		c.mu.Lock()
+		c.timers = append(c.timers, time.AfterFunc(c.t.initTimeout(), func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.initReceived {
+				c.closeLocked(closeInitTimeout, "Connection initialisation timeout")
+			}
+		}))
+		c.mu.Unlock()
 	}
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
-			c.log.Debug("gqlws: connection ended", "err", err)
+			c.debug("gqlws: connection ended", "err", err)
 			return
 		}
 		if c.isClosed() {
 			continue // waiting for the client's close frame
 		}
-		if code, reason := c.handle(data); code != 0 {
+		if code, reason := c.handleAside(data); code != 0 {
 			c.close(code, reason)
 		}
 	}
 }
 
-// end stops every operation and goroutine of the connection and waits for them.
+// end stops every operation, timer and goroutine of the connection and waits for them.
 func (c *conn) end() {
 	c.cancel()
 	_ = c.ws.Close() // unblocks a write in progress
 	c.mu.Lock()
 	c.closed = true
 	c.cancelOpsLocked()
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	identity := c.identity
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.t.forgetIdentity(identity)
+}
+
+// handleAside handles a message on a goroutine of its own and waits for it. Decoding, parsing and
+// authenticating go deep, and a goroutine's stack never shrinks below what it once needed: the
+// reader, which lives as long as the connection, keeps a small stack this way. Client messages are
+// rare (init, subscribe, complete, ping), so the extra goroutine costs little.
+func (c *conn) handleAside(data []byte) (code int, reason string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, reason = c.handle(data)
+	}()
+	<-done
+	return code, reason
 }
 
 // handle acts on one client message and returns a close code and reason when the connection
@@ -107,7 +150,7 @@ func (c *conn) handle(data []byte) (code int, reason string) {
 	defer func() {
 		// A panic here comes from InitFunc or from us; it must not take the server down.
 		if r := recover(); r != nil {
-			c.log.Error("gqlws: panic handling a message", "panic", r)
+			c.t.logger().Error("gqlws: panic handling a message", "panic", r)
 			code, reason = websocket.CloseInternalServerErr, "Internal error"
 		}
 	}()
@@ -160,7 +203,7 @@ func (c *conn) init(rawPayload json.RawMessage) (code int, reason string) {
 	if c.t.InitFunc != nil {
 		ctx, err := c.t.InitFunc(c.ctx, payload)
 		if err != nil {
-			c.log.Debug("gqlws: connection_init rejected", "err", err)
+			c.debug("gqlws: connection_init rejected", "err", err)
 			if c.d.legacy {
 				c.mu.Lock()
 				c.writeLocked(outMessage{Type: "connection_error", Payload: json.RawMessage(`{"message":"Forbidden"}`)})
@@ -173,8 +216,17 @@ func (c *conn) init(rawPayload json.RawMessage) (code int, reason string) {
 		}
 	}
 
+	identity := ""
+	if c.t.Identity != nil {
+		identity = c.t.Identity(base)
+	}
+	if identity != "" && !c.t.countIdentity(identity) {
+		return closeTryAgainLater, fmt.Sprintf("too many websockets for one user: the limit is %d", c.t.maxPerIdentity())
+	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.identity = identity
 	c.base = base
 	c.acked = true
 	c.writeLocked(outMessage{Type: "connection_ack"})
@@ -182,7 +234,27 @@ func (c *conn) init(rawPayload json.RawMessage) (code int, reason string) {
 		// subscriptions-transport-ws clients expect a first ka right after the ack.
 		c.writeLocked(outMessage{Type: c.d.heartbeat})
 	}
-	close(c.ackCh)
+	if base != c.ctx {
+		// The InitFunc's context ending while the connection lives means its credentials were
+		// revoked (logged out, token revoked, member removed).
+		c.stopWatch = context.AfterFunc(base, func() {
+			if c.ctx.Err() == nil {
+				c.close(closeForbidden, "Forbidden")
+			}
+		})
+	}
+	if iv := c.t.heartbeat(c.d); iv > 0 {
+		var beat *time.Timer
+		beat = time.AfterFunc(iv, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.closed {
+				c.writeLocked(outMessage{Type: c.d.heartbeat})
+				beat.Reset(iv)
+			}
+		})
+		c.timers = append(c.timers, beat)
+	}
 	return 0, ""
 }
 
@@ -205,7 +277,6 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, received time.Tim
 	ctx, cancel := context.WithCancel(c.base)
 	op := &operation{cancel: cancel}
 	c.ops[id] = op
-	params.Headers = c.headers
 	params.ReadTime = graphql.TraceTiming{Start: received, End: graphql.Now()}
 	c.wg.Add(1)
 	go c.run(ctx, id, op, params)
@@ -215,14 +286,19 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, received time.Tim
 // run executes one operation the way gqlgen's transports drive the executor.
 func (c *conn) run(ctx context.Context, id string, op *operation, params *graphql.RawParams) {
 	defer c.wg.Done()
-	defer op.cancel()
+	pushing := false
+	defer func() {
+		if !pushing {
+			op.cancel()
+		}
+	}()
 	var rc *graphql.OperationContext
 	defer func() {
 		r := recover()
 		if r == nil {
 			return
 		}
-		c.log.Error("gqlws: operation panicked", "id", id, "panic", r)
+		c.t.logger().Error("gqlws: operation panicked", "id", id, "panic", r)
 		// Only a gqlerror chosen by the executor's RecoverFunc reaches the client; never the
 		// panic's own text.
 		gqlErr := &gqlerror.Error{Message: "internal system error"}
@@ -250,7 +326,20 @@ func (c *conn) run(ctx context.Context, id string, op *operation, params *graphq
 
 	end := &opEnd{}
 	ctx = context.WithValue(ctx, opEndKey{}, end)
+	push := &pushOp{c: c, id: id, op: op, end: end, scheduled: true}
+	ctx = context.WithValue(ctx, pushKey{}, push)
 	responses, ctx := c.exec.DispatchOperation(ctx, rc)
+	if push.fill != nil {
+		// The resolver pushes: from now on the operation runs on the transport's workers, when
+		// a message waits, and this goroutine returns.
+		push.responses, push.ctx = responses, ctx
+		c.mu.Lock()
+		op.push = push
+		c.mu.Unlock()
+		pushing = true
+		push.step()
+		return
+	}
 	for {
 		resp := responses(ctx)
 		if resp == nil {
@@ -297,6 +386,7 @@ func (c *conn) finish(id string, op *operation, last outMessage) {
 		return // after a client complete, nothing more may be sent for this id
 	}
 	delete(c.ops, id)
+	op.cancel()
 	c.writeLocked(last)
 }
 
@@ -306,58 +396,6 @@ func errorMessage(id string, errs gqlerror.List) outMessage {
 		panic(err)
 	}
 	return outMessage{ID: id, Type: "error", Payload: b}
-}
-
-// housekeep closes a connection that does not initialise in time or that Shutdown stops, and
-// sends the heartbeat once the connection is acknowledged.
-func (c *conn) housekeep(stopping <-chan struct{}) {
-	defer c.wg.Done()
-	initTimer := time.NewTimer(c.t.initTimeout())
-	defer initTimer.Stop()
-	var ticker *time.Ticker
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
-		}
-	}()
-	var revoked <-chan struct{}
-	var beatC <-chan time.Time
-	acked := c.ackCh
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-stopping:
-			stopping = nil
-			c.close(websocket.CloseGoingAway, "server shutting down")
-		case <-initTimer.C:
-			c.mu.Lock()
-			if !c.initReceived {
-				c.closeLocked(closeInitTimeout, "Connection initialisation timeout")
-			}
-			c.mu.Unlock()
-		case <-acked:
-			acked = nil
-			c.mu.Lock()
-			revoked = c.base.Done()
-			c.mu.Unlock()
-			if iv := c.t.heartbeat(c.d); iv > 0 {
-				ticker = time.NewTicker(iv)
-				beatC = ticker.C
-			}
-		case <-revoked:
-			// The InitFunc's context ended while the connection lives: its credentials were
-			// revoked (logged out, token revoked, member removed).
-			revoked = nil
-			if c.ctx.Err() == nil {
-				c.close(closeForbidden, "Forbidden")
-			}
-		case <-beatC:
-			c.mu.Lock()
-			c.writeLocked(outMessage{Type: c.d.heartbeat})
-			c.mu.Unlock()
-		}
-	}
 }
 
 func (c *conn) isClosed() bool {
@@ -380,11 +418,11 @@ func (c *conn) closeLocked(code int, reason string) {
 	}
 	c.closed = true
 	c.cancelOpsLocked()
-	c.log.Debug("gqlws: closing connection", "code", code, "reason", reason)
+	c.debug("gqlws: closing connection", "code", code, "reason", reason)
 	deadline := time.Now().Add(c.t.writeTimeout())
 	msg := websocket.FormatCloseMessage(code, truncateReason(reason))
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, deadline); err != nil {
-		c.log.Debug("gqlws: close frame not sent", "err", err)
+		c.debug("gqlws: close frame not sent", "err", err)
 		_ = c.ws.Close()
 		return
 	}
@@ -407,12 +445,12 @@ func (c *conn) writeLocked(m outMessage) {
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		c.log.Error("gqlws: message not encoded", "type", m.Type, "err", err)
+		c.t.logger().Error("gqlws: message not encoded", "type", m.Type, "err", err)
 		return
 	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.t.writeTimeout()))
 	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.log.Debug("gqlws: write failed", "type", m.Type, "err", err)
+		c.debug("gqlws: write failed", "type", m.Type, "err", err)
 		c.closed = true
 		c.cancelOpsLocked()
 		_ = c.ws.Close()

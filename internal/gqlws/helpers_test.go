@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,16 +185,34 @@ func expectPong(t *testing.T, c *websocket.Conn) {
 // many connections can run at once.
 type probe struct {
 	cancelled chan struct{}
+
+	// pushed subscriptions: what waits for them, and how to wake them
+	mu      sync.Mutex
+	pending map[int][]string // "END" ends the subscription
+	wakes   []func()
+}
+
+// push queues value for every pushed subscription and wakes them.
+func (p *probe) push(value string) {
+	p.mu.Lock()
+	wakes := p.wakes
+	for i := range wakes {
+		p.pending[i] = append(p.pending[i], value)
+	}
+	p.mu.Unlock()
+	for _, w := range wakes {
+		w()
+	}
 }
 
 type userKey struct{}
 
 func newProbe(t *testing.T, tr *gqlws.Transport) (*probe, string) {
 	t.Helper()
-	p := &probe{cancelled: make(chan struct{}, 16)}
+	p := &probe{cancelled: make(chan struct{}, 16), pending: map[int][]string{}}
 	schema := gqlparser.MustLoadSchema(&ast.Source{Input: `
 		type Query { user: String! }
-		type Subscription { user: String! boom: String! ticks: Int! }
+		type Subscription { user: String! boom: String! ticks: Int! pushed: String! }
 	`})
 	srv := handler.New(&graphql.ExecutableSchemaMock{
 		SchemaFunc: func() *ast.Schema { return schema },
@@ -207,6 +226,45 @@ func newProbe(t *testing.T, tr *gqlws.Transport) (*probe, string) {
 			switch {
 			case strings.Contains(op.RawQuery, "boom"):
 				panic("boom")
+			case strings.Contains(op.RawQuery, "pushed"):
+				// A resolver that keeps no goroutine: the transport asks it for values when woken.
+				out := make(chan string, 1)
+				p.mu.Lock()
+				me := len(p.wakes)
+				p.mu.Unlock()
+				wake, ok := gqlws.Push(ctx, func() bool {
+					p.mu.Lock()
+					defer p.mu.Unlock()
+					if len(p.pending[me]) == 0 {
+						return false
+					}
+					v := p.pending[me][0]
+					p.pending[me] = p.pending[me][1:]
+					if v == "END" {
+						close(out)
+					} else {
+						out <- v
+					}
+					return true
+				})
+				if !ok {
+					panic("Push refused in a subscription of the transport")
+				}
+				p.mu.Lock()
+				p.wakes = append(p.wakes, wake)
+				p.mu.Unlock()
+				return func(ctx context.Context) *graphql.Response {
+					select {
+					case v, ok := <-out:
+						if !ok {
+							return nil
+						}
+						data, _ := json.Marshal(map[string]string{"pushed": v})
+						return &graphql.Response{Data: data}
+					case <-ctx.Done():
+						return nil
+					}
+				}
 			case strings.Contains(op.RawQuery, "ticks"):
 				// A stream that does not wait for the client.
 				return func(context.Context) *graphql.Response {

@@ -18,6 +18,9 @@ const (
 	closeInitTimeout              = 4408
 	closeSubscriberExists         = 4409
 	closeTooManyInits             = 4429
+	// closeTryAgainLater is RFC 6455's 1013: the server refuses the connection for now (too many
+	// for one user).
+	closeTryAgainLater = 1013
 )
 
 // kind is what a client message asks for, whatever its protocol calls it.

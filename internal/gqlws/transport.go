@@ -11,7 +11,9 @@ package gqlws
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,11 +87,25 @@ type Transport struct {
 	// which may hold credentials. Nil discards them.
 	Logger *slog.Logger
 
-	mu       sync.Mutex
-	stopping chan struct{} // closed by Shutdown
-	shutdown bool
-	open     int           // Do calls past the shutdown check
-	drained  chan struct{} // closed when shutdown is set and open reaches zero
+	// MaxPerAddress caps the websockets open at once from one client IP address; an upgrade
+	// beyond it is refused with 429 and Retry-After. Zero or less means no cap.
+	MaxPerAddress int
+
+	// Identity names who a connection is for, from the context InitFunc returned (a user id, say;
+	// "" for nobody in particular). MaxPerIdentity caps the websockets initialised at once for one
+	// identity: a connection_init beyond it is closed with 1013 (try again later). Zero or less
+	// means no cap.
+	Identity       func(ctx context.Context) string
+	MaxPerIdentity int
+
+	mu         sync.Mutex
+	shutdown   bool
+	open       int            // Do calls past the shutdown check
+	drained    chan struct{}  // closed when shutdown is set and open reaches zero
+	conns      map[*conn]bool // open connections, closed by Shutdown
+	addresses  map[string]int // open connections per client address
+	identities map[string]int // initialised connections per identity
+	workers    workers
 }
 
 var _ graphql.Transport = (*Transport)(nil)
@@ -109,51 +125,78 @@ func (t *Transport) Supports(r *http.Request) bool {
 	return false
 }
 
-// Do upgrades the request and serves the connection until it ends. It returns only after every
-// goroutine of the connection has returned.
+// upgrader is shared: its buffers come from the HTTP server (reads) and a pool (writes), so that
+// an idle connection holds no write buffer.
+var upgrader = websocket.Upgrader{
+	// graphql-transport-ws first: gorilla picks the first of ours that the client offers.
+	Subprotocols: []string{transportWS.name, legacyWS.name},
+	// Client messages are small (subscribe, ping, complete); larger ones are read through.
+	ReadBufferSize:  512,
+	WriteBufferPool: &sync.Pool{},
+}
+
+// Do upgrades the request and serves the connection on a goroutine of its own, then returns: the
+// HTTP server's goroutine, with its deep stack and its 8 KB of request buffers, does not live as
+// long as the websocket. Shutdown waits for the connections it served.
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	stopping, ok := t.acquire()
-	if !ok {
+	address := clientAddress(r)
+	switch t.acquire(address) {
+	case refusedShutdown:
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
+	case refusedAddress:
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("too many websockets from one address: the limit is %d", t.MaxPerAddress), http.StatusTooManyRequests)
+		return
 	}
-	defer t.release()
-
-	up := websocket.Upgrader{
-		// graphql-transport-ws first: gorilla picks the first of ours that the client offers.
-		Subprotocols: []string{transportWS.name, legacyWS.name},
-		CheckOrigin:  t.checkOrigin,
-	}
+	up := upgrader
+	up.CheckOrigin = t.checkOrigin
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered with an HTTP error.
 		t.logger().Debug("gqlws: upgrade refused", "err", err)
+		t.release(address)
 		return
 	}
-	if t.OnConnect != nil {
-		t.OnConnect()
-	}
-	if t.OnDisconnect != nil {
-		defer t.OnDisconnect()
-	}
-	newConn(t, ws, r, exec).serve(stopping)
+	// The request's context ends when this handler returns; the connection keeps its values
+	// (the viewer from the upgrade's headers, the logger) but not its end.
+	c := newConn(t, ws, r, exec)
+	go func() {
+		defer t.release(address)
+		if t.OnConnect != nil {
+			t.OnConnect()
+		}
+		if t.OnDisconnect != nil {
+			defer t.OnDisconnect()
+		}
+		if !t.register(c) {
+			c.close(websocket.CloseGoingAway, "server shutting down")
+		}
+		defer t.unregister(c)
+		c.serve()
+	}()
 }
 
 // Shutdown closes every open connection with close code 1001 and waits until they have ended,
 // or until ctx is done. Upgrades requested after Shutdown is called are refused with 503.
 func (t *Transport) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
+	var open []*conn
 	if !t.shutdown {
 		t.shutdown = true
-		t.lazyInitLocked()
-		close(t.stopping)
 		t.drained = make(chan struct{})
 		if t.open == 0 {
 			close(t.drained)
 		}
+		for c := range t.conns {
+			open = append(open, c)
+		}
 	}
 	drained := t.drained
 	t.mu.Unlock()
+	for _, c := range open {
+		c.close(websocket.CloseGoingAway, "server shutting down")
+	}
 
 	select {
 	case <-drained:
@@ -163,30 +206,94 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (t *Transport) acquire() (stopping <-chan struct{}, ok bool) {
+type refusal int
+
+const (
+	accepted refusal = iota
+	refusedShutdown
+	refusedAddress
+)
+
+func (t *Transport) acquire(address string) refusal {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.shutdown {
-		return nil, false
+		return refusedShutdown
 	}
-	t.lazyInitLocked()
+	if t.MaxPerAddress > 0 && t.addresses[address] >= t.MaxPerAddress {
+		return refusedAddress
+	}
+	if t.addresses == nil {
+		t.addresses = map[string]int{}
+	}
+	t.addresses[address]++
 	t.open++
-	return t.stopping, true
+	return accepted
 }
 
-func (t *Transport) release() {
+func (t *Transport) release(address string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.addresses[address]--; t.addresses[address] <= 0 {
+		delete(t.addresses, address)
+	}
 	t.open--
 	if t.shutdown && t.open == 0 {
 		close(t.drained)
 	}
 }
 
-func (t *Transport) lazyInitLocked() {
-	if t.stopping == nil {
-		t.stopping = make(chan struct{})
+// register adds an upgraded connection to those Shutdown closes; false when shutdown began.
+func (t *Transport) register(c *conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns == nil {
+		t.conns = map[*conn]bool{}
 	}
+	t.conns[c] = true
+	return !t.shutdown
+}
+
+func (t *Transport) unregister(c *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// countIdentity counts one more initialised connection for identity, unless it is at its cap.
+func (t *Transport) countIdentity(identity string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.MaxPerIdentity > 0 && t.identities[identity] >= t.MaxPerIdentity {
+		return false
+	}
+	if t.identities == nil {
+		t.identities = map[string]int{}
+	}
+	t.identities[identity]++
+	return true
+}
+
+func (t *Transport) forgetIdentity(identity string) {
+	if identity == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.identities[identity]--; t.identities[identity] <= 0 {
+		delete(t.identities, identity)
+	}
+}
+
+func (t *Transport) maxPerIdentity() int { return t.MaxPerIdentity }
+
+// clientAddress is the TCP peer's IP address: no forwarding header is trusted.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (t *Transport) checkOrigin(r *http.Request) bool {

@@ -440,3 +440,97 @@ func drain(c *websocket.Conn) error {
 		}
 	}
 }
+
+// TestPush: a subscription whose resolver pushes keeps no goroutine while idle; each value it is
+// woken for reaches the client in order, and closing its channel completes it.
+func TestPush(t *testing.T) {
+	tr := &gqlws.Transport{PingInterval: -1}
+	p, url := newProbe(t, tr)
+	const subs = 50
+	conns := make([]*websocket.Conn, subs)
+	for i := range conns {
+		conns[i] = dialInit(t, url)
+	}
+	// The first value starts the transport's workers; count goroutines after it.
+	subscribe(t, conns[0], "subscribe", "p", "subscription { pushed }")
+	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.wakes) == 1 })
+	p.push("warm")
+	expect(t, conns[0], msg{ID: "p", Type: "next", Payload: json.RawMessage(`{"data":{"pushed":"warm"}}`)})
+	before := runtime.NumGoroutine()
+	for _, c := range conns[1:] {
+		subscribe(t, c, "subscribe", "p", "subscription { pushed }")
+	}
+	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.wakes) == subs })
+	time.Sleep(20 * time.Millisecond) // let the subscribe goroutines return
+	if grown := runtime.NumGoroutine() - before; grown > 2 {
+		t.Errorf("%d more goroutines for %d idle pushed subscriptions, want none", grown, subs-1)
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		p.push(v)
+	}
+	for i, c := range conns {
+		for _, v := range []string{"a", "b", "c"} {
+			m := read(t, c)
+			if m.Type != "next" || !strings.Contains(string(m.Payload), `"pushed":"`+v+`"`) {
+				t.Fatalf("subscriber %d: %s %s, want next %s", i, m.Type, m.Payload, v)
+			}
+		}
+	}
+	p.push("END")
+	for _, c := range conns {
+		expect(t, c, msg{ID: "p", Type: "complete"})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+	}
+}
+
+// TestLimits: websockets from one address beyond MaxPerAddress are refused with 429, and
+// connections initialised for one identity beyond MaxPerIdentity are closed with 1013; a closed
+// connection makes room again.
+func TestLimits(t *testing.T) {
+	tr := &gqlws.Transport{
+		MaxPerAddress:  3,
+		MaxPerIdentity: 2,
+		Identity:       func(ctx context.Context) string { return "ada" },
+	}
+	_, url := newTestServer(t, tr)
+	a, b := dialInit(t, url), dialInit(t, url)
+	third := dial(t, url, transportWS)
+	write(t, third, `{"type":"connection_init"}`)
+	expectClose(t, third, 1013, "too many websockets for one user: the limit is 2")
+
+	fourth := dial(t, url, transportWS) // the third one's socket may still be closing
+	_ = fourth
+	waitFor(t, func() bool {
+		d := websocket.Dialer{Subprotocols: []string{transportWS}, HandshakeTimeout: timeout}
+		c, resp, err := d.Dial(url, nil)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		return resp != nil && resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != ""
+	})
+	_ = a.Close()
+	_ = b
+	waitFor(t, func() bool {
+		d := websocket.Dialer{Subprotocols: []string{transportWS}, HandshakeTimeout: timeout}
+		c, _, err := d.Dial(url, nil)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`)); err != nil {
+			return false
+		}
+		var m msg
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		return c.ReadJSON(&m) == nil && m.Type == "connection_ack"
+	})
+}
