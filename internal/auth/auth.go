@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/junctioncdp/junction/internal/apperr"
@@ -79,6 +80,8 @@ func validateEmail(errs *apperr.UserErrors, field, email string) {
 		errs.Add(field, apperr.Required, "%s is required", field)
 	case len(email) > 254:
 		errs.Add(field, apperr.TooLong, "%s must be at most 254 characters", field)
+	case strings.IndexFunc(email, UnsafeRune) >= 0:
+		ValidateText(errs, field, email)
 	default:
 		a, err := mail.ParseAddress(email)
 		if err != nil || a.Address != email || !strings.Contains(email[strings.IndexByte(email, '@')+1:], ".") {
@@ -87,13 +90,37 @@ func validateEmail(errs *apperr.UserErrors, field, email string) {
 	}
 }
 
-// ValidateName checks a person's or object's display name: 1 to 100 characters after trimming.
+// ValidateName checks a person's or object's display name: 1 to 100 characters after trimming,
+// none of them a control character or a bidirectional override (see UnsafeRune).
 func ValidateName(errs *apperr.UserErrors, field, name string) {
 	switch n := utf8.RuneCountInString(name); {
 	case strings.TrimSpace(name) == "":
 		errs.Add(field, apperr.Required, "%s is required", field)
 	case n > 100:
 		errs.Add(field, apperr.TooLong, "%s must be at most 100 characters, got %d", field, n)
+	default:
+		ValidateText(errs, field, name)
+	}
+}
+
+// UnsafeRune tells whether r may not appear in a name, a label or an address: control characters
+// (NUL, line breaks, escape, ...), which can cut or forge text where it is stored, logged or mailed,
+// and the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which
+// make text display in another order than it is stored ("Admin\u202Etxt.exe").
+func UnsafeRune(r rune) bool {
+	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069)
+}
+
+// ValidateText adds a userError on field when s holds an UnsafeRune, naming the first one and
+// where it is.
+func ValidateText(errs *apperr.UserErrors, field, s string) {
+	i := 0
+	for _, r := range s {
+		if UnsafeRune(r) {
+			errs.Add(field, apperr.InvalidValue, "%s must not contain control characters or bidirectional overrides, found U+%04X at character %d", field, r, i+1)
+			return
+		}
+		i++
 	}
 }
 

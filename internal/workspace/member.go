@@ -575,6 +575,8 @@ func (s *Service) AddGrant(ctx context.Context, membershipID string, role Resour
 		*label = strings.TrimSpace(*label)
 		if k, v, ok := strings.Cut(*label, ":"); !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" || len(*label) > 100 {
 			errs.Add("label", apperr.InvalidValue, "label must be key:value, such as environment:prod, at most 100 characters")
+		} else {
+			auth.ValidateText(&errs, "label", *label)
 		}
 	case sourceID != nil:
 		if p, ok := id.Prefix(*sourceID); !ok || p != "src" {
