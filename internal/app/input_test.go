@@ -88,3 +88,106 @@ func TestInputNamesRefuseUnsafeCharacters(t *testing.T) {
 		}
 	})
 }
+
+// TestInputDateTime sends malformed and out-of-range DateTime values to every argument and input
+// field of that type, inline and in variables, and wants BAD_USER_INPUT naming the argument, never
+// INTERNAL.
+func TestInputDateTime(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	e := dlvNewEnv(t, s, "dates")
+	dst := e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": e.wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": "http://127.0.0.1:1/x"}})
+	dstID := trkStr(dst, "destination.id")
+
+	bad := []struct {
+		name  string
+		value any
+	}{
+		{"Garbage", "yesterday"},
+		{"NoZone", "2026-11-27T09:18:16"},
+		{"DayOutOfRange", "2026-02-30T00:00:00Z"},
+		{"MonthOutOfRange", "2026-13-01T00:00:00Z"},
+		{"FiveDigitYear", "10000-01-01T00:00:00Z"},
+		{"PastYear9999InUTC", "9999-12-31T23:00:00-05:00"},
+		{"BeforeYear1InUTC", "0001-01-01T00:00:00+01:00"},
+		{"ZoneOutOfRange", "2026-01-01T00:00:00+25:00"},
+		{"Number", 1764235096},
+		{"Empty", ""},
+	}
+	type place struct {
+		name, inline, withVar, arg string
+		vars                       func(v any) map[string]any
+	}
+	places := []place{
+		{
+			"deliveryStats.since",
+			`query($id: ID!) { node(id: $id) { ... on Destination { deliveryStats(since: %s) { delivered } } } }`,
+			`query($id: ID!, $v: DateTime) { node(id: $id) { ... on Destination { deliveryStats(since: $v) { delivered } } } }`,
+			"since", func(v any) map[string]any { return map[string]any{"id": dstID, "v": v} },
+		},
+		{
+			"deliveryStats.until",
+			`query($id: ID!) { node(id: $id) { ... on Destination { deliveryStats(until: %s) { delivered } } } }`,
+			`query($id: ID!, $v: DateTime) { node(id: $id) { ... on Destination { deliveryStats(until: $v) { delivered } } } }`,
+			"until", func(v any) map[string]any { return map[string]any{"id": dstID, "v": v} },
+		},
+		{
+			"deliveryRetry.since",
+			`mutation($id: ID!) { deliveryRetry(input: {destinationId: $id, since: %s}) { queued userErrors { field } } }`,
+			`mutation($id: ID!, $v: DateTime) { deliveryRetry(input: {destinationId: $id, since: $v}) { queued userErrors { field } } }`,
+			"input.since", func(v any) map[string]any { return map[string]any{"id": dstID, "v": v} },
+		},
+		{
+			"deliveryRetry.until",
+			`mutation($id: ID!) { deliveryRetry(input: {destinationId: $id, until: %s}) { queued userErrors { field } } }`,
+			`mutation($i: DeliveryRetryInput!) { deliveryRetry(input: $i) { queued userErrors { field } } }`,
+			"input.until", func(v any) map[string]any {
+				return map[string]any{"id": dstID, "i": map[string]any{"destinationId": dstID, "until": v}}
+			},
+		},
+		{
+			"accessTokenCreate.expiresAt",
+			`mutation($id: ID!) { accessTokenCreate(input: {workspaceId: $id, name: "t", role: MEMBER, expiresAt: %s}) { secret userErrors { field } } }`,
+			`mutation($i: AccessTokenCreateInput!) { accessTokenCreate(input: $i) { secret userErrors { field } } }`,
+			"input.expiresAt", func(v any) map[string]any {
+				return map[string]any{"id": e.wsID, "i": map[string]any{"workspaceId": e.wsID, "name": "t", "role": "MEMBER", "expiresAt": v}}
+			},
+		},
+	}
+	check := func(t *testing.T, r gqlResponse, arg string) {
+		t.Helper()
+		if got := r.errorCode(); got != "BAD_USER_INPUT" {
+			t.Fatalf("want BAD_USER_INPUT, got %d %s", r.Status, r.Raw)
+		}
+		if msg := r.errorMessage(); !strings.HasPrefix(msg, arg+" must ") {
+			t.Errorf("message %q does not name %s", msg, arg)
+		}
+		if ext, _ := r.Errors[0]["extensions"].(map[string]any); ext["field"] != arg {
+			t.Errorf("extensions.field = %v, want %s", ext["field"], arg)
+		}
+	}
+	for _, p := range places {
+		for _, b := range bad {
+			t.Run(p.name+"/Variable/"+b.name, func(t *testing.T) {
+				check(t, acPost(t, s, e.tok, p.withVar, p.vars(b.value)), p.arg)
+			})
+			t.Run(p.name+"/Inline/"+b.name, func(t *testing.T) {
+				lit := acJSON(b.value) // a JSON string or number is a GraphQL literal too
+				check(t, acPost(t, s, e.tok, fmt.Sprintf(p.inline, lit), p.vars(nil)), p.arg)
+			})
+		}
+	}
+
+	t.Run("Bounds", func(t *testing.T) {
+		r := acPost(t, s, e.tok, places[0].withVar, places[0].vars("0001-01-01T00:00:00Z"))
+		acData(t, r)
+		r = acPost(t, s, e.tok, places[4].withVar, places[4].vars("9999-12-31T23:59:59.999Z"))
+		if got := acStr(acData(t, r), "accessTokenCreate.secret"); got == "" {
+			t.Errorf("expiresAt 9999-12-31: %s", r.Raw)
+		}
+	})
+	if strings.Contains(s.Logs.String(), "graphql resolver failed") {
+		t.Error("a DateTime argument reached the log as an internal error")
+	}
+}
