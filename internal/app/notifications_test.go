@@ -67,10 +67,10 @@ func (tm *team) signUp(tb testing.TB, email, name string) teamUser {
 func (tm *team) add(tb testing.TB, label, name, role string) teamUser {
 	tb.Helper()
 	u := tm.signUp(tb, tm.slug+"-"+label+"@example.com", name)
-	inv := tm.mutate(tb, tm.owner.tok, "memberInvite", "MemberInviteInput", "invitation { id }",
+	inv := tm.mutate(tb, tm.owner.tok, "memberInvite", "MemberInviteInput", "token",
 		map[string]any{"workspaceId": tm.wsID, "email": u.email, "role": role})
-	acc := tm.mutate(tb, u.tok, "invitationAccept", "InvitationInput", "membership { id role }",
-		map[string]any{"invitationId": trkStr(inv, "invitation.id")})
+	acc := tm.mutate(tb, u.tok, "invitationAccept", "InvitationAcceptInput", "membership { id role }",
+		map[string]any{"token": trkStr(inv, "token")})
 	if u.membership = trkStr(acc, "membership.id"); trkStr(acc, "membership.role") != role {
 		tb.Fatalf("invitationAccept: %v, want role %s", acc, role)
 	}

@@ -111,6 +111,9 @@ func New(c Config) (*Mailer, error) {
 // Enabled tells whether an SMTP server is configured.
 func (m *Mailer) Enabled() bool { return m != nil && m.smtp != nil }
 
+// PublicURL is where people reach the server, without a trailing slash.
+func (m *Mailer) PublicURL() string { return m.publicURL }
+
 // Link is the server's public URL with kind=secret in its fragment ("https://host/#invitation=jci_…").
 // A fragment never reaches a server's access log, nor a Referer header.
 func (m *Mailer) Link(kind, secret string) string {
