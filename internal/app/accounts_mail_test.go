@@ -397,3 +397,40 @@ func acOperations(doc string) []string {
 	}
 	return ops
 }
+
+// TestAccountsMailServerDown: when the mail server does not take a message, the answer says so
+// (emailSent false) and the operator's log says why, without the link's secret; an invitation's
+// token is still shown to the inviter.
+func TestAccountsMailServerDown(t *testing.T) {
+	t.Parallel()
+	var dbPath string
+	first := startServer(t, func(c *config.Config) { dbPath = c.DatabaseURL })
+	owner := acSignUp(t, first, "owner@example.com", "Owner")
+	wsID := acCreateWorkspace(t, first, owner.Token, "Team", "team")
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(c *config.Config) {
+		c.DatabaseURL = dbPath
+		c.SMTPURL, c.SMTPFrom, c.PublicURL = "smtp://"+dlvClosedPort(t), "junction@example.com", "https://junction.example.com"
+	})
+
+	r := s.post(t, `mutation($i: SignUpInput!) { signUp(input: $i) { token emailSent userErrors { code } } }`,
+		map[string]any{"i": map[string]any{"email": "ada@example.com", "password": acPassword, "name": "Ada"}})
+	if got := acJSON(r.Data); got != `{"signUp":{"emailSent":false,"token":null,"userErrors":[]}}` {
+		t.Errorf("signUp with the mail server down: %s", got)
+	}
+	r = acPost(t, s, owner.Token, acInviteMutation, map[string]any{"i": map[string]any{"workspaceId": wsID, "email": "grace@example.com", "role": "MEMBER"}})
+	p := acPayload(t, r, "memberInvite")
+	token := acStr(p, "token")
+	if acAt(p, "emailSent") != false || !strings.HasPrefix(token, "jci_") {
+		t.Errorf("memberInvite with the mail server down: %s", r.Raw)
+	}
+	logs := s.Logs.String()
+	if strings.Count(logs, `"msg":"mail not sent"`) != 2 {
+		t.Errorf("want two log lines saying a mail was not sent:\n%s", logs)
+	}
+	if strings.Contains(logs, token[4:]) || regexp.MustCompile(`jc[iv]_[A-Za-z0-9_-]{20,}`).MatchString(logs) {
+		t.Error("the log holds a link's secret")
+	}
+}
