@@ -14,12 +14,32 @@ import (
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
-func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error) {
-	secret, user, errs, err := r.Auth.SignUp(ctx, input.Email, input.Password, input.Name)
+func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error) {
+	res, errs, err := r.Auth.SignUp(ctx, input.Email, input.Password, input.Name, obs.ClientIP(ctx))
+	if err != nil {
+		return nil, err
+	}
+	p := &model.SignUpPayload{User: res.User, EmailSent: res.EmailSent, UserErrors: userErrors(errs)}
+	if res.Secret != "" {
+		p.Token = &res.Secret
+	}
+	return p, nil
+}
+
+func (r *mutationResolver) EmailVerify(ctx context.Context, input model.EmailVerifyInput) (*model.AuthPayload, error) {
+	secret, user, errs, err := r.Auth.EmailVerify(ctx, input.Token)
 	if err != nil {
 		return nil, err
 	}
 	return authPayload(secret, user, errs), nil
+}
+
+func (r *mutationResolver) EmailVerificationSend(ctx context.Context) (*model.EmailVerificationSendPayload, error) {
+	sent, errs, err := r.Auth.SendVerification(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.EmailVerificationSendPayload{EmailSent: sent, UserErrors: userErrors(errs)}, nil
 }
 
 func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error) {

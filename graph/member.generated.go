@@ -617,6 +617,139 @@ func (ec *executionContext) fieldContext_InvitationPayload_userErrors(_ context.
 	return fc, nil
 }
 
+func (ec *executionContext) _MemberInvitePayload_invitation(ctx context.Context, field graphql.CollectedField, obj *model.MemberInvitePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemberInvitePayload_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *workspace.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MemberInvitePayload_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MemberInvitePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MemberInvitePayload_token(ctx context.Context, field graphql.CollectedField, obj *model.MemberInvitePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemberInvitePayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MemberInvitePayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemberInvitePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _MemberInvitePayload_acceptUrl(ctx context.Context, field graphql.CollectedField, obj *model.MemberInvitePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemberInvitePayload_acceptUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AcceptURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MemberInvitePayload_acceptUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemberInvitePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _MemberInvitePayload_emailSent(ctx context.Context, field graphql.CollectedField, obj *model.MemberInvitePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemberInvitePayload_emailSent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EmailSent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemberInvitePayload_emailSent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemberInvitePayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _MemberInvitePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.MemberInvitePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemberInvitePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemberInvitePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MemberInvitePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _MemberRemovePayload_removedMembershipId(ctx context.Context, field graphql.CollectedField, obj *model.MemberRemovePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1208,6 +1341,104 @@ func (ec *executionContext) fieldContext_ResourceGrant_createdAt(_ context.Conte
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputInvitationAcceptInput(ctx context.Context, obj any) (model.InvitationAcceptInput, error) {
+	var it model.InvitationAcceptInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token", "invitationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "invitationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invitationId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InvitationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalInvitationAcceptInput unmarshals raw into the InvitationAcceptInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalInvitationAcceptInput(ctx context.Context, raw any) (model.InvitationAcceptInput, error) {
+	var out model.InvitationAcceptInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "InvitationAcceptInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputInvitationDeclineInput(ctx context.Context, obj any) (model.InvitationDeclineInput, error) {
+	var it model.InvitationDeclineInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token", "invitationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "invitationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invitationId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InvitationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalInvitationDeclineInput unmarshals raw into the InvitationDeclineInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalInvitationDeclineInput(ctx context.Context, raw any) (model.InvitationDeclineInput, error) {
+	var out model.InvitationDeclineInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "InvitationDeclineInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputInvitationInput(ctx context.Context, obj any) (model.InvitationInput, error) {
 	var it model.InvitationInput
 	if obj == nil {
@@ -1759,6 +1990,59 @@ func (ec *executionContext) _InvitationPayload(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var memberInvitePayloadImplementors = []string{"MemberInvitePayload"}
+
+func (ec *executionContext) _MemberInvitePayload(ctx context.Context, sel ast.SelectionSet, obj *model.MemberInvitePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, memberInvitePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MemberInvitePayload")
+		case "invitation":
+			out.Values[i] = ec._MemberInvitePayload_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._MemberInvitePayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "acceptUrl":
+			out.Values[i] = ec._MemberInvitePayload_acceptUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "emailSent":
+			out.Values[i] = ec._MemberInvitePayload_emailSent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._MemberInvitePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var memberRemovePayloadImplementors = []string{"MemberRemovePayload"}
 
 func (ec *executionContext) _MemberRemovePayload(ctx context.Context, sel ast.SelectionSet, obj *model.MemberRemovePayload) graphql.Marshaler {
@@ -2069,6 +2353,11 @@ func (ec *executionContext) marshalNInvitation2ᚖgithubᚗcomᚋjunctioncdpᚋj
 	return ec._Invitation(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNInvitationAcceptInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐInvitationAcceptInput(ctx context.Context, v any) (model.InvitationAcceptInput, error) {
+	res, err := ec.unmarshalInputInvitationAcceptInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNInvitationAcceptPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐInvitationAcceptPayload(ctx context.Context, sel ast.SelectionSet, v *model.InvitationAcceptPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InvitationAcceptPayload!")
@@ -2083,6 +2372,11 @@ func (ec *executionContext) marshalNInvitationConnection2ᚖgithubᚗcomᚋjunct
 		return graphql.Null
 	}
 	return ec._InvitationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInvitationDeclineInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐInvitationDeclineInput(ctx context.Context, v any) (model.InvitationDeclineInput, error) {
+	res, err := ec.unmarshalInputInvitationDeclineInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNInvitationEdge2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐInvitationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InvitationEdge) graphql.Marshaler {
@@ -2150,6 +2444,14 @@ func (ec *executionContext) unmarshalNMemberGrantRemoveInput2githubᚗcomᚋjunc
 func (ec *executionContext) unmarshalNMemberInviteInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐMemberInviteInput(ctx context.Context, v any) (model.MemberInviteInput, error) {
 	res, err := ec.unmarshalInputMemberInviteInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMemberInvitePayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐMemberInvitePayload(ctx context.Context, sel ast.SelectionSet, v *model.MemberInvitePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MemberInvitePayload!")
+		return graphql.Null
+	}
+	return ec._MemberInvitePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNMemberRemoveInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐMemberRemoveInput(ctx context.Context, v any) (model.MemberRemoveInput, error) {

@@ -22,8 +22,7 @@ func (r *invitationResolver) InvitedBy(ctx context.Context, obj *workspace.Invit
 }
 
 func (r *invitationResolver) ViewerCanAccept(ctx context.Context, obj *workspace.Invitation) (bool, error) {
-	v := auth.ViewerFrom(ctx)
-	return v != nil && v.Token == nil && v.User.Email == obj.Email && obj.EffectiveStatus() == workspace.Pending, nil
+	return obj.CanBeAnsweredBy(auth.ViewerFrom(ctx)), nil
 }
 
 func (r *invitationResolver) ViewerCanRevoke(ctx context.Context, obj *workspace.Invitation) (bool, error) {
@@ -61,24 +60,28 @@ func (r *membershipResolver) ViewerCanDelete(ctx context.Context, obj *workspace
 	return a.CanManageMembers() || obj.UserID == a.Viewer.User.ID, nil
 }
 
-func (r *mutationResolver) MemberInvite(ctx context.Context, input model.MemberInviteInput) (*model.InvitationPayload, error) {
-	inv, errs, err := r.Workspaces.Invite(ctx, input.WorkspaceID, input.Email, input.Role)
+func (r *mutationResolver) MemberInvite(ctx context.Context, input model.MemberInviteInput) (*model.MemberInvitePayload, error) {
+	created, errs, err := r.Workspaces.Invite(ctx, input.WorkspaceID, input.Email, input.Role)
 	if err != nil {
 		return nil, err
 	}
-	return &model.InvitationPayload{Invitation: inv, UserErrors: userErrors(errs)}, nil
+	p := &model.MemberInvitePayload{UserErrors: userErrors(errs)}
+	if created != nil {
+		p.Invitation, p.Token, p.AcceptURL, p.EmailSent = created.Invitation, &created.Secret, &created.AcceptURL, created.EmailSent
+	}
+	return p, nil
 }
 
-func (r *mutationResolver) InvitationAccept(ctx context.Context, input model.InvitationInput) (*model.InvitationAcceptPayload, error) {
-	m, w, errs, err := r.Workspaces.Accept(ctx, input.InvitationID)
+func (r *mutationResolver) InvitationAccept(ctx context.Context, input model.InvitationAcceptInput) (*model.InvitationAcceptPayload, error) {
+	m, w, errs, err := r.Workspaces.Accept(ctx, workspace.Answer{Token: input.Token, InvitationID: input.InvitationID})
 	if err != nil {
 		return nil, err
 	}
 	return &model.InvitationAcceptPayload{Membership: m, Workspace: w, UserErrors: userErrors(errs)}, nil
 }
 
-func (r *mutationResolver) InvitationDecline(ctx context.Context, input model.InvitationInput) (*model.InvitationPayload, error) {
-	inv, errs, err := r.Workspaces.Decline(ctx, input.InvitationID)
+func (r *mutationResolver) InvitationDecline(ctx context.Context, input model.InvitationDeclineInput) (*model.InvitationPayload, error) {
+	inv, errs, err := r.Workspaces.Decline(ctx, workspace.Answer{Token: input.Token, InvitationID: input.InvitationID})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +130,10 @@ func (r *mutationResolver) MemberGrantRemove(ctx context.Context, input model.Me
 		return nil, err
 	}
 	return &model.MembershipPayload{Membership: m, UserErrors: userErrors(errs)}, nil
+}
+
+func (r *queryResolver) Invitation(ctx context.Context, token string) (*workspace.Invitation, error) {
+	return r.Workspaces.InvitationByToken(ctx, token)
 }
 
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }

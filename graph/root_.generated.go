@@ -280,6 +280,11 @@ type ComplexityRoot struct {
 		Reason func(childComplexity int) int
 	}
 
+	EmailVerificationSendPayload struct {
+		EmailSent  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Event struct {
 		AnonymousID    func(childComplexity int) int
 		DiscardMessage func(childComplexity int) int
@@ -408,6 +413,14 @@ type ComplexityRoot struct {
 		UserErrors    func(childComplexity int) int
 	}
 
+	MemberInvitePayload struct {
+		AcceptURL  func(childComplexity int) int
+		EmailSent  func(childComplexity int) int
+		Invitation func(childComplexity int) int
+		Token      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	MemberRemovePayload struct {
 		RemovedMembershipID func(childComplexity int) int
 		UserErrors          func(childComplexity int) int
@@ -453,9 +466,11 @@ type ComplexityRoot struct {
 		DestinationDisable         func(childComplexity int, input model.DestinationIDInput) int
 		DestinationEnable          func(childComplexity int, input model.DestinationIDInput) int
 		DestinationUpdate          func(childComplexity int, input model.DestinationUpdateInput) int
+		EmailVerificationSend      func(childComplexity int) int
+		EmailVerify                func(childComplexity int, input model.EmailVerifyInput) int
 		HealthIssueAcknowledge     func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
-		InvitationAccept           func(childComplexity int, input model.InvitationInput) int
-		InvitationDecline          func(childComplexity int, input model.InvitationInput) int
+		InvitationAccept           func(childComplexity int, input model.InvitationAcceptInput) int
+		InvitationDecline          func(childComplexity int, input model.InvitationDeclineInput) int
 		InvitationRevoke           func(childComplexity int, input model.InvitationInput) int
 		LogIn                      func(childComplexity int, input model.LogInInput) int
 		LogOut                     func(childComplexity int, input *model.LogOutInput) int
@@ -583,6 +598,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Catalog    func(childComplexity int) int
+		Invitation func(childComplexity int, token string) int
 		Node       func(childComplexity int, id string) int
 		Nodes      func(childComplexity int, ids []string) int
 		ServerInfo func(childComplexity int) int
@@ -604,9 +620,10 @@ type ComplexityRoot struct {
 	}
 
 	ServerInfo struct {
-		Now       func(childComplexity int) int
-		StartedAt func(childComplexity int) int
-		Version   func(childComplexity int) int
+		EmailEnabled func(childComplexity int) int
+		Now          func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+		Version      func(childComplexity int) int
 	}
 
 	SettingDefinition struct {
@@ -620,6 +637,13 @@ type ComplexityRoot struct {
 		Required    func(childComplexity int) int
 		Secret      func(childComplexity int) int
 		Type        func(childComplexity int) int
+	}
+
+	SignUpPayload struct {
+		EmailSent  func(childComplexity int) int
+		Token      func(childComplexity int) int
+		User       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	Source struct {
@@ -698,6 +722,7 @@ type ComplexityRoot struct {
 	User struct {
 		CreatedAt               func(childComplexity int) int
 		Email                   func(childComplexity int) int
+		EmailVerified           func(childComplexity int) int
 		ID                      func(childComplexity int) int
 		Invitations             func(childComplexity int) int
 		Name                    func(childComplexity int) int
@@ -1685,6 +1710,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DiscardCount.Reason(childComplexity), true
 
+	case "EmailVerificationSendPayload.emailSent":
+		if e.ComplexityRoot.EmailVerificationSendPayload.EmailSent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailVerificationSendPayload.EmailSent(childComplexity), true
+	case "EmailVerificationSendPayload.userErrors":
+		if e.ComplexityRoot.EmailVerificationSendPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailVerificationSendPayload.UserErrors(childComplexity), true
+
 	case "Event.anonymousId":
 		if e.ComplexityRoot.Event.AnonymousID == nil {
 			break
@@ -2164,6 +2202,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LogOutPayload.UserErrors(childComplexity), true
 
+	case "MemberInvitePayload.acceptUrl":
+		if e.ComplexityRoot.MemberInvitePayload.AcceptURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberInvitePayload.AcceptURL(childComplexity), true
+	case "MemberInvitePayload.emailSent":
+		if e.ComplexityRoot.MemberInvitePayload.EmailSent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberInvitePayload.EmailSent(childComplexity), true
+	case "MemberInvitePayload.invitation":
+		if e.ComplexityRoot.MemberInvitePayload.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberInvitePayload.Invitation(childComplexity), true
+	case "MemberInvitePayload.token":
+		if e.ComplexityRoot.MemberInvitePayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberInvitePayload.Token(childComplexity), true
+	case "MemberInvitePayload.userErrors":
+		if e.ComplexityRoot.MemberInvitePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberInvitePayload.UserErrors(childComplexity), true
+
 	case "MemberRemovePayload.removedMembershipId":
 		if e.ComplexityRoot.MemberRemovePayload.RemovedMembershipID == nil {
 			break
@@ -2403,6 +2472,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DestinationUpdate(childComplexity, args["input"].(model.DestinationUpdateInput)), true
+	case "Mutation.emailVerificationSend":
+		if e.ComplexityRoot.Mutation.EmailVerificationSend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.EmailVerificationSend(childComplexity), true
+	case "Mutation.emailVerify":
+		if e.ComplexityRoot.Mutation.EmailVerify == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_emailVerify_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EmailVerify(childComplexity, args["input"].(model.EmailVerifyInput)), true
 	case "Mutation.healthIssueAcknowledge":
 		if e.ComplexityRoot.Mutation.HealthIssueAcknowledge == nil {
 			break
@@ -2424,7 +2510,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.InvitationAccept(childComplexity, args["input"].(model.InvitationInput)), true
+		return e.ComplexityRoot.Mutation.InvitationAccept(childComplexity, args["input"].(model.InvitationAcceptInput)), true
 	case "Mutation.invitationDecline":
 		if e.ComplexityRoot.Mutation.InvitationDecline == nil {
 			break
@@ -2435,7 +2521,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.InvitationDecline(childComplexity, args["input"].(model.InvitationInput)), true
+		return e.ComplexityRoot.Mutation.InvitationDecline(childComplexity, args["input"].(model.InvitationDeclineInput)), true
 	case "Mutation.invitationRevoke":
 		if e.ComplexityRoot.Mutation.InvitationRevoke == nil {
 			break
@@ -3047,6 +3133,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Catalog(childComplexity), true
 
+	case "Query.invitation":
+		if e.ComplexityRoot.Query.Invitation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_invitation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Invitation(childComplexity, args["token"].(string)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -3137,6 +3234,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SecretSetting.Name(childComplexity), true
 
+	case "ServerInfo.emailEnabled":
+		if e.ComplexityRoot.ServerInfo.EmailEnabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.EmailEnabled(childComplexity), true
 	case "ServerInfo.now":
 		if e.ComplexityRoot.ServerInfo.Now == nil {
 			break
@@ -3216,6 +3319,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SettingDefinition.Type(childComplexity), true
+
+	case "SignUpPayload.emailSent":
+		if e.ComplexityRoot.SignUpPayload.EmailSent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignUpPayload.EmailSent(childComplexity), true
+	case "SignUpPayload.token":
+		if e.ComplexityRoot.SignUpPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignUpPayload.Token(childComplexity), true
+	case "SignUpPayload.user":
+		if e.ComplexityRoot.SignUpPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignUpPayload.User(childComplexity), true
+	case "SignUpPayload.userErrors":
+		if e.ComplexityRoot.SignUpPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignUpPayload.UserErrors(childComplexity), true
 
 	case "Source.catalogEntry":
 		if e.ComplexityRoot.Source.CatalogEntry == nil {
@@ -3566,6 +3694,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.emailVerified":
+		if e.ComplexityRoot.User.EmailVerified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.EmailVerified(childComplexity), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -3939,7 +4073,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DestinationFilter", ec.unmarshalInputDestinationFilter),
 			graphql.NewInputUnmarshaler("DestinationIdInput", ec.unmarshalInputDestinationIdInput),
 			graphql.NewInputUnmarshaler("DestinationUpdateInput", ec.unmarshalInputDestinationUpdateInput),
+			graphql.NewInputUnmarshaler("EmailVerifyInput", ec.unmarshalInputEmailVerifyInput),
 			graphql.NewInputUnmarshaler("HealthIssueAcknowledgeInput", ec.unmarshalInputHealthIssueAcknowledgeInput),
+			graphql.NewInputUnmarshaler("InvitationAcceptInput", ec.unmarshalInputInvitationAcceptInput),
+			graphql.NewInputUnmarshaler("InvitationDeclineInput", ec.unmarshalInputInvitationDeclineInput),
 			graphql.NewInputUnmarshaler("InvitationInput", ec.unmarshalInputInvitationInput),
 			graphql.NewInputUnmarshaler("LogInInput", ec.unmarshalInputLogInInput),
 			graphql.NewInputUnmarshaler("LogOutInput", ec.unmarshalInputLogOutInput),
@@ -4063,6 +4200,13 @@ type User implements Node {
   id: ID!
   "The address the person logs in with."
   email: String!
+  """
+  Whether the person proved that ` + "`" + `email` + "`" + ` is theirs by following a link mailed to it (emailVerify).
+  Only a server that sends email (` + "`" + `serverInfo.emailEnabled` + "`" + `) verifies addresses; until an address is
+  verified, nothing is given to it by address: ` + "`" + `invitations` + "`" + ` stays empty, and invitations are
+  accepted only with their link.
+  """
+  emailVerified: Boolean!
   "The name shown to other members."
   name: String!
   createdAt: DateTime!
@@ -4071,7 +4215,10 @@ type User implements Node {
   empty. With an access token, only the token's workspace.
   """
   workspaces(first: Int, after: String, last: Int, before: String): WorkspaceConnection!
-  "Invitations to join workspaces that wait for this user's answer. Only on the viewer."
+  """
+  Pending invitations to this user's address, which they may accept or decline by id. Only on the
+  viewer, and only once their address is verified (` + "`" + `emailVerified` + "`" + `); otherwise empty.
+  """
   invitations: [Invitation!]!
 }
 
@@ -4100,12 +4247,42 @@ input LogOutInput {
 }
 
 """
-The answer to signUp and logIn. ` + "`" + `token` + "`" + ` is a session token to send as ` + "`" + `Authorization: Bearer <token>` + "`" + `
+The answer to logIn and emailVerify. ` + "`" + `token` + "`" + ` is a session token to send as ` + "`" + `Authorization: Bearer <token>` + "`" + `
 over HTTP, or in the websocket ` + "`" + `connection_init` + "`" + ` payload; it is shown once and stored only as a hash.
 """
 type AuthPayload {
+  "A new session's token; null when none was opened."
   token: String
   user: User
+  userErrors: [UserError!]!
+}
+
+"""
+The answer to signUp. It does not tell whether the address had an account: on a server that sends
+email it is the same for every address (` + "`" + `emailSent` + "`" + `, no token); on one that does not, an address
+with an account is a log-in attempt and answered as logIn answers.
+"""
+type SignUpPayload {
+  "A session token, as in AuthPayload, when the account was made (servers that send no email) or the password was its own."
+  token: String
+  user: User
+  """
+  Whether a message went to the address: a link that makes the account and logs in (emailVerify)
+  if the address is new, or a reminder to log in if it has an account. Always true on a server that
+  sends email, unless the mail server refused the message or the address got too many within an hour.
+  """
+  emailSent: Boolean!
+  userErrors: [UserError!]!
+}
+
+input EmailVerifyInput {
+  "The secret of the link that was mailed: what follows ` + "`" + `#email-verification=` + "`" + ` (` + "`" + `jcv_...` + "`" + `)."
+  token: String!
+}
+
+type EmailVerificationSendPayload {
+  "Whether the mail server took the message with the link."
+  emailSent: Boolean!
   userErrors: [UserError!]!
 }
 
@@ -4116,8 +4293,26 @@ type LogOutPayload {
 }
 
 type Mutation {
-  "Creates an account and logs it in."
-  signUp(input: SignUpInput!): AuthPayload!
+  """
+  Creates an account, answering alike whether or not the address has one. On a server that sends
+  email, it mails the address a link (see SignUpPayload) and the account exists once the link is
+  followed (emailVerify). On one that does not, a new address gets its account and a session at once,
+  and an address with an account is a log-in attempt: a session with the right password, logIn's
+  answer (counted as a failed log-in) with a wrong one.
+  """
+  signUp(input: SignUpInput!): SignUpPayload!
+  """
+  Follows a link mailed by signUp or emailVerificationSend; it works once, within 24 hours. A sign-up's
+  link makes the account, its address verified, and logs in (` + "`" + `token` + "`" + `); an account's link marks its
+  address verified (` + "`" + `token` + "`" + ` null). An unknown, used or expired link is a userError on ` + "`" + `token` + "`" + `.
+  """
+  emailVerify(input: EmailVerifyInput!): AuthPayload!
+  """
+  Mails the viewer a link that verifies their address (accounts made before the server sent email).
+  A userError when the server sends no email, the address is verified already, or it got 5 account
+  messages within the last hour. A person's session only.
+  """
+  emailVerificationSend: EmailVerificationSendPayload!
   """
   Logs in. Repeated failures for one email or from one address are slowed down and then refused for
   a while, with the same answer whether or not the email has an account.
@@ -4855,7 +5050,11 @@ enum ResourceRole {
   SOURCE_READ
 }
 
-"An offer to join a workspace, sent to an email address."
+"""
+An offer to join a workspace, sent to an email address. It is accepted with its token (the secret of
+its link), which only the inviter sees, once, and the address receives by mail; or by id by the
+person whose verified address it went to.
+"""
 type Invitation implements Node {
   id: ID!
   email: String!
@@ -4868,7 +5067,10 @@ type Invitation implements Node {
   createdAt: DateTime!
   "After this the invitation can no longer be accepted."
   expiresAt: DateTime!
-  "Whether the viewer is the invited person and may accept or decline."
+  """
+  Whether the viewer may accept or decline it now: a person (not an access token), while it is
+  pending, who fetched it with its token (` + "`" + `invitation(token:)` + "`" + `) or whose verified address it went to.
+  """
   viewerCanAccept: Boolean!
   "Whether the viewer may revoke it (owners of the workspace, while pending)."
   viewerCanRevoke: Boolean!
@@ -4904,6 +5106,22 @@ input InvitationInput {
   invitationId: ID!
 }
 
+"Which invitation to answer: give ` + "`" + `token` + "`" + ` or ` + "`" + `invitationId` + "`" + `."
+input InvitationAcceptInput {
+  "The invitation's token: what follows ` + "`" + `#invitation=` + "`" + ` in its link (` + "`" + `jci_...` + "`" + `). Whoever holds it may answer."
+  token: String
+  "An invitation of ` + "`" + `viewer.invitations` + "`" + `: one that went to the viewer's verified address."
+  invitationId: ID
+}
+
+"Which invitation to answer: give ` + "`" + `token` + "`" + ` or ` + "`" + `invitationId` + "`" + `."
+input InvitationDeclineInput {
+  "The invitation's token: what follows ` + "`" + `#invitation=` + "`" + ` in its link (` + "`" + `jci_...` + "`" + `). Whoever holds it may answer."
+  token: String
+  "An invitation of ` + "`" + `viewer.invitations` + "`" + `: one that went to the viewer's verified address."
+  invitationId: ID
+}
+
 input MemberUpdateInput {
   membershipId: ID!
   role: Role!
@@ -4931,6 +5149,23 @@ type InvitationPayload {
   userErrors: [UserError!]!
 }
 
+type MemberInvitePayload {
+  invitation: Invitation
+  """
+  The invitation's secret: whoever holds it may accept or decline the invitation. Shown here once and
+  stored only as a hash; hand it (or ` + "`" + `acceptUrl` + "`" + `) to the invitee only.
+  """
+  token: String
+  """
+  A link to accept the invitation: the server's public URL (PUBLIC_URL) with the token in its fragment,
+  ` + "`" + `https://junction.example.com/#invitation=jci_...` + "`" + `. GraphiQL at that URL opens invitationAccept with it.
+  """
+  acceptUrl: String
+  "Whether the link was mailed to the invitee: the server sends email and the mail server took the message."
+  emailSent: Boolean!
+  userErrors: [UserError!]!
+}
+
 type InvitationAcceptPayload {
   membership: Membership
   workspace: Workspace
@@ -4947,14 +5182,30 @@ type MemberRemovePayload {
   userErrors: [UserError!]!
 }
 
+extend type Query {
+  """
+  The invitation a token belongs to, whatever its status, for a page that shows what a link offers
+  before it is answered; null for an unknown token. A person's session only.
+  """
+  invitation(token: String!): Invitation
+}
+
 extend type Mutation {
-  "Invites someone by email. Owners. They see it in viewer.invitations once they have an account with that email."
-  memberInvite(input: MemberInviteInput!): InvitationPayload!
-  "Accepts an invitation of the viewer: they join with its role."
-  invitationAccept(input: InvitationInput!): InvitationAcceptPayload!
-  "Declines an invitation of the viewer."
-  invitationDecline(input: InvitationInput!): InvitationPayload!
-  "Withdraws a pending invitation. Owners."
+  """
+  Invites someone by email, for 14 days. Owners. The payload holds the invitation's token and link,
+  shown once; a server that sends email also mails the link to the address. Once their address is
+  verified, the invitee also finds it in ` + "`" + `viewer.invitations` + "`" + `.
+  """
+  memberInvite(input: MemberInviteInput!): MemberInvitePayload!
+  """
+  Accepts an invitation, by its token or (for the invitee whose address is verified) by id: the
+  viewer joins with its role. A person's session only. An unknown token is a userError on ` + "`" + `token` + "`" + `;
+  an id that is not the viewer's to answer is NOT_FOUND.
+  """
+  invitationAccept(input: InvitationAcceptInput!): InvitationAcceptPayload!
+  "Declines an invitation, by its token or (for the invitee whose address is verified) by id."
+  invitationDecline(input: InvitationDeclineInput!): InvitationPayload!
+  "Withdraws a pending invitation: its token stops working. Owners."
   invitationRevoke(input: InvitationInput!): InvitationPayload!
   "Changes a member's role. Owners; the last owner cannot be demoted."
   memberUpdate(input: MemberUpdateInput!): MembershipPayload!
@@ -5256,6 +5507,11 @@ type ServerInfo {
   startedAt: DateTime!
   "The server's clock at the time of the request; a client can compare it with its own to see clock skew."
   now: DateTime!
+  """
+  Whether this server sends email (an SMTP server is configured): then signUp verifies the address
+  by mail before the account exists, and invitations are mailed to the invitee.
+  """
+  emailEnabled: Boolean!
 }
 
 extend type Query {
@@ -6098,6 +6354,16 @@ func (ec *executionContext) childFields_DiscardCount(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type DiscardCount", field.Name)
 }
 
+func (ec *executionContext) childFields_EmailVerificationSendPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "emailSent":
+		return ec.fieldContext_EmailVerificationSendPayload_emailSent(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_EmailVerificationSendPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EmailVerificationSendPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -6352,6 +6618,22 @@ func (ec *executionContext) childFields_LogOutPayload(ctx context.Context, field
 		return ec.fieldContext_LogOutPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LogOutPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_MemberInvitePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "invitation":
+		return ec.fieldContext_MemberInvitePayload_invitation(ctx, field)
+	case "token":
+		return ec.fieldContext_MemberInvitePayload_token(ctx, field)
+	case "acceptUrl":
+		return ec.fieldContext_MemberInvitePayload_acceptUrl(ctx, field)
+	case "emailSent":
+		return ec.fieldContext_MemberInvitePayload_emailSent(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_MemberInvitePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MemberInvitePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_MemberRemovePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6650,6 +6932,8 @@ func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field gr
 		return ec.fieldContext_ServerInfo_startedAt(ctx, field)
 	case "now":
 		return ec.fieldContext_ServerInfo_now(ctx, field)
+	case "emailEnabled":
+		return ec.fieldContext_ServerInfo_emailEnabled(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServerInfo", field.Name)
 }
@@ -6678,6 +6962,20 @@ func (ec *executionContext) childFields_SettingDefinition(ctx context.Context, f
 		return ec.fieldContext_SettingDefinition_max(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SettingDefinition", field.Name)
+}
+
+func (ec *executionContext) childFields_SignUpPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_SignUpPayload_token(ctx, field)
+	case "user":
+		return ec.fieldContext_SignUpPayload_user(ctx, field)
+	case "emailSent":
+		return ec.fieldContext_SignUpPayload_emailSent(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SignUpPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignUpPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Source(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6812,6 +7110,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_id(ctx, field)
 	case "email":
 		return ec.fieldContext_User_email(ctx, field)
+	case "emailVerified":
+		return ec.fieldContext_User_emailVerified(ctx, field)
 	case "name":
 		return ec.fieldContext_User_name(ctx, field)
 	case "createdAt":

@@ -201,6 +201,29 @@ func (ec *executionContext) fieldContext_ServerInfo_now(_ context.Context, field
 	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _ServerInfo_emailEnabled(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_emailEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EmailEnabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_emailEnabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Subscription_serverTime(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -532,6 +555,11 @@ func (ec *executionContext) _ServerInfo(ctx context.Context, sel ast.SelectionSe
 			}
 		case "now":
 			out.Values[i] = ec._ServerInfo_now(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "emailEnabled":
+			out.Values[i] = ec._ServerInfo_emailEnabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -16,9 +16,10 @@ import (
 
 func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, error) {
 	return &model.ServerInfo{
-		Version:   buildinfo.Version,
-		StartedAt: buildinfo.StartedAt,
-		Now:       time.Now().UTC(),
+		Version:      buildinfo.Version,
+		StartedAt:    buildinfo.StartedAt,
+		Now:          time.Now().UTC(),
+		EmailEnabled: r.Auth.MailEnabled(),
 	}, nil
 }
 

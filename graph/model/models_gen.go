@@ -80,9 +80,10 @@ type AuditEventFilter struct {
 	ResourceID *string `json:"resourceId,omitempty"`
 }
 
-// The answer to signUp and logIn. `token` is a session token to send as `Authorization: Bearer <token>`
+// The answer to logIn and emailVerify. `token` is a session token to send as `Authorization: Bearer <token>`
 // over HTTP, or in the websocket `connection_init` payload; it is shown once and stored only as a hash.
 type AuthPayload struct {
+	// A new session's token; null when none was opened.
 	Token      *string      `json:"token,omitempty"`
 	User       *auth.User   `json:"user,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
@@ -238,6 +239,17 @@ type DiscardCount struct {
 	Count  int           `json:"count"`
 }
 
+type EmailVerificationSendPayload struct {
+	// Whether the mail server took the message with the link.
+	EmailSent  bool         `json:"emailSent"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type EmailVerifyInput struct {
+	// The secret of the link that was mailed: what follows `#email-verification=` (`jcv_...`).
+	Token string `json:"token"`
+}
+
 type EventConnection struct {
 	Edges      []*EventEdge          `json:"edges"`
 	Nodes      []*ingest.StoredEvent `json:"nodes"`
@@ -296,6 +308,14 @@ type IngestStats struct {
 	Last24Hours *IngestFigures `json:"last24Hours"`
 }
 
+// Which invitation to answer: give `token` or `invitationId`.
+type InvitationAcceptInput struct {
+	// The invitation's token: what follows `#invitation=` in its link (`jci_...`). Whoever holds it may answer.
+	Token *string `json:"token,omitempty"`
+	// An invitation of `viewer.invitations`: one that went to the viewer's verified address.
+	InvitationID *string `json:"invitationId,omitempty"`
+}
+
 type InvitationAcceptPayload struct {
 	Membership *workspace.Membership `json:"membership,omitempty"`
 	Workspace  *workspace.Workspace  `json:"workspace,omitempty"`
@@ -307,6 +327,14 @@ type InvitationConnection struct {
 	Nodes      []*workspace.Invitation `json:"nodes"`
 	PageInfo   *relay.PageInfo         `json:"pageInfo"`
 	TotalCount int                     `json:"totalCount"`
+}
+
+// Which invitation to answer: give `token` or `invitationId`.
+type InvitationDeclineInput struct {
+	// The invitation's token: what follows `#invitation=` in its link (`jci_...`). Whoever holds it may answer.
+	Token *string `json:"token,omitempty"`
+	// An invitation of `viewer.invitations`: one that went to the viewer's verified address.
+	InvitationID *string `json:"invitationId,omitempty"`
 }
 
 type InvitationEdge struct {
@@ -362,6 +390,19 @@ type MemberInviteInput struct {
 	WorkspaceID string    `json:"workspaceId"`
 	Email       string    `json:"email"`
 	Role        auth.Role `json:"role"`
+}
+
+type MemberInvitePayload struct {
+	Invitation *workspace.Invitation `json:"invitation,omitempty"`
+	// The invitation's secret: whoever holds it may accept or decline the invitation. Shown here once and
+	// stored only as a hash; hand it (or `acceptUrl`) to the invitee only.
+	Token *string `json:"token,omitempty"`
+	// A link to accept the invitation: the server's public URL (PUBLIC_URL) with the token in its fragment,
+	// `https://junction.example.com/#invitation=jci_...`. GraphiQL at that URL opens invitationAccept with it.
+	AcceptURL *string `json:"acceptUrl,omitempty"`
+	// Whether the link was mailed to the invitee: the server sends email and the mail server took the message.
+	EmailSent  bool         `json:"emailSent"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 type MemberRemoveInput struct {
@@ -524,6 +565,9 @@ type ServerInfo struct {
 	StartedAt time.Time `json:"startedAt"`
 	// The server's clock at the time of the request; a client can compare it with its own to see clock skew.
 	Now time.Time `json:"now"`
+	// Whether this server sends email (an SMTP server is configured): then signUp verifies the address
+	// by mail before the account exists, and invitations are mailed to the invitee.
+	EmailEnabled bool `json:"emailEnabled"`
 }
 
 type SignUpInput struct {
@@ -533,6 +577,20 @@ type SignUpInput struct {
 	Password string `json:"password"`
 	// The name shown to other members; 1 to 100 characters.
 	Name string `json:"name"`
+}
+
+// The answer to signUp. It does not tell whether the address had an account: on a server that sends
+// email it is the same for every address (`emailSent`, no token); on one that does not, an address
+// with an account is a log-in attempt and answered as logIn answers.
+type SignUpPayload struct {
+	// A session token, as in AuthPayload, when the account was made (servers that send no email) or the password was its own.
+	Token *string    `json:"token,omitempty"`
+	User  *auth.User `json:"user,omitempty"`
+	// Whether a message went to the address: a link that makes the account and logs in (emailVerify)
+	// if the address is new, or a reminder to log in if it has an account. Always true on a server that
+	// sends email, unless the mail server refused the message or the address got too many within an hour.
+	EmailSent  bool         `json:"emailSent"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 type SourceConnection struct {

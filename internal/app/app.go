@@ -37,6 +37,7 @@ import (
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/live"
+	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/secret"
@@ -94,10 +95,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
 		func() float64 { return float64(db.StatementsTotal()) })
 
+	mailer, err := mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
 	authSvc := auth.New(d, auth.Policy{
 		SessionTTL: auth.DefaultPolicy.SessionTTL, SlowAfter: auth.DefaultPolicy.SlowAfter, Window: auth.DefaultPolicy.Window,
 		MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout, Delay: cfg.LoginDelay,
-	})
+	}, mailer)
 	key, err := secret.LoadKey(cfg.EncryptionKey, filepath.Join(filepath.Dir(d.Path()), "encryption.key"))
 	if err != nil {
 		d.Close()
@@ -109,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	cat := catalog.MustLoad()
-	workspaces := workspace.New(d, authSvc)
+	workspaces := workspace.New(d, authSvc, mailer)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
@@ -217,7 +223,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go a.pruneEvents()
 	go a.resolveHealth()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
-		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL)
+		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL,
+		"public_url", a.cfg.PublicURL, "email", a.cfg.SMTPURL != "")
 
 	select {
 	case err := <-errc:

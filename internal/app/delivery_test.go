@@ -109,10 +109,10 @@ func (e *dlvEnv) mutate(tb testing.TB, name, inputType, selection string, input 
 func (e *dlvEnv) member(tb testing.TB, email, role string) string {
 	tb.Helper()
 	tok, _ := dlvSignUp(tb, e.s, email)
-	inv := e.mutate(tb, "memberInvite", "MemberInviteInput", "invitation { id }",
+	inv := e.mutate(tb, "memberInvite", "MemberInviteInput", "token",
 		map[string]any{"workspaceId": e.wsID, "email": email, "role": role})
-	d := dlvData(tb, dlvPost(tb, e.s, tok, `mutation($id: ID!) { invitationAccept(input: {invitationId: $id}) { membership { id } userErrors { message } } }`,
-		map[string]any{"id": trkStr(inv, "invitation.id")}))
+	d := dlvData(tb, dlvPost(tb, e.s, tok, `mutation($t: String!) { invitationAccept(input: {token: $t}) { membership { id } userErrors { message } } }`,
+		map[string]any{"t": trkStr(inv, "token")}))
 	if trkStr(d, "invitationAccept.membership.id") == "" {
 		tb.Fatalf("invitationAccept: %v", d)
 	}

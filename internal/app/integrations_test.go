@@ -266,10 +266,10 @@ func itOwner(tb testing.TB, s *server, email, slug string) (itClient, string, st
 func itMember(tb testing.TB, s *server, owner itClient, wsID, email, name, role string) (itClient, string, string) {
 	tb.Helper()
 	c, userID := itSignUp(tb, s, email, name)
-	inv := owner.data(tb, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { invitation { id } userErrors { message } } }`,
+	inv := owner.data(tb, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { token userErrors { message } } }`,
 		map[string]any{"i": map[string]any{"workspaceId": wsID, "email": email, "role": role}})
-	acc := c.data(tb, `mutation($id: ID!) { invitationAccept(input: {invitationId: $id}) { membership { id } userErrors { message } } }`,
-		map[string]any{"id": itStr(inv, "memberInvite.invitation.id")})
+	acc := c.data(tb, `mutation($t: String!) { invitationAccept(input: {token: $t}) { membership { id } userErrors { message } } }`,
+		map[string]any{"t": itStr(inv, "memberInvite.token")})
 	memID := itStr(acc, "invitationAccept.membership.id")
 	if memID == "" {
 		tb.Fatalf("invitationAccept: %s", itJSON(acc))

@@ -67,10 +67,10 @@ func (tm *team) signUp(tb testing.TB, email, name string) teamUser {
 func (tm *team) add(tb testing.TB, label, name, role string) teamUser {
 	tb.Helper()
 	u := tm.signUp(tb, tm.slug+"-"+label+"@example.com", name)
-	inv := tm.mutate(tb, tm.owner.tok, "memberInvite", "MemberInviteInput", "invitation { id }",
+	inv := tm.mutate(tb, tm.owner.tok, "memberInvite", "MemberInviteInput", "token",
 		map[string]any{"workspaceId": tm.wsID, "email": u.email, "role": role})
-	acc := tm.mutate(tb, u.tok, "invitationAccept", "InvitationInput", "membership { id role }",
-		map[string]any{"invitationId": trkStr(inv, "invitation.id")})
+	acc := tm.mutate(tb, u.tok, "invitationAccept", "InvitationAcceptInput", "membership { id role }",
+		map[string]any{"token": trkStr(inv, "token")})
 	if u.membership = trkStr(acc, "membership.id"); trkStr(acc, "membership.role") != role {
 		tb.Fatalf("invitationAccept: %v, want role %s", acc, role)
 	}
@@ -274,20 +274,19 @@ func TestNotifications(t *testing.T) {
 		}
 
 		before := tm.inbox(t, bea.tok)
-		tm.mutate(t, ada.tok, "memberInvite", "MemberInviteInput", "invitation { id }",
-			map[string]any{"workspaceId": tm.wsID, "email": "ntf-dan@example.com", "role": "MEMBER"})
+		tm.mutate(t, ada.tok, "writeKeyCreate", "SourceIdInput", "writeKey { key }", map[string]any{"sourceId": srcID})
 		after := tm.inbox(t, bea.tok)
 		if got, want := after.Unread, before.Unread+1; got != want {
-			t.Errorf("Bea's unreadNotificationCount = %d after one invitation, want %d", got, want)
+			t.Errorf("Bea's unreadNotificationCount = %d after one change, want %d", got, want)
 		}
 		if got, want := after.Total, before.Total+1; got != want {
 			t.Errorf("Bea's notifications.totalCount = %d, want %d", got, want)
 		}
-		if len(after.List) == 0 || after.List[0].Type != "MEMBER_INVITED" || !strings.Contains(after.List[0].Message, "ntf-dan@example.com") {
+		if len(after.List) == 0 || after.List[0].Type != "WRITE_KEY_CREATED" || !strings.Contains(after.List[0].Message, "added a write key") {
 			t.Errorf("Bea's newest notification: %+v", after.List)
 		}
-		if got := tm.inbox(t, ada.tok).about("MEMBER_INVITED", ""); len(got) != 0 {
-			t.Errorf("Ada was notified of her own invitation: %+v", got)
+		if got := tm.inbox(t, ada.tok).about("WRITE_KEY_CREATED", ""); len(got) != 0 {
+			t.Errorf("Ada was notified of her own change: %+v", got)
 		}
 	})
 
@@ -309,8 +308,8 @@ func TestNotifications(t *testing.T) {
 		if n := in.inArea("SOURCES"); n != 0 {
 			t.Errorf("Cy (MINIMAL) has %d notifications of sources: %+v", n, in.List)
 		}
-		if len(in.about("MEMBER_INVITED", "")) != 1 {
-			t.Errorf("Cy does not hear of members either: %+v", in.List)
+		if n := in.inArea("MEMBERS"); n != 0 {
+			t.Errorf("Cy (MINIMAL) has %d notifications of members: %+v", n, in.List)
 		}
 	})
 
@@ -564,6 +563,70 @@ func TestNotifications(t *testing.T) {
 		}
 		if login("a brand new password") == "" {
 			t.Error("the new password does not log in")
+		}
+	})
+}
+
+// TestNotificationsOfMembersOnlyForAdmins: MEMBERS notifications carry invitees' addresses, so
+// only owners and admins (who may read invitations) get them, in the app and on their webhook
+// channel; members and minimal members get neither.
+func TestNotificationsOfMembersOnlyForAdmins(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	tm := newTeam(t, s, "ntf-members", "Ada")
+	ada := tm.owner
+	al := tm.add(t, "al", "Al", "ADMIN")
+	bea := tm.add(t, "bea", "Bea", "MEMBER")
+	cy := tm.add(t, "cy", "Cy", "MINIMAL")
+	receivers := map[string]*ntfReceiver{}
+	for name, u := range map[string]teamUser{"al": al, "bea": bea, "cy": cy} {
+		rc := ntfNewReceiver(t, http.StatusNoContent)
+		receivers[name] = rc
+		tm.mutate(t, u.tok, "notificationSettingsUpdate", "NotificationSettingsUpdateInput", "settings { webhook { url } }",
+			map[string]any{"webhookUrl": rc.URL, "webhookSecret": "ntf-members-webhook-secret"})
+	}
+
+	const invitee = "ntf-members-dan@example.com"
+	inv := tm.mutate(t, ada.tok, "memberInvite", "MemberInviteInput", "invitation { id }",
+		map[string]any{"workspaceId": tm.wsID, "email": invitee, "role": "MEMBER"})
+	invID := trkStr(inv, "invitation.id")
+	tm.mutate(t, ada.tok, "invitationRevoke", "InvitationInput", "invitation { id }", map[string]any{"invitationId": invID})
+	tm.mutate(t, ada.tok, "memberUpdate", "MemberUpdateInput", "membership { id }", map[string]any{"membershipId": cy.membership, "role": "MEMBER"})
+	tm.mutate(t, ada.tok, "workspaceUpdate", "WorkspaceUpdateInput", "workspace { id }", map[string]any{"workspaceId": tm.wsID, "name": "Renamed"})
+
+	t.Run("AdminsHear", func(t *testing.T) {
+		in := tm.inbox(t, al.tok)
+		got := in.about("MEMBER_INVITED", invID)
+		if len(got) != 1 || !strings.Contains(got[0].Message, invitee) || len(in.about("INVITATION_REVOKED", invID)) != 1 ||
+			len(in.about("MEMBER_ROLE_CHANGED", cy.membership)) != 1 {
+			t.Errorf("Al (ADMIN) notifications: %+v", in.List)
+		}
+		receivers["al"].waitFor(t, "MEMBER_INVITED")
+	})
+
+	t.Run("OthersDoNot", func(t *testing.T) {
+		for name, u := range map[string]teamUser{"bea": bea, "cy": cy} {
+			in := tm.inbox(t, u.tok)
+			if n := in.inArea("MEMBERS"); n != 0 {
+				t.Errorf("%s has %d notifications of members: %+v", name, n, in.List)
+			}
+			if len(in.about("WORKSPACE_UPDATED", tm.wsID)) != 1 {
+				t.Errorf("%s did not hear of the rename: the test proves nothing: %+v", name, in.List)
+			}
+		}
+	})
+
+	t.Run("NotOnTheirWebhooks", func(t *testing.T) {
+		for _, name := range []string{"bea", "cy"} {
+			receivers[name].waitFor(t, "WORKSPACE_UPDATED")
+		}
+		_ = s.stop(t) // every webhook POST under way is finished
+		for _, name := range []string{"bea", "cy"} {
+			for _, h := range receivers[name].Hits() {
+				if strings.Contains(string(h.Body), invitee) || strings.Contains(string(h.Body), `"area":"MEMBERS"`) {
+					t.Errorf("%s's webhook got %s", name, h.Body)
+				}
+			}
 		}
 	})
 }

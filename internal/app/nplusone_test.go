@@ -70,11 +70,11 @@ func TestListsLoadRelatedObjectsInBatches(t *testing.T) {
 	n1, one := count()
 	for i := 0; i < 25; i++ {
 		tok, _ := s.signUp(t, fmt.Sprintf("m%d@example.com", i), fmt.Sprintf("Member %d", i))
-		inv := mustData(t, s.post(t, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { invitation { id } } }`,
+		inv := mustData(t, s.post(t, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { token } }`,
 			map[string]any{"i": map[string]any{"workspaceId": wsID, "email": fmt.Sprintf("m%d@example.com", i), "role": "MEMBER"}}, auth...))
-		invID := inv["memberInvite"].(map[string]any)["invitation"].(map[string]any)["id"].(string)
-		acc := mustData(t, s.post(t, `mutation($id: ID!) { invitationAccept(input: {invitationId: $id}) { membership { id } } }`,
-			map[string]any{"id": invID}, "Authorization", "Bearer "+tok))
+		secret := inv["memberInvite"].(map[string]any)["token"].(string)
+		acc := mustData(t, s.post(t, `mutation($t: String!) { invitationAccept(input: {token: $t}) { membership { id } } }`,
+			map[string]any{"t": secret}, "Authorization", "Bearer "+tok))
 		memID := acc["invitationAccept"].(map[string]any)["membership"].(map[string]any)["id"].(string)
 		mustData(t, s.post(t, `mutation($id: ID!) { memberGrantAdd(input: {membershipId: $id, role: SOURCE_READ, label: "environment:prod"}) { membership { id } } }`,
 			map[string]any{"id": memID}, auth...))

@@ -240,8 +240,8 @@ var (
 	permSignUp            = permMutation("signUp", "SignUpInput", "token user { id email }")
 	permLogIn             = permMutation("logIn", "LogInInput", "token user { id }")
 	permWorkspaceCreate   = permMutation("workspaceCreate", "WorkspaceCreateInput", "workspace { id slug members(role: OWNER) { nodes { id } } }")
-	permMemberInvite      = permMutation("memberInvite", "MemberInviteInput", "invitation { id email }")
-	permInvitationAccept  = permMutation("invitationAccept", "InvitationInput", "membership { id role } workspace { id }")
+	permMemberInvite      = permMutation("memberInvite", "MemberInviteInput", "invitation { id email } token")
+	permInvitationAccept  = permMutation("invitationAccept", "InvitationAcceptInput", "membership { id role } workspace { id }")
 	permMemberUpdate      = permMutation("memberUpdate", "MemberUpdateInput", "membership { id role }")
 	permMemberGrantAdd    = permMutation("memberGrantAdd", "MemberGrantAddInput", "membership { id grants { id label } }")
 	permAccessTokenCreate = permMutation("accessTokenCreate", "AccessTokenCreateInput", "accessToken { id name role } secret")
@@ -330,8 +330,9 @@ func permissionTable() []*permRow {
 		asMember: allowed, asAdmin: allowed, asOwner: allowed,
 		asSourceAdmin: allowed, asToken: denyForbidden,
 	}
+	// Answering an invitation by id: only from a verified address, which no persona has.
 	inviteeOnly := permWant{
-		asAnonymous: denyUnauthenticated, asOutsider: allowed,
+		asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
 		asMember: denyNotFound, asAdmin: denyNotFound, asOwner: denyNotFound,
 		asSourceAdmin: denyNotFound, asToken: denyForbidden,
 	}
@@ -408,7 +409,22 @@ func permissionTable() []*permRow {
 			},
 			check: permCheckViewer,
 		},
-		{root: "Query", field: "serverInfo", query: `{ serverInfo { version now } }`, want: everyone},
+		{root: "Query", field: "serverInfo", query: `{ serverInfo { version now emailEnabled } }`, want: everyone},
+		{
+			// An invitation by its token: any person's session (whoever holds the link).
+			root: "Query", field: "invitation",
+			query: `query($token: String!) { invitation(token: $token) { id email role status workspaceName viewerCanAccept } }`,
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return map[string]any{"token": permStr(permInvitationToAnswer(t, c), "in.token")}
+			},
+			ghost: func(c *permCall) map[string]any { return map[string]any{"token": permNeverToken("jci_")} },
+			want:  sessions,
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				if permDig(data, "invitation.viewerCanAccept") != true {
+					t.Errorf("the holder of the token may not accept: %v", data)
+				}
+			},
+		},
 		{
 			// The catalog is public.
 			root: "Query", field: "catalog",
@@ -489,6 +505,27 @@ func permissionTable() []*permRow {
 				return permInput(map[string]any{"email": c.email("signup"), "password": c.book.newPassword(), "name": "New " + c.p.String()})
 			},
 			want: everyone,
+		},
+		{
+			// Without a mail server no link is ever sent: every link is unknown, to anyone.
+			root: "Mutation", field: "emailVerify", query: permMutation("emailVerify", "EmailVerifyInput", "token user { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"token": permNeverToken("jcv_")})
+			},
+			want: permWant{
+				asAnonymous: allowedWithUserError("INVALID"), asOutsider: allowedWithUserError("INVALID"),
+				asMember: allowedWithUserError("INVALID"), asAdmin: allowedWithUserError("INVALID"), asOwner: allowedWithUserError("INVALID"),
+				asSourceAdmin: allowedWithUserError("INVALID"), asToken: allowedWithUserError("INVALID"),
+			},
+		},
+		{
+			// A person asks for a link to their own address; this server sends no mail.
+			root: "Mutation", field: "emailVerificationSend", query: `mutation { emailVerificationSend { emailSent userErrors { field code message } } }`,
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: allowedWithUserError("NOT_ALLOWED"),
+				asMember: allowedWithUserError("NOT_ALLOWED"), asAdmin: allowedWithUserError("NOT_ALLOWED"), asOwner: allowedWithUserError("NOT_ALLOWED"),
+				asSourceAdmin: allowedWithUserError("NOT_ALLOWED"), asToken: denyForbidden,
+			},
 		},
 		{
 			root: "Mutation", field: "logIn", query: permLogIn,
@@ -676,16 +713,30 @@ func permissionTable() []*permRow {
 			want: ownersOnly,
 		},
 		{
-			// Everyone tries to accept the outsider's invitation to a new workspace; the token tries
-			// one addressed to its own creator.
+			// Whoever holds an invitation's token may accept it with a session: each persona accepts
+			// one to a new workspace of the victim's, sent to an address that is nobody's.
 			root: "Mutation", field: "invitationAccept", query: permInvitationAccept,
 			vars:  permInvitationToAnswer,
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"token": permNeverToken("jci_")}) },
+			want:  sessions,
+		},
+		{
+			// By id only from a verified address; this server verifies none, so an invitation to the
+			// persona's own address is not theirs to answer by id: as one that never existed.
+			root: "Mutation", field: "invitationAccept", variant: "byId", query: permInvitationAccept,
+			vars:  permInvitationByAddress,
 			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"invitationId": id.New("inv")}) },
 			want:  inviteeOnly,
 		},
 		{
-			root: "Mutation", field: "invitationDecline", query: permMutation("invitationDecline", "InvitationInput", "invitation { id status }"),
+			root: "Mutation", field: "invitationDecline", query: permMutation("invitationDecline", "InvitationDeclineInput", "invitation { id status }"),
 			vars:  permInvitationToAnswer,
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"token": permNeverToken("jci_")}) },
+			want:  sessions,
+		},
+		{
+			root: "Mutation", field: "invitationDecline", variant: "byId", query: permMutation("invitationDecline", "InvitationDeclineInput", "invitation { id status }"),
+			vars:  permInvitationByAddress,
 			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"invitationId": id.New("inv")}) },
 			want:  inviteeOnly,
 		},
@@ -1079,18 +1130,37 @@ func permissionTable() []*permRow {
 	return table
 }
 
-// permInvitationToAnswer makes a pending invitation for a persona to accept or decline: to the
-// outsider from a new workspace of W's owner; for the token, to its creator from a new workspace of
-// the outsider's.
+// permInvitationToAnswer makes a pending invitation to a new workspace of the victim's, sent to an
+// address that is nobody's, and returns its token as the input of invitationAccept/Decline.
 func permInvitationToAnswer(t *testing.T, c *permCall) map[string]any {
-	from, to := c.users[asOwner], c.users[asOutsider]
-	if c.p == asToken {
-		from, to = c.users[asOutsider], c.users[asOwner]
+	slug := c.slug("inv")
+	d := c.must(t, c.victim.session, permWorkspaceCreate, permInput(map[string]any{"name": slug, "slug": slug}))
+	d = c.must(t, c.victim.session, permMemberInvite, permInput(map[string]any{"workspaceId": permStr(d, "workspaceCreate.workspace.id"),
+		"email": c.email("invitee"), "role": "MEMBER"}))
+	return permInput(map[string]any{"token": permStr(d, "memberInvite.token")})
+}
+
+// permInvitationByAddress makes a pending invitation to a new workspace of the victim's, sent to the
+// persona's own address (for the token, its creator's), and returns its id as the input of
+// invitationAccept/Decline.
+func permInvitationByAddress(t *testing.T, c *permCall) map[string]any {
+	to := c.email("nobody")
+	if u := c.users[c.p]; u != nil {
+		to = u.email
+	} else if c.p == asToken {
+		to = c.users[asOwner].email
 	}
 	slug := c.slug("inv")
-	d := c.must(t, from.session, permWorkspaceCreate, permInput(map[string]any{"name": slug, "slug": slug}))
-	d = c.must(t, from.session, permMemberInvite, permInput(map[string]any{"workspaceId": permStr(d, "workspaceCreate.workspace.id"), "email": to.email, "role": "MEMBER"}))
+	d := c.must(t, c.victim.session, permWorkspaceCreate, permInput(map[string]any{"name": slug, "slug": slug}))
+	d = c.must(t, c.victim.session, permMemberInvite, permInput(map[string]any{"workspaceId": permStr(d, "workspaceCreate.workspace.id"), "email": to, "role": "MEMBER"}))
 	return permInput(map[string]any{"invitationId": permStr(d, "memberInvite.invitation.id")})
+}
+
+// permNeverToken is a well-formed secret of a kind (jci_, jcv_) that was never given out.
+func permNeverToken(prefix string) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
 }
 
 // permNodeKinds name the objects the nodes row asks for, in its order: by id prefix, and for a
@@ -1450,7 +1520,7 @@ func newPermFixture(t *testing.T, table []*permRow) *permFixture {
 	d := f.must(t, w.users[asOutsider].session, permWorkspaceCreate, permInput(map[string]any{"name": "W2", "slug": slug}))
 	w.outsiderWorkspace = permStr(d, "workspaceCreate.workspace.id")
 	d = f.must(t, w.users[asOutsider].session, permMemberInvite, permInput(map[string]any{"workspaceId": w.outsiderWorkspace, "email": w.victim.email, "role": "ADMIN"}))
-	f.must(t, w.victim.session, permInvitationAccept, permInput(map[string]any{"invitationId": permStr(d, "memberInvite.invitation.id")}))
+	f.must(t, w.victim.session, permInvitationAccept, permInput(map[string]any{"token": permStr(d, "memberInvite.token")}))
 	f.w = f.newWorkspace(t)
 	return f
 }
@@ -1480,7 +1550,7 @@ func (f *permFixture) newWorkspace(t *testing.T) *permWorkspace {
 	w.membership[asOwner] = owners[0]
 	join := func(a *permAccount) string {
 		d := f.must(t, own, permMemberInvite, permInput(map[string]any{"workspaceId": w.id, "email": a.email, "role": "MEMBER"}))
-		d = f.must(t, a.session, permInvitationAccept, permInput(map[string]any{"invitationId": permStr(d, "memberInvite.invitation.id")}))
+		d = f.must(t, a.session, permInvitationAccept, permInput(map[string]any{"token": permStr(d, "memberInvite.token")}))
 		return permStr(d, "invitationAccept.membership.id")
 	}
 	for _, p := range []permPersona{asMember, asAdmin, asSourceAdmin} {
@@ -1796,7 +1866,7 @@ func (b *permSecrets) newSetting() string {
 // out before looking.
 func (b *permSecrets) screen(t *testing.T, raw string, data map[string]any) {
 	t.Helper()
-	for field, key := range map[string]string{"signUp": "token", "logIn": "token", "accessTokenCreate": "secret"} {
+	for field, key := range map[string]string{"signUp": "token", "logIn": "token", "accessTokenCreate": "secret", "memberInvite": "token", "emailVerify": "token"} {
 		s := permStr(data, field+"."+key)
 		if s == "" {
 			continue
@@ -1806,6 +1876,9 @@ func (b *permSecrets) screen(t *testing.T, raw string, data map[string]any) {
 		}
 		b.secrets = append(b.secrets, s)
 		raw = strings.Replace(raw, s, "", 1)
+		if field == "memberInvite" { // and its link
+			raw = strings.Replace(raw, s, "", 1)
+		}
 	}
 	for _, pw := range b.passwords {
 		if strings.Contains(raw, pw) {
@@ -1817,8 +1890,9 @@ func (b *permSecrets) screen(t *testing.T, raw string, data map[string]any) {
 			t.Errorf("an answer contains a destination's secret setting: %s", raw)
 		}
 	}
-	// jcs_ and jct_ start session tokens and access-token secrets (internal/auth/secret.go).
-	for _, marker := range []string{"jcs_", "jct_", "$argon2"} {
+	// jcs_, jct_, jci_ and jcv_ start session tokens, access-token secrets, invitations' and
+	// verification links' secrets (internal/auth/secret.go).
+	for _, marker := range []string{"jcs_", "jct_", "jci_", "jcv_", "$argon2"} {
 		if strings.Contains(raw, marker) {
 			t.Errorf("an answer contains %q: %s", marker, raw)
 		}

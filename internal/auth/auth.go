@@ -3,25 +3,33 @@ package auth
 import (
 	"context"
 	"fmt"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/mail"
 )
 
 // User is a person with an account.
 type User struct {
-	ID           string  `db:"id"`
-	Email        string  `db:"email"`
-	Name         string  `db:"name"`
-	PasswordHash string  `db:"password_hash"`
-	CreatedAt    db.Time `db:"created_at"`
-	UpdatedAt    db.Time `db:"updated_at"`
+	ID           string `db:"id"`
+	Email        string `db:"email"`
+	Name         string `db:"name"`
+	PasswordHash string `db:"password_hash"`
+	// EmailVerifiedAt is when the person followed a link mailed to Email; nil while nothing proves
+	// the address is theirs.
+	EmailVerifiedAt *db.Time `db:"email_verified_at"`
+	CreatedAt       db.Time  `db:"created_at"`
+	UpdatedAt       db.Time  `db:"updated_at"`
 }
+
+// EmailVerified tells whether the person proved that Email is theirs.
+func (u *User) EmailVerified() bool { return u.EmailVerifiedAt != nil }
 
 // Token is an API access token: a credential for programs in one workspace.
 type Token struct {
@@ -57,12 +65,17 @@ type Service struct {
 	db       *db.DB
 	policy   Policy
 	watchers *watchers
+	mail     *mail.Mailer
 }
 
-// New returns the service.
-func New(d *db.DB, p Policy) *Service {
-	return &Service{db: d, policy: p, watchers: newWatchers()}
+// New returns the service. m sends the mail of sign-up and address verification; when it has no
+// SMTP server, addresses are never verified.
+func New(d *db.DB, p Policy, m *mail.Mailer) *Service {
+	return &Service{db: d, policy: p, watchers: newWatchers(), mail: m}
 }
+
+// MailEnabled tells whether the server sends mail (and so verifies addresses).
+func (s *Service) MailEnabled() bool { return s.mail.Enabled() }
 
 // Secrets and session ids are prefixed so that the kind is visible without a lookup.
 const (
@@ -79,68 +92,135 @@ func validateEmail(errs *apperr.UserErrors, field, email string) {
 		errs.Add(field, apperr.Required, "%s is required", field)
 	case len(email) > 254:
 		errs.Add(field, apperr.TooLong, "%s must be at most 254 characters", field)
+	case strings.IndexFunc(email, UnsafeRune) >= 0:
+		ValidateText(errs, field, email)
 	default:
-		a, err := mail.ParseAddress(email)
+		a, err := netmail.ParseAddress(email)
 		if err != nil || a.Address != email || !strings.Contains(email[strings.IndexByte(email, '@')+1:], ".") {
 			errs.Add(field, apperr.InvalidValue, "%s must be an email address such as ada@example.com", field)
 		}
 	}
 }
 
-// ValidateName checks a person's or object's display name: 1 to 100 characters after trimming.
+// ValidateName checks a person's or object's display name: 1 to 100 characters after trimming,
+// none of them a control character or a bidirectional override (see UnsafeRune).
 func ValidateName(errs *apperr.UserErrors, field, name string) {
 	switch n := utf8.RuneCountInString(name); {
 	case strings.TrimSpace(name) == "":
 		errs.Add(field, apperr.Required, "%s is required", field)
 	case n > 100:
 		errs.Add(field, apperr.TooLong, "%s must be at most 100 characters, got %d", field, n)
+	default:
+		ValidateText(errs, field, name)
 	}
 }
 
-// SignUp creates an account and a session for it, returning the session's secret.
-func (s *Service) SignUp(ctx context.Context, email, password, name string) (string, *User, apperr.UserErrors, error) {
+// UnsafeRune tells whether r may not appear in a name, a label or an address: control characters
+// (NUL, line breaks, escape, ...), which can cut or forge text where it is stored, logged or mailed,
+// and the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which
+// make text display in another order than it is stored ("Admin\u202Etxt.exe").
+func UnsafeRune(r rune) bool {
+	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069)
+}
+
+// ValidateText adds a userError on field when s holds an UnsafeRune, naming the first one and
+// where it is.
+func ValidateText(errs *apperr.UserErrors, field, s string) {
+	i := 0
+	for _, r := range s {
+		if UnsafeRune(r) {
+			errs.Add(field, apperr.InvalidValue, "%s must not contain control characters or bidirectional overrides, found U+%04X at character %d", field, r, i+1)
+			return
+		}
+		i++
+	}
+}
+
+// SignUpResult is signUp's answer.
+type SignUpResult struct {
+	Secret    string // a new session's secret, when one was opened
+	User      *User  // the account logged in, with Secret
+	EmailSent bool   // a message went to the address (servers with a mail server)
+}
+
+// SignUp creates an account, answering alike whether or not the address has one already.
+//
+// With a mail server, it only mails the address: a link that creates the account (EmailVerify)
+// when the address is new, a reminder to log in when it has an account; the answer is the same
+// (EmailSent, no session) either way, so nothing is learnt about the address but by its owner.
+//
+// Without one, nothing can prove an address, and a new address gets its account and a session at
+// once, so a free address cannot be hidden. An address that has an account is taken as a log-in
+// attempt with these credentials: the right password opens a session, a wrong one gets logIn's
+// answer and counts as a failed log-in, so that probing addresses through signUp is slowed and
+// locked out exactly as guessing passwords is, and nothing says "already has an account".
+func (s *Service) SignUp(ctx context.Context, email, password, name, clientIP string) (SignUpResult, apperr.UserErrors, error) {
 	email, name = normaliseEmail(email), strings.TrimSpace(name)
 	var errs apperr.UserErrors
 	validateEmail(&errs, "email", email)
-	switch n := utf8.RuneCountInString(password); {
-	case n == 0:
-		errs.Add("password", apperr.Required, "password is required")
-	case n < 10:
-		errs.Add("password", apperr.TooShort, "password must be at least 10 characters, got %d", n)
-	case n > 200:
-		errs.Add("password", apperr.TooLong, "password must be at most 200 characters")
-	}
+	validatePassword(&errs, "password", password)
 	ValidateName(&errs, "name", name)
 	if len(errs) > 0 {
-		return "", nil, errs, nil
+		return SignUpResult{}, errs, nil
+	}
+	if s.mail.Enabled() {
+		return s.signUpByMail(ctx, email, password, name)
+	}
+	keys := throttleKeys(email, clientIP)
+	if errs, err := s.gate(ctx, keys); err != nil || len(errs) > 0 {
+		return SignUpResult{}, errs, err
 	}
 	hash, err := hashPassword(password)
 	if err != nil {
-		return "", nil, nil, err
+		return SignUpResult{}, nil, err
 	}
 	now := db.Now()
 	u := &User{ID: id.New(UserPrefix), Email: email, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	var secret string
+	taken := false
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		var taken int
-		if err := tx.Get(ctx, &taken, `SELECT COUNT(*) FROM users WHERE email = ?`, email); err != nil {
+		var n int
+		if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM users WHERE email = ?`, email); err != nil {
 			return err
 		}
-		if taken > 0 {
-			errs.Add("email", apperr.Taken, "email %s already has an account: log in instead", email)
+		if taken = n > 0; taken {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, u.ID, u.Email, u.Name, u.PasswordHash, u.CreatedAt, u.UpdatedAt); err != nil {
+		if err := insertUser(ctx, tx, u); err != nil {
 			return err
 		}
 		secret, err = s.createSession(ctx, tx, u.ID)
 		return err
 	})
-	if err != nil || len(errs) > 0 {
-		return "", nil, errs, err
+	if err != nil {
+		return SignUpResult{}, nil, err
 	}
-	return secret, u, nil, nil
+	if taken {
+		secret, u, errs, err = s.attempt(ctx, keys, email, password)
+		if err != nil || len(errs) > 0 {
+			return SignUpResult{}, errs, err
+		}
+	}
+	return SignUpResult{Secret: secret, User: u}, nil, nil
+}
+
+// validatePassword checks a new password: 10 to 200 characters.
+func validatePassword(errs *apperr.UserErrors, field, password string) {
+	switch n := utf8.RuneCountInString(password); {
+	case n == 0:
+		errs.Add(field, apperr.Required, "%s is required", field)
+	case n < 10:
+		errs.Add(field, apperr.TooShort, "%s must be at least 10 characters, got %d", field, n)
+	case n > 200:
+		errs.Add(field, apperr.TooLong, "%s must be at most 200 characters", field)
+	}
+}
+
+// insertUser stores a new account within tx.
+func insertUser(ctx context.Context, tx *db.Tx, u *User) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, email_verified_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Email, u.Name, u.PasswordHash, u.EmailVerifiedAt, u.CreatedAt, u.UpdatedAt)
+	return err
 }
 
 func (s *Service) createSession(ctx context.Context, tx *db.Tx, userID string) (string, error) {
@@ -169,28 +249,49 @@ func (s *Service) LogIn(ctx context.Context, email, password, clientIP string) (
 	if len(errs) > 0 {
 		return "", nil, errs, nil
 	}
+	keys := throttleKeys(email, clientIP)
+	if errs, err := s.gate(ctx, keys); err != nil || len(errs) > 0 {
+		return "", nil, errs, err
+	}
+	return s.attempt(ctx, keys, email, password)
+}
+
+// throttleKeys are the counters of failed log-ins an attempt adds to: its email's and its client
+// address's.
+func throttleKeys(email, clientIP string) []string {
 	keys := []string{"email:" + email}
 	if clientIP != "" {
 		keys = append(keys, "ip:"+clientIP)
 	}
+	return keys
+}
+
+// gate refuses an attempt while one of its keys is locked out, and slows it down after failures.
+func (s *Service) gate(ctx context.Context, keys []string) (apperr.UserErrors, error) {
 	state, err := s.throttleState(ctx, keys)
 	if err != nil {
-		return "", nil, nil, err
+		return nil, err
 	}
 	if state.lockedFor > 0 {
+		var errs apperr.UserErrors
 		errs.Add("", apperr.Throttled, "too many failed log-in attempts: try again in %s", roundUp(state.lockedFor))
-		return "", nil, errs, nil
+		return errs, nil
 	}
 	if d := s.delayFor(state.failures); d > 0 {
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			return "", nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
+	return nil, nil
+}
 
+// attempt checks the password of the account with email and opens a session, or counts a failure
+// for keys. A wrong password and an unknown email get the one answer, after the same work.
+func (s *Service) attempt(ctx context.Context, keys []string, email, password string) (string, *User, apperr.UserErrors, error) {
 	var u User
-	err = s.db.Get(ctx, &u, `SELECT * FROM users WHERE email = ?`, email)
+	err := s.db.Get(ctx, &u, `SELECT * FROM users WHERE email = ?`, email)
 	if err != nil && !db.IsNoRows(err) {
 		return "", nil, nil, err
 	}
@@ -207,6 +308,7 @@ func (s *Service) LogIn(ctx context.Context, email, password, clientIP string) (
 		if err := s.recordFailure(ctx, keys); err != nil {
 			return "", nil, nil, err
 		}
+		var errs apperr.UserErrors
 		errs.Add("", apperr.InvalidValue, wrongCredentials)
 		return "", nil, errs, nil
 	}
@@ -324,7 +426,8 @@ func (s *Service) authenticateSecret(ctx context.Context, secret string) (*Viewe
 			User `db:"u"`
 		}
 		err := s.db.Get(ctx, &row, `SELECT `+tokenColumns("t")+`, u.id AS "u.id", u.email AS "u.email", u.name AS "u.name",
-			u.password_hash AS "u.password_hash", u.created_at AS "u.created_at", u.updated_at AS "u.updated_at"
+			u.password_hash AS "u.password_hash", u.email_verified_at AS "u.email_verified_at",
+			u.created_at AS "u.created_at", u.updated_at AS "u.updated_at"
 			FROM access_tokens t JOIN users u ON u.id = t.created_by WHERE t.token_hash = ?`, hash)
 		if db.IsNoRows(err) || (err == nil && (row.Token.RevokedAt != nil || (row.Token.ExpiresAt != nil && !row.Token.ExpiresAt.After(now)))) {
 			return nil, ErrBadCredentials
@@ -418,12 +521,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		errs.Add("currentPassword", apperr.InvalidValue, "currentPassword is wrong")
 		return 0, errs, nil
 	}
-	switch n := utf8.RuneCountInString(next); {
-	case n < 10:
-		errs.Add("newPassword", apperr.TooShort, "newPassword must be at least 10 characters, got %d", n)
-	case n > 200:
-		errs.Add("newPassword", apperr.TooLong, "newPassword must be at most 200 characters")
-	}
+	validatePassword(&errs, "newPassword", next)
 	if len(errs) > 0 {
 		return 0, errs, nil
 	}

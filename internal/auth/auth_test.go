@@ -435,3 +435,45 @@ func (s *Service) watcherKeys() int {
 	defer s.watchers.mu.Unlock()
 	return len(s.watchers.byID)
 }
+
+func TestValidateName(t *testing.T) {
+	for _, c := range []struct {
+		name, in, code string
+	}{
+		{"OK", "Ada Lovelace", ""},
+		{"OKNonASCII", "Zoë – 東京 🚀", ""},
+		{"OKArabic", "مرحبا", ""}, // right-to-left text is fine; only the overrides are refused
+		{"Required", "  ", apperr.Required},
+		{"TooLong", strings.Repeat("é", 101), apperr.TooLong},
+		{"NUL", "Ada\x00", apperr.InvalidValue},
+		{"NewLine", "Ada\nBcc: eve@example.com", apperr.InvalidValue},
+		{"Escape", "Ada\x1b[31m", apperr.InvalidValue},
+		{"DEL", "Ada\x7f", apperr.InvalidValue},
+		{"C1", "Ada\u0085", apperr.InvalidValue},
+		{"LRE", "a\u202Ab", apperr.InvalidValue},
+		{"RLO", "invoice\u202Efdp.exe", apperr.InvalidValue},
+		{"PDF", "a\u202Cb", apperr.InvalidValue},
+		{"LRI", "a\u2066b", apperr.InvalidValue},
+		{"PDI", "a\u2069b", apperr.InvalidValue},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var errs apperr.UserErrors
+			ValidateName(&errs, "name", c.in)
+			switch {
+			case c.code == "" && len(errs) > 0:
+				t.Errorf("ValidateName(%q) = %+v, want no error", c.in, errs)
+			case c.code != "" && (len(errs) != 1 || errs[0].Code != c.code || errs[0].Field != "name" || !strings.Contains(errs[0].Message, "name")):
+				t.Errorf("ValidateName(%q) = %+v, want one %s error on name", c.in, errs, c.code)
+			}
+		})
+	}
+	t.Run("Email", func(t *testing.T) {
+		for _, email := range []string{"ada\u202e@example.com", "ada@exam\x00ple.com", "ada@example.com\r\nBcc: eve@example.com"} {
+			var errs apperr.UserErrors
+			validateEmail(&errs, "email", email)
+			if len(errs) != 1 || errs[0].Field != "email" || errs[0].Code != apperr.InvalidValue {
+				t.Errorf("validateEmail(%q) = %+v, want one INVALID error on email", email, errs)
+			}
+		}
+	})
+}

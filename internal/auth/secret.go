@@ -8,11 +8,15 @@ import (
 	"strings"
 )
 
-// Prefixes of the two kinds of bearer secret. They tell the kinds apart without a lookup, and make a
-// leaked secret easy to recognise in a scan.
+// Prefixes of the kinds of secret: the two bearer secrets, and the secrets of links (invitations,
+// address verification). They tell the kinds apart without a lookup, and make a leaked secret easy
+// to recognise in a scan.
 const (
-	sessionPrefix = "jcs_"
-	tokenPrefix   = "jct_"
+	sessionPrefix      = "jcs_"
+	tokenPrefix        = "jct_"
+	verificationPrefix = "jcv_"
+	// InvitationSecretPrefix starts the secret of an invitation (internal/workspace).
+	InvitationSecretPrefix = "jci_"
 )
 
 // newSecret returns a random 256-bit secret with prefix, and the hash that is stored instead of it.
@@ -24,6 +28,13 @@ func newSecret(prefix string) (secret, hash string) {
 	secret = prefix + base64.RawURLEncoding.EncodeToString(b)
 	return secret, hashSecret(secret)
 }
+
+// NewSecret returns a random 256-bit secret with prefix, and the hash that is stored instead of it,
+// for the secrets other packages keep (invitations).
+func NewSecret(prefix string) (secret, hash string) { return newSecret(prefix) }
+
+// HashSecret is the stored form of a secret made by NewSecret.
+func HashSecret(secret string) string { return hashSecret(secret) }
 
 // hashSecret is the stored form of a secret. A fast hash is right here: the secrets are random
 // 256-bit values, so there is nothing to guess that a slow hash would protect.

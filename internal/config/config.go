@@ -9,10 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/mail"
 )
 
 // Config is every setting of the server. The zero value is not useful: use Load or Default.
@@ -60,6 +63,14 @@ type Config struct {
 	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
 	// to the SQLite database, generated on first start.
 	EncryptionKey string
+
+	// PublicURL is where people reach the server (https://junction.example.com): the links it
+	// mails and shows start with it. Default: http://localhost:<port of Addr>.
+	PublicURL string
+	// SMTPURL is the mail server (smtp://user:password@host:port, or smtps://); empty: the server
+	// sends no mail. SMTPFrom is the sender of its messages, required with SMTPURL.
+	SMTPURL  string
+	SMTPFrom string
 
 	Limits Limits
 }
@@ -149,6 +160,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.LoginLockout, "login-lockout", env.duration("LOGIN_LOCKOUT", c.LoginLockout), "how long log-ins are refused after too many failures (env LOGIN_LOCKOUT)")
 	fs.DurationVar(&c.SourceQuietPeriod, "source-quiet-period", env.duration("SOURCE_QUIET_PERIOD", c.SourceQuietPeriod), "time without events after which a source shows NO_RECENT_DATA (env SOURCE_QUIET_PERIOD)")
 	c.EncryptionKey = env.str("ENCRYPTION_KEY", "") // environment only: a flag would show in ps
+	fs.StringVar(&c.PublicURL, "public-url", env.str("PUBLIC_URL", ""), "where people reach the server, such as https://junction.example.com; links start with it (env PUBLIC_URL; default http://localhost:<port>)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", env.str("SMTP_URL", ""), "mail server, smtp://user:password@host:port or smtps://...; empty sends no mail (env SMTP_URL, better than the flag: a flag shows in ps)")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", env.str("SMTP_FROM", ""), "sender of the server's mail, such as \"Junction <junction@example.com>\" (env SMTP_FROM)")
 	fs.DurationVar(&c.EventRetention, "event-retention", env.duration("EVENT_RETENTION", c.EventRetention), "how long events are kept for the debugger; at least 24h (env EVENT_RETENTION)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", env.float("INGEST_RATE", c.IngestRate), "tracking API events a second per workspace before 429; 0 for no limit (env INGEST_RATE)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", env.int("INGEST_BURST", c.IngestBurst), "tracking API events a workspace may send at once above its rate (env INGEST_BURST)")
@@ -203,6 +217,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return c, fmt.Errorf("log-format %q: want json or text", c.LogFormat)
 	}
+	if err := c.checkMail(); err != nil {
+		return c, err
+	}
 	if strings.TrimSpace(c.DatabaseURL) == "" {
 		return c, errors.New("database-url must not be empty")
 	}
@@ -239,6 +256,27 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		return c, errors.New("operation-timeout, ws-init-timeout, shutdown-grace and login-lockout and source-quiet-period must be greater than 0, login-delay at least 0")
 	}
 	return c, nil
+}
+
+// checkMail checks the public URL (deriving it from Addr when unset) and the mail settings.
+func (c *Config) checkMail() error {
+	if c.PublicURL == "" {
+		host, port, _ := net.SplitHostPort(c.Addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("public-url %q: want an absolute http or https URL such as https://junction.example.com", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.SMTPURL == "" && c.SMTPFrom != "" {
+		return errors.New("smtp-from is set without smtp-url")
+	}
+	_, err = mail.New(mail.Config{URL: c.SMTPURL, From: c.SMTPFrom, PublicURL: c.PublicURL})
+	return err
 }
 
 // LoadFromOS is Load on os.Args and os.Getenv.

@@ -44,6 +44,24 @@ func TestPrecedence(t *testing.T) {
 			t.Errorf("%+v %v", c, err)
 		}
 	})
+	t.Run("Mail", func(t *testing.T) {
+		env := map[string]string{"SMTP_URL": "smtp://u:p@mail.example.com:587", "SMTP_FROM": "Env <env@example.com>", "PUBLIC_URL": "https://env.example.com/"}
+		c, err := load(nil, env)
+		if err != nil || c.SMTPURL != env["SMTP_URL"] || c.SMTPFrom != env["SMTP_FROM"] || c.PublicURL != "https://env.example.com" {
+			t.Errorf("from the environment: %+v %v", c, err)
+		}
+		c, err = load([]string{"-smtp-url", "smtps://mail.example.com", "-smtp-from", "flag@example.com", "-public-url", "https://flag.example.com"}, env)
+		if err != nil || c.SMTPURL != "smtps://mail.example.com" || c.SMTPFrom != "flag@example.com" || c.PublicURL != "https://flag.example.com" {
+			t.Errorf("flags over the environment: %+v %v", c, err)
+		}
+	})
+	t.Run("PublicURLDefault", func(t *testing.T) {
+		for addr, want := range map[string]string{":8080": "http://localhost:8080", "127.0.0.1:9000": "http://127.0.0.1:9000", "[::]:80": "http://localhost:80"} {
+			if c, err := load([]string{"-addr", addr}, nil); err != nil || c.PublicURL != want {
+				t.Errorf("addr %s: public URL %q, %v; want %q", addr, c.PublicURL, err, want)
+			}
+		}
+	})
 	t.Run("Origins", func(t *testing.T) {
 		c, _ := load(nil, map[string]string{"ALLOWED_ORIGINS": "https://a.example/, https://b.example"})
 		if strings.Join(c.Origins, " ") != "https://a.example https://b.example" {
@@ -69,6 +87,10 @@ func TestErrors(t *testing.T) {
 		{"ZeroLimit", []string{"-max-aliases", "0"}, nil, "max-aliases"},
 		{"EmptyDatabase", []string{"-database-url", " "}, nil, "database-url"},
 		{"StrayArgument", []string{"serve"}, nil, "unexpected argument"},
+		{"SMTPScheme", nil, map[string]string{"SMTP_URL": "http://mail.example.com", "SMTP_FROM": "a@example.com"}, "smtp-url"},
+		{"SMTPWithoutFrom", nil, map[string]string{"SMTP_URL": "smtp://mail.example.com"}, "smtp-from"},
+		{"FromWithoutSMTP", []string{"-smtp-from", "a@example.com"}, nil, "smtp-from"},
+		{"PublicURLRelative", nil, map[string]string{"PUBLIC_URL": "junction.example.com"}, "public-url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(tc.args, tc.env)

@@ -38,7 +38,74 @@
     ''
   ].join('\n');
 
-  ReactDOM.createRoot(root).render(
-    React.createElement(GraphiQL, { fetcher: fetcher, defaultQuery: defaultQuery })
-  );
+  // The server's links carry their secret in the fragment, which no request sends:
+  // #invitation=jci_... (an invitation) and #email-verification=jcv_... (an address to verify).
+  // Such a link opens the mutation that uses it, and the secret leaves the address bar.
+  var linked = linkedOperation(window.location.hash);
+  if (linked) {
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+
+  var props = { fetcher: fetcher, defaultQuery: defaultQuery };
+  if (linked) {
+    props.query = linked;
+  }
+  ReactDOM.createRoot(root).render(React.createElement(GraphiQL, props));
+
+  function linkedOperation(hash) {
+    var m = /^#(invitation|email-verification)=([A-Za-z0-9_%-]+)$/.exec(hash || '');
+    if (!m) {
+      return null;
+    }
+    var secret;
+    try {
+      secret = decodeURIComponent(m[2]);
+    } catch (e) {
+      return null;
+    }
+    if (!/^jc[iv]_[A-Za-z0-9_-]{20,100}$/.test(secret)) {
+      return null;
+    }
+    if (m[1] === 'invitation') {
+      return [
+        '# An invitation. Log in first: put your session token in Headers below, as',
+        '#   {"Authorization": "Bearer jcs_..."}',
+        '# then run ShowInvitation to see it, and AcceptInvitation (or DeclineInvitation).',
+        '',
+        'query ShowInvitation {',
+        '  invitation(token: "' + secret + '") {',
+        '    workspaceName role status expiresAt invitedBy { name } viewerCanAccept',
+        '  }',
+        '}',
+        '',
+        'mutation AcceptInvitation {',
+        '  invitationAccept(input: {token: "' + secret + '"}) {',
+        '    workspace { slug name viewerRole }',
+        '    userErrors { field message code }',
+        '  }',
+        '}',
+        '',
+        'mutation DeclineInvitation {',
+        '  invitationDecline(input: {token: "' + secret + '"}) {',
+        '    invitation { status }',
+        '    userErrors { field message code }',
+        '  }',
+        '}',
+        ''
+      ].join('\n');
+    }
+    return [
+      '# Confirms your address. Run it: a sign-up\'s link answers with a session token',
+      '# to put in Headers below, as {"Authorization": "Bearer jcs_..."}.',
+      '',
+      'mutation VerifyEmail {',
+      '  emailVerify(input: {token: "' + secret + '"}) {',
+      '    token',
+      '    user { id email emailVerified }',
+      '    userErrors { field message code }',
+      '  }',
+      '}',
+      ''
+    ].join('\n');
+  }
 })();

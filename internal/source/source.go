@@ -278,6 +278,10 @@ func validateLabels(errs *apperr.UserErrors, labels []string) []string {
 			errs.Add("labels", apperr.InvalidValue, "labels[%d] must be key:value, such as environment:prod, at most 100 characters", i)
 			continue
 		}
+		if strings.IndexFunc(l, auth.UnsafeRune) >= 0 {
+			errs.Add("labels", apperr.InvalidValue, "labels[%d] must not contain control characters or bidirectional overrides", i)
+			continue
+		}
 		if !seen[l] {
 			seen[l] = true
 			out = append(out, l)

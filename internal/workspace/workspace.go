@@ -16,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/relay"
 )
 
@@ -59,14 +60,17 @@ type Workspace struct {
 type Service struct {
 	db     *db.DB
 	auth   *auth.Service
-	epochs sync.Map // workspace id -> *atomic.Uint64: bumped when anyone's rights in it change
+	mail   *mail.Mailer // mails invitations, when it has an SMTP server; builds their links
+	epochs sync.Map     // workspace id -> *atomic.Uint64: bumped when anyone's rights in it change
 	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
 	// the write keys it cached).
 	OnDelete func(workspaceID string)
 }
 
 // New returns the service.
-func New(d *db.DB, a *auth.Service) *Service { return &Service{db: d, auth: a} }
+func New(d *db.DB, a *auth.Service, m *mail.Mailer) *Service {
+	return &Service{db: d, auth: a, mail: m}
+}
 
 // Epoch is a number that changes whenever someone's rights in the workspace change (roles,
 // grants, removals, revoked tokens, deletion). Long-lived subscriptions keep the Access they were
