@@ -10,8 +10,9 @@ import (
 )
 
 // TestResolversNeverReadWithoutAViewer checks that no code of this package calls the domains'
-// functions that read without a viewer (named Internal..., and the destinations' decrypted
-// secrets): everything the API shows is read with the viewer's access in the query.
+// functions that read without a viewer (named Internal..., the destinations' decrypted secrets,
+// and the auth package's reads of people and tokens by a condition): everything the API shows is
+// read with the viewer's access in the query.
 func TestResolversNeverReadWithoutAViewer(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -39,7 +40,10 @@ func TestResolversNeverReadWithoutAViewer(t *testing.T) {
 			}
 			recv, _ := sel.X.(*ast.SelectorExpr)
 			decrypts := sel.Sel.Name == "Secrets" && recv != nil && recv.Sel.Name == "Destinations"
-			if strings.HasPrefix(sel.Sel.Name, "Internal") || decrypts {
+			// The auth package's reads take a condition from the workspace package, which
+			// decides whom a viewer sees: resolvers go through the workspace package.
+			raw := sel.Sel.Name == "UsersWhere" || sel.Sel.Name == "TokensWhere"
+			if strings.HasPrefix(sel.Sel.Name, "Internal") || decrypts || raw {
 				t.Errorf("%s: graph/ calls %s, which reads without the viewer's access", fset.Position(sel.Pos()), sel.Sel.Name)
 			}
 			return true

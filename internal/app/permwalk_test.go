@@ -918,9 +918,109 @@ func (f *walkFixture) leaks(t *testing.T, gen *walkGen) {
 			t.Errorf("a source admin of the prod source reads the dev source's attempt as a sample: %s", r.Raw)
 		}
 	})
+	t.Run("subscriptionMessagesHoldOnlyWhatTheSubscriberSees", func(t *testing.T) { f.subscriptionMessages(t, gen) })
 	t.Run("liveEventsEndWhenALabelChangeHidesTheSource", func(t *testing.T) {
 		f.liveLabelChange(t, gen.object(t, gen.schema.Types["LiveEvent"], 1, wSourceAdmin.rights("W")))
 	})
+}
+
+// walkMessage is a graphql-transport-ws message.
+type walkMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// subscribe opens a websocket as bearer and starts query as operation "1": it returns the
+// operation's messages, closed with the socket, which closes when the test ends.
+func (f *walkFixture) subscribe(t *testing.T, bearer, query string, vars map[string]any) <-chan walkMessage {
+	t.Helper()
+	c := dialWS(t, f.s, nil)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); c.Close() })
+	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + bearer}}); err != nil {
+		t.Fatal(err)
+	}
+	var ack walkMessage
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := c.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
+		t.Fatalf("connection_init: %+v %v", ack, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if err := c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}}); err != nil {
+		t.Fatal(err)
+	}
+	messages := make(chan walkMessage)
+	go func() { // ends when the socket closes
+		defer close(messages)
+		for {
+			var m walkMessage
+			if err := c.ReadJSON(&m); err != nil {
+				return
+			}
+			if m.ID != "1" {
+				continue
+			}
+			select {
+			case messages <- m:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return messages
+}
+
+// first triggers, every 300 ms, something that makes the server publish, until the first message
+// of messages arrives (the server may not have subscribed when the first trigger happens).
+func walkFirst(t *testing.T, messages <-chan walkMessage, trigger func(i int)) walkMessage {
+	t.Helper()
+	for i := 0; ; i++ {
+		trigger(i)
+		select {
+		case m, ok := <-messages:
+			if !ok {
+				t.Fatal("the socket closed before the first message")
+			}
+			return m
+		case <-time.After(300 * time.Millisecond):
+			if i > 30 {
+				t.Fatal("no message arrived")
+			}
+		}
+	}
+}
+
+// subscriptionMessages: what a subscription's messages hold below their object is read with the
+// subscriber's rights, as queries are. Everyone who sees the prod source hears of its renaming,
+// with every field of the source one level down.
+func (f *walkFixture) subscriptionMessages(t *testing.T, gen *walkGen) {
+	for _, p := range []walkPersona{wOwner, wMember, wReader, wSourceAdmin} {
+		t.Run(p.String(), func(t *testing.T) {
+			sel := gen.object(t, gen.schema.Types["Source"], 1, p.rights("W"))
+			messages := f.subscribe(t, f.bearer(p), `subscription($ws: ID!) { sourceStatusChanged(workspaceId: $ws) { `+sel+` } }`,
+				map[string]any{"ws": f.wsID})
+			rename := func(int) {
+				f.must(t, f.users[wOwner].session, permMutation("sourceUpdate", "SourceUpdateInput", "source { id }"),
+					permInput(map[string]any{"sourceId": f.sources[permProd], "name": f.name("Web")}))
+			}
+			for seen := 0; ; seen++ {
+				m := walkFirst(t, messages, rename)
+				var r gqlResponse
+				if err := json.Unmarshal(m.Payload, &r); m.Type != "next" || err != nil || len(r.Errors) > 0 {
+					t.Fatalf("message: %s %s", m.Type, m.Payload)
+				}
+				f.book.screen(t, string(m.Payload), r.Data)
+				f.checkObjects(t, p, "sourceStatusChanged", r.Data, "")
+				if permStr(r.Data, "sourceStatusChanged.id") == f.sources[permProd] {
+					return
+				}
+				if seen > 10 {
+					t.Fatalf("no message of the prod source, the last: %s", m.Payload)
+				}
+			}
+		})
+	}
 }
 
 // liveLabelChange: sourceAdmin follows the live events of a source its label grant covers; the
@@ -938,63 +1038,9 @@ func (f *walkFixture) liveLabelChange(t *testing.T, sel string) {
 			t.Fatalf("tracking API: %d %s", r.Status, r.Raw)
 		}
 	}
-	c := dialWS(t, f.s, nil)
-	defer c.Close()
-	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + f.bearer(wSourceAdmin)}}); err != nil {
-		t.Fatal(err)
-	}
-	type message struct {
-		ID      string          `json:"id"`
-		Type    string          `json:"type"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	read := func() message {
-		var m message
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			if err := c.ReadJSON(&m); err != nil {
-				t.Fatalf("websocket: %v", err)
-			}
-			if m.Type != "ping" && m.Type != "pong" {
-				return m
-			}
-		}
-	}
-	if m := read(); m.Type != "connection_ack" {
-		t.Fatalf("connection_init: %+v", m)
-	}
-	_ = c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
-		"query": `subscription($id: ID!) { liveEvents(sourceId: $id) { ` + sel + ` } }`, "variables": map[string]any{"id": src}}})
-
-	// Until the first message: the server may not have subscribed when the first event arrives.
-	messages := make(chan message, 16)
-	go func() {
-		defer close(messages)
-		for {
-			var m message
-			if err := c.ReadJSON(&m); err != nil {
-				return
-			}
-			if m.ID == "1" {
-				messages <- m
-			}
-		}
-	}()
-	_ = c.SetReadDeadline(time.Time{})
-	first := false
-	for i := 0; !first; i++ {
-		send(fmt.Sprintf("before-%d", i))
-		select {
-		case m, ok := <-messages:
-			if !ok || m.Type != "next" || !strings.Contains(string(m.Payload), `"before-`) {
-				t.Fatalf("first message: %+v", m)
-			}
-			first = true
-		case <-time.After(300 * time.Millisecond):
-			if i > 30 {
-				t.Fatal("no live event reached the source admin")
-			}
-		}
+	messages := f.subscribe(t, f.bearer(wSourceAdmin), `subscription($id: ID!) { liveEvents(sourceId: $id) { `+sel+` } }`, map[string]any{"id": src})
+	if m := walkFirst(t, messages, func(i int) { send(fmt.Sprintf("before-%d", i)) }); m.Type != "next" || !strings.Contains(string(m.Payload), `"before-`) {
+		t.Fatalf("first message: %s %s", m.Type, m.Payload)
 	}
 	f.must(t, own, permMutation("sourceUpdate", "SourceUpdateInput", "source { id labels }"),
 		permInput(map[string]any{"sourceId": src, "labels": []string{permNonProd}}))
