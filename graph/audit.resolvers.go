@@ -21,21 +21,14 @@ func (r *auditEventResolver) ActorType(ctx context.Context, obj *audit.Event) (m
 }
 
 func (r *auditEventResolver) User(ctx context.Context, obj *audit.Event) (*auth.User, error) {
-	return r.loadUser(ctx, obj.ActorUserID)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.ActorUserID)
 }
 
 func (r *auditEventResolver) AccessToken(ctx context.Context, obj *audit.Event) (*auth.Token, error) {
 	if obj.ActorTokenID == nil {
 		return nil, nil
 	}
-	t, err := loadersFrom(ctx, r.Resolver).tokens.Load(ctx, *obj.ActorTokenID)
-	if isNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return loadOne(ctx, loadersFrom(ctx, r.Resolver).tokens, ref(obj.WorkspaceID, *obj.ActorTokenID))
 }
 
 func (r *auditEventResolver) Changes(ctx context.Context, obj *audit.Event) (any, error) {

@@ -17,15 +17,11 @@ import (
 )
 
 func (r *deliveryAttemptResolver) Destination(ctx context.Context, obj *delivery.StoredAttempt) (*destination.Destination, error) {
-	d, err := loadersFrom(ctx, r.Resolver).destinations.Load(ctx, obj.DestinationID)
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return loadRequired(ctx, loadersFrom(ctx, r.Resolver).destinations, ref(obj.WorkspaceID, obj.DestinationID))
 }
 
 func (r *deliveryAttemptResolver) Event(ctx context.Context, obj *delivery.StoredAttempt) (*ingest.StoredEvent, error) {
-	return r.Events.Event(ctx, obj.EventID)
+	return loadOne(ctx, loadersFrom(ctx, r.Resolver).events, ref(obj.WorkspaceID, obj.EventID))
 }
 
 func (r *deliveryAttemptResolver) EventPayload(ctx context.Context, obj *delivery.StoredAttempt) (any, error) {
@@ -82,6 +78,9 @@ func (r *destinationResolver) DeliveryAttempts(ctx context.Context, obj *destina
 	page, err := r.Deliveries.Attempts(ctx, obj, f, args(first, after, last, before), totalCountSelected(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if nodeSelects(ctx, "event") {
+		prime(ctx, loadersFrom(ctx, r.Resolver).events, refs(obj.WorkspaceID, keys(page, func(a delivery.StoredAttempt) string { return a.EventID })))
 	}
 	return connection(page,
 		func(c string, n *delivery.StoredAttempt) *model.DeliveryAttemptEdge {

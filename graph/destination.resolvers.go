@@ -18,23 +18,15 @@ import (
 )
 
 func (r *connectionResolver) Source(ctx context.Context, obj *destination.Connection) (*source.Source, error) {
-	s, err := loadersFrom(ctx, r.Resolver).sources.Load(ctx, obj.SourceID)
-	if err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return loadRequired(ctx, loadersFrom(ctx, r.Resolver).sources, ref(obj.WorkspaceID, obj.SourceID))
 }
 
 func (r *connectionResolver) Destination(ctx context.Context, obj *destination.Connection) (*destination.Destination, error) {
-	d, err := loadersFrom(ctx, r.Resolver).destinations.Load(ctx, obj.DestinationID)
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return loadRequired(ctx, loadersFrom(ctx, r.Resolver).destinations, ref(obj.WorkspaceID, obj.DestinationID))
 }
 
 func (r *connectionResolver) CreatedBy(ctx context.Context, obj *destination.Connection) (*auth.User, error) {
-	return r.loadUser(ctx, obj.CreatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.CreatedBy)
 }
 
 func (r *connectionResolver) ViewerCanUpdate(ctx context.Context, obj *destination.Connection) (bool, error) {
@@ -79,43 +71,26 @@ func (r *destinationResolver) Sources(ctx context.Context, obj *destination.Dest
 	for i, c := range conns {
 		ids[i] = c.SourceID
 	}
-	srcs, err := loadersFrom(ctx, r.Resolver).sources.LoadAll(ctx, ids)
+	srcs, err := loadersFrom(ctx, r.Resolver).sources.LoadAll(ctx, refs(obj.WorkspaceID, ids))
 	if err != nil {
 		return nil, err
 	}
 	return pointers(srcs), nil
 }
 
-// Connections lists the connections to the destination from sources the viewer may see.
+// Connections lists the connections to the destination that the viewer may see: from sources
+// they see.
 func (r *destinationResolver) Connections(ctx context.Context, obj *destination.Destination) ([]*destination.Connection, error) {
-	l := loadersFrom(ctx, r.Resolver)
-	conns, err := loadList(ctx, l.connectionsByDestination, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(conns))
-	for i, c := range conns {
-		ids[i] = c.SourceID
-	}
-	srcs, err := l.sources.LoadAll(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*destination.Connection, 0, len(conns))
-	for i := range conns {
-		if r.Resolver.Destinations.VisibleSource(ctx, &srcs[i]) {
-			out = append(out, &conns[i])
-		}
-	}
-	return out, nil
+	conns, err := loadList(ctx, loadersFrom(ctx, r.Resolver).connectionsByDestination, ref(obj.WorkspaceID, obj.ID))
+	return pointers(conns), err
 }
 
 func (r *destinationResolver) CreatedBy(ctx context.Context, obj *destination.Destination) (*auth.User, error) {
-	return r.loadUser(ctx, obj.CreatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.CreatedBy)
 }
 
 func (r *destinationResolver) UpdatedBy(ctx context.Context, obj *destination.Destination) (*auth.User, error) {
-	return r.loadUser(ctx, obj.UpdatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.UpdatedBy)
 }
 
 func (r *destinationResolver) ViewerCanUpdate(ctx context.Context, obj *destination.Destination) (bool, error) {
@@ -216,7 +191,7 @@ func (r *workspaceResolver) Destinations(ctx context.Context, obj *workspace.Wor
 	l := loadersFrom(ctx, r.Resolver)
 	if nodeSelects(ctx, "connections") || nodeSelects(ctx, "sources") {
 		// Connections and sources both filter by the sources the viewer sees: load them in one go.
-		primeThrough(ctx, l.connectionsByDestination, keys(page, func(d destination.Destination) string { return d.ID }),
+		primeThrough(ctx, l.connectionsByDestination, refs(obj.ID, keys(page, func(d destination.Destination) string { return d.ID })),
 			l.sources, func(c destination.Connection) string { return c.SourceID })
 	}
 	return connection(page,

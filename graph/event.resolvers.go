@@ -55,17 +55,8 @@ func (r *sourceResolver) IngestStats(ctx context.Context, obj *source.Source) (*
 }
 
 func (r *sourceUsageResolver) Source(ctx context.Context, obj *ingest.SourceUsage) (*source.Source, error) {
-	s, err := loadersFrom(ctx, r.Resolver).sources.Load(ctx, obj.SourceID)
-	if isNotFound(err) {
-		return nil, nil // deleted since
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !r.Destinations.VisibleSource(ctx, &s) {
-		return nil, nil
-	}
-	return &s, nil
+	// nil when the source was deleted since, or the viewer may not see it.
+	return loadOne(ctx, loadersFrom(ctx, r.Resolver).sources, ref(obj.WorkspaceID, obj.SourceID))
 }
 
 func (r *workspaceResolver) Usage(ctx context.Context, obj *workspace.Workspace, month string) (*ingest.Usage, error) {

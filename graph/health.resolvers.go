@@ -22,19 +22,11 @@ func (r *healthIssueResolver) TargetKind(ctx context.Context, obj *health.Issue)
 }
 
 func (r *healthIssueResolver) Target(ctx context.Context, obj *health.Issue) (model.HealthTarget, error) {
-	l := loadersFrom(ctx, r.Resolver)
+	l, key := loadersFrom(ctx, r.Resolver), ref(obj.WorkspaceID, obj.TargetID)
 	if obj.TargetKind == health.SourceTarget {
-		s, err := l.sources.Load(ctx, obj.TargetID)
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return &s, err
+		return nilable(loadOne(ctx, l.sources, key))
 	}
-	d, err := l.destinations.Load(ctx, obj.TargetID)
-	if isNotFound(err) {
-		return nil, nil
-	}
-	return &d, err
+	return nilable(loadOne(ctx, l.destinations, key))
 }
 
 func (r *healthIssueResolver) Status(ctx context.Context, obj *health.Issue) (model.HealthIssueStatus, error) {
@@ -56,7 +48,7 @@ func (r *healthIssueResolver) SampleEvent(ctx context.Context, obj *health.Issue
 }
 
 func (r *healthIssueResolver) AcknowledgedBy(ctx context.Context, obj *health.Issue) (*auth.User, error) {
-	return r.loadUser(ctx, obj.AcknowledgedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.AcknowledgedBy)
 }
 
 func (r *healthIssueResolver) ViewerCanUpdate(ctx context.Context, obj *health.Issue) (bool, error) {

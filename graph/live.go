@@ -12,7 +12,10 @@ import (
 
 // liveAccess authorises every message of a subscription to a workspace: it keeps the Access the
 // subscription started with and loads it again whenever the workspace's epoch moved (someone's
-// rights changed), so that a removed member stops receiving at once without a query per message.
+// role, grants or tokens changed, or a source's labels, which label grants match), so that a
+// removed member stops receiving at once without a query per message. Each message's object is
+// then checked against that access: in Go when the message carries all the rule needs (a
+// source's labels), else with a read that puts the access in its WHERE clause.
 type liveAccess struct {
 	r     *Resolver
 	ws    string
@@ -38,14 +41,17 @@ func (l *liveAccess) load(ctx context.Context) error {
 	return nil
 }
 
-// check returns the subscriber's current access, or an error when they lost it.
-func (l *liveAccess) check(ctx context.Context) (*workspace.Access, error) {
+// check returns the subscriber's current access, or an error when they lost it; changed tells
+// whether it was loaded again since the last message (rights may have changed), for
+// subscriptions that re-check what they watch only then.
+func (l *liveAccess) check(ctx context.Context) (a *workspace.Access, changed bool, err error) {
 	if l.r.Workspaces.Epoch(l.ws) != l.epoch {
 		if err := l.load(ctx); err != nil {
-			return nil, err
+			return nil, true, err
 		}
+		changed = true
 	}
-	return l.a, nil
+	return l.a, changed, nil
 }
 
 // errNoLongerAllowed ends a subscription whose subscriber lost access.

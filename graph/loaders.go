@@ -12,36 +12,66 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
 // loaders batch the lookups of related objects within one operation, so that a list of N items
-// costs one query per related kind, not N.
+// costs one query per related kind, not N. Each is keyed by workspace.Ref and loads each
+// workspace's objects with the viewer's access there, in the statement's WHERE clause: an object
+// the viewer may not see is not found, whichever field leads to it.
 type loaders struct {
-	users                    *dataloadgen.Loader[string, auth.User]
-	tokens                   *dataloadgen.Loader[string, auth.Token]
-	grants                   *dataloadgen.Loader[string, []workspace.Grant]
-	sources                  *dataloadgen.Loader[string, source.Source]
-	destinations             *dataloadgen.Loader[string, destination.Destination]
-	writeKeys                *dataloadgen.Loader[string, []source.WriteKey]
-	connectionsBySource      *dataloadgen.Loader[string, []destination.Connection]
-	connectionsByDestination *dataloadgen.Loader[string, []destination.Connection]
+	users                    *dataloadgen.Loader[workspace.Ref, auth.User]
+	inviters                 *dataloadgen.Loader[string, auth.User] // by invitation id, for its invitee
+	tokens                   *dataloadgen.Loader[workspace.Ref, auth.Token]
+	grants                   *dataloadgen.Loader[workspace.Ref, []workspace.Grant]
+	sources                  *dataloadgen.Loader[workspace.Ref, source.Source]
+	destinations             *dataloadgen.Loader[workspace.Ref, destination.Destination]
+	events                   *dataloadgen.Loader[workspace.Ref, ingest.StoredEvent]
+	writeKeys                *dataloadgen.Loader[workspace.Ref, []source.WriteKey]
+	connectionsBySource      *dataloadgen.Loader[workspace.Ref, []destination.Connection]
+	connectionsByDestination *dataloadgen.Loader[workspace.Ref, []destination.Connection]
+}
+
+// scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
+// viewer's access to one workspace.
+func scoped[V any](w *workspace.Service, load func(context.Context, *workspace.Access, []string) (map[string]V, error)) func(context.Context, []workspace.Ref) (map[workspace.Ref]V, error) {
+	return func(ctx context.Context, refs []workspace.Ref) (map[workspace.Ref]V, error) {
+		return workspace.LoadScoped(ctx, w, refs, load)
+	}
 }
 
 func (r *Resolver) newLoaders() *loaders {
 	opts := []dataloadgen.Option{dataloadgen.WithWait(time.Millisecond), dataloadgen.WithBatchCapacity(1000)}
+	w := r.Workspaces
 	return &loaders{
-		users:  dataloadgen.NewMappedLoader(r.Auth.UsersByID, opts...),
-		tokens: dataloadgen.NewMappedLoader(r.Auth.TokensByID, opts...),
-		grants: dataloadgen.NewMappedLoader(r.Workspaces.GrantsByMembership, opts...),
+		users:    dataloadgen.NewMappedLoader(scoped(w, w.Users), opts...),
+		inviters: dataloadgen.NewMappedLoader(w.Inviters, opts...),
+		tokens:   dataloadgen.NewMappedLoader(scoped(w, w.TokensByIDs), opts...),
+		grants:   dataloadgen.NewMappedLoader(scoped(w, w.GrantsByMembership), opts...),
 
-		sources:                  dataloadgen.NewMappedLoader(r.Sources.ByIDs, opts...),
-		destinations:             dataloadgen.NewMappedLoader(r.Destinations.ByIDs, opts...),
-		writeKeys:                dataloadgen.NewMappedLoader(r.Sources.WriteKeysBySource, opts...),
-		connectionsBySource:      dataloadgen.NewMappedLoader(r.Destinations.ConnectionsBySource, opts...),
-		connectionsByDestination: dataloadgen.NewMappedLoader(r.Destinations.ConnectionsByDestination, opts...),
+		sources:                  dataloadgen.NewMappedLoader(scoped(w, r.Sources.ByIDs), opts...),
+		destinations:             dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ByIDs), opts...),
+		events:                   dataloadgen.NewMappedLoader(scoped(w, r.Events.EventsByIDs), opts...),
+		writeKeys:                dataloadgen.NewMappedLoader(scoped(w, r.Sources.WriteKeysBySource), opts...),
+		connectionsBySource:      dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsBySource), opts...),
+		connectionsByDestination: dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsByDestination), opts...),
 	}
+}
+
+// ref names an object of a workspace, as the loaders key them.
+func ref(workspaceID, id string) workspace.Ref {
+	return workspace.Ref{WorkspaceID: workspaceID, ID: id}
+}
+
+// refs names objects of one workspace.
+func refs(workspaceID string, ids []string) []workspace.Ref {
+	out := make([]workspace.Ref, len(ids))
+	for i, id := range ids {
+		out[i] = ref(workspaceID, id)
+	}
+	return out
 }
 
 type loadersKey struct{}
@@ -70,19 +100,35 @@ func loadersFrom(ctx context.Context, r *Resolver) *loaders {
 	return r.newLoaders() // outside the server's middleware (tests): unbatched but correct
 }
 
-// loadUser returns a related user, or nil when it no longer exists.
-func (r *Resolver) loadUser(ctx context.Context, userID *string) (*auth.User, error) {
+// loadUser returns a person an object of a workspace refers to (its creator, an actor), or nil
+// when there is none or the viewer may not see them there.
+func (r *Resolver) loadUser(ctx context.Context, workspaceID string, userID *string) (*auth.User, error) {
 	if userID == nil {
 		return nil, nil
 	}
-	u, err := loadersFrom(ctx, r).users.Load(ctx, *userID)
-	if errors.Is(err, dataloadgen.ErrNotFound) {
+	return loadOne(ctx, loadersFrom(ctx, r).users, ref(workspaceID, *userID))
+}
+
+// loadOne loads one object, nil when it does not exist or the viewer may not see it.
+func loadOne[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V], key K) (*V, error) {
+	v, err := l.Load(ctx, key)
+	if isNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &u, nil
+	return &v, nil
+}
+
+// loadRequired loads an object that a visible object cannot be without (a connection's source):
+// not finding it is an error, as the field is not nullable.
+func loadRequired[V any](ctx context.Context, l *dataloadgen.Loader[workspace.Ref, V], key workspace.Ref) (*V, error) {
+	v, err := l.Load(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 func isNotFound(err error) bool { return errors.Is(err, dataloadgen.ErrNotFound) }
@@ -126,7 +172,7 @@ func prime[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V]
 }
 
 // loadList loads a list-valued key, an absent key being an empty list.
-func loadList[V any](ctx context.Context, l *dataloadgen.Loader[string, []V], key string) ([]V, error) {
+func loadList[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, []V], key K) ([]V, error) {
 	v, err := l.Load(ctx, key)
 	if isNotFound(err) {
 		return nil, nil
@@ -168,18 +214,19 @@ func walkSelects(set ast.SelectionSet, name string, depth int) bool {
 	return false
 }
 
-// primeThrough loads the list values of keys at once and primes next with the ids they lead to.
-func primeThrough[V, W any](ctx context.Context, l *dataloadgen.Loader[string, []V], keys []string,
-	next *dataloadgen.Loader[string, W], follow func(V) string) {
+// primeThrough loads the list values of keys at once and primes next with the objects they lead
+// to (of the same workspace).
+func primeThrough[V, W any](ctx context.Context, l *dataloadgen.Loader[workspace.Ref, []V], keys []workspace.Ref,
+	next *dataloadgen.Loader[workspace.Ref, W], follow func(V) string) {
 	if len(keys) == 0 {
 		return
 	}
 	lists, _ := l.LoadAll(ctx, keys)
-	var ids []string
-	seen := map[string]bool{}
-	for _, list := range lists {
+	var ids []workspace.Ref
+	seen := map[workspace.Ref]bool{}
+	for i, list := range lists {
 		for _, v := range list {
-			if id := follow(v); !seen[id] {
+			if id := ref(keys[i].WorkspaceID, follow(v)); !seen[id] {
 				seen[id] = true
 				ids = append(ids, id)
 			}

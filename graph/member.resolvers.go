@@ -18,7 +18,16 @@ func (r *invitationResolver) Status(ctx context.Context, obj *workspace.Invitati
 }
 
 func (r *invitationResolver) InvitedBy(ctx context.Context, obj *workspace.Invitation) (*auth.User, error) {
-	return r.loadUser(ctx, obj.InvitedBy)
+	if obj.InvitedBy == nil {
+		return nil, nil
+	}
+	if obj.Inviter != nil {
+		return obj.Inviter, nil
+	}
+	if workspace.IsInvitee(auth.ViewerFrom(ctx), obj) { // not a member yet: they see who invited them
+		return loadOne(ctx, loadersFrom(ctx, r.Resolver).inviters, obj.ID)
+	}
+	return r.loadUser(ctx, obj.WorkspaceID, obj.InvitedBy)
 }
 
 func (r *invitationResolver) ViewerCanAccept(ctx context.Context, obj *workspace.Invitation) (bool, error) {
@@ -37,15 +46,12 @@ func (r *invitationResolver) ViewerCanRevoke(ctx context.Context, obj *workspace
 }
 
 func (r *membershipResolver) User(ctx context.Context, obj *workspace.Membership) (*auth.User, error) {
-	return r.loadUser(ctx, &obj.UserID)
+	return r.loadUser(ctx, obj.WorkspaceID, &obj.UserID)
 }
 
 func (r *membershipResolver) Grants(ctx context.Context, obj *workspace.Membership) ([]*workspace.Grant, error) {
-	grants, err := loadersFrom(ctx, r.Resolver).grants.Load(ctx, obj.ID)
-	if err != nil && !isNotFound(err) {
-		return nil, err
-	}
-	return pointers(grants), nil
+	grants, err := loadList(ctx, loadersFrom(ctx, r.Resolver).grants, ref(obj.WorkspaceID, obj.ID))
+	return pointers(grants), err
 }
 
 func (r *membershipResolver) ViewerCanUpdate(ctx context.Context, obj *workspace.Membership) (bool, error) {

@@ -28,11 +28,7 @@ type nodeFetcher func(r *Resolver, ctx context.Context, id string) (model.Node, 
 // nodeFetchers maps an id prefix to its fetcher. Each domain adds its prefix when its types land.
 var nodeFetchers = map[string]nodeFetcher{
 	auth.UserPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
-		ok, err := r.Workspaces.SharesWorkspace(ctx, id)
-		if err != nil || !ok {
-			return nil, err
-		}
-		return nilable(r.loadUser(ctx, &id))
+		return nilable(r.Workspaces.User(ctx, id))
 	},
 	workspace.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(notFoundIsNil(r.Workspaces.Get(ctx, id)))

@@ -83,7 +83,7 @@ func (r *notificationResolver) Workspace(ctx context.Context, obj *audit.Notific
 }
 
 func (r *notificationResolver) Actor(ctx context.Context, obj *audit.Notification) (*auth.User, error) {
-	return r.loadUser(ctx, obj.ActorUserID)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.ActorUserID)
 }
 
 func (r *notificationResolver) Read(ctx context.Context, obj *audit.Notification) (bool, error) {
@@ -98,8 +98,8 @@ func (r *subscriptionResolver) NotificationReceived(ctx context.Context) (<-chan
 	sub := r.Bus.Subscribe(notify.Topic(v.User.ID))
 	return pump(ctx, sub, func(m bus.Message) (*audit.Notification, error) {
 		n := m.Payload.(*audit.Notification)
-		if v.Token != nil && n.WorkspaceID != v.Token.WorkspaceID {
-			return nil, nil // a token hears only of its workspace
+		if !notify.VisibleTo(v, n) {
+			return nil, nil // a token hears only of its workspace, in the areas its role may see
 		}
 		return n, nil
 	}), nil
@@ -112,7 +112,7 @@ func (r *subscriptionResolver) SourceStatusChanged(ctx context.Context, workspac
 	}
 	sub := r.Bus.Subscribe(live.SourcesTopic(workspaceID))
 	return pump(ctx, sub, func(m bus.Message) (*source.Source, error) {
-		a, err := la.check(ctx)
+		a, _, err := la.check(ctx)
 		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}
@@ -131,7 +131,7 @@ func (r *subscriptionResolver) DestinationStatusChanged(ctx context.Context, wor
 	}
 	sub := r.Bus.Subscribe(live.DestinationsTopic(workspaceID))
 	return pump(ctx, sub, func(m bus.Message) (*destination.Destination, error) {
-		a, err := la.check(ctx)
+		a, _, err := la.check(ctx)
 		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}
@@ -149,7 +149,7 @@ func (r *subscriptionResolver) HealthIssueChanged(ctx context.Context, workspace
 	}
 	sub := r.Bus.Subscribe(live.HealthTopic(workspaceID))
 	return pump(ctx, sub, func(m bus.Message) (*health.Issue, error) {
-		a, err := la.check(ctx)
+		a, _, err := la.check(ctx)
 		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}
@@ -160,13 +160,12 @@ func (r *subscriptionResolver) HealthIssueChanged(ctx context.Context, workspace
 				return nil, nil
 			}
 		case a.CanReadAll():
-		default: // rights by grants: the source's labels decide (a query only for these subscribers)
-			srcs, err := r.Sources.ByIDs(ctx, []string{is.TargetID})
+		default: // rights by grants: is the source one they see? (a query only for these subscribers)
+			srcs, err := r.Sources.ByIDs(ctx, a, []string{is.TargetID})
 			if err != nil {
 				return nil, err
 			}
-			s, ok := srcs[is.TargetID]
-			if read, _ := a.SourceRights(is.TargetID, s.Labels()); !ok || !read {
+			if _, ok := srcs[is.TargetID]; !ok {
 				return nil, nil
 			}
 		}
@@ -183,20 +182,27 @@ func (r *subscriptionResolver) LiveEvents(ctx context.Context, sourceID string, 
 	if err != nil {
 		return nil, err
 	}
-	sub := r.Bus.Subscribe(live.EventsTopic(sourceID))
+	sub := r.Bus.Subscribe(live.EventsTopic(src.ID))
 	return pump(ctx, sub, func(m bus.Message) (*model.LiveEvent, error) {
-		a, err := la.check(ctx)
+		a, changed, err := la.check(ctx)
 		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}
-		if read, _ := a.SourceRights(src.ID, src.Labels()); !read {
-			return nil, errNoLongerAllowed
+		if changed {
+			// Their grants, or the source's labels, changed: do they still see it?
+			srcs, err := r.Sources.ByIDs(ctx, a, []string{src.ID})
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := srcs[src.ID]; !ok {
+				return nil, errNoLongerAllowed
+			}
 		}
 		e := m.Payload.(*ingest.Event)
 		if typeArg != nil && e.Type != *typeArg {
 			return nil, nil
 		}
-		return &model.LiveEvent{SourceID: sourceID, Event: ingest.Stored(e)}, nil
+		return &model.LiveEvent{SourceID: src.ID, Event: ingest.Stored(e)}, nil
 	}), nil
 }
 
@@ -210,7 +216,7 @@ func (r *subscriptionResolver) WorkspaceUsageChanged(ctx context.Context, worksp
 	}
 	sub := r.Bus.Subscribe(live.UsageTopic(workspaceID))
 	return pump(ctx, sub, func(m bus.Message) (*ingest.Usage, error) {
-		a, err := la.check(ctx)
+		a, _, err := la.check(ctx)
 		if err != nil {
 			return nil, forbiddenIfGone(err)
 		}

@@ -54,10 +54,10 @@ func (r *workspaceResolver) Overview(ctx context.Context, obj *workspace.Workspa
 		ids[i] = s.ID
 	}
 	if selectsBelow(ctx, "writeKeys") {
-		prime(ctx, l.writeKeys, ids)
+		prime(ctx, l.writeKeys, refs(obj.ID, ids))
 	}
 	if selectsBelow(ctx, "connections") || selectsBelow(ctx, "destinations") {
-		prime(ctx, l.connectionsBySource, ids)
+		prime(ctx, l.connectionsBySource, refs(obj.ID, ids))
 	}
 	return o, nil
 }

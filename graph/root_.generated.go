@@ -4330,7 +4330,7 @@ type AuditEvent implements Node {
   type: AuditEventType!
   "Who did it: a user, or an access token (then ` + "`" + `user` + "`" + ` is its creator)."
   actorType: ActorType!
-  "The user who did it, or whose token did it."
+  "The user who did it, or whose token did it, even after they left the workspace."
   user: User
   "The access token it was done with, if any."
   accessToken: AccessToken
@@ -4503,7 +4503,7 @@ extend type Query {
 	{Name: "../schema/delivery.graphqls", Input: `# Event Delivery (the seed's wrench icon): what was sent to a destination, what came back, and
 # re-sending what failed.
 
-"One attempt to deliver one event to one destination."
+"One attempt to deliver one event to one destination. It shows the event as sent, so it is visible only to those who see both the destination and the event's source."
 type DeliveryAttempt implements Node {
   id: ID!
   destination: Destination!
@@ -4581,9 +4581,9 @@ type DeliveryStats {
 }
 
 extend type Destination {
-  "Delivery figures between since (default: 24 hours ago) and until (default: now)."
+  "Delivery figures between since (default: 24 hours ago) and until (default: now), of the events of the sources the viewer sees."
   deliveryStats(since: DateTime, until: DateTime): DeliveryStats!
-  "The attempts, newest first."
+  "The attempts of the events of the sources the viewer sees, newest first."
   deliveryAttempts(first: Int, after: String, last: Int, before: String, outcome: DeliveryOutcome, errorType: String, eventId: ID): DeliveryAttemptConnection!
 }
 
@@ -4630,13 +4630,15 @@ type Destination implements Node {
   settings: JSON!
   "The secret settings and whether each is set."
   secretSettings: [SecretSetting!]!
-  "The sources connected to it."
+  "The sources connected to it that the viewer sees."
   sources: [Source!]!
-  "The connections to it."
+  "The connections to it from the sources the viewer sees."
   connections: [Connection!]!
   createdAt: DateTime!
   updatedAt: DateTime!
+  "Who created it; null once they are no longer a member (owners and admins still see whoever the audit trail names)."
   createdBy: User
+  "Who changed it last; null as for createdBy."
   updatedBy: User
   "Whether the viewer may change, enable, disable or delete it (owners and admins)."
   viewerCanUpdate: Boolean!
@@ -4685,13 +4687,18 @@ input DestinationFilter {
   search: String
 }
 
-"A line from a source to a destination: the source's events are sent to the destination while both and the connection are enabled."
+"""
+A line from a source to a destination: the source's events are sent to the destination while both
+and the connection are enabled. Visible to those who see both ends: a reader of a source who may
+not see destinations sees none of its connections.
+"""
 type Connection implements Node {
   id: ID!
   source: Source!
   destination: Destination!
   enabled: Boolean!
   createdAt: DateTime!
+  "Who created it; null once they are no longer a member (owners and admins still see whoever the audit trail names)."
   createdBy: User
   "Whether the viewer may enable, disable or delete it."
   viewerCanUpdate: Boolean!
@@ -4932,10 +4939,11 @@ type HealthIssue implements Node {
   firstSeenAt: DateTime!
   lastSeenAt: DateTime!
   status: HealthIssueStatus!
-  "For a destination: a recent failed attempt, to open in Event Delivery."
+  "For a destination: a recent failed attempt, to open in Event Delivery; null when its event's source is one the viewer may not see."
   sampleAttempt: DeliveryAttempt
   "For a source: a recent discarded event, to open in the debugger."
   sampleEvent: Event
+  "Who acknowledged it; null once they are no longer a member."
   acknowledgedBy: User
   resolvedAt: DateTime
   "Whether the viewer may acknowledge it, and disable or delete its target."
@@ -5062,7 +5070,7 @@ type Invitation implements Node {
   status: InvitationStatus!
   "The name of the workspace the invitation is to."
   workspaceName: String!
-  "Who sent it."
+  "Who sent it: its invitee sees them; in the workspace, null as for createdBy."
   invitedBy: User
   createdAt: DateTime!
   "After this the invitation can no longer be accepted."
@@ -5310,7 +5318,7 @@ type Notification implements Node {
   "The activity in words."
   message: String!
   workspace: Workspace
-  "Who did it; null for what the system did (health issues)."
+  "Who did it; null for what the system did (health issues), and once they are no longer a member."
   actor: User
   resourceType: String!
   resourceId: ID!
@@ -5550,13 +5558,15 @@ type Source implements Node {
   settings: JSON!
   "The keys its libraries send events with; revoked keys are listed with ` + "`" + `revokedAt` + "`" + `."
   writeKeys: [WriteKey!]!
-  "The destinations this source is connected to."
+  "The destinations this source is connected to; none for those who may not see destinations."
   destinations: [Destination!]!
-  "The connections from this source."
+  "The connections from this source to destinations the viewer sees."
   connections: [Connection!]!
   createdAt: DateTime!
   updatedAt: DateTime!
+  "Who created it; null once they are no longer a member (owners and admins still see whoever the audit trail names)."
   createdBy: User
+  "Who changed it last; null as for createdBy."
   updatedBy: User
   "Whether the viewer may change, enable, disable or label it, manage its write keys and connections."
   viewerCanUpdate: Boolean!
@@ -5696,6 +5706,7 @@ type AccessToken implements Node {
   id: ID!
   name: String!
   role: Role!
+  "Who created it; null once they are no longer a member (owners and admins still see whoever the audit trail names)."
   createdBy: User
   createdAt: DateTime!
   "The last time a request used it (to the minute)."

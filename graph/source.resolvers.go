@@ -109,20 +109,22 @@ func (r *sourceResolver) Settings(ctx context.Context, obj *source.Source) (any,
 }
 
 func (r *sourceResolver) WriteKeys(ctx context.Context, obj *source.Source) ([]*source.WriteKey, error) {
-	keys, err := loadList(ctx, loadersFrom(ctx, r.Resolver).writeKeys, obj.ID)
+	keys, err := loadList(ctx, loadersFrom(ctx, r.Resolver).writeKeys, ref(obj.WorkspaceID, obj.ID))
 	return pointers(keys), err
 }
 
+// Destinations lists the destinations the source is connected to, through the connections the
+// viewer sees (none for those who may not see destinations).
 func (r *sourceResolver) Destinations(ctx context.Context, obj *source.Source) ([]*destination.Destination, error) {
 	conns, err := r.Connections(ctx, obj)
-	if err != nil || !r.Resolver.Destinations.Visible(ctx, obj.WorkspaceID) {
-		return []*destination.Destination{}, err
+	if err != nil {
+		return nil, err
 	}
 	ids := make([]string, len(conns))
 	for i, c := range conns {
 		ids[i] = c.DestinationID
 	}
-	found, err := loadersFrom(ctx, r.Resolver).destinations.LoadAll(ctx, ids)
+	found, err := loadersFrom(ctx, r.Resolver).destinations.LoadAll(ctx, refs(obj.WorkspaceID, ids))
 	if err != nil {
 		return nil, err
 	}
@@ -130,16 +132,16 @@ func (r *sourceResolver) Destinations(ctx context.Context, obj *source.Source) (
 }
 
 func (r *sourceResolver) Connections(ctx context.Context, obj *source.Source) ([]*destination.Connection, error) {
-	conns, err := loadList(ctx, loadersFrom(ctx, r.Resolver).connectionsBySource, obj.ID)
+	conns, err := loadList(ctx, loadersFrom(ctx, r.Resolver).connectionsBySource, ref(obj.WorkspaceID, obj.ID))
 	return pointers(conns), err
 }
 
 func (r *sourceResolver) CreatedBy(ctx context.Context, obj *source.Source) (*auth.User, error) {
-	return r.loadUser(ctx, obj.CreatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.CreatedBy)
 }
 
 func (r *sourceResolver) UpdatedBy(ctx context.Context, obj *source.Source) (*auth.User, error) {
-	return r.loadUser(ctx, obj.UpdatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, obj.UpdatedBy)
 }
 
 func (r *sourceResolver) ViewerCanUpdate(ctx context.Context, obj *source.Source) (bool, error) {
@@ -167,7 +169,7 @@ func (r *workspaceResolver) Sources(ctx context.Context, obj *workspace.Workspac
 		return nil, err
 	}
 	l := loadersFrom(ctx, r.Resolver)
-	ids := keys(page, func(s source.Source) string { return s.ID })
+	ids := refs(obj.ID, keys(page, func(s source.Source) string { return s.ID }))
 	if nodeSelects(ctx, "writeKeys") {
 		prime(ctx, l.writeKeys, ids)
 	}
@@ -178,8 +180,8 @@ func (r *workspaceResolver) Sources(ctx context.Context, obj *workspace.Workspac
 		prime(ctx, l.connectionsBySource, ids)
 	}
 	if nodeSelects(ctx, "createdBy") || nodeSelects(ctx, "updatedBy") {
-		prime(ctx, l.users, append(optionalKeys(page, func(s source.Source) *string { return s.CreatedBy }),
-			optionalKeys(page, func(s source.Source) *string { return s.UpdatedBy })...))
+		prime(ctx, l.users, refs(obj.ID, append(optionalKeys(page, func(s source.Source) *string { return s.CreatedBy }),
+			optionalKeys(page, func(s source.Source) *string { return s.UpdatedBy })...)))
 	}
 	return connection(page,
 		func(c string, n *source.Source) *model.SourceEdge { return &model.SourceEdge{Cursor: c, Node: n} },

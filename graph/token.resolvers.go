@@ -13,7 +13,7 @@ import (
 )
 
 func (r *accessTokenResolver) CreatedBy(ctx context.Context, obj *auth.Token) (*auth.User, error) {
-	return r.loadUser(ctx, &obj.CreatedBy)
+	return r.loadUser(ctx, obj.WorkspaceID, &obj.CreatedBy)
 }
 
 func (r *accessTokenResolver) ViewerCanRevoke(ctx context.Context, obj *auth.Token) (bool, error) {

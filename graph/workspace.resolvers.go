@@ -91,10 +91,10 @@ func (r *workspaceResolver) Members(ctx context.Context, obj *workspace.Workspac
 	}
 	l := loadersFrom(ctx, r.Resolver)
 	if nodeSelects(ctx, "user") {
-		prime(ctx, l.users, keys(page, func(m workspace.Membership) string { return m.UserID }))
+		prime(ctx, l.users, refs(obj.ID, keys(page, func(m workspace.Membership) string { return m.UserID })))
 	}
 	if nodeSelects(ctx, "grants") {
-		prime(ctx, l.grants, keys(page, func(m workspace.Membership) string { return m.ID }))
+		prime(ctx, l.grants, refs(obj.ID, keys(page, func(m workspace.Membership) string { return m.ID })))
 	}
 	return connection(page,
 		func(c string, n *workspace.Membership) *model.MembershipEdge {
@@ -111,7 +111,7 @@ func (r *workspaceResolver) Invitations(ctx context.Context, obj *workspace.Work
 		return nil, err
 	}
 	if nodeSelects(ctx, "invitedBy") {
-		prime(ctx, loadersFrom(ctx, r.Resolver).users, optionalKeys(page, func(i workspace.Invitation) *string { return i.InvitedBy }))
+		prime(ctx, loadersFrom(ctx, r.Resolver).users, refs(obj.ID, optionalKeys(page, func(i workspace.Invitation) *string { return i.InvitedBy })))
 	}
 	return connection(page,
 		func(c string, n *workspace.Invitation) *model.InvitationEdge {
@@ -128,7 +128,7 @@ func (r *workspaceResolver) AccessTokens(ctx context.Context, obj *workspace.Wor
 		return nil, err
 	}
 	if nodeSelects(ctx, "createdBy") {
-		prime(ctx, loadersFrom(ctx, r.Resolver).users, keys(page, func(t auth.Token) string { return t.CreatedBy }))
+		prime(ctx, loadersFrom(ctx, r.Resolver).users, refs(obj.ID, keys(page, func(t auth.Token) string { return t.CreatedBy })))
 	}
 	return connection(page,
 		func(c string, n *auth.Token) *model.AccessTokenEdge {
@@ -156,10 +156,10 @@ func (r *workspaceResolver) AuditEvents(ctx context.Context, obj *workspace.Work
 	}
 	l := loadersFrom(ctx, r.Resolver)
 	if nodeSelects(ctx, "user") {
-		prime(ctx, l.users, optionalKeys(page, func(e audit.Event) *string { return e.ActorUserID }))
+		prime(ctx, l.users, refs(obj.ID, optionalKeys(page, func(e audit.Event) *string { return e.ActorUserID })))
 	}
 	if nodeSelects(ctx, "accessToken") {
-		prime(ctx, l.tokens, optionalKeys(page, func(e audit.Event) *string { return e.ActorTokenID }))
+		prime(ctx, l.tokens, refs(obj.ID, optionalKeys(page, func(e audit.Event) *string { return e.ActorTokenID })))
 	}
 	return connection(page,
 		func(c string, n *audit.Event) *model.AuditEventEdge { return &model.AuditEventEdge{Cursor: c, Node: n} },

@@ -88,3 +88,66 @@ func TestListsLoadRelatedObjectsInBatches(t *testing.T) {
 	}
 	t.Logf("members query: %d statements for 1 member and for 26", many)
 }
+
+// TestScopedListsLoadInBatches checks that loaders reading with the viewer's rights in their
+// WHERE clause still batch: for a source admin and a source reader, whose rights are grants, the
+// statements of a list of sources with their keys, connections and destinations do not grow with
+// the number of sources.
+func TestScopedListsLoadInBatches(t *testing.T) {
+	s := startServer(t)
+	owner, _ := s.signUp(t, "owner@example.com", "Owner")
+	own := []string{"Authorization", "Bearer " + owner}
+	d := mustData(t, s.post(t, `mutation { workspaceCreate(input: {name: "Acme", slug: "acme"}) { workspace { id } } }`, nil, own...))
+	wsID := d["workspaceCreate"].(map[string]any)["workspace"].(map[string]any)["id"].(string)
+	member := func(email, role, grant string) []string {
+		tok, _ := s.signUp(t, email, email)
+		d := mustData(t, s.post(t, `mutation($i: MemberInviteInput!) { memberInvite(input: $i) { token } }`,
+			map[string]any{"i": map[string]any{"workspaceId": wsID, "email": email, "role": "MINIMAL"}}, own...))
+		inv := d["memberInvite"].(map[string]any)["token"].(string)
+		d = mustData(t, s.post(t, `mutation($t: String!) { invitationAccept(input: {token: $t}) { membership { id } } }`,
+			map[string]any{"t": inv}, "Authorization", "Bearer "+tok))
+		mem := d["invitationAccept"].(map[string]any)["membership"].(map[string]any)["id"].(string)
+		mustData(t, s.post(t, `mutation($i: MemberGrantAddInput!) { memberGrantAdd(input: $i) { userErrors { message } } }`,
+			map[string]any{"i": map[string]any{"membershipId": mem, "role": role, "label": grant}}, own...))
+		return []string{"Authorization", "Bearer " + tok}
+	}
+	sourceAdmin := member("admin@example.com", "SOURCE_ADMIN", "environment:prod")
+	reader := member("reader@example.com", "SOURCE_READ", "environment:prod")
+	d = mustData(t, s.post(t, `mutation($i: DestinationCreateInput!) { destinationCreate(input: $i) { destination { id } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": "https://example.com/hook"}}}, own...))
+	dst := d["destinationCreate"].(map[string]any)["destination"].(map[string]any)["id"].(string)
+	addSource := func(i int, label string) {
+		d := mustData(t, s.post(t, `mutation($i: SourceCreateInput!) { sourceCreate(input: $i) { source { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": wsID, "catalogId": "cat_javascript", "name": fmt.Sprintf("Web %02d", i), "labels": []string{label}}}, own...))
+		src := d["sourceCreate"].(map[string]any)["source"].(map[string]any)["id"].(string)
+		mustData(t, s.post(t, `mutation($i: ConnectionCreateInput!) { connectionCreate(input: $i) { connection { id } } }`,
+			map[string]any{"i": map[string]any{"sourceId": src, "destinationId": dst}}, own...))
+	}
+	const query = `{ workspace(slug: "acme") {
+		sources(first: 100) { totalCount nodes { id writeKeys { key } createdBy { name } destinations { name } connections { destination { name } } } }
+		destinations(first: 100) { totalCount nodes { id sources { name } connections { source { name } } } } } }`
+	count := func(who []string) (int, int) {
+		r := s.post(t, query, nil, who...)
+		d := mustData(t, r)
+		return len(d["workspace"].(map[string]any)["sources"].(map[string]any)["nodes"].([]any)), s.statements(t, r)
+	}
+	addSource(0, "environment:prod")
+	addSource(1, "environment:dev")
+	oneA, stmtsA := count(sourceAdmin)
+	oneR, stmtsR := count(reader)
+	for i := 2; i < 12; i++ {
+		addSource(i, "environment:prod")
+	}
+	manyA, moreA := count(sourceAdmin)
+	manyR, moreR := count(reader)
+	if oneA != 1 || manyA != 11 || oneR != 1 || manyR != 11 {
+		t.Fatalf("sources listed: source admin %d then %d, reader %d then %d", oneA, manyA, oneR, manyR)
+	}
+	if stmtsA != moreA {
+		t.Errorf("a source admin's statements grew with the list: %d for 1 source, %d for 11", stmtsA, moreA)
+	}
+	if stmtsR != moreR {
+		t.Errorf("a source reader's statements grew with the list: %d for 1 source, %d for 11", stmtsR, moreR)
+	}
+	t.Logf("statements for 1 and 11 sources: source admin %d, reader %d", moreA, moreR)
+}

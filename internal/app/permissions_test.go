@@ -801,6 +801,34 @@ func permissionTable() []*permRow {
 			want: ownersOnly,
 		},
 		{
+			// A grant on one source names a source of W: the outsider's source (of W2) is refused,
+			// with the very answer a source that never existed gets.
+			root: "Mutation", field: "memberGrantAdd", variant: "otherWorkspacesSource", query: permMemberGrantAdd,
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"membershipId": c.w.victimMembership, "role": "SOURCE_READ", "sourceId": c.outsiderSource})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"membershipId": c.w.victimMembership, "role": "SOURCE_READ", "sourceId": id.New("src")})
+			},
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: denyForbidden, asAdmin: denyForbidden, asOwner: allowedWithUserError("INVALID"),
+				asSourceAdmin: denyForbidden, asToken: denyForbidden,
+			},
+			check: func(t *testing.T, c *permCall, data map[string]any) {
+				ghost := c.gql(t, c.bearer, permMemberGrantAdd, permInput(map[string]any{"membershipId": c.w.victimMembership, "role": "SOURCE_READ", "sourceId": id.New("src")}))
+				if got, want := permDig(ghost.Data, "memberGrantAdd.userErrors"), permDig(data, "memberGrantAdd.userErrors"); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("another workspace's source answers %v, one that never existed %v", want, got)
+				}
+				d := c.must(t, c.bearer, `query($id: ID!) { node(id: $id) { ... on Membership { grants { id } } } }`, map[string]any{"id": c.w.victimMembership})
+				for _, g := range permIDs(permDig(d, "node.grants")) {
+					if n := c.must(t, c.bearer, `query($id: ID!) { node(id: $id) { ... on ResourceGrant { sourceId } } }`, map[string]any{"id": g}); permStr(n, "node.sourceId") == c.outsiderSource {
+						t.Errorf("the grant on another workspace's source was made: %s", g)
+					}
+				}
+			},
+		},
+		{
 			root: "Mutation", field: "memberGrantRemove", query: permMutation("memberGrantRemove", "MemberGrantRemoveInput", "membership { id }"),
 			vars: func(t *testing.T, c *permCall) map[string]any {
 				label := "victim:" + c.slug("grant")
@@ -1482,11 +1510,12 @@ type permWorld struct {
 	s      *server
 	users  [numPersonas]*permAccount // nil for anonymous and token
 	victim *permAccount              // a member of every workspace fixture, target of member rows
-	// outsiderWorkspace is the outsider's own workspace, W2, where the victim is an admin.
-	outsiderWorkspace string
-	book              *permSecrets
-	rows              map[string]*permRow // the rows of the fields themselves, by field
-	seq               int
+	// outsiderWorkspace is the outsider's own workspace, W2, where the victim is an admin, and
+	// outsiderSource a source of it.
+	outsiderWorkspace, outsiderSource string
+	book                              *permSecrets
+	rows                              map[string]*permRow // the rows of the fields themselves, by field
+	seq                               int
 }
 
 // permFixture is the world seen from one workspace.
@@ -1521,6 +1550,8 @@ func newPermFixture(t *testing.T, table []*permRow) *permFixture {
 	w.outsiderWorkspace = permStr(d, "workspaceCreate.workspace.id")
 	d = f.must(t, w.users[asOutsider].session, permMemberInvite, permInput(map[string]any{"workspaceId": w.outsiderWorkspace, "email": w.victim.email, "role": "ADMIN"}))
 	f.must(t, w.victim.session, permInvitationAccept, permInput(map[string]any{"token": permStr(d, "memberInvite.token")}))
+	d = f.must(t, w.users[asOutsider].session, permSourceCreate, permInput(map[string]any{"workspaceId": w.outsiderWorkspace, "catalogId": "cat_javascript", "name": "W2 web"}))
+	w.outsiderSource = permStr(d, "sourceCreate.source.id")
 	f.w = f.newWorkspace(t)
 	return f
 }

@@ -98,10 +98,17 @@ func List(ctx context.Context, d *db.DB, workspaceID string, f Filter, args rela
 	}, args)
 }
 
-// ByID loads one event (nil when none).
-func ByID(ctx context.Context, d *db.DB, eventID string) (*Event, error) {
+// ActedWhere is the SQL condition that the user id in column acted in the workspace: the audit
+// trail names them. Those who may read the trail see who it names.
+func ActedWhere(column, workspaceID string) (string, []any) {
+	return "EXISTS (SELECT 1 FROM audit_events ae WHERE ae.workspace_id = ? AND ae.actor_user_id = " + column + ")", []any{workspaceID}
+}
+
+// ByID loads one event of a workspace (nil when none); the caller has checked the viewer may read
+// the workspace's audit trail.
+func ByID(ctx context.Context, d *db.DB, workspaceID, eventID string) (*Event, error) {
 	var e Event
-	err := d.Get(ctx, &e, `SELECT * FROM audit_events WHERE id = ?`, eventID)
+	err := d.Get(ctx, &e, `SELECT * FROM audit_events WHERE id = ? AND workspace_id = ?`, eventID, workspaceID)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}

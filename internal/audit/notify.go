@@ -73,6 +73,17 @@ func areaOf(t Type) (string, auth.Role, bool) {
 	return "", "", false
 }
 
+// AreasFor lists the areas a role hears of: those whose activities it may see.
+func AreasFor(r auth.Role) []string {
+	var out []string
+	for _, a := range areas {
+		if r.AtLeast(a.MinRole) {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
 // KnownType tells whether t is a notification type.
 func KnownType(t Type) bool { _, _, ok := areaOf(t); return ok }
 

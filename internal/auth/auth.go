@@ -452,10 +452,13 @@ func (s *Service) touch(ctx context.Context, query, credentialID string) {
 	})
 }
 
-// UsersByID loads users by id, for dataloaders. Missing ids are absent from the map.
-func (s *Service) UsersByID(ctx context.Context, ids []string) (map[string]User, error) {
+// UsersWhere loads the users with the given ids that also meet where (a condition on alias u,
+// with args), for the workspace package, which decides whom a viewer may see. Missing ids are
+// absent from the map.
+func (s *Service) UsersWhere(ctx context.Context, ids []string, where string, args ...any) (map[string]User, error) {
 	var users []User
-	if err := s.db.Select(ctx, &users, `SELECT * FROM users WHERE id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+	if err := s.db.Select(ctx, &users, `SELECT u.* FROM users u WHERE u.id IN (`+db.Placeholders(len(ids))+`) AND `+where,
+		append(db.Args(ids), args...)...); err != nil {
 		return nil, err
 	}
 	out := make(map[string]User, len(users))

@@ -40,11 +40,11 @@ func (s *Service) RevokeTokens(ctx context.Context, tx *db.Tx, where string, arg
 	return ids, nil
 }
 
-// TokensByID loads tokens by id, for dataloaders.
-func (s *Service) TokensByID(ctx context.Context, ids []string) (map[string]Token, error) {
+// TokensWhere loads the tokens that meet where (a condition on access_tokens, with args), for
+// the workspace package, which decides which tokens a viewer may see.
+func (s *Service) TokensWhere(ctx context.Context, where string, args ...any) (map[string]Token, error) {
 	var tokens []Token
-	if err := s.db.Select(ctx, &tokens, `SELECT `+tokenColumns("access_tokens")+`
-		FROM access_tokens WHERE id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+	if err := s.db.Select(ctx, &tokens, `SELECT `+tokenColumns("access_tokens")+` FROM access_tokens WHERE `+where, args...); err != nil {
 		return nil, err
 	}
 	out := make(map[string]Token, len(tokens))

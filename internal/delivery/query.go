@@ -8,6 +8,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -53,12 +54,35 @@ type AttemptFilter struct {
 	Outcome, ErrorType, EventID string
 }
 
-// Attempts pages through a destination's attempts, newest first.
+// visibleWhere is the condition (on delivery_attempts) for the attempts the viewer may see in the
+// workspace of a: to a destination they see, of an event of a source they see. An attempt carries
+// the event as it was sent, so it is no more visible than the event.
+func visibleWhere(a *workspace.Access) (string, []any) {
+	dst, dstArgs := destination.VisibleWhere(a)
+	src, srcArgs := source.VisibleIDWhere(a, "delivery_attempts.source_id")
+	where := "delivery_attempts.workspace_id = ? AND EXISTS (SELECT 1 FROM destinations d WHERE d.id = delivery_attempts.destination_id AND " + dst + ") AND " + src
+	return where, append(append([]any{a.WorkspaceID}, dstArgs...), srcArgs...)
+}
+
+// access returns the viewer's access to a destination's workspace, NOT_FOUND when they may not
+// see the destination.
+func (q *Queries) access(ctx context.Context, destinationID string) (*workspace.Access, error) {
+	d, err := q.dests.Get(ctx, destinationID)
+	if err != nil {
+		return nil, err
+	}
+	return q.workspaces.Access(ctx, d.WorkspaceID)
+}
+
+// Attempts pages through a destination's attempts that the viewer may see, newest first.
 func (q *Queries) Attempts(ctx context.Context, d *destination.Destination, f AttemptFilter, args relay.Args, count bool) (relay.Page[StoredAttempt], error) {
-	if _, err := q.dests.Get(ctx, d.ID); err != nil {
+	a, err := q.access(ctx, d.ID)
+	if err != nil {
 		return relay.Page[StoredAttempt]{}, err
 	}
-	where, qargs := "destination_id = ?", []any{d.ID}
+	where, qargs := visibleWhere(a)
+	where += " AND destination_id = ?"
+	qargs = append(qargs, d.ID)
 	if f.Outcome != "" {
 		where += " AND outcome = ?"
 		qargs = append(qargs, f.Outcome)
@@ -79,21 +103,23 @@ func (q *Queries) Attempts(ctx context.Context, d *destination.Destination, f At
 
 // Attempt returns one attempt the viewer may see (nil otherwise).
 func (q *Queries) Attempt(ctx context.Context, attemptID string) (*StoredAttempt, error) {
-	var a StoredAttempt
-	err := q.db.Get(ctx, &a, `SELECT * FROM delivery_attempts WHERE id = ?`, attemptID)
+	a, err := q.workspaces.AccessVia(ctx, q.db.Reader(), `SELECT workspace_id FROM delivery_attempts WHERE id = ?`, attemptID)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	where, args := visibleWhere(a)
+	var att StoredAttempt
+	err = q.db.Get(ctx, &att, `SELECT * FROM delivery_attempts WHERE id = ? AND `+where, append([]any{attemptID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if _, err := q.dests.Get(ctx, a.DestinationID); err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
-			return nil, nil
-		}
-		return nil, err
-	}
-	return &a, nil
+	return &att, nil
 }
 
 // Stats are a destination's delivery figures over a period.
@@ -105,11 +131,14 @@ type Stats struct {
 
 // Stats counts a destination's deliveries between since and until: events delivered, events that
 // failed for good, events waiting for a retry, and the 95th percentile of the time from arrival
-// to delivery.
+// to delivery. Only the events of sources the viewer sees count.
 func (q *Queries) Stats(ctx context.Context, d *destination.Destination, since, until time.Time) (*Stats, error) {
-	if _, err := q.dests.Get(ctx, d.ID); err != nil {
+	a, err := q.access(ctx, d.ID)
+	if err != nil {
 		return nil, err
 	}
+	visible, vargs := visibleWhere(a)
+	retryVisible, rargs := source.VisibleIDWhere(a, "e.source_id")
 	st := &Stats{Since: since, Until: until}
 	r := q.db.Reader()
 	lo, hi := db.Time{Time: since}, db.Time{Time: until}
@@ -118,7 +147,7 @@ func (q *Queries) Stats(ctx context.Context, d *destination.Destination, since, 
 		N       int    `db:"n"`
 	}
 	if err := r.Select(ctx, &rows, `SELECT outcome, COUNT(*) AS n FROM delivery_attempts
-		WHERE destination_id = ? AND created_at >= ? AND created_at < ? GROUP BY outcome`, d.ID, lo, hi); err != nil {
+		WHERE destination_id = ? AND created_at >= ? AND created_at < ? AND `+visible+` GROUP BY outcome`, append([]any{d.ID, lo, hi}, vargs...)...); err != nil {
 		return nil, err
 	}
 	for _, row := range rows {
@@ -130,14 +159,15 @@ func (q *Queries) Stats(ctx context.Context, d *destination.Destination, since, 
 			st.NotDelivered = row.N
 		}
 	}
-	if err := r.Get(ctx, &st.Retrying, `SELECT COUNT(*) FROM delivery_retries WHERE destination_id = ?`, d.ID); err != nil {
+	if err := r.Get(ctx, &st.Retrying, `SELECT COUNT(*) FROM delivery_retries r WHERE r.destination_id = ?
+		AND EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id AND `+retryVisible+`)`, append([]any{d.ID}, rargs...)...); err != nil {
 		return nil, err
 	}
 	if st.Delivered > 0 {
 		var p float64
 		offset := int(float64(st.Delivered-1) * 0.95)
 		if err := r.Get(ctx, &p, `SELECT end_to_end_ms FROM delivery_attempts WHERE destination_id = ? AND outcome = ? AND created_at >= ? AND created_at < ?
-			ORDER BY end_to_end_ms LIMIT 1 OFFSET ?`, d.ID, Delivered, lo, hi, offset); err != nil {
+			AND `+visible+` ORDER BY end_to_end_ms LIMIT 1 OFFSET ?`, append(append([]any{d.ID, Delivered, lo, hi}, vargs...), offset)...); err != nil {
 			return nil, err
 		}
 		st.P95EndToEndMS = &p

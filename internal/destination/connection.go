@@ -9,6 +9,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/workspace"
 )
 
 // ConnectionPrefix is the id prefix of connections.
@@ -37,32 +38,43 @@ type Connection struct {
 
 func errConnectionNotFound() error { return apperr.NotFoundf("connection not found") }
 
-// connectionRights loads a connection and tells whether the viewer administers it: owners, admins
-// and the source admins of its source. NOT_FOUND when the viewer may not see its source.
+// ConnectionVisibleWhere returns the SQL condition (on alias c) for the connections the viewer may
+// see in the workspace of a: those from a source they see to a destination they see. A reader of
+// a source who may not see destinations sees none of its connections.
+func ConnectionVisibleWhere(a *workspace.Access) (string, []any) {
+	dst, dstArgs := VisibleWhere(a)
+	src, srcArgs := source.VisibleWhere(a)
+	where := "c.workspace_id = ? AND EXISTS (SELECT 1 FROM destinations d WHERE d.id = c.destination_id AND " + dst +
+		") AND EXISTS (SELECT 1 FROM sources s WHERE s.id = c.source_id AND " + src + ")"
+	return where, append(append([]any{a.WorkspaceID}, dstArgs...), srcArgs...)
+}
+
+// connectionRights loads a connection the viewer may see and tells whether they administer it:
+// owners, admins and the source admins of its source. NOT_FOUND when they may not see it.
 func (s *Service) connectionRights(ctx context.Context, q *db.Queryer, connectionID string) (*Connection, bool, error) {
-	if _, err := auth.RequireViewer(ctx); err != nil {
+	a, err := s.workspaces.AccessVia(ctx, q, `SELECT workspace_id FROM connections WHERE id = ?`, connectionID)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, false, errConnectionNotFound()
+		}
 		return nil, false, err
 	}
-	var c Connection
-	err := q.Get(ctx, &c, `SELECT * FROM connections WHERE id = ?`, connectionID)
+	where, args := ConnectionVisibleWhere(a)
+	var c struct {
+		Connection
+		Labels string `db:"labels"`
+	}
+	err = q.Get(ctx, &c, `SELECT c.*, s.labels FROM connections c JOIN sources s ON s.id = c.source_id WHERE c.id = ? AND `+where,
+		append([]any{connectionID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, false, errConnectionNotFound()
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	src, err := s.sources.Get(ctx, c.SourceID)
-	if err != nil {
-		if apperr.CodeOf(err) == apperr.Unauthenticated {
-			return nil, false, err
-		}
-		return nil, false, errConnectionNotFound()
-	}
-	_, admin, err := s.sources.Rights(ctx, src)
-	if err != nil {
-		return nil, false, errConnectionNotFound()
-	}
-	return &c, admin, nil
+	src := source.Source{ID: c.SourceID, LabelsRaw: c.Labels}
+	_, admin := a.SourceRights(src.ID, src.Labels())
+	return &c.Connection, admin, nil
 }
 
 // Connection returns a connection the viewer may see (nil otherwise).
@@ -98,15 +110,12 @@ func (s *Service) Connect(ctx context.Context, sourceID, destinationID string, e
 		if !admin {
 			return apperr.New(apperr.Forbidden, "you may read this source but not connect it")
 		}
-		d, err := s.load(ctx, &tx.Queryer, destinationID)
+		d, _, err := s.load(ctx, &tx.Queryer, destinationID)
 		if err != nil {
 			return err
 		}
 		if d.WorkspaceID != src.WorkspaceID {
 			return errNotFound()
-		}
-		if _, err := s.access(ctx, d); err != nil {
-			return err
 		}
 		var n int
 		if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM connections WHERE source_id = ? AND destination_id = ?`, src.ID, d.ID); err != nil {
@@ -181,21 +190,23 @@ func (s *Service) Disconnect(ctx context.Context, connectionID string) error {
 	return err
 }
 
-// ConnectionsBySource loads the connections of sources, for dataloaders. The caller has checked
-// the viewer may see the sources.
-func (s *Service) ConnectionsBySource(ctx context.Context, sourceIDs []string) (map[string][]Connection, error) {
-	return s.connectionsBy(ctx, "source_id", sourceIDs, func(c Connection) string { return c.SourceID })
+// ConnectionsBySource loads the connections the viewer sees of sources of the workspace of a,
+// for dataloaders.
+func (s *Service) ConnectionsBySource(ctx context.Context, a *workspace.Access, sourceIDs []string) (map[string][]Connection, error) {
+	return s.connectionsBy(ctx, a, "c.source_id", sourceIDs, func(c Connection) string { return c.SourceID })
 }
 
-// ConnectionsByDestination loads the connections of destinations, for dataloaders; connections from
-// sources the viewer may not see are left out by the caller.
-func (s *Service) ConnectionsByDestination(ctx context.Context, destinationIDs []string) (map[string][]Connection, error) {
-	return s.connectionsBy(ctx, "destination_id", destinationIDs, func(c Connection) string { return c.DestinationID })
+// ConnectionsByDestination loads the connections the viewer sees to destinations of the workspace
+// of a, for dataloaders.
+func (s *Service) ConnectionsByDestination(ctx context.Context, a *workspace.Access, destinationIDs []string) (map[string][]Connection, error) {
+	return s.connectionsBy(ctx, a, "c.destination_id", destinationIDs, func(c Connection) string { return c.DestinationID })
 }
 
-func (s *Service) connectionsBy(ctx context.Context, column string, ids []string, key func(Connection) string) (map[string][]Connection, error) {
+func (s *Service) connectionsBy(ctx context.Context, a *workspace.Access, column string, ids []string, key func(Connection) string) (map[string][]Connection, error) {
+	where, args := ConnectionVisibleWhere(a)
 	var rows []Connection
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM connections WHERE `+column+` IN (`+db.Placeholders(len(ids))+`) ORDER BY id`, db.Args(ids)...); err != nil {
+	if err := s.db.Select(ctx, &rows, `SELECT c.* FROM connections c WHERE `+column+` IN (`+db.Placeholders(len(ids))+`) AND `+where+` ORDER BY c.id`,
+		append(db.Args(ids), args...)...); err != nil {
 		return nil, err
 	}
 	out := map[string][]Connection{}
@@ -203,9 +214,4 @@ func (s *Service) connectionsBy(ctx context.Context, column string, ids []string
 		out[key(c)] = append(out[key(c)], c)
 	}
 	return out, nil
-}
-
-// VisibleSource is the check the GraphQL layer applies to a connection's source before showing it.
-func (s *Service) VisibleSource(ctx context.Context, src *source.Source) bool {
-	return s.sources.CanSee(ctx, src)
 }

@@ -126,6 +126,15 @@ func errNotFound() error { return apperr.NotFoundf("destination not found") }
 // workspace, and source admins (who connect their sources).
 func CanSee(a *workspace.Access) bool { return canSee(a) }
 
+// VisibleWhere returns the SQL condition (on alias d) for the destinations the viewer may see in
+// the workspace of a, for every read of destinations: all of them or none.
+func VisibleWhere(a *workspace.Access) (string, []any) {
+	if !canSee(a) {
+		return "FALSE", nil
+	}
+	return "d.workspace_id = ?", []any{a.WorkspaceID}
+}
+
 func canSee(a *workspace.Access) bool {
 	if a.CanReadAll() {
 		return true
@@ -166,42 +175,33 @@ func (s *Service) withSecrets(ctx context.Context, q *db.Queryer, ds []*Destinat
 	return nil
 }
 
-// load reads a destination; the caller checks the viewer's rights. Anonymous callers are told to
-// log in first, whether or not the id exists.
-func (s *Service) load(ctx context.Context, q *db.Queryer, destinationID string) (*Destination, error) {
-	if _, err := auth.RequireViewer(ctx); err != nil {
-		return nil, err
+// load reads a destination the viewer may see, with their access to its workspace: NOT_FOUND when
+// it does not exist or they may not see it. Anonymous callers are told to log in first, whether
+// or not the id exists.
+func (s *Service) load(ctx context.Context, q *db.Queryer, destinationID string) (*Destination, *workspace.Access, error) {
+	a, err := s.workspaces.AccessVia(ctx, q, `SELECT workspace_id FROM destinations WHERE id = ?`, destinationID)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, nil, errNotFound()
+		}
+		return nil, nil, err
 	}
+	where, args := VisibleWhere(a)
 	var d Destination
-	err := q.Get(ctx, &d, selectDestinations+` WHERE d.id = ?`, destinationID)
+	err = q.Get(ctx, &d, selectDestinations+` WHERE d.id = ? AND `+where, append([]any{destinationID}, args...)...)
 	if db.IsNoRows(err) {
-		return nil, errNotFound()
+		return nil, nil, errNotFound()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &d, s.withSecrets(ctx, q, []*Destination{&d})
-}
-
-// access returns the viewer's access to a destination's workspace, NOT_FOUND when they may not see it.
-func (s *Service) access(ctx context.Context, d *Destination) (*workspace.Access, error) {
-	a, err := s.workspaces.Access(ctx, d.WorkspaceID)
-	if err != nil || !canSee(a) {
-		return nil, errNotFound()
-	}
-	return a, nil
+	return &d, a, s.withSecrets(ctx, q, []*Destination{&d})
 }
 
 // Get returns a destination the viewer may see, NOT_FOUND otherwise.
 func (s *Service) Get(ctx context.Context, destinationID string) (*Destination, error) {
-	d, err := s.load(ctx, s.db.Reader(), destinationID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.access(ctx, d); err != nil {
-		return nil, err
-	}
-	return d, nil
+	d, _, err := s.load(ctx, s.db.Reader(), destinationID)
+	return d, err
 }
 
 // Filter narrows a listing.
@@ -216,12 +216,9 @@ func (s *Service) List(ctx context.Context, workspaceID string, byCategory bool,
 	if err != nil {
 		return relay.Page[Destination]{}, err
 	}
-	if !canSee(a) {
-		return relay.Page[Destination]{}, nil
-	}
 	const sending = `EXISTS (SELECT 1 FROM connections c JOIN sources s ON s.id = c.source_id WHERE c.destination_id = d.id AND c.enabled = TRUE AND s.enabled = TRUE)`
 	const failing = `EXISTS (SELECT 1 FROM health_issues h WHERE h.target_id = d.id AND h.status <> 'RESOLVED')`
-	where, qargs := "d.workspace_id = ?", []any{workspaceID}
+	where, qargs := VisibleWhere(a)
 	switch f.Status {
 	case Disabled:
 		where += " AND d.enabled = FALSE"
@@ -356,11 +353,8 @@ func (s *Service) Update(ctx context.Context, destinationID string, name *string
 	var d *Destination
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {
 		var err error
-		if d, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
-			return err
-		}
-		a, err := s.access(ctx, d)
-		if err != nil {
+		var a *workspace.Access
+		if d, a, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
 			return err
 		}
 		if err := requireAdmin(a); err != nil {
@@ -452,12 +446,9 @@ func (s *Service) save(ctx context.Context, tx *db.Tx, d *Destination, typ audit
 func (s *Service) SetEnabled(ctx context.Context, destinationID string, enabled bool) (*Destination, error) {
 	var d *Destination
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		var a *workspace.Access
 		var err error
-		if d, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
-			return err
-		}
-		a, err := s.access(ctx, d)
-		if err != nil {
+		if d, a, err = s.load(ctx, &tx.Queryer, destinationID); err != nil {
 			return err
 		}
 		if err := requireAdmin(a); err != nil || d.Enabled == enabled {
@@ -480,11 +471,7 @@ func (s *Service) SetEnabled(ctx context.Context, destinationID string, enabled 
 // Delete removes a destination and its connections; owners and admins.
 func (s *Service) Delete(ctx context.Context, destinationID string) error {
 	return s.db.Tx(ctx, func(tx *db.Tx) error {
-		d, err := s.load(ctx, &tx.Queryer, destinationID)
-		if err != nil {
-			return err
-		}
-		a, err := s.access(ctx, d)
+		d, a, err := s.load(ctx, &tx.Queryer, destinationID)
 		if err != nil {
 			return err
 		}
@@ -519,10 +506,13 @@ func (s *Service) Secrets(ctx context.Context, d *Destination) (map[string]strin
 	return out, nil
 }
 
-// ByIDs loads destinations by id without checking access, for dataloaders of checked objects.
-func (s *Service) ByIDs(ctx context.Context, ids []string) (map[string]Destination, error) {
+// ByIDs loads the destinations with the given ids that the viewer sees in the workspace of a, for
+// dataloaders.
+func (s *Service) ByIDs(ctx context.Context, a *workspace.Access, ids []string) (map[string]Destination, error) {
+	where, args := VisibleWhere(a)
 	var rows []Destination
-	if err := s.db.Select(ctx, &rows, selectDestinations+` WHERE d.id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+	if err := s.db.Select(ctx, &rows, selectDestinations+` WHERE d.id IN (`+db.Placeholders(len(ids))+`) AND `+where,
+		append(db.Args(ids), args...)...); err != nil {
 		return nil, err
 	}
 	ptrs := make([]*Destination, len(rows))

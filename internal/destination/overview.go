@@ -35,10 +35,12 @@ func (s *Service) Overview(ctx context.Context, workspaceID string) (*Overview, 
 	if !canSee(a) {
 		return o, nil
 	}
-	if err := q.Select(ctx, &o.Destinations, selectDestinations+` WHERE d.workspace_id = ? ORDER BY d.name, d.id`, workspaceID); err != nil {
+	dstWhere, dstArgs := VisibleWhere(a)
+	if err := q.Select(ctx, &o.Destinations, selectDestinations+` WHERE `+dstWhere+` ORDER BY d.name, d.id`, dstArgs...); err != nil {
 		return nil, err
 	}
-	if err := q.Select(ctx, &o.Connections, `SELECT c.* FROM connections c JOIN sources s ON s.id = c.source_id WHERE `+where+` ORDER BY c.id`, args...); err != nil {
+	connWhere, connArgs := ConnectionVisibleWhere(a)
+	if err := q.Select(ctx, &o.Connections, `SELECT c.* FROM connections c WHERE `+connWhere+` ORDER BY c.id`, connArgs...); err != nil {
 		return nil, err
 	}
 	ptrs := make([]*Destination, len(o.Destinations))

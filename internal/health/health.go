@@ -286,24 +286,20 @@ func (s *Service) List(ctx context.Context, workspaceID string, seeDestinations 
 
 // Get returns an issue the viewer may see (nil otherwise).
 func (s *Service) Get(ctx context.Context, issueID string, seeDestinations func(workspaceID string) bool) (*Issue, error) {
-	if _, err := auth.RequireViewer(ctx); err != nil {
+	a, err := s.workspaces.AccessVia(ctx, s.db.Reader(), `SELECT workspace_id FROM health_issues WHERE id = ?`, issueID)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return nil, nil
+		}
 		return nil, err
 	}
+	where, args := visibleWhere(a, seeDestinations(a.WorkspaceID))
 	var is Issue
-	err := s.db.Get(ctx, &is, `SELECT * FROM health_issues WHERE id = ?`, issueID)
+	err = s.db.Get(ctx, &is, `SELECT h.* FROM health_issues h WHERE h.id = ? AND `+where, append([]any{issueID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
-	}
-	a, err := s.workspaces.Access(ctx, is.WorkspaceID)
-	if err != nil {
-		return nil, nil
-	}
-	where, args := visibleWhere(a, seeDestinations(is.WorkspaceID))
-	var n int
-	if err := s.db.Get(ctx, &n, `SELECT COUNT(*) FROM health_issues h WHERE h.id = ? AND `+where, append([]any{issueID}, args...)...); err != nil || n == 0 {
 		return nil, err
 	}
 	return &is, nil

@@ -50,12 +50,22 @@ type EventFilter struct {
 	Search string
 }
 
+// visibleWhere is the condition (on events) for the events the viewer may see in the workspace of
+// a: those of the sources they see.
+func visibleWhere(a *workspace.Access) (string, []any) {
+	where, args := source.VisibleIDWhere(a, "events.source_id")
+	return "events.workspace_id = ? AND " + where, append([]any{a.WorkspaceID}, args...)
+}
+
 // RecentEvents pages through a source's events, newest first; the viewer must see the source.
 func (q *Queries) RecentEvents(ctx context.Context, src *source.Source, f EventFilter, args relay.Args, count bool) (relay.Page[StoredEvent], error) {
-	if _, _, err := q.sources.Rights(ctx, src); err != nil {
+	a, _, err := q.sources.Rights(ctx, src)
+	if err != nil {
 		return relay.Page[StoredEvent]{}, err
 	}
-	where, qargs := "source_id = ?", []any{src.ID}
+	where, qargs := visibleWhere(a)
+	where += " AND source_id = ?"
+	qargs = append(qargs, src.ID)
 	if f.Type != "" {
 		where += " AND type = ?"
 		qargs = append(qargs, f.Type)
@@ -77,21 +87,37 @@ func (q *Queries) RecentEvents(ctx context.Context, src *source.Source, f EventF
 
 // Event returns one event the viewer may see (nil otherwise).
 func (q *Queries) Event(ctx context.Context, eventID string) (*StoredEvent, error) {
-	var e StoredEvent
-	err := q.db.Get(ctx, &e, `SELECT * FROM events WHERE id = ?`, eventID)
-	if db.IsNoRows(err) {
-		return nil, nil
-	}
+	a, err := q.workspaces.AccessVia(ctx, q.db.Reader(), `SELECT workspace_id FROM events WHERE id = ?`, eventID)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := q.sources.Get(ctx, e.SourceID); err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return nil, nil
 		}
 		return nil, err
 	}
-	return &e, nil
+	m, err := q.EventsByIDs(ctx, a, []string{eventID})
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := m[eventID]; ok {
+		return &e, nil
+	}
+	return nil, nil
+}
+
+// EventsByIDs loads the events with the given ids that the viewer sees in the workspace of a, for
+// dataloaders.
+func (q *Queries) EventsByIDs(ctx context.Context, a *workspace.Access, ids []string) (map[string]StoredEvent, error) {
+	where, args := visibleWhere(a)
+	var rows []StoredEvent
+	if err := q.db.Select(ctx, &rows, `SELECT * FROM events WHERE id IN (`+db.Placeholders(len(ids))+`) AND `+where,
+		append(db.Args(ids), args...)...); err != nil {
+		return nil, err
+	}
+	out := make(map[string]StoredEvent, len(rows))
+	for _, e := range rows {
+		out[e.ID] = e
+	}
+	return out, nil
 }
 
 // Figures are a source's ingest counts over a period.
@@ -108,9 +134,11 @@ type ReasonCount struct {
 
 // Stats returns a source's figures over the last hour and the last 24 hours.
 func (q *Queries) Stats(ctx context.Context, src *source.Source) (hour, day Figures, err error) {
-	if _, _, err := q.sources.Rights(ctx, src); err != nil {
+	a, _, err := q.sources.Rights(ctx, src)
+	if err != nil {
 		return hour, day, err
 	}
+	visible, vargs := visibleWhere(a)
 	now := time.Now()
 	var rows []struct {
 		Recent int     `db:"recent"`
@@ -122,8 +150,8 @@ func (q *Queries) Stats(ctx context.Context, src *source.Source) (hour, day Figu
 	// (source_id, id) answers this without reading the source's older events.
 	hourFloor, dayFloor := id.Floor(EventPrefix, now.Add(-time.Hour)), id.Floor(EventPrefix, now.Add(-24*time.Hour))
 	err = q.db.Select(ctx, &rows, `SELECT CASE WHEN id >= ? THEN 1 ELSE 0 END AS recent, status, discard_reason, COUNT(*) AS n
-		FROM events WHERE source_id = ? AND id >= ?
-		GROUP BY CASE WHEN id >= ? THEN 1 ELSE 0 END, status, discard_reason`, hourFloor, src.ID, dayFloor, hourFloor)
+		FROM events WHERE source_id = ? AND id >= ? AND `+visible+`
+		GROUP BY CASE WHEN id >= ? THEN 1 ELSE 0 END, status, discard_reason`, append(append([]any{hourFloor, src.ID, dayFloor}, vargs...), hourFloor)...)
 	if err != nil {
 		return hour, day, err
 	}
@@ -165,9 +193,10 @@ type Usage struct {
 
 // SourceUsage is one source's part of a month's usage.
 type SourceUsage struct {
-	SourceID string `db:"source_id"`
-	APICalls int    `db:"api_calls"`
-	MTUs     int    `db:"mtus"`
+	WorkspaceID string `db:"-"`
+	SourceID    string `db:"source_id"`
+	APICalls    int    `db:"api_calls"`
+	MTUs        int    `db:"mtus"`
 }
 
 // DailyUsage is one day's part.
@@ -194,13 +223,13 @@ func (q *Queries) Usage(ctx context.Context, workspaceID, month string) (*Usage,
 	if _, err := time.Parse("2006-01", month); err != nil || len(month) != 7 {
 		return nil, apperr.Invalid("month", "month must be a calendar month such as %s", time.Now().UTC().Format("2006-01"))
 	}
-	return q.UsageOf(ctx, workspaceID, month)
+	return q.InternalUsage(ctx, workspaceID, month)
 }
 
-// UsageOf computes a workspace's usage without checking the viewer: for the live publisher, which
-// authorises each subscriber itself.
-func (q *Queries) UsageOf(ctx context.Context, workspaceID, month string) (*Usage, error) {
-	ws, err := q.workspaces.ByIDs(ctx, []string{workspaceID})
+// InternalUsage computes a workspace's usage without any viewer: for the live publisher, which
+// authorises each subscriber itself, and for Usage once it has; never for the API.
+func (q *Queries) InternalUsage(ctx context.Context, workspaceID, month string) (*Usage, error) {
+	ws, err := q.workspaces.InternalByIDs(ctx, []string{workspaceID})
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +251,9 @@ func (q *Queries) UsageOf(ctx context.Context, workspaceID, month string) (*Usag
 		LEFT JOIN (SELECT source_id, COUNT(*) AS mtus FROM (`+mtuSet+`) m GROUP BY source_id) m ON m.source_id = c.source_id
 		ORDER BY c.api_calls DESC, c.source_id`, workspaceID, month+"-%", workspaceID, month); err != nil {
 		return nil, err
+	}
+	for i := range u.BySource {
+		u.BySource[i].WorkspaceID = workspaceID
 	}
 	if err := r.Select(ctx, &u.ByDay, `SELECT c.day, c.api_calls, COALESCE(n.new_mtus, 0) AS new_mtus
 		FROM (SELECT day, SUM(api_calls) AS api_calls FROM usage_daily WHERE workspace_id = ? AND day LIKE ? GROUP BY day) c

@@ -124,7 +124,7 @@ func (p *Publisher) publishSources(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	srcs, err := p.srcs.ByIDs(context.Background(), ids)
+	srcs, err := p.srcs.InternalByIDs(context.Background(), ids)
 	if err != nil {
 		p.log.Error("live: loading sources failed", "error", err.Error())
 		return
@@ -166,7 +166,7 @@ func (p *Publisher) Run() {
 			p.mu.Unlock()
 			month := time.Now().UTC().Format("2006-01")
 			for ws := range dirty {
-				u, err := p.usage.UsageOf(context.Background(), ws, month)
+				u, err := p.usage.InternalUsage(context.Background(), ws, month)
 				if err != nil {
 					continue
 				}

@@ -40,12 +40,36 @@ type Service struct {
 // Close waits for the webhook posts under way.
 func (s *Service) Close() { s.wg.Wait() }
 
-// scope restricts a query of notifications to the viewer's (and, for a token, its workspace's).
+// scope restricts a query of notifications to the viewer's. A token reads its creator's
+// notifications of its workspace in the areas its role hears of: a MINIMAL token does not read
+// of destinations its creator was told about.
 func scope(v *auth.Viewer) (string, []any) {
 	if v.Token != nil {
-		return "user_id = ? AND workspace_id = ?", []any{v.User.ID, v.Token.WorkspaceID}
+		areas := audit.AreasFor(v.Token.Role)
+		return "user_id = ? AND workspace_id = ? AND area IN (" + db.Placeholders(len(areas)) + ")",
+			append([]any{v.User.ID, v.Token.WorkspaceID}, db.Args(areas)...)
 	}
 	return "user_id = ?", []any{v.User.ID}
+}
+
+// VisibleTo tells whether the viewer may read n, as scope does in SQL, for notifications that
+// come from the bus rather than from a query.
+func VisibleTo(v *auth.Viewer, n *audit.Notification) bool {
+	if n.UserID != v.User.ID {
+		return false
+	}
+	if v.Token == nil {
+		return true
+	}
+	if n.WorkspaceID != v.Token.WorkspaceID {
+		return false
+	}
+	for _, a := range audit.AreasFor(v.Token.Role) {
+		if a == n.Area {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns the service.

@@ -110,7 +110,9 @@ func (s *Service) changed(tx *db.Tx, sourceID string) {
 
 // New returns the service.
 func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, quiet time.Duration) *Service {
-	return &Service{db: d, catalog: c, workspaces: w, QuietPeriod: quiet}
+	s := &Service{db: d, catalog: c, workspaces: w, QuietPeriod: quiet}
+	w.Sources = s
+	return s
 }
 
 // Status derives a source's status at now.
@@ -134,7 +136,8 @@ func (s *Service) Entry(src *Source) *catalog.Entry {
 
 func errNotFound() error { return apperr.NotFoundf("source not found") }
 
-// Rights tells what the viewer may do with a source: NOT_FOUND when they may not see it.
+// Rights tells what the viewer may do with a source they loaded: NOT_FOUND when they may not see
+// it (any more), else their access and whether they administer it.
 func (s *Service) Rights(ctx context.Context, src *Source) (a *workspace.Access, admin bool, err error) {
 	a, err = s.workspaces.Access(ctx, src.WorkspaceID)
 	if err != nil {
@@ -147,43 +150,48 @@ func (s *Service) Rights(ctx context.Context, src *Source) (a *workspace.Access,
 	return a, admin, nil
 }
 
-// load reads a source; the caller checks the viewer's rights. An anonymous caller is told to log
-// in before anything is looked up, so that the answer does not depend on whether the id exists.
-func (s *Service) load(ctx context.Context, q *db.Queryer, sourceID string) (*Source, error) {
-	if _, err := auth.RequireViewer(ctx); err != nil {
-		return nil, err
+// load reads a source the viewer may see, with their access to its workspace: NOT_FOUND when it
+// does not exist or they may not see it. An anonymous caller is told to log in before anything
+// is looked up, so that the answer does not depend on whether the id exists.
+func (s *Service) load(ctx context.Context, q *db.Queryer, sourceID string) (*Source, *workspace.Access, error) {
+	a, err := s.workspaces.AccessVia(ctx, q, `SELECT workspace_id FROM sources WHERE id = ?`, sourceID)
+	if err != nil {
+		return nil, nil, hide(err)
 	}
+	where, args := VisibleWhere(a)
 	var src Source
-	err := q.Get(ctx, &src, `SELECT * FROM sources WHERE id = ?`, sourceID)
+	err = q.Get(ctx, &src, `SELECT s.* FROM sources s WHERE s.id = ? AND `+where, append([]any{sourceID}, args...)...)
 	if db.IsNoRows(err) {
-		return nil, errNotFound()
+		return nil, nil, errNotFound()
 	}
-	return &src, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return &src, a, nil
+}
+
+// hide turns a failed access check into this package's NOT_FOUND, keeping UNAUTHENTICATED and
+// errors that are not about access.
+func hide(err error) error {
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return errNotFound()
+	}
+	return err
 }
 
 // Get returns a source the viewer may see, NOT_FOUND otherwise.
 func (s *Service) Get(ctx context.Context, sourceID string) (*Source, error) {
-	src, err := s.load(ctx, s.db.Reader(), sourceID)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := s.Rights(ctx, src); err != nil {
-		return nil, err
-	}
-	return src, nil
+	src, _, err := s.load(ctx, s.db.Reader(), sourceID)
+	return src, err
 }
 
 // requireAdmin loads a source within tx for a change, checking the viewer administers it.
 func (s *Service) requireAdmin(ctx context.Context, tx *db.Tx, sourceID string) (*Source, error) {
-	src, err := s.load(ctx, &tx.Queryer, sourceID)
+	src, a, err := s.load(ctx, &tx.Queryer, sourceID)
 	if err != nil {
 		return nil, err
 	}
-	_, admin, err := s.Rights(ctx, src)
-	if err != nil {
-		return nil, err
-	}
-	if !admin {
+	if _, admin := a.SourceRights(src.ID, src.Labels()); !admin {
 		return nil, apperr.New(apperr.Forbidden, "you may read this source but not change it")
 	}
 	return src, nil
@@ -196,7 +204,8 @@ type Filter struct {
 }
 
 // VisibleWhere returns the SQL condition (on alias s) for the sources the viewer may see in a
-// workspace with access a, for listings of sources and of things attached to them.
+// workspace with access a, for every read of sources and of things attached to them. It is the
+// SQL twin of Access.SourceRights.
 func VisibleWhere(a *workspace.Access) (string, []any) {
 	if a.CanReadAll() {
 		return "s.workspace_id = ?", []any{a.WorkspaceID}
@@ -212,6 +221,17 @@ func VisibleWhere(a *workspace.Access) (string, []any) {
 	}
 	where := "s.workspace_id = ? AND (s.id IN (" + db.Placeholders(len(ids)) + ") OR EXISTS (SELECT 1 FROM source_labels sl WHERE sl.source_id = s.id AND sl.label IN (" + db.Placeholders(len(labels)) + ")))"
 	return where, append(append([]any{a.WorkspaceID}, ids...), labels...)
+}
+
+// VisibleIDWhere returns the SQL condition that column, a source id on a row of the workspace of
+// a (an event, a delivery attempt), names a source the viewer may see. Those who see every
+// source also see the rows of sources deleted since; the caller checks the row's workspace.
+func VisibleIDWhere(a *workspace.Access, column string) (string, []any) {
+	if a.CanReadAll() {
+		return "TRUE", nil
+	}
+	where, args := VisibleWhere(a)
+	return column + " IN (SELECT s.id FROM sources s WHERE " + where + ")", args
 }
 
 // List pages through the sources the viewer may see, by name.
@@ -403,6 +423,8 @@ func (s *Service) Update(ctx context.Context, sourceID string, name *string, set
 					if err := setLabels(ctx, tx, src.ID, clean); err != nil {
 						return err
 					}
+					// Label grants match by label: who may see the source changed.
+					s.workspaces.RightsChanged(tx, src.WorkspaceID)
 				}
 			}
 		}
@@ -522,11 +544,14 @@ func (s *Service) RevokeWriteKey(ctx context.Context, sourceID, key string) (*So
 	return src, nil, nil
 }
 
-// WriteKeysBySource loads the write keys of sources, oldest first, for dataloaders.
-func (s *Service) WriteKeysBySource(ctx context.Context, sourceIDs []string) (map[string][]WriteKey, error) {
+// WriteKeysBySource loads the write keys of the sources the viewer sees in the workspace of a,
+// oldest first, for dataloaders.
+func (s *Service) WriteKeysBySource(ctx context.Context, a *workspace.Access, sourceIDs []string) (map[string][]WriteKey, error) {
+	where, args := VisibleWhere(a)
 	var rows []WriteKey
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM write_keys WHERE source_id IN (`+db.Placeholders(len(sourceIDs))+`) ORDER BY created_at, key`,
-		db.Args(sourceIDs)...); err != nil {
+	if err := s.db.Select(ctx, &rows, `SELECT k.* FROM write_keys k JOIN sources s ON s.id = k.source_id
+		WHERE k.source_id IN (`+db.Placeholders(len(sourceIDs))+`) AND `+where+` ORDER BY k.created_at, k.key`,
+		append(db.Args(sourceIDs), args...)...); err != nil {
 		return nil, err
 	}
 	out := map[string][]WriteKey{}
@@ -536,10 +561,22 @@ func (s *Service) WriteKeysBySource(ctx context.Context, sourceIDs []string) (ma
 	return out, nil
 }
 
-// ByIDs loads sources by id without checking access, for dataloaders of objects already checked.
-func (s *Service) ByIDs(ctx context.Context, ids []string) (map[string]Source, error) {
+// ByIDs loads the sources with the given ids that the viewer sees in the workspace of a, for
+// dataloaders.
+func (s *Service) ByIDs(ctx context.Context, a *workspace.Access, ids []string) (map[string]Source, error) {
+	where, args := VisibleWhere(a)
+	return s.byIDs(ctx, `s.id IN (`+db.Placeholders(len(ids))+`) AND `+where, append(db.Args(ids), args...))
+}
+
+// InternalByIDs loads sources by id without any viewer, for the live publisher, which authorises
+// each subscriber itself; never for the API.
+func (s *Service) InternalByIDs(ctx context.Context, ids []string) (map[string]Source, error) {
+	return s.byIDs(ctx, `s.id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids))
+}
+
+func (s *Service) byIDs(ctx context.Context, where string, args []any) (map[string]Source, error) {
 	var rows []Source
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM sources WHERE id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+	if err := s.db.Select(ctx, &rows, `SELECT s.* FROM sources s WHERE `+where, args...); err != nil {
 		return nil, err
 	}
 	out := make(map[string]Source, len(rows))
@@ -549,8 +586,9 @@ func (s *Service) ByIDs(ctx context.Context, ids []string) (map[string]Source, e
 	return out, nil
 }
 
-// CanSee tells whether the viewer may see src (for attached objects such as connections).
-func (s *Service) CanSee(ctx context.Context, src *Source) bool {
-	_, _, err := s.Rights(ctx, src)
-	return err == nil
+// InWorkspace tells whether sourceID is a source of workspaceID, for grants on one source.
+func (s *Service) InWorkspace(ctx context.Context, q *db.Queryer, workspaceID, sourceID string) (bool, error) {
+	var n int
+	err := q.Get(ctx, &n, `SELECT COUNT(*) FROM sources WHERE id = ? AND workspace_id = ?`, sourceID, workspaceID)
+	return n > 0, err
 }

@@ -46,6 +46,9 @@ type Invitation struct {
 	RespondedAt   *db.Time         `db:"responded_at"`
 	// ByToken is set when the viewer loaded the invitation with its secret, which lets them answer it.
 	ByToken bool `db:"-"`
+	// Inviter is who sent it, read along with it when it was loaded by its secret: the secret is
+	// what entitles the holder to see them.
+	Inviter *auth.User `db:"-"`
 }
 
 // EffectiveStatus is Expired for a pending invitation past its expiry.
@@ -171,23 +174,26 @@ func (s *Service) Invitation(ctx context.Context, invitationID string) (*Invitat
 	if err != nil {
 		return nil, err
 	}
+	// Visible to whom it is addressed (a verified address, in person) and to the workspace's owners
+	// and admins: decided in the query.
+	where, args := "FALSE", []any{}
+	if v.Token == nil && v.User.EmailVerified() {
+		where, args = "i.email = ?", []any{v.User.Email}
+	}
+	a, err := s.AccessVia(ctx, s.db.Reader(), `SELECT workspace_id FROM invitations WHERE id = ?`, invitationID)
+	switch {
+	case err == nil && a.CanAdminister():
+		where, args = "("+where+" OR i.workspace_id = ?)", append(args, a.WorkspaceID)
+	case err != nil && apperr.CodeOf(err) != apperr.NotFound:
+		return nil, err
+	}
 	var inv Invitation
-	err = s.db.Get(ctx, &inv, invitationSelect+` WHERE i.id = ?`, invitationID)
+	err = s.db.Get(ctx, &inv, invitationSelect+` WHERE i.id = ? AND `+where, append([]any{invitationID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	if addressedTo(inv, v) {
-		return &inv, nil
-	}
-	a, err := s.Access(ctx, inv.WorkspaceID)
-	if err != nil {
-		return nil, visibleOrNil(err)
-	}
-	if !a.CanAdminister() {
-		return nil, nil
 	}
 	return &inv, nil
 }
@@ -207,6 +213,15 @@ func (s *Service) InvitationByToken(ctx context.Context, token string) (*Invitat
 		return nil, err
 	}
 	inv.ByToken = true
+	if inv.InvitedBy != nil {
+		users, err := s.auth.UsersWhere(ctx, []string{*inv.InvitedBy}, "TRUE")
+		if err != nil {
+			return nil, err
+		}
+		if u, ok := users[*inv.InvitedBy]; ok {
+			inv.Inviter = &u
+		}
+	}
 	return &inv, nil
 }
 

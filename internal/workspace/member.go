@@ -58,18 +58,20 @@ func (s *Service) Members(ctx context.Context, workspaceID string, role *auth.Ro
 	}, args)
 }
 
-// Membership returns one membership the viewer may see (nil otherwise).
+// Membership returns one membership the viewer may see: of a workspace they are in (nil otherwise).
 func (s *Service) Membership(ctx context.Context, membershipID string) (*Membership, error) {
+	v, err := auth.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	where, args := viewerWorkspaces(v, "m.workspace_id")
 	var m Membership
-	err := s.db.Get(ctx, &m, `SELECT * FROM memberships WHERE id = ?`, membershipID)
+	err = s.db.Get(ctx, &m, `SELECT m.* FROM memberships m WHERE m.id = ? AND `+where, append([]any{membershipID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	if _, err := s.Access(ctx, m.WorkspaceID); err != nil {
-		return nil, visibleOrNil(err)
 	}
 	return &m, nil
 }
@@ -82,11 +84,12 @@ func visibleOrNil(err error) error {
 	return err
 }
 
-// GrantsByMembership loads the grants of memberships, for dataloaders.
-func (s *Service) GrantsByMembership(ctx context.Context, membershipIDs []string) (map[string][]Grant, error) {
+// GrantsByMembership loads the grants of memberships of the workspace of a, which everyone in it
+// sees with its members, for dataloaders.
+func (s *Service) GrantsByMembership(ctx context.Context, a *Access, membershipIDs []string) (map[string][]Grant, error) {
 	var rows []Grant
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM resource_grants WHERE membership_id IN (`+db.Placeholders(len(membershipIDs))+`) ORDER BY id`,
-		db.Args(membershipIDs)...); err != nil {
+	if err := s.db.Select(ctx, &rows, `SELECT * FROM resource_grants WHERE membership_id IN (`+db.Placeholders(len(membershipIDs))+`)
+		AND workspace_id = ? ORDER BY id`, append(db.Args(membershipIDs), a.WorkspaceID)...); err != nil {
 		return nil, err
 	}
 	out := map[string][]Grant{}
@@ -96,41 +99,22 @@ func (s *Service) GrantsByMembership(ctx context.Context, membershipIDs []string
 	return out, nil
 }
 
-// Grant returns one grant the viewer may see (nil otherwise).
+// Grant returns one grant the viewer may see: of a workspace they are in (nil otherwise).
 func (s *Service) Grant(ctx context.Context, grantID string) (*Grant, error) {
+	v, err := auth.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	where, args := viewerWorkspaces(v, "g.workspace_id")
 	var g Grant
-	err := s.db.Get(ctx, &g, `SELECT * FROM resource_grants WHERE id = ?`, grantID)
+	err = s.db.Get(ctx, &g, `SELECT g.* FROM resource_grants g WHERE g.id = ? AND `+where, append([]any{grantID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Access(ctx, g.WorkspaceID); err != nil {
-		return nil, visibleOrNil(err)
-	}
 	return &g, nil
-}
-
-// SharesWorkspace tells whether the viewer may see user userID: themselves, or someone in one of
-// their workspaces (for a token, its workspace).
-func (s *Service) SharesWorkspace(ctx context.Context, userID string) (bool, error) {
-	v, err := auth.RequireViewer(ctx)
-	if err != nil {
-		return false, err
-	}
-	if userID == v.User.ID {
-		return true, nil
-	}
-	q := `SELECT COUNT(*) FROM memberships a JOIN memberships b ON a.workspace_id = b.workspace_id WHERE a.user_id = ? AND b.user_id = ?`
-	args := []any{v.User.ID, userID}
-	if v.Token != nil {
-		q += " AND a.workspace_id = ?"
-		args = append(args, v.Token.WorkspaceID)
-	}
-	var n int
-	err = s.db.Get(ctx, &n, q, args...)
-	return n > 0, err
 }
 
 // membershipFor loads a membership and the viewer's access to its workspace; NOT_FOUND when either
@@ -292,6 +276,18 @@ func (s *Service) AddGrant(ctx context.Context, membershipID string, role Resour
 		return nil, errs, nil
 	}
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
+		if sourceID != nil {
+			// A grant names a source of its own workspace: one of another workspace answers as
+			// one that never existed.
+			ok, err := s.Sources.InWorkspace(ctx, &tx.Queryer, m.WorkspaceID, *sourceID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				errs.Add("sourceId", apperr.InvalidValue, "sourceId must be the ID of a source of this workspace")
+				return nil
+			}
+		}
 		g := Grant{ID: id.New(GrantPrefix), MembershipID: m.ID, WorkspaceID: m.WorkspaceID, Role: role, SourceID: sourceID, Label: label, CreatedAt: db.Now()}
 		if _, err := tx.Exec(ctx, `INSERT INTO resource_grants (id, membership_id, workspace_id, role, source_id, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.MembershipID, g.WorkspaceID, g.Role, g.SourceID, g.Label, g.CreatedAt); err != nil {
@@ -300,8 +296,8 @@ func (s *Service) AddGrant(ctx context.Context, membershipID string, role Resour
 		s.rightsChanged(tx, m.WorkspaceID)
 		return audit.Record(ctx, tx, m.WorkspaceID, EventGrantAdded, "ResourceGrant", g.ID, map[string]any{"membershipId": m.ID, "role": role, "sourceId": sourceID, "label": label})
 	})
-	if err != nil {
-		return nil, nil, err
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
 	}
 	return m, nil, nil
 }

@@ -62,28 +62,37 @@ func (a *Access) CanRevokeToken(t auth.Token) bool {
 	return a.CanAdminister() || (t.CreatedBy == a.Viewer.User.ID && a.Viewer.Token == nil)
 }
 
+// tokensWhere is the condition (on access_tokens) for the tokens the viewer sees in a workspace
+// with access a: owners and admins all of them, others their own.
+func tokensWhere(a *Access) (string, []any) {
+	if a.CanAdminister() {
+		return "access_tokens.workspace_id = ?", []any{a.WorkspaceID}
+	}
+	return "access_tokens.workspace_id = ? AND access_tokens.created_by = ?", []any{a.WorkspaceID, a.Viewer.User.ID}
+}
+
+// TokensByIDs loads the tokens with the given ids that the viewer sees in the workspace of a,
+// for dataloaders.
+func (s *Service) TokensByIDs(ctx context.Context, a *Access, ids []string) (map[string]auth.Token, error) {
+	where, args := tokensWhere(a)
+	return s.auth.TokensWhere(ctx, "access_tokens.id IN ("+db.Placeholders(len(ids))+") AND "+where, append(db.Args(ids), args...)...)
+}
+
 // Token returns a token the viewer may see: owners and admins see all of their workspace, others
 // their own (nil otherwise).
 func (s *Service) Token(ctx context.Context, tokenID string) (*auth.Token, error) {
-	if _, err := auth.RequireViewer(ctx); err != nil {
-		return nil, err
-	}
-	m, err := s.auth.TokensByID(ctx, []string{tokenID})
-	if err != nil {
-		return nil, err
-	}
-	t, ok := m[tokenID]
-	if !ok {
-		return nil, nil
-	}
-	a, err := s.Access(ctx, t.WorkspaceID)
+	a, err := s.AccessVia(ctx, s.db.Reader(), `SELECT workspace_id FROM access_tokens WHERE id = ?`, tokenID)
 	if err != nil {
 		return nil, visibleOrNil(err)
 	}
-	if !a.CanAdminister() && t.CreatedBy != a.Viewer.User.ID {
-		return nil, nil
+	m, err := s.TokensByIDs(ctx, a, []string{tokenID})
+	if err != nil {
+		return nil, err
 	}
-	return &t, nil
+	if t, ok := m[tokenID]; ok {
+		return &t, nil
+	}
+	return nil, nil
 }
 
 // RevokeToken revokes a token at once, websockets included.
@@ -134,14 +143,10 @@ func (s *Service) Tokens(ctx context.Context, workspaceID string, args relay.Arg
 	if err != nil {
 		return relay.Page[auth.Token]{}, err
 	}
-	where, qargs := "workspace_id = ?", []any{workspaceID}
-	if !a.CanAdminister() {
-		where += " AND created_by = ?"
-		qargs = append(qargs, a.Viewer.User.ID)
-	}
+	where, qargs := tokensWhere(a)
 	return relay.Query(ctx, s.db.Reader(), relay.Spec[auth.Token]{
 		Select: "SELECT " + auth.TokenColumns("access_tokens") + " FROM access_tokens", Where: where, Args: qargs,
-		SortColumn: "id", Desc: true, Count: count,
+		SortColumn: "access_tokens.id", IDColumn: "access_tokens.id", Desc: true, Count: count,
 		ID: func(t auth.Token) string { return t.ID }, SortKey: func(t auth.Token) any { return t.ID },
 	}, args)
 }

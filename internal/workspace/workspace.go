@@ -65,6 +65,15 @@ type Service struct {
 	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
 	// the write keys it cached).
 	OnDelete func(workspaceID string)
+	// Sources tells whether a source belongs to a workspace, for grants on one source. The source
+	// package, which depends on this one, sets it when it is made.
+	Sources SourceLookup
+}
+
+// SourceLookup finds sources, which the source package owns.
+type SourceLookup interface {
+	// InWorkspace tells whether sourceID is a source of workspaceID.
+	InWorkspace(ctx context.Context, q *db.Queryer, workspaceID, sourceID string) (bool, error)
 }
 
 // New returns the service.
@@ -328,9 +337,9 @@ func (s *Service) SetPlan(ctx context.Context, workspaceID string, plan Plan) (*
 	return &w, nil, nil
 }
 
-// ByIDs loads workspaces by id without checking access, for dataloaders of objects whose access
-// was checked already.
-func (s *Service) ByIDs(ctx context.Context, ids []string) (map[string]Workspace, error) {
+// InternalByIDs loads workspaces by id without any viewer, for the live publisher's usage figures;
+// never for the API.
+func (s *Service) InternalByIDs(ctx context.Context, ids []string) (map[string]Workspace, error) {
 	var rows []Workspace
 	if err := s.db.Select(ctx, &rows, `SELECT * FROM workspaces WHERE id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
 		return nil, err
@@ -356,13 +365,9 @@ func (s *Service) AuditEvents(ctx context.Context, workspaceID string, f audit.F
 
 // AuditEvent returns one event if the viewer may read the audit trail of its workspace (nil otherwise).
 func (s *Service) AuditEvent(ctx context.Context, eventID string) (*audit.Event, error) {
-	e, err := audit.ByID(ctx, s.db, eventID)
-	if err != nil || e == nil {
-		return nil, err
-	}
-	a, err := s.Access(ctx, e.WorkspaceID)
+	a, err := s.AccessVia(ctx, s.db.Reader(), `SELECT workspace_id FROM audit_events WHERE id = ?`, eventID)
 	if err != nil || !a.CanAdminister() {
-		return nil, nil
+		return nil, visibleOrNil(err)
 	}
-	return e, nil
+	return audit.ByID(ctx, s.db, a.WorkspaceID, eventID)
 }
