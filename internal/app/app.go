@@ -40,6 +40,7 @@ import (
 	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -65,6 +66,7 @@ type App struct {
 	bus        *bus.Bus
 	live       *live.Publisher
 	notify     *notify.Service
+	reaper     *reap.Reaper
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -128,7 +130,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.bus.BufferByKind = map[string]int{"events": 64}
 	a.metrics.RegisterGaugeFunc("junction_bus_subscribers", "Subscriptions open on the in-process bus.",
 		func() float64 { return float64(a.bus.Subscribers()) })
-	workspaces.OnDelete = func(string) { a.ingest.ForgetAll() }
+	// Deleted sources and workspaces are marked at once and reaped in the background, each domain
+	// deleting its own rows; the owner of the object deletes its row last.
+	a.reaper = reap.New(d, log)
+	a.reaper.Pending(reap.Source, sources.DeletedIDs)
+	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, health.ReapSourceIssues, source.ReapStep)
+	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
+	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+		ingest.ReapWorkspaceUsage, workspace.ReapStep)
+	workspaces.OnDelete = func(string) {
+		a.ingest.ForgetAll()
+		a.reaper.Wake()
+	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
 	dests := destination.New(d, cat, workspaces, sources, box)
 	a.delivery = delivery.New(d, dests, delivery.Options{
@@ -138,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log)
 	sources.OnChange = func(id string) {
+		a.reaper.Wake()
 		a.ingest.ForgetSource(id)
 		a.live.SourceChanged(id)
 	}
@@ -219,9 +233,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.background.Add(2)
+	a.background.Add(3)
 	go a.pruneEvents()
 	go a.resolveHealth()
+	go func() {
+		defer a.background.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-a.stop; cancel() }()
+		a.reaper.Run(ctx, time.Minute)
+	}()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
 		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL,
 		"public_url", a.cfg.PublicURL, "email", a.cfg.SMTPURL != "")
@@ -452,3 +472,6 @@ func (a *App) healthChanged(is health.Issue) {
 		a.log.Error("notifying a health issue failed", "error", err.Error())
 	}
 }
+
+// Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
+func (a *App) Reaper() *reap.Reaper { return a.reaper }

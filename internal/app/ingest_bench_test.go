@@ -248,3 +248,54 @@ func reportCommits(b *testing.B, s *server) {
 	b.Logf("commits (cumulative, le:count): events %s; seconds %s",
 		strings.Join(buckets["junction_ingest_commit_events"], " "), strings.Join(buckets["junction_ingest_commit_seconds"], " "))
 }
+
+// BenchmarkIngestBatchVsBareSQLite measures, in one run, durable ingest through /v1/batch (the
+// real server, 100-event batches from 8 keep-alive clients, as BenchmarkIngestBatch) next to its
+// baseline: the same events inserted straight into the same events table of a SQLite file with the
+// same pragmas (WAL, synchronous=FULL), 1,000 per transaction, each event's JSON read once. An op
+// is one batch of 100 events in each phase; "ratio" is server events/s over bare events/s.
+//
+//	go test -run '^$' -bench IngestBatchVsBareSQLite -benchtime 2000x -count 3 ./internal/app/
+func BenchmarkIngestBatchVsBareSQLite(b *testing.B) {
+	const clients, perBatch = 8, 100
+	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError; c.IngestRate = 0 })
+	src := newTrackingSource(b, s, "bench")
+	gen := newEventGen(src.writeKey)
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		bodies[i] = gen.batch(nil, perBatch)
+	}
+
+	// Bare SQLite: a database migrated like the server's, one workspace and source, and plain
+	// multi-row INSERTs of 1,000 rows per transaction.
+	bare := benchBareDB(b)
+	b.ResetTimer()
+	start := time.Now()
+	benchBareInsert(b, bare, bodies)
+	bareRate := float64(b.N*perBatch) / time.Since(start).Seconds()
+
+	// The server.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start = time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if err := gen.post(client, s.URL+"/v1/batch", bodies[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	serverRate := float64(b.N*perBatch) / time.Since(start).Seconds()
+	b.StopTimer()
+	b.ReportMetric(bareRate, "bare-events/s")
+	b.ReportMetric(serverRate, "server-events/s")
+	b.ReportMetric(serverRate/bareRate, "ratio")
+}

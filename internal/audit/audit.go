@@ -11,6 +11,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 )
 
@@ -114,3 +115,22 @@ func ByID(ctx context.Context, d *db.DB, workspaceID, eventID string) (*Event, e
 	}
 	return &e, err
 }
+
+// ReapWorkspace is the reap step of a deleted workspace's audit trail and notifications.
+var ReapWorkspace = reap.Step{Name: "audit trail and notifications", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE workspace_id = ? ORDER BY workspace_id, id LIMIT ?)`,
+		`DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE workspace_id = ? ORDER BY workspace_id, id LIMIT ?)`,
+	} {
+		res, err := tx.Exec(ctx, q, workspaceID, limit-int(total))
+		if err != nil {
+			return total, err
+		}
+		n, _ := res.RowsAffected()
+		if total += n; total >= int64(limit) {
+			break
+		}
+	}
+	return total, nil
+}}

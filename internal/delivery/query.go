@@ -7,6 +7,7 @@ import (
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -275,3 +276,23 @@ func (q *Queries) Prune(ctx context.Context, now time.Time, keepDelivered, keepF
 	}
 	return total, nil
 }
+
+// Reap steps: the delivery attempts of a deleted source, and those of a deleted workspace's
+// destinations (its destinations themselves go with the workspace's row).
+var (
+	ReapSourceAttempts = reap.Step{Name: "delivery attempts", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE source_id = ? ORDER BY id LIMIT ?)`, sourceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+	ReapWorkspaceAttempts = reap.Step{Name: "delivery attempts", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_attempts WHERE id IN (SELECT a.id FROM delivery_attempts a
+			JOIN destinations d ON d.id = a.destination_id WHERE d.workspace_id = ? LIMIT ?)`, workspaceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+)

@@ -16,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -349,3 +350,21 @@ func (s *Service) Current(ctx context.Context, workspaceID string, seeDestinatio
 		append(args, Resolved)...)
 	return out, err
 }
+
+// Reap steps: the issues of a deleted source, and those of a deleted workspace.
+var (
+	ReapSourceIssues = reap.Step{Name: "health issues", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM health_issues WHERE target_id = ?`, sourceID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+	ReapWorkspaceIssues = reap.Step{Name: "health issues", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM health_issues WHERE id IN (SELECT id FROM health_issues WHERE workspace_id = ? LIMIT ?)`, workspaceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+)

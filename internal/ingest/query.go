@@ -8,6 +8,7 @@ import (
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -292,4 +293,38 @@ func Stored(e *Event) *StoredEvent {
 		s.Timestamp = &db.Time{Time: e.Timestamp.UTC().Truncate(time.Microsecond)}
 	}
 	return s
+}
+
+// Reap steps: the events of a deleted source (their delivery retries go with them), and a deleted
+// workspace's usage counters.
+var (
+	ReapSourceEvents = reap.Step{Name: "events", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+		return reapExec(ctx, tx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE source_id = ? ORDER BY id LIMIT ?)`, sourceID, limit)
+	}}
+	ReapWorkspaceUsage = reap.Step{Name: "usage", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+		var total int64
+		for _, q := range []string{
+			`DELETE FROM mtu_identities WHERE (workspace_id, month, source_id, kind, value) IN
+				(SELECT workspace_id, month, source_id, kind, value FROM mtu_identities WHERE workspace_id = ? LIMIT ?)`,
+			`DELETE FROM mtu_links WHERE (workspace_id, month, anonymous_id) IN
+				(SELECT workspace_id, month, anonymous_id FROM mtu_links WHERE workspace_id = ? LIMIT ?)`,
+			`DELETE FROM usage_daily WHERE (workspace_id, source_id, day) IN
+				(SELECT workspace_id, source_id, day FROM usage_daily WHERE workspace_id = ? LIMIT ?)`,
+		} {
+			n, err := reapExec(ctx, tx, q, workspaceID, limit-int(total))
+			total += n
+			if err != nil || total >= int64(limit) {
+				return total, err
+			}
+		}
+		return total, nil
+	}}
+)
+
+func reapExec(ctx context.Context, tx *db.Tx, q string, args ...any) (int64, error) {
+	res, err := tx.Exec(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -57,10 +58,13 @@ type Source struct {
 	SettingsRaw string   `db:"settings"`
 	LabelsRaw   string   `db:"labels"`
 	LastSeenAt  *db.Time `db:"last_seen_at"`
-	CreatedBy   *string  `db:"created_by"`
-	UpdatedBy   *string  `db:"updated_by"`
-	CreatedAt   db.Time  `db:"created_at"`
-	UpdatedAt   db.Time  `db:"updated_at"`
+	// DeletedAt is set once the source is deleted: it is seen nowhere, and internal/reap deletes
+	// its events.
+	DeletedAt *db.Time `db:"deleted_at"`
+	CreatedBy *string  `db:"created_by"`
+	UpdatedBy *string  `db:"updated_by"`
+	CreatedAt db.Time  `db:"created_at"`
+	UpdatedAt db.Time  `db:"updated_at"`
 }
 
 // Labels returns the source's labels.
@@ -208,7 +212,7 @@ type Filter struct {
 // SQL twin of Access.SourceRights.
 func VisibleWhere(a *workspace.Access) (string, []any) {
 	if a.CanReadAll() {
-		return "s.workspace_id = ?", []any{a.WorkspaceID}
+		return "s.workspace_id = ? AND s.deleted_at IS NULL", []any{a.WorkspaceID}
 	}
 	var ids, labels []any
 	for _, g := range a.Grants {
@@ -219,7 +223,7 @@ func VisibleWhere(a *workspace.Access) (string, []any) {
 			labels = append(labels, strings.ToLower(*g.Label))
 		}
 	}
-	where := "s.workspace_id = ? AND (s.id IN (" + db.Placeholders(len(ids)) + ") OR EXISTS (SELECT 1 FROM source_labels sl WHERE sl.source_id = s.id AND sl.label IN (" + db.Placeholders(len(labels)) + ")))"
+	where := "s.workspace_id = ? AND s.deleted_at IS NULL AND (s.id IN (" + db.Placeholders(len(ids)) + ") OR EXISTS (SELECT 1 FROM source_labels sl WHERE sl.source_id = s.id AND sl.label IN (" + db.Placeholders(len(labels)) + ")))"
 	return where, append(append([]any{a.WorkspaceID}, ids...), labels...)
 }
 
@@ -469,20 +473,47 @@ func (s *Service) SetEnabled(ctx context.Context, sourceID string, enabled bool)
 	return src, err
 }
 
-// Delete removes a source, its write keys and its connections; its administrators.
+// Delete removes a source, its write keys and its connections; its administrators. The source is
+// marked deleted and cut off at once; its events go in the background (internal/reap).
 func (s *Service) Delete(ctx context.Context, sourceID string) error {
 	return s.db.Tx(ctx, func(tx *db.Tx) error {
 		src, err := s.requireAdmin(ctx, tx, sourceID)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = ?`, src.ID); err != nil {
+		// Connections are the destination package's rows; deleting the source used to cascade to
+		// them, and still does, here, so that nothing is sent from it any more.
+		for _, q := range []string{`DELETE FROM write_keys WHERE source_id = ?`, `DELETE FROM source_labels WHERE source_id = ?`,
+			`DELETE FROM connections WHERE source_id = ?`} {
+			if _, err := tx.Exec(ctx, q, src.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sources SET deleted_at = ?, enabled = FALSE WHERE id = ?`, db.Now(), src.ID); err != nil {
 			return err
 		}
 		s.changed(tx, src.ID)
+		// Open subscriptions to the source (its live tail) re-check and end.
+		s.workspaces.RightsChanged(tx, src.WorkspaceID)
 		return audit.Record(ctx, tx, src.WorkspaceID, EventDeleted, "Source", src.ID, map[string]any{"name": src.Name})
 	})
 }
+
+// DeletedIDs lists the sources deleted and not yet reaped, for internal/reap.
+func (s *Service) DeletedIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.db.Select(ctx, &ids, `SELECT id FROM sources WHERE deleted_at IS NOT NULL ORDER BY id`)
+	return ids, err
+}
+
+// ReapStep is the last step of reaping a source: its row.
+var ReapStep = reap.Step{Name: "source", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = ? AND deleted_at IS NOT NULL`, sourceID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}}
 
 // CreateWriteKey adds a key to a source, for rotation.
 func (s *Service) CreateWriteKey(ctx context.Context, sourceID string) (*Source, *WriteKey, error) {
@@ -571,7 +602,7 @@ func (s *Service) ByIDs(ctx context.Context, a *workspace.Access, ids []string) 
 // InternalByIDs loads sources by id without any viewer, for the live publisher, which authorises
 // each subscriber itself; never for the API.
 func (s *Service) InternalByIDs(ctx context.Context, ids []string) (map[string]Source, error) {
-	return s.byIDs(ctx, `s.id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids))
+	return s.byIDs(ctx, `s.id IN (`+db.Placeholders(len(ids))+`) AND s.deleted_at IS NULL`, db.Args(ids))
 }
 
 func (s *Service) byIDs(ctx context.Context, where string, args []any) (map[string]Source, error) {
@@ -589,6 +620,6 @@ func (s *Service) byIDs(ctx context.Context, where string, args []any) (map[stri
 // InWorkspace tells whether sourceID is a source of workspaceID, for grants on one source.
 func (s *Service) InWorkspace(ctx context.Context, q *db.Queryer, workspaceID, sourceID string) (bool, error) {
 	var n int
-	err := q.Get(ctx, &n, `SELECT COUNT(*) FROM sources WHERE id = ? AND workspace_id = ?`, sourceID, workspaceID)
+	err := q.Get(ctx, &n, `SELECT COUNT(*) FROM sources WHERE id = ? AND workspace_id = ? AND deleted_at IS NULL`, sourceID, workspaceID)
 	return n > 0, err
 }

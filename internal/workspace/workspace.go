@@ -17,6 +17,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/mail"
+	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 )
 
@@ -54,6 +55,9 @@ type Workspace struct {
 	Plan      Plan    `db:"plan"`
 	CreatedAt db.Time `db:"created_at"`
 	UpdatedAt db.Time `db:"updated_at"`
+	// DeletedAt is set once the workspace is deleted: nobody reaches it any more, and internal/reap
+	// deletes what it holds.
+	DeletedAt *db.Time `db:"deleted_at"`
 }
 
 // Service owns this package's data.
@@ -296,11 +300,52 @@ func (s *Service) Delete(ctx context.Context, workspaceID, confirmSlug string) (
 			tx.AfterCommit(func() { s.OnDelete(workspaceID) })
 		}
 		s.rightsChanged(tx, workspaceID)
-		_, err := tx.Exec(ctx, `DELETE FROM workspaces WHERE id = ?`, workspaceID)
+		// What reaches the workspace goes now, in this transaction: its people, so nobody sees it;
+		// its sources' write keys and connections, so no event comes in or goes out; its slug, so
+		// that it can be used again. What it holds is reaped in the background (internal/reap).
+		now := db.Now()
+		for _, q := range []string{
+			`DELETE FROM memberships WHERE workspace_id = ?`,
+			`DELETE FROM invitations WHERE workspace_id = ?`,
+			`DELETE FROM write_keys WHERE workspace_id = ?`,
+			`DELETE FROM connections WHERE workspace_id = ?`,
+		} {
+			if _, err := tx.Exec(ctx, q, workspaceID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sources SET deleted_at = ?, enabled = FALSE WHERE workspace_id = ? AND deleted_at IS NULL`, now, workspaceID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE destinations SET enabled = FALSE WHERE workspace_id = ?`, workspaceID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE workspaces SET deleted_at = ?, slug = id WHERE id = ?`, now, workspaceID)
 		return err
 	})
 	return errs, err
 }
+
+// DeletedIDs lists the workspaces deleted and not yet reaped, for internal/reap.
+func (s *Service) DeletedIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.db.Select(ctx, &ids, `SELECT id FROM workspaces WHERE deleted_at IS NOT NULL ORDER BY id`)
+	return ids, err
+}
+
+// ReapStep is the last step of reaping a workspace: its row, and with it what still points at it
+// (destinations, tokens and the like, which are few).
+var ReapStep = reap.Step{Name: "workspace", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+	var left int
+	if err := tx.Get(ctx, &left, `SELECT COUNT(*) FROM sources WHERE workspace_id = ?`, workspaceID); err != nil || left > 0 {
+		return 0, err // its sources are reaped first
+	}
+	res, err := tx.Exec(ctx, `DELETE FROM workspaces WHERE id = ? AND deleted_at IS NOT NULL`, workspaceID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}}
 
 // SetPlan changes the plan; owners.
 func (s *Service) SetPlan(ctx context.Context, workspaceID string, plan Plan) (*Workspace, apperr.UserErrors, error) {

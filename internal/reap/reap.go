@@ -1,0 +1,123 @@
+// Package reap deletes, in the background and in small transactions, what deleted sources and
+// workspaces leave behind. A deletion commits at once by marking its object deleted and cutting
+// what keeps it reachable (write keys, connections, memberships); the rows it owns, which may be
+// millions of events, go later, a batch at a time, so that no deletion holds the single writer
+// for longer than a batch takes.
+//
+// Each domain registers the steps that delete its own rows, in order; the package that owns the
+// object registers the last step, which deletes the object's row itself.
+package reap
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/db"
+)
+
+// Kind is a kind of object whose deletion is reaped.
+type Kind string
+
+const (
+	Source    Kind = "source"
+	Workspace Kind = "workspace"
+)
+
+// kinds are reaped in this order: a deleted workspace's sources go before the workspace.
+var kinds = []Kind{Source, Workspace}
+
+// Step deletes at most limit rows that the deleted object id left behind, in tx, and returns how
+// many it deleted: fewer than limit means it has finished.
+type Step struct {
+	Name string
+	Run  func(ctx context.Context, tx *db.Tx, id string, limit int) (int64, error)
+}
+
+// Reaper runs the steps for every deleted object.
+type Reaper struct {
+	db  *db.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[Kind]func(ctx context.Context) ([]string, error)
+	steps   map[Kind][]Step
+	wake    chan struct{}
+}
+
+// New returns a reaper; Run starts it.
+func New(d *db.DB, log *slog.Logger) *Reaper {
+	return &Reaper{db: d, log: log, pending: map[Kind]func(context.Context) ([]string, error){}, steps: map[Kind][]Step{},
+		wake: make(chan struct{}, 1)}
+}
+
+// Pending names the function that lists the deleted objects of a kind not yet reaped.
+func (r *Reaper) Pending(kind Kind, list func(ctx context.Context) ([]string, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending[kind] = list
+}
+
+// Add appends steps for a kind.
+func (r *Reaper) Add(kind Kind, steps ...Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps[kind] = append(r.steps[kind], steps...)
+}
+
+// Wake makes Run look for deleted objects now (one was just deleted).
+func (r *Reaper) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run reaps at start, when woken, and every interval, until ctx ends.
+func (r *Reaper) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := r.Once(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("reaping deleted objects failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Once reaps every object deleted so far, and returns when they are gone (or on the first error).
+func (r *Reaper) Once(ctx context.Context) error {
+	for _, kind := range kinds {
+		r.mu.Lock()
+		list, steps := r.pending[kind], r.steps[kind]
+		r.mu.Unlock()
+		if list == nil {
+			continue
+		}
+		ids, err := list(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			start := time.Now()
+			var total int64
+			for _, st := range steps {
+				n, err := r.db.Drain(ctx, db.DrainBatch, func(ctx context.Context, tx *db.Tx) (int64, error) {
+					return st.Run(ctx, tx, id, db.DrainBatch)
+				})
+				total += n
+				if err != nil {
+					return err
+				}
+			}
+			r.log.Info("deleted object reaped", "kind", string(kind), "id", id, "rows", total, "took", time.Since(start).String())
+		}
+	}
+	return nil
+}
