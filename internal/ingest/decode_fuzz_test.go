@@ -217,6 +217,7 @@ func checkEvent(t *testing.T, n *normaliser, i int, raw json.RawMessage) {
 	if ev == nil {
 		t.Fatalf("event %d: normalise returned nil", i)
 	}
+	checkFastMatchesFull(t, n, i, raw)
 	if ev.Index != i {
 		t.Errorf("event %d: Index %d", i, ev.Index)
 	}

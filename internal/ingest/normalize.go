@@ -22,10 +22,24 @@ type normaliser struct {
 	pathType   Type // the type the path names; "" for batch endpoints
 	receivedAt time.Time
 	clientIP   string
+
+	// batchRaw holds the batch-level context and integrations encoded once, for the fast path.
+	batchRaw map[string]object
 }
 
-// normalise returns the event at index; its WorkspaceID/SourceID are set by the caller.
+// normalise returns the event at index; its WorkspaceID/SourceID are set by the caller. Most
+// events are well formed: the fast path (normalise_fast.go) takes those without decoding their
+// nested objects. Anything it does not handle goes through the full decoding below, which also
+// says why an event is discarded.
 func (n *normaliser) normalise(index int, raw json.RawMessage) *Event {
+	if ev := n.fast(index, raw); ev != nil {
+		return ev
+	}
+	return n.full(index, raw)
+}
+
+// full normalises an event by decoding all of it.
+func (n *normaliser) full(index int, raw json.RawMessage) *Event {
 	ev := &Event{Index: index, ReceivedAt: n.receivedAt, Status: Accepted}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))

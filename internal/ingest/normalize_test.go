@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -384,4 +385,82 @@ func TestNormaliseDiscards(t *testing.T) {
 			t.Errorf("payload %v", p)
 		}
 	})
+}
+
+// checkFastMatchesFull checks that, where the fast path takes an event, it normalises it as the
+// full decoding does: the same fields, and a payload that decodes to the same value.
+func checkFastMatchesFull(t *testing.T, n *normaliser, i int, raw json.RawMessage) {
+	t.Helper()
+	fast := n.fast(i, raw)
+	if fast == nil {
+		return
+	}
+	full := n.full(i, raw)
+	if full.Status != Accepted {
+		t.Fatalf("%s: the fast path accepts what full discards (%s: %s)", raw, full.Reason, full.Message)
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return *p
+	}
+	generated := strings.HasPrefix(full.MessageID, "api-") && !strings.Contains(string(raw), full.MessageID)
+	if fast.Type != full.Type || (!generated && fast.MessageID != full.MessageID) || str(fast.EventName) != str(full.EventName) ||
+		str(fast.UserID) != str(full.UserID) || str(fast.AnonymousID) != str(full.AnonymousID) ||
+		!fast.Timestamp.Equal(*full.Timestamp) || fast.Index != full.Index {
+		t.Fatalf("%s:\nfast %+v\nfull %+v", raw, fast, full)
+	}
+	decode := func(b []byte) map[string]any {
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("payload %s: %v", b, err)
+		}
+		if generated {
+			delete(m, "messageId")
+		}
+		return m
+	}
+	if a, b := decode(fast.Payload), decode(full.Payload); !reflect.DeepEqual(a, b) {
+		t.Fatalf("%s:\nfast payload %s\nfull payload %s", raw, fast.Payload, full.Payload)
+	}
+}
+
+func TestNormaliseFastMatchesFull(t *testing.T) {
+	req := &request{SentAt: "2026-11-27T09:18:16.200Z", Context: map[string]any{"app": map[string]any{"name": "shop"}, "ip": "10.0.0.1"},
+		Integrations: map[string]any{"All": false, "Slack": true}}
+	taken := 0
+	for _, raw := range []string{
+		`{"type":"track","event":"E","userId":"u1","properties":{"a":1,"b":[1,2,{"c":"d"}],"e":null,"f":1.5e3}}`,
+		`{"type":"identify","userId":42,"traits":{"email":"a@example.com","name":"A \"quoted\" \\ name","emoji":"🎉"}}`,
+		`{"type":"page","anonymousId":"a1","name":"Home","properties":{"url":"https://x.test/?q=<b>&r=1"}}`,
+		`{"type":"screen","userId":"u","name":null}`,
+		`{"type":"group","userId":"u","groupId":7,"traits":{}}`,
+		`{"type":"alias","userId":"u","previousId":"p"}`,
+		`{"type":"track","event":"E","userId":"u","context":{"ip":"1.2.3.4","library":{"name":"x"}},"integrations":{"Slack":false}}`,
+		`{"type":"track","event":"E","userId":"u","context":null,"integrations":null}`,
+		`{"type":"track","event":"E","userId":"u","timestamp":"2026-11-27T09:00:00+01:00","sentAt":"2026-11-27T08:00:00.5Z"}`,
+		`{"type":"track","event":"E","userId":"u","timestamp":1732699096123}`,
+		`{"type":"track","event":"E","userId":"u","originalTimestamp":"2026-11-27T09:00:00Z"}`,
+		`{"type":"TRACK","event":"E","userId":"u","messageId":"m-1","writeKey":"secret"}`,
+		`{"type":"track","event":"E","userId":"u","type":"identify"}`,
+		` { "type" : "track" , "event" : "E" , "userId" : "u" , "properties" : { "x" : [ 1 , 2 ] } } `,
+		`{"type":"track","event":"E\u00e9\n","userId":"\u00fc","properties":{"k\u0000":"v\u2028"}}`,
+		`{"type":"track","event":"E","userId":"u","anonymousId":""}`,
+		`{"type":"track","event":"E","userId":"u","properties":{"big":1e400}}`,
+		`{"type":"track","userId":"u"}`,
+	} {
+		for _, pathType := range []Type{"", Track} {
+			n := &normaliser{req: req, pathType: pathType, receivedAt: normRecv, clientIP: "198.51.100.7"}
+			if n.fast(0, json.RawMessage(raw)) != nil {
+				taken++
+			}
+			checkFastMatchesFull(t, n, 0, json.RawMessage(raw))
+		}
+	}
+	if taken < 20 {
+		t.Errorf("the fast path took only %d of the well-formed events", taken)
+	}
 }
