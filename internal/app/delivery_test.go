@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -1272,8 +1272,8 @@ func TestDeliveryIsolation(t *testing.T) {
 // (duplicates allowed), each time with the same Idempotency-Key.
 func TestDeliveryAtLeastOnceAcrossRestart(t *testing.T) {
 	t.Parallel()
-	dbPath := filepath.Join(t.TempDir(), "junction.db")
-	sameDB := func(c *config.Config) { c.DatabaseURL = dbPath; c.LogLevel = slog.LevelWarn }
+	dbURL := testdb.URL(t)
+	sameDB := func(c *config.Config) { c.DatabaseURL = dbURL; c.LogLevel = slog.LevelWarn }
 	s1 := startServer(t, sameDB)
 	e := dlvNewEnv(t, s1, "dlv-restart")
 	var slow atomic.Bool

@@ -1,7 +1,8 @@
 // Package db opens the database and gives the domains one way to talk to it: SQL written with `?`
 // placeholders that runs on SQLite and PostgreSQL alike, a read pool for queries, a single writer for
 // transactions (SQLite allows one writer at a time; queueing in Go is cheaper than SQLITE_BUSY), and
-// a count of statements per request so that tests can catch N+1 queries.
+// a count of statements per request so that tests can catch N+1 queries. Whatever differs between
+// the two dialects lives in this package.
 package db
 
 import (
@@ -34,16 +35,36 @@ type DB struct {
 	write   *sqlx.DB
 	dialect Dialect
 	path    string
+	// lockSpace names the database (and schema) on PostgreSQL, so that advisory locks of two
+	// schemas in one database do not wait for each other.
+	lockSpace string
 }
 
-// Path is the SQLite database file.
+// Options tunes the connection pools. The zero value is the default.
+type Options struct {
+	// ReadConns bounds the read pool (default 8). The writer is always one connection.
+	ReadConns int
+}
+
+// DefaultReadConns is the size of the read pool when Options leaves it unset.
+const DefaultReadConns = 8
+
+// Path is the SQLite database file ("" on PostgreSQL).
 func (d *DB) Path() string { return d.path }
 
-// Open connects to the database named by url: a SQLite file path (its directory is created) or a
-// `file:` URI. PostgreSQL URLs are refused until the PostgreSQL backend lands.
-func Open(ctx context.Context, url string) (*DB, error) {
-	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
-		return nil, errors.New("database-url: PostgreSQL is not supported yet; use a SQLite file path")
+// IsPostgresURL tells whether url names a PostgreSQL database rather than a SQLite file.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open connects to the database named by url: a `postgres://` or `postgresql://` URL, or else a
+// SQLite file path (its directory is created) or a `file:` URI.
+func Open(ctx context.Context, url string, o Options) (*DB, error) {
+	if o.ReadConns <= 0 {
+		o.ReadConns = DefaultReadConns
+	}
+	if IsPostgresURL(url) {
+		return openPostgres(ctx, url, o)
 	}
 	path := strings.TrimPrefix(url, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -74,8 +95,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(8)
-	read.SetMaxIdleConns(8)
+	read.SetMaxOpenConns(o.ReadConns)
+	read.SetMaxIdleConns(o.ReadConns)
 	d := &DB{read: read, write: write, dialect: SQLite, path: path}
 	// Connect the writer first: it creates the file and switches it to WAL.
 	if err := write.PingContext(ctx); err != nil {
@@ -111,7 +132,9 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // Reader returns the read side, which satisfies sqlx.QueryerContext for helpers such as
 // internal/relay. Its statements are rebound and counted.
-func (d *DB) Reader() *Queryer { return &Queryer{q: d.read, dialect: d.dialect} }
+func (d *DB) Reader() *Queryer {
+	return &Queryer{q: d.read, dialect: d.dialect, lockSpace: d.lockSpace}
+}
 
 // Get runs a query on the read pool and scans one row into dest (sql.ErrNoRows when none).
 func (d *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
@@ -131,7 +154,7 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return fmt.Errorf("begin: %w", err)
 	}
 	count(ctx)
-	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect}, tx: stx}
+	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect, lockSpace: d.lockSpace}, tx: stx}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
@@ -176,7 +199,8 @@ type Queryer struct {
 		sqlx.QueryerContext
 		sqlx.ExtContext
 	}
-	dialect Dialect
+	dialect   Dialect
+	lockSpace string
 }
 
 func (q *Queryer) rebind(query string) string {
