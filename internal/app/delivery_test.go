@@ -182,7 +182,8 @@ func (e *dlvEnv) waitAttempts(tb testing.TB, destinationID, args string, n int) 
 	dlvWait(tb, fmt.Sprintf("%d attempts (%s) of %s", n, args, destinationID), 15*time.Second, func() bool {
 		var total int
 		total, nodes = e.attempts(tb, destinationID, args)
-		return total >= n
+		// The page is read before the count: an attempt recorded in between is counted only.
+		return total >= n && len(nodes) >= n
 	})
 	return nodes
 }

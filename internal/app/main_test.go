@@ -67,8 +67,24 @@ func startServer(t testing.TB, opts ...func(*config.Config)) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{URL: "http://" + ln.Addr().String(), Config: cfg, App: a, Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() || os.Getenv("TMP_SHOW_ERRORS") != "" {
+			logErrors(t, logs.String())
+		}
+	})
 	return s
+}
+
+// logErrors shows the error lines of a failed test's server log, where an INTERNAL error's cause is.
+func logErrors(t testing.TB, logs string) {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && n < 20 {
+			t.Log("server log: " + line)
+			n++
+		}
+	}
 }
 
 // serverDatabase sets what a server on PostgreSQL needs beside its URL: a small read pool (many

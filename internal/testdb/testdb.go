@@ -156,6 +156,9 @@ func Main(m *testing.M) {
 		fmt.Printf("testdb: running the tests on %s\n", Backend())
 		os.Exit(m.Run())
 	}
+	if !flag.Parsed() {
+		flag.Parse() // m.Run would; once() reads the flags whether or not SQLite runs
+	}
 	sqlite, postgres, err := backends(os.Getenv(EnvBackends))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testdb:", err)
@@ -168,7 +171,7 @@ func Main(m *testing.M) {
 		}
 		code = m.Run()
 	}
-	if !postgres || !flag.Parsed() || once() {
+	if !postgres || once() {
 		os.Exit(code)
 	}
 	if err := reachable(); err != nil {
