@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/testdb"
@@ -737,6 +738,29 @@ func TestDeliveryRetries(t *testing.T) {
 		}
 		if n := trkInt(trkPath(e.destination(t, p.DestID, `deliveryAttempts(outcome: RETRYING) { totalCount }`), "deliveryAttempts.totalCount")); n != 1 {
 			t.Errorf("deliveryAttempts(outcome: RETRYING): %d, want 1", n)
+		}
+	})
+
+	t.Run("ResponseBodyNotText", func(t *testing.T) {
+		// A receiver may answer binary, or text cut mid-character by the 4 KB bound: what Event
+		// Delivery keeps of it is text on every backend (PostgreSQL's text refuses NUL bytes and
+		// invalid UTF-8), and delivery goes on.
+		t.Parallel()
+		body := "\x00\xff\xfebinary" + strings.Repeat("é", 3000)
+		p := e.pipe(t, "Binary", nil, func(h dlvHit) dlvReply {
+			if h.Nth == 1 {
+				return dlvReply{Status: http.StatusInternalServerError, Body: body}
+			}
+			return dlvReply{Status: http.StatusOK, Body: body}
+		})
+		dlvTrack(t, s, p.Key, map[string]any{"userId": "rt-binary"})
+		attempts := e.waitAttempts(t, p.DestID, "first: 10", 2)
+		if got := dlvOutcomes(attempts); got != "1:RETRYING:HTTP_5XX 2:DELIVERED:" {
+			t.Errorf("attempts %s, want 1:RETRYING:HTTP_5XX 2:DELIVERED:", got)
+		}
+		got := trkStr(attempts[1], "response.body")
+		if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.Contains(got, "binaryé") || !strings.HasSuffix(got, "(truncated)") {
+			t.Errorf("recorded response body %q: want valid text without NUL, the readable part kept, truncated", got[:min(len(got), 40)])
 		}
 	})
 

@@ -243,3 +243,34 @@ func TestAfterCommit(t *testing.T) {
 		t.Errorf("after-commit hooks ran %d, want 1 (commit only)", ran)
 	}
 }
+
+func TestText(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if _, err := d.Migrate(ctx, []Migration{{Version: "0001_notes", SQL: `CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)`}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct{ in, want string }{
+		{"plain é", "plain é"},
+		{"nul\x00byte", "nul\uFFFDbyte"},
+		{"cut \xc3", "cut \uFFFD"},
+		{"\xff\xfe", "\uFFFD"},
+	} {
+		got := Text(tt.in)
+		if got != tt.want {
+			t.Errorf("Text(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// What Text returns is stored and read back unchanged.
+		key := string(rune('a' + i))
+		if err := d.Tx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO notes (id, body) VALUES (?, ?)`, key, got)
+			return err
+		}); err != nil {
+			t.Fatalf("storing Text(%q): %v", tt.in, err)
+		}
+		var back string
+		if err := d.Get(ctx, &back, `SELECT body FROM notes WHERE id = ?`, key); err != nil || back != got {
+			t.Errorf("read back %q, %v; want %q", back, err, got)
+		}
+	}
+}

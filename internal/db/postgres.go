@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -94,4 +96,15 @@ func IsForeignKeyViolation(err error) bool {
 		return se.ExtendedCode == sqlite3.ErrConstraintForeignKey
 	}
 	return false
+}
+
+// Text returns s as text that every backend stores as it is: valid UTF-8, without NUL characters
+// (PostgreSQL's text refuses both; SQLite would keep them and hand back bytes that are not text).
+// Invalid bytes and NULs become U+FFFD. It is for text that comes from outside and is kept for
+// people to read, such as a receiver's response body.
+func Text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
