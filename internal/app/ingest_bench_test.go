@@ -21,11 +21,13 @@ import (
 )
 
 // The tracking API's load benchmarks run the real server (startServer: a SQLite file with
-// synchronous=FULL, the group-commit writer, default rate limits; log level error so that access
-// logs stay off the hot path) and load it over loopback HTTP with keep-alive clients in the same
-// process, on the same cores.
+// synchronous=FULL, then a PostgreSQL schema (internal/testdb), the group-commit writer, default
+// rate limits; log level error so that access logs stay off the hot path) and load it over
+// loopback HTTP with keep-alive clients in the same process, on the same cores.
 //
 //	go test -run '^$' -bench 'Ingest' -benchtime 8s -count 3 ./internal/app/
+//
+// JUNCTION_TEST_BACKENDS=sqlite or =postgres runs them on one backend only.
 //
 // Every event carries a new messageId, so that no event is a cheap duplicate. Each benchmark also
 // reports the group commits as the server's junction_ingest_commit_* histograms saw them. Results,
