@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/junctioncdp/junction/internal/app"
 	"github.com/junctioncdp/junction/internal/config"
 )
 
@@ -280,5 +282,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// TestPostgresNeedsEncryptionKey: on PostgreSQL a key file beside the database does not exist, and
+// one on a server's disk would give each replica its own key: ENCRYPTION_KEY is required.
+func TestPostgresNeedsEncryptionKey(t *testing.T) {
+	cfg := config.Default()
+	cfg.DatabaseURL = "postgres://postgres@127.0.0.1:1/nothing?sslmode=disable"
+	_, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "ENCRYPTION_KEY") {
+		t.Errorf("app.New on PostgreSQL without ENCRYPTION_KEY: %v, want an error naming ENCRYPTION_KEY", err)
 	}
 }

@@ -29,6 +29,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/testdb"
 )
 
@@ -1361,6 +1363,41 @@ func TestDeliveryAtLeastOnceAcrossRestart(t *testing.T) {
 		st := e.stats(t, p.DestID)
 		return trkInt(st["delivered"]) >= n
 	})
+}
+
+// TestDeliveryEventIDsFollowCommitOrder: lanes read the log after a cursor over event ids, so a
+// commit's ids must sort after every id already committed, even one made by another process whose
+// clock is ahead (another replica on the same PostgreSQL). The test stores such an event itself,
+// then sends one through the tracking API: the new event's id sorts after it, and the destination
+// receives both.
+func TestDeliveryEventIDsFollowCommitOrder(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	e := dlvNewEnv(t, s, "dlv-id-order")
+	p := e.pipe(t, "Ordered", nil, nil)
+	ctx := context.Background()
+	ahead := id.Floor("evt", time.Now().Add(time.Hour))
+	now := db.Now()
+	if err := s.App.DB().Tx(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO events (id, workspace_id, source_id, message_id, type, event_name, user_id, anonymous_id,
+			status, discard_reason, discard_message, received_at, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ahead, e.wsID, p.SourceID, "order-ahead", "track", "Ahead", "order-1", nil, "ACCEPTED", nil, nil, now, now,
+			`{"type":"track","event":"Ahead","userId":"order-1","messageId":"order-ahead"}`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dlvTrack(t, s, p.Key, map[string]any{"userId": "order-2", "messageId": "order-after"})
+	if got := dlvEventID(t, s, p.SourceID, "order-after"); got <= ahead {
+		t.Fatalf("the event committed last has id %s, not after %s", got, ahead)
+	}
+	got := map[string]bool{}
+	for _, h := range p.RC.waitHits(t, 2, 10*time.Second) {
+		got[h.MessageID] = true
+	}
+	if !got["order-ahead"] || !got["order-after"] {
+		t.Errorf("the destination received %v, want order-ahead and order-after", got)
+	}
 }
 
 // TestDeliveryNoEventLost sends a stream of single-event requests from several clients, so that

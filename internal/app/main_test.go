@@ -69,7 +69,7 @@ func startServer(t testing.TB, opts ...func(*config.Config)) *server {
 	go func() { s.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		s.stop(t)
-		if t.Failed() || os.Getenv("TMP_SHOW_ERRORS") != "" {
+		if t.Failed() {
 			logErrors(t, logs.String())
 		}
 	})

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -164,15 +165,8 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "testdb:", err)
 		os.Exit(2)
 	}
-	code := 0
-	if sqlite {
-		if postgres {
-			fmt.Printf("testdb: running the tests on %s\n", db.SQLite)
-		}
-		code = m.Run()
-	}
 	if !postgres || once() {
-		os.Exit(code)
+		os.Exit(m.Run())
 	}
 	if err := reachable(); err != nil {
 		msg := fmt.Sprintf("testdb: PostgreSQL at %s is unreachable (%v): the PostgreSQL half of the tests is skipped; set %s, or %s=sqlite", ServerURL(), err, EnvURL, EnvBackends)
@@ -181,22 +175,67 @@ func Main(m *testing.M) {
 			os.Exit(1)
 		}
 		fmt.Fprintln(os.Stderr, msg)
-		os.Exit(code)
+		if !sqlite {
+			os.Exit(0)
+		}
+		os.Exit(m.Run())
 	}
 	dropStale()
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	cmd.Env = append(os.Environ(), envBackend+"="+string(db.Postgres))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) {
-			fmt.Fprintln(os.Stderr, "testdb: running the tests on PostgreSQL:", err)
+	dieWithParent(cmd)
+	if benchmarking() {
+		// One after the other, so that neither run's figures pay for the other's work.
+		code := 0
+		if sqlite {
+			fmt.Printf("testdb: running the tests on %s\n", db.SQLite)
+			code = m.Run()
 		}
-		if code == 0 {
-			code = 1
-		}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		os.Exit(max(code, exitCode(cmd.Run())))
 	}
-	os.Exit(code)
+	// Otherwise the PostgreSQL run goes on beside the SQLite run: most of a test's time is spent
+	// waiting (for commits, deliveries, timers), and go test gives a package's binary its -timeout
+	// plus a minute in all. Its output is kept and shown after the SQLite run's.
+	out, err := os.CreateTemp("", "testdb-postgres-*.log")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testdb:", err)
+		os.Exit(1)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "testdb: running the tests on PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := 0
+	if sqlite {
+		fmt.Printf("testdb: running the tests on %s\n", db.SQLite)
+		code = m.Run()
+	}
+	pgCode := exitCode(cmd.Wait())
+	_, _ = out.Seek(0, io.SeekStart)
+	_, _ = io.Copy(os.Stdout, out)
+	out.Close()
+	os.Remove(out.Name())
+	os.Exit(max(code, pgCode))
+}
+
+// exitCode turns the end of the PostgreSQL run into an exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		fmt.Fprintln(os.Stderr, "testdb: running the tests on PostgreSQL:", err)
+	}
+	return 1
+}
+
+// benchmarking tells whether benchmarks were asked for.
+func benchmarking() bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && f.Value.String() != ""
 }
 
 // backends parses JUNCTION_TEST_BACKENDS.
