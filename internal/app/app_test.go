@@ -295,3 +295,18 @@ func TestPostgresNeedsEncryptionKey(t *testing.T) {
 		t.Errorf("app.New on PostgreSQL without ENCRYPTION_KEY: %v, want an error naming ENCRYPTION_KEY", err)
 	}
 }
+
+// TestNULInText: PostgreSQL's text cannot hold a NUL character, so no backend stores one; a
+// mutation that would is refused with BAD_USER_INPUT, not an internal error, and stores nothing.
+func TestNULInText(t *testing.T) {
+	s := startServer(t)
+	tok, _ := dlvSignUp(t, s, "nul@example.com")
+	r := dlvPost(t, s, tok, `mutation { workspaceCreate(input: {name: "a\u0000b", slug: "nul"}) { workspace { id } userErrors { field message } } }`, nil)
+	if got := r.errorCode(); got != "BAD_USER_INPUT" || !strings.Contains(r.errorMessage(), "NUL") {
+		t.Errorf("workspaceCreate with a NUL in its name: %s, want BAD_USER_INPUT naming NUL", r.Raw)
+	}
+	r = dlvPost(t, s, tok, `{ viewer { workspaces(first: 5) { nodes { id } } } }`, nil)
+	if !strings.Contains(r.Raw, `"nodes":[]`) {
+		t.Errorf("a workspace was stored: %s", r.Raw)
+	}
+}

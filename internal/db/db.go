@@ -18,6 +18,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the embedded default database
+
+	"github.com/junctioncdp/junction/internal/apperr"
 )
 
 // Dialect names the SQL database behind a DB.
@@ -189,6 +191,9 @@ func (t *Tx) AfterCommit(f func()) { t.afterCommit = append(t.afterCommit, f) }
 // Exec runs a statement that returns no rows.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return t.tx.ExecContext(ctx, t.rebind(query), args...)
 }
 
@@ -213,24 +218,36 @@ func (q *Queryer) rebind(query string) string {
 // Get scans one row into dest (sql.ErrNoRows when none).
 func (q *Queryer) Get(ctx context.Context, dest any, query string, args ...any) error {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return err
+	}
 	return sqlx.GetContext(ctx, q.q, dest, q.rebind(query), args...)
 }
 
 // Select scans every row into dest, a pointer to a slice.
 func (q *Queryer) Select(ctx context.Context, dest any, query string, args ...any) error {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return err
+	}
 	return sqlx.SelectContext(ctx, q.q, dest, q.rebind(query), args...)
 }
 
 // QueryContext implements sqlx.QueryerContext.
 func (q *Queryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return q.q.QueryContext(ctx, q.rebind(query), args...)
 }
 
 // QueryxContext implements sqlx.QueryerContext.
 func (q *Queryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return q.q.QueryxContext(ctx, q.rebind(query), args...)
 }
 
@@ -238,6 +255,28 @@ func (q *Queryer) QueryxContext(ctx context.Context, query string, args ...any) 
 func (q *Queryer) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	count(ctx)
 	return q.q.QueryRowxContext(ctx, q.rebind(query), args...)
+}
+
+// ErrNUL refuses a statement with a text argument that holds a NUL character, before the database
+// sees it: PostgreSQL's text cannot store one, so neither backend takes it, and the caller gets
+// BAD_USER_INPUT rather than an internal error. (Text from outside that is only kept for people to
+// read goes through Text instead.)
+var ErrNUL = apperr.New(apperr.BadUserInput, "text must not contain NUL characters (U+0000)")
+
+func checkArgs(args []any) error {
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return ErrNUL
+			}
+		case *string:
+			if v != nil && strings.IndexByte(*v, 0) >= 0 {
+				return ErrNUL
+			}
+		}
+	}
+	return nil
 }
 
 // IsNoRows tells whether err means that a query found no row.

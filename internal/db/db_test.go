@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/junctioncdp/junction/internal/apperr"
 	. "github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/testdb"
 )
@@ -272,5 +273,25 @@ func TestText(t *testing.T) {
 		if err := d.Get(ctx, &back, `SELECT body FROM notes WHERE id = ?`, key); err != nil || back != got {
 			t.Errorf("read back %q, %v; want %q", back, err, got)
 		}
+	}
+}
+
+func TestNULRefused(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if _, err := d.Migrate(ctx, []Migration{{Version: "0001_notes", SQL: `CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT)`}}); err != nil {
+		t.Fatal(err)
+	}
+	nul := "a\x00b"
+	err := d.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO notes (id, body) VALUES (?, ?)`, "n", &nul)
+		return err
+	})
+	if !errors.Is(err, ErrNUL) || apperr.CodeOf(err) != apperr.BadUserInput {
+		t.Errorf("insert of a NUL: %v, want ErrNUL (BAD_USER_INPUT)", err)
+	}
+	var n int
+	if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM notes WHERE body = ?`, nul); !errors.Is(err, ErrNUL) {
+		t.Errorf("query with a NUL: %v, want ErrNUL", err)
 	}
 }
