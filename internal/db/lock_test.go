@@ -148,30 +148,6 @@ func TestLock(t *testing.T) {
 	}
 }
 
-// TestIsForeignKeyViolation checks the portable test for a refused foreign key.
-func TestIsForeignKeyViolation(t *testing.T) {
-	ctx := context.Background()
-	d := openTest(t)
-	if _, err := d.Migrate(ctx, []Migration{{Version: "0001_fk", SQL: `CREATE TABLE parent (id TEXT PRIMARY KEY);
-		CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES parent (id));`}}); err != nil {
-		t.Fatal(err)
-	}
-	err := d.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO child (id, parent_id) VALUES (?, ?)`, "c", "nobody")
-		return err
-	})
-	if !IsForeignKeyViolation(err) {
-		t.Errorf("IsForeignKeyViolation(%v) = false", err)
-	}
-	err = d.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO parent (id) VALUES (?), (?)`, "p", "p")
-		return err
-	})
-	if err == nil || IsForeignKeyViolation(err) {
-		t.Errorf("IsForeignKeyViolation(%v) = true for a duplicate key", err)
-	}
-}
-
 // waitFor polls cond until it holds, failing the test after a generous deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

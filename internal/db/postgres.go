@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -11,10 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
-	"github.com/mattn/go-sqlite3"
 )
 
 // openPostgres connects to PostgreSQL through pgx's database/sql driver: a writer of one connection
@@ -83,19 +80,6 @@ func lockKey(space, name string) int64 {
 	h.Write([]byte{0})
 	h.Write([]byte(name))
 	return int64(h.Sum64())
-}
-
-// IsForeignKeyViolation tells whether err is a statement refused by a foreign key.
-func IsForeignKeyViolation(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "23503"
-	}
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.ExtendedCode == sqlite3.ErrConstraintForeignKey
-	}
-	return false
 }
 
 // Text returns s as text that every backend stores as it is: valid UTF-8, without NUL characters
