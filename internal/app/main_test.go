@@ -39,19 +39,16 @@ type server struct {
 }
 
 // startServer starts the server as server.go does, with the configuration changed by opts, and
-// stops it when the test ends. Its database is a fresh one (testdb.URL) unless opts name one.
+// stops it when the test ends. Its database is a fresh one (testdb.URL) unless opts name another.
 func startServer(t testing.TB, opts ...func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
-	cfg.DatabaseURL = ""
+	cfg.DatabaseURL = testdb.URL(t)
 	cfg.Addr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.LogLevel = slog.LevelDebug
 	for _, o := range opts {
 		o(&cfg)
-	}
-	if cfg.DatabaseURL == "" {
-		cfg.DatabaseURL = testdb.URL(t)
 	}
 	serverDatabase(&cfg)
 	logs := &syncBuffer{}
