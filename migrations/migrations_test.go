@@ -2,23 +2,22 @@ package migrations_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 	"github.com/junctioncdp/junction/migrations"
 )
+
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 // migrateTo opens a new database and applies the migrations before version first.
 func migrateTo(t *testing.T, first string) (*db.DB, []db.Migration) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "m.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := testdb.Open(t)
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,11 @@ type App struct {
 
 // New opens the database, applies the migrations and builds the handlers.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
-	d, err := db.Open(ctx, cfg.DatabaseURL)
+	if db.IsPostgresURL(cfg.DatabaseURL) && cfg.EncryptionKey == "" {
+		// A key file on one machine's disk would give each replica its own key.
+		return nil, errors.New("ENCRYPTION_KEY must be set with PostgreSQL, the same on every replica (openssl rand -base64 32)")
+	}
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.Options{ReadConns: cfg.DatabaseReadConns})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/junctioncdp/junction/internal/app"
 	"github.com/junctioncdp/junction/internal/config"
 )
 
@@ -280,5 +282,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// TestPostgresNeedsEncryptionKey: on PostgreSQL a key file beside the database does not exist, and
+// one on a server's disk would give each replica its own key: ENCRYPTION_KEY is required.
+func TestPostgresNeedsEncryptionKey(t *testing.T) {
+	cfg := config.Default()
+	cfg.DatabaseURL = "postgres://postgres@127.0.0.1:1/nothing?sslmode=disable"
+	_, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "ENCRYPTION_KEY") {
+		t.Errorf("app.New on PostgreSQL without ENCRYPTION_KEY: %v, want an error naming ENCRYPTION_KEY", err)
+	}
+}
+
+// TestNULInText: PostgreSQL's text cannot hold a NUL character, so no backend takes one. Names are
+// refused by their own rules; text that reaches a statement otherwise, such as a search, is
+// refused with BAD_USER_INPUT rather than an internal error.
+func TestNULInText(t *testing.T) {
+	s := startServer(t)
+	tok, _ := dlvSignUp(t, s, "nul@example.com")
+	r := dlvPost(t, s, tok, `mutation { workspaceCreate(input: {name: "Nul", slug: "nul"}) { workspace { id } userErrors { field message } } }`, nil)
+	if len(r.Errors) > 0 {
+		t.Fatal(r.Raw)
+	}
+	r = dlvPost(t, s, tok, `{ workspace(slug: "nul") { sources(first: 5, filter: {search: "a\u0000"}) { nodes { id } } } }`, nil)
+	if got := r.errorCode(); got != "BAD_USER_INPUT" || !strings.Contains(r.errorMessage(), "NUL") {
+		t.Errorf("a search with a NUL: %s, want BAD_USER_INPUT naming NUL", r.Raw)
 	}
 }

@@ -4,26 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/testdb"
 	"github.com/junctioncdp/junction/migrations"
 )
 
-// benchBareDB opens a SQLite file with the server's pragmas and schema, and one workspace and
+// benchBareDB opens a fresh database of the backend under test (internal/testdb: a SQLite file with
+// the server's pragmas, or a PostgreSQL schema) with the server's schema, and one workspace and
 // source to attach events to: the baseline of the ingest benchmarks.
 func benchBareDB(b *testing.B) *db.DB {
 	b.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(b.TempDir(), "bare.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
+	d := testdb.Open(b)
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		b.Fatal(err)

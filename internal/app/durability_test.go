@@ -19,13 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // TestDurabilityKill9 checks the tracking API's promise that an answered request is stored: it runs
 // the real binary, sends batches from 8 clients, kills the process with SIGKILL in the middle of the
 // load, restarts it on the same database and looks for every messageId of every request that was
-// answered 200.
+// answered 200. On PostgreSQL the promise is the same: the server process dies, the database
+// server does not.
 func TestDurabilityKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the server binary: not under -short")
@@ -33,8 +36,8 @@ func TestDurabilityKill9(t *testing.T) {
 	start := time.Now()
 	bin := buildJunction(t)
 	t.Logf("go build: %s", time.Since(start).Round(time.Millisecond))
-	dbPath := filepath.Join(t.TempDir(), "junction.db")
-	p := startJunction(t, bin, dbPath)
+	dbURL := testdb.URL(t)
+	p := startJunction(t, bin, dbURL)
 	src := newTrackingSource(t, &server{URL: p.URL}, "durable")
 	writeKey := src.writeKey
 
@@ -112,14 +115,14 @@ func TestDurabilityKill9(t *testing.T) {
 	sent := requests.Load()
 
 	restart := time.Now()
-	p2 := startJunction(t, bin, dbPath)
+	p2 := startJunction(t, bin, dbURL)
 	t.Logf("restarted in %s", time.Since(restart).Round(time.Millisecond))
 	src.s = &server{URL: p2.URL}
 	total := src.totalCount(t)
 
-	// Which events: from the database file, beside the running server (WAL allows readers).
+	// Which events: from the database, beside the running server (WAL allows readers on SQLite).
 	ctx := context.Background()
-	file, err := db.Open(ctx, dbPath)
+	file, err := db.Open(ctx, dbURL, db.Options{ReadConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,13 +201,18 @@ type process struct {
 	exited chan struct{}
 }
 
-// startJunction runs the binary on a free loopback port and the SQLite file dbPath, waits until it
+// startJunction runs the binary on a free loopback port and the database dbURL, waits until it
 // listens, and stops it (SIGTERM, then SIGKILL) when the test ends.
-func startJunction(t testing.TB, bin, dbPath string) *process {
+func startJunction(t testing.TB, bin, dbURL string) *process {
 	t.Helper()
+	cfg := config.Config{DatabaseURL: dbURL}
+	serverDatabase(&cfg)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "ADDR=127.0.0.1:0", "DATABASE_URL="+dbPath, "LOG_LEVEL=info", "LOG_FORMAT=json",
+	cmd.Env = append(os.Environ(), "ADDR=127.0.0.1:0", "DATABASE_URL="+dbURL, "LOG_LEVEL=info", "LOG_FORMAT=json",
 		"INGEST_RATE=0", "SHUTDOWN_GRACE=5s")
+	if cfg.EncryptionKey != "" {
+		cmd.Env = append(cmd.Env, "ENCRYPTION_KEY="+cfg.EncryptionKey, fmt.Sprintf("DATABASE_READ_CONNS=%d", cfg.DatabaseReadConns))
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -21,11 +21,13 @@ import (
 )
 
 // The tracking API's load benchmarks run the real server (startServer: a SQLite file with
-// synchronous=FULL, the group-commit writer, default rate limits; log level error so that access
-// logs stay off the hot path) and load it over loopback HTTP with keep-alive clients in the same
-// process, on the same cores.
+// synchronous=FULL, then a PostgreSQL schema (internal/testdb), the group-commit writer, default
+// rate limits; log level error so that access logs stay off the hot path) and load it over
+// loopback HTTP with keep-alive clients in the same process, on the same cores.
 //
 //	go test -run '^$' -bench 'Ingest' -benchtime 8s -count 3 ./internal/app/
+//
+// JUNCTION_TEST_BACKENDS=sqlite or =postgres runs them on one backend only.
 //
 // Every event carries a new messageId, so that no event is a cheap duplicate. Each benchmark also
 // reports the group commits as the server's junction_ingest_commit_* histograms saw them. Results,
@@ -249,14 +251,16 @@ func reportCommits(b *testing.B, s *server) {
 		strings.Join(buckets["junction_ingest_commit_events"], " "), strings.Join(buckets["junction_ingest_commit_seconds"], " "))
 }
 
-// BenchmarkIngestBatchVsBareSQLite measures, in one run, durable ingest through /v1/batch (the
-// real server, 100-event batches from 8 keep-alive clients, as BenchmarkIngestBatch) next to its
-// baseline: the same events inserted straight into the same events table of a SQLite file with the
-// same pragmas (WAL, synchronous=FULL), 1,000 per transaction, each event's JSON read once. An op
-// is one batch of 100 events in each phase; "ratio" is server events/s over bare events/s.
+// BenchmarkIngestBatchVsBare measures, in one run, durable ingest through /v1/batch (the real
+// server, 100-event batches from 8 keep-alive clients, as BenchmarkIngestBatch) next to its
+// baseline: the same events inserted straight into the same events table of a database of the same
+// backend (a SQLite file with the same pragmas, WAL and synchronous=FULL; or a schema of the same
+// PostgreSQL), 1,000 per transaction, each event's JSON read once. An op is one batch of 100
+// events in each phase; "ratio" is server events/s over bare events/s. One invocation runs it on
+// SQLite, then on PostgreSQL (JUNCTION_TEST_BACKENDS=postgres for that one only):
 //
-//	go test -run '^$' -bench IngestBatchVsBareSQLite -benchtime 2000x -count 3 ./internal/app/
-func BenchmarkIngestBatchVsBareSQLite(b *testing.B) {
+//	go test -run '^$' -bench IngestBatchVsBare -benchtime 2000x -count 3 ./internal/app/
+func BenchmarkIngestBatchVsBare(b *testing.B) {
 	const clients, perBatch = 8, 100
 	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError; c.IngestRate = 0 })
 	src := newTrackingSource(b, s, "bench")
@@ -266,8 +270,8 @@ func BenchmarkIngestBatchVsBareSQLite(b *testing.B) {
 		bodies[i] = gen.batch(nil, perBatch)
 	}
 
-	// Bare SQLite: a database migrated like the server's, one workspace and source, and plain
-	// multi-row INSERTs of 1,000 rows per transaction.
+	// Bare: a database migrated like the server's, one workspace and source, and plain multi-row
+	// INSERTs of 1,000 rows per transaction.
 	bare := benchBareDB(b)
 	b.ResetTimer()
 	start := time.Now()

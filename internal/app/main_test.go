@@ -19,12 +19,19 @@ import (
 
 	"github.com/junctioncdp/junction/internal/app"
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
-// server is a real server on a real SQLite file, listening on a loopback port.
+// TestMain runs the package's tests on SQLite, then on PostgreSQL (internal/testdb).
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// server is a real server on a real database of the backend under test (a SQLite file, or a
+// PostgreSQL schema of its own), listening on a loopback port.
 type server struct {
 	URL    string // http://127.0.0.1:port
+	Config config.Config
 	App    *app.App
 	Logs   *syncBuffer
 	cancel context.CancelFunc
@@ -32,17 +39,18 @@ type server struct {
 }
 
 // startServer starts the server as server.go does, with the configuration changed by opts, and
-// stops it when the test ends.
+// stops it when the test ends. Its database is a fresh one (testdb.URL) unless opts name another.
 func startServer(t testing.TB, opts ...func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "junction.db")
+	cfg.DatabaseURL = testdb.URL(t)
 	cfg.Addr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.LogLevel = slog.LevelDebug
 	for _, o := range opts {
 		o(&cfg)
 	}
+	serverDatabase(&cfg)
 	logs := &syncBuffer{}
 	log := obs.NewLogger(logs, "json", cfg.LogLevel)
 	a, err := app.New(context.Background(), cfg, log)
@@ -54,10 +62,39 @@ func startServer(t testing.TB, opts ...func(*config.Config)) *server {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{URL: "http://" + ln.Addr().String(), App: a, Logs: logs, cancel: cancel, done: make(chan error, 1)}
+	s := &server{URL: "http://" + ln.Addr().String(), Config: cfg, App: a, Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() {
+			logErrors(t, logs.String())
+		}
+	})
 	return s
+}
+
+// logErrors shows the error lines of a failed test's server log, where an INTERNAL error's cause is.
+func logErrors(t testing.TB, logs string) {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && n < 20 {
+			t.Log("server log: " + line)
+			n++
+		}
+	}
+}
+
+// serverDatabase sets what a server on PostgreSQL needs beside its URL: a small read pool (many
+// test servers share one PostgreSQL) and an encryption key, the same for every server on one
+// database, as replicas would share it.
+func serverDatabase(cfg *config.Config) {
+	if !db.IsPostgresURL(cfg.DatabaseURL) {
+		return
+	}
+	cfg.DatabaseReadConns = testdb.ReadConns
+	if cfg.EncryptionKey == "" {
+		cfg.EncryptionKey = testdb.KeyFor(cfg.DatabaseURL)
+	}
 }
 
 // stop shuts the server down gracefully and waits for it.
@@ -200,4 +237,40 @@ func report(t *testing.T, line string) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// storedBytes returns what the server's database holds, to look for secrets stored in clear: the
+// SQLite file and its write-ahead log as they are on disk, or on PostgreSQL every row of every
+// table of the server's schema in PostgreSQL's text form.
+func storedBytes(t testing.TB, s *server) []byte {
+	t.Helper()
+	d := s.App.DB()
+	if d.Dialect() == db.SQLite {
+		var files []byte
+		for _, suffix := range []string{"", "-wal"} {
+			b, err := os.ReadFile(d.Path() + suffix)
+			if err != nil && !(suffix == "-wal" && os.IsNotExist(err)) {
+				t.Fatal(err)
+			}
+			files = append(files, b...)
+		}
+		return files
+	}
+	ctx := context.Background()
+	var tables []string
+	if err := d.Select(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, table := range tables {
+		var rows []string
+		if err := d.Select(ctx, &rows, `SELECT t::text FROM `+table+` t`); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			out = append(out, r...)
+			out = append(out, '\n')
+		}
+	}
+	return out
 }

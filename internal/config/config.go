@@ -21,12 +21,14 @@ import (
 // Config is every setting of the server. The zero value is not useful: use Load or Default.
 type Config struct {
 	Addr          string        // host:port to listen on
-	DatabaseURL   string        // SQLite file path (or file: URI); postgres:// comes later
+	DatabaseURL   string        // SQLite file path (or file: URI), or a postgres:// URL
 	LogLevel      slog.Level    // debug, info, warn, error
 	LogFormat     string        // json or text
 	Introspection bool          // serve __schema/__type (GraphiQL needs it)
 	Origins       []string      // extra origins allowed to open websockets; same-origin always is
 	ShutdownGrace time.Duration // how long in-flight work may take after SIGTERM
+	// DatabaseReadConns bounds the read pool; the writer is one connection.
+	DatabaseReadConns int
 
 	// Failed log-ins: after 3 within 15 minutes for one email or address each attempt waits
 	// LoginDelay (doubling, up to 8x); after LoginMaxFailures they are refused for LoginLockout.
@@ -61,7 +63,8 @@ type Config struct {
 	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
 	SourceQuietPeriod time.Duration
 	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
-	// to the SQLite database, generated on first start.
+	// to the SQLite database, generated on first start. Required on PostgreSQL, where every
+	// replica must use the same key.
 	EncryptionKey string
 
 	// PublicURL is where people reach the server (https://junction.example.com): the links it
@@ -100,6 +103,7 @@ func Default() Config {
 		LogFormat:           "json",
 		Introspection:       true,
 		ShutdownGrace:       15 * time.Second,
+		DatabaseReadConns:   8,
 		LoginDelay:          250 * time.Millisecond,
 		LoginMaxFailures:    10,
 		LoginLockout:        15 * time.Minute,
@@ -149,7 +153,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 
 	port := fs.String("port", env.str("PORT", ""), "port to listen on, on all interfaces (env PORT); ignored when -addr is set")
 	addr := fs.String("addr", env.str("ADDR", ""), "host:port to listen on (env ADDR; default :8080)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env.str("DATABASE_URL", c.DatabaseURL), "SQLite database file (env DATABASE_URL)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env.str("DATABASE_URL", c.DatabaseURL), "SQLite database file, or a postgres:// URL (env DATABASE_URL)")
+	fs.IntVar(&c.DatabaseReadConns, "database-read-conns", env.int("DATABASE_READ_CONNS", c.DatabaseReadConns), "connections of the database read pool; the writer is one more (env DATABASE_READ_CONNS)")
 	level := fs.String("log-level", env.str("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env.str("LOG_FORMAT", c.LogFormat), "json or text (env LOG_FORMAT)")
 	fs.BoolVar(&c.Introspection, "introspection", env.boolean("INTROSPECTION", c.Introspection), "answer introspection queries; GraphiQL needs them (env INTROSPECTION)")
@@ -235,6 +240,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		"ws-max-per-user": int64(l.WSPerUser), "ws-max-per-address": int64(l.WSPerAddress),
 		"delivery-concurrency": int64(c.DeliveryConcurrency), "delivery-max-attempts": int64(c.DeliveryMaxAttempts),
 		"ingest-queue-events": int64(c.IngestQueueEvents), "ingest-queue-bytes": int64(c.IngestQueueBytes),
+		"database-read-conns": int64(c.DatabaseReadConns),
 	} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0, got %d", name, v)

@@ -62,6 +62,12 @@ func TestPrecedence(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Postgres", func(t *testing.T) {
+		c, err := load([]string{"-database-read-conns", "3"}, map[string]string{"DATABASE_URL": "postgres://db.example/junction"})
+		if err != nil || c.DatabaseURL != "postgres://db.example/junction" || c.DatabaseReadConns != 3 {
+			t.Errorf("%q, %d read connections, %v", c.DatabaseURL, c.DatabaseReadConns, err)
+		}
+	})
 	t.Run("Origins", func(t *testing.T) {
 		c, _ := load(nil, map[string]string{"ALLOWED_ORIGINS": "https://a.example/, https://b.example"})
 		if strings.Join(c.Origins, " ") != "https://a.example https://b.example" {
@@ -86,6 +92,7 @@ func TestErrors(t *testing.T) {
 		{"BadPort", nil, map[string]string{"PORT": "99999"}, "port"},
 		{"ZeroLimit", []string{"-max-aliases", "0"}, nil, "max-aliases"},
 		{"EmptyDatabase", []string{"-database-url", " "}, nil, "database-url"},
+		{"NoReadConns", nil, map[string]string{"DATABASE_READ_CONNS": "0"}, "database-read-conns"},
 		{"StrayArgument", []string{"serve"}, nil, "unexpected argument"},
 		{"SMTPScheme", nil, map[string]string{"SMTP_URL": "http://mail.example.com", "SMTP_FROM": "a@example.com"}, "smtp-url"},
 		{"SMTPWithoutFrom", nil, map[string]string{"SMTP_URL": "smtp://mail.example.com"}, "smtp-from"},

@@ -1,7 +1,8 @@
 // Package db opens the database and gives the domains one way to talk to it: SQL written with `?`
 // placeholders that runs on SQLite and PostgreSQL alike, a read pool for queries, a single writer for
 // transactions (SQLite allows one writer at a time; queueing in Go is cheaper than SQLITE_BUSY), and
-// a count of statements per request so that tests can catch N+1 queries.
+// a count of statements per request so that tests can catch N+1 queries. Whatever differs between
+// the two dialects lives in this package.
 package db
 
 import (
@@ -17,6 +18,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the embedded default database
+
+	"github.com/junctioncdp/junction/internal/apperr"
 )
 
 // Dialect names the SQL database behind a DB.
@@ -34,16 +37,36 @@ type DB struct {
 	write   *sqlx.DB
 	dialect Dialect
 	path    string
+	// lockSpace names the database (and schema) on PostgreSQL, so that advisory locks of two
+	// schemas in one database do not wait for each other.
+	lockSpace string
 }
 
-// Path is the SQLite database file.
+// Options tunes the connection pools. The zero value is the default.
+type Options struct {
+	// ReadConns bounds the read pool (default 8). The writer is always one connection.
+	ReadConns int
+}
+
+// DefaultReadConns is the size of the read pool when Options leaves it unset.
+const DefaultReadConns = 8
+
+// Path is the SQLite database file ("" on PostgreSQL).
 func (d *DB) Path() string { return d.path }
 
-// Open connects to the database named by url: a SQLite file path (its directory is created) or a
-// `file:` URI. PostgreSQL URLs are refused until the PostgreSQL backend lands.
-func Open(ctx context.Context, url string) (*DB, error) {
-	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
-		return nil, errors.New("database-url: PostgreSQL is not supported yet; use a SQLite file path")
+// IsPostgresURL tells whether url names a PostgreSQL database rather than a SQLite file.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open connects to the database named by url: a `postgres://` or `postgresql://` URL, or else a
+// SQLite file path (its directory is created) or a `file:` URI.
+func Open(ctx context.Context, url string, o Options) (*DB, error) {
+	if o.ReadConns <= 0 {
+		o.ReadConns = DefaultReadConns
+	}
+	if IsPostgresURL(url) {
+		return openPostgres(ctx, url, o)
 	}
 	path := strings.TrimPrefix(url, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -74,8 +97,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(8)
-	read.SetMaxIdleConns(8)
+	read.SetMaxOpenConns(o.ReadConns)
+	read.SetMaxIdleConns(o.ReadConns)
 	d := &DB{read: read, write: write, dialect: SQLite, path: path}
 	// Connect the writer first: it creates the file and switches it to WAL.
 	if err := write.PingContext(ctx); err != nil {
@@ -111,7 +134,9 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // Reader returns the read side, which satisfies sqlx.QueryerContext for helpers such as
 // internal/relay. Its statements are rebound and counted.
-func (d *DB) Reader() *Queryer { return &Queryer{q: d.read, dialect: d.dialect} }
+func (d *DB) Reader() *Queryer {
+	return &Queryer{q: d.read, dialect: d.dialect, lockSpace: d.lockSpace}
+}
 
 // Get runs a query on the read pool and scans one row into dest (sql.ErrNoRows when none).
 func (d *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
@@ -131,7 +156,7 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return fmt.Errorf("begin: %w", err)
 	}
 	count(ctx)
-	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect}, tx: stx}
+	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect, lockSpace: d.lockSpace}, tx: stx}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
@@ -166,6 +191,9 @@ func (t *Tx) AfterCommit(f func()) { t.afterCommit = append(t.afterCommit, f) }
 // Exec runs a statement that returns no rows.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return t.tx.ExecContext(ctx, t.rebind(query), args...)
 }
 
@@ -176,7 +204,8 @@ type Queryer struct {
 		sqlx.QueryerContext
 		sqlx.ExtContext
 	}
-	dialect Dialect
+	dialect   Dialect
+	lockSpace string
 }
 
 func (q *Queryer) rebind(query string) string {
@@ -189,24 +218,36 @@ func (q *Queryer) rebind(query string) string {
 // Get scans one row into dest (sql.ErrNoRows when none).
 func (q *Queryer) Get(ctx context.Context, dest any, query string, args ...any) error {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return err
+	}
 	return sqlx.GetContext(ctx, q.q, dest, q.rebind(query), args...)
 }
 
 // Select scans every row into dest, a pointer to a slice.
 func (q *Queryer) Select(ctx context.Context, dest any, query string, args ...any) error {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return err
+	}
 	return sqlx.SelectContext(ctx, q.q, dest, q.rebind(query), args...)
 }
 
 // QueryContext implements sqlx.QueryerContext.
 func (q *Queryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return q.q.QueryContext(ctx, q.rebind(query), args...)
 }
 
 // QueryxContext implements sqlx.QueryerContext.
 func (q *Queryer) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	count(ctx)
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	return q.q.QueryxContext(ctx, q.rebind(query), args...)
 }
 
@@ -214,6 +255,28 @@ func (q *Queryer) QueryxContext(ctx context.Context, query string, args ...any) 
 func (q *Queryer) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	count(ctx)
 	return q.q.QueryRowxContext(ctx, q.rebind(query), args...)
+}
+
+// ErrNUL refuses a statement with a text argument that holds a NUL character, before the database
+// sees it: PostgreSQL's text cannot store one, so neither backend takes it, and the caller gets
+// BAD_USER_INPUT rather than an internal error. (Text from outside that is only kept for people to
+// read goes through Text instead.)
+var ErrNUL = apperr.New(apperr.BadUserInput, "text must not contain NUL characters (U+0000)")
+
+func checkArgs(args []any) error {
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return ErrNUL
+			}
+		case *string:
+			if v != nil && strings.IndexByte(*v, 0) >= 0 {
+				return ErrNUL
+			}
+		}
+	}
+	return nil
 }
 
 // IsNoRows tells whether err means that a query found no row.

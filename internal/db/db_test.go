@@ -1,46 +1,61 @@
-package db
+package db_test
 
 import (
 	"context"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/apperr"
+	. "github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// openTest opens a fresh database of the backend under test.
 func openTest(t *testing.T) *DB {
 	t.Helper()
-	d, err := Open(context.Background(), filepath.Join(t.TempDir(), "sub", "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return testdb.Open(t)
 }
 
 var testMigrations = fstest.MapFS{
 	"0001_things.sql":        {Data: []byte(`CREATE TABLE things (id TEXT PRIMARY KEY, at TEXT NOT NULL);`)},
-	"0002_more.sql":          {Data: []byte(`CREATE TABLE more (id TEXT PRIMARY KEY);`)},
-	"0002_more.sqlite.sql":   {Data: []byte(`CREATE INDEX more_id ON more (id);`)},
-	"0002_more.postgres.sql": {Data: []byte(`THIS IS NOT SQLITE;`)},
+	"0002_more.sql":          {Data: []byte(`CREATE TABLE more (id TEXT PRIMARY KEY, score DOUBLE PRECISION);`)},
+	"0002_more.sqlite.sql":   {Data: []byte(`CREATE INDEX more_sqlite ON more (id);`)},
+	"0002_more.postgres.sql": {Data: []byte(`CREATE INDEX more_postgres ON more (id);`)},
 	"embed.go":               {Data: []byte(`package migrations`)},
+}
+
+func TestLoadMigrations(t *testing.T) {
+	for _, dialect := range []Dialect{SQLite, Postgres} {
+		migs, err := LoadMigrations(testMigrations, dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(migs) != 2 || migs[0].Version != "0001_things" || migs[1].Version != "0002_more" {
+			t.Fatalf("%s: loaded %+v", dialect, migs)
+		}
+		other := map[Dialect]string{SQLite: "more_postgres", Postgres: "more_sqlite"}[dialect]
+		if strings.Contains(migs[1].SQL, other) || !strings.Contains(migs[1].SQL, "more_"+string(dialect)) ||
+			!strings.Contains(migs[1].SQL, "CREATE TABLE more") {
+			t.Errorf("%s: dialect files mixed up: %q", dialect, migs[1].SQL)
+		}
+	}
 }
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
-	migs, err := LoadMigrations(testMigrations, SQLite)
+	migs, err := LoadMigrations(testMigrations, d.Dialect())
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(migs) != 2 || migs[0].Version != "0001_things" || migs[1].Version != "0002_more" {
-		t.Fatalf("loaded %+v", migs)
-	}
-	if strings.Contains(migs[1].SQL, "NOT SQLITE") || !strings.Contains(migs[1].SQL, "more_id") {
-		t.Errorf("dialect files mixed up: %q", migs[1].SQL)
 	}
 	t.Run("PendingBeforeApply", func(t *testing.T) {
 		if _, err := d.Migrate(ctx, nil); err != nil { // creates the bookkeeping table only
@@ -70,8 +85,7 @@ func TestMigrations(t *testing.T) {
 			t.Errorf("error %v does not name the migration", err)
 		}
 		var n int
-		_ = d.Get(ctx, &n, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'`)
-		if n != 0 {
+		if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM half`); err == nil {
 			t.Error("a failed migration left a table behind")
 		}
 	})
@@ -86,7 +100,7 @@ func TestMigrations(t *testing.T) {
 func TestTx(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
-	migs, _ := LoadMigrations(testMigrations, SQLite)
+	migs, _ := LoadMigrations(testMigrations, d.Dialect())
 	if _, err := d.Migrate(ctx, migs); err != nil {
 		t.Fatal(err)
 	}
@@ -192,11 +206,32 @@ func TestStatementCounter(t *testing.T) {
 }
 
 func TestOpenRefuses(t *testing.T) {
-	for _, url := range []string{"postgres://localhost/test", ":memory:", "file::memory:?cache=shared", ""} {
-		if _, err := Open(context.Background(), url); err == nil {
+	refused := []string{":memory:", "file::memory:?cache=shared", "", "postgres://postgres@127.0.0.1:1/nothing?sslmode=disable&connect_timeout=5"}
+	if testdb.IsPostgres() {
+		// A search_path whose schema does not exist would put the tables in no schema at all.
+		u, err := url.Parse(testdb.ServerURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", "no_such_schema_here")
+		u.RawQuery = q.Encode()
+		refused = append(refused, u.String())
+	}
+	for _, url := range refused {
+		if d, err := Open(context.Background(), url, Options{}); err == nil {
+			d.Close()
 			t.Errorf("Open(%q) succeeded", url)
 		}
 	}
+}
+
+func TestOpenSQLiteCreatesDirectory(t *testing.T) {
+	d, err := Open(context.Background(), filepath.Join(t.TempDir(), "sub", "test.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
 }
 
 func TestAfterCommit(t *testing.T) {
@@ -207,5 +242,56 @@ func TestAfterCommit(t *testing.T) {
 	_ = d.Tx(ctx, func(tx *Tx) error { tx.AfterCommit(func() { ran += 10 }); return errors.New("no") })
 	if ran != 1 {
 		t.Errorf("after-commit hooks ran %d, want 1 (commit only)", ran)
+	}
+}
+
+func TestText(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if _, err := d.Migrate(ctx, []Migration{{Version: "0001_notes", SQL: `CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)`}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct{ in, want string }{
+		{"plain é", "plain é"},
+		{"nul\x00byte", "nul\uFFFDbyte"},
+		{"cut \xc3", "cut \uFFFD"},
+		{"\xff\xfe", "\uFFFD"},
+	} {
+		got := Text(tt.in)
+		if got != tt.want {
+			t.Errorf("Text(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// What Text returns is stored and read back unchanged.
+		key := string(rune('a' + i))
+		if err := d.Tx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO notes (id, body) VALUES (?, ?)`, key, got)
+			return err
+		}); err != nil {
+			t.Fatalf("storing Text(%q): %v", tt.in, err)
+		}
+		var back string
+		if err := d.Get(ctx, &back, `SELECT body FROM notes WHERE id = ?`, key); err != nil || back != got {
+			t.Errorf("read back %q, %v; want %q", back, err, got)
+		}
+	}
+}
+
+func TestNULRefused(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if _, err := d.Migrate(ctx, []Migration{{Version: "0001_notes", SQL: `CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT)`}}); err != nil {
+		t.Fatal(err)
+	}
+	nul := "a\x00b"
+	err := d.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO notes (id, body) VALUES (?, ?)`, "n", &nul)
+		return err
+	})
+	if !errors.Is(err, ErrNUL) || apperr.CodeOf(err) != apperr.BadUserInput {
+		t.Errorf("insert of a NUL: %v, want ErrNUL (BAD_USER_INPUT)", err)
+	}
+	var n int
+	if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM notes WHERE body = ?`, nul); !errors.Is(err, ErrNUL) {
+		t.Errorf("query with a NUL: %v, want ErrNUL", err)
 	}
 }

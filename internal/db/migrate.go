@@ -21,18 +21,20 @@ func LoadMigrations(fsys fs.FS, dialect Dialect) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	byVersion := map[string]*Migration{}
+	type parts struct{ shared, specific string }
+	byVersion := map[string]*parts{}
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
 			continue
 		}
 		base := strings.TrimSuffix(name, ".sql")
+		specific := false
 		if i := strings.LastIndexByte(base, '.'); i >= 0 {
 			if Dialect(base[i+1:]) != dialect {
 				continue
 			}
-			base = base[:i]
+			base, specific = base[:i], true
 		}
 		if len(base) < 5 || base[4] != '_' || strings.Trim(base[:4], "0123456789") != "" {
 			return nil, fmt.Errorf("migration %s: want a name like 0001_name.sql", name)
@@ -43,26 +45,39 @@ func LoadMigrations(fsys fs.FS, dialect Dialect) ([]Migration, error) {
 		}
 		m := byVersion[base]
 		if m == nil {
-			m = &Migration{Version: base}
+			m = &parts{}
 			byVersion[base] = m
 		}
-		m.SQL += string(body) + "\n"
+		if specific {
+			m.specific = string(body) + "\n"
+		} else {
+			m.shared = string(body) + "\n"
+		}
 	}
 	out := make([]Migration, 0, len(byVersion))
-	for _, m := range byVersion {
-		out = append(out, *m)
+	for v, m := range byVersion {
+		// The part for every dialect first: the dialect's part may build on it.
+		out = append(out, Migration{Version: v, SQL: m.shared + m.specific})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
 }
 
 // Migrate applies, in order and each in its own transaction, the migrations not yet recorded in
-// the schema_migrations table. It returns the versions it applied.
+// the schema_migrations table. It returns the versions it applied. Each transaction takes the
+// migrations lock before it looks at schema_migrations, so that servers starting together on one
+// PostgreSQL database apply every migration once: the others wait, then find it recorded.
 func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, error) {
-	if _, err := d.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    TEXT PRIMARY KEY,
-		applied_at TEXT NOT NULL
-	)`); err != nil {
+	if err := d.Tx(ctx, func(tx *Tx) error {
+		if err := tx.Lock(ctx, migrationsLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    TEXT PRIMARY KEY,
+			applied_at TEXT NOT NULL
+		)`)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var applied []string
@@ -76,6 +91,9 @@ func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, err
 			}
 		}
 		err := d.Tx(ctx, func(tx *Tx) error {
+			if err := tx.Lock(ctx, migrationsLock); err != nil {
+				return err
+			}
 			var n int
 			if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
 				return err
@@ -120,6 +138,9 @@ func (d *DB) Migrate(ctx context.Context, migrations []Migration) ([]string, err
 
 // foreignKeysOff, as the first line of a SQLite migration, runs it with foreign keys off.
 const foreignKeysOff = "-- junction:foreign-keys=off"
+
+// migrationsLock is the name of the lock under which migrations run.
+const migrationsLock = "schema_migrations"
 
 // Pending returns the versions of migrations that are not applied yet. The readiness check uses it.
 func (d *DB) Pending(ctx context.Context, migrations []Migration) ([]string, error) {

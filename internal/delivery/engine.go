@@ -515,6 +515,7 @@ func (l *lane) attempt(ctx context.Context, cfg laneConfig, p pending) *Attempt 
 		if len(rb) > maxResponseBody {
 			rb = rb[:maxResponseBody] + "…(truncated)"
 		}
+		rb = db.Text(rb)
 		a.ResponseBody = &rb
 		rh := maskHeaders(res.Header, nil)
 		a.ResponseHeaders = &rh

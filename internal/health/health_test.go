@@ -2,22 +2,21 @@ package health
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 	"github.com/junctioncdp/junction/migrations"
 )
+
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 func mustOpenDB(tb testing.TB) *db.DB {
 	tb.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(tb.TempDir(), "health.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { d.Close() })
+	d := testdb.Open(tb)
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		tb.Fatal(err)

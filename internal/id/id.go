@@ -148,6 +148,34 @@ func (g *generator) new(prefix string) string {
 	return encode(prefix, ms<<16|uint64(hi), lo)
 }
 
+// Raise makes every id that New returns from now on, in this process, sort after floor among ids of
+// floor's prefix. It is how ids stay in commit order when several processes write one table: under
+// a lock, raise the generator to the table's largest id, then make the new ids. A malformed floor
+// is ignored.
+func Raise(floor string) {
+	defaultGenerator.raise(floor)
+}
+
+func (g *generator) raise(floor string) {
+	if _, ok := Prefix(floor); !ok {
+		return
+	}
+	var a, b uint64 // a: ms<<16 | hi; b: lo
+	for _, c := range []byte(floor[len(floor)-suffixLen:]) {
+		v := uint64(decoding[c])
+		a = a<<5 | b>>59
+		b = b<<5 | v
+	}
+	ms, hi, lo := a>>16, uint16(a), b
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ms < g.ms || ms == g.ms && (hi < g.hi || hi == g.hi && lo <= g.lo) {
+		return // already above
+	}
+	// Stand on floor: the next id counts up from it, or starts a later millisecond.
+	g.ms, g.hi, g.lo = ms, hi, lo
+}
+
 // encode writes prefix, '_' and the 128-bit value a (high 64 bits: ms<<16 | hi) b (low 64 bits)
 // in base32, 5 bits at a time from the end.
 func encode(prefix string, a, b uint64) string {

@@ -154,6 +154,43 @@ func TestGenerator(t *testing.T) {
 		}
 	})
 
+	t.Run("RaiseAboveAnotherProcess", func(t *testing.T) {
+		// Another process, its clock a minute ahead, made floor; this one's ids must sort after it.
+		clock := start
+		g := newGen(&clock, 0x42)
+		before := g.new("evt")
+		other := newGen(&clock, 0x99)
+		clock = start.Add(time.Minute)
+		floor := other.new("evt")
+		clock = start.Add(time.Millisecond)
+		g.raise(floor)
+		a, b := g.new("evt"), g.new("evt")
+		if a <= floor || b <= a {
+			t.Fatalf("after Raise(%q): %q, %q; want both after it, in order", floor, a, b)
+		}
+		if got := mustTime(t, a); !got.Equal(mustTime(t, floor)) {
+			t.Errorf("Time = %v, want the floor's millisecond %v", got, mustTime(t, floor))
+		}
+		g.raise(before) // a lower floor changes nothing
+		if c := g.new("evt"); c <= b {
+			t.Fatalf("a lower floor moved the generator back: %q after %q", c, b)
+		}
+		g.raise("evt_not-an-id")
+		if c := g.new("evt"); c <= b {
+			t.Fatalf("a malformed floor moved the generator: %q", c)
+		}
+	})
+
+	t.Run("RaiseToMaximumRandomPart", func(t *testing.T) {
+		clock := start
+		g := newGen(&clock, 0)
+		floor := newGen(&clock, 0xff).new("evt") // the last id of its millisecond
+		g.raise(floor)
+		if a := g.new("evt"); a <= floor || !mustTime(t, a).Equal(start.Add(time.Millisecond)) {
+			t.Fatalf("after Raise(%q): %q; want the next millisecond", floor, a)
+		}
+	})
+
 	t.Run("EncodesMaximum", func(t *testing.T) {
 		clock := time.UnixMilli(maxTime)
 		g := newGen(&clock, 0xff)

@@ -152,7 +152,7 @@ func (q *Queries) Stats(ctx context.Context, src *source.Source) (hour, day Figu
 	hourFloor, dayFloor := id.Floor(EventPrefix, now.Add(-time.Hour)), id.Floor(EventPrefix, now.Add(-24*time.Hour))
 	err = q.db.Select(ctx, &rows, `SELECT CASE WHEN id >= ? THEN 1 ELSE 0 END AS recent, status, discard_reason, COUNT(*) AS n
 		FROM events WHERE source_id = ? AND id >= ? AND `+visible+`
-		GROUP BY CASE WHEN id >= ? THEN 1 ELSE 0 END, status, discard_reason`, append(append([]any{hourFloor, src.ID, dayFloor}, vargs...), hourFloor)...)
+		GROUP BY recent, status, discard_reason`, append([]any{hourFloor, src.ID, dayFloor}, vargs...)...)
 	if err != nil {
 		return hour, day, err
 	}

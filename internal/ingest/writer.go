@@ -23,6 +23,9 @@ const maxGroupEvents = 5000
 // PostgreSQL's limits on bound parameters.
 const rowsPerInsert = 400
 
+// EventLogLock is the lock (db.Tx.Lock) under which events get their ids and are inserted.
+const EventLogLock = "events"
+
 // ErrClosed is returned for writes after the writer stopped.
 var ErrClosed = errors.New("ingest: the writer is stopped")
 
@@ -318,6 +321,18 @@ func (w *writer) commit(group []*writeReq) {
 func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 	var inserted []*Event
 	err := w.db.Tx(ctx, func(tx *db.Tx) error {
+		// Lanes read the log after a cursor over ids, so id order must be commit order, across
+		// processes too: one events transaction at a time, its ids above every committed id.
+		if err := tx.Lock(ctx, EventLogLock); err != nil {
+			return err
+		}
+		var last *string
+		if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM events`); err != nil {
+			return err
+		}
+		if last != nil {
+			id.Raise(*last)
+		}
 		inserted = inserted[:0]
 		byID := make(map[string]*Event, len(events))
 		var accepted, discarded []*Event

@@ -3,26 +3,25 @@ package ingest
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 	"github.com/junctioncdp/junction/migrations"
 )
 
-// mustOpenDB opens a migrated database file with two workspaces, ws_a and ws_b, each with a
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// mustOpenDB opens a migrated database (internal/testdb) with two workspaces, ws_a and ws_b, each with a
 // source (src_a, src_b).
 func mustOpenDB(tb testing.TB) *db.DB {
 	tb.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(tb.TempDir(), "ingest.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { d.Close() })
+	d := testdb.Open(tb)
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		tb.Fatal(err)

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,17 +10,14 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // TestWithInternalDB pages through internal/db's read pool and a transaction, which rebind
 // placeholders themselves, with a db.Time sort key.
 func TestWithInternalDB(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "junction.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := testdb.Open(t)
 
 	type source struct {
 		ID        string  `db:"id"`
@@ -29,7 +25,7 @@ func TestWithInternalDB(t *testing.T) {
 	}
 	base := time.Date(2026, 11, 27, 9, 18, 16, 0, time.UTC)
 	var want []string // newest first, ties by id descending
-	err = d.Tx(ctx, func(tx *db.Tx) error {
+	err := d.Tx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.Exec(ctx, "CREATE TABLE sources (id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, created_at TEXT NOT NULL)"); err != nil {
 			return err
 		}

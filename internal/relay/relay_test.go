@@ -20,7 +20,11 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/junctioncdp/junction/internal/apperr"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
+
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 // item is a row of the test table, with a column of each supported sort key type.
 type item struct {
@@ -191,7 +195,11 @@ func TestQuery(t *testing.T) {
 		base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		var items []item
 		for i, ns := range []int{0, 100_000_000, 120_000_000, 123_000_000, 123_456_789, 900_000_000, 999_999_999, 1_000_000_000, 1_000_000_001, 50_000_000} {
-			items = append(items, item{ID: fmt.Sprintf("it_%02d", i), Name: "n", CreatedAt: base.Add(time.Duration(ns))})
+			at := base.Add(time.Duration(ns))
+			if testdb.IsPostgres() {
+				at = at.Truncate(time.Microsecond) // what a PostgreSQL timestamp keeps
+			}
+			items = append(items, item{ID: fmt.Sprintf("it_%02d", i), Name: "n", CreatedAt: at})
 		}
 		insertItems(t, db, items)
 		s := sorts[2]
@@ -253,8 +261,8 @@ func TestQuery(t *testing.T) {
 	})
 
 	t.Run("InvalidArgs", func(t *testing.T) {
-		db := &countingDB{DB: mustOpenDB(t)}
-		insertItems(t, db.DB, makeItems(rand.New(rand.NewPCG(13, 14)), 3))
+		db := &countingDB{testDB: mustOpenDB(t)}
+		insertItems(t, db.testDB, makeItems(rand.New(rand.NewPCG(13, 14)), 3))
 		nameSpec := sorts[1].spec(false)
 		idSpec := sorts[0].spec(false)
 		timeSpec := sorts[2].spec(false)
@@ -319,8 +327,8 @@ func TestQuery(t *testing.T) {
 	})
 
 	t.Run("TotalCountOnlyWhenAsked", func(t *testing.T) {
-		db := &countingDB{DB: mustOpenDB(t)}
-		items := insertItems(t, db.DB, makeItems(rand.New(rand.NewPCG(15, 16)), 30))
+		db := &countingDB{testDB: mustOpenDB(t)}
+		items := insertItems(t, db.testDB, makeItems(rand.New(rand.NewPCG(15, 16)), 30))
 		spec := sorts[1].spec(false)
 		spec.Where, spec.Args = "ws = ?", []any{"ws_a"}
 		want := 0
@@ -617,22 +625,49 @@ func pageBackward(t *testing.T, db sqlx.QueryerContext, spec Spec[item], size in
 	}
 }
 
-func mustOpenDB(tb testing.TB) *sqlx.DB {
+// mustOpenDB opens a fresh database of the backend under test with the items table. Query takes
+// `?` placeholders, as internal/db's queryers do; testDB rebinds them as they do.
+func mustOpenDB(tb testing.TB) *testDB {
 	tb.Helper()
-	db, err := sqlx.Open("sqlite3", filepath.Join(tb.TempDir(), "relay.db"))
+	driver, dsn := "sqlite3", filepath.Join(tb.TempDir(), "relay.db")
+	if testdb.IsPostgres() {
+		driver, dsn = "pgx", testdb.URL(tb)
+	}
+	db, err := sqlx.Open(driver, dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	db.SetMaxOpenConns(2)
 	tb.Cleanup(func() { db.Close() })
-	db.MustExec(`CREATE TABLE items (
+	d := &testDB{db}
+	d.MustExec(`CREATE TABLE items (
 		id TEXT PRIMARY KEY,
 		ws TEXT NOT NULL,
 		name TEXT NOT NULL,
 		created_at TIMESTAMP NOT NULL,
 		rank INTEGER NOT NULL,
-		score REAL NOT NULL
+		score DOUBLE PRECISION NOT NULL
 	)`)
-	return db
+	return d
+}
+
+// testDB is a database whose queries take `?` placeholders on every backend.
+type testDB struct{ *sqlx.DB }
+
+func (d *testDB) MustExec(query string, args ...any) sql.Result {
+	return d.DB.MustExec(d.Rebind(query), args...)
+}
+
+func (d *testDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.DB.QueryContext(ctx, d.Rebind(query), args...)
+}
+
+func (d *testDB) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	return d.DB.QueryxContext(ctx, d.Rebind(query), args...)
+}
+
+func (d *testDB) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	return d.DB.QueryRowxContext(ctx, d.Rebind(query), args...)
 }
 
 // makeItems returns n items whose sort keys collide often, so that ties are common.
@@ -653,7 +688,7 @@ func makeItems(r *rand.Rand, n int) []item {
 	return items
 }
 
-func insertItems(tb testing.TB, db *sqlx.DB, items []item) []item {
+func insertItems(tb testing.TB, db *testDB, items []item) []item {
 	tb.Helper()
 	for _, it := range items {
 		db.MustExec("INSERT INTO items (id, ws, name, created_at, rank, score) VALUES (?, ?, ?, ?, ?, ?)",
@@ -766,7 +801,7 @@ func (badValuer) Value() (driver.Value, error) { return nil, errors.New("no valu
 
 // countingDB records the queries run through it.
 type countingDB struct {
-	*sqlx.DB
+	*testDB
 	mu   sync.Mutex
 	list []string
 }
@@ -791,15 +826,15 @@ func (c *countingDB) reset() {
 
 func (c *countingDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	c.record(query)
-	return c.DB.QueryContext(ctx, query, args...)
+	return c.testDB.QueryContext(ctx, query, args...)
 }
 
 func (c *countingDB) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	c.record(query)
-	return c.DB.QueryxContext(ctx, query, args...)
+	return c.testDB.QueryxContext(ctx, query, args...)
 }
 
 func (c *countingDB) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	c.record(query)
-	return c.DB.QueryRowxContext(ctx, query, args...)
+	return c.testDB.QueryRowxContext(ctx, query, args...)
 }

@@ -3,7 +3,6 @@ package source_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
@@ -11,19 +10,19 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/testdb"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/junctioncdp/junction/migrations"
 )
 
-// mustOpenDB opens a migrated database in a temporary directory.
+// TestMain runs the tests on SQLite, then on PostgreSQL.
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// mustOpenDB opens a fresh migrated database of the backend under test.
 func mustOpenDB(tb testing.TB) *db.DB {
 	tb.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(tb.TempDir(), "junction.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { d.Close() })
+	d := testdb.Open(tb)
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		tb.Fatal(err)
