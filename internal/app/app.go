@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junctioncdp/junction/graph"
 	"github.com/junctioncdp/junction/internal/audit"
@@ -100,6 +101,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.metrics.RegisterDB("write", func() sql.DBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
 		func() float64 { return float64(db.StatementsTotal()) })
+	writes := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "junction_db_write_transaction_seconds",
+		Help:    "How long each write transaction held the single writer, from its start to its commit or rollback.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 5},
+	})
+	a.metrics.Registry.MustRegister(writes)
+	d.ObserveWrites(func(held time.Duration) { writes.Observe(held.Seconds()) })
 
 	mailer, err := mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL})
 	if err != nil {
@@ -292,7 +300,7 @@ func (a *App) Close() error {
 	return a.db.Close()
 }
 
-// pruneEvents deletes events older than the retention period, at start and then hourly.
+// pruneEvents deletes what is past its retention period, at start and then hourly.
 func (a *App) pruneEvents() {
 	defer a.background.Done()
 	tick := time.NewTicker(time.Hour)
@@ -306,12 +314,7 @@ func (a *App) pruneEvents() {
 			case <-ctx.Done():
 			}
 		}()
-		n, err := a.events.Prune(ctx, time.Now().Add(-a.cfg.EventRetention))
-		if m, perr := a.deliveries.Prune(ctx, time.Now(), a.cfg.DeliveredRetention, a.cfg.FailedRetention); perr == nil {
-			n += m
-		} else if err == nil {
-			err = perr
-		}
+		n, err := a.Prune(ctx, time.Now())
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("pruning events failed", "error", err.Error())
@@ -324,6 +327,17 @@ func (a *App) pruneEvents() {
 		case <-tick.C:
 		}
 	}
+}
+
+// Prune deletes the events and delivery attempts past their retention periods at now, in small
+// transactions, and returns how many rows it deleted.
+func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
+	n, err := a.events.Prune(ctx, now.Add(-a.cfg.EventRetention))
+	if err != nil {
+		return n, err
+	}
+	m, err := a.deliveries.Prune(ctx, now, a.cfg.DeliveredRetention, a.cfg.FailedRetention)
+	return n + m, err
 }
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the embedded default database
@@ -40,7 +41,15 @@ type DB struct {
 	// lockSpace names the database (and schema) on PostgreSQL, so that advisory locks of two
 	// schemas in one database do not wait for each other.
 	lockSpace string
+	// checkpoints runs SQLite's WAL checkpoints apart from the writer (see checkpointer).
+	checkpoints *checkpointer
+	// observe, when set, hears how long each write transaction held the writer.
+	observe atomic.Pointer[func(time.Duration)]
 }
+
+// ObserveWrites makes every write transaction report how long it held the writer, from its start
+// to its commit or rollback: for metrics, and for benchmarks of how long background work holds it.
+func (d *DB) ObserveWrites(f func(time.Duration)) { d.observe.Store(&f) }
 
 // Options tunes the connection pools. The zero value is the default.
 type Options struct {
@@ -85,7 +94,10 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	// loss, not only a killed process; _txlock=immediate takes the write lock at BEGIN so that a
 	// transaction never fails half-way with SQLITE_BUSY.
 	common := "_journal_mode=WAL&_foreign_keys=on&_busy_timeout=10000&_synchronous=FULL"
-	write, err := sqlx.Open("sqlite3", sqliteDSN(path, common+"&_txlock=immediate"))
+	// The writer never checkpoints the WAL itself (a commit that does can take hundreds of
+	// milliseconds, and every request waiting for the writer with it): a checkpointer does it
+	// beside the writer.
+	write, err := sqlx.Open(sqliteWriterDriver, sqliteDSN(path, common+"&_txlock=immediate"))
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +121,10 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 		d.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if d.checkpoints, err = startCheckpointer(ctx, path, common); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return d, nil
 }
 
@@ -118,7 +134,11 @@ func sqliteDSN(path, params string) string {
 
 // Close closes both pools.
 func (d *DB) Close() error {
-	return errors.Join(d.read.Close(), d.write.Close())
+	var err error
+	if d.checkpoints != nil {
+		err = d.checkpoints.close()
+	}
+	return errors.Join(err, d.read.Close(), d.write.Close())
 }
 
 // Dialect tells which database this is.
@@ -156,8 +176,12 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return fmt.Errorf("begin: %w", err)
 	}
 	count(ctx)
+	began := time.Now()
 	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect, lockSpace: d.lockSpace}, tx: stx}
 	defer func() {
+		if f := d.observe.Load(); f != nil {
+			defer func() { (*f)(time.Since(began)) }()
+		}
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
 			panic(p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -293,5 +294,70 @@ func TestNULRefused(t *testing.T) {
 	var n int
 	if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM notes WHERE body = ?`, nul); !errors.Is(err, ErrNUL) {
 		t.Errorf("query with a NUL: %v, want ErrNUL", err)
+	}
+}
+
+// TestWALCheckpointedBesideTheWriter: on SQLite the writer never checkpoints (a commit that does
+// holds every waiting request); the checkpointer copies the WAL into the database file.
+func TestWALCheckpointedBesideTheWriter(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wal.db")
+	d, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Tx(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.Get(ctx, &n, `PRAGMA wal_autocheckpoint`); err != nil {
+			return err
+		}
+		if n != 0 {
+			t.Errorf("the writer checkpoints every %d pages, want never", n)
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b TEXT)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	for i := 0; i < 50; i++ {
+		if err := d.Tx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO blobs (b) VALUES (?)`, strings.Repeat("x", 40_000))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 MB went into the WAL; the database file catches up without another write.
+	deadline := time.Now().Add(10 * time.Second)
+	for size(path) < 2_000_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is %d bytes after 2 MB committed: no checkpoint ran", size(path))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestObserveWrites: every write transaction reports how long it held the writer.
+func TestObserveWrites(t *testing.T) {
+	d := openTest(t)
+	var mu sync.Mutex
+	var held []time.Duration
+	d.ObserveWrites(func(dur time.Duration) { mu.Lock(); held = append(held, dur); mu.Unlock() })
+	ctx := context.Background()
+	_ = d.Tx(ctx, func(tx *Tx) error { time.Sleep(20 * time.Millisecond); return nil })
+	_ = d.Tx(ctx, func(tx *Tx) error { return errors.New("rolled back") })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 2 || held[0] < 20*time.Millisecond {
+		t.Errorf("observed %v, want two transactions, the first held at least 20ms", held)
 	}
 }

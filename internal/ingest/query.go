@@ -271,8 +271,8 @@ func (q *Queries) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	// Ids sort by time: everything below the cutoff's floor id is older, and the primary key
 	// finds it without a scan. Small transactions keep the writer free for the tracking API.
 	floor := id.Floor(EventPrefix, cutoff)
-	return q.db.Drain(ctx, db.DrainBatch, func(ctx context.Context, tx *db.Tx) (int64, error) {
-		res, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ? ORDER BY id LIMIT ?)`, floor, db.DrainBatch)
+	return q.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ? ORDER BY id LIMIT ?)`, floor, limit)
 		if err != nil {
 			return 0, err
 		}

@@ -13,7 +13,7 @@ func TestPrune(t *testing.T) {
 	d := mustOpenDB(t)
 	w := newWriter(d, DefaultQueueLimits, nil, newFollower(nil, nil))
 	go w.run()
-	old := testEvents("ws_a", "src_a", "old-", 2*db.DrainBatch+500)
+	old := testEvents("ws_a", "src_a", "old-", 2500)
 	if err := w.write(ctx, "ws_a", old); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package reap deletes, in the background and in small transactions, what deleted sources and
 // workspaces leave behind. A deletion commits at once by marking its object deleted and cutting
 // what keeps it reachable (write keys, connections, memberships); the rows it owns, which may be
-// millions of events, go later, a batch at a time, so that no deletion holds the single writer
+// millions of events, go later, a batch at a time (db.Drain), so that no deletion holds the single writer
 // for longer than a batch takes.
 //
 // Each domain registers the steps that delete its own rows, in order; the package that owns the
@@ -108,8 +108,8 @@ func (r *Reaper) Once(ctx context.Context) error {
 			start := time.Now()
 			var total int64
 			for _, st := range steps {
-				n, err := r.db.Drain(ctx, db.DrainBatch, func(ctx context.Context, tx *db.Tx) (int64, error) {
-					return st.Run(ctx, tx, id, db.DrainBatch)
+				n, err := r.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+					return st.Run(ctx, tx, id, limit)
 				})
 				total += n
 				if err != nil {
