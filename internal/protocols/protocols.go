@@ -182,3 +182,9 @@ func marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// CanChange tells whether the viewer may change Protocols in a workspace (viewerCanUpdate).
+func (s *Service) CanChange(ctx context.Context, workspaceID string) bool {
+	a, err := s.workspaces.Access(ctx, workspaceID)
+	return err == nil && s.requireAdmin(ctx, s.db.Reader(), a) == nil
+}

@@ -134,10 +134,10 @@ func (s *Service) fillSchema(ctx context.Context, src *source.Source, edges []re
 	now := time.Now()
 	day, week := hourOf(now.Add(-23*time.Hour)), hourOf(now.Add(-167*time.Hour))
 	var counts []struct {
-		Type                     ingest.Type `db:"event_type"`
-		Name                     string      `db:"event_name"`
-		Field                    string      `db:"field"`
-		Path                     string      `db:"path"`
+		Type                    ingest.Type `db:"event_type"`
+		Name                    string      `db:"event_name"`
+		Field                   string      `db:"field"`
+		Path                    string      `db:"path"`
 		N24, N7, Blocked24, Bl7 int64
 	}
 	if err := r.Select(ctx, &counts, `SELECT event_type, event_name, field, path,
