@@ -74,6 +74,7 @@ CREATE TABLE schema_events (
     workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     event_type    TEXT NOT NULL,
     event_name    TEXT NOT NULL,
+    event_key     TEXT NOT NULL,                -- TYPE:name, for paging
     first_seen_at TEXT NOT NULL,
     last_seen_at  TEXT NOT NULL,
     archived_at   TEXT,                         -- hidden from the schema; nothing is deleted

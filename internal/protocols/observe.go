@@ -174,11 +174,11 @@ func (o *observer) store(ctx context.Context, workspaces map[string]string, even
 	}, counts map[keyKey]map[string]*hourCount, violations map[violationKey]*violationAgg) error {
 	var rows [][]any
 	for k, sp := range events {
-		rows = append(rows, []any{k.source, workspaces[k.source], k.typ, k.name, db.Time{Time: sp.first}, db.Time{Time: sp.last}})
+		rows = append(rows, []any{k.source, workspaces[k.source], k.typ, k.name, k.typ + ":" + k.name, db.Time{Time: sp.first}, db.Time{Time: sp.last}})
 	}
 	sortRows(rows)
 	if err := o.chunks(ctx, rows, func(tx *db.Tx, chunk [][]any) error {
-		return tx.InsertRows(ctx, `INSERT INTO schema_events (source_id, workspace_id, event_type, event_name, first_seen_at, last_seen_at) VALUES `, 6, chunk,
+		return tx.InsertRows(ctx, `INSERT INTO schema_events (source_id, workspace_id, event_type, event_name, event_key, first_seen_at, last_seen_at) VALUES `, 7, chunk,
 			` ON CONFLICT (source_id, event_type, event_name) DO UPDATE SET last_seen_at = CASE WHEN excluded.last_seen_at > schema_events.last_seen_at
 			THEN excluded.last_seen_at ELSE schema_events.last_seen_at END`)
 	}); err != nil {

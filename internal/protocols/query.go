@@ -28,6 +28,7 @@ type SchemaEvent struct {
 	LastSeenAt  db.Time     `db:"last_seen_at"`
 	ArchivedAt  *db.Time    `db:"archived_at"`
 	Blocked     *db.Time    `db:"first_blocked_at"`
+	Key         string      `db:"event_key"`
 	Counts      Counts      `db:"-"`
 	Planned     bool        `db:"-"`
 	Keys        []SchemaKey `db:"-"`
@@ -91,7 +92,7 @@ func (s *Service) Schema(ctx context.Context, src *source.Source, f SchemaFilter
 	}
 	page, err := relay.Query(ctx, s.db.Reader(), relay.Spec[SchemaEvent]{
 		Select: "SELECT e.* FROM schema_events e", Where: where, Args: qargs,
-		IDColumn: "(e.event_type || ':' || e.event_name)", Count: count,
+		IDColumn: "e.event_key", Count: count,
 		ID: func(e SchemaEvent) string { return RuleKey(e.Type, e.Name) },
 	}, args)
 	if err != nil || len(page.Edges) == 0 {
