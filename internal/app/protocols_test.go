@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
 )
 
 // Protocols through the real server: tracking plans made and changed over GraphQL, events sent to
@@ -281,4 +283,133 @@ func (e *tpEnv) gqlLog(t *testing.T, query string, vars map[string]any) map[stri
 		t.Fatalf("%s", r.Raw)
 	}
 	return r.Data
+}
+
+func TestProtocolsBulkAndRoundTrips(t *testing.T) {
+	// The exported text of 2,000 rules, sent back in a GraphQL variable, is larger than the
+	// default request limit: an operator raises max-body-bytes for that.
+	s := startServer(t, func(c *config.Config) { c.Limits.BodyBytes = 8 << 20 })
+	e := tpNewEnv(t, s, "bulk")
+	p := e.mutate(t, "trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id }", map[string]any{"workspaceId": e.wsID, "name": "Big",
+		"commonSchema": `{"type":"object","required":["userId"]}`})
+	planID := trkStr(p, "trackingPlan.id")
+	var rules []any
+	for i := range 2000 {
+		r := map[string]any{"type": "TRACK", "eventName": fmt.Sprintf("Event %04d", i), "description": "the event, \"quoted\", with a comma",
+			"labels":     []any{"team:web"},
+			"properties": fmt.Sprintf(`{"type":"object","properties":{"a%d":{"enum":["x","y"]},"n":{"type":["integer","null"],"description":"n"},"o":{"type":"object","properties":{"k":{"pattern":"^k"}},"required":["k"]}},"required":["n"]}`, i)}
+		if i%10 == 0 { // some say more than the CSV columns can: they go whole into the JSON Schema column
+			r["properties"] = `{"type":"object","properties":{"total":{"type":"number","minimum":0}}}`
+			r["context"] = `{"type":"object","required":["app"]}`
+		}
+		rules = append(rules, r)
+	}
+	rules = append(rules, map[string]any{"type": "IDENTIFY", "traits": `{"type":"object","properties":{"email":{"type":"string"}}}`},
+		map[string]any{"type": "PAGE", "eventName": "Home"})
+	up := e.mutate(t, "trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "count trackingPlan { version ruleCount }", map[string]any{"planId": planID, "rules": rules})
+	if trkInt(up["count"]) != 2002 || trkInt(trkPath(up, "trackingPlan.ruleCount")) != 2002 {
+		t.Fatalf("bulk upsert: %v", up)
+	}
+	export := func(id, format string) string {
+		d := e.gql(t, `query($id: ID!, $f: TrackingPlanFormat!) { trackingPlanExport(id: $id, format: $f) }`, map[string]any{"id": id, "f": format})
+		return d["trackingPlanExport"].(string)
+	}
+	for _, format := range []string{"JSON", "CSV"} {
+		text := export(planID, format)
+		imp := e.mutate(t, "trackingPlanImport", "TrackingPlanImportInput", "trackingPlan { id ruleCount }",
+			map[string]any{"workspaceId": e.wsID, "name": "Big", "format": format, "text": text})
+		copyID := trkStr(imp, "trackingPlan.id")
+		if n := trkInt(trkPath(imp, "trackingPlan.ruleCount")); n != 2002 {
+			t.Errorf("%s import: %d rules", format, n)
+		}
+		if again := export(copyID, format); again != text {
+			t.Errorf("%s does not round-trip: %d bytes, then %d", format, len(text), len(again))
+		}
+		if format == "CSV" && !strings.HasPrefix(text, "Version,Event Type,Event Name,Property Name,Source,Description,Labels,Property Status,Property Data Type,Allowed Property Values,Enum Values") {
+			t.Errorf("CSV header: %q", strings.SplitN(text, "\n", 2)[0])
+		}
+		// Importing over the copy with the original's text changes nothing.
+		before := trkInt(trkPath(e.gql(t, `query($id: ID!) { node(id: $id) { ... on TrackingPlan { version } } }`, map[string]any{"id": copyID}), "node.version"))
+		e.mutate(t, "trackingPlanImport", "TrackingPlanImportInput", "trackingPlan { id }", map[string]any{"planId": copyID, "format": format, "text": text})
+		after := trkInt(trkPath(e.gql(t, `query($id: ID!) { node(id: $id) { ... on TrackingPlan { version } } }`, map[string]any{"id": copyID}), "node.version"))
+		if after != before {
+			t.Errorf("%s: importing the same text made version %d from %d", format, after, before)
+		}
+	}
+	// Delete in bulk, and the versions say who changed what.
+	var refs []any
+	for i := range 1500 {
+		refs = append(refs, map[string]any{"type": "TRACK", "eventName": fmt.Sprintf("Event %04d", i)})
+	}
+	del := e.mutate(t, "trackingPlanRulesDelete", "TrackingPlanRulesDeleteInput", "count trackingPlan { ruleCount }", map[string]any{"planId": planID, "rules": refs})
+	if trkInt(del["count"]) != 1500 || trkInt(trkPath(del, "trackingPlan.ruleCount")) != 502 {
+		t.Errorf("bulk delete: %v", del)
+	}
+	d := e.gql(t, `query($id: ID!) { node(id: $id) { ... on TrackingPlan { versions(first: 3) { nodes { version summary user { email } changes { rule action } } } } } }`, map[string]any{"id": planID})
+	vs := trkPath(d, "node.versions.nodes").([]any)
+	if len(vs) != 2 && len(vs) != 3 || trkStr(vs[0], "user.email") != "bulk@example.com" || len(vs[0].(map[string]any)["changes"].([]any)) != 1500 {
+		t.Errorf("versions: %d, first %v", len(vs), trkStr(vs[0], "summary"))
+	}
+}
+
+func TestProtocolsGatingRightsIsolation(t *testing.T) {
+	s := startServer(t)
+	free := trkNewEnv(t, s, "freews")
+	r := s.post(t, `mutation($i: TrackingPlanCreateInput!) { trackingPlanCreate(input: $i) { trackingPlan { id } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": free.wsID, "name": "P"}}, free.auth...)
+	if r.errorCode() != "FORBIDDEN" || !strings.Contains(r.errorMessage(), "BUSINESS") {
+		t.Errorf("plan gating: %s", r.Raw)
+	}
+	e := tpNewEnv(t, s, "owner")
+	planID := e.plan(t)
+	// A member reads, but does not change.
+	tok, _ := s.signUp(t, "member@example.com", "Member")
+	acJoinFromTrk(t, s, e.trkEnv, "member@example.com", tok, "MEMBER")
+	member := []string{"Authorization", "Bearer " + tok}
+	d := mustData(t, s.post(t, `query($id: ID!) { node(id: $id) { ... on TrackingPlan { name viewerCanUpdate ruleCount } } }`, map[string]any{"id": planID}, member...))
+	if trkStr(d, "node.name") != "Shop" || trkPath(d, "node.viewerCanUpdate") != false {
+		t.Errorf("member reads: %v", d)
+	}
+	r = s.post(t, `mutation($i: TrackingPlanUpdateInput!) { trackingPlanUpdate(input: $i) { trackingPlan { id } } }`,
+		map[string]any{"i": map[string]any{"planId": planID, "name": "Mine"}}, member...)
+	if r.errorCode() != "FORBIDDEN" {
+		t.Errorf("member changes: %s", r.Raw)
+	}
+	// Another workspace sees nothing of the plan: null, and NOT_FOUND from mutations, as for an id that never existed.
+	other := tpNewEnv(t, s, "other")
+	if d := mustData(t, s.post(t, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": planID}, other.auth...)); d["node"] != nil {
+		t.Errorf("other workspace sees the plan: %v", d)
+	}
+	for _, id := range []string{planID, "tp_01jdxk0000000000000000000"} {
+		r = s.post(t, `mutation($i: TrackingPlanSourceInput!) { trackingPlanConnectSource(input: $i) { trackingPlan { id } } }`,
+			map[string]any{"i": map[string]any{"planId": id, "sourceId": other.src.ID}}, other.auth...)
+		if r.errorCode() != "NOT_FOUND" {
+			t.Errorf("connect %s from another workspace: %s", id, r.Raw)
+		}
+	}
+	// The owner cannot connect another workspace's source either.
+	r = s.post(t, `mutation($i: TrackingPlanSourceInput!) { trackingPlanConnectSource(input: $i) { userErrors { field } } }`,
+		map[string]any{"i": map[string]any{"planId": planID, "sourceId": other.src.ID}}, e.auth...)
+	if errs, _ := trkPath(r.Data, "trackingPlanConnectSource.userErrors").([]any); len(errs) != 1 || trkStr(errs[0], "field") != "sourceId" {
+		t.Errorf("connect another workspace's source: %s", r.Raw)
+	}
+	// Plans made from a source's schema.
+	e.send(t, e.src.Key, track("s1", "Signed Up", map[string]any{"plan": "pro", "seats": 3, "address": map[string]any{"city": "Oslo"}}))
+	waitFor(t, "schema", func() bool {
+		d := e.gql(t, `query($id: ID!) { node(id: $id) { ... on Source { schema { totalCount } } } }`, map[string]any{"id": e.src.ID})
+		return trkInt(trkPath(d, "node.schema.totalCount")) >= 1
+	})
+	p := e.mutate(t, "trackingPlanCreateFromSchema", "TrackingPlanCreateFromSchemaInput", "trackingPlan { id rules { nodes { key properties } } }", map[string]any{"sourceId": e.src.ID})
+	nodes := trkPath(p, "trackingPlan.rules.nodes").([]any)
+	if len(nodes) != 1 || trkStr(nodes[0], "key") != "TRACK:Signed Up" || trkStr(nodes[0], "properties.properties.seats.type") != "integer" ||
+		trkStr(nodes[0], "properties.properties.address.properties.city.type") != "string" {
+		t.Errorf("from schema: %v", nodes)
+	}
+}
+
+// acJoinFromTrk makes the signed-up person a member of the trkEnv's workspace with role.
+func acJoinFromTrk(t *testing.T, s *server, e *trkEnv, email, tok, role string) {
+	t.Helper()
+	inv := acInvite(t, s, strings.TrimPrefix(e.auth[1], "Bearer "), e.wsID, email, role)
+	acAccept(t, s, tok, inv)
 }
