@@ -77,7 +77,7 @@ func jsonObject(field string, v any) (map[string]any, apperr.UserErrors) {
 }
 
 func figures(f ingest.Figures) *model.IngestFigures {
-	out := &model.IngestFigures{Received: f.Received, Accepted: f.Accepted, Discarded: f.Discarded, ByReason: []*model.DiscardCount{}}
+	out := &model.IngestFigures{Received: f.Received, Accepted: f.Accepted, Discarded: f.Discarded, Blocked: f.Blocked, ByReason: []*model.DiscardCount{}}
 	for _, c := range f.ByReason {
 		out.ByReason = append(out.ByReason, &model.DiscardCount{Reason: c.Reason, Count: c.Count})
 	}

@@ -25,6 +25,7 @@ type EventResolver interface {
 	Status(ctx context.Context, obj *ingest.StoredEvent) (model.EventStatus, error)
 
 	Payload(ctx context.Context, obj *ingest.StoredEvent) (any, error)
+	Violations(ctx context.Context, obj *ingest.StoredEvent) ([]*ingest.Violation, error)
 }
 type SourceUsageResolver interface {
 	Source(ctx context.Context, obj *ingest.SourceUsage) (*source.Source, error)
@@ -429,6 +430,61 @@ func (ec *executionContext) fieldContext_Event_payload(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Event", field, true, true, "JSON")
 }
 
+func (ec *executionContext) _Event_violations(ctx context.Context, field graphql.CollectedField, obj *ingest.StoredEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_violations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().Violations(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ingest.Violation) graphql.Marshaler {
+			return ec.marshalNViolation2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋingestᚐViolationᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_violations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Violation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_replayedAt(ctx context.Context, field graphql.CollectedField, obj *ingest.StoredEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_replayedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReplayedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *db.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋdbᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_replayedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "DateTime")
+}
+
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.EventConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -669,6 +725,29 @@ func (ec *executionContext) _IngestFigures_discarded(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_IngestFigures_discarded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IngestFigures", field, false, false, "Int")
+}
+
+func (ec *executionContext) _IngestFigures_blocked(ctx context.Context, field graphql.CollectedField, obj *model.IngestFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IngestFigures_blocked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Blocked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IngestFigures_blocked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("IngestFigures", field, false, false, "Int")
 }
 
@@ -1215,6 +1294,17 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Event_payload(ctx, field, obj)
 				})
+		case "violations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_violations(ctx, field, obj)
+				})
+		case "replayedAt":
+			out.Values[i] = ec._Event_replayedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -1341,6 +1431,11 @@ func (ec *executionContext) _IngestFigures(ctx context.Context, sel ast.Selectio
 			}
 		case "discarded":
 			out.Values[i] = ec._IngestFigures_discarded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "blocked":
+			out.Values[i] = ec._IngestFigures_blocked(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

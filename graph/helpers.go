@@ -11,6 +11,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/health"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -144,4 +145,21 @@ func (r *Resolver) notificationSettings(ctx context.Context) (*model.Notificatio
 		out.Webhook = &model.NotificationWebhook{URL: w.URL, UpdatedAt: w.UpdatedAt.Time}
 	}
 	return out, nil
+}
+
+func schemaJSON(text *string) (any, error) {
+	if text == nil {
+		return nil, nil
+	}
+	return parseJSON(*text)
+}
+
+func violationConnection(page relay.Page[protocols.ViolationGroup]) *model.ViolationConnection {
+	return connection(page,
+		func(c string, n *protocols.ViolationGroup) *model.ViolationGroupEdge {
+			return &model.ViolationGroupEdge{Cursor: c, Node: n}
+		},
+		func(e []*model.ViolationGroupEdge, n []*protocols.ViolationGroup, p *relay.PageInfo, t int) *model.ViolationConnection {
+			return &model.ViolationConnection{Edges: e, Nodes: n, PageInfo: p, TotalCount: t}
+		})
 }

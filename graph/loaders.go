@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -32,6 +33,8 @@ type loaders struct {
 	writeKeys                *dataloadgen.Loader[workspace.Ref, []source.WriteKey]
 	connectionsBySource      *dataloadgen.Loader[workspace.Ref, []destination.Connection]
 	connectionsByDestination *dataloadgen.Loader[workspace.Ref, []destination.Connection]
+	trackingPlans            *dataloadgen.Loader[workspace.Ref, protocols.Plan]
+	sourceProtocols          *dataloadgen.Loader[workspace.Ref, protocols.SourceSettings]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -57,6 +60,8 @@ func (r *Resolver) newLoaders() *loaders {
 		writeKeys:                dataloadgen.NewMappedLoader(scoped(w, r.Sources.WriteKeysBySource), opts...),
 		connectionsBySource:      dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsBySource), opts...),
 		connectionsByDestination: dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsByDestination), opts...),
+		trackingPlans:            dataloadgen.NewMappedLoader(scoped(w, r.Protocols.ByIDs), opts...),
+		sourceProtocols:          dataloadgen.NewMappedLoader(scoped(w, r.Protocols.SettingsBySource), opts...),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -36,6 +37,7 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*auth.User, error)
 	Catalog(ctx context.Context) (*model.Catalog, error)
 	Invitation(ctx context.Context, token string) (*workspace.Invitation, error)
+	TrackingPlanExport(ctx context.Context, id string, format model.TrackingPlanFormat) (string, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 	Workspace(ctx context.Context, slug string) (*workspace.Workspace, error)
 }
@@ -97,6 +99,28 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_trackingPlanExport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "format",
+		func(ctx context.Context, v any) (model.TrackingPlanFormat, error) {
+			return ec.unmarshalNTrackingPlanFormat2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐTrackingPlanFormat(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["format"] = arg1
 	return args, nil
 }
 
@@ -406,6 +430,50 @@ func (ec *executionContext) fieldContext_Query_invitation(ctx context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_trackingPlanExport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_trackingPlanExport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TrackingPlanExport(ctx, fc.Args["id"].(string), fc.Args["format"].(model.TrackingPlanFormat))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_trackingPlanExport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_trackingPlanExport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_serverInfo(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -653,6 +721,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._User(ctx, sel, obj)
+	case protocols.Plan:
+		return ec._TrackingPlan(ctx, sel, &obj)
+	case *protocols.Plan:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._TrackingPlan(ctx, sel, obj)
 	case source.Source:
 		return ec._Source(ctx, sel, &obj)
 	case *source.Source:
@@ -853,6 +928,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_invitation(ctx, field)
+				})
+		case "trackingPlanExport":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_trackingPlanExport(ctx, field)
 				})
 		case "serverInfo":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

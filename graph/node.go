@@ -14,6 +14,7 @@ import (
 	"github.com/junctioncdp/junction/internal/health"
 	ids "github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -65,6 +66,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	audit.NotificationPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Notify.Get(ctx, id))
+	},
+	protocols.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(notFoundIsNil(r.Protocols.Get(ctx, id)))
 	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))

@@ -11,6 +11,7 @@ import (
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -28,5 +29,6 @@ type Resolver struct {
 	Deliveries   *delivery.Queries
 	Health       *health.Service
 	Notify       *notify.Service
+	Protocols    *protocols.Service
 	Bus          *bus.Bus
 }

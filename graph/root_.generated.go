@@ -40,10 +40,21 @@ type ResolverRoot interface {
 	Notification() NotificationResolver
 	Overview() OverviewResolver
 	Query() QueryResolver
+	SchemaControls() SchemaControlsResolver
+	SchemaEvent() SchemaEventResolver
+	SchemaKey() SchemaKeyResolver
 	Source() SourceResolver
+	SourceProtocols() SourceProtocolsResolver
 	SourceUsage() SourceUsageResolver
 	Subscription() SubscriptionResolver
+	TrackingPlan() TrackingPlanResolver
+	TrackingPlanRule() TrackingPlanRuleResolver
+	TrackingPlanVersion() TrackingPlanVersionResolver
 	User() UserResolver
+	Violation() ViolationResolver
+	ViolationGroup() ViolationGroupResolver
+	ViolationSample() ViolationSampleResolver
+	ViolationsChange() ViolationsChangeResolver
 	Workspace() WorkspaceResolver
 }
 
@@ -114,6 +125,13 @@ type ComplexityRoot struct {
 		Token      func(childComplexity int) int
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	BlockedEventsReplayPayload struct {
+		Matched      func(childComplexity int) int
+		Replayed     func(childComplexity int) int
+		StillBlocked func(childComplexity int) int
+		UserErrors   func(childComplexity int) int
 	}
 
 	Catalog struct {
@@ -294,10 +312,12 @@ type ComplexityRoot struct {
 		MessageID      func(childComplexity int) int
 		Payload        func(childComplexity int) int
 		ReceivedAt     func(childComplexity int) int
+		ReplayedAt     func(childComplexity int) int
 		Status         func(childComplexity int) int
 		Timestamp      func(childComplexity int) int
 		Type           func(childComplexity int) int
 		UserID         func(childComplexity int) int
+		Violations     func(childComplexity int) int
 	}
 
 	EventConnection struct {
@@ -357,6 +377,7 @@ type ComplexityRoot struct {
 
 	IngestFigures struct {
 		Accepted  func(childComplexity int) int
+		Blocked   func(childComplexity int) int
 		ByReason  func(childComplexity int) int
 		Discarded func(childComplexity int) int
 		Received  func(childComplexity int) int
@@ -454,47 +475,59 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AccessTokenCreate          func(childComplexity int, input model.AccessTokenCreateInput) int
-		AccessTokenRevoke          func(childComplexity int, input model.AccessTokenRevokeInput) int
-		ConnectionCreate           func(childComplexity int, input model.ConnectionCreateInput) int
-		ConnectionDelete           func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionDisable          func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionEnable           func(childComplexity int, input model.ConnectionIDInput) int
-		DeliveryRetry              func(childComplexity int, input model.DeliveryRetryInput) int
-		DestinationCreate          func(childComplexity int, input model.DestinationCreateInput) int
-		DestinationDelete          func(childComplexity int, input model.DestinationIDInput) int
-		DestinationDisable         func(childComplexity int, input model.DestinationIDInput) int
-		DestinationEnable          func(childComplexity int, input model.DestinationIDInput) int
-		DestinationUpdate          func(childComplexity int, input model.DestinationUpdateInput) int
-		EmailVerificationSend      func(childComplexity int) int
-		EmailVerify                func(childComplexity int, input model.EmailVerifyInput) int
-		HealthIssueAcknowledge     func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
-		InvitationAccept           func(childComplexity int, input model.InvitationAcceptInput) int
-		InvitationDecline          func(childComplexity int, input model.InvitationDeclineInput) int
-		InvitationRevoke           func(childComplexity int, input model.InvitationInput) int
-		LogIn                      func(childComplexity int, input model.LogInInput) int
-		LogOut                     func(childComplexity int, input *model.LogOutInput) int
-		MemberGrantAdd             func(childComplexity int, input model.MemberGrantAddInput) int
-		MemberGrantRemove          func(childComplexity int, input model.MemberGrantRemoveInput) int
-		MemberInvite               func(childComplexity int, input model.MemberInviteInput) int
-		MemberRemove               func(childComplexity int, input model.MemberRemoveInput) int
-		MemberUpdate               func(childComplexity int, input model.MemberUpdateInput) int
-		NotificationMarkRead       func(childComplexity int, input model.NotificationMarkReadInput) int
-		NotificationSettingsUpdate func(childComplexity int, input model.NotificationSettingsUpdateInput) int
-		PasswordChange             func(childComplexity int, input model.PasswordChangeInput) int
-		SignUp                     func(childComplexity int, input model.SignUpInput) int
-		SourceCreate               func(childComplexity int, input model.SourceCreateInput) int
-		SourceDelete               func(childComplexity int, input model.SourceIDInput) int
-		SourceDisable              func(childComplexity int, input model.SourceIDInput) int
-		SourceEnable               func(childComplexity int, input model.SourceIDInput) int
-		SourceUpdate               func(childComplexity int, input model.SourceUpdateInput) int
-		ViewerUpdate               func(childComplexity int, input model.ViewerUpdateInput) int
-		WorkspaceCreate            func(childComplexity int, input model.WorkspaceCreateInput) int
-		WorkspaceDelete            func(childComplexity int, input model.WorkspaceDeleteInput) int
-		WorkspacePlanUpdate        func(childComplexity int, input model.WorkspacePlanUpdateInput) int
-		WorkspaceUpdate            func(childComplexity int, input model.WorkspaceUpdateInput) int
-		WriteKeyCreate             func(childComplexity int, input model.SourceIDInput) int
-		WriteKeyRevoke             func(childComplexity int, input model.WriteKeyRevokeInput) int
+		AccessTokenCreate            func(childComplexity int, input model.AccessTokenCreateInput) int
+		AccessTokenRevoke            func(childComplexity int, input model.AccessTokenRevokeInput) int
+		BlockedEventsReplay          func(childComplexity int, input model.BlockedEventsReplayInput) int
+		ConnectionCreate             func(childComplexity int, input model.ConnectionCreateInput) int
+		ConnectionDelete             func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionDisable            func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionEnable             func(childComplexity int, input model.ConnectionIDInput) int
+		DeliveryRetry                func(childComplexity int, input model.DeliveryRetryInput) int
+		DestinationCreate            func(childComplexity int, input model.DestinationCreateInput) int
+		DestinationDelete            func(childComplexity int, input model.DestinationIDInput) int
+		DestinationDisable           func(childComplexity int, input model.DestinationIDInput) int
+		DestinationEnable            func(childComplexity int, input model.DestinationIDInput) int
+		DestinationUpdate            func(childComplexity int, input model.DestinationUpdateInput) int
+		EmailVerificationSend        func(childComplexity int) int
+		EmailVerify                  func(childComplexity int, input model.EmailVerifyInput) int
+		HealthIssueAcknowledge       func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
+		InvitationAccept             func(childComplexity int, input model.InvitationAcceptInput) int
+		InvitationDecline            func(childComplexity int, input model.InvitationDeclineInput) int
+		InvitationRevoke             func(childComplexity int, input model.InvitationInput) int
+		LogIn                        func(childComplexity int, input model.LogInInput) int
+		LogOut                       func(childComplexity int, input *model.LogOutInput) int
+		MemberGrantAdd               func(childComplexity int, input model.MemberGrantAddInput) int
+		MemberGrantRemove            func(childComplexity int, input model.MemberGrantRemoveInput) int
+		MemberInvite                 func(childComplexity int, input model.MemberInviteInput) int
+		MemberRemove                 func(childComplexity int, input model.MemberRemoveInput) int
+		MemberUpdate                 func(childComplexity int, input model.MemberUpdateInput) int
+		NotificationMarkRead         func(childComplexity int, input model.NotificationMarkReadInput) int
+		NotificationSettingsUpdate   func(childComplexity int, input model.NotificationSettingsUpdateInput) int
+		PasswordChange               func(childComplexity int, input model.PasswordChangeInput) int
+		SignUp                       func(childComplexity int, input model.SignUpInput) int
+		SourceCreate                 func(childComplexity int, input model.SourceCreateInput) int
+		SourceDelete                 func(childComplexity int, input model.SourceIDInput) int
+		SourceDisable                func(childComplexity int, input model.SourceIDInput) int
+		SourceEnable                 func(childComplexity int, input model.SourceIDInput) int
+		SourceSchemaControlsUpdate   func(childComplexity int, input model.SchemaControlsUpdateInput) int
+		SourceSchemaEventArchive     func(childComplexity int, input model.SchemaEventArchiveInput) int
+		SourceUpdate                 func(childComplexity int, input model.SourceUpdateInput) int
+		TrackingPlanConnectSource    func(childComplexity int, input model.TrackingPlanSourceInput) int
+		TrackingPlanCreate           func(childComplexity int, input model.TrackingPlanCreateInput) int
+		TrackingPlanCreateFromSchema func(childComplexity int, input model.TrackingPlanCreateFromSchemaInput) int
+		TrackingPlanDelete           func(childComplexity int, input model.TrackingPlanIDInput) int
+		TrackingPlanDisconnectSource func(childComplexity int, input model.TrackingPlanSourceInput) int
+		TrackingPlanImport           func(childComplexity int, input model.TrackingPlanImportInput) int
+		TrackingPlanRulesDelete      func(childComplexity int, input model.TrackingPlanRulesDeleteInput) int
+		TrackingPlanRulesUpsert      func(childComplexity int, input model.TrackingPlanRulesUpsertInput) int
+		TrackingPlanUpdate           func(childComplexity int, input model.TrackingPlanUpdateInput) int
+		ViewerUpdate                 func(childComplexity int, input model.ViewerUpdateInput) int
+		WorkspaceCreate              func(childComplexity int, input model.WorkspaceCreateInput) int
+		WorkspaceDelete              func(childComplexity int, input model.WorkspaceDeleteInput) int
+		WorkspacePlanUpdate          func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceUpdate              func(childComplexity int, input model.WorkspaceUpdateInput) int
+		WriteKeyCreate               func(childComplexity int, input model.SourceIDInput) int
+		WriteKeyRevoke               func(childComplexity int, input model.WriteKeyRevokeInput) int
 	}
 
 	Notification struct {
@@ -597,13 +630,14 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Catalog    func(childComplexity int) int
-		Invitation func(childComplexity int, token string) int
-		Node       func(childComplexity int, id string) int
-		Nodes      func(childComplexity int, ids []string) int
-		ServerInfo func(childComplexity int) int
-		Viewer     func(childComplexity int) int
-		Workspace  func(childComplexity int, slug string) int
+		Catalog            func(childComplexity int) int
+		Invitation         func(childComplexity int, token string) int
+		Node               func(childComplexity int, id string) int
+		Nodes              func(childComplexity int, ids []string) int
+		ServerInfo         func(childComplexity int) int
+		TrackingPlanExport func(childComplexity int, id string, format model.TrackingPlanFormat) int
+		Viewer             func(childComplexity int) int
+		Workspace          func(childComplexity int, slug string) int
 	}
 
 	ResourceGrant struct {
@@ -612,6 +646,62 @@ type ComplexityRoot struct {
 		Label     func(childComplexity int) int
 		Role      func(childComplexity int) int
 		SourceID  func(childComplexity int) int
+	}
+
+	SchemaControls struct {
+		CommonSchemaViolations func(childComplexity int) int
+		ForwardBlockedEventsTo func(childComplexity int) int
+		ForwardViolationsTo    func(childComplexity int) int
+		UnplannedEvents        func(childComplexity int) int
+		UnplannedProperties    func(childComplexity int) int
+		Violations             func(childComplexity int) int
+	}
+
+	SchemaControlsPayload struct {
+		Source     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SchemaEvent struct {
+		Archived        func(childComplexity int) int
+		BlockedCount24h func(childComplexity int) int
+		BlockedCount7d  func(childComplexity int) int
+		Count24h        func(childComplexity int) int
+		Count7d         func(childComplexity int) int
+		FirstSeenAt     func(childComplexity int) int
+		Keys            func(childComplexity int) int
+		LastSeenAt      func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Planned         func(childComplexity int) int
+		Type            func(childComplexity int) int
+	}
+
+	SchemaEventConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	SchemaEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SchemaEventPayload struct {
+		SchemaEvent func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
+	SchemaKey struct {
+		Count24h    func(childComplexity int) int
+		Count7d     func(childComplexity int) int
+		Field       func(childComplexity int) int
+		FirstSeenAt func(childComplexity int) int
+		LastSeenAt  func(childComplexity int) int
+		Path        func(childComplexity int) int
+		Planned     func(childComplexity int) int
+		Types       func(childComplexity int) int
 	}
 
 	SecretSetting struct {
@@ -659,7 +749,9 @@ type ComplexityRoot struct {
 		Labels          func(childComplexity int) int
 		LastSeenAt      func(childComplexity int) int
 		Name            func(childComplexity int) int
+		Protocols       func(childComplexity int) int
 		RecentEvents    func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) int
+		Schema          func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, search *string, includeArchived *bool) int
 		Settings        func(childComplexity int) int
 		Status          func(childComplexity int) int
 		Type            func(childComplexity int) int
@@ -667,6 +759,7 @@ type ComplexityRoot struct {
 		UpdatedBy       func(childComplexity int) int
 		ViewerCanDelete func(childComplexity int) int
 		ViewerCanUpdate func(childComplexity int) int
+		Violations      func(childComplexity int, since *time.Time, until *time.Time, eventName *string, first *int, after *string, last *int, before *string) int
 		WriteKeys       func(childComplexity int) int
 	}
 
@@ -692,6 +785,12 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SourceProtocols struct {
+		Controls        func(childComplexity int) int
+		TrackingPlan    func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
 	SourceUsage struct {
 		APICalls func(childComplexity int) int
 		MTUs     func(childComplexity int) int
@@ -706,7 +805,106 @@ type ComplexityRoot struct {
 		NotificationReceived     func(childComplexity int) int
 		ServerTime               func(childComplexity int, intervalSeconds int) int
 		SourceStatusChanged      func(childComplexity int, workspaceID string) int
+		ViolationsChanged        func(childComplexity int, workspaceID string) int
 		WorkspaceUsageChanged    func(childComplexity int, workspaceID string) int
+	}
+
+	TrackingPlan struct {
+		CommonSchema    func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Description     func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Name            func(childComplexity int) int
+		RuleCount       func(childComplexity int) int
+		Rules           func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, search *string, label *string) int
+		Sources         func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		UpdatedBy       func(childComplexity int) int
+		Version         func(childComplexity int) int
+		Versions        func(childComplexity int, first *int, after *string, last *int, before *string) int
+		ViewerCanUpdate func(childComplexity int) int
+		Violations      func(childComplexity int, since *time.Time, until *time.Time, eventName *string, first *int, after *string, last *int, before *string) int
+	}
+
+	TrackingPlanConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	TrackingPlanDeletePayload struct {
+		DeletedTrackingPlanID func(childComplexity int) int
+		UserErrors            func(childComplexity int) int
+	}
+
+	TrackingPlanEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	TrackingPlanPayload struct {
+		TrackingPlan func(childComplexity int) int
+		UserErrors   func(childComplexity int) int
+	}
+
+	TrackingPlanRule struct {
+		Context     func(childComplexity int) int
+		Description func(childComplexity int) int
+		EventName   func(childComplexity int) int
+		Key         func(childComplexity int) int
+		Labels      func(childComplexity int) int
+		Properties  func(childComplexity int) int
+		Traits      func(childComplexity int) int
+		Type        func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		UpdatedBy   func(childComplexity int) int
+		Version     func(childComplexity int) int
+	}
+
+	TrackingPlanRuleChange struct {
+		Action func(childComplexity int) int
+		Rule   func(childComplexity int) int
+	}
+
+	TrackingPlanRuleConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	TrackingPlanRuleEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	TrackingPlanRulesPayload struct {
+		Count        func(childComplexity int) int
+		TrackingPlan func(childComplexity int) int
+		UserErrors   func(childComplexity int) int
+	}
+
+	TrackingPlanVersion struct {
+		ByAccessToken func(childComplexity int) int
+		Changes       func(childComplexity int) int
+		CreatedAt     func(childComplexity int) int
+		Summary       func(childComplexity int) int
+		User          func(childComplexity int) int
+		Version       func(childComplexity int) int
+	}
+
+	TrackingPlanVersionConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	TrackingPlanVersionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Usage struct {
@@ -743,6 +941,50 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	Violation struct {
+		Field   func(childComplexity int) int
+		Message func(childComplexity int) int
+		Type    func(childComplexity int) int
+	}
+
+	ViolationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ViolationGroup struct {
+		Count       func(childComplexity int) int
+		EventName   func(childComplexity int) int
+		EventType   func(childComplexity int) int
+		Field       func(childComplexity int) int
+		FirstSeenAt func(childComplexity int) int
+		LastSeenAt  func(childComplexity int) int
+		Message     func(childComplexity int) int
+		Samples     func(childComplexity int) int
+		Source      func(childComplexity int) int
+		SourceID    func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	ViolationGroupEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ViolationSample struct {
+		Event      func(childComplexity int) int
+		EventID    func(childComplexity int) int
+		Payload    func(childComplexity int) int
+		ReceivedAt func(childComplexity int) int
+	}
+
+	ViolationsChange struct {
+		Sources     func(childComplexity int) int
+		WorkspaceID func(childComplexity int) int
+	}
+
 	Workspace struct {
 		AccessTokens           func(childComplexity int, first *int, after *string, last *int, before *string) int
 		AuditEvents            func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
@@ -758,6 +1000,7 @@ type ComplexityRoot struct {
 		Plan                   func(childComplexity int) int
 		Slug                   func(childComplexity int) int
 		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
+		TrackingPlans          func(childComplexity int, first *int, after *string, last *int, before *string) int
 		UpdatedAt              func(childComplexity int) int
 		Usage                  func(childComplexity int, month string) int
 		ViewerCanChangePlan    func(childComplexity int) int
@@ -1052,6 +1295,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.UserErrors(childComplexity), true
+
+	case "BlockedEventsReplayPayload.matched":
+		if e.ComplexityRoot.BlockedEventsReplayPayload.Matched == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedEventsReplayPayload.Matched(childComplexity), true
+	case "BlockedEventsReplayPayload.replayed":
+		if e.ComplexityRoot.BlockedEventsReplayPayload.Replayed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedEventsReplayPayload.Replayed(childComplexity), true
+	case "BlockedEventsReplayPayload.stillBlocked":
+		if e.ComplexityRoot.BlockedEventsReplayPayload.StillBlocked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedEventsReplayPayload.StillBlocked(childComplexity), true
+	case "BlockedEventsReplayPayload.userErrors":
+		if e.ComplexityRoot.BlockedEventsReplayPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedEventsReplayPayload.UserErrors(childComplexity), true
 
 	case "Catalog.destinationCategories":
 		if e.ComplexityRoot.Catalog.DestinationCategories == nil {
@@ -1771,6 +2039,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.ReceivedAt(childComplexity), true
+	case "Event.replayedAt":
+		if e.ComplexityRoot.Event.ReplayedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.ReplayedAt(childComplexity), true
 	case "Event.status":
 		if e.ComplexityRoot.Event.Status == nil {
 			break
@@ -1795,6 +2069,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.UserID(childComplexity), true
+	case "Event.violations":
+		if e.ComplexityRoot.Event.Violations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Violations(childComplexity), true
 
 	case "EventConnection.edges":
 		if e.ComplexityRoot.EventConnection.Edges == nil {
@@ -2013,6 +2293,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.IngestFigures.Accepted(childComplexity), true
+	case "IngestFigures.blocked":
+		if e.ComplexityRoot.IngestFigures.Blocked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IngestFigures.Blocked(childComplexity), true
 	case "IngestFigures.byReason":
 		if e.ComplexityRoot.IngestFigures.ByReason == nil {
 			break
@@ -2362,6 +2648,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AccessTokenRevoke(childComplexity, args["input"].(model.AccessTokenRevokeInput)), true
+	case "Mutation.blockedEventsReplay":
+		if e.ComplexityRoot.Mutation.BlockedEventsReplay == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_blockedEventsReplay_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BlockedEventsReplay(childComplexity, args["input"].(model.BlockedEventsReplayInput)), true
 	case "Mutation.connectionCreate":
 		if e.ComplexityRoot.Mutation.ConnectionCreate == nil {
 			break
@@ -2698,6 +2995,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SourceEnable(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.sourceSchemaControlsUpdate":
+		if e.ComplexityRoot.Mutation.SourceSchemaControlsUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceSchemaControlsUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceSchemaControlsUpdate(childComplexity, args["input"].(model.SchemaControlsUpdateInput)), true
+	case "Mutation.sourceSchemaEventArchive":
+		if e.ComplexityRoot.Mutation.SourceSchemaEventArchive == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourceSchemaEventArchive_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourceSchemaEventArchive(childComplexity, args["input"].(model.SchemaEventArchiveInput)), true
 	case "Mutation.sourceUpdate":
 		if e.ComplexityRoot.Mutation.SourceUpdate == nil {
 			break
@@ -2709,6 +3028,105 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SourceUpdate(childComplexity, args["input"].(model.SourceUpdateInput)), true
+	case "Mutation.trackingPlanConnectSource":
+		if e.ComplexityRoot.Mutation.TrackingPlanConnectSource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanConnectSource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanConnectSource(childComplexity, args["input"].(model.TrackingPlanSourceInput)), true
+	case "Mutation.trackingPlanCreate":
+		if e.ComplexityRoot.Mutation.TrackingPlanCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanCreate(childComplexity, args["input"].(model.TrackingPlanCreateInput)), true
+	case "Mutation.trackingPlanCreateFromSchema":
+		if e.ComplexityRoot.Mutation.TrackingPlanCreateFromSchema == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanCreateFromSchema_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanCreateFromSchema(childComplexity, args["input"].(model.TrackingPlanCreateFromSchemaInput)), true
+	case "Mutation.trackingPlanDelete":
+		if e.ComplexityRoot.Mutation.TrackingPlanDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanDelete(childComplexity, args["input"].(model.TrackingPlanIDInput)), true
+	case "Mutation.trackingPlanDisconnectSource":
+		if e.ComplexityRoot.Mutation.TrackingPlanDisconnectSource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanDisconnectSource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanDisconnectSource(childComplexity, args["input"].(model.TrackingPlanSourceInput)), true
+	case "Mutation.trackingPlanImport":
+		if e.ComplexityRoot.Mutation.TrackingPlanImport == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanImport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanImport(childComplexity, args["input"].(model.TrackingPlanImportInput)), true
+	case "Mutation.trackingPlanRulesDelete":
+		if e.ComplexityRoot.Mutation.TrackingPlanRulesDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanRulesDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanRulesDelete(childComplexity, args["input"].(model.TrackingPlanRulesDeleteInput)), true
+	case "Mutation.trackingPlanRulesUpsert":
+		if e.ComplexityRoot.Mutation.TrackingPlanRulesUpsert == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanRulesUpsert_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanRulesUpsert(childComplexity, args["input"].(model.TrackingPlanRulesUpsertInput)), true
+	case "Mutation.trackingPlanUpdate":
+		if e.ComplexityRoot.Mutation.TrackingPlanUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_trackingPlanUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TrackingPlanUpdate(childComplexity, args["input"].(model.TrackingPlanUpdateInput)), true
 	case "Mutation.viewerUpdate":
 		if e.ComplexityRoot.Mutation.ViewerUpdate == nil {
 			break
@@ -3172,6 +3590,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ServerInfo(childComplexity), true
+	case "Query.trackingPlanExport":
+		if e.ComplexityRoot.Query.TrackingPlanExport == nil {
+			break
+		}
+
+		args, err := ec.field_Query_trackingPlanExport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TrackingPlanExport(childComplexity, args["id"].(string), args["format"].(model.TrackingPlanFormat)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -3220,6 +3649,223 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
+
+	case "SchemaControls.commonSchemaViolations":
+		if e.ComplexityRoot.SchemaControls.CommonSchemaViolations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.CommonSchemaViolations(childComplexity), true
+	case "SchemaControls.forwardBlockedEventsTo":
+		if e.ComplexityRoot.SchemaControls.ForwardBlockedEventsTo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.ForwardBlockedEventsTo(childComplexity), true
+	case "SchemaControls.forwardViolationsTo":
+		if e.ComplexityRoot.SchemaControls.ForwardViolationsTo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.ForwardViolationsTo(childComplexity), true
+	case "SchemaControls.unplannedEvents":
+		if e.ComplexityRoot.SchemaControls.UnplannedEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.UnplannedEvents(childComplexity), true
+	case "SchemaControls.unplannedProperties":
+		if e.ComplexityRoot.SchemaControls.UnplannedProperties == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.UnplannedProperties(childComplexity), true
+	case "SchemaControls.violations":
+		if e.ComplexityRoot.SchemaControls.Violations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControls.Violations(childComplexity), true
+
+	case "SchemaControlsPayload.source":
+		if e.ComplexityRoot.SchemaControlsPayload.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControlsPayload.Source(childComplexity), true
+	case "SchemaControlsPayload.userErrors":
+		if e.ComplexityRoot.SchemaControlsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaControlsPayload.UserErrors(childComplexity), true
+
+	case "SchemaEvent.archived":
+		if e.ComplexityRoot.SchemaEvent.Archived == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Archived(childComplexity), true
+	case "SchemaEvent.blockedCount24h":
+		if e.ComplexityRoot.SchemaEvent.BlockedCount24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.BlockedCount24h(childComplexity), true
+	case "SchemaEvent.blockedCount7d":
+		if e.ComplexityRoot.SchemaEvent.BlockedCount7d == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.BlockedCount7d(childComplexity), true
+	case "SchemaEvent.count24h":
+		if e.ComplexityRoot.SchemaEvent.Count24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Count24h(childComplexity), true
+	case "SchemaEvent.count7d":
+		if e.ComplexityRoot.SchemaEvent.Count7d == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Count7d(childComplexity), true
+	case "SchemaEvent.firstSeenAt":
+		if e.ComplexityRoot.SchemaEvent.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.FirstSeenAt(childComplexity), true
+	case "SchemaEvent.keys":
+		if e.ComplexityRoot.SchemaEvent.Keys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Keys(childComplexity), true
+	case "SchemaEvent.lastSeenAt":
+		if e.ComplexityRoot.SchemaEvent.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.LastSeenAt(childComplexity), true
+	case "SchemaEvent.name":
+		if e.ComplexityRoot.SchemaEvent.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Name(childComplexity), true
+	case "SchemaEvent.planned":
+		if e.ComplexityRoot.SchemaEvent.Planned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Planned(childComplexity), true
+	case "SchemaEvent.type":
+		if e.ComplexityRoot.SchemaEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEvent.Type(childComplexity), true
+
+	case "SchemaEventConnection.edges":
+		if e.ComplexityRoot.SchemaEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventConnection.Edges(childComplexity), true
+	case "SchemaEventConnection.nodes":
+		if e.ComplexityRoot.SchemaEventConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventConnection.Nodes(childComplexity), true
+	case "SchemaEventConnection.pageInfo":
+		if e.ComplexityRoot.SchemaEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventConnection.PageInfo(childComplexity), true
+	case "SchemaEventConnection.totalCount":
+		if e.ComplexityRoot.SchemaEventConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventConnection.TotalCount(childComplexity), true
+
+	case "SchemaEventEdge.cursor":
+		if e.ComplexityRoot.SchemaEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventEdge.Cursor(childComplexity), true
+	case "SchemaEventEdge.node":
+		if e.ComplexityRoot.SchemaEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventEdge.Node(childComplexity), true
+
+	case "SchemaEventPayload.schemaEvent":
+		if e.ComplexityRoot.SchemaEventPayload.SchemaEvent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventPayload.SchemaEvent(childComplexity), true
+	case "SchemaEventPayload.userErrors":
+		if e.ComplexityRoot.SchemaEventPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaEventPayload.UserErrors(childComplexity), true
+
+	case "SchemaKey.count24h":
+		if e.ComplexityRoot.SchemaKey.Count24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Count24h(childComplexity), true
+	case "SchemaKey.count7d":
+		if e.ComplexityRoot.SchemaKey.Count7d == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Count7d(childComplexity), true
+	case "SchemaKey.field":
+		if e.ComplexityRoot.SchemaKey.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Field(childComplexity), true
+	case "SchemaKey.firstSeenAt":
+		if e.ComplexityRoot.SchemaKey.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.FirstSeenAt(childComplexity), true
+	case "SchemaKey.lastSeenAt":
+		if e.ComplexityRoot.SchemaKey.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.LastSeenAt(childComplexity), true
+	case "SchemaKey.path":
+		if e.ComplexityRoot.SchemaKey.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Path(childComplexity), true
+	case "SchemaKey.planned":
+		if e.ComplexityRoot.SchemaKey.Planned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Planned(childComplexity), true
+	case "SchemaKey.types":
+		if e.ComplexityRoot.SchemaKey.Types == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SchemaKey.Types(childComplexity), true
 
 	case "SecretSetting.isSet":
 		if e.ComplexityRoot.SecretSetting.IsSet == nil {
@@ -3417,6 +4063,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.Name(childComplexity), true
+	case "Source.protocols":
+		if e.ComplexityRoot.Source.Protocols == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.Protocols(childComplexity), true
 	case "Source.recentEvents":
 		if e.ComplexityRoot.Source.RecentEvents == nil {
 			break
@@ -3428,6 +4080,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.RecentEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["status"].(*model.EventStatus), args["search"].(*string)), true
+	case "Source.schema":
+		if e.ComplexityRoot.Source.Schema == nil {
+			break
+		}
+
+		args, err := ec.field_Source_schema_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Source.Schema(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["search"].(*string), args["includeArchived"].(*bool)), true
 	case "Source.settings":
 		if e.ComplexityRoot.Source.Settings == nil {
 			break
@@ -3470,6 +4133,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.ViewerCanUpdate(childComplexity), true
+	case "Source.violations":
+		if e.ComplexityRoot.Source.Violations == nil {
+			break
+		}
+
+		args, err := ec.field_Source_violations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Source.Violations(childComplexity, args["since"].(*time.Time), args["until"].(*time.Time), args["eventName"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Source.writeKeys":
 		if e.ComplexityRoot.Source.WriteKeys == nil {
 			break
@@ -3540,6 +4214,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SourcePayload.UserErrors(childComplexity), true
+
+	case "SourceProtocols.controls":
+		if e.ComplexityRoot.SourceProtocols.Controls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceProtocols.Controls(childComplexity), true
+	case "SourceProtocols.trackingPlan":
+		if e.ComplexityRoot.SourceProtocols.TrackingPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceProtocols.TrackingPlan(childComplexity), true
+	case "SourceProtocols.viewerCanUpdate":
+		if e.ComplexityRoot.SourceProtocols.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceProtocols.ViewerCanUpdate(childComplexity), true
 
 	case "SourceUsage.apiCalls":
 		if e.ComplexityRoot.SourceUsage.APICalls == nil {
@@ -3627,6 +4320,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.SourceStatusChanged(childComplexity, args["workspaceId"].(string)), true
+	case "Subscription.violationsChanged":
+		if e.ComplexityRoot.Subscription.ViolationsChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_violationsChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ViolationsChanged(childComplexity, args["workspaceId"].(string)), true
 	case "Subscription.workspaceUsageChanged":
 		if e.ComplexityRoot.Subscription.WorkspaceUsageChanged == nil {
 			break
@@ -3638,6 +4342,388 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.WorkspaceUsageChanged(childComplexity, args["workspaceId"].(string)), true
+
+	case "TrackingPlan.commonSchema":
+		if e.ComplexityRoot.TrackingPlan.CommonSchema == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.CommonSchema(childComplexity), true
+	case "TrackingPlan.createdAt":
+		if e.ComplexityRoot.TrackingPlan.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.CreatedAt(childComplexity), true
+	case "TrackingPlan.createdBy":
+		if e.ComplexityRoot.TrackingPlan.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.CreatedBy(childComplexity), true
+	case "TrackingPlan.description":
+		if e.ComplexityRoot.TrackingPlan.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Description(childComplexity), true
+	case "TrackingPlan.id":
+		if e.ComplexityRoot.TrackingPlan.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.ID(childComplexity), true
+	case "TrackingPlan.name":
+		if e.ComplexityRoot.TrackingPlan.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Name(childComplexity), true
+	case "TrackingPlan.ruleCount":
+		if e.ComplexityRoot.TrackingPlan.RuleCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.RuleCount(childComplexity), true
+	case "TrackingPlan.rules":
+		if e.ComplexityRoot.TrackingPlan.Rules == nil {
+			break
+		}
+
+		args, err := ec.field_TrackingPlan_rules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Rules(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["search"].(*string), args["label"].(*string)), true
+	case "TrackingPlan.sources":
+		if e.ComplexityRoot.TrackingPlan.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Sources(childComplexity), true
+	case "TrackingPlan.updatedAt":
+		if e.ComplexityRoot.TrackingPlan.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.UpdatedAt(childComplexity), true
+	case "TrackingPlan.updatedBy":
+		if e.ComplexityRoot.TrackingPlan.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.UpdatedBy(childComplexity), true
+	case "TrackingPlan.version":
+		if e.ComplexityRoot.TrackingPlan.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Version(childComplexity), true
+	case "TrackingPlan.versions":
+		if e.ComplexityRoot.TrackingPlan.Versions == nil {
+			break
+		}
+
+		args, err := ec.field_TrackingPlan_versions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Versions(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "TrackingPlan.viewerCanUpdate":
+		if e.ComplexityRoot.TrackingPlan.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlan.ViewerCanUpdate(childComplexity), true
+	case "TrackingPlan.violations":
+		if e.ComplexityRoot.TrackingPlan.Violations == nil {
+			break
+		}
+
+		args, err := ec.field_TrackingPlan_violations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.TrackingPlan.Violations(childComplexity, args["since"].(*time.Time), args["until"].(*time.Time), args["eventName"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+
+	case "TrackingPlanConnection.edges":
+		if e.ComplexityRoot.TrackingPlanConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanConnection.Edges(childComplexity), true
+	case "TrackingPlanConnection.nodes":
+		if e.ComplexityRoot.TrackingPlanConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanConnection.Nodes(childComplexity), true
+	case "TrackingPlanConnection.pageInfo":
+		if e.ComplexityRoot.TrackingPlanConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanConnection.PageInfo(childComplexity), true
+	case "TrackingPlanConnection.totalCount":
+		if e.ComplexityRoot.TrackingPlanConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanConnection.TotalCount(childComplexity), true
+
+	case "TrackingPlanDeletePayload.deletedTrackingPlanId":
+		if e.ComplexityRoot.TrackingPlanDeletePayload.DeletedTrackingPlanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanDeletePayload.DeletedTrackingPlanID(childComplexity), true
+	case "TrackingPlanDeletePayload.userErrors":
+		if e.ComplexityRoot.TrackingPlanDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanDeletePayload.UserErrors(childComplexity), true
+
+	case "TrackingPlanEdge.cursor":
+		if e.ComplexityRoot.TrackingPlanEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanEdge.Cursor(childComplexity), true
+	case "TrackingPlanEdge.node":
+		if e.ComplexityRoot.TrackingPlanEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanEdge.Node(childComplexity), true
+
+	case "TrackingPlanPayload.trackingPlan":
+		if e.ComplexityRoot.TrackingPlanPayload.TrackingPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanPayload.TrackingPlan(childComplexity), true
+	case "TrackingPlanPayload.userErrors":
+		if e.ComplexityRoot.TrackingPlanPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanPayload.UserErrors(childComplexity), true
+
+	case "TrackingPlanRule.context":
+		if e.ComplexityRoot.TrackingPlanRule.Context == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Context(childComplexity), true
+	case "TrackingPlanRule.description":
+		if e.ComplexityRoot.TrackingPlanRule.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Description(childComplexity), true
+	case "TrackingPlanRule.eventName":
+		if e.ComplexityRoot.TrackingPlanRule.EventName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.EventName(childComplexity), true
+	case "TrackingPlanRule.key":
+		if e.ComplexityRoot.TrackingPlanRule.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Key(childComplexity), true
+	case "TrackingPlanRule.labels":
+		if e.ComplexityRoot.TrackingPlanRule.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Labels(childComplexity), true
+	case "TrackingPlanRule.properties":
+		if e.ComplexityRoot.TrackingPlanRule.Properties == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Properties(childComplexity), true
+	case "TrackingPlanRule.traits":
+		if e.ComplexityRoot.TrackingPlanRule.Traits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Traits(childComplexity), true
+	case "TrackingPlanRule.type":
+		if e.ComplexityRoot.TrackingPlanRule.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Type(childComplexity), true
+	case "TrackingPlanRule.updatedAt":
+		if e.ComplexityRoot.TrackingPlanRule.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.UpdatedAt(childComplexity), true
+	case "TrackingPlanRule.updatedBy":
+		if e.ComplexityRoot.TrackingPlanRule.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.UpdatedBy(childComplexity), true
+	case "TrackingPlanRule.version":
+		if e.ComplexityRoot.TrackingPlanRule.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRule.Version(childComplexity), true
+
+	case "TrackingPlanRuleChange.action":
+		if e.ComplexityRoot.TrackingPlanRuleChange.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleChange.Action(childComplexity), true
+	case "TrackingPlanRuleChange.rule":
+		if e.ComplexityRoot.TrackingPlanRuleChange.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleChange.Rule(childComplexity), true
+
+	case "TrackingPlanRuleConnection.edges":
+		if e.ComplexityRoot.TrackingPlanRuleConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleConnection.Edges(childComplexity), true
+	case "TrackingPlanRuleConnection.nodes":
+		if e.ComplexityRoot.TrackingPlanRuleConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleConnection.Nodes(childComplexity), true
+	case "TrackingPlanRuleConnection.pageInfo":
+		if e.ComplexityRoot.TrackingPlanRuleConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleConnection.PageInfo(childComplexity), true
+	case "TrackingPlanRuleConnection.totalCount":
+		if e.ComplexityRoot.TrackingPlanRuleConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleConnection.TotalCount(childComplexity), true
+
+	case "TrackingPlanRuleEdge.cursor":
+		if e.ComplexityRoot.TrackingPlanRuleEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleEdge.Cursor(childComplexity), true
+	case "TrackingPlanRuleEdge.node":
+		if e.ComplexityRoot.TrackingPlanRuleEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRuleEdge.Node(childComplexity), true
+
+	case "TrackingPlanRulesPayload.count":
+		if e.ComplexityRoot.TrackingPlanRulesPayload.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRulesPayload.Count(childComplexity), true
+	case "TrackingPlanRulesPayload.trackingPlan":
+		if e.ComplexityRoot.TrackingPlanRulesPayload.TrackingPlan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRulesPayload.TrackingPlan(childComplexity), true
+	case "TrackingPlanRulesPayload.userErrors":
+		if e.ComplexityRoot.TrackingPlanRulesPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanRulesPayload.UserErrors(childComplexity), true
+
+	case "TrackingPlanVersion.byAccessToken":
+		if e.ComplexityRoot.TrackingPlanVersion.ByAccessToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.ByAccessToken(childComplexity), true
+	case "TrackingPlanVersion.changes":
+		if e.ComplexityRoot.TrackingPlanVersion.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.Changes(childComplexity), true
+	case "TrackingPlanVersion.createdAt":
+		if e.ComplexityRoot.TrackingPlanVersion.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.CreatedAt(childComplexity), true
+	case "TrackingPlanVersion.summary":
+		if e.ComplexityRoot.TrackingPlanVersion.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.Summary(childComplexity), true
+	case "TrackingPlanVersion.user":
+		if e.ComplexityRoot.TrackingPlanVersion.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.User(childComplexity), true
+	case "TrackingPlanVersion.version":
+		if e.ComplexityRoot.TrackingPlanVersion.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersion.Version(childComplexity), true
+
+	case "TrackingPlanVersionConnection.edges":
+		if e.ComplexityRoot.TrackingPlanVersionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionConnection.Edges(childComplexity), true
+	case "TrackingPlanVersionConnection.nodes":
+		if e.ComplexityRoot.TrackingPlanVersionConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionConnection.Nodes(childComplexity), true
+	case "TrackingPlanVersionConnection.pageInfo":
+		if e.ComplexityRoot.TrackingPlanVersionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionConnection.PageInfo(childComplexity), true
+	case "TrackingPlanVersionConnection.totalCount":
+		if e.ComplexityRoot.TrackingPlanVersionConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionConnection.TotalCount(childComplexity), true
+
+	case "TrackingPlanVersionEdge.cursor":
+		if e.ComplexityRoot.TrackingPlanVersionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionEdge.Cursor(childComplexity), true
+	case "TrackingPlanVersionEdge.node":
+		if e.ComplexityRoot.TrackingPlanVersionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TrackingPlanVersionEdge.Node(childComplexity), true
 
 	case "Usage.apiCalls":
 		if e.ComplexityRoot.Usage.APICalls == nil {
@@ -3785,6 +4871,168 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ViewerPayload.UserErrors(childComplexity), true
 
+	case "Violation.field":
+		if e.ComplexityRoot.Violation.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Violation.Field(childComplexity), true
+	case "Violation.message":
+		if e.ComplexityRoot.Violation.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Violation.Message(childComplexity), true
+	case "Violation.type":
+		if e.ComplexityRoot.Violation.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Violation.Type(childComplexity), true
+
+	case "ViolationConnection.edges":
+		if e.ComplexityRoot.ViolationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationConnection.Edges(childComplexity), true
+	case "ViolationConnection.nodes":
+		if e.ComplexityRoot.ViolationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationConnection.Nodes(childComplexity), true
+	case "ViolationConnection.pageInfo":
+		if e.ComplexityRoot.ViolationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationConnection.PageInfo(childComplexity), true
+	case "ViolationConnection.totalCount":
+		if e.ComplexityRoot.ViolationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationConnection.TotalCount(childComplexity), true
+
+	case "ViolationGroup.count":
+		if e.ComplexityRoot.ViolationGroup.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Count(childComplexity), true
+	case "ViolationGroup.eventName":
+		if e.ComplexityRoot.ViolationGroup.EventName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.EventName(childComplexity), true
+	case "ViolationGroup.eventType":
+		if e.ComplexityRoot.ViolationGroup.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.EventType(childComplexity), true
+	case "ViolationGroup.field":
+		if e.ComplexityRoot.ViolationGroup.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Field(childComplexity), true
+	case "ViolationGroup.firstSeenAt":
+		if e.ComplexityRoot.ViolationGroup.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.FirstSeenAt(childComplexity), true
+	case "ViolationGroup.lastSeenAt":
+		if e.ComplexityRoot.ViolationGroup.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.LastSeenAt(childComplexity), true
+	case "ViolationGroup.message":
+		if e.ComplexityRoot.ViolationGroup.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Message(childComplexity), true
+	case "ViolationGroup.samples":
+		if e.ComplexityRoot.ViolationGroup.Samples == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Samples(childComplexity), true
+	case "ViolationGroup.source":
+		if e.ComplexityRoot.ViolationGroup.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Source(childComplexity), true
+	case "ViolationGroup.sourceId":
+		if e.ComplexityRoot.ViolationGroup.SourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.SourceID(childComplexity), true
+	case "ViolationGroup.type":
+		if e.ComplexityRoot.ViolationGroup.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroup.Type(childComplexity), true
+
+	case "ViolationGroupEdge.cursor":
+		if e.ComplexityRoot.ViolationGroupEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroupEdge.Cursor(childComplexity), true
+	case "ViolationGroupEdge.node":
+		if e.ComplexityRoot.ViolationGroupEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationGroupEdge.Node(childComplexity), true
+
+	case "ViolationSample.event":
+		if e.ComplexityRoot.ViolationSample.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationSample.Event(childComplexity), true
+	case "ViolationSample.eventId":
+		if e.ComplexityRoot.ViolationSample.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationSample.EventID(childComplexity), true
+	case "ViolationSample.payload":
+		if e.ComplexityRoot.ViolationSample.Payload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationSample.Payload(childComplexity), true
+	case "ViolationSample.receivedAt":
+		if e.ComplexityRoot.ViolationSample.ReceivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationSample.ReceivedAt(childComplexity), true
+
+	case "ViolationsChange.sources":
+		if e.ComplexityRoot.ViolationsChange.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationsChange.Sources(childComplexity), true
+	case "ViolationsChange.workspaceId":
+		if e.ComplexityRoot.ViolationsChange.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViolationsChange.WorkspaceID(childComplexity), true
+
 	case "Workspace.accessTokens":
 		if e.ComplexityRoot.Workspace.AccessTokens == nil {
 			break
@@ -3904,6 +5152,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Sources(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.SourceFilter)), true
+	case "Workspace.trackingPlans":
+		if e.ComplexityRoot.Workspace.TrackingPlans == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_trackingPlans_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.TrackingPlans(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.updatedAt":
 		if e.ComplexityRoot.Workspace.UpdatedAt == nil {
 			break
@@ -4066,6 +5325,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AccessTokenCreateInput", ec.unmarshalInputAccessTokenCreateInput),
 			graphql.NewInputUnmarshaler("AccessTokenRevokeInput", ec.unmarshalInputAccessTokenRevokeInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
+			graphql.NewInputUnmarshaler("BlockedEventsReplayInput", ec.unmarshalInputBlockedEventsReplayInput),
 			graphql.NewInputUnmarshaler("ConnectionCreateInput", ec.unmarshalInputConnectionCreateInput),
 			graphql.NewInputUnmarshaler("ConnectionIdInput", ec.unmarshalInputConnectionIdInput),
 			graphql.NewInputUnmarshaler("DeliveryRetryInput", ec.unmarshalInputDeliveryRetryInput),
@@ -4089,11 +5349,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("NotificationSettingsUpdateInput", ec.unmarshalInputNotificationSettingsUpdateInput),
 			graphql.NewInputUnmarshaler("NotificationTypeSettingInput", ec.unmarshalInputNotificationTypeSettingInput),
 			graphql.NewInputUnmarshaler("PasswordChangeInput", ec.unmarshalInputPasswordChangeInput),
+			graphql.NewInputUnmarshaler("SchemaControlsUpdateInput", ec.unmarshalInputSchemaControlsUpdateInput),
+			graphql.NewInputUnmarshaler("SchemaEventArchiveInput", ec.unmarshalInputSchemaEventArchiveInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("SourceCreateInput", ec.unmarshalInputSourceCreateInput),
 			graphql.NewInputUnmarshaler("SourceFilter", ec.unmarshalInputSourceFilter),
 			graphql.NewInputUnmarshaler("SourceIdInput", ec.unmarshalInputSourceIdInput),
 			graphql.NewInputUnmarshaler("SourceUpdateInput", ec.unmarshalInputSourceUpdateInput),
+			graphql.NewInputUnmarshaler("TrackingPlanCreateFromSchemaInput", ec.unmarshalInputTrackingPlanCreateFromSchemaInput),
+			graphql.NewInputUnmarshaler("TrackingPlanCreateInput", ec.unmarshalInputTrackingPlanCreateInput),
+			graphql.NewInputUnmarshaler("TrackingPlanIdInput", ec.unmarshalInputTrackingPlanIdInput),
+			graphql.NewInputUnmarshaler("TrackingPlanImportInput", ec.unmarshalInputTrackingPlanImportInput),
+			graphql.NewInputUnmarshaler("TrackingPlanRuleInput", ec.unmarshalInputTrackingPlanRuleInput),
+			graphql.NewInputUnmarshaler("TrackingPlanRuleRefInput", ec.unmarshalInputTrackingPlanRuleRefInput),
+			graphql.NewInputUnmarshaler("TrackingPlanRulesDeleteInput", ec.unmarshalInputTrackingPlanRulesDeleteInput),
+			graphql.NewInputUnmarshaler("TrackingPlanRulesUpsertInput", ec.unmarshalInputTrackingPlanRulesUpsertInput),
+			graphql.NewInputUnmarshaler("TrackingPlanSourceInput", ec.unmarshalInputTrackingPlanSourceInput),
+			graphql.NewInputUnmarshaler("TrackingPlanUpdateInput", ec.unmarshalInputTrackingPlanUpdateInput),
 			graphql.NewInputUnmarshaler("ViewerUpdateInput", ec.unmarshalInputViewerUpdateInput),
 			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
 			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
@@ -4382,6 +5654,16 @@ enum AuditEventType {
   CONNECTION_ENABLED
   CONNECTION_DISABLED
   CONNECTION_DELETED
+  TRACKING_PLAN_CREATED
+  "A plan was renamed, its description or common schema changed, or rules were added, changed or removed."
+  TRACKING_PLAN_UPDATED
+  TRACKING_PLAN_DELETED
+  TRACKING_PLAN_SOURCE_CONNECTED
+  TRACKING_PLAN_SOURCE_DISCONNECTED
+  SCHEMA_CONTROLS_UPDATED
+  "An event was archived in, or brought back to, a source's schema."
+  SCHEMA_EVENT_ARCHIVED
+  BLOCKED_EVENTS_REPLAYED
 }
 
 input AuditEventFilter {
@@ -4822,6 +6104,8 @@ enum EventStatus {
   ACCEPTED
   "Refused: see discardReason."
   DISCARDED
+  "Broke its source's tracking plan under a BLOCK control: kept with its violations (the quarantine), sent nowhere, counted in no usage; blockedEventsReplay sends it again once the plan lets it through."
+  BLOCKED
 }
 
 "Why an event was not accepted."
@@ -4861,6 +6145,8 @@ type IngestFigures {
   received: Int!
   accepted: Int!
   discarded: Int!
+  "Blocked by the source's tracking plan and controls."
+  blocked: Int!
   byReason: [DiscardCount!]!
 }
 
@@ -5313,7 +6599,7 @@ type Notification implements Node {
   id: ID!
   "The activity: an audit event type, or HEALTH_ISSUE_OPENED / HEALTH_ISSUE_RESOLVED."
   type: String!
-  "The area of the type, as in the settings: SOURCES, DESTINATIONS, CONNECTIONS, MEMBERS, ACCESS_TOKENS, HEALTH, WORKSPACE."
+  "The area of the type, as in the settings: SOURCES, DESTINATIONS, CONNECTIONS, MEMBERS, ACCESS_TOKENS, HEALTH, PROTOCOLS, WORKSPACE."
   area: String!
   "The activity in words."
   message: String!
@@ -5503,6 +6789,496 @@ type OverviewEdge {
 extend type Workspace {
   "The graph of the overview page: the sources and destinations the viewer may see, and their connections."
   overview: Overview!
+}
+`, BuiltIn: false},
+	{Name: "../schema/protocols.graphqls", Input: `# Protocols: tracking plans, schema controls, violations, blocked events, and each source's schema.
+
+"""
+A tracking plan: the events a source should send and what they hold, as JSON Schemas. Sources
+connected to it have each event validated on arrival; their schema controls say what happens to
+events that break it. Versioned: every change moves ` + "`" + `version` + "`" + ` and is listed in ` + "`" + `versions` + "`" + `.
+"""
+type TrackingPlan implements Node {
+  id: ID!
+  name: String!
+  description: String!
+  "Moves with every change of the plan or its rules."
+  version: Int!
+  "A JSON Schema applied to the whole of every event of the plan's sources; null for none."
+  commonSchema: JSON
+  "The rules, by type and then event name."
+  rules(first: Int, after: String, last: Int, before: String, type: RuleEventType, search: String, label: String): TrackingPlanRuleConnection!
+  "How many rules the plan has."
+  ruleCount: Int!
+  "The sources connected to it that the viewer sees."
+  sources: [Source!]!
+  "Its versions, newest first: who changed which rules."
+  versions(first: Int, after: String, last: Int, before: String): TrackingPlanVersionConnection!
+  "The violations of its sources (those the viewer sees), as source.violations."
+  violations(since: DateTime, until: DateTime, eventName: String, first: Int, after: String, last: Int, before: String): ViolationConnection!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  "Who created it; null once they are no longer a member."
+  createdBy: User
+  "Who changed it last; null as for createdBy."
+  updatedBy: User
+  "Whether the viewer may change it (owners and admins, on a plan with Protocols)."
+  viewerCanUpdate: Boolean!
+}
+
+"The event types a rule may be for."
+enum RuleEventType {
+  TRACK
+  IDENTIFY
+  GROUP
+  PAGE
+  SCREEN
+}
+
+"One event of a tracking plan: its type and name, and JSON Schemas (draft 2020-12, or draft-07 with ` + "`" + `$schema` + "`" + `) for its parts."
+type TrackingPlanRule {
+  "` + "`" + `TYPE:name` + "`" + `, such as ` + "`" + `TRACK:Order Completed` + "`" + `, ` + "`" + `IDENTIFY:` + "`" + `."
+  key: String!
+  type: RuleEventType!
+  "The event of a track call, the name of a page or screen call; empty for identify and group."
+  eventName: String!
+  description: String!
+  "` + "`" + `key:value` + "`" + ` labels."
+  labels: [String!]!
+  "The schema of ` + "`" + `properties` + "`" + ` (track, page, screen); null for none."
+  properties: JSON
+  "The schema of ` + "`" + `traits` + "`" + ` (identify, group); null for none."
+  traits: JSON
+  "The schema of ` + "`" + `context` + "`" + `; null for none."
+  context: JSON
+  "The plan's version that last changed it."
+  version: Int!
+  updatedAt: DateTime!
+  "Who last changed it; null once they are no longer a member."
+  updatedBy: User
+}
+
+type TrackingPlanRuleEdge {
+  cursor: String!
+  node: TrackingPlanRule!
+}
+
+type TrackingPlanRuleConnection {
+  edges: [TrackingPlanRuleEdge!]!
+  nodes: [TrackingPlanRule!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"One version of a plan."
+type TrackingPlanVersion {
+  version: Int!
+  "What changed, in words."
+  summary: String!
+  "The rules it changed."
+  changes: [TrackingPlanRuleChange!]!
+  "Who made it; null once they are no longer a member."
+  user: User
+  "Whether it was made with an access token."
+  byAccessToken: Boolean!
+  createdAt: DateTime!
+}
+
+type TrackingPlanRuleChange {
+  "The rule's key."
+  rule: String!
+  "ADDED, CHANGED or REMOVED."
+  action: String!
+}
+
+type TrackingPlanVersionEdge {
+  cursor: String!
+  node: TrackingPlanVersion!
+}
+
+type TrackingPlanVersionConnection {
+  edges: [TrackingPlanVersionEdge!]!
+  nodes: [TrackingPlanVersion!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+type TrackingPlanEdge {
+  cursor: String!
+  node: TrackingPlan!
+}
+
+type TrackingPlanConnection {
+  edges: [TrackingPlanEdge!]!
+  nodes: [TrackingPlan!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"The kind of rule an event broke."
+enum ViolationType {
+  "A required property, trait or field is missing."
+  MISSING_REQUIRED
+  "A value of the wrong JSON type."
+  WRONG_TYPE
+  "A value the schema does not allow: not in its enum, not matching its pattern, out of range, wrong format."
+  NOT_ALLOWED_VALUE
+  "A track event the plan does not have."
+  UNPLANNED_EVENT
+  "A property or trait the event's rule does not plan."
+  UNPLANNED_PROPERTY
+  "The common schema is broken."
+  COMMON_SCHEMA
+}
+
+"One rule an event broke."
+type Violation {
+  type: ViolationType!
+  "The field's path, such as ` + "`" + `properties.price` + "`" + ` (` + "`" + `event` + "`" + ` for an unplanned event)."
+  field: String!
+  message: String!
+}
+
+"A source's violations of one kind, on one field of one event, over the period asked for."
+type ViolationGroup {
+  source: Source
+  sourceId: ID!
+  eventType: EventType!
+  "The event's name ('' for identify and group)."
+  eventName: String!
+  field: String!
+  type: ViolationType!
+  "The latest message."
+  message: String!
+  "How many events had it in the period."
+  count: Int!
+  "When it was first and last seen (at all)."
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  "Up to three recent events that had it, as they arrived (before any property was omitted)."
+  samples: [ViolationSample!]!
+}
+
+type ViolationSample {
+  eventId: ID!
+  receivedAt: DateTime!
+  payload: JSON!
+  "The event, while it is kept (the server's retention period)."
+  event: Event
+}
+
+type ViolationGroupEdge {
+  cursor: String!
+  node: ViolationGroup!
+}
+
+type ViolationConnection {
+  edges: [ViolationGroupEdge!]!
+  nodes: [ViolationGroup!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"What happens to unplanned track events."
+enum UnplannedEventControl {
+  ALLOW
+  BLOCK
+}
+
+"What happens to unplanned properties (and identify and group traits)."
+enum UnplannedPropertyControl {
+  ALLOW
+  "Removed from the event before it is stored and delivered (listed in ` + "`" + `context.protocols.omitted` + "`" + `)."
+  OMIT
+}
+
+"What happens to events that break their rule's (or the common) JSON Schema."
+enum ViolationControl {
+  ALLOW
+  "The offending properties are removed (a missing one cannot be)."
+  OMIT_PROPERTIES
+  "The event is kept with its violations, reaches no destination and counts in no usage; it can be replayed."
+  BLOCK
+}
+
+"A source's schema controls (Segment's Schema Configuration) and where it forwards what they catch."
+type SchemaControls {
+  unplannedEvents: UnplannedEventControl!
+  unplannedProperties: UnplannedPropertyControl!
+  violations: ViolationControl!
+  commonSchemaViolations: ViolationControl!
+  "Blocked events are also sent, as accepted events, to this source of the workspace; null for none."
+  forwardBlockedEventsTo: Source
+  "Each violation is also sent as a ` + "`" + `Violation Generated` + "`" + ` track event (userId ` + "`" + `schema-violations` + "`" + `) to this source; null for none."
+  forwardViolationsTo: Source
+}
+
+"A source's Protocols settings."
+type SourceProtocols {
+  "The plan its events are validated against; null for none."
+  trackingPlan: TrackingPlan
+  controls: SchemaControls!
+  "Whether the viewer may change them."
+  viewerCanUpdate: Boolean!
+}
+
+"An event (type and name) a source sent, with the keys of its properties or traits."
+type SchemaEvent {
+  type: EventType!
+  "The track event or page/screen name; '' for identify and group."
+  name: String!
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  "Events received in the last 24 hours and 7 days (blocked ones included)."
+  count24h: Int!
+  count7d: Int!
+  blockedCount24h: Int!
+  blockedCount7d: Int!
+  "Whether the source's tracking plan has a rule for it."
+  planned: Boolean!
+  archived: Boolean!
+  keys: [SchemaKey!]!
+}
+
+"A property or trait key seen in an event."
+type SchemaKey {
+  "properties or traits."
+  field: String!
+  "The key; keys of nested objects by dotted path (` + "`" + `address.city` + "`" + `)."
+  path: String!
+  "The JSON types seen: null, boolean, integer, number, string, array, object."
+  types: [String!]!
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  count24h: Int!
+  count7d: Int!
+  "Whether the event's rule plans it."
+  planned: Boolean!
+}
+
+type SchemaEventEdge {
+  cursor: String!
+  node: SchemaEvent!
+}
+
+type SchemaEventConnection {
+  edges: [SchemaEventEdge!]!
+  nodes: [SchemaEvent!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+extend type Workspace {
+  "The tracking plans, by name. Members, owners and admins."
+  trackingPlans(first: Int, after: String, last: Int, before: String): TrackingPlanConnection!
+}
+
+extend type Source {
+  "Its tracking plan and schema controls."
+  protocols: SourceProtocols!
+  "Every event it sent (Segment's Schema tab), by type and name; archived ones only with includeArchived."
+  schema(first: Int, after: String, last: Int, before: String, type: EventType, search: String, includeArchived: Boolean = false): SchemaEventConnection!
+  "Its violations, most recently seen first, counted over [since, until) (the last 7 days by default)."
+  violations(since: DateTime, until: DateTime, eventName: String, first: Int, after: String, last: Int, before: String): ViolationConnection!
+}
+
+extend type Event {
+  "The tracking-plan rules it broke when it arrived (or was replayed); empty when none."
+  violations: [Violation!]!
+  "When a blocked event was replayed."
+  replayedAt: DateTime
+}
+
+"Formats of trackingPlanExport and trackingPlanImport."
+enum TrackingPlanFormat {
+  "The plan as JSON: name, description, commonSchema, rules."
+  JSON
+  "Segment's tracking plan CSV (a JSON Schema column is added for what its columns cannot say)."
+  CSV
+}
+
+extend type Query {
+  "A plan as text, to keep or to import elsewhere; import it and export again for the same text. Members, owners and admins."
+  trackingPlanExport(id: ID!, format: TrackingPlanFormat!): String!
+}
+
+input TrackingPlanCreateInput {
+  workspaceId: ID!
+  "1 to 100 characters."
+  name: String!
+  description: String = ""
+  commonSchema: JSON
+}
+
+input TrackingPlanUpdateInput {
+  planId: ID!
+  name: String
+  description: String
+  "Replaces the common schema."
+  commonSchema: JSON
+  "Removes the common schema."
+  removeCommonSchema: Boolean = false
+}
+
+input TrackingPlanIdInput {
+  planId: ID!
+}
+
+input TrackingPlanRuleInput {
+  type: RuleEventType!
+  "Required for TRACK; empty for IDENTIFY and GROUP."
+  eventName: String = ""
+  description: String = ""
+  labels: [String!] = []
+  properties: JSON
+  traits: JSON
+  context: JSON
+}
+
+input TrackingPlanRulesUpsertInput {
+  planId: ID!
+  "Rules added or replaced (by type and name), in one version; no limit but the plan's 20,000 rules and the request size."
+  rules: [TrackingPlanRuleInput!]!
+}
+
+input TrackingPlanRuleRefInput {
+  type: RuleEventType!
+  eventName: String = ""
+}
+
+input TrackingPlanRulesDeleteInput {
+  planId: ID!
+  rules: [TrackingPlanRuleRefInput!]!
+}
+
+input TrackingPlanSourceInput {
+  planId: ID!
+  sourceId: ID!
+}
+
+input TrackingPlanImportInput {
+  "Replace this plan's rules (and, from JSON, its description and common schema) with the text's."
+  planId: ID
+  "Or make a new plan in this workspace."
+  workspaceId: ID
+  "The new plan's name (JSON text carries one)."
+  name: String
+  format: TrackingPlanFormat!
+  text: String!
+}
+
+input TrackingPlanCreateFromSchemaInput {
+  "The source whose schema (events and keys seen, archived ones left out) becomes the plan's rules."
+  sourceId: ID!
+  "Defaults to the source's name and ' tracking plan'."
+  name: String
+  description: String = ""
+}
+
+input SchemaControlsUpdateInput {
+  sourceId: ID!
+  unplannedEvents: UnplannedEventControl
+  unplannedProperties: UnplannedPropertyControl
+  violations: ViolationControl
+  commonSchemaViolations: ViolationControl
+  "Another source of the workspace; an empty string stops forwarding, leaving it out keeps it."
+  forwardBlockedEventsTo: ID
+  "Another source of the workspace; an empty string stops forwarding, leaving it out keeps it."
+  forwardViolationsTo: ID
+}
+
+input SchemaEventArchiveInput {
+  sourceId: ID!
+  type: EventType!
+  eventName: String = ""
+  "False shows it again."
+  archived: Boolean = true
+}
+
+input BlockedEventsReplayInput {
+  sourceId: ID!
+  "Blocked events received from (inclusive) ..."
+  since: DateTime
+  "... until (exclusive); all of them when both are left out."
+  until: DateTime
+  "Only blocked events of this name."
+  eventName: String
+}
+
+type TrackingPlanPayload {
+  trackingPlan: TrackingPlan
+  userErrors: [UserError!]!
+}
+
+type TrackingPlanDeletePayload {
+  deletedTrackingPlanId: ID
+  userErrors: [UserError!]!
+}
+
+type TrackingPlanRulesPayload {
+  trackingPlan: TrackingPlan
+  "How many rules were added, replaced or deleted."
+  count: Int!
+  userErrors: [UserError!]!
+}
+
+type SchemaControlsPayload {
+  source: Source
+  userErrors: [UserError!]!
+}
+
+type SchemaEventPayload {
+  schemaEvent: SchemaEvent
+  userErrors: [UserError!]!
+}
+
+type BlockedEventsReplayPayload {
+  "Blocked events in the range not replayed before."
+  matched: Int!
+  "Sent into the pipeline as accepted events (each blocked event at most once)."
+  replayed: Int!
+  "Still blocked by the current plan and controls."
+  stillBlocked: Int!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Creates an empty tracking plan. Owners and admins, on the BUSINESS plan."
+  trackingPlanCreate(input: TrackingPlanCreateInput!): TrackingPlanPayload!
+  "Renames a plan, changes its description or common schema."
+  trackingPlanUpdate(input: TrackingPlanUpdateInput!): TrackingPlanPayload!
+  "Deletes a plan; its sources keep their controls and have no plan."
+  trackingPlanDelete(input: TrackingPlanIdInput!): TrackingPlanDeletePayload!
+  "Adds or replaces rules, any number at once, in one version."
+  trackingPlanRulesUpsert(input: TrackingPlanRulesUpsertInput!): TrackingPlanRulesPayload!
+  "Deletes rules."
+  trackingPlanRulesDelete(input: TrackingPlanRulesDeleteInput!): TrackingPlanRulesPayload!
+  "Connects a source to a plan; a source has at most one."
+  trackingPlanConnectSource(input: TrackingPlanSourceInput!): TrackingPlanPayload!
+  "Disconnects a source from its plan; its events are no longer validated."
+  trackingPlanDisconnectSource(input: TrackingPlanSourceInput!): TrackingPlanPayload!
+  "Imports a plan's text (trackingPlanExport's) into a new plan or over an existing one."
+  trackingPlanImport(input: TrackingPlanImportInput!): TrackingPlanPayload!
+  "Makes a plan from the events and keys a source sent."
+  trackingPlanCreateFromSchema(input: TrackingPlanCreateFromSchemaInput!): TrackingPlanPayload!
+  "Changes a source's schema controls and forwarding. Owners and admins, on the BUSINESS plan."
+  sourceSchemaControlsUpdate(input: SchemaControlsUpdateInput!): SchemaControlsPayload!
+  "Hides an event from a source's schema, or shows it again; nothing is deleted. Owners and admins."
+  sourceSchemaEventArchive(input: SchemaEventArchiveInput!): SchemaEventPayload!
+  "Validates a source's blocked events against its current plan and sends those that now pass into the pipeline, as if just received; each at most once."
+  blockedEventsReplay(input: BlockedEventsReplayInput!): BlockedEventsReplayPayload!
+}
+
+"Sources of a workspace whose violations changed."
+type ViolationsChange {
+  workspaceId: ID!
+  "The sources (those the viewer sees) with new violations since the last message."
+  sources: [Source!]!
+}
+
+extend type Subscription {
+  "Sources of the workspace with new violations, at most once a second."
+  violationsChanged(workspaceId: ID!): ViolationsChange!
 }
 `, BuiltIn: false},
 	{Name: "../schema/server.graphqls", Input: `# The server itself: what a client can learn about the instance it talks to.
@@ -6037,6 +7813,20 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_BlockedEventsReplayPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "matched":
+		return ec.fieldContext_BlockedEventsReplayPayload_matched(ctx, field)
+	case "replayed":
+		return ec.fieldContext_BlockedEventsReplayPayload_replayed(ctx, field)
+	case "stillBlocked":
+		return ec.fieldContext_BlockedEventsReplayPayload_stillBlocked(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_BlockedEventsReplayPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BlockedEventsReplayPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Catalog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "sources":
@@ -6401,6 +8191,10 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_discardMessage(ctx, field)
 	case "payload":
 		return ec.fieldContext_Event_payload(ctx, field)
+	case "violations":
+		return ec.fieldContext_Event_violations(ctx, field)
+	case "replayedAt":
+		return ec.fieldContext_Event_replayedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 }
@@ -6523,6 +8317,8 @@ func (ec *executionContext) childFields_IngestFigures(ctx context.Context, field
 		return ec.fieldContext_IngestFigures_accepted(ctx, field)
 	case "discarded":
 		return ec.fieldContext_IngestFigures_discarded(ctx, field)
+	case "blocked":
+		return ec.fieldContext_IngestFigures_blocked(ctx, field)
 	case "byReason":
 		return ec.fieldContext_IngestFigures_byReason(ctx, field)
 	}
@@ -6925,6 +8721,118 @@ func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ResourceGrant", field.Name)
 }
 
+func (ec *executionContext) childFields_SchemaControls(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "unplannedEvents":
+		return ec.fieldContext_SchemaControls_unplannedEvents(ctx, field)
+	case "unplannedProperties":
+		return ec.fieldContext_SchemaControls_unplannedProperties(ctx, field)
+	case "violations":
+		return ec.fieldContext_SchemaControls_violations(ctx, field)
+	case "commonSchemaViolations":
+		return ec.fieldContext_SchemaControls_commonSchemaViolations(ctx, field)
+	case "forwardBlockedEventsTo":
+		return ec.fieldContext_SchemaControls_forwardBlockedEventsTo(ctx, field)
+	case "forwardViolationsTo":
+		return ec.fieldContext_SchemaControls_forwardViolationsTo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaControls", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaControlsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_SchemaControlsPayload_source(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SchemaControlsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaControlsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_SchemaEvent_type(ctx, field)
+	case "name":
+		return ec.fieldContext_SchemaEvent_name(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_SchemaEvent_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_SchemaEvent_lastSeenAt(ctx, field)
+	case "count24h":
+		return ec.fieldContext_SchemaEvent_count24h(ctx, field)
+	case "count7d":
+		return ec.fieldContext_SchemaEvent_count7d(ctx, field)
+	case "blockedCount24h":
+		return ec.fieldContext_SchemaEvent_blockedCount24h(ctx, field)
+	case "blockedCount7d":
+		return ec.fieldContext_SchemaEvent_blockedCount7d(ctx, field)
+	case "planned":
+		return ec.fieldContext_SchemaEvent_planned(ctx, field)
+	case "archived":
+		return ec.fieldContext_SchemaEvent_archived(ctx, field)
+	case "keys":
+		return ec.fieldContext_SchemaEvent_keys(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SchemaEventConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_SchemaEventConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SchemaEventConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SchemaEventConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SchemaEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SchemaEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaEventPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "schemaEvent":
+		return ec.fieldContext_SchemaEventPayload_schemaEvent(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SchemaEventPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaEventPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SchemaKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "field":
+		return ec.fieldContext_SchemaKey_field(ctx, field)
+	case "path":
+		return ec.fieldContext_SchemaKey_path(ctx, field)
+	case "types":
+		return ec.fieldContext_SchemaKey_types(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_SchemaKey_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_SchemaKey_lastSeenAt(ctx, field)
+	case "count24h":
+		return ec.fieldContext_SchemaKey_count24h(ctx, field)
+	case "count7d":
+		return ec.fieldContext_SchemaKey_count7d(ctx, field)
+	case "planned":
+		return ec.fieldContext_SchemaKey_planned(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SchemaKey", field.Name)
+}
+
 func (ec *executionContext) childFields_SecretSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -7033,6 +8941,12 @@ func (ec *executionContext) childFields_Source(ctx context.Context, field graphq
 		return ec.fieldContext_Source_recentEvents(ctx, field)
 	case "ingestStats":
 		return ec.fieldContext_Source_ingestStats(ctx, field)
+	case "protocols":
+		return ec.fieldContext_Source_protocols(ctx, field)
+	case "schema":
+		return ec.fieldContext_Source_schema(ctx, field)
+	case "violations":
+		return ec.fieldContext_Source_violations(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Source", field.Name)
 }
@@ -7081,6 +8995,18 @@ func (ec *executionContext) childFields_SourcePayload(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type SourcePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SourceProtocols(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "trackingPlan":
+		return ec.fieldContext_SourceProtocols_trackingPlan(ctx, field)
+	case "controls":
+		return ec.fieldContext_SourceProtocols_controls(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_SourceProtocols_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceProtocols", field.Name)
+}
+
 func (ec *executionContext) childFields_SourceUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "source":
@@ -7093,6 +9019,202 @@ func (ec *executionContext) childFields_SourceUsage(ctx context.Context, field g
 		return ec.fieldContext_SourceUsage_mtus(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourceUsage", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_TrackingPlan_id(ctx, field)
+	case "name":
+		return ec.fieldContext_TrackingPlan_name(ctx, field)
+	case "description":
+		return ec.fieldContext_TrackingPlan_description(ctx, field)
+	case "version":
+		return ec.fieldContext_TrackingPlan_version(ctx, field)
+	case "commonSchema":
+		return ec.fieldContext_TrackingPlan_commonSchema(ctx, field)
+	case "rules":
+		return ec.fieldContext_TrackingPlan_rules(ctx, field)
+	case "ruleCount":
+		return ec.fieldContext_TrackingPlan_ruleCount(ctx, field)
+	case "sources":
+		return ec.fieldContext_TrackingPlan_sources(ctx, field)
+	case "versions":
+		return ec.fieldContext_TrackingPlan_versions(ctx, field)
+	case "violations":
+		return ec.fieldContext_TrackingPlan_violations(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_TrackingPlan_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_TrackingPlan_updatedAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_TrackingPlan_createdBy(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_TrackingPlan_updatedBy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_TrackingPlan_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlan", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TrackingPlanConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_TrackingPlanConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_TrackingPlanConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_TrackingPlanConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedTrackingPlanId":
+		return ec.fieldContext_TrackingPlanDeletePayload_deletedTrackingPlanId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_TrackingPlanDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TrackingPlanEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TrackingPlanEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "trackingPlan":
+		return ec.fieldContext_TrackingPlanPayload_trackingPlan(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_TrackingPlanPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_TrackingPlanRule_key(ctx, field)
+	case "type":
+		return ec.fieldContext_TrackingPlanRule_type(ctx, field)
+	case "eventName":
+		return ec.fieldContext_TrackingPlanRule_eventName(ctx, field)
+	case "description":
+		return ec.fieldContext_TrackingPlanRule_description(ctx, field)
+	case "labels":
+		return ec.fieldContext_TrackingPlanRule_labels(ctx, field)
+	case "properties":
+		return ec.fieldContext_TrackingPlanRule_properties(ctx, field)
+	case "traits":
+		return ec.fieldContext_TrackingPlanRule_traits(ctx, field)
+	case "context":
+		return ec.fieldContext_TrackingPlanRule_context(ctx, field)
+	case "version":
+		return ec.fieldContext_TrackingPlanRule_version(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_TrackingPlanRule_updatedAt(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_TrackingPlanRule_updatedBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanRule", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanRuleChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "rule":
+		return ec.fieldContext_TrackingPlanRuleChange_rule(ctx, field)
+	case "action":
+		return ec.fieldContext_TrackingPlanRuleChange_action(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanRuleChange", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanRuleConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TrackingPlanRuleConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_TrackingPlanRuleConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_TrackingPlanRuleConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_TrackingPlanRuleConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanRuleConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanRuleEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TrackingPlanRuleEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TrackingPlanRuleEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanRuleEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanRulesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "trackingPlan":
+		return ec.fieldContext_TrackingPlanRulesPayload_trackingPlan(ctx, field)
+	case "count":
+		return ec.fieldContext_TrackingPlanRulesPayload_count(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_TrackingPlanRulesPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanRulesPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanVersion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "version":
+		return ec.fieldContext_TrackingPlanVersion_version(ctx, field)
+	case "summary":
+		return ec.fieldContext_TrackingPlanVersion_summary(ctx, field)
+	case "changes":
+		return ec.fieldContext_TrackingPlanVersion_changes(ctx, field)
+	case "user":
+		return ec.fieldContext_TrackingPlanVersion_user(ctx, field)
+	case "byAccessToken":
+		return ec.fieldContext_TrackingPlanVersion_byAccessToken(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_TrackingPlanVersion_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanVersion", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanVersionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TrackingPlanVersionConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_TrackingPlanVersionConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_TrackingPlanVersionConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_TrackingPlanVersionConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanVersionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TrackingPlanVersionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TrackingPlanVersionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TrackingPlanVersionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TrackingPlanVersionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Usage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7163,6 +9285,94 @@ func (ec *executionContext) childFields_ViewerPayload(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ViewerPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Violation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_Violation_type(ctx, field)
+	case "field":
+		return ec.fieldContext_Violation_field(ctx, field)
+	case "message":
+		return ec.fieldContext_Violation_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Violation", field.Name)
+}
+
+func (ec *executionContext) childFields_ViolationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ViolationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ViolationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ViolationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ViolationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViolationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ViolationGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_ViolationGroup_source(ctx, field)
+	case "sourceId":
+		return ec.fieldContext_ViolationGroup_sourceId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_ViolationGroup_eventType(ctx, field)
+	case "eventName":
+		return ec.fieldContext_ViolationGroup_eventName(ctx, field)
+	case "field":
+		return ec.fieldContext_ViolationGroup_field(ctx, field)
+	case "type":
+		return ec.fieldContext_ViolationGroup_type(ctx, field)
+	case "message":
+		return ec.fieldContext_ViolationGroup_message(ctx, field)
+	case "count":
+		return ec.fieldContext_ViolationGroup_count(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_ViolationGroup_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_ViolationGroup_lastSeenAt(ctx, field)
+	case "samples":
+		return ec.fieldContext_ViolationGroup_samples(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViolationGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_ViolationGroupEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ViolationGroupEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ViolationGroupEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViolationGroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ViolationSample(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventId":
+		return ec.fieldContext_ViolationSample_eventId(ctx, field)
+	case "receivedAt":
+		return ec.fieldContext_ViolationSample_receivedAt(ctx, field)
+	case "payload":
+		return ec.fieldContext_ViolationSample_payload(ctx, field)
+	case "event":
+		return ec.fieldContext_ViolationSample_event(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViolationSample", field.Name)
+}
+
+func (ec *executionContext) childFields_ViolationsChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "workspaceId":
+		return ec.fieldContext_ViolationsChange_workspaceId(ctx, field)
+	case "sources":
+		return ec.fieldContext_ViolationsChange_sources(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViolationsChange", field.Name)
+}
+
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -7205,6 +9415,8 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_healthIssueGroups(ctx, field)
 	case "overview":
 		return ec.fieldContext_Workspace_overview(ctx, field)
+	case "trackingPlans":
+		return ec.fieldContext_Workspace_trackingPlans(ctx, field)
 	case "sources":
 		return ec.fieldContext_Workspace_sources(ctx, field)
 	}

@@ -30,6 +30,7 @@ type SubscriptionResolver interface {
 	HealthIssueChanged(ctx context.Context, workspaceID string) (<-chan *health.Issue, error)
 	LiveEvents(ctx context.Context, sourceID string, typeArg *ingest.Type) (<-chan *model.LiveEvent, error)
 	WorkspaceUsageChanged(ctx context.Context, workspaceID string) (<-chan *ingest.Usage, error)
+	ViolationsChanged(ctx context.Context, workspaceID string) (<-chan *model.ViolationsChange, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -101,6 +102,20 @@ func (ec *executionContext) field_Subscription_serverTime_args(ctx context.Conte
 }
 
 func (ec *executionContext) field_Subscription_sourceStatusChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_violationsChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
@@ -520,6 +535,50 @@ func (ec *executionContext) fieldContext_Subscription_workspaceUsageChanged(ctx 
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_violationsChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_violationsChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ViolationsChanged(ctx, fc.Args["workspaceId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ViolationsChange) graphql.Marshaler {
+			return ec.marshalNViolationsChange2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐViolationsChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_violationsChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ViolationsChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_violationsChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 // endregion **************************** field.gotpl *****************************
 
 // region    **************************** input.gotpl *****************************
@@ -607,6 +666,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_liveEvents(ctx, fields[0])
 	case "workspaceUsageChanged":
 		return ec._Subscription_workspaceUsageChanged(ctx, fields[0])
+	case "violationsChanged":
+		return ec._Subscription_violationsChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}

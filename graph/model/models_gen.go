@@ -16,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -87,6 +88,26 @@ type AuthPayload struct {
 	Token      *string      `json:"token,omitempty"`
 	User       *auth.User   `json:"user,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+type BlockedEventsReplayInput struct {
+	SourceID string `json:"sourceId"`
+	// Blocked events received from (inclusive) ...
+	Since *time.Time `json:"since,omitempty"`
+	// ... until (exclusive); all of them when both are left out.
+	Until *time.Time `json:"until,omitempty"`
+	// Only blocked events of this name.
+	EventName *string `json:"eventName,omitempty"`
+}
+
+type BlockedEventsReplayPayload struct {
+	// Blocked events in the range not replayed before.
+	Matched int `json:"matched"`
+	// Sent into the pipeline as accepted events (each blocked event at most once).
+	Replayed int `json:"replayed"`
+	// Still blocked by the current plan and controls.
+	StillBlocked int          `json:"stillBlocked"`
+	UserErrors   []*UserError `json:"userErrors"`
 }
 
 // The catalog of integrations. Public: it is the same for everyone.
@@ -296,10 +317,12 @@ type HealthIssuePayload struct {
 
 // How many events a source received in a period, and why some were discarded.
 type IngestFigures struct {
-	Received  int             `json:"received"`
-	Accepted  int             `json:"accepted"`
-	Discarded int             `json:"discarded"`
-	ByReason  []*DiscardCount `json:"byReason"`
+	Received  int `json:"received"`
+	Accepted  int `json:"accepted"`
+	Discarded int `json:"discarded"`
+	// Blocked by the source's tracking plan and controls.
+	Blocked  int             `json:"blocked"`
+	ByReason []*DiscardCount `json:"byReason"`
 }
 
 // A source's ingest figures over the last hour and the last 24 hours.
@@ -551,6 +574,48 @@ type PasswordChangePayload struct {
 type Query struct {
 }
 
+type SchemaControlsPayload struct {
+	Source     *source.Source `json:"source,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
+}
+
+type SchemaControlsUpdateInput struct {
+	SourceID               string                    `json:"sourceId"`
+	UnplannedEvents        *UnplannedEventControl    `json:"unplannedEvents,omitempty"`
+	UnplannedProperties    *UnplannedPropertyControl `json:"unplannedProperties,omitempty"`
+	Violations             *ViolationControl         `json:"violations,omitempty"`
+	CommonSchemaViolations *ViolationControl         `json:"commonSchemaViolations,omitempty"`
+	// Another source of the workspace; an empty string stops forwarding, leaving it out keeps it.
+	ForwardBlockedEventsTo *string `json:"forwardBlockedEventsTo,omitempty"`
+	// Another source of the workspace; an empty string stops forwarding, leaving it out keeps it.
+	ForwardViolationsTo *string `json:"forwardViolationsTo,omitempty"`
+}
+
+type SchemaEventArchiveInput struct {
+	SourceID  string      `json:"sourceId"`
+	Type      ingest.Type `json:"type"`
+	EventName *string     `json:"eventName,omitempty"`
+	// False shows it again.
+	Archived *bool `json:"archived,omitempty"`
+}
+
+type SchemaEventConnection struct {
+	Edges      []*SchemaEventEdge       `json:"edges"`
+	Nodes      []*protocols.SchemaEvent `json:"nodes"`
+	PageInfo   *relay.PageInfo          `json:"pageInfo"`
+	TotalCount int                      `json:"totalCount"`
+}
+
+type SchemaEventEdge struct {
+	Cursor string                 `json:"cursor"`
+	Node   *protocols.SchemaEvent `json:"node"`
+}
+
+type SchemaEventPayload struct {
+	SchemaEvent *protocols.SchemaEvent `json:"schemaEvent,omitempty"`
+	UserErrors  []*UserError           `json:"userErrors"`
+}
+
 // A secret setting of a destination: write-only, so only whether it is set.
 type SecretSetting struct {
 	Name  string `json:"name"`
@@ -656,6 +721,132 @@ type SourceUpdateInput struct {
 type Subscription struct {
 }
 
+type TrackingPlanConnection struct {
+	Edges      []*TrackingPlanEdge `json:"edges"`
+	Nodes      []*protocols.Plan   `json:"nodes"`
+	PageInfo   *relay.PageInfo     `json:"pageInfo"`
+	TotalCount int                 `json:"totalCount"`
+}
+
+type TrackingPlanCreateFromSchemaInput struct {
+	// The source whose schema (events and keys seen, archived ones left out) becomes the plan's rules.
+	SourceID string `json:"sourceId"`
+	// Defaults to the source's name and ' tracking plan'.
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+type TrackingPlanCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// 1 to 100 characters.
+	Name         string  `json:"name"`
+	Description  *string `json:"description,omitempty"`
+	CommonSchema any     `json:"commonSchema,omitempty"`
+}
+
+type TrackingPlanDeletePayload struct {
+	DeletedTrackingPlanID *string      `json:"deletedTrackingPlanId,omitempty"`
+	UserErrors            []*UserError `json:"userErrors"`
+}
+
+type TrackingPlanEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *protocols.Plan `json:"node"`
+}
+
+type TrackingPlanIDInput struct {
+	PlanID string `json:"planId"`
+}
+
+type TrackingPlanImportInput struct {
+	// Replace this plan's rules (and, from JSON, its description and common schema) with the text's.
+	PlanID *string `json:"planId,omitempty"`
+	// Or make a new plan in this workspace.
+	WorkspaceID *string `json:"workspaceId,omitempty"`
+	// The new plan's name (JSON text carries one).
+	Name   *string            `json:"name,omitempty"`
+	Format TrackingPlanFormat `json:"format"`
+	Text   string             `json:"text"`
+}
+
+type TrackingPlanPayload struct {
+	TrackingPlan *protocols.Plan `json:"trackingPlan,omitempty"`
+	UserErrors   []*UserError    `json:"userErrors"`
+}
+
+type TrackingPlanRuleConnection struct {
+	Edges      []*TrackingPlanRuleEdge `json:"edges"`
+	Nodes      []*protocols.Rule       `json:"nodes"`
+	PageInfo   *relay.PageInfo         `json:"pageInfo"`
+	TotalCount int                     `json:"totalCount"`
+}
+
+type TrackingPlanRuleEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *protocols.Rule `json:"node"`
+}
+
+type TrackingPlanRuleInput struct {
+	Type ingest.Type `json:"type"`
+	// Required for TRACK; empty for IDENTIFY and GROUP.
+	EventName   *string  `json:"eventName,omitempty"`
+	Description *string  `json:"description,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
+	Properties  any      `json:"properties,omitempty"`
+	Traits      any      `json:"traits,omitempty"`
+	Context     any      `json:"context,omitempty"`
+}
+
+type TrackingPlanRuleRefInput struct {
+	Type      ingest.Type `json:"type"`
+	EventName *string     `json:"eventName,omitempty"`
+}
+
+type TrackingPlanRulesDeleteInput struct {
+	PlanID string                      `json:"planId"`
+	Rules  []*TrackingPlanRuleRefInput `json:"rules"`
+}
+
+type TrackingPlanRulesPayload struct {
+	TrackingPlan *protocols.Plan `json:"trackingPlan,omitempty"`
+	// How many rules were added, replaced or deleted.
+	Count      int          `json:"count"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type TrackingPlanRulesUpsertInput struct {
+	PlanID string `json:"planId"`
+	// Rules added or replaced (by type and name), in one version; no limit but the plan's 20,000 rules and the request size.
+	Rules []*TrackingPlanRuleInput `json:"rules"`
+}
+
+type TrackingPlanSourceInput struct {
+	PlanID   string `json:"planId"`
+	SourceID string `json:"sourceId"`
+}
+
+type TrackingPlanUpdateInput struct {
+	PlanID      string  `json:"planId"`
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// Replaces the common schema.
+	CommonSchema any `json:"commonSchema,omitempty"`
+	// Removes the common schema.
+	RemoveCommonSchema *bool `json:"removeCommonSchema,omitempty"`
+}
+
+type TrackingPlanVersionConnection struct {
+	Edges      []*TrackingPlanVersionEdge `json:"edges"`
+	Nodes      []*protocols.Version       `json:"nodes"`
+	PageInfo   *relay.PageInfo            `json:"pageInfo"`
+	TotalCount int                        `json:"totalCount"`
+}
+
+type TrackingPlanVersionEdge struct {
+	Cursor string             `json:"cursor"`
+	Node   *protocols.Version `json:"node"`
+}
+
 // A problem with the input of a mutation that the caller can fix. Mutations return these in their
 // payload's `userErrors` instead of failing as a whole: nothing was changed when the list is not empty.
 type UserError struct {
@@ -675,6 +866,18 @@ type ViewerPayload struct {
 type ViewerUpdateInput struct {
 	// 1 to 100 characters.
 	Name *string `json:"name,omitempty"`
+}
+
+type ViolationConnection struct {
+	Edges      []*ViolationGroupEdge       `json:"edges"`
+	Nodes      []*protocols.ViolationGroup `json:"nodes"`
+	PageInfo   *relay.PageInfo             `json:"pageInfo"`
+	TotalCount int                         `json:"totalCount"`
+}
+
+type ViolationGroupEdge struct {
+	Cursor string                    `json:"cursor"`
+	Node   *protocols.ViolationGroup `json:"node"`
 }
 
 type WorkspaceConnection struct {
@@ -914,16 +1117,19 @@ const (
 	EventStatusAccepted EventStatus = "ACCEPTED"
 	// Refused: see discardReason.
 	EventStatusDiscarded EventStatus = "DISCARDED"
+	// Broke its source's tracking plan under a BLOCK control: kept with its violations (the quarantine), sent nowhere, counted in no usage; blockedEventsReplay sends it again once the plan lets it through.
+	EventStatusBlocked EventStatus = "BLOCKED"
 )
 
 var AllEventStatus = []EventStatus{
 	EventStatusAccepted,
 	EventStatusDiscarded,
+	EventStatusBlocked,
 }
 
 func (e EventStatus) IsValid() bool {
 	switch e {
-	case EventStatusAccepted, EventStatusDiscarded:
+	case EventStatusAccepted, EventStatusDiscarded, EventStatusBlocked:
 		return true
 	}
 	return false
@@ -1133,6 +1339,177 @@ func (e OverviewNodeKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Formats of trackingPlanExport and trackingPlanImport.
+type TrackingPlanFormat string
+
+const (
+	// The plan as JSON: name, description, commonSchema, rules.
+	TrackingPlanFormatJSON TrackingPlanFormat = "JSON"
+	// Segment's tracking plan CSV (a JSON Schema column is added for what its columns cannot say).
+	TrackingPlanFormatCSV TrackingPlanFormat = "CSV"
+)
+
+var AllTrackingPlanFormat = []TrackingPlanFormat{
+	TrackingPlanFormatJSON,
+	TrackingPlanFormatCSV,
+}
+
+func (e TrackingPlanFormat) IsValid() bool {
+	switch e {
+	case TrackingPlanFormatJSON, TrackingPlanFormatCSV:
+		return true
+	}
+	return false
+}
+
+func (e TrackingPlanFormat) String() string {
+	return string(e)
+}
+
+func (e *TrackingPlanFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TrackingPlanFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TrackingPlanFormat", str)
+	}
+	return nil
+}
+
+func (e TrackingPlanFormat) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TrackingPlanFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TrackingPlanFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happens to unplanned track events.
+type UnplannedEventControl string
+
+const (
+	UnplannedEventControlAllow UnplannedEventControl = "ALLOW"
+	UnplannedEventControlBlock UnplannedEventControl = "BLOCK"
+)
+
+var AllUnplannedEventControl = []UnplannedEventControl{
+	UnplannedEventControlAllow,
+	UnplannedEventControlBlock,
+}
+
+func (e UnplannedEventControl) IsValid() bool {
+	switch e {
+	case UnplannedEventControlAllow, UnplannedEventControlBlock:
+		return true
+	}
+	return false
+}
+
+func (e UnplannedEventControl) String() string {
+	return string(e)
+}
+
+func (e *UnplannedEventControl) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UnplannedEventControl(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UnplannedEventControl", str)
+	}
+	return nil
+}
+
+func (e UnplannedEventControl) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UnplannedEventControl) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UnplannedEventControl) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happens to unplanned properties (and identify and group traits).
+type UnplannedPropertyControl string
+
+const (
+	UnplannedPropertyControlAllow UnplannedPropertyControl = "ALLOW"
+	// Removed from the event before it is stored and delivered (listed in `context.protocols.omitted`).
+	UnplannedPropertyControlOmit UnplannedPropertyControl = "OMIT"
+)
+
+var AllUnplannedPropertyControl = []UnplannedPropertyControl{
+	UnplannedPropertyControlAllow,
+	UnplannedPropertyControlOmit,
+}
+
+func (e UnplannedPropertyControl) IsValid() bool {
+	switch e {
+	case UnplannedPropertyControlAllow, UnplannedPropertyControlOmit:
+		return true
+	}
+	return false
+}
+
+func (e UnplannedPropertyControl) String() string {
+	return string(e)
+}
+
+func (e *UnplannedPropertyControl) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UnplannedPropertyControl(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UnplannedPropertyControl", str)
+	}
+	return nil
+}
+
+func (e UnplannedPropertyControl) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UnplannedPropertyControl) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UnplannedPropertyControl) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Why an input was refused, for programs. The message says it for people.
 type UserErrorCode string
 
@@ -1201,6 +1578,66 @@ func (e *UserErrorCode) UnmarshalJSON(b []byte) error {
 }
 
 func (e UserErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happens to events that break their rule's (or the common) JSON Schema.
+type ViolationControl string
+
+const (
+	ViolationControlAllow ViolationControl = "ALLOW"
+	// The offending properties are removed (a missing one cannot be).
+	ViolationControlOmitProperties ViolationControl = "OMIT_PROPERTIES"
+	// The event is kept with its violations, reaches no destination and counts in no usage; it can be replayed.
+	ViolationControlBlock ViolationControl = "BLOCK"
+)
+
+var AllViolationControl = []ViolationControl{
+	ViolationControlAllow,
+	ViolationControlOmitProperties,
+	ViolationControlBlock,
+}
+
+func (e ViolationControl) IsValid() bool {
+	switch e {
+	case ViolationControlAllow, ViolationControlOmitProperties, ViolationControlBlock:
+		return true
+	}
+	return false
+}
+
+func (e ViolationControl) String() string {
+	return string(e)
+}
+
+func (e *ViolationControl) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ViolationControl(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ViolationControl", str)
+	}
+	return nil
+}
+
+func (e ViolationControl) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ViolationControl) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ViolationControl) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -41,6 +41,7 @@ import (
 	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -68,6 +69,7 @@ type App struct {
 	live       *live.Publisher
 	notify     *notify.Service
 	reaper     *reap.Reaper
+	protocols  *protocols.Service
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -132,9 +134,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	workspaces := workspace.New(d, authSvc, mailer)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
+	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue:     ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
-		Listeners: []func(ingest.Committed){a.committed}})
+		Listeners: []func(ingest.Committed){a.committed},
+		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
+		Stages: []ingest.Stage{a.protocols.Stage()}})
+	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
 	// enough, and idle subscribers cost little; a source's live tail gets bursts of a commit's events.
@@ -152,6 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(string) {
 		a.ingest.ForgetAll()
+		a.protocols.ForgetAll()
 		a.reaper.Wake()
 	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
@@ -162,9 +169,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	})
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log)
+	a.protocols.OnViolations = a.live.ViolationsChanged
+	a.protocols.Publish = a.notify.Publish
 	sources.OnChange = func(id string) {
 		a.reaper.Wake()
 		a.ingest.ForgetSource(id)
+		a.protocols.ForgetSource(id)
 		a.live.SourceChanged(id)
 	}
 	dests.OnChange = func(id string) {
@@ -175,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
 	a.delivery.Start()
 
 	a.ws = &gqlws.Transport{
@@ -337,6 +347,10 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err := a.deliveries.Prune(ctx, now, a.cfg.DeliveredRetention, a.cfg.FailedRetention)
+	if n += m; err != nil {
+		return n, err
+	}
+	m, err = a.protocols.Prune(ctx, now)
 	return n + m, err
 }
 
@@ -412,12 +426,14 @@ func displayAddr(a net.Addr) string {
 }
 
 // committed hears, on the tracking API's follower goroutine, what each group commit stored:
-// delivery lanes wake up, dashboards see the events, and discarded events count towards their
-// sources' health issues.
+// delivery lanes wake up, dashboards see the events, sources' schemas and violations are added
+// up, and discarded events and violations count towards their sources' health issues.
 func (a *App) committed(c ingest.Committed) {
 	a.delivery.Notify()
 	a.live.Committed(c)
-	if err := a.health.Record(context.Background(), health.DiscardOccurrences(c)); err != nil {
+	a.protocols.Committed(c)
+	occ := append(health.DiscardOccurrences(c), health.ViolationOccurrences(c)...)
+	if err := a.health.Record(context.Background(), occ); err != nil {
 		a.log.Error("recording source health failed", "error", err.Error())
 	}
 }

@@ -341,6 +341,13 @@ func permissionTable() []*permRow {
 		asMember: denyForbidden, asAdmin: allowed, asOwner: allowed,
 		asSourceAdmin: denyForbidden, asToken: allowed,
 	}
+	// Tracking plans: those who read the whole workspace see them, owners and admins change them;
+	// to a source admin they do not exist.
+	planAdmins := permWant{
+		asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+		asMember: denyForbidden, asAdmin: allowed, asOwner: allowed,
+		asSourceAdmin: denyNotFound, asToken: allowed,
+	}
 	// Changes to a source, its write keys and its connections, on a prod source.
 	sourceAdmins := permWant{
 		asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
@@ -1025,6 +1032,148 @@ func permissionTable() []*permRow {
 			ghost: noDestination, want: adminsOnly, check: permCheckGone("destinationDelete.deletedDestinationId"),
 		},
 
+		// Protocols: members read, owners and admins change (W is on BUSINESS, which has it).
+		{
+			root: "Mutation", field: "trackingPlanCreate", query: permMutation("trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id name }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "name": "Plan by " + c.p.String()})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "name": "Plan by " + c.p.String()})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "trackingPlanUpdate", query: permMutation("trackingPlanUpdate", "TrackingPlanUpdateInput", "trackingPlan { id name }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": c.newTrackingPlan(t), "name": "Renamed by " + c.p.String()})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": id.New("tp"), "name": "x"})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanDelete", query: permMutation("trackingPlanDelete", "TrackingPlanIdInput", "deletedTrackingPlanId"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": c.newTrackingPlan(t)})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"planId": id.New("tp")}) },
+			want:  planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanRulesUpsert", query: permMutation("trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": c.newTrackingPlan(t), "rules": []any{map[string]any{"type": "TRACK", "eventName": "Order Completed"}}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": id.New("tp"), "rules": []any{map[string]any{"type": "TRACK", "eventName": "Order Completed"}}})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanRulesDelete", query: permMutation("trackingPlanRulesDelete", "TrackingPlanRulesDeleteInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": c.newTrackingPlan(t, "Order Completed"), "rules": []any{map[string]any{"type": "TRACK", "eventName": "Order Completed"}}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": id.New("tp"), "rules": []any{map[string]any{"type": "TRACK", "eventName": "Order Completed"}}})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanConnectSource", query: permMutation("trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				src, _ := c.newSource(t, permProd, true)
+				return permInput(map[string]any{"planId": c.newTrackingPlan(t), "sourceId": src})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": id.New("tp"), "sourceId": id.New("src")})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanDisconnectSource", query: permMutation("trackingPlanDisconnectSource", "TrackingPlanSourceInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				plan := c.newTrackingPlan(t)
+				src, _ := c.newSource(t, permProd, true)
+				c.must(t, c.users[asOwner].session, permMutation("trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }"),
+					permInput(map[string]any{"planId": plan, "sourceId": src}))
+				return permInput(map[string]any{"planId": plan, "sourceId": src})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"planId": id.New("tp"), "sourceId": id.New("src")})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "trackingPlanImport", query: permMutation("trackingPlanImport", "TrackingPlanImportInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "name": "Imported by " + c.p.String(), "format": "JSON", "text": `{"rules": []}`})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "name": "Imported", "format": "JSON", "text": `{"rules": []}`})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "trackingPlanCreateFromSchema", query: permMutation("trackingPlanCreateFromSchema", "TrackingPlanCreateFromSchemaInput", "trackingPlan { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"sourceId": c.w.sources[permProd], "name": "From schema by " + c.p.String()})
+			},
+			ghost: noSource, want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "sourceSchemaControlsUpdate", query: permMutation("sourceSchemaControlsUpdate", "SchemaControlsUpdateInput", "source { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"sourceId": c.w.sources[permProd], "unplannedEvents": "ALLOW"})
+			},
+			ghost: noSource, want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "sourceSchemaEventArchive", query: permMutation("sourceSchemaEventArchive", "SchemaEventArchiveInput", "schemaEvent { type }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				name := "Archived by " + c.p.String()
+				c.seenInSchema(t, name)
+				return permInput(map[string]any{"sourceId": c.w.sources[permProd], "type": "TRACK", "eventName": name, "archived": true})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"sourceId": id.New("src"), "type": "TRACK", "eventName": "Never Seen", "archived": true})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "blockedEventsReplay", query: permMutation("blockedEventsReplay", "BlockedEventsReplayInput", "replayed"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"sourceId": c.w.sources[permProd]})
+			},
+			ghost: noSource, want: adminsOnly,
+		},
+		{
+			root: "Query", field: "trackingPlanExport", query: `query($id: ID!) { trackingPlanExport(id: $id, format: JSON) }`,
+			vars:  func(t *testing.T, c *permCall) map[string]any { return map[string]any{"id": c.newTrackingPlan(t)} },
+			ghost: func(c *permCall) map[string]any { return map[string]any{"id": id.New("tp")} },
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: denyNotFound, asToken: allowed,
+			},
+		},
+		{
+			root: "Subscription", field: "violationsChanged", query: `subscription($ws: ID!) { violationsChanged(workspaceId: $ws) { workspaceId } }`,
+			vars:  func(t *testing.T, c *permCall) map[string]any { c.violationsPlan(t); return permWorkspaceVar(t, c) },
+			ghost: permNoWorkspaceVar, want: membersOnly,
+			trigger: func(t *testing.T, c *permCall) {
+				permTrack(t, c, permProd, map[string]any{"userId": "perm-" + c.p.String(), "event": "Unplanned " + c.p.String()})
+			},
+		},
+
 		// Event Delivery and Health.
 		{
 			root: "Mutation", field: "deliveryRetry", query: permMutation("deliveryRetry", "DeliveryRetryInput", "queued"),
@@ -1503,6 +1652,7 @@ type permWorkspace struct {
 	keys             map[string]string   // the sources' write keys, by label
 	destination      string              // a webhook with a shared secret
 	connections      map[string]string   // from each source to the destination, by the source's label
+	violationsPlan   string              // a tracking plan on the prod source, once a row needed one
 }
 
 // permWorld is what every row shares: the server, the users and the secrets seen.
@@ -1610,6 +1760,66 @@ func (f *permFixture) newWorkspace(t *testing.T) *permWorkspace {
 		t.Fatalf("no audit event: %v", d)
 	}
 	return w
+}
+
+// business puts the fixture's workspace on BUSINESS (another row may have changed its plan), so
+// that what the plan gates (Protocols) answers by role.
+func (f *permFixture) business(t *testing.T) {
+	t.Helper()
+	f.must(t, f.users[asOwner].session, permMutation("workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }"),
+		permInput(map[string]any{"workspaceId": f.w.id, "plan": "BUSINESS"}))
+}
+
+// newTrackingPlan adds a tracking plan to the fixture's workspace, as its owner, with a track rule
+// for each event name given, and returns its id.
+func (f *permFixture) newTrackingPlan(t *testing.T, events ...string) string {
+	t.Helper()
+	f.business(t)
+	own := f.users[asOwner].session
+	d := f.must(t, own, permMutation("trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id }"),
+		permInput(map[string]any{"workspaceId": f.w.id, "name": f.slug("plan")}))
+	plan := permStr(d, "trackingPlanCreate.trackingPlan.id")
+	if len(events) > 0 {
+		var rules []any
+		for _, e := range events {
+			rules = append(rules, map[string]any{"type": "TRACK", "eventName": e})
+		}
+		f.must(t, own, permMutation("trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "trackingPlan { id }"),
+			permInput(map[string]any{"planId": plan, "rules": rules}))
+	}
+	return plan
+}
+
+// violationsPlan connects a plan to W's prod source, once, so that an unplanned event there is a
+// violation.
+func (f *permFixture) violationsPlan(t *testing.T) {
+	t.Helper()
+	if f.w.violationsPlan != "" {
+		f.business(t)
+		return
+	}
+	f.w.violationsPlan = f.newTrackingPlan(t, "Planned")
+	f.must(t, f.users[asOwner].session, permMutation("trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }"),
+		permInput(map[string]any{"planId": f.w.violationsPlan, "sourceId": f.w.sources[permProd]}))
+}
+
+// seenInSchema sends a track event named name to W's prod source and waits until the source's
+// schema lists it.
+func (f *permFixture) seenInSchema(t *testing.T, name string) {
+	t.Helper()
+	if r := trkSend(t, f.s, "/v1/track", map[string]any{"userId": "schema", "event": name}, trkBasic(f.w.keys[permProd])...); r.Status != 200 {
+		t.Fatalf("tracking API: %d %s", r.Status, r.Raw)
+	}
+	q := `query($id: ID!, $q: String!) { node(id: $id) { ... on Source { schema(search: $q) { nodes { name } } } } }`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d := f.must(t, f.users[asOwner].session, q, map[string]any{"id": f.w.sources[permProd], "q": name})
+		if nodes, _ := permDig(d, "node.schema.nodes").([]any); len(nodes) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never showed in the source's schema", name)
+		}
+	}
 }
 
 // newSource adds a javascript source labelled label to the fixture's workspace, as its owner; it

@@ -225,31 +225,45 @@ func walkWith(m map[string]walkRule, field string, r walkRule) map[string]walkRu
 // they hold is checked object by object.
 var walkFieldRules = map[string]map[string]walkRule{
 	// invitation(token:) answers whoever holds the secret, which the walk's viewers do not.
-	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation"),
+	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
 	"Workspace": walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
-		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources`),
+		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans`),
 		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
-	"User":                    walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
-	"Membership":              walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete"),
-	"ResourceGrant":           walkOpen("id role sourceId label createdAt"),
-	"Invitation":              walkOpen("id email role status workspaceName invitedBy createdAt expiresAt viewerCanAccept viewerCanRevoke"),
-	"AccessToken":             walkOpen("id name role createdBy createdAt lastUsedAt expiresAt revokedAt viewerCanRevoke"),
-	"AuditEvent":              walkOpen("id type actorType user accessToken resourceType resourceId changes createdAt"),
-	"PlanDetails":             walkOpen("plan features apiCallsPerMonth mtusPerMonth"),
-	"Catalog":                 walkOpen("sources destinations sourceCategories destinationCategories newAndNoteworthy entry"),
-	"CatalogEntry":            walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
-	"SettingDefinition":       walkOpen("name label type required secret default description options min max"),
-	"ServerInfo":              walkOpen("version startedAt now emailEnabled"),
-	"Source":                  walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats`),
-	"WriteKey":                walkOpen("key createdAt revokedAt"),
-	"Destination":             walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts`),
-	"SecretSetting":           walkOpen("name isSet"),
-	"Connection":              walkOpen("id source destination enabled createdAt createdBy viewerCanUpdate"),
-	"Event":                   walkOpen("id type messageId event userId anonymousId receivedAt timestamp status discardReason discardMessage payload"),
-	"IngestStats":             walkOpen("lastHour last24Hours"),
-	"IngestFigures":           walkOpen("received accepted discarded byReason"),
+	"User":              walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
+	"Membership":        walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete"),
+	"ResourceGrant":     walkOpen("id role sourceId label createdAt"),
+	"Invitation":        walkOpen("id email role status workspaceName invitedBy createdAt expiresAt viewerCanAccept viewerCanRevoke"),
+	"AccessToken":       walkOpen("id name role createdBy createdAt lastUsedAt expiresAt revokedAt viewerCanRevoke"),
+	"AuditEvent":        walkOpen("id type actorType user accessToken resourceType resourceId changes createdAt"),
+	"PlanDetails":       walkOpen("plan features apiCallsPerMonth mtusPerMonth"),
+	"Catalog":           walkOpen("sources destinations sourceCategories destinationCategories newAndNoteworthy entry"),
+	"CatalogEntry":      walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
+	"SettingDefinition": walkOpen("name label type required secret default description options min max"),
+	"ServerInfo":        walkOpen("version startedAt now emailEnabled"),
+	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations`),
+	"WriteKey":          walkOpen("key createdAt revokedAt"),
+	"Destination":       walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts`),
+	"SecretSetting":     walkOpen("name isSet"),
+	"Connection":        walkOpen("id source destination enabled createdAt createdBy viewerCanUpdate"),
+	"Event":             walkOpen("id type messageId event userId anonymousId receivedAt timestamp status discardReason discardMessage payload violations replayedAt"),
+	"IngestStats":       walkOpen("lastHour last24Hours"),
+	"IngestFigures":     walkOpen("received accepted discarded blocked byReason"),
+	// Protocols: members read plans (MINIMAL members see none), violations and schemas of the
+	// sources they see; what changes them is TestPermissions' table.
+	"TrackingPlan":            walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),
+	"TrackingPlanRule":        walkOpen("key type eventName description labels properties traits context version updatedAt updatedBy"),
+	"TrackingPlanVersion":     walkOpen("version summary changes user byAccessToken createdAt"),
+	"TrackingPlanRuleChange":  walkOpen("rule action"),
+	"Violation":               walkOpen("type field message"),
+	"ViolationGroup":          walkOpen("source sourceId eventType eventName field type message count firstSeenAt lastSeenAt samples"),
+	"ViolationSample":         walkOpen("eventId receivedAt payload event"),
+	"SourceProtocols":         walkOpen("trackingPlan controls viewerCanUpdate"),
+	"SchemaControls":          walkOpen("unplannedEvents unplannedProperties violations commonSchemaViolations forwardBlockedEventsTo forwardViolationsTo"),
+	"SchemaEvent":             walkOpen("type name firstSeenAt lastSeenAt count24h count7d blockedCount24h blockedCount7d planned archived keys"),
+	"SchemaKey":               walkOpen("field path types firstSeenAt lastSeenAt count24h count7d planned"),
+	"ViolationsChange":        walkOpen("workspaceId sources"),
 	"DiscardCount":            walkOpen("reason count"),
 	"Usage":                   walkOpen("month apiCalls mtus apiCallsLimit mtusLimit bySource byDay"),
 	"SourceUsage":             walkOpen("source sourceId apiCalls mtus"),
@@ -790,6 +804,10 @@ func (f *walkFixture) walkPersona(t *testing.T, gen *walkGen, p walkPersona) {
 	// invitation(token:) answers only the holder of a secret: TestPermissions' table and
 	// TestAccountsMail cover who may ask and what it shows.
 	gen.selected["Query.invitation"] = true
+	// trackingPlanExport takes a plan's id, and violationsChanged's messages exist only in a
+	// subscription: TestPermissions' table and TestProtocolsGatingRightsIsolation cover them.
+	gen.selected["Query.trackingPlanExport"] = true
+	gen.selected["ViolationsChange.sources"], gen.selected["ViolationsChange.workspaceId"] = true, true
 	for _, o := range f.objects {
 		if !o.walk || !f.walkVisible(p, o) {
 			continue

@@ -44,6 +44,8 @@ var areas = []struct {
 	{"MEMBERS", auth.Admin, []Type{"MEMBER_INVITED", "INVITATION_ACCEPTED", "INVITATION_DECLINED", "INVITATION_REVOKED", "MEMBER_ROLE_CHANGED", "MEMBER_REMOVED", "MEMBER_LEFT", "GRANT_ADDED", "GRANT_REMOVED"}},
 	{"ACCESS_TOKENS", auth.Admin, []Type{"ACCESS_TOKEN_CREATED", "ACCESS_TOKEN_REVOKED"}},
 	{"HEALTH", auth.Member, []Type{"HEALTH_ISSUE_OPENED", "HEALTH_ISSUE_RESOLVED"}},
+	{"PROTOCOLS", auth.Member, []Type{"TRACKING_PLAN_CREATED", "TRACKING_PLAN_UPDATED", "TRACKING_PLAN_DELETED", "TRACKING_PLAN_SOURCE_CONNECTED",
+		"TRACKING_PLAN_SOURCE_DISCONNECTED", "SCHEMA_CONTROLS_UPDATED", "SCHEMA_EVENT_ARCHIVED", "BLOCKED_EVENTS_REPLAYED", "NEW_EVENT_BLOCKED", "VIOLATIONS_DETECTED"}},
 	{"WORKSPACE", auth.Minimal, []Type{"WORKSPACE_UPDATED", "PLAN_CHANGED"}},
 }
 
@@ -149,21 +151,26 @@ func Notify(ctx context.Context, tx *db.Tx, workspaceID string, typ Type, resour
 
 // phrases say what some activities did, where "verb the resource" reads badly; %s is the name.
 var phrases = map[Type]string{
-	"MEMBER_INVITED":       "invited %s",
-	"INVITATION_ACCEPTED":  "joined the workspace",
-	"INVITATION_DECLINED":  "declined an invitation",
-	"INVITATION_REVOKED":   "withdrew the invitation of %s",
-	"MEMBER_ROLE_CHANGED":  "changed a member's role",
-	"MEMBER_REMOVED":       "removed a member",
-	"MEMBER_LEFT":          "left the workspace",
-	"GRANT_ADDED":          "gave a member rights on sources",
-	"GRANT_REMOVED":        "took away a member's rights on sources",
-	"WRITE_KEY_CREATED":    "added a write key to a source",
-	"WRITE_KEY_REVOKED":    "revoked a write key of a source",
-	"WORKSPACE_UPDATED":    "changed the workspace's name or slug",
-	"PLAN_CHANGED":         "changed the plan",
-	"ACCESS_TOKEN_CREATED": "created the access token %s",
-	"ACCESS_TOKEN_REVOKED": "revoked the access token %s",
+	"MEMBER_INVITED":                    "invited %s",
+	"INVITATION_ACCEPTED":               "joined the workspace",
+	"INVITATION_DECLINED":               "declined an invitation",
+	"INVITATION_REVOKED":                "withdrew the invitation of %s",
+	"MEMBER_ROLE_CHANGED":               "changed a member's role",
+	"MEMBER_REMOVED":                    "removed a member",
+	"MEMBER_LEFT":                       "left the workspace",
+	"GRANT_ADDED":                       "gave a member rights on sources",
+	"GRANT_REMOVED":                     "took away a member's rights on sources",
+	"WRITE_KEY_CREATED":                 "added a write key to a source",
+	"WRITE_KEY_REVOKED":                 "revoked a write key of a source",
+	"WORKSPACE_UPDATED":                 "changed the workspace's name or slug",
+	"PLAN_CHANGED":                      "changed the plan",
+	"ACCESS_TOKEN_CREATED":              "created the access token %s",
+	"ACCESS_TOKEN_REVOKED":              "revoked the access token %s",
+	"TRACKING_PLAN_SOURCE_CONNECTED":    "connected a source to the tracking plan %s",
+	"TRACKING_PLAN_SOURCE_DISCONNECTED": "disconnected a source from the tracking plan %s",
+	"SCHEMA_CONTROLS_UPDATED":           "changed the schema controls of the source %s",
+	"SCHEMA_EVENT_ARCHIVED":             "archived or restored an event of the schema of the source %s",
+	"BLOCKED_EVENTS_REPLAYED":           "replayed blocked events of the source %s",
 }
 
 // describe writes an activity as a sentence: "Ada created source “Backend”".

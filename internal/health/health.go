@@ -240,6 +240,32 @@ func DiscardOccurrences(c ingest.Committed) []Occurrence {
 	return occ
 }
 
+// SchemaViolation is the error type of a source's issue for events that broke its tracking plan.
+const SchemaViolation = "SCHEMA_VIOLATION"
+
+// ViolationOccurrences turns the events a group commit stored with tracking-plan violations
+// (accepted or blocked) into occurrences of their sources' SCHEMA_VIOLATION issues.
+func ViolationOccurrences(c ingest.Committed) []Occurrence {
+	byKey := map[string]int{}
+	var occ []Occurrence
+	for _, e := range c.Events {
+		if len(e.Violations) == 0 {
+			continue
+		}
+		i, ok := byKey[e.SourceID]
+		if !ok {
+			i = len(occ)
+			byKey[e.SourceID] = i
+			occ = append(occ, Occurrence{WorkspaceID: e.WorkspaceID, TargetKind: SourceTarget, TargetID: e.SourceID, ErrorType: SchemaViolation})
+		}
+		o := &occ[i]
+		o.N++
+		v := e.Violations[0]
+		o.SampleID, o.At, o.Message = e.ID, e.ReceivedAt, "events break the tracking plan: "+v.Type+" on "+v.Field
+	}
+	return occ
+}
+
 // visibleWhere restricts issues (alias h) to those the viewer may see: destination issues for
 // those who see destinations, source issues for the sources they see.
 func visibleWhere(a *workspace.Access, seeDestinations bool) (string, []any) {

@@ -6,6 +6,8 @@
 package ingest
 
 import (
+	"bytes"
+	"encoding/json"
 	"time"
 )
 
@@ -33,6 +35,9 @@ var typesByName = map[string]Type{
 const (
 	Accepted  = "ACCEPTED"
 	Discarded = "DISCARDED"
+	// Blocked events broke a rule a Stage enforces (a tracking plan's): they are kept, with their
+	// violations, but reach no destination and count in no usage.
+	Blocked = "BLOCKED"
 )
 
 // Reason is why an event was discarded.
@@ -70,4 +75,59 @@ type Event struct {
 
 	// Index is the event's position in its request, for per-event errors.
 	Index int
+
+	// Violations are the rules the event broke, attached by a Stage; stored with the event (on
+	// accepted events too, so that its result is kept with it).
+	Violations []Violation
+	// ReplayOf is the id of a blocked event that this one sends again: the writer marks that one
+	// replayed in the same transaction, and stores this one only if it was not replayed before.
+	ReplayOf string
+	// Notes are what stages attach for the listeners of commits (what they observed of the
+	// event); kept in memory only.
+	Notes []any
+
+	doc        map[string]any // the decoded payload, while stages look at it
+	docChanged bool
+	violations *string // Violations as JSON, made on the request's goroutine
+}
+
+// Violation is one rule an event broke: its kind, the field's path and a message.
+type Violation struct {
+	Type    string `json:"type"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Doc returns the event's payload decoded (numbers as json.Number), for a Stage to read and
+// change. A Stage that changes it calls Changed, and the payload is written anew before storing.
+func (e *Event) Doc() map[string]any {
+	if e.doc == nil {
+		dec := json.NewDecoder(bytes.NewReader(e.Payload))
+		dec.UseNumber()
+		if err := dec.Decode(&e.doc); err != nil || e.doc == nil {
+			e.doc = map[string]any{}
+		}
+	}
+	return e.doc
+}
+
+// Changed says the Stage changed Doc: the stored payload is made from it.
+func (e *Event) Changed() { e.docChanged = true }
+
+// prepare makes what the writer stores from what the stages left, on the caller's goroutine, and
+// lets go of the decoded payload (listeners of commits hold events for a while).
+func (e *Event) prepare() {
+	if e.docChanged && e.doc != nil {
+		if b, err := json.Marshal(e.doc); err == nil {
+			e.Payload = b
+		}
+	}
+	e.doc, e.docChanged = nil, false
+	e.violations = nil
+	if len(e.Violations) > 0 {
+		if b, err := json.Marshal(e.Violations); err == nil {
+			s := string(b)
+			e.violations = &s
+		}
+	}
 }

@@ -34,7 +34,9 @@ type Options struct {
 	// Listeners hear, on a goroutine of their own and in commit order, the events each group
 	// commit stored. They must not block for long: commits made meanwhile reach them together.
 	Listeners []func(Committed)
-	Logger    *slog.Logger
+	// Stages look at each request's events after normalisation, before they are stored, in order.
+	Stages []Stage
+	Logger *slog.Logger
 }
 
 // Service is the tracking API.
@@ -45,6 +47,7 @@ type Service struct {
 	follower *follower
 	limiter  *rateLimiter
 	inflight *semaphore.Weighted
+	stages   []Stage
 	wait     time.Duration
 	log      *slog.Logger
 
@@ -69,10 +72,10 @@ func New(d *db.DB, o Options) *Service {
 		o.InflightBytes = 64 << 20
 	}
 	s := &Service{db: d, keys: newKeyCache(d, o.KeyCacheTTL), limiter: newRateLimiter(o.RatePerWorkspace, o.RateBurst),
-		inflight: semaphore.NewWeighted(o.InflightBytes), wait: o.Queue.Wait, log: o.Logger}
+		inflight: semaphore.NewWeighted(o.InflightBytes), stages: o.Stages, wait: o.Queue.Wait, log: o.Logger}
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "junction_ingest_events_total",
-		Help: "Events received by the tracking API, by status (accepted, discarded) and discard reason.",
+		Help: "Events received by the tracking API, by status (accepted, discarded, blocked) and discard reason.",
 	}, []string{"status", "reason"})
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "junction_ingest_requests_total",
@@ -228,7 +231,24 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 		}
 		events[i] = e
 	}
-	if err := s.writer.write(ctx, info.WorkspaceID, events); err != nil {
+	stored := events
+	if len(s.stages) > 0 {
+		b := &Batch{WorkspaceID: info.WorkspaceID, SourceID: info.SourceID, Events: events}
+		for _, st := range s.stages {
+			if err := st.Process(ctx, b); err != nil {
+				obs.Logger(ctx).Error("ingest: a stage failed", "error", err.Error())
+				s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the server could not take the events; retry")
+				return
+			}
+		}
+		if len(b.added) > 0 {
+			stored = append(append(make([]*Event, 0, len(events)+len(b.added)), events...), b.added...)
+		}
+	}
+	for _, e := range stored {
+		e.prepare()
+	}
+	if err := s.writer.write(ctx, info.WorkspaceID, stored); err != nil {
 		if errors.Is(err, ErrBusy) {
 			s.busy(w)
 			return
@@ -239,10 +259,14 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 	}
 	var problems []map[string]any
 	for _, e := range events {
-		if e.Status == Discarded {
+		switch e.Status {
+		case Discarded:
 			s.events.WithLabelValues("discarded", string(e.Reason)).Inc()
 			problems = append(problems, map[string]any{"index": e.Index, "messageId": e.MessageID, "reason": e.Reason, "message": e.Message})
-		} else {
+		case Blocked:
+			// Kept with its violations, as Segment's libraries expect no error for it.
+			s.events.WithLabelValues("blocked", "").Inc()
+		default:
 			s.events.WithLabelValues("accepted", "").Inc()
 		}
 	}

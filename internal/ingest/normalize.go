@@ -245,6 +245,9 @@ func (n *normaliser) finish(ev *Event, m map[string]any) *Event {
 		b = []byte(`{}`)
 	}
 	ev.Payload = b
+	if ev.Status == Accepted {
+		ev.doc = m // stages read it without decoding the payload again
+	}
 	return ev
 }
 

@@ -30,6 +30,10 @@ type StoredEvent struct {
 	ReceivedAt     db.Time  `db:"received_at"`
 	Timestamp      *db.Time `db:"timestamp"`
 	Payload        string   `db:"payload"`
+	// Violations is the JSON list of the tracking-plan rules the event broke; nil when none.
+	Violations *string `db:"violations"`
+	// ReplayedAt is when a blocked event was sent again as an accepted one.
+	ReplayedAt *db.Time `db:"replayed_at"`
 }
 
 // Queries answers the GraphQL API's questions about events and usage, checking the viewer's rights.
@@ -123,8 +127,8 @@ func (q *Queries) EventsByIDs(ctx context.Context, a *workspace.Access, ids []st
 
 // Figures are a source's ingest counts over a period.
 type Figures struct {
-	Received, Accepted, Discarded int
-	ByReason                      []ReasonCount
+	Received, Accepted, Discarded, Blocked int
+	ByReason                               []ReasonCount
 }
 
 // ReasonCount is how many events were discarded for one reason.
@@ -160,6 +164,10 @@ func (q *Queries) Stats(ctx context.Context, src *source.Source) (hour, day Figu
 		f.Received += n
 		if status == Accepted {
 			f.Accepted += n
+			return
+		}
+		if status == Blocked {
+			f.Blocked += n
 			return
 		}
 		f.Discarded += n
@@ -292,6 +300,7 @@ func Stored(e *Event) *StoredEvent {
 	if e.Timestamp != nil {
 		s.Timestamp = &db.Time{Time: e.Timestamp.UTC().Truncate(time.Microsecond)}
 	}
+	s.Violations = e.violations
 	return s
 }
 

@@ -19,7 +19,7 @@ const EventPrefix = "evt"
 // one transaction does not hold the writer for long.
 const maxGroupEvents = 5000
 
-// rowsPerInsert bounds a multi-row INSERT: 14 columns x 400 rows stays under SQLite's and
+// rowsPerInsert bounds a multi-row INSERT: 15 columns x 400 rows stays under SQLite's and
 // PostgreSQL's limits on bound parameters.
 const rowsPerInsert = 400
 
@@ -315,9 +315,11 @@ func (w *writer) commit(group []*writeReq) {
 	}
 }
 
-// store writes events in one transaction and returns those newly stored. Accepted events are
-// unique per source and messageId, and so are discarded ones, apart: a discarded event does not
-// block its corrected resend with the same messageId.
+// store writes events in one transaction and returns those newly stored. Events are unique per
+// source and messageId within each status, apart: a discarded or blocked event does not block its
+// corrected resend with the same messageId, and a retried request stores nothing twice. An event
+// replaying a blocked one is stored only if that one was not replayed before, which it marks in
+// the same transaction (at most once).
 func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 	var inserted []*Event
 	err := w.db.Tx(ctx, func(tx *db.Tx) error {
@@ -335,22 +337,33 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 		}
 		inserted = inserted[:0]
 		byID := make(map[string]*Event, len(events))
-		var accepted, discarded []*Event
+		var accepted, discarded, blocked, replays []*Event
 		for _, e := range events {
 			e.ID = id.New(EventPrefix)
 			byID[e.ID] = e
-			if e.Status == Accepted {
+			switch {
+			case e.ReplayOf != "":
+				replays = append(replays, e)
+			case e.Status == Accepted:
 				accepted = append(accepted, e)
-			} else {
+			case e.Status == Blocked:
+				blocked = append(blocked, e)
+			default:
 				discarded = append(discarded, e)
 			}
 		}
+		claimed, err := claimReplays(ctx, tx, replays)
+		if err != nil {
+			return err
+		}
+		accepted = append(accepted, claimed...)
 		for _, part := range []struct {
 			events []*Event
 			tail   string
 		}{
 			{accepted, " ON CONFLICT (source_id, message_id) WHERE status = 'ACCEPTED' DO NOTHING RETURNING id"},
 			{discarded, " ON CONFLICT (source_id, message_id) WHERE status = 'DISCARDED' DO NOTHING RETURNING id"},
+			{blocked, " ON CONFLICT (source_id, message_id) WHERE status = 'BLOCKED' DO NOTHING RETURNING id"},
 		} {
 			for start := 0; start < len(part.events); start += rowsPerInsert {
 				ids, err := insertEvents(ctx, tx, part.events[start:min(start+rowsPerInsert, len(part.events))], part.tail)
@@ -371,16 +384,47 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 	return inserted, nil
 }
 
+// claimReplays marks the blocked events that replays send again as replayed, and returns the
+// replays whose blocked event was not replayed before: only those are stored.
+func claimReplays(ctx context.Context, tx *db.Tx, replays []*Event) ([]*Event, error) {
+	if len(replays) == 0 {
+		return nil, nil
+	}
+	byBlocked := make(map[string]*Event, len(replays))
+	for _, e := range replays {
+		byBlocked[e.ReplayOf] = e
+	}
+	var claimed []*Event
+	for start := 0; start < len(replays); start += rowsPerInsert {
+		chunk := replays[start:min(start+rowsPerInsert, len(replays))]
+		args := []any{db.Now()}
+		for _, e := range chunk {
+			args = append(args, e.ReplayOf)
+		}
+		var ids []string
+		if err := tx.Select(ctx, &ids, `UPDATE events SET replayed_at = ? WHERE id IN (`+db.Placeholders(len(chunk))+`)
+			AND status = 'BLOCKED' AND replayed_at IS NULL RETURNING id`, args...); err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if e := byBlocked[id]; e != nil {
+				claimed = append(claimed, e)
+			}
+		}
+	}
+	return claimed, nil
+}
+
 func insertEvents(ctx context.Context, tx *db.Tx, chunk []*Event, tail string) ([]string, error) {
 	var sb strings.Builder
 	sb.WriteString(`INSERT INTO events (id, workspace_id, source_id, message_id, type, event_name, user_id, anonymous_id,
-		status, discard_reason, discard_message, received_at, timestamp, payload) VALUES `)
-	args := make([]any, 0, len(chunk)*14)
+		status, discard_reason, discard_message, received_at, timestamp, payload, violations) VALUES `)
+	args := make([]any, 0, len(chunk)*15)
 	for i, e := range chunk {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		var reason, message, ts any
 		if e.Status == Discarded {
 			reason, message = string(e.Reason), e.Message
@@ -389,7 +433,7 @@ func insertEvents(ctx context.Context, tx *db.Tx, chunk []*Event, tail string) (
 			ts = db.FormatTime(*e.Timestamp)
 		}
 		args = append(args, e.ID, e.WorkspaceID, e.SourceID, e.MessageID, string(e.Type), e.EventName, e.UserID,
-			e.AnonymousID, e.Status, reason, message, db.FormatTime(e.ReceivedAt), ts, string(e.Payload))
+			e.AnonymousID, e.Status, reason, message, db.FormatTime(e.ReceivedAt), ts, string(e.Payload), e.violations)
 	}
 	sb.WriteString(tail)
 	var ids []string

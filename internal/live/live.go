@@ -1,12 +1,14 @@
 // Package live publishes what dashboards watch, after the transactions that changed it commit:
 // sources whose status, enabled state or last-seen minute changed, destinations, health issues,
-// the events arriving at each source, and each workspace's usage (at most once a second). It
+// the events arriving at each source, and each workspace's usage and sources with new violations
+// (at most once a second). It
 // keeps what it needs to notice changes that no transaction makes, such as a source going quiet.
 package live
 
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -36,11 +38,13 @@ type Publisher struct {
 	usage *ingest.Queries
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	seen    map[string]seenSource // by source id: what was last published
-	dirty   map[string]bool       // workspaces whose usage changed since the last tick
-	stop    chan struct{}
-	stopped chan struct{}
+	mu    sync.Mutex
+	seen  map[string]seenSource // by source id: what was last published
+	dirty map[string]bool       // workspaces whose usage changed since the last tick
+	// violations are, by workspace, the sources with new violations since the last tick.
+	violations map[string]map[string]bool
+	stop       chan struct{}
+	stopped    chan struct{}
 }
 
 type seenSource struct {
@@ -53,7 +57,7 @@ type seenSource struct {
 // New returns a publisher; Run drives its clocks.
 func New(b *bus.Bus, d *db.DB, s *source.Service, dst *destination.Service, u *ingest.Queries, log *slog.Logger) *Publisher {
 	return &Publisher{Bus: b, db: d, srcs: s, dests: dst, usage: u, log: log, seen: map[string]seenSource{}, dirty: map[string]bool{},
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		violations: map[string]map[string]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // SourceChanged publishes a source that a transaction changed (nothing when it was deleted).
@@ -160,6 +164,7 @@ func (p *Publisher) Run() {
 			p.mu.Unlock()
 			p.publishSources(quiet)
 		case <-usageTick.C:
+			p.publishViolations()
 			p.mu.Lock()
 			dirty := p.dirty
 			p.dirty = map[string]bool{}
@@ -183,5 +188,40 @@ func (p *Publisher) Close() {
 	default:
 		close(p.stop)
 		<-p.stopped
+	}
+}
+
+// ViolationsTopic carries, per workspace, the ids of sources with new violations.
+func ViolationsTopic(workspaceID string) bus.Topic {
+	return bus.Topic{Kind: "violations", Key: workspaceID}
+}
+
+// ViolationsChanged notes sources of a workspace with new violations; Run publishes them at most
+// once a second.
+func (p *Publisher) ViolationsChanged(workspaceID string, sourceIDs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.violations[workspaceID]
+	if m == nil {
+		m = map[string]bool{}
+		p.violations[workspaceID] = m
+	}
+	for _, id := range sourceIDs {
+		m[id] = true
+	}
+}
+
+func (p *Publisher) publishViolations() {
+	p.mu.Lock()
+	pending := p.violations
+	p.violations = map[string]map[string]bool{}
+	p.mu.Unlock()
+	for ws, srcs := range pending {
+		ids := make([]string, 0, len(srcs))
+		for id := range srcs {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		p.Bus.Publish(ViolationsTopic(ws), ids)
 	}
 }
