@@ -137,7 +137,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue:     ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
-		Listeners: []func(ingest.Committed){a.committed},
+		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
+			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second}},
 		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
 		Stages: []ingest.Stage{a.protocols.Stage()}})
 	a.protocols.Writer = a.ingest
@@ -426,12 +427,16 @@ func displayAddr(a net.Addr) string {
 }
 
 // committed hears, on the tracking API's follower goroutine, what each group commit stored:
-// delivery lanes wake up, dashboards see the events, sources' schemas and violations are added
-// up, and discarded events and violations count towards their sources' health issues.
+// delivery lanes wake up and dashboards see the events.
 func (a *App) committed(c ingest.Committed) {
 	a.delivery.Notify()
 	a.live.Committed(c)
-	a.protocols.Committed(c)
+}
+
+// recordHealth counts discarded events and violations towards their sources' health issues, once a
+// second at most (ingest.Listener.Every): a transaction per group commit would take the writer as
+// often as the tracking API does.
+func (a *App) recordHealth(c ingest.Committed) {
 	occ := append(health.DiscardOccurrences(c), health.ViolationOccurrences(c)...)
 	if err := a.health.Record(context.Background(), occ); err != nil {
 		a.log.Error("recording source health failed", "error", err.Error())

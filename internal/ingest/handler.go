@@ -33,7 +33,7 @@ type Options struct {
 	InflightBytes int64
 	// Listeners hear, on a goroutine of their own and in commit order, the events each group
 	// commit stored. They must not block for long: commits made meanwhile reach them together.
-	Listeners []func(Committed)
+	Listeners []Listener
 	// Stages look at each request's events after normalisation, before they are stored, in order.
 	Stages []Stage
 	Logger *slog.Logger

@@ -101,9 +101,9 @@ func stored(t *testing.T, d *db.DB, src string) int {
 func TestWriter(t *testing.T) {
 	limits := QueueLimits{Events: 1000, Bytes: 1 << 20, Wait: 5 * time.Second}
 	newTestWriter := func(d *db.DB, l QueueLimits, listener func(Committed)) *writer {
-		var ls []func(Committed)
+		var ls []Listener
 		if listener != nil {
-			ls = append(ls, listener)
+			ls = append(ls, Listener{Hear: listener})
 		}
 		return newWriter(d, l, nil, newFollower(nil, ls))
 	}
@@ -231,4 +231,36 @@ func TestWriter(t *testing.T) {
 			t.Errorf("the listener heard %d events, want 10", len(heard))
 		}
 	})
+}
+
+func TestFollowerPeriodicListener(t *testing.T) {
+	var mu sync.Mutex
+	var calls []int
+	f := newFollower(nil, []Listener{{Every: 200 * time.Millisecond, Hear: func(c Committed) {
+		mu.Lock()
+		calls = append(calls, len(c.Events))
+		mu.Unlock()
+	}}})
+	for i := range 10 {
+		f.add(testEvents("ws_a", "src_a", "p"+strconv.Itoa(i)+"-", 1))
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	got := append([]int(nil), calls...)
+	mu.Unlock()
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	if len(got) > 2 || total != 10 {
+		t.Errorf("heard %v: want the 10 commits of 50 ms in at most 2 calls, once a period", got)
+	}
+	f.add(testEvents("ws_a", "src_a", "last-", 1))
+	f.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if n := calls[len(calls)-1]; n != 1 {
+		t.Errorf("close did not flush the last commit: %v", calls)
+	}
 }
