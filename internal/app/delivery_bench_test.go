@@ -105,7 +105,7 @@ func dlvBenchPost(client *http.Client, url, writeKey string, body []byte) error 
 // receiver went on receiving after the last post was answered.
 func BenchmarkDeliveryThroughput(b *testing.B) {
 	const events, clients, perBatch = 20000, 8, 100
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
 	sink := dlvNewSink(b, nil)
 	key, destinationID := dlvBenchPipe(b, s, sink.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
@@ -174,7 +174,7 @@ func BenchmarkDeliveryLatencyOpenLoop(b *testing.B) {
 	const rate, seconds, conns = 1000, 5, 64
 	const total = rate * seconds
 	interval := time.Second / rate
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
 
 	var mu sync.Mutex
 	var round int

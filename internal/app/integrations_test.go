@@ -808,7 +808,7 @@ func TestIntegrationsSecrets(t *testing.T) {
 	}
 	// The delivery engine's way to read secrets: Service.Secrets. It needs only the database and
 	// the box.
-	service := destination.New(s.App.DB(), catalog.MustLoad(), nil, nil, box)
+	service := destination.New(s.App.DB(), catalog.MustLoad(), nil, nil, box, nil)
 	stored := func(t *testing.T, dstID, wsID string) (map[string]string, error) {
 		t.Helper()
 		return service.Secrets(context.Background(), &destination.Destination{ID: dstID, WorkspaceID: wsID})

@@ -246,7 +246,7 @@ func (rc *ntfReceiver) waitFor(tb testing.TB, typ string) ntfHit {
 // TestNotifications: Ada owns a workspace where Bea is a MEMBER and Cy is MINIMAL. What one of
 // them does reaches the others' inboxes, never their own.
 func TestNotifications(t *testing.T) {
-	s := startServer(t, func(c *config.Config) {
+	s := startServer(t, allowLoopback, func(c *config.Config) {
 		c.LogLevel = slog.LevelWarn
 		c.DeliveryMaxAttempts = 1
 	})
