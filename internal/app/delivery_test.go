@@ -163,7 +163,7 @@ func (e *dlvEnv) destination(tb testing.TB, destinationID, fields string) map[st
 
 // dlvAttemptFields is what the tests read of a delivery attempt.
 const dlvAttemptFields = `id eventId attempt outcome errorType errorMessage latencyMs endToEndMs createdAt
-	request { method url headers body } response { status headers body } destination { id }`
+	request { method url headers body eventCount redirects { status url followed refusedBecause } } response { status headers body } destination { id }`
 
 // attempts lists a destination's attempts, newest first; args are deliveryAttempts' arguments.
 func (e *dlvEnv) attempts(tb testing.TB, destinationID, args string) (total int, nodes []map[string]any) {
