@@ -568,6 +568,17 @@ func (l *lane) send(ctx context.Context, batch []*pending) *result {
 			}
 		}
 	}
+	// The events of a request that are retried go again together: one backoff (jitter included)
+	// per attempt number, so that they are due at the same moment and share a request again.
+	nexts := map[int]time.Time{}
+	next := func(number int) time.Time {
+		t, ok := nexts[number]
+		if !ok {
+			t = end.Add(l.e.opt.Policy.backoff(number+1, wait))
+			nexts[number] = t
+		}
+		return t
+	}
 	failures := 0
 	for i, p := range batch {
 		a := l.newAttempt(p, end)
@@ -582,7 +593,7 @@ func (l *lane) send(ctx context.Context, batch []*pending) *result {
 				retry, why = true, msg+" (the vendor refused other events of this request; this one is sent again)"
 			}
 		}
-		l.outcome(a, et, retry, why, wait, end)
+		l.outcome(a, et, retry, why, next)
 		if a.Outcome != Delivered {
 			failures++
 		}
@@ -595,9 +606,10 @@ func (l *lane) send(ctx context.Context, batch []*pending) *result {
 	return r
 }
 
-// outcome sets an attempt's outcome from its error type: delivered, retried later (with backoff,
-// or the answer's Retry-After), or failed for good (a final error, or retries exhausted).
-func (l *lane) outcome(a *Attempt, errType string, retryable bool, msg string, wait time.Duration, end time.Time) {
+// outcome sets an attempt's outcome from its error type: delivered, retried at next(attempt
+// number) (backoff, or the answer's Retry-After), or failed for good (a final error, or retries
+// exhausted).
+func (l *lane) outcome(a *Attempt, errType string, retryable bool, msg string, next func(number int) time.Time) {
 	switch {
 	case errType == "":
 		a.Outcome = Delivered
@@ -606,7 +618,7 @@ func (l *lane) outcome(a *Attempt, errType string, retryable bool, msg string, w
 		a.Outcome, a.ErrorType = Failed, errType
 	default:
 		pol := l.e.opt.Policy
-		next := end.Add(pol.backoff(a.Number+1, wait))
+		next := next(a.Number)
 		if a.Number >= pol.MaxAttempts || next.Sub(a.firstAt) > pol.MaxAge {
 			a.Outcome, a.ErrorType = Failed, errType
 			msg += " (gave up: retries exhausted)"
