@@ -421,9 +421,6 @@ func (s *scheduler) acked(a ack) {
 	for _, id := range a.released {
 		delete(s.retrying, id)
 	}
-	if a.n > 0 {
-		s.due = true // there is room again
-	}
 }
 
 // Attempt is the record of one attempt to deliver one event, as stored.
