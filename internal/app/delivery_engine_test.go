@@ -136,7 +136,9 @@ func TestDeliveryBatches(t *testing.T) {
 	t.Run("GA4", func(t *testing.T) {
 		t.Parallel()
 		p, rc := e.vendor(t, "GA4", "cat_google-analytics-4",
-			func(u string) map[string]any { return map[string]any{"endpoint": u, "measurementId": "G-B", "apiSecret": "ga-batch-secret"} },
+			func(u string) map[string]any {
+				return map[string]any{"endpoint": u, "measurementId": "G-B", "apiSecret": "ga-batch-secret"}
+			},
 			func(b []byte) []string {
 				var body struct {
 					ClientID string `json:"client_id"`
@@ -185,7 +187,9 @@ func TestDeliveryBatches(t *testing.T) {
 		var bad string
 		var once sync.Once
 		p, rc := e.vendor(t, "Mixpanel", "cat_mixpanel",
-			func(u string) map[string]any { return map[string]any{"endpoint": u + "/import?strict=1", "apiSecret": "mp-batch-secret"} },
+			func(u string) map[string]any {
+				return map[string]any{"endpoint": u + "/import?strict=1", "apiSecret": "mp-batch-secret"}
+			},
 			func(b []byte) []string { return dlvFieldList(b, "", "properties.$insert_id") },
 			func(h dlvHit) dlvReply {
 				var reply dlvReply
@@ -226,7 +230,9 @@ func TestDeliveryBatches(t *testing.T) {
 		t.Parallel()
 		var once sync.Once
 		p, rc := e.vendor(t, "Amplitude", "cat_amplitude",
-			func(u string) map[string]any { return map[string]any{"endpoint": u + "/2/httpapi", "apiKey": "amp-batch-key"} },
+			func(u string) map[string]any {
+				return map[string]any{"endpoint": u + "/2/httpapi", "apiKey": "amp-batch-key"}
+			},
 			func(b []byte) []string { return dlvFieldList(b, "events", "insert_id") },
 			func(h dlvHit) dlvReply {
 				reply := dlvReply{Status: http.StatusOK}
