@@ -406,3 +406,26 @@ func TestDeliveryCursorNeverMovesBack(t *testing.T) {
 		t.Errorf("the cursor is %s, want it left at %s", cursor, ahead)
 	}
 }
+
+// TestDeliveryDestinationToggled disables and enables a running destination at once (its lane may
+// see both, or only a change of settings): what arrived while it was disabled is not sent.
+func TestDeliveryDestinationToggled(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	e := dlvNewEnv(t, s, "dlv-toggled")
+	p := e.pipe(t, "Toggled", nil, nil)
+	dlvTrack(t, s, p.Key, map[string]any{"userId": "before"})
+	p.RC.waitHits(t, 1, 10*time.Second)
+	e.waitAttempts(t, p.DestID, "outcome: DELIVERED", 1)
+	for round := range 3 {
+		e.mutate(t, "destinationDisable", "DestinationIdInput", "destination { id }", map[string]any{"destinationId": p.DestID})
+		dlvTrack(t, s, p.Key, map[string]any{"userId": fmt.Sprint("while-disabled-", round)})
+		e.mutate(t, "destinationEnable", "DestinationIdInput", "destination { id }", map[string]any{"destinationId": p.DestID})
+	}
+	dlvTrack(t, s, p.Key, map[string]any{"userId": "after"})
+	dlvWait(t, "the event sent after", 10*time.Second, func() bool { return strings.Contains(fmt.Sprint(p.RC.Users()), "after") })
+	dlvSettle(t, s, p.DestID)
+	if got := p.RC.Users(); fmt.Sprint(got) != "[after before]" {
+		t.Errorf("delivered %v, want [after before]: nothing of the time it was disabled", got)
+	}
+}

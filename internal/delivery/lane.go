@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -34,12 +35,16 @@ type lane struct {
 	wakeCh  chan struct{}
 	stopCh  chan struct{}
 	done    chan struct{}
+	// changed is set when the destination changed: its cursor may have moved (enabling a
+	// destination moves it to the end of the log), which the scheduler then reads again.
+	changed atomic.Bool
 }
 
 func (l *lane) setConfig(cfg *laneConfig, version time.Time) {
 	l.mu.Lock()
 	l.cfg, l.version = cfg, version
 	l.mu.Unlock()
+	l.changed.Store(true)
 	l.wake()
 }
 
@@ -145,6 +150,9 @@ func (s *scheduler) loop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		if l.changed.Swap(false) {
+			s.skipTo()
+		}
 		if room := l.e.opt.Window - s.held; room > 0 && (s.due || s.more) {
 			s.due = false
 			if err := s.load(room); err != nil {
@@ -171,6 +179,20 @@ func (s *scheduler) loop() {
 		case <-timer.C:
 			s.due = true
 		}
+	}
+}
+
+// skipTo moves the read position up to the stored cursor when something else moved it ahead (a
+// destination disabled and enabled again skips what arrived meanwhile).
+func (s *scheduler) skipTo() {
+	var c string
+	if err := s.l.e.db.Get(s.ctx, &c, `SELECT last_event_id FROM delivery_cursors WHERE destination_id = ?`, s.l.id); err != nil {
+		return
+	}
+	if c > s.readAt {
+		s.readAt, s.more = c, false
+		s.marks = append(s.marks, &mark{id: c, done: true})
+		s.advance()
 	}
 }
 

@@ -115,6 +115,12 @@ func (r *recorder) run() {
 			held, failures = nil, 0
 			continue
 		}
+		if r.destinationGone() {
+			// Deleted while its events were sent: nothing is left to record them against.
+			r.committed(&job{n: held.n, released: held.released})
+			held, failures = nil, 0
+			continue
+		}
 		failures++
 		wait := min(recordBackoff<<min(failures-1, 10), recordBackoffMax)
 		r.l.e.log.Error("delivery: recording attempts failed; the events are kept and their records retried",
@@ -131,6 +137,14 @@ func (r *recorder) run() {
 			r.mu.Unlock()
 		}
 	}
+}
+
+// destinationGone tells whether the lane's destination was deleted (a record then fails on its
+// foreign key). When the database cannot say, it is not gone.
+func (r *recorder) destinationGone() bool {
+	var n int
+	err := r.l.e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM destinations WHERE id = ?`, r.l.id)
+	return err == nil && n == 0
 }
 
 // committed acknowledges a job to the scheduler and reports its attempts.
