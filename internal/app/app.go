@@ -462,8 +462,8 @@ func (a *App) recordHealth(c ingest.Committed) {
 	}
 }
 
-// attempted runs after each step of a delivery lane: failed attempts count towards the
-// destination's health issues.
+// attempted runs on a delivery lane's recorder once its attempts are committed (never on the
+// tracking API's writer): failed attempts count towards the destination's health issues.
 func (a *App) attempted(ctx context.Context, attempts []delivery.Attempt) {
 	counts := map[string]*health.Occurrence{}
 	var order []string
