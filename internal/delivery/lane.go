@@ -173,7 +173,9 @@ func (s *scheduler) loop() {
 		case r := <-s.results:
 			s.finished(r)
 		case <-s.rec.acks:
-			s.acked(s.rec.take())
+			if a := s.rec.take(); s.acked(a) {
+				timer.Reset(s.nextWake())
+			}
 		case <-l.wakeCh:
 			s.due = true
 		case <-timer.C:
@@ -437,12 +439,14 @@ func (s *scheduler) flush() {
 	s.rec.submit(j)
 }
 
-// acked releases what the recorder committed.
-func (s *scheduler) acked(a ack) {
+// acked releases what the recorder committed, and tells whether it scheduled retries (the timer
+// then wakes the lane when the first is due).
+func (s *scheduler) acked(a ack) bool {
 	s.held -= a.n
 	for _, id := range a.released {
 		delete(s.retrying, id)
 	}
+	return a.retries
 }
 
 // Attempt is the record of one attempt to deliver one event, as stored.

@@ -34,6 +34,7 @@ func (j *job) merge(o *job) {
 type ack struct {
 	n        int
 	released []string
+	retries  bool // retries were scheduled: the lane's timer must know when the first is due
 }
 
 // recorder commits a lane's jobs in order, as many as have queued up in one transaction. When a
@@ -149,9 +150,14 @@ func (r *recorder) destinationGone() bool {
 
 // committed acknowledges a job to the scheduler and reports its attempts.
 func (r *recorder) committed(j *job) {
+	retries := false
+	for _, a := range j.attempts {
+		retries = retries || a.Outcome == Retrying
+	}
 	r.mu.Lock()
 	r.pending.n += j.n
 	r.pending.released = append(r.pending.released, j.released...)
+	r.pending.retries = r.pending.retries || retries
 	r.mu.Unlock()
 	select {
 	case r.acks <- struct{}{}:
