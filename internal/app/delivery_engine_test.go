@@ -263,13 +263,18 @@ func TestDeliveryPipelined(t *testing.T) {
 	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
 	e := dlvNewEnv(t, s, "dlv-pipelined")
 	arrived, release := make(chan struct{}), make(chan struct{})
-	p := e.pipe(t, "Mixed", nil, func(h dlvHit) dlvReply {
+	var first, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	p := e.pipe(t, "Mixed", map[string]any{"timeoutSeconds": 30}, func(h dlvHit) dlvReply {
 		if h.UserID == "slow" {
-			close(arrived)
-			<-release
+			first.Do(func() {
+				close(arrived)
+				<-release
+			})
 		}
 		return dlvReply{Status: http.StatusOK}
 	})
+	t.Cleanup(free) // registered after the receiver: runs before its cleanup, which waits for its handlers
 	dlvTrack(t, s, p.Key, map[string]any{"userId": "slow", "messageId": "slow"})
 	<-arrived
 	slowID := dlvEventID(t, s, p.SourceID, "slow")
@@ -285,7 +290,7 @@ func TestDeliveryPipelined(t *testing.T) {
 	if cursor >= slowID {
 		t.Errorf("the cursor %s passed the slow event %s before its attempt was recorded", cursor, slowID)
 	}
-	close(release)
+	free()
 	dlvSettle(t, s, p.DestID)
 	if got := p.RC.Users(); len(got) != 41 {
 		t.Errorf("the receiver got %d events, want 41", len(got))
@@ -376,14 +381,16 @@ func TestDeliveryCursorNeverMovesBack(t *testing.T) {
 	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
 	e := dlvNewEnv(t, s, "dlv-cursor")
 	arrived, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	p := e.pipe(t, "Held", nil, func(dlvHit) dlvReply {
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	p := e.pipe(t, "Held", map[string]any{"timeoutSeconds": 30}, func(dlvHit) dlvReply {
 		once.Do(func() {
 			close(arrived)
 			<-release
 		})
 		return dlvReply{Status: http.StatusOK}
 	})
+	t.Cleanup(free) // registered after the receiver: runs before its cleanup, which waits for its handlers
 	dlvTrack(t, s, p.Key, map[string]any{"userId": "held"})
 	<-arrived
 	ctx := context.Background()
@@ -394,7 +401,7 @@ func TestDeliveryCursorNeverMovesBack(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	free()
 	e.waitAttempts(t, p.DestID, "outcome: DELIVERED", 1)
 	// A later event makes the lane record again: its cursor-only updates must not move back either.
 	dlvTrack(t, s, p.Key, map[string]any{"userId": "later"})

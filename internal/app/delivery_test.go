@@ -20,7 +20,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,11 +187,18 @@ func (e *dlvEnv) waitAttempts(tb testing.TB, destinationID, args string, n int) 
 	dlvWait(tb, fmt.Sprintf("%d attempts (%s) of %s", n, args, destinationID), 15*time.Second, func() bool {
 		var total int
 		total, nodes = e.attempts(tb, destinationID, args)
-		// The page is read before the count: an attempt recorded in between is counted only.
-		return total >= n && len(nodes) >= min(n, 1)
+		// The count and the page are two statements: a commit between them can make the
+		// count see rows the page did not.
+		page := 20 // the server's default page size
+		if m := dlvFirstArg.FindStringSubmatch(args); m != nil {
+			page, _ = strconv.Atoi(m[1])
+		}
+		return total >= n && len(nodes) >= min(n, page)
 	})
 	return nodes
 }
+
+var dlvFirstArg = regexp.MustCompile(`first:\s*(\d+)`)
 
 // stats reads a destination's deliveryStats.
 func (e *dlvEnv) stats(tb testing.TB, destinationID string) map[string]any {
