@@ -1,10 +1,13 @@
 // Package delivery sends accepted events to the destinations their sources are connected to. Each
-// destination has its own lane: a loop that reads the event log after the destination's cursor
-// and the events due for a retry, sends each through the destination's connector with a bounded
-// concurrency, and records every attempt with its request, response and outcome. A hanging or
-// failing destination slows only its own lane. Delivery is at least once: the cursor advances
-// only in the transaction that records the attempts, and each request carries an Idempotency-Key
-// of <event id>:<destination id> so that receivers can drop duplicates.
+// destination has its own lane: it reads the event log after the destination's cursor and the
+// events due for a retry, packs them into requests as the destination's connector takes them (one
+// event for a webhook, batches for the vendors that take them), keeps a bounded number of requests
+// in flight without waiting for the slowest, and records every attempt (one per event) with the
+// request that carried it, the response and the outcome. A hanging or failing destination slows
+// only its own lane. Delivery is at least once: the cursor advances only in the transaction that
+// records the attempts before it; requests of one event carry an Idempotency-Key of
+// <event id>:<destination id>, and batches rely on each event's own id, which vendors deduplicate.
+// Every request dials through the egress filter (internal/egress).
 package delivery
 
 import (
