@@ -9,15 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/egress"
+	"github.com/junctioncdp/junction/internal/mail"
 )
 
 // Config is every setting of the server. The zero value is not useful: use Load or Default.
