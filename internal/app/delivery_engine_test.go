@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // dlvBatchReceiver records vendor requests and the events each carried, by the vendor's id field.
@@ -341,8 +341,8 @@ func TestDeliveryRecordFailure(t *testing.T) {
 // source was disabled).
 func TestDeliveryDisabledSourcePending(t *testing.T) {
 	t.Parallel()
-	dbPath := filepath.Join(t.TempDir(), "junction.db")
-	opts := func(c *config.Config) { c.DatabaseURL = dbPath; c.LogLevel = slog.LevelWarn; c.DeliveryConcurrency = 1 }
+	dbURL := testdb.URL(t)
+	opts := func(c *config.Config) { c.DatabaseURL = dbURL; c.LogLevel = slog.LevelWarn; c.DeliveryConcurrency = 1 }
 	s1 := startServer(t, allowLoopback, opts)
 	e := dlvNewEnv(t, s1, "dlv-disabled-source")
 	var mu sync.Mutex

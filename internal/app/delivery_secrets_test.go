@@ -7,13 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // TestDeliveryErrorsMasked checks that a transport error, which quotes the request's URL, keeps no
@@ -167,8 +167,8 @@ func TestWebhookHeadersSecret(t *testing.T) {
 // secret, are sealed when the server starts, and still sent.
 func TestPlainHeadersSealedAtStart(t *testing.T) {
 	t.Parallel()
-	dbPath := filepath.Join(t.TempDir(), "junction.db")
-	opts := func(c *config.Config) { c.DatabaseURL = dbPath; c.LogLevel = slog.LevelWarn }
+	dbURL := testdb.URL(t)
+	opts := func(c *config.Config) { c.DatabaseURL = dbURL; c.LogLevel = slog.LevelWarn }
 	s1 := startServer(t, allowLoopback, opts)
 	e := dlvNewEnv(t, s1, "dlv-legacy")
 	p := e.pipe(t, "Legacy", nil, nil)

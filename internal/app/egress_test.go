@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/testdb"
 )
 
 // try runs a mutation whose payload has userErrors and returns the payload, errors or not.
@@ -131,8 +131,8 @@ func TestEgressOwnAddress(t *testing.T) {
 // default allow list; with loopback allowed the same destination is delivered to.
 func TestEgressBlockedAtDial(t *testing.T) {
 	t.Parallel()
-	dbPath := filepath.Join(t.TempDir(), "junction.db")
-	opts := func(c *config.Config) { c.DatabaseURL = dbPath; c.LogLevel = slog.LevelWarn; c.DeliveryMaxAttempts = 3 }
+	dbURL := testdb.URL(t)
+	opts := func(c *config.Config) { c.DatabaseURL = dbURL; c.LogLevel = slog.LevelWarn; c.DeliveryMaxAttempts = 3 }
 	s1 := startServer(t, allowLoopback, opts)
 	e := dlvNewEnv(t, s1, "eg-dial")
 	p := e.pipe(t, "Loopback", nil, nil)
