@@ -1,12 +1,14 @@
 -- Delivery requests apart from attempts. A request to a vendor that takes batches carries many
 -- events; an attempt (one event, one try) points at the request that carried it. The request, its
 -- body and its response are stored once however many events it carried, and an attempt no longer
--- keeps a copy of its event: Event Delivery reads the event from the event log.
+-- keeps a copy of its event: Event Delivery reads the event from the event log. A request carries
+-- the events of one source only: it is shown to whoever sees that source, and reaped with it.
 
 CREATE TABLE delivery_requests (
     id               TEXT PRIMARY KEY,
     workspace_id     TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     destination_id   TEXT NOT NULL REFERENCES destinations (id) ON DELETE CASCADE,
+    source_id        TEXT NOT NULL,             -- of every event it carried
     events           INTEGER NOT NULL,          -- how many events it carried
     method           TEXT NOT NULL,
     url              TEXT NOT NULL,             -- secrets masked
@@ -21,12 +23,13 @@ CREATE TABLE delivery_requests (
     created_at       TEXT NOT NULL
 );
 CREATE INDEX delivery_requests_destination ON delivery_requests (destination_id, id);
+CREATE INDEX delivery_requests_source ON delivery_requests (source_id, id);
 
 -- Each stored attempt that made a request becomes a request of one event, with the suffix of the
 -- attempt's id.
-INSERT INTO delivery_requests (id, workspace_id, destination_id, events, method, url, headers, body, redirects,
+INSERT INTO delivery_requests (id, workspace_id, destination_id, source_id, events, method, url, headers, body, redirects,
     response_status, response_headers, response_body, latency_ms, delivered, created_at)
-SELECT 'req_' || substr(id, 5), workspace_id, destination_id, 1, request_method, request_url, request_headers, request_body, '[]',
+SELECT 'req_' || substr(id, 5), workspace_id, destination_id, source_id, 1, request_method, request_url, request_headers, request_body, '[]',
     response_status, response_headers, response_body, latency_ms, outcome = 'DELIVERED', created_at
 FROM delivery_attempts WHERE request_method <> '';
 

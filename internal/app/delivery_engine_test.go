@@ -436,3 +436,53 @@ func TestDeliveryDestinationToggled(t *testing.T) {
 		t.Errorf("delivered %v, want [after before]: nothing of the time it was disabled", got)
 	}
 }
+
+// TestDeliveryBatchOneSource checks that a request never carries the events of two sources (it
+// is shown with each of its attempts, to whoever may see that attempt's source), and that a
+// deleted source's requests go with it.
+func TestDeliveryBatchOneSource(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn; c.DeliveryConcurrency = 1 })
+	e := dlvNewEnv(t, s, "dlv-one-source")
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var first, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	p, rc := e.vendor(t, "Forward", "cat_segment", func(u string) map[string]any { return map[string]any{"endpoint": u, "writeKey": "wk-one"} },
+		func(b []byte) []string { return dlvFieldList(b, "batch", "messageId") },
+		func(dlvHit) dlvReply {
+			first.Do(func() {
+				close(arrived)
+				<-release
+			})
+			return dlvReply{Status: http.StatusOK}
+		})
+	t.Cleanup(free) // registered after the receiver: runs before its cleanup, which waits for its handlers
+	otherID, otherKey := e.source(t, "Other")
+	e.connect(t, otherID, p.DestID, true)
+	dlvTrack(t, s, p.Key, map[string]any{"userId": "a-first", "messageId": "a-first"})
+	<-arrived // the lane's one connection is busy: what follows queues up
+	var a, b []map[string]any
+	for i := range 5 {
+		a = append(a, map[string]any{"userId": fmt.Sprint("a-", i), "messageId": fmt.Sprint("a-", i)})
+		b = append(b, map[string]any{"userId": fmt.Sprint("b-", i), "messageId": fmt.Sprint("b-", i)})
+	}
+	dlvTrack(t, s, p.Key, a...)
+	dlvTrack(t, s, otherKey, b...)
+	free()
+	e.waitAttempts(t, p.DestID, "outcome: DELIVERED", 11)
+	for _, ids := range rc.requests() {
+		if prefix := ids[0][:2]; strings.Count(strings.Join(ids, " "), prefix) != len(ids) {
+			t.Errorf("a request carried the events of two sources: %v", ids)
+		}
+	}
+	ctx := context.Background()
+	count := func() (n int) {
+		_ = s.App.DB().Get(ctx, &n, `SELECT COUNT(*) FROM delivery_requests WHERE source_id = ?`, otherID)
+		return n
+	}
+	if count() == 0 {
+		t.Fatal("no request of the other source stored")
+	}
+	e.mutate(t, "sourceDelete", "SourceIdInput", "deletedSourceId", map[string]any{"sourceId": otherID})
+	dlvWait(t, "the deleted source's requests reaped", 15*time.Second, func() bool { return count() == 0 })
+}

@@ -386,8 +386,10 @@ func (s *scheduler) dispatch() {
 	}
 }
 
-// take packs the next request: the first queued event and the queued events after it with the
-// same key and settings, within the connector's limits. The others stay queued, in order.
+// take packs the next request: the first queued event and the queued events after it of the same
+// source, key and settings, within the connector's limits. The others stay queued, in order. A
+// request never mixes sources: it is shown with the attempts of each of its events, to whoever
+// may see that event's source, and it goes with its source when the source is deleted.
 func (s *scheduler) take() []*pending {
 	first := s.queue[0]
 	lim := first.cfg.limits
@@ -399,7 +401,8 @@ func (s *scheduler) take() []*pending {
 			rest = append(rest, s.queue[1+i:]...)
 			break
 		}
-		if p.cfg == first.cfg && p.part.Key == first.part.Key && items+len(p.part.Items) <= lim.Items && size+p.size <= lim.Bytes {
+		if p.cfg == first.cfg && p.ev.SourceID == first.ev.SourceID && p.part.Key == first.part.Key &&
+			items+len(p.part.Items) <= lim.Items && size+p.size <= lim.Bytes {
 			batch = append(batch, p)
 			items, size = items+len(p.part.Items), size+p.size
 			continue
@@ -466,6 +469,7 @@ type Attempt struct {
 // kept only when it came from the destination's own host.
 type requestRecord struct {
 	ID, WorkspaceID, DestinationID string
+	SourceID                       string // of every event it carried
 	Events                         int
 	Method, URL, Headers, Body     string
 	Redirects                      string
@@ -519,7 +523,8 @@ func (l *lane) send(ctx context.Context, batch []*pending) *result {
 	if cfg.limits.Items == 1 {
 		req.Header.Set("Idempotency-Key", batch[0].ev.ID+":"+cfg.DestinationID)
 	}
-	rec := &requestRecord{ID: id.New(RequestPrefix), WorkspaceID: cfg.WorkspaceID, DestinationID: cfg.DestinationID, Events: len(batch),
+	rec := &requestRecord{ID: id.New(RequestPrefix), WorkspaceID: cfg.WorkspaceID, DestinationID: cfg.DestinationID,
+		SourceID: batch[0].ev.SourceID, Events: len(batch),
 		Method: req.Method, URL: cfg.mask.text(req.URL.String()), Headers: cfg.mask.headerJSON(req.Header), Redirects: "[]"}
 	if req.GetBody != nil {
 		if b, err := req.GetBody(); err == nil {

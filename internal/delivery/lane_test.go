@@ -30,17 +30,19 @@ func TestNotifyWakesOnlyConnectedLanes(t *testing.T) {
 }
 
 // TestTake checks how queued events are packed into requests: in order, within the items and
-// bytes limits, with one key and one configuration per request, the others left queued in order.
+// bytes limits, with one source, one key and one configuration per request, the others left
+// queued in order.
 func TestTake(t *testing.T) {
 	cfg := &laneConfig{limits: Limits{Items: 3, Bytes: 1000}}
 	other := &laneConfig{limits: cfg.limits}
 	p := func(name, key string, items, size int, c *laneConfig) *pending {
-		return &pending{ev: &Event{ID: name}, cfg: c, part: Part{Key: key, Items: make([]json.RawMessage, items)}, size: size}
+		return &pending{ev: &Event{ID: name, SourceID: "src_1"}, cfg: c, part: Part{Key: key, Items: make([]json.RawMessage, items)}, size: size}
 	}
 	s := &scheduler{queue: []*pending{
 		p("a", "k1", 1, 100, cfg), p("b", "k2", 1, 100, cfg), p("c", "k1", 2, 100, cfg), p("d", "k1", 1, 100, cfg),
-		p("e", "k1", 1, 950, cfg), p("f", "k1", 1, 10, other), p("g", "k2", 1, 100, cfg),
+		p("e", "k1", 1, 950, cfg), p("f", "k1", 1, 10, other), p("g", "k2", 1, 100, cfg), p("h", "k2", 1, 10, cfg),
 	}}
+	s.queue[7].ev.SourceID = "src_2" // h: another source
 	names := func(list []*pending) string {
 		var out []string
 		for _, x := range list {
@@ -52,8 +54,9 @@ func TestTake(t *testing.T) {
 	for len(s.queue) > 0 {
 		got = append(got, names(s.take()))
 	}
-	// a+c fill 3 items; b and g share k2; d alone (e is too large to join it); e; f has other settings.
-	if want := "ac bg d e f"; strings.Join(got, " ") != want {
+	// a+c fill 3 items; b and g share k2 (not h, of another source); d alone (e is too large to
+	// join it); e; f has other settings; h.
+	if want := "ac bg d e f h"; strings.Join(got, " ") != want {
 		t.Errorf("requests %q, want %q", strings.Join(got, " "), want)
 	}
 }

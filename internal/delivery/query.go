@@ -325,4 +325,21 @@ var (
 		}
 		return res.RowsAffected()
 	}}
+	// The requests that carried a deleted source's events (a request carries one source's), and
+	// those of a deleted workspace's destinations: their bodies hold the events.
+	ReapSourceRequests = reap.Step{Name: "delivery requests", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT id FROM delivery_requests WHERE source_id = ? ORDER BY id LIMIT ?)`, sourceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+	ReapWorkspaceRequests = reap.Step{Name: "delivery requests", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT r.id FROM delivery_requests r
+			JOIN destinations d ON d.id = r.destination_id WHERE d.workspace_id = ? LIMIT ?)`, workspaceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
 )

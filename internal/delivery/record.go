@@ -187,11 +187,11 @@ func (r *recorder) commit(ctx context.Context, j *job) error {
 	return r.l.e.db.Tx(ctx, func(tx *db.Tx) error {
 		var rows [][]any
 		for _, q := range j.requests {
-			rows = append(rows, []any{q.ID, q.WorkspaceID, q.DestinationID, q.Events, q.Method, q.URL, q.Headers, q.Body, q.Redirects,
+			rows = append(rows, []any{q.ID, q.WorkspaceID, q.DestinationID, q.SourceID, q.Events, q.Method, q.URL, q.Headers, q.Body, q.Redirects,
 				q.ResponseStatus, q.ResponseHeaders, q.ResponseBody, q.LatencyMS, q.Delivered, db.FormatTime(q.CreatedAt)})
 		}
-		if err := tx.InsertRows(ctx, `INSERT INTO delivery_requests (id, workspace_id, destination_id, events, method, url, headers, body,
-			redirects, response_status, response_headers, response_body, latency_ms, delivered, created_at) VALUES `, 15, rows, ""); err != nil {
+		if err := tx.InsertRows(ctx, `INSERT INTO delivery_requests (id, workspace_id, destination_id, source_id, events, method, url, headers, body,
+			redirects, response_status, response_headers, response_body, latency_ms, delivered, created_at) VALUES `, 16, rows, ""); err != nil {
 			return err
 		}
 		rows = rows[:0]
