@@ -1382,7 +1382,7 @@ func TestDeliveryAtLeastOnceAcrossRestart(t *testing.T) {
 // receives both.
 func TestDeliveryEventIDsFollowCommitOrder(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
 	e := dlvNewEnv(t, s, "dlv-id-order")
 	p := e.pipe(t, "Ordered", nil, nil)
 	ctx := context.Background()

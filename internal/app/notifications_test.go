@@ -572,7 +572,7 @@ func TestNotifications(t *testing.T) {
 // channel; members and minimal members get neither.
 func TestNotificationsOfMembersOnlyForAdmins(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
 	tm := newTeam(t, s, "ntf-members", "Ada")
 	ada := tm.owner
 	al := tm.add(t, "al", "Al", "ADMIN")

@@ -582,7 +582,7 @@ func (f *walkFixture) signUp(t *testing.T, label string) *permAccount {
 // prod source's and refuses the dev source's, and discarded events of each open health issues.
 func newWalkFixture(t *testing.T) *walkFixture {
 	t.Helper()
-	s := startServer(t, func(c *config.Config) {
+	s := startServer(t, allowLoopback, func(c *config.Config) {
 		c.Limits.Depth, c.Limits.Aliases, c.Limits.Fields, c.Limits.Complexity, c.Limits.Tokens = 50, 100000, 100000, 100000000, 1000000
 		c.Limits.BodyBytes = 8 << 20
 	})
