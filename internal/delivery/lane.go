@@ -140,7 +140,9 @@ func (s *scheduler) loop() {
 			s.readAt, s.cursorSent = cursor, cursor
 			break
 		}
-		l.e.log.Error("delivery: reading the cursor failed", "destination", l.id, "error", err.Error())
+		if !l.gone() { // a destination deleted meanwhile has no cursor: its lane is about to stop
+			l.e.log.Error("delivery: reading the cursor failed", "destination", l.id, "error", err.Error())
+		}
 		select {
 		case <-l.stopCh:
 			return

@@ -116,7 +116,7 @@ func (r *recorder) run() {
 			held, failures = nil, 0
 			continue
 		}
-		if r.destinationGone() {
+		if r.l.gone() {
 			// Deleted while its events were sent: nothing is left to record them against.
 			r.committed(&job{n: held.n, released: held.released})
 			held, failures = nil, 0
@@ -140,11 +140,11 @@ func (r *recorder) run() {
 	}
 }
 
-// destinationGone tells whether the lane's destination was deleted (a record then fails on its
-// foreign key). When the database cannot say, it is not gone.
-func (r *recorder) destinationGone() bool {
+// gone tells whether the lane's destination was deleted (a record or a new cursor then fails on
+// its foreign key). When the database cannot say, it is not gone.
+func (l *lane) gone() bool {
 	var n int
-	err := r.l.e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM destinations WHERE id = ?`, r.l.id)
+	err := l.e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM destinations WHERE id = ?`, l.id)
 	return err == nil && n == 0
 }
 
