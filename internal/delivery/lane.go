@@ -111,6 +111,7 @@ type scheduler struct {
 	retrying   map[string]bool // retry events loaded and not yet committed: not loaded twice
 	job        *job            // what the next hand-over to the recorder carries
 	more       bool            // the last load was full: more is waiting
+	loadedAt   time.Time       // when the last load looked for due retries
 	due        bool            // woken, or the timer fired: look for work
 }
 
@@ -201,11 +202,13 @@ func (s *scheduler) skipTo() {
 }
 
 // nextWake is how long an idle lane waits before it looks again: until its next retry is due, at
-// most Poll.
+// most Poll. Retries that were due at the last load were loaded then, or are in flight (their rows
+// stay until their record commits): they do not count, or the lane would look again at once.
 func (s *scheduler) nextWake() time.Duration {
 	wait := s.l.e.opt.Poll
 	var next *db.Time
-	if err := s.l.e.db.Get(s.ctx, &next, `SELECT MIN(next_attempt_at) FROM delivery_retries WHERE destination_id = ?`, s.l.id); err == nil && next != nil {
+	if err := s.l.e.db.Get(s.ctx, &next, `SELECT MIN(next_attempt_at) FROM delivery_retries WHERE destination_id = ? AND next_attempt_at > ?`,
+		s.l.id, db.Time{Time: s.loadedAt}); err == nil && next != nil {
 		wait = min(wait, max(time.Until(next.Time), time.Millisecond))
 	}
 	return wait
@@ -227,6 +230,7 @@ type eventRow struct {
 func (s *scheduler) load(room int) error {
 	l := s.l
 	now := time.Now()
+	s.loadedAt = now
 	// Retries in flight are still in the table (until their record commits): ask for as many
 	// more, and leave them out.
 	var retries []eventRow
