@@ -107,11 +107,12 @@ func (e *Engine) Notify(sourceIDs []string) {
 	}
 }
 
-// Wake wakes one destination's lane (events were queued for it to re-send).
+// Wake wakes one destination's lane: events were queued for it to re-send.
 func (e *Engine) Wake(destinationID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if l := e.lanes[destinationID]; l != nil {
+		l.retriesQueued.Store(true)
 		l.wake()
 	}
 }

@@ -38,6 +38,9 @@ type lane struct {
 	// changed is set when the destination changed: its cursor may have moved (enabling a
 	// destination moves it to the end of the log), which the scheduler then reads again.
 	changed atomic.Bool
+	// retriesQueued is set when events were queued for a re-send: the scheduler reads the retry
+	// table at its next load.
+	retriesQueued atomic.Bool
 }
 
 func (l *lane) setConfig(cfg *laneConfig, version time.Time) {
@@ -112,7 +115,12 @@ type scheduler struct {
 	job        *job            // what the next hand-over to the recorder carries
 	more       bool            // the last load was full: more is waiting
 	loadedAt   time.Time       // when the last load looked for due retries
-	due        bool            // woken, or the timer fired: look for work
+	// retriesKnown says that nextRetry is when the next retry not yet loaded is due (zero: none),
+	// so that a load before then need not read the retry table: the lane's own recorder makes
+	// retries, and a re-send asked through the API wakes the lane with retriesQueued.
+	retriesKnown bool
+	nextRetry    time.Time
+	due          bool // woken, or the timer fired: look for work
 }
 
 func (l *lane) run() {
@@ -177,12 +185,16 @@ func (s *scheduler) loop() {
 			s.finished(r)
 		case <-s.rec.acks:
 			if a := s.rec.take(); s.acked(a) {
+				s.findNextRetry() // the recorder scheduled retries
 				timer.Reset(s.nextWake())
 			}
 		case <-l.wakeCh:
 			s.due = true
+			if l.retriesQueued.Swap(false) {
+				s.retriesKnown = false
+			}
 		case <-timer.C:
-			s.due = true
+			s.due, s.retriesKnown = true, false // also a safety net: look at the retry table anew
 		}
 	}
 }
@@ -202,16 +214,29 @@ func (s *scheduler) skipTo() {
 }
 
 // nextWake is how long an idle lane waits before it looks again: until its next retry is due, at
-// most Poll. Retries that were due at the last load were loaded then, or are in flight (their rows
-// stay until their record commits): they do not count, or the lane would look again at once.
+// most Poll.
 func (s *scheduler) nextWake() time.Duration {
 	wait := s.l.e.opt.Poll
-	var next *db.Time
-	if err := s.l.e.db.Get(s.ctx, &next, `SELECT MIN(next_attempt_at) FROM delivery_retries WHERE destination_id = ? AND next_attempt_at > ?`,
-		s.l.id, db.Time{Time: s.loadedAt}); err == nil && next != nil {
-		wait = min(wait, max(time.Until(next.Time), time.Millisecond))
+	if s.retriesKnown && !s.nextRetry.IsZero() {
+		wait = min(wait, max(time.Until(s.nextRetry), time.Millisecond))
 	}
 	return wait
+}
+
+// findNextRetry reads when the lane's next retry is due. Retries that were due at the last load were
+// loaded then, or are in flight (their rows stay until their record commits): they do not count,
+// or the lane would look again at once. Zero: none.
+func (s *scheduler) findNextRetry() {
+	var next *db.Time
+	if err := s.l.e.db.Get(s.ctx, &next, `SELECT MIN(next_attempt_at) FROM delivery_retries WHERE destination_id = ? AND next_attempt_at > ?`,
+		s.l.id, db.Time{Time: s.loadedAt}); err != nil {
+		s.retriesKnown = false
+		return
+	}
+	s.nextRetry, s.retriesKnown = time.Time{}, true
+	if next != nil {
+		s.nextRetry = next.Time
+	}
 }
 
 type eventRow struct {
@@ -230,19 +255,28 @@ type eventRow struct {
 func (s *scheduler) load(room int) error {
 	l := s.l
 	now := time.Now()
-	s.loadedAt = now
+	cfg := l.config()
+	s.more = false
 	// Retries in flight are still in the table (until their record commits): ask for as many
 	// more, and leave them out.
 	var retries []eventRow
 	limit := min(room, loadChunk) + len(s.retrying)
-	if err := l.e.db.Select(s.ctx, &retries, `SELECT e.id, e.source_id, e.type, e.received_at, e.payload, r.attempts, r.first_attempt_at
-		FROM delivery_retries r JOIN events e ON e.id = r.event_id
-		WHERE r.destination_id = ? AND r.next_attempt_at <= ? ORDER BY r.next_attempt_at, r.event_id LIMIT ?`,
-		l.id, db.Time{Time: now}, limit); err != nil {
-		return err
+	if !s.retriesKnown || (!s.nextRetry.IsZero() && !now.Before(s.nextRetry)) {
+		s.loadedAt = now
+		if err := l.e.db.Select(s.ctx, &retries, `SELECT e.id, e.source_id, e.type, e.received_at, e.payload, r.attempts, r.first_attempt_at
+			FROM delivery_retries r JOIN events e ON e.id = r.event_id
+			WHERE r.destination_id = ? AND r.next_attempt_at <= ? ORDER BY r.next_attempt_at, r.event_id LIMIT ?`,
+			l.id, db.Time{Time: now}, limit); err != nil {
+			s.retriesKnown = false
+			return err
+		}
+		s.more = len(retries) == limit
+		if s.more {
+			s.retriesKnown = false // more are due: read the table again at the next load
+		} else {
+			s.findNextRetry()
+		}
 	}
-	cfg := l.config()
-	s.more = len(retries) == limit
 	taken := 0
 	for _, r := range retries {
 		if s.retrying[r.ID] || taken == room {

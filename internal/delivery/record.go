@@ -58,6 +58,12 @@ const (
 	recordBackoffMax = time.Minute
 )
 
+// A lane's recorder commits at most every recordEvery, unless recordBatch events are waiting.
+const (
+	recordEvery = 10 * time.Millisecond
+	recordBatch = 2000
+)
+
 func newRecorder(l *lane) *recorder {
 	return &recorder{l: l, signal: make(chan struct{}, 1), acks: make(chan struct{}, 1), done: make(chan struct{})}
 }
@@ -88,6 +94,7 @@ func (r *recorder) close() {
 func (r *recorder) run() {
 	defer close(r.done)
 	var held *job
+	var last time.Time // of the last commit
 	failures := 0
 	for {
 		r.mu.Lock()
@@ -108,9 +115,19 @@ func (r *recorder) run() {
 			<-r.signal
 			continue
 		}
+		// Records share the single writer with the tracking API: one commit per lane at most every
+		// recordEvery, with whatever queued up meanwhile, rather than one per request.
+		if wait := time.Until(last.Add(recordEvery)); wait > 0 && !closing && held.n < recordBatch {
+			select {
+			case <-time.After(wait):
+			case <-r.l.stopCh:
+			}
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := r.commit(ctx, held)
 		cancel()
+		last = time.Now()
 		if err == nil {
 			r.committed(held)
 			held, failures = nil, 0
