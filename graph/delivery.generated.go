@@ -164,10 +164,10 @@ func (ec *executionContext) _DeliveryAttempt_eventPayload(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
-			return ec.marshalNJSON2interface(ctx, selections, v)
+			return ec.marshalOJSON2interface(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_DeliveryAttempt_eventPayload(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -573,6 +573,98 @@ func (ec *executionContext) fieldContext_DeliveryAttemptEdge_node(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _DeliveryRedirect_status(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRedirect) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRedirect_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRedirect_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryRedirect", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryRedirect_url(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRedirect) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRedirect_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRedirect_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryRedirect", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeliveryRedirect_followed(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRedirect) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRedirect_followed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Followed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRedirect_followed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryRedirect", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeliveryRedirect_refusedBecause(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRedirect) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRedirect_refusedBecause(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefusedBecause, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRedirect_refusedBecause(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryRedirect", field, false, false, "String")
+}
+
 func (ec *executionContext) _DeliveryRequest_method(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -663,6 +755,61 @@ func (ec *executionContext) _DeliveryRequest_body(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_DeliveryRequest_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeliveryRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeliveryRequest_eventCount(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRequest_eventCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRequest_eventCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeliveryRequest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeliveryRequest_redirects(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeliveryRequest_redirects(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Redirects, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeliveryRedirect) graphql.Marshaler {
+			return ec.marshalNDeliveryRedirect2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRedirectᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeliveryRequest_redirects(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeliveryRequest",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeliveryRedirect(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _DeliveryResponse_status(ctx context.Context, field graphql.CollectedField, obj *model.DeliveryResponse) (ret graphql.Marshaler) {
@@ -1067,7 +1214,7 @@ func (ec *executionContext) _DeliveryAttempt(ctx context.Context, sel ast.Select
 			}
 		case "eventPayload":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._DeliveryAttempt_eventPayload(ctx, field, obj)
 				})
@@ -1222,6 +1369,54 @@ func (ec *executionContext) _DeliveryAttemptEdge(ctx context.Context, sel ast.Se
 	return out
 }
 
+var deliveryRedirectImplementors = []string{"DeliveryRedirect"}
+
+func (ec *executionContext) _DeliveryRedirect(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryRedirect) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deliveryRedirectImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeliveryRedirect")
+		case "status":
+			out.Values[i] = ec._DeliveryRedirect_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._DeliveryRedirect_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "followed":
+			out.Values[i] = ec._DeliveryRedirect_followed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refusedBecause":
+			out.Values[i] = ec._DeliveryRedirect_refusedBecause(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deliveryRequestImplementors = []string{"DeliveryRequest"}
 
 func (ec *executionContext) _DeliveryRequest(ctx context.Context, sel ast.SelectionSet, obj *model.DeliveryRequest) graphql.Marshaler {
@@ -1250,6 +1445,16 @@ func (ec *executionContext) _DeliveryRequest(ctx context.Context, sel ast.Select
 			}
 		case "body":
 			out.Values[i] = ec._DeliveryRequest_body(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventCount":
+			out.Values[i] = ec._DeliveryRequest_eventCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "redirects":
+			out.Values[i] = ec._DeliveryRequest_redirects(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -1482,6 +1687,30 @@ func (ec *executionContext) unmarshalNDeliveryOutcome2githubᚗcomᚋjunctioncdp
 
 func (ec *executionContext) marshalNDeliveryOutcome2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryOutcome(ctx context.Context, sel ast.SelectionSet, v model.DeliveryOutcome) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNDeliveryRedirect2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRedirectᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeliveryRedirect) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeliveryRedirect2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRedirect(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDeliveryRedirect2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRedirect(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryRedirect) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryRedirect!")
+		return graphql.Null
+	}
+	return ec._DeliveryRedirect(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDeliveryRequest2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDeliveryRequest(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryRequest) graphql.Marshaler {

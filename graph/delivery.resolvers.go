@@ -25,7 +25,11 @@ func (r *deliveryAttemptResolver) Event(ctx context.Context, obj *delivery.Store
 }
 
 func (r *deliveryAttemptResolver) EventPayload(ctx context.Context, obj *delivery.StoredAttempt) (any, error) {
-	return parseJSON(obj.EventPayload)
+	ev, err := loadOne(ctx, loadersFrom(ctx, r.Resolver).events, ref(obj.WorkspaceID, obj.EventID))
+	if err != nil || ev == nil {
+		return nil, err // nil: pruned
+	}
+	return parseJSON(ev.Payload)
 }
 
 func (r *deliveryAttemptResolver) Outcome(ctx context.Context, obj *delivery.StoredAttempt) (model.DeliveryOutcome, error) {
@@ -37,7 +41,8 @@ func (r *deliveryAttemptResolver) Request(ctx context.Context, obj *delivery.Sto
 	if err != nil {
 		return nil, err
 	}
-	return &model.DeliveryRequest{Method: obj.RequestMethod, URL: obj.RequestURL, Headers: headers, Body: obj.RequestBody}, nil
+	return &model.DeliveryRequest{Method: obj.RequestMethod, URL: obj.RequestURL, Headers: headers, Body: obj.RequestBody,
+		EventCount: obj.RequestEvents, Redirects: deliveryRedirects(obj.RequestRedirects)}, nil
 }
 
 func (r *deliveryAttemptResolver) Response(ctx context.Context, obj *delivery.StoredAttempt) (*model.DeliveryResponse, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
@@ -162,4 +163,18 @@ func violationConnection(page relay.Page[protocols.ViolationGroup]) *model.Viola
 		func(e []*model.ViolationGroupEdge, n []*protocols.ViolationGroup, p *relay.PageInfo, t int) *model.ViolationConnection {
 			return &model.ViolationConnection{Edges: e, Nodes: n, PageInfo: p, TotalCount: t}
 		})
+}
+
+// deliveryRedirects reads the redirects stored with a delivery request.
+func deliveryRedirects(raw string) []*model.DeliveryRedirect {
+	var list []egress.Redirect
+	_ = json.Unmarshal([]byte(raw), &list)
+	out := make([]*model.DeliveryRedirect, len(list))
+	for i, r := range list {
+		out[i] = &model.DeliveryRedirect{Status: r.Status, URL: r.URL, Followed: r.Refused == ""}
+		if r.Refused != "" {
+			out[i].RefusedBecause = &list[i].Refused
+		}
+	}
+	return out
 }

@@ -223,11 +223,20 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DeliveryRedirect struct {
+		Followed       func(childComplexity int) int
+		RefusedBecause func(childComplexity int) int
+		Status         func(childComplexity int) int
+		URL            func(childComplexity int) int
+	}
+
 	DeliveryRequest struct {
-		Body    func(childComplexity int) int
-		Headers func(childComplexity int) int
-		Method  func(childComplexity int) int
-		URL     func(childComplexity int) int
+		Body       func(childComplexity int) int
+		EventCount func(childComplexity int) int
+		Headers    func(childComplexity int) int
+		Method     func(childComplexity int) int
+		Redirects  func(childComplexity int) int
+		URL        func(childComplexity int) int
 	}
 
 	DeliveryResponse struct {
@@ -1688,12 +1697,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeliveryAttemptEdge.Node(childComplexity), true
 
+	case "DeliveryRedirect.followed":
+		if e.ComplexityRoot.DeliveryRedirect.Followed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRedirect.Followed(childComplexity), true
+	case "DeliveryRedirect.refusedBecause":
+		if e.ComplexityRoot.DeliveryRedirect.RefusedBecause == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRedirect.RefusedBecause(childComplexity), true
+	case "DeliveryRedirect.status":
+		if e.ComplexityRoot.DeliveryRedirect.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRedirect.Status(childComplexity), true
+	case "DeliveryRedirect.url":
+		if e.ComplexityRoot.DeliveryRedirect.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRedirect.URL(childComplexity), true
+
 	case "DeliveryRequest.body":
 		if e.ComplexityRoot.DeliveryRequest.Body == nil {
 			break
 		}
 
 		return e.ComplexityRoot.DeliveryRequest.Body(childComplexity), true
+	case "DeliveryRequest.eventCount":
+		if e.ComplexityRoot.DeliveryRequest.EventCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.EventCount(childComplexity), true
 	case "DeliveryRequest.headers":
 		if e.ComplexityRoot.DeliveryRequest.Headers == nil {
 			break
@@ -1706,6 +1746,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeliveryRequest.Method(childComplexity), true
+	case "DeliveryRequest.redirects":
+		if e.ComplexityRoot.DeliveryRequest.Redirects == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeliveryRequest.Redirects(childComplexity), true
 	case "DeliveryRequest.url":
 		if e.ComplexityRoot.DeliveryRequest.URL == nil {
 			break
@@ -5747,6 +5793,11 @@ enum SettingType {
   MAP
   "An absolute http or https URL."
   URL
+  """
+  HTTP headers: an object of header names (RFC 7230 tokens) to values (no line breaks or control
+  characters). When secret, the values are write-only and the names stay visible.
+  """
+  HEADERS
 }
 
 type CatalogEntryEdge {
@@ -5792,15 +5843,22 @@ type DeliveryAttempt implements Node {
   "The event, while it is kept (see the server's event retention)."
   event: Event
   eventId: ID!
-  "The event as it was sent to us."
-  eventPayload: JSON!
+  "The event as it was sent to us, while it is kept (see the server's event retention); null after."
+  eventPayload: JSON
   "1 for the first attempt of this event to this destination."
   attempt: Int!
   outcome: DeliveryOutcome!
-  "Why it failed: HTTP_<status>, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, CONNECTION_ERROR or INVALID_SETTINGS."
+  """
+  Why it failed: HTTP_<status>, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, CONNECTION_ERROR,
+  INVALID_SETTINGS, EGRESS_BLOCKED (the address is one the server does not send to: loopback,
+  private, link-local, its own) or REDIRECT_REFUSED (a redirect the server does not follow).
+  """
   errorType: String
   errorMessage: String
-  "The request sent, secrets masked."
+  """
+  The request that carried the event, secrets masked. Destinations that take batches carry many
+  events in one request, which all their attempts share.
+  """
   request: DeliveryRequest!
   "The response, when one came."
   response: DeliveryResponse
@@ -5825,12 +5883,33 @@ type DeliveryRequest {
   "Header names and values; credentials masked."
   headers: JSON!
   body: String!
+  "How many events the request carried; 0 when none went out (invalid settings)."
+  eventCount: Int!
+  "The redirects the request met, in order: those followed, then the one refused, if any."
+  redirects: [DeliveryRedirect!]!
+}
+
+"A redirect a delivery request met."
+type DeliveryRedirect {
+  "The status of the answer that redirected (301, 302, 303, 307 or 308)."
+  status: Int!
+  "Where it pointed, secrets masked."
+  url: String!
+  "Whether it was followed."
+  followed: Boolean!
+  """
+  Why it was not followed: more than 3 redirects, from https to http, or a change of method (a
+  POST turned into a GET delivers nothing). A redirect to an address the server does not send to
+  is followed and refused when dialed (EGRESS_BLOCKED).
+  """
+  refusedBecause: String
 }
 
 type DeliveryResponse {
   status: Int!
+  "The answer's headers, credentials masked; null when the answer came from another host than the destination's (after a redirect)."
   headers: JSON
-  "At most 4 KB."
+  "At most 4 KB; null when the answer came from another host than the destination's (after a redirect)."
   body: String
 }
 
@@ -8005,6 +8084,20 @@ func (ec *executionContext) childFields_DeliveryAttemptEdge(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryAttemptEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_DeliveryRedirect(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_DeliveryRedirect_status(ctx, field)
+	case "url":
+		return ec.fieldContext_DeliveryRedirect_url(ctx, field)
+	case "followed":
+		return ec.fieldContext_DeliveryRedirect_followed(ctx, field)
+	case "refusedBecause":
+		return ec.fieldContext_DeliveryRedirect_refusedBecause(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeliveryRedirect", field.Name)
+}
+
 func (ec *executionContext) childFields_DeliveryRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "method":
@@ -8015,6 +8108,10 @@ func (ec *executionContext) childFields_DeliveryRequest(ctx context.Context, fie
 		return ec.fieldContext_DeliveryRequest_headers(ctx, field)
 	case "body":
 		return ec.fieldContext_DeliveryRequest_body(ctx, field)
+	case "eventCount":
+		return ec.fieldContext_DeliveryRequest_eventCount(ctx, field)
+	case "redirects":
+		return ec.fieldContext_DeliveryRequest_redirects(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryRequest", field.Name)
 }

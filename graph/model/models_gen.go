@@ -171,18 +171,37 @@ type DeliveryAttemptEdge struct {
 	Node   *delivery.StoredAttempt `json:"node"`
 }
 
+// A redirect a delivery request met.
+type DeliveryRedirect struct {
+	// The status of the answer that redirected (301, 302, 303, 307 or 308).
+	Status int `json:"status"`
+	// Where it pointed, secrets masked.
+	URL string `json:"url"`
+	// Whether it was followed.
+	Followed bool `json:"followed"`
+	// Why it was not followed: more than 3 redirects, from https to http, or a change of method (a
+	// POST turned into a GET delivers nothing). A redirect to an address the server does not send to
+	// is followed and refused when dialed (EGRESS_BLOCKED).
+	RefusedBecause *string `json:"refusedBecause,omitempty"`
+}
+
 type DeliveryRequest struct {
 	Method string `json:"method"`
 	URL    string `json:"url"`
 	// Header names and values; credentials masked.
 	Headers any    `json:"headers"`
 	Body    string `json:"body"`
+	// How many events the request carried; 0 when none went out (invalid settings).
+	EventCount int `json:"eventCount"`
+	// The redirects the request met, in order: those followed, then the one refused, if any.
+	Redirects []*DeliveryRedirect `json:"redirects"`
 }
 
 type DeliveryResponse struct {
-	Status  int `json:"status"`
+	Status int `json:"status"`
+	// The answer's headers, credentials masked; null when the answer came from another host than the destination's (after a redirect).
 	Headers any `json:"headers,omitempty"`
-	// At most 4 KB.
+	// At most 4 KB; null when the answer came from another host than the destination's (after a redirect).
 	Body *string `json:"body,omitempty"`
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
@@ -70,6 +71,7 @@ type App struct {
 	notify     *notify.Service
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
+	egress     *egress.Filter
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -98,7 +100,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		log.Info("migrations applied", "versions", applied)
 	}
 
-	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics(), stop: make(chan struct{})}
+	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics(), stop: make(chan struct{}),
+		egress: egress.New(cfg.EgressAllow)}
 	a.metrics.RegisterDB("read", func() sql.DBStats { r, _ := d.Stats(); return r })
 	a.metrics.RegisterDB("write", func() sql.DBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
@@ -153,9 +156,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// deleting its own rows; the owner of the object deletes its row last.
 	a.reaper = reap.New(d, log)
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
-	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, health.ReapSourceIssues, source.ReapStep)
+	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(string) {
 		a.ingest.ForgetAll()
@@ -163,13 +166,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.reaper.Wake()
 	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
-	dests := destination.New(d, cat, workspaces, sources, box)
+	dests := destination.New(d, cat, workspaces, sources, box, a.egress)
+	if n, err := dests.SealPlainSecrets(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("sealing secret settings: %w", err)
+	} else if n > 0 {
+		log.Info("secret settings stored in the clear were sealed", "destinations", n)
+	}
 	a.delivery = delivery.New(d, dests, delivery.Options{
 		Policy:      delivery.Policy{MaxAttempts: cfg.DeliveryMaxAttempts, MaxAge: cfg.DeliveryMaxAge, BaseBackoff: cfg.DeliveryBackoff, MaxBackoff: 30 * time.Minute},
-		Concurrency: cfg.DeliveryConcurrency, Logger: log, OnAttempts: a.attempted,
+		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 	})
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
-	a.notify = notify.New(d, a.bus, box, log)
+	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
 	a.protocols.Publish = a.notify.Publish
 	sources.OnChange = func(id string) {
@@ -254,6 +263,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return obs.WithLogger(context.Background(), a.log) },
 	}
+	// Outgoing requests never reach the server itself, whatever EGRESS_ALLOW says.
+	a.egress.Listening(ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.background.Add(3)
@@ -426,10 +437,18 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// committed hears, on the tracking API's follower goroutine, what each group commit stored:
-// delivery lanes wake up and dashboards see the events.
+// committed hears, on the tracking API's follower goroutine, what each group commit stored: the
+// delivery lanes of the sources that received events wake up, and dashboards see the events.
 func (a *App) committed(c ingest.Committed) {
-	a.delivery.Notify()
+	var sources []string
+	seen := map[string]bool{}
+	for _, e := range c.Events {
+		if e.Status == ingest.Accepted && !seen[e.SourceID] {
+			seen[e.SourceID] = true
+			sources = append(sources, e.SourceID)
+		}
+	}
+	a.delivery.Notify(sources)
 	a.live.Committed(c)
 }
 
@@ -443,8 +462,8 @@ func (a *App) recordHealth(c ingest.Committed) {
 	}
 }
 
-// attempted runs after each step of a delivery lane: failed attempts count towards the
-// destination's health issues.
+// attempted runs on a delivery lane's recorder once its attempts are committed (never on the
+// tracking API's writer): failed attempts count towards the destination's health issues.
 func (a *App) attempted(ctx context.Context, attempts []delivery.Attempt) {
 	counts := map[string]*health.Occurrence{}
 	var order []string

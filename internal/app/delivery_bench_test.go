@@ -2,8 +2,10 @@ package app_test
 
 // Delivery load benchmarks: the real server (startServer: SQLite with the group-commit writer, one
 // delivery lane per destination, default DeliveryConcurrency; log level error), one source connected
-// to one webhook destination whose receiver is a fast httptest server on loopback, and the clients,
-// the server and the receiver in one process on the same cores.
+// to one destination whose receiver is an httptest server on loopback (allowed through the egress
+// filter, as EGRESS_ALLOW would), and the clients, the server and the receiver in one process on
+// the same cores. The receiver is a fast webhook, or a Segment-compatible API that answers each
+// request after 50 ms, as a distant vendor would.
 //
 //	go test -run '^$' -bench Delivery -benchtime 1x ./internal/app/
 //
@@ -13,6 +15,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -105,7 +108,7 @@ func dlvBenchPost(client *http.Client, url, writeKey string, body []byte) error 
 // receiver went on receiving after the last post was answered.
 func BenchmarkDeliveryThroughput(b *testing.B) {
 	const events, clients, perBatch = 20000, 8, 100
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
 	sink := dlvNewSink(b, nil)
 	key, destinationID := dlvBenchPipe(b, s, sink.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
@@ -164,6 +167,181 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	b.ReportMetric(drain.Seconds()/float64(b.N), "drain-s")
 }
 
+// BenchmarkDeliveryBacklog measures delivery alone: 20,000 events are posted while the webhook
+// receiver holds every request (the lane fills its connections, the rest waits in the log), then
+// the receiver lets go, and the time until it has every event gives events delivered per second,
+// without ingestion competing for the cores. It reports the events that arrived twice.
+func BenchmarkDeliveryBacklog(b *testing.B) {
+	const events, clients, perBatch = 20000, 8, 100
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	var gate atomic.Pointer[chan struct{}]
+	var received, duplicates atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		<-*gate.Load()
+		i := bytes.Index(body, []byte(`"messageId":"`))
+		if i >= 0 {
+			id := body[i+13:]
+			id = id[:bytes.IndexByte(id, '"')]
+			mu.Lock()
+			if seen[string(id)] {
+				duplicates.Add(1)
+			}
+			seen[string(id)] = true
+			mu.Unlock()
+		}
+		received.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	key, _ := dlvBenchPipe(b, s, srv.URL)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+
+	var n atomic.Int64
+	var drain time.Duration
+	b.ResetTimer()
+	for round := range b.N {
+		closed := make(chan struct{})
+		gate.Store(&closed)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var buf []byte
+				for next.Add(1) <= events/perBatch {
+					buf = append(buf[:0], `{"batch":[`...)
+					for i := range perBatch {
+						if i > 0 {
+							buf = append(buf, ',')
+						}
+						buf = dlvBenchEvent(buf, "backlog-", n.Add(1))
+					}
+					buf = append(buf, `]}`...)
+					if err := dlvBenchPost(client, s.URL+"/v1/batch", key, buf); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		start := time.Now()
+		close(closed)
+		want := int64((round + 1) * events)
+		deadline := time.Now().Add(60 * time.Second)
+		for received.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("the receiver got %d of %d events", received.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		drain += time.Since(start)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*events)/drain.Seconds(), "events/s")
+	b.ReportMetric(float64(duplicates.Load()), "duplicates")
+	if duplicates.Load() > 0 {
+		b.Errorf("%d events arrived twice", duplicates.Load())
+	}
+}
+
+// BenchmarkDeliverySegmentForward50ms posts a burst of 20,000 events (8 clients, 100-event /v1/batch
+// requests) to a source forwarded to a Segment-compatible API that takes 50 ms to answer each
+// request, and measures events delivered per second end to end, from the first post to the
+// receiver having all of them. It reports the requests the receiver got and the events it got
+// twice (none in normal operation).
+func BenchmarkDeliverySegmentForward50ms(b *testing.B) {
+	const events, clients, perBatch = 20000, 8, 100
+	const answerAfter = 50 * time.Millisecond
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var received, duplicates, requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Batch []struct {
+				MessageID string `json:"messageId"`
+			} `json:"batch"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&body)
+		time.Sleep(answerAfter)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, ev := range body.Batch {
+			if seen[ev.MessageID]++; seen[ev.MessageID] > 1 {
+				duplicates.Add(1)
+			}
+		}
+		mu.Unlock()
+		received.Add(int64(len(body.Batch)))
+		requests.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	e := dlvNewEnv(b, s, "dlv-bench-forward")
+	srcID, key := e.source(b, "Bench")
+	d := e.mutate(b, "destinationCreate", "DestinationCreateInput", "destination { id }", map[string]any{"workspaceId": e.wsID,
+		"catalogId": "cat_segment", "name": "Forward", "settings": map[string]any{"endpoint": srv.URL, "writeKey": "wk-bench"}})
+	e.connect(b, srcID, trkStr(d, "destination.id"), true)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+
+	var n atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for round := range b.N {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var buf []byte
+				for next.Add(1) <= events/perBatch {
+					buf = append(buf[:0], `{"batch":[`...)
+					for i := range perBatch {
+						if i > 0 {
+							buf = append(buf, ',')
+						}
+						buf = dlvBenchEvent(buf, "fwd-", n.Add(1))
+					}
+					buf = append(buf, `]}`...)
+					if err := dlvBenchPost(client, s.URL+"/v1/batch", key, buf); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		want := int64((round + 1) * events)
+		deadline := time.Now().Add(60 * time.Second)
+		for received.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("the receiver got %d of %d events", received.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	total := float64(b.N * events)
+	b.ReportMetric(total/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/op")
+	b.ReportMetric(float64(duplicates.Load()), "duplicates")
+	if duplicates.Load() > 0 {
+		b.Errorf("%d events arrived twice", duplicates.Load())
+	}
+}
+
 // BenchmarkDeliveryLatencyOpenLoop offers single-event /v1/track requests at 1,000 a second for five
 // seconds, whatever the answers (request i is due at start + i ms; a pool of 64 keep-alive
 // connections sends them), and measures for each event the time from its due time to the receiver
@@ -174,7 +352,7 @@ func BenchmarkDeliveryLatencyOpenLoop(b *testing.B) {
 	const rate, seconds, conns = 1000, 5, 64
 	const total = rate * seconds
 	interval := time.Second / rate
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError })
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError })
 
 	var mu sync.Mutex
 	var round int

@@ -14,7 +14,7 @@ import (
 // field, with nothing changed.
 func TestInputNamesRefuseUnsafeCharacters(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startServer(t, allowLoopback)
 	e := dlvNewEnv(t, s, "names")
 	srcID, _ := e.source(t, "Web")
 	dst := e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
@@ -94,7 +94,7 @@ func TestInputNamesRefuseUnsafeCharacters(t *testing.T) {
 // INTERNAL.
 func TestInputDateTime(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startServer(t, allowLoopback)
 	e := dlvNewEnv(t, s, "dates")
 	dst := e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
 		map[string]any{"workspaceId": e.wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": "http://127.0.0.1:1/x"}})

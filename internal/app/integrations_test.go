@@ -572,7 +572,7 @@ func TestIntegrationsCatalog(t *testing.T) {
 		want := map[string]string{
 			"url":            `{"default":null,"max":null,"min":null,"options":null,"required":true,"secret":false,"type":"URL"}`,
 			"method":         `{"default":"POST","max":null,"min":null,"options":["POST","PUT","PATCH"],"required":false,"secret":false,"type":"SELECT"}`,
-			"headers":        `{"default":{},"max":null,"min":null,"options":null,"required":false,"secret":false,"type":"MAP"}`,
+			"headers":        `{"default":{},"max":null,"min":null,"options":null,"required":false,"secret":true,"type":"HEADERS"}`,
 			"sharedSecret":   `{"default":null,"max":null,"min":null,"options":null,"required":false,"secret":true,"type":"STRING"}`,
 			"timeoutSeconds": `{"default":10,"max":30,"min":1,"options":null,"required":false,"secret":false,"type":"NUMBER"}`,
 			"eventTypes":     `{"default":[],"max":null,"min":null,"options":["track","identify","page","screen","group","alias"],"required":false,"secret":false,"type":"LIST"}`,
@@ -638,8 +638,10 @@ func TestIntegrationsSettingsValidation(t *testing.T) {
 		{"URLWrongScheme", map[string]any{"url": "ftp://example.com/hook"}, "settings.url", "INVALID", "must be an absolute http or https URL"},
 		{"SelectNotAnOption", withURL("method", "GET"), "settings.method", "INVALID", "must be one of POST, PUT, PATCH"},
 		{"SelectWrongType", withURL("method", true), "settings.method", "INVALID", "must be one of POST, PUT, PATCH"},
-		{"MapWrongType", withURL("headers", []any{"X-Key"}), "settings.headers", "INVALID", "must be an object of string values"},
-		{"MapValueWrongType", withURL("headers", map[string]any{"X-Key": 1}), "settings.headers", "INVALID", `"X-Key" is not a string`},
+		{"HeadersWrongType", withURL("headers", []any{"X-Key"}), "settings.headers", "INVALID", "must be an object of header names to values"},
+		{"HeadersValueWrongType", withURL("headers", map[string]any{"X-Key": 1}), "settings.headers", "INVALID", `"X-Key" is not a string`},
+		{"HeadersBadName", withURL("headers", map[string]any{"X Key": "v"}), "settings.headers", "INVALID", `header name "X Key" is not a valid name`},
+		{"HeadersLineBreak", withURL("headers", map[string]any{"X-Key": "v\nX-Other: w"}), "settings.headers", "INVALID", "line break"},
 		{"SecretStringWrongType", withURL("sharedSecret", 12345), "settings.sharedSecret", "INVALID", "must be a string"},
 		{"SecretStringTooLong", withURL("sharedSecret", strings.Repeat("s", 2001)), "settings.sharedSecret", "INVALID", "must be at most 2000 characters"},
 		{"NumberWrongType", withURL("timeoutSeconds", "ten"), "settings.timeoutSeconds", "INVALID", "must be a number"},
@@ -709,17 +711,17 @@ func TestIntegrationsSettingsValidation(t *testing.T) {
 		if got, want := itJSON(d["settings"]), `{"eventTypes":[],"headers":{},"method":"POST","timeoutSeconds":10,"url":"https://hooks.example.com/defaults"}`; got != want {
 			t.Errorf("settings %s, want %s", got, want)
 		}
-		if got := itJSON(d["secretSettings"]); got != `[{"isSet":false,"name":"sharedSecret"}]` {
+		if got := itJSON(d["secretSettings"]); got != `[{"isSet":false,"name":"headers"},{"isSet":false,"name":"sharedSecret"}]` {
 			t.Errorf("secretSettings %s", got)
 		}
 		src := itSource(t, owner, wsID, "cat_javascript", "Defaults")
 		if got := itJSON(src["settings"]); got != `{"strictMode":false}` {
 			t.Errorf("source settings %s", got)
 		}
-		// Given values are kept in their normal form.
+		// Given values are kept in their normal form; header values are secret.
 		d = itDestination(t, owner, wsID, "Given", map[string]any{"url": "https://hooks.example.com/given", "method": "PUT",
 			"headers": map[string]any{"X-Key": "k"}, "timeoutSeconds": 30, "eventTypes": []any{"track", "page"}})
-		if got, want := itJSON(d["settings"]), `{"eventTypes":["track","page"],"headers":{"X-Key":"k"},"method":"PUT","timeoutSeconds":30,"url":"https://hooks.example.com/given"}`; got != want {
+		if got, want := itJSON(d["settings"]), `{"eventTypes":["track","page"],"headers":{"X-Key":"••••••••"},"method":"PUT","timeoutSeconds":30,"url":"https://hooks.example.com/given"}`; got != want {
 			t.Errorf("settings %s, want %s", got, want)
 		}
 	})
@@ -735,7 +737,7 @@ func TestIntegrationsSettingsValidation(t *testing.T) {
 		}{
 			{map[string]any{"timeoutSeconds": 31}, "settings.timeoutSeconds", "INVALID", "must be between 1 and 30"},
 			{map[string]any{"method": "GET"}, "settings.method", "INVALID", "must be one of POST, PUT, PATCH"},
-			{map[string]any{"headers": "X-Key: k"}, "settings.headers", "INVALID", "must be an object of string values"},
+			{map[string]any{"headers": "X-Key: k"}, "settings.headers", "INVALID", "must be an object of header names to values"},
 			{map[string]any{"eventTypes": []any{"purchase"}}, "settings.eventTypes", "INVALID", `item "purchase" must be one of`},
 			{map[string]any{"sharedSecret": false}, "settings.sharedSecret", "INVALID", "must be a string"},
 			{map[string]any{"url": "not a url"}, "settings.url", "INVALID", "must be an absolute http or https URL"},
@@ -808,7 +810,7 @@ func TestIntegrationsSecrets(t *testing.T) {
 	}
 	// The delivery engine's way to read secrets: Service.Secrets. It needs only the database and
 	// the box.
-	service := destination.New(s.App.DB(), catalog.MustLoad(), nil, nil, box)
+	service := destination.New(s.App.DB(), catalog.MustLoad(), nil, nil, box, nil)
 	stored := func(t *testing.T, dstID, wsID string) (map[string]string, error) {
 		t.Helper()
 		return service.Secrets(context.Background(), &destination.Destination{ID: dstID, WorkspaceID: wsID})
@@ -827,7 +829,8 @@ func TestIntegrationsSecrets(t *testing.T) {
 		if v, ok := settings["sharedSecret"]; isSet && v != destination.Mask || !isSet && ok {
 			t.Errorf("settings.sharedSecret = %v (present %v), want the mask only when set (%v)", v, ok, isSet)
 		}
-		if got, want := itJSON(dst["secretSettings"]), fmt.Sprintf(`[{"isSet":%v,"name":"sharedSecret"}]`, isSet); got != want {
+		// The Webhook's headers are a secret setting too, not set here.
+		if got, want := itJSON(dst["secretSettings"]), fmt.Sprintf(`[{"isSet":false,"name":"headers"},{"isSet":%v,"name":"sharedSecret"}]`, isSet); got != want {
 			t.Errorf("secretSettings %s, want %s", got, want)
 		}
 	}

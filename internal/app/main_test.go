@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,13 @@ func serverDatabase(cfg *config.Config) {
 	if cfg.EncryptionKey == "" {
 		cfg.EncryptionKey = testdb.KeyFor(cfg.DatabaseURL)
 	}
+}
+
+// allowLoopback lets deliveries and notification webhooks reach receivers on loopback (the
+// tests' httptest servers), which the egress filter refuses by default, as an operator would with
+// EGRESS_ALLOW=127.0.0.0/8,::1/128.
+func allowLoopback(c *config.Config) {
+	c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 }
 
 // stop shuts the server down gracefully and waits for it.

@@ -246,7 +246,7 @@ func (rc *ntfReceiver) waitFor(tb testing.TB, typ string) ntfHit {
 // TestNotifications: Ada owns a workspace where Bea is a MEMBER and Cy is MINIMAL. What one of
 // them does reaches the others' inboxes, never their own.
 func TestNotifications(t *testing.T) {
-	s := startServer(t, func(c *config.Config) {
+	s := startServer(t, allowLoopback, func(c *config.Config) {
 		c.LogLevel = slog.LevelWarn
 		c.DeliveryMaxAttempts = 1
 	})
@@ -572,7 +572,7 @@ func TestNotifications(t *testing.T) {
 // channel; members and minimal members get neither.
 func TestNotificationsOfMembersOnlyForAdmins(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
+	s := startServer(t, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelWarn })
 	tm := newTeam(t, s, "ntf-members", "Ada")
 	ada := tm.owner
 	al := tm.add(t, "al", "Al", "ADMIN")

@@ -1684,7 +1684,7 @@ type permCall struct {
 
 func newPermFixture(t *testing.T, table []*permRow) *permFixture {
 	t.Helper()
-	w := &permWorld{s: startServer(t), book: &permSecrets{}, rows: map[string]*permRow{}}
+	w := &permWorld{s: startServer(t, allowLoopback), book: &permSecrets{}, rows: map[string]*permRow{}}
 	for _, r := range table {
 		if r.variant == "" {
 			w.rows[r.field] = r

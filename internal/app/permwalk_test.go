@@ -269,7 +269,8 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"SourceUsage":             walkOpen("source sourceId apiCalls mtus"),
 	"DailyUsage":              walkOpen("day apiCalls newMtus"),
 	"DeliveryAttempt":         walkOpen("id destination event eventId eventPayload attempt outcome errorType errorMessage request response latencyMs endToEndMs createdAt"),
-	"DeliveryRequest":         walkOpen("method url headers body"),
+	"DeliveryRequest":         walkOpen("method url headers body eventCount redirects"),
+	"DeliveryRedirect":        walkOpen("status url followed refusedBecause"),
 	"DeliveryResponse":        walkOpen("status headers body"),
 	"DeliveryStats":           walkOpen("since until delivered notDelivered retrying attempts p95EndToEndMs"),
 	"HealthIssue":             walkOpen("id targetKind target targetId errorType message count firstSeenAt lastSeenAt status sampleAttempt sampleEvent acknowledgedBy resolvedAt viewerCanUpdate"),
@@ -582,7 +583,7 @@ func (f *walkFixture) signUp(t *testing.T, label string) *permAccount {
 // prod source's and refuses the dev source's, and discarded events of each open health issues.
 func newWalkFixture(t *testing.T) *walkFixture {
 	t.Helper()
-	s := startServer(t, func(c *config.Config) {
+	s := startServer(t, allowLoopback, func(c *config.Config) {
 		c.Limits.Depth, c.Limits.Aliases, c.Limits.Fields, c.Limits.Complexity, c.Limits.Tokens = 50, 100000, 100000, 100000000, 1000000
 		c.Limits.BodyBytes = 8 << 20
 	})

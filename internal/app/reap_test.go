@@ -12,7 +12,7 @@ import (
 // what it held in the background, in small transactions, leaving other sources and workspaces
 // alone.
 func TestDeletionReaped(t *testing.T) {
-	s := startServer(t)
+	s := startServer(t, allowLoopback)
 	ctx := context.Background()
 	rc := dlvNewReceiver(t, func(dlvHit) dlvReply { return dlvReply{Status: http.StatusOK} })
 	doomed, kept := dlvNewEnv(t, s, "reap-doomed"), dlvNewEnv(t, s, "reap-kept")

@@ -34,7 +34,7 @@ func BenchmarkRetentionAndDeletes(b *testing.B) {
 		events = v
 	}
 	ctx := context.Background()
-	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError; c.IngestRate = 0 })
+	s := startServer(b, allowLoopback, func(c *config.Config) { c.LogLevel = slog.LevelError; c.IngestRate = 0 })
 	e := dlvNewEnv(b, s, "retention")
 	oldSrc, _ := e.source(b, "Old")
 	newSrc, _ := e.source(b, "New")

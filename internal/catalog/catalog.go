@@ -69,7 +69,7 @@ type EntryStatus string
 // SourceType is where a source's data comes from: WEBSITE, MOBILE, SERVER or CLOUD_APP.
 type SourceType string
 
-// SettingType is the type of a setting: STRING, NUMBER, BOOLEAN, SELECT, LIST, MAP or URL.
+// SettingType is the type of a setting: STRING, NUMBER, BOOLEAN, SELECT, LIST, MAP, URL or HEADERS.
 type SettingType string
 
 // Catalog is every entry, read once from the embedded files.
@@ -132,10 +132,13 @@ func (e *Entry) check() error {
 	}
 	for _, s := range e.Settings {
 		switch s.Type {
-		case "STRING", "NUMBER", "BOOLEAN", "MAP", "URL":
+		case "STRING", "NUMBER", "BOOLEAN", "MAP", "URL", "HEADERS":
 		case "SELECT", "LIST":
 		default:
 			return fmt.Errorf("setting %s: unknown type %s", s.Name, s.Type)
+		}
+		if s.Secret && s.Type != "STRING" && s.Type != "HEADERS" {
+			return fmt.Errorf("setting %s: a secret is a STRING or HEADERS (whose values are the secret)", s.Name)
 		}
 		if s.Type == "SELECT" && len(s.Options) == 0 {
 			return fmt.Errorf("setting %s: SELECT needs options", s.Name)

@@ -161,6 +161,26 @@ func (s *Setting) check(v any) (any, string) {
 			}
 		}
 		return m, ""
+	case "HEADERS":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, "must be an object of header names to values"
+		}
+		names := make([]string, 0, len(m))
+		for k := range m {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			str, ok := m[k].(string)
+			if !ok {
+				return nil, fmt.Sprintf("must be an object of header names to values; the value of %q is not a string", k)
+			}
+			if msg := CheckHeader(k, str); msg != "" {
+				return nil, msg
+			}
+		}
+		return m, ""
 	}
 	return nil, "has an unknown type"
 }
@@ -194,4 +214,35 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// CheckHeader says what is wrong with an HTTP header ("" when nothing): its name must be an RFC 7230
+// token, its value free of line breaks and other control characters (which would end the header
+// early or be refused by the HTTP client).
+func CheckHeader(name, value string) string {
+	if name == "" {
+		return "has a header without a name"
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return fmt.Sprintf("header name %q is not a valid name: letters, digits and !#$%%&'*+-.^_`|~ only", name)
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return fmt.Sprintf("header %s has a line break or a control character in its value", name)
+		}
+	}
+	if len(value) > maxStringSetting {
+		return fmt.Sprintf("header %s has a value longer than %d characters", name, maxStringSetting)
+	}
+	return ""
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

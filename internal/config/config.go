@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/mail"
 )
 
@@ -59,6 +61,10 @@ type Config struct {
 	FailedRetention    time.Duration
 	// HealthResolveAfter is how long a target must work without an error before its issue resolves.
 	HealthResolveAfter time.Duration
+	// EgressAllow lists the address ranges outgoing requests (deliveries, notification webhooks)
+	// may reach although the egress filter refuses them by default (loopback, private, link-local
+	// ...). Empty: only public addresses.
+	EgressAllow []netip.Prefix
 
 	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
 	SourceQuietPeriod time.Duration
@@ -181,6 +187,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.DeliveredRetention, "delivered-retention", env.duration("DELIVERED_RETENTION", c.DeliveredRetention), "how long successful delivery attempts are kept (env DELIVERED_RETENTION)")
 	fs.DurationVar(&c.FailedRetention, "failed-retention", env.duration("FAILED_RETENTION", c.FailedRetention), "how long failed delivery attempts are kept (env FAILED_RETENTION)")
 	fs.DurationVar(&c.HealthResolveAfter, "health-resolve-after", env.duration("HEALTH_RESOLVE_AFTER", c.HealthResolveAfter), "how long a target must work without an error before its health issue resolves (env HEALTH_RESOLVE_AFTER)")
+	egressAllow := fs.String("egress-allow", env.str("EGRESS_ALLOW", ""), "comma-separated CIDRs that deliveries and webhooks may reach although private, loopback or link-local, such as 10.0.0.0/8 (env EGRESS_ALLOW)")
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
 	fs.IntVar(&l.Tokens, "max-tokens", env.int("MAX_TOKENS", l.Tokens), "largest number of tokens in a GraphQL document (env MAX_TOKENS)")
@@ -233,6 +240,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			c.Origins = append(c.Origins, strings.TrimRight(o, "/"))
 		}
 	}
+	allow, err := egress.ParseAllow(*egressAllow)
+	if err != nil {
+		return c, fmt.Errorf("egress-allow: %v", err)
+	}
+	c.EgressAllow = allow
 	for name, v := range map[string]int64{
 		"max-body-bytes": l.BodyBytes, "max-tokens": int64(l.Tokens), "max-depth": int64(l.Depth),
 		"max-aliases": int64(l.Aliases), "max-fields": int64(l.Fields), "max-directives": int64(l.Directives), "max-complexity": int64(l.Complexity),

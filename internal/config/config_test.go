@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -68,6 +69,20 @@ func TestPrecedence(t *testing.T) {
 			t.Errorf("%q, %d read connections, %v", c.DatabaseURL, c.DatabaseReadConns, err)
 		}
 	})
+	t.Run("EgressAllow", func(t *testing.T) {
+		c, err := load(nil, nil)
+		if err != nil || len(c.EgressAllow) != 0 {
+			t.Errorf("default allow list %v (%v), want empty", c.EgressAllow, err)
+		}
+		c, err = load(nil, map[string]string{"EGRESS_ALLOW": "127.0.0.0/8, ::1/128"})
+		if err != nil || fmt.Sprint(c.EgressAllow) != "[127.0.0.0/8 ::1/128]" {
+			t.Errorf("from the environment: %v %v", c.EgressAllow, err)
+		}
+		c, err = load([]string{"-egress-allow", "10.0.0.0/8"}, map[string]string{"EGRESS_ALLOW": "127.0.0.0/8"})
+		if err != nil || fmt.Sprint(c.EgressAllow) != "[10.0.0.0/8]" {
+			t.Errorf("the flag over the environment: %v %v", c.EgressAllow, err)
+		}
+	})
 	t.Run("Origins", func(t *testing.T) {
 		c, _ := load(nil, map[string]string{"ALLOWED_ORIGINS": "https://a.example/, https://b.example"})
 		if strings.Join(c.Origins, " ") != "https://a.example https://b.example" {
@@ -93,6 +108,7 @@ func TestErrors(t *testing.T) {
 		{"ZeroLimit", []string{"-max-aliases", "0"}, nil, "max-aliases"},
 		{"EmptyDatabase", []string{"-database-url", " "}, nil, "database-url"},
 		{"NoReadConns", nil, map[string]string{"DATABASE_READ_CONNS": "0"}, "database-read-conns"},
+		{"BadEgressAllow", nil, map[string]string{"EGRESS_ALLOW": "localhost"}, "egress-allow"},
 		{"StrayArgument", []string{"serve"}, nil, "unexpected argument"},
 		{"SMTPScheme", nil, map[string]string{"SMTP_URL": "http://mail.example.com", "SMTP_FROM": "a@example.com"}, "smtp-url"},
 		{"SMTPWithoutFrom", nil, map[string]string{"SMTP_URL": "smtp://mail.example.com"}, "smtp-from"},

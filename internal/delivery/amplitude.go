@@ -2,11 +2,13 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 )
 
 // amplitude sends events to Amplitude's HTTP V2 API: POST {endpoint} with
-// {"api_key": ..., "events": [...]}.
+// {"api_key": ..., "events": [...]}, up to 2,000 events a request (which the Batch Event Upload
+// API, https://api2.amplitude.com/batch, takes too, with the same body).
 //
 //   - track: event_type is the event's name, event_properties its properties;
 //   - page and screen: event_type "Viewed <name> Page" / "Viewed <name> Screen", or "Loaded a
@@ -60,27 +62,21 @@ type amplitudeEvent struct {
 	Library            string         `json:"library"`
 }
 
-func (amplitude) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error) {
+func (amplitude) Limits() Limits { return Limits{Items: 2000, Bytes: 900 << 10} }
+
+func (amplitude) Prepare(cfg Config, ev *Event) (Part, error) {
 	groupType := cfg.String("groupType", "")
 	switch ev.Type {
 	case "alias":
-		return nil, Skip("Amplitude takes no alias calls")
+		return Part{}, Skip("Amplitude takes no alias calls")
 	case "identify":
 		if len(ev.Object("traits")) == 0 {
-			return nil, Skip("an identify call without traits sets nothing in Amplitude")
+			return Part{}, Skip("an identify call without traits sets nothing in Amplitude")
 		}
 	case "group":
 		if groupType == "" {
-			return nil, Skip("group calls need the Group type setting")
+			return Part{}, Skip("group calls need the Group type setting")
 		}
-	}
-	apiKey, err := required(cfg, "apiKey")
-	if err != nil {
-		return nil, err
-	}
-	u, err := endpoint(cfg, amplitudeEndpoint)
-	if err != nil {
-		return nil, err
 	}
 	base := amplitudeBase(ev)
 	var events []amplitudeEvent
@@ -123,12 +119,69 @@ func (amplitude) Request(ctx context.Context, cfg Config, ev *Event) (*http.Requ
 			events = append(events, props)
 		}
 	default:
-		return nil, Skip("Amplitude takes no " + ev.Type + " calls")
+		return Part{}, Skip("Amplitude takes no " + ev.Type + " calls")
+	}
+	var part Part
+	for _, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return Part{}, err
+		}
+		part.Items = append(part.Items, b)
+	}
+	return part, nil
+}
+
+func (amplitude) Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error) {
+	apiKey, err := required(cfg, "apiKey")
+	if err != nil {
+		return nil, err
+	}
+	u, err := endpoint(cfg, amplitudeEndpoint)
+	if err != nil {
+		return nil, err
 	}
 	return postJSON(ctx, u.String(), struct {
-		APIKey string           `json:"api_key"`
-		Events []amplitudeEvent `json:"events"`
-	}{apiKey, events})
+		APIKey string            `json:"api_key"`
+		Events []json.RawMessage `json:"events"`
+	}{apiKey, items(parts)})
+}
+
+// refused reads Amplitude's 400, which lists the refused events of a batch by index
+// ({"events_with_invalid_fields": {"time": [3]}, "events_with_missing_fields": {...},
+// "silenced_events": [...]}). Amplitude then takes none of the batch: the others go again.
+func (amplitude) refused(status int, body []byte) (map[int]string, bool, bool) {
+	if status != http.StatusBadRequest {
+		return nil, false, false
+	}
+	var answer struct {
+		Error         string           `json:"error"`
+		Invalid       map[string][]int `json:"events_with_invalid_fields"`
+		Missing       map[string][]int `json:"events_with_missing_fields"`
+		InvalidLength map[string][]int `json:"events_with_invalid_id_lengths"`
+		Silenced      []int            `json:"silenced_events"`
+	}
+	if json.Unmarshal(body, &answer) != nil {
+		return nil, false, false
+	}
+	out := map[int]string{}
+	add := func(byField map[string][]int, say func(field string) string) {
+		for field, indexes := range byField {
+			for _, i := range indexes {
+				out[i] = "Amplitude refused the event: " + say(field)
+			}
+		}
+	}
+	add(answer.Invalid, func(f string) string { return "invalid " + f })
+	add(answer.Missing, func(f string) string { return "missing " + f })
+	add(answer.InvalidLength, func(f string) string { return f + " shorter than Amplitude takes" })
+	for _, i := range answer.Silenced {
+		out[i] = "Amplitude silenced the event (its device or user is blocked)"
+	}
+	if len(out) == 0 {
+		return nil, false, false
+	}
+	return out, false, true
 }
 
 // amplitudeBase fills the fields every event carries.

@@ -1,10 +1,13 @@
 // Package delivery sends accepted events to the destinations their sources are connected to. Each
-// destination has its own lane: a loop that reads the event log after the destination's cursor
-// and the events due for a retry, sends each through the destination's connector with a bounded
-// concurrency, and records every attempt with its request, response and outcome. A hanging or
-// failing destination slows only its own lane. Delivery is at least once: the cursor advances
-// only in the transaction that records the attempts, and each request carries an Idempotency-Key
-// of <event id>:<destination id> so that receivers can drop duplicates.
+// destination has its own lane: it reads the event log after the destination's cursor and the
+// events due for a retry, packs them into requests as the destination's connector takes them (one
+// event for a webhook, batches for the vendors that take them), keeps a bounded number of requests
+// in flight without waiting for the slowest, and records every attempt (one per event) with the
+// request that carried it, the response and the outcome. A hanging or failing destination slows
+// only its own lane. Delivery is at least once: the cursor advances only in the transaction that
+// records the attempts before it; requests of one event carry an Idempotency-Key of
+// <event id>:<destination id>, and batches rely on each event's own id, which vendors deduplicate.
+// Every request dials through the egress filter (internal/egress).
 package delivery
 
 import (
@@ -73,11 +76,40 @@ func (e *Event) Object(name string) map[string]any {
 	return map[string]any{}
 }
 
-// Connector turns an event into the HTTP request that delivers it to one kind of destination.
+// Part is what one event adds to a request: its entries in the request body (usually one; an
+// Amplitude group call makes two), and a key: only events with the same key share a request
+// (GA4 takes one client per request).
+type Part struct {
+	Key   string
+	Items []json.RawMessage
+}
+
+// Limits bound one request: how many items (vendor events) and how many bytes of them it carries.
+// One item per request means one event per request, which carries an Idempotency-Key.
+type Limits struct {
+	Items int
+	Bytes int
+}
+
+// Connector turns events into the HTTP requests that deliver them to one kind of destination.
 type Connector interface {
-	// Request builds the request. An error means the destination's settings cannot work (the
-	// attempt fails for good with INVALID_SETTINGS); return Skip to leave the event out.
-	Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error)
+	// Prepare maps one event to its part of a request. Skip leaves the event out; another error
+	// means the destination's settings cannot work (the attempt fails for good, INVALID_SETTINGS).
+	Prepare(cfg Config, ev *Event) (Part, error)
+	// Request builds one request carrying parts of the same key, within Limits. An error means the
+	// settings cannot work.
+	Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error)
+	// Limits bounds a request.
+	Limits() Limits
+}
+
+// partialAnswer is implemented by connectors whose vendor says, when it refuses a batch, which of
+// its items it refused.
+type partialAnswer interface {
+	// refused reads an answer. ok is false when it names no items (the status then counts for
+	// every event of the request); otherwise refused maps item indexes to the vendor's reason, and
+	// othersDelivered tells whether the other items were taken (else they must be sent again).
+	refused(status int, body []byte) (refused map[int]string, othersDelivered, ok bool)
 }
 
 // Skip is returned by a connector for an event it does not send (a type it does not take).
@@ -96,6 +128,34 @@ func register(slug string, c Connector) { connectors[slug] = c }
 
 // ConnectorFor returns the connector of a catalog slug, or nil.
 func ConnectorFor(slug string) Connector { return connectors[slug] }
+
+// RequestFor builds the request that delivers one event alone: Prepare, then Request.
+func RequestFor(ctx context.Context, slug string, cfg Config, ev *Event) (*http.Request, error) {
+	c := ConnectorFor(slug)
+	part, err := c.Prepare(cfg, ev)
+	if err != nil {
+		return nil, err
+	}
+	return c.Request(ctx, cfg, []Part{part})
+}
+
+// one is the Part of an event that is one item marshalled from v.
+func one(v any) (Part, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Part{}, err
+	}
+	return Part{Items: []json.RawMessage{b}}, nil
+}
+
+// items lists the items of parts in order.
+func items(parts []Part) []json.RawMessage {
+	var out []json.RawMessage
+	for _, p := range parts {
+		out = append(out, p.Items...)
+	}
+	return out
+}
 
 // jsonRequest builds a POST (or method) request with a JSON body.
 func jsonRequest(ctx context.Context, method, url string, body any) (*http.Request, error) {

@@ -96,7 +96,7 @@ func (r *receiver) deliver(t *testing.T, req *http.Request) received {
 // request builds the request of a connector, failing the test on any error.
 func request(t *testing.T, slug string, cfg Config, ev *Event) *http.Request {
 	t.Helper()
-	req, err := ConnectorFor(slug).Request(context.Background(), cfg, ev)
+	req, err := RequestFor(context.Background(), slug, cfg, ev)
 	if err != nil {
 		t.Fatalf("%s: %s event: %v", slug, ev.Type, err)
 	}
@@ -106,7 +106,7 @@ func request(t *testing.T, slug string, cfg Config, ev *Event) *http.Request {
 // wantSkip checks that a connector leaves an event out.
 func wantSkip(t *testing.T, slug string, cfg Config, ev *Event) {
 	t.Helper()
-	req, err := ConnectorFor(slug).Request(context.Background(), cfg, ev)
+	req, err := RequestFor(context.Background(), slug, cfg, ev)
 	var sk *skip
 	if !errors.As(err, &sk) {
 		t.Errorf("%s: %s event: got request %v, error %v; want Skip", slug, ev.Type, req, err)
@@ -117,7 +117,7 @@ func wantSkip(t *testing.T, slug string, cfg Config, ev *Event) {
 // which the engine records as a final INVALID_SETTINGS failure.
 func wantInvalidSettings(t *testing.T, slug string, cfg Config, ev *Event, wantText string) {
 	t.Helper()
-	req, err := ConnectorFor(slug).Request(context.Background(), cfg, ev)
+	req, err := RequestFor(context.Background(), slug, cfg, ev)
 	var sk *skip
 	if err == nil || errors.As(err, &sk) {
 		t.Fatalf("%s: got request %v, error %v; want a settings error", slug, req, err)
@@ -240,10 +240,10 @@ func TestCatalogAndConnectorsAgree(t *testing.T) {
 			}
 			given := map[string]any{}
 			for _, s := range e.Settings {
-				if s.Secret && s.Type != "STRING" {
+				if s.Secret && s.Type != "STRING" && s.Type != "HEADERS" {
 					// An update that leaves a secret out validates it as the mask, which only a
-					// STRING takes.
-					t.Errorf("secret setting %s is %s; secrets must be STRING", s.Name, s.Type)
+					// STRING takes (and each value of HEADERS, whose values are the secret).
+					t.Errorf("secret setting %s is %s; secrets must be STRING or HEADERS", s.Name, s.Type)
 				}
 				if s.Required {
 					given[s.Name] = "test-" + s.Name
@@ -259,12 +259,17 @@ func TestCatalogAndConnectorsAgree(t *testing.T) {
 			cfg := Config{DestinationID: "dst_test", Name: e.Name, Settings: map[string]any{}, Secrets: map[string]string{}}
 			for k, v := range clean {
 				if st := e.Setting(k); st != nil && st.Secret {
-					cfg.Secrets[k] = v.(string)
+					if s, ok := v.(string); ok {
+						cfg.Secrets[k] = s
+					} else { // HEADERS: the values are sealed as one JSON object
+						b, _ := json.Marshal(v)
+						cfg.Secrets[k] = string(b)
+					}
 				} else {
 					cfg.Settings[k] = v
 				}
 			}
-			req, err := ConnectorFor(e.Slug).Request(context.Background(), cfg, track)
+			req, err := RequestFor(context.Background(), e.Slug, cfg, track)
 			if err != nil {
 				t.Fatalf("a track event with these settings: %v", err)
 			}
@@ -278,7 +283,7 @@ func TestCatalogAndConnectorsAgree(t *testing.T) {
 			// Settings stored before the endpoint setting existed lack it: the connector's own
 			// default must be the catalog's.
 			delete(cfg.Settings, "endpoint")
-			bare, err := ConnectorFor(e.Slug).Request(context.Background(), cfg, track)
+			bare, err := RequestFor(context.Background(), e.Slug, cfg, track)
 			if err != nil {
 				t.Fatal(err)
 			}

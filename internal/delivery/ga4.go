@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -13,7 +14,8 @@ import (
 
 // googleAnalytics4 sends track and page calls to GA4's Measurement Protocol: POST
 // {endpoint}/mp/collect?measurement_id=...&api_secret=... with
-// {"client_id", "user_id", "timestamp_micros", "events": [{"name", "params"}]}.
+// {"client_id", "user_id", "timestamp_micros", "events": [{"name", "params", "timestamp_micros"}]},
+// up to 25 events of one client and user a request.
 //
 // client_id is the anonymousId (GA4's browser instance), else the userId; user_id the userId. A
 // track call's name becomes a GA4 event name: lower snake_case of its letters and digits, at most
@@ -56,41 +58,33 @@ func init() {
 var ga4ReservedPrefixes = []string{"firebase_", "ga_", "google_", "gtag."}
 
 type ga4Event struct {
-	Name   string         `json:"name"`
-	Params map[string]any `json:"params,omitempty"`
+	Name            string         `json:"name"`
+	Params          map[string]any `json:"params,omitempty"`
+	TimestampMicros int64          `json:"timestamp_micros"`
 }
 
-func (googleAnalytics4) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error) {
+// ga4Batch is the most events the Measurement Protocol takes in one request.
+const ga4Batch = 25
+
+func (googleAnalytics4) Limits() Limits { return Limits{Items: ga4Batch, Bytes: 120 << 10} }
+
+// Prepare maps an event to a GA4 event; its key is its client and user, which a request shares.
+func (googleAnalytics4) Prepare(cfg Config, ev *Event) (Part, error) {
 	var name string
 	switch ev.Type {
 	case "track":
 		name = ga4Name(ev.Str("event"), true)
 		if !ga4ValidName(name) {
-			return nil, Skip("GA4 takes no event named " + strconv.Quote(ev.Str("event")) + " (" + strconv.Quote(name) + ")")
+			return Part{}, Skip("GA4 takes no event named " + strconv.Quote(ev.Str("event")) + " (" + strconv.Quote(name) + ")")
 		}
 		if ga4ReservedNames[name] {
-			return nil, Skip("GA4 reserves the event name " + name)
+			return Part{}, Skip("GA4 reserves the event name " + name)
 		}
 	case "page":
 		name = "page_view"
 	default:
-		return nil, Skip("GA4 takes track and page calls only")
+		return Part{}, Skip("GA4 takes track and page calls only")
 	}
-	measurementID, err := required(cfg, "measurementId")
-	if err != nil {
-		return nil, err
-	}
-	apiSecret, err := required(cfg, "apiSecret")
-	if err != nil {
-		return nil, err
-	}
-	u, err := endpoint(cfg, ga4Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/mp/collect"
-	u.RawQuery = "measurement_id=" + url.QueryEscape(measurementID) + "&api_secret=" + url.QueryEscape(apiSecret)
-
 	flat := map[string]any{}
 	ga4Flatten("", ev.Object("properties"), flat)
 	var first []string // set before the properties, so that the 25-parameter cap keeps them
@@ -111,12 +105,40 @@ func (googleAnalytics4) Request(ctx context.Context, cfg Config, ev *Event) (*ht
 	if clientID == "" {
 		clientID = userID
 	}
+	part, err := one(ga4Event{name, ga4Cap(flat, first), eventTime(ev).UnixMicro()})
+	part.Key = clientID + "\x00" + userID
+	return part, err
+}
+
+// Request sends the events of one client and user: {"client_id", "user_id", "timestamp_micros",
+// "events": [...]}, each event with its own timestamp_micros (the request's is the first's).
+func (googleAnalytics4) Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error) {
+	measurementID, err := required(cfg, "measurementId")
+	if err != nil {
+		return nil, err
+	}
+	apiSecret, err := required(cfg, "apiSecret")
+	if err != nil {
+		return nil, err
+	}
+	u, err := endpoint(cfg, ga4Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/mp/collect"
+	u.RawQuery = "measurement_id=" + url.QueryEscape(measurementID) + "&api_secret=" + url.QueryEscape(apiSecret)
+	clientID, userID, _ := strings.Cut(parts[0].Key, "\x00")
+	events := items(parts)
+	var first struct {
+		TimestampMicros int64 `json:"timestamp_micros"`
+	}
+	_ = json.Unmarshal(events[0], &first)
 	return postJSON(ctx, u.String(), struct {
-		ClientID        string     `json:"client_id"`
-		UserID          string     `json:"user_id,omitempty"`
-		TimestampMicros int64      `json:"timestamp_micros"`
-		Events          []ga4Event `json:"events"`
-	}{clientID, userID, eventTime(ev).UnixMicro(), []ga4Event{{name, ga4Cap(flat, first)}}})
+		ClientID        string            `json:"client_id"`
+		UserID          string            `json:"user_id,omitempty"`
+		TimestampMicros int64             `json:"timestamp_micros"`
+		Events          []json.RawMessage `json:"events"`
+	}{clientID, userID, first.TimestampMicros, events})
 }
 
 // ga4Name keeps the letters and digits of s, joined by single underscores, at most 40 of them;

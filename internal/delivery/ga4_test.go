@@ -20,17 +20,17 @@ func TestGoogleAnalytics4(t *testing.T) {
 		{"Track", trackPayload, fmt.Sprintf(`{
 			"client_id": "anon-5e1f2c",
 			"user_id": "user-4242",
-			"timestamp_micros": %d,
+			"timestamp_micros": %[1]d,
 			"events": [{"name": "order_completed", "params": {
 				"currency": "EUR",
 				"gift": "true",
 				"orderId": "o-1001",
 				"revenue": 29.99,
 				"shipping_cost": 4.5,
-				"shipping_method": "express"}}]}`, unixMicro("2026-03-01T12:00:00.123Z"))},
+				"shipping_method": "express"}, "timestamp_micros": %[1]d}]}`, unixMicro("2026-03-01T12:00:00.123Z"))},
 		{"PageNamed", pagePayload, fmt.Sprintf(`{
 			"client_id": "anon-5e1f2c",
-			"timestamp_micros": %d,
+			"timestamp_micros": %[1]d,
 			"events": [{"name": "page_view", "params": {
 				"page_location": "https://shop.example/docs/pricing?ref=nav",
 				"page_title": "Pricing | Shop",
@@ -40,16 +40,16 @@ func TestGoogleAnalytics4(t *testing.T) {
 				"path": "/docs/pricing",
 				"referrer": "https://search.example/",
 				"title": "Pricing | Shop",
-				"url": "https://shop.example/docs/pricing?ref=nav"}}]}`, unixMicro("2026-03-01T12:05:00Z"))},
+				"url": "https://shop.example/docs/pricing?ref=nav"}, "timestamp_micros": %[1]d}]}`, unixMicro("2026-03-01T12:05:00Z"))},
 		// No anonymousId: the userId is the client_id too. The title comes from the context.
 		{"PageUnnamed", unnamedPagePayload, fmt.Sprintf(`{
 			"client_id": "user-4242",
 			"user_id": "user-4242",
-			"timestamp_micros": %d,
+			"timestamp_micros": %[1]d,
 			"events": [{"name": "page_view", "params": {
 				"page_location": "https://shop.example/",
 				"page_title": "Shop",
-				"url": "https://shop.example/"}}]}`, unixMicro("2026-03-01T12:06:00Z"))},
+				"url": "https://shop.example/"}, "timestamp_micros": %[1]d}]}`, unixMicro("2026-03-01T12:06:00Z"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := rcv.deliver(t, request(t, "google-analytics-4", cfg, storedEvent(t, tc.payload)))

@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 )
 
 // mixpanel sends track, page and screen calls to Mixpanel's Import API: POST {endpoint} (by
 // default https://api.mixpanel.com/import?strict=1, which reports invalid events with a 400) with
 // the project's API secret (or its project token, which /import now also takes) as the Basic-auth
-// user name and an empty password, and a body of one event: [{"event": name, "properties": {...}}].
+// user name and an empty password, and a body of up to 2,000 events:
+// [{"event": name, "properties": {...}}, ...].
 //
 // The name is the track call's event, or "Viewed <name> Page" / "Loaded a Page" (and the same
 // for screens), as Segment names them. The properties are the context's (ip for Mixpanel's
@@ -25,10 +27,9 @@ const mixpanelEndpoint = "https://api.mixpanel.com/import?strict=1"
 
 func init() { register("mixpanel", mixpanel{}) }
 
-func (mixpanel) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error) {
-	if ev.Type != "track" && ev.Type != "page" && ev.Type != "screen" {
-		return nil, Skip("Mixpanel takes track, page and screen calls only")
-	}
+func (mixpanel) Limits() Limits { return Limits{Items: 2000, Bytes: 8 << 20} }
+
+func (mixpanel) Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error) {
 	secret, err := required(cfg, "apiSecret")
 	if err != nil {
 		return nil, err
@@ -36,6 +37,42 @@ func (mixpanel) Request(ctx context.Context, cfg Config, ev *Event) (*http.Reque
 	u, err := endpoint(cfg, mixpanelEndpoint)
 	if err != nil {
 		return nil, err
+	}
+	req, err := postJSON(ctx, u.String(), items(parts))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(secret, "")
+	return req, nil
+}
+
+// refused reads the 400 of /import?strict=1, which lists the records it refused
+// ({"failed_records": [{"index", "field", "message"}], "num_records_imported"}): it imported the
+// others.
+func (mixpanel) refused(status int, body []byte) (map[int]string, bool, bool) {
+	if status != http.StatusBadRequest {
+		return nil, false, false
+	}
+	var answer struct {
+		Failed []struct {
+			Index   int    `json:"index"`
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"failed_records"`
+	}
+	if json.Unmarshal(body, &answer) != nil || len(answer.Failed) == 0 {
+		return nil, false, false
+	}
+	out := map[int]string{}
+	for _, f := range answer.Failed {
+		out[f.Index] = "Mixpanel refused the event: " + f.Message
+	}
+	return out, true, true
+}
+
+func (mixpanel) Prepare(cfg Config, ev *Event) (Part, error) {
+	if ev.Type != "track" && ev.Type != "page" && ev.Type != "screen" {
+		return Part{}, Skip("Mixpanel takes track, page and screen calls only")
 	}
 	name := ev.Str("event")
 	if ev.Type != "track" {
@@ -68,12 +105,7 @@ func (mixpanel) Request(ctx context.Context, cfg Config, ev *Event) (*http.Reque
 		messageID = ev.ID
 	}
 	props["$insert_id"] = mixpanelInsertID(messageID)
-	req, err := postJSON(ctx, u.String(), []map[string]any{{"event": name, "properties": props}})
-	if err != nil {
-		return nil, err
-	}
-	req.SetBasicAuth(secret, "")
-	return req, nil
+	return one(map[string]any{"event": name, "properties": props})
 }
 
 // mixpanelContext maps Mixpanel's properties to the context fields they come from.

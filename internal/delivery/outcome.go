@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/egress"
 )
 
 // Outcomes of an attempt.
@@ -26,6 +28,11 @@ const (
 	ErrConnectionRefused = "CONNECTION_REFUSED"
 	ErrConnection        = "CONNECTION_ERROR"
 	ErrHTTP5xx           = "HTTP_5XX"
+	// ErrEgressBlocked: the address is one deliveries may not reach (loopback, private,
+	// link-local, the server itself); retrying cannot help.
+	ErrEgressBlocked = "EGRESS_BLOCKED"
+	// ErrRedirectRefused: the destination redirected where the policy does not follow.
+	ErrRedirectRefused = "REDIRECT_REFUSED"
 )
 
 // Policy bounds retries.
@@ -41,11 +48,15 @@ var DefaultPolicy = Policy{MaxAttempts: 12, MaxAge: 4 * time.Hour, BaseBackoff: 
 
 // classify turns a response or a transport error into an error type (empty for success) and
 // whether the failure may be retried. 2xx is success; 408, 429 and 5xx are retried, as are
-// timeouts and connection errors; any other 4xx is final.
+// timeouts and connection errors; any other 4xx is final, as are refused addresses and redirects.
 func classify(status int, err error) (errType string, retryable bool) {
 	if err != nil {
 		var netErr net.Error
 		switch {
+		case egress.IsBlocked(err):
+			return ErrEgressBlocked, false
+		case egress.IsRedirectRefused(err):
+			return ErrRedirectRefused, false
 		case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 			return ErrTimeout, true
 		case errors.Is(err, syscall.ECONNREFUSED):

@@ -7,34 +7,38 @@ import (
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
-// StoredAttempt is an attempt as Event Delivery shows it.
+// StoredAttempt is an attempt as Event Delivery shows it, with the request that carried it (which
+// may have carried other events too) and its response, from the view delivery_attempt_records.
 type StoredAttempt struct {
-	ID              string  `db:"id"`
-	WorkspaceID     string  `db:"workspace_id"`
-	DestinationID   string  `db:"destination_id"`
-	EventID         string  `db:"event_id"`
-	SourceID        string  `db:"source_id"`
-	Attempt         int     `db:"attempt"`
-	Outcome         string  `db:"outcome"`
-	ErrorType       *string `db:"error_type"`
-	ErrorMessage    *string `db:"error_message"`
-	RequestMethod   string  `db:"request_method"`
-	RequestURL      string  `db:"request_url"`
-	RequestHeaders  string  `db:"request_headers"`
-	RequestBody     string  `db:"request_body"`
-	ResponseStatus  *int    `db:"response_status"`
-	ResponseHeaders *string `db:"response_headers"`
-	ResponseBody    *string `db:"response_body"`
-	LatencyMS       float64 `db:"latency_ms"`
-	EndToEndMS      float64 `db:"end_to_end_ms"`
-	EventPayload    string  `db:"event_payload"`
-	CreatedAt       db.Time `db:"created_at"`
+	ID               string  `db:"id"`
+	WorkspaceID      string  `db:"workspace_id"`
+	DestinationID    string  `db:"destination_id"`
+	EventID          string  `db:"event_id"`
+	SourceID         string  `db:"source_id"`
+	Attempt          int     `db:"attempt"`
+	Outcome          string  `db:"outcome"`
+	ErrorType        *string `db:"error_type"`
+	ErrorMessage     *string `db:"error_message"`
+	RequestID        *string `db:"request_id"`
+	RequestMethod    string  `db:"request_method"`
+	RequestURL       string  `db:"request_url"`
+	RequestHeaders   string  `db:"request_headers"`
+	RequestBody      string  `db:"request_body"`
+	RequestRedirects string  `db:"request_redirects"`
+	RequestEvents    int     `db:"request_events"`
+	ResponseStatus   *int    `db:"response_status"`
+	ResponseHeaders  *string `db:"response_headers"`
+	ResponseBody     *string `db:"response_body"`
+	LatencyMS        float64 `db:"latency_ms"`
+	EndToEndMS       float64 `db:"end_to_end_ms"`
+	CreatedAt        db.Time `db:"created_at"`
 }
 
 // Queries answers Event Delivery's questions and re-sends failed events, checking rights.
@@ -97,7 +101,7 @@ func (q *Queries) Attempts(ctx context.Context, d *destination.Destination, f At
 		qargs = append(qargs, f.EventID)
 	}
 	return relay.Query(ctx, q.db.Reader(), relay.Spec[StoredAttempt]{
-		Select: "SELECT * FROM delivery_attempts", Where: where, Args: qargs, SortColumn: "id", Desc: true, Count: count,
+		Select: "SELECT * FROM delivery_attempt_records delivery_attempts", Where: where, Args: qargs, SortColumn: "id", Desc: true, Count: count,
 		ID: func(a StoredAttempt) string { return a.ID }, SortKey: func(a StoredAttempt) any { return a.ID },
 	}, args)
 }
@@ -113,7 +117,7 @@ func (q *Queries) Attempt(ctx context.Context, attemptID string) (*StoredAttempt
 	}
 	where, args := visibleWhere(a)
 	var att StoredAttempt
-	err = q.db.Get(ctx, &att, `SELECT * FROM delivery_attempts WHERE id = ? AND `+where, append([]any{attemptID}, args...)...)
+	err = q.db.Get(ctx, &att, `SELECT * FROM delivery_attempt_records delivery_attempts WHERE id = ? AND `+where, append([]any{attemptID}, args...)...)
 	if db.IsNoRows(err) {
 		return nil, nil
 	}
@@ -241,13 +245,13 @@ func (q *Queries) Retry(ctx context.Context, destinationID string, f RetryFilter
 		return 0, nil, err
 	}
 	if q.engine != nil {
-		q.engine.Notify()
+		q.engine.Wake(d.ID)
 	}
 	return int(n), nil, nil
 }
 
-// Prune deletes attempts past their retention: successes after keepDelivered, the others after
-// keepFailed.
+// Prune deletes attempts and requests past their retention: successes after keepDelivered, the
+// others after keepFailed.
 func (q *Queries) Prune(ctx context.Context, now time.Time, keepDelivered, keepFailed time.Duration) (int64, error) {
 	var total int64
 	for _, rule := range []struct {
@@ -274,6 +278,32 @@ func (q *Queries) Prune(ctx context.Context, now time.Time, keepDelivered, keepF
 			}
 		}
 	}
+	// The requests, by the same rule: those whose events were all delivered go with the
+	// successes, the others with the failures. Their ids are time-ordered: a key range.
+	for _, rule := range []struct {
+		delivered bool
+		age       time.Duration
+	}{{true, keepDelivered}, {false, keepFailed}} {
+		below := id.Floor(RequestPrefix, now.Add(-rule.age))
+		for {
+			var n int64
+			err := q.db.Tx(ctx, func(tx *db.Tx) error {
+				res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT id FROM delivery_requests WHERE id < ? AND delivered = ? LIMIT 5000)`,
+					below, rule.delivered)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return total, err
+			}
+			if n < 5000 {
+				break
+			}
+		}
+	}
 	return total, nil
 }
 
@@ -290,6 +320,23 @@ var (
 	ReapWorkspaceAttempts = reap.Step{Name: "delivery attempts", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
 		res, err := tx.Exec(ctx, `DELETE FROM delivery_attempts WHERE id IN (SELECT a.id FROM delivery_attempts a
 			JOIN destinations d ON d.id = a.destination_id WHERE d.workspace_id = ? LIMIT ?)`, workspaceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+	// The requests that carried a deleted source's events (a request carries one source's), and
+	// those of a deleted workspace's destinations: their bodies hold the events.
+	ReapSourceRequests = reap.Step{Name: "delivery requests", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT id FROM delivery_requests WHERE source_id = ? ORDER BY id LIMIT ?)`, sourceID, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
+	ReapWorkspaceRequests = reap.Step{Name: "delivery requests", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT r.id FROM delivery_requests r
+			JOIN destinations d ON d.id = r.destination_id WHERE d.workspace_id = ? LIMIT ?)`, workspaceID, limit)
 		if err != nil {
 			return 0, err
 		}

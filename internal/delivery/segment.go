@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// segmentForward sends each event, as stored, to a Segment-compatible tracking API (Segment,
+// segmentForward sends events, as stored, to a Segment-compatible tracking API (Segment,
 // RudderStack, another Junction): POST {endpoint}/v1/batch with the write key as the Basic-auth
-// user name and {"batch": [event], "sentAt": now}.
+// user name and {"batch": [events...], "sentAt": now}, up to 500 events and 450 KB a request
+// (Segment takes 500 KB).
 //
-// The event keeps its messageId (so the receiver drops a retried duplicate), its corrected
+// Each event keeps its messageId (so the receiver drops a retried duplicate), its corrected
 // timestamp, originalTimestamp, context and integrations. Its own sentAt is left out: a receiver
 // corrects timestamp for clock skew with sentAt, and the client's sentAt against our corrected
 // timestamp would shift the event by the client's skew; the batch's sentAt is our clock's, so the
@@ -23,7 +24,21 @@ const segmentEndpoint = "https://api.segment.io"
 
 func init() { register("segment", segmentForward{}) }
 
-func (segmentForward) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error) {
+func (segmentForward) Limits() Limits { return Limits{Items: 500, Bytes: 450 << 10} }
+
+func (segmentForward) Prepare(cfg Config, ev *Event) (Part, error) {
+	var msg map[string]json.RawMessage // raw values: numbers and key spelling stay as stored
+	if err := json.Unmarshal(ev.Raw, &msg); err != nil || msg == nil {
+		return Part{}, Skip("the stored event is not a JSON object")
+	}
+	if _, ok := msg["sentAt"]; !ok {
+		return Part{Items: []json.RawMessage{ev.Raw}}, nil
+	}
+	delete(msg, "sentAt")
+	return one(msg)
+}
+
+func (segmentForward) Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error) {
 	writeKey, err := required(cfg, "writeKey")
 	if err != nil {
 		return nil, err
@@ -33,15 +48,10 @@ func (segmentForward) Request(ctx context.Context, cfg Config, ev *Event) (*http
 		return nil, err
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/batch"
-	var msg map[string]json.RawMessage // raw values: numbers and key spelling stay as stored
-	if err := json.Unmarshal(ev.Raw, &msg); err != nil || msg == nil {
-		return nil, Skip("the stored event is not a JSON object")
-	}
-	delete(msg, "sentAt")
 	body := struct {
-		Batch  []map[string]json.RawMessage `json:"batch"`
-		SentAt string                       `json:"sentAt"`
-	}{[]map[string]json.RawMessage{msg}, time.Now().UTC().Format(time.RFC3339Nano)}
+		Batch  []json.RawMessage `json:"batch"`
+		SentAt string            `json:"sentAt"`
+	}{items(parts), time.Now().UTC().Format(time.RFC3339Nano)}
 	req, err := postJSON(ctx, u.String(), body)
 	if err != nil {
 		return nil, err

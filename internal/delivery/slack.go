@@ -19,14 +19,9 @@ func init() { register("slack", slack{}) }
 
 const slackMaxProperties = 20
 
-func (slack) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request, error) {
-	if ev.Type != "track" {
-		return nil, Skip("Slack posts track calls only")
-	}
-	event := ev.Str("event")
-	if names, ok := cfg.Settings["events"].([]any); ok && len(names) > 0 && !containsAny(names, event) {
-		return nil, Skip("the events setting leaves out " + event)
-	}
+func (slack) Limits() Limits { return Limits{Items: 1} }
+
+func (slack) Request(ctx context.Context, cfg Config, parts []Part) (*http.Request, error) {
 	// The webhook URL is a secret (it is the channel's credential), so it is a STRING setting,
 	// checked here: a secret left unchanged on update is validated as the mask.
 	hook, err := required(cfg, "webhookUrl")
@@ -35,6 +30,17 @@ func (slack) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request,
 	}
 	if _, err := absoluteURL(cfg, "webhookUrl", ""); err != nil {
 		return nil, err
+	}
+	return postJSON(ctx, hook, parts[0].Items[0])
+}
+
+func (slack) Prepare(cfg Config, ev *Event) (Part, error) {
+	if ev.Type != "track" {
+		return Part{}, Skip("Slack posts track calls only")
+	}
+	event := ev.Str("event")
+	if names, ok := cfg.Settings["events"].([]any); ok && len(names) > 0 && !containsAny(names, event) {
+		return Part{}, Skip("the events setting leaves out " + event)
 	}
 	who := ev.Str("userId")
 	if who == "" {
@@ -67,7 +73,7 @@ func (slack) Request(ctx context.Context, cfg Config, ev *Event) (*http.Request,
 		text.WriteString("\n• " + slackEscape(k) + ": " + slackEscape(v))
 		n++
 	}
-	return postJSON(ctx, hook, map[string]string{"text": text.String()})
+	return one(map[string]string{"text": text.String()})
 }
 
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")

@@ -11,9 +11,10 @@ import (
 func TestWebhook(t *testing.T) {
 	rcv := newReceiver(t)
 	cfg := Config{
-		Settings: map[string]any{"url": rcv.URL + "/hooks/junction?env=test", "method": "POST", "headers": map[string]any{"X-Api-Key": "k-123"},
+		// The headers' names are among the plain settings, masked; their values are a secret.
+		Settings: map[string]any{"url": rcv.URL + "/hooks/junction?env=test", "method": "POST", "headers": map[string]any{"X-Api-Key": masked},
 			"timeoutSeconds": 10.0, "eventTypes": []any{}},
-		Secrets: map[string]string{"sharedSecret": "whsec-test-1"},
+		Secrets: map[string]string{"sharedSecret": "whsec-test-1", "headers": `{"X-Api-Key":"k-123"}`},
 	}
 	for _, payload := range []string{trackPayload, pagePayload, screenPayload, identifyPayload, groupPayload, aliasPayload} {
 		ev := storedEvent(t, payload)

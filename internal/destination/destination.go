@@ -7,6 +7,7 @@ package destination
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/secret"
@@ -82,12 +84,15 @@ func (d *Destination) Status() Status {
 	}
 }
 
-// PublicSettings returns the settings with each secret that is set replaced by Mask.
+// PublicSettings returns the settings with each secret that is set replaced by Mask. A HEADERS
+// secret is stored among the plain settings as its names with masked values, and shows as such.
 func (d *Destination) PublicSettings() map[string]any {
 	m := map[string]any{}
 	_ = json.Unmarshal([]byte(d.SettingsRaw), &m)
 	for _, name := range d.SecretsSet {
-		m[name] = Mask
+		if _, names := m[name].(map[string]any); !names {
+			m[name] = Mask
+		}
 	}
 	return m
 }
@@ -99,6 +104,7 @@ type Service struct {
 	workspaces *workspace.Service
 	sources    *source.Service
 	box        *secret.Box
+	egress     *egress.Filter
 	// OnChange, when set, is called after a destination, or a connection to it, is created,
 	// changed or deleted (the delivery engine reconfigures its lanes; dashboards hear of it).
 	OnChange func(destinationID string)
@@ -110,9 +116,10 @@ func (s *Service) changed(tx *db.Tx, destinationID string) {
 	}
 }
 
-// New returns the service.
-func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, s *source.Service, box *secret.Box) *Service {
-	return &Service{db: d, catalog: c, workspaces: w, sources: s, box: box}
+// New returns the service. Settings that are URLs must lead where the egress filter lets
+// deliveries go.
+func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, s *source.Service, box *secret.Box, eg *egress.Filter) *Service {
+	return &Service{db: d, catalog: c, workspaces: w, sources: s, box: box, egress: eg}
 }
 
 // Entry returns the destination's catalog entry.
@@ -259,20 +266,91 @@ func (s *Service) List(ctx context.Context, workspaceID string, byCategory bool,
 	return page, s.withSecrets(ctx, s.db.Reader(), ptrs)
 }
 
-// splitSecrets separates validated settings into plain ones and secrets to seal. A secret given as
-// the mask means "unchanged".
-func splitSecrets(entry *catalog.Entry, clean map[string]any) (plain map[string]any, secrets map[string]string) {
+// splitSecrets separates validated settings into plain ones and secrets to seal. A STRING secret
+// given as the mask means "unchanged". A HEADERS secret stays among the plain settings as its
+// names with masked values, and its values are sealed together as one JSON object; a value given
+// as the mask keeps the value stored for that name (stored holds the decrypted secrets; nil for a
+// new destination). A HEADERS secret whose values are unchanged is not sealed again; one left
+// without any header is cleared.
+func splitSecrets(entry *catalog.Entry, clean map[string]any, stored map[string]string) (plain map[string]any, secrets map[string]string, cleared []string, errs apperr.UserErrors) {
 	plain, secrets = map[string]any{}, map[string]string{}
 	for k, v := range clean {
-		if st := entry.Setting(k); st != nil && st.Secret {
+		st := entry.Setting(k)
+		switch {
+		case st == nil || !st.Secret:
+			plain[k] = v
+		case st.Type == "HEADERS":
+			given, _ := v.(map[string]any)
+			var before map[string]string
+			_ = json.Unmarshal([]byte(stored[k]), &before)
+			values, names := map[string]string{}, map[string]any{}
+			for name, val := range given {
+				str, _ := val.(string)
+				if str == Mask {
+					prev, ok := before[name]
+					if !ok {
+						errs.Add("settings."+k, apperr.Required, "settings.%s: header %s reads as the mask, but it has no stored value: give its value", k, name)
+						continue
+					}
+					str = prev
+				}
+				values[name], names[name] = str, Mask
+			}
+			plain[k] = names
+			switch {
+			case len(values) == 0:
+				if _, had := stored[k]; had {
+					cleared = append(cleared, k)
+				}
+			case !sameStrings(values, before):
+				secrets[k] = marshal(values)
+			}
+		default:
 			if str, _ := v.(string); str != Mask {
 				secrets[k] = str
 			}
+		}
+	}
+	sort.Strings(cleared)
+	return plain, secrets, cleared, errs
+}
+
+func sameStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkEgress refuses settings that are URLs naming an address deliveries may not reach
+// (127.0.0.1, localhost, a private range, this server itself ...), secret ones included.
+func (s *Service) checkEgress(entry *catalog.Entry, clean map[string]any, errs *apperr.UserErrors) {
+	if s.egress == nil {
+		return
+	}
+	names := make([]string, 0, len(clean))
+	for k := range clean {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		str, ok := clean[k].(string)
+		if !ok || str == Mask {
 			continue
 		}
-		plain[k] = v
+		u, err := url.Parse(strings.TrimSpace(str))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			continue
+		}
+		if err := s.egress.CheckURL(u); err != nil {
+			errs.Add("settings."+k, apperr.NotAllowed, "settings.%s %s", k, strings.TrimPrefix(err.Error(), "egress refused: "))
+		}
 	}
-	return plain, secrets
 }
 
 func (s *Service) sealSecrets(ctx context.Context, tx *db.Tx, d *Destination, secrets map[string]string) error {
@@ -316,10 +394,12 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	auth.ValidateName(&errs, "name", name)
 	clean, serrs := entry.Validate(settings, nil)
 	errs = append(errs, serrs...)
+	s.checkEgress(entry, clean, &errs)
+	plain, secrets, _, serrs := splitSecrets(entry, clean, nil)
+	errs = append(errs, serrs...)
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
-	plain, secrets := splitSecrets(entry, clean)
 	now := db.Now()
 	userID := a.Viewer.User.ID
 	d := &Destination{ID: id.New(Prefix), WorkspaceID: workspaceID, CatalogSlug: entry.Slug, Category: entry.Category(), Name: name,
@@ -382,21 +462,32 @@ func (s *Service) Update(ctx context.Context, destinationID string, name *string
 				if st := entry.Setting(k); st != nil && st.Secret && v == nil {
 					cleared = append(cleared, k)
 					delete(present, k)
+					delete(merged, k)
 					continue
 				}
 				merged[k] = v
 			}
 			for _, k := range entry.Secrets() {
-				if _, given := merged[k]; !given && present[k] {
+				if _, given := merged[k]; !given && present[k] && entry.Setting(k).Type == "STRING" {
 					merged[k] = Mask // kept: validated as present
 				}
 			}
 			clean, serrs := entry.Validate(merged, present)
 			errs = append(errs, serrs...)
+			s.checkEgress(entry, clean, &errs)
 			if len(errs) > 0 {
 				return nil
 			}
-			plain, secrets := splitSecrets(entry, clean)
+			stored, err := s.Secrets(ctx, d)
+			if err != nil {
+				return err
+			}
+			plain, secrets, emptied, serrs := splitSecrets(entry, clean, stored)
+			errs = append(errs, serrs...)
+			if len(errs) > 0 {
+				return nil
+			}
+			cleared = append(cleared, emptied...)
 			if raw := marshal(plain); raw != d.SettingsRaw {
 				changes["settings"] = audit.Change{From: d.PublicSettings(), To: plain}
 				d.SettingsRaw = raw
@@ -570,4 +661,86 @@ func moveCursorToEnd(ctx context.Context, tx *db.Tx, destinationID string) error
 		return err
 	}
 	return nil
+}
+
+// SealPlainSecrets seals the values of secret settings still stored in the clear: settings saved
+// before they became secret (the Webhook's headers). It runs at start-up, before anything reads
+// settings, and returns how many destinations it changed. It records no audit event: no person
+// changed anything.
+func (s *Service) SealPlainSecrets(ctx context.Context) (int, error) {
+	var rows []Destination
+	if err := s.db.Select(ctx, &rows, `SELECT id, workspace_id, catalog_slug, settings FROM destinations`); err != nil {
+		return 0, err
+	}
+	changed := 0
+	for i := range rows {
+		d := &rows[i]
+		entry := s.Entry(d)
+		if entry == nil {
+			continue
+		}
+		plain := map[string]any{}
+		if err := json.Unmarshal([]byte(d.SettingsRaw), &plain); err != nil {
+			continue
+		}
+		clear := map[string]any{}
+		for _, k := range entry.Secrets() {
+			switch v := plain[k].(type) {
+			case string:
+				if v != Mask {
+					clear[k] = v
+				}
+			case map[string]any:
+				for _, val := range v {
+					if str, _ := val.(string); str != Mask {
+						clear[k] = v
+						break
+					}
+				}
+			}
+		}
+		if len(clear) == 0 {
+			continue
+		}
+		stored, err := s.Secrets(ctx, d)
+		if err != nil {
+			return changed, err
+		}
+		for k, v := range clear {
+			if m, ok := v.(map[string]any); ok {
+				var before map[string]string
+				_ = json.Unmarshal([]byte(stored[k]), &before)
+				merged := map[string]any{}
+				for name, val := range before {
+					merged[name] = val
+				}
+				for name, val := range m {
+					if str, _ := val.(string); str != Mask {
+						merged[name] = str
+					}
+				}
+				clear[k] = merged
+			}
+		}
+		p, secrets, _, _ := splitSecrets(entry, clear, stored)
+		for k := range clear {
+			if _, isMap := clear[k].(map[string]any); isMap {
+				plain[k] = p[k]
+			} else {
+				delete(plain, k)
+			}
+		}
+		err = s.db.Tx(ctx, func(tx *db.Tx) error {
+			if err := s.sealSecrets(ctx, tx, d, secrets); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE destinations SET settings = ? WHERE id = ?`, marshal(plain), d.ID)
+			return err
+		})
+		if err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	return changed, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/secret"
 )
@@ -32,6 +34,7 @@ type Service struct {
 	bus    *bus.Bus
 	box    *secret.Box
 	log    *slog.Logger
+	egress *egress.Filter
 	client *http.Client
 	sem    chan struct{} // bounds webhook posts in flight
 	wg     sync.WaitGroup
@@ -72,9 +75,9 @@ func VisibleTo(v *auth.Viewer, n *audit.Notification) bool {
 	return false
 }
 
-// New returns the service.
-func New(d *db.DB, b *bus.Bus, box *secret.Box, log *slog.Logger) *Service {
-	return &Service{db: d, bus: b, box: box, log: log, client: &http.Client{Timeout: 10 * time.Second}, sem: make(chan struct{}, 8)}
+// New returns the service. Webhook channels dial through the egress filter, like deliveries.
+func New(d *db.DB, b *bus.Bus, box *secret.Box, log *slog.Logger, eg *egress.Filter) *Service {
+	return &Service{db: d, bus: b, box: box, log: log, egress: eg, client: egress.Client(eg.Transport(), 10*time.Second), sem: make(chan struct{}, 8)}
 }
 
 // Topic is the bus topic of one user's notifications.
@@ -161,6 +164,8 @@ func (s *Service) Update(ctx context.Context, settings []Setting, webhookURL, we
 		u, err := url.Parse(*webhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs.Add("webhookUrl", apperr.InvalidValue, "webhookUrl must be an absolute http or https URL")
+		} else if err := s.egress.CheckURL(u); err != nil {
+			errs.Add("webhookUrl", apperr.NotAllowed, "webhookUrl %s", strings.TrimPrefix(err.Error(), "egress refused: "))
 		}
 		if webhookSecret == nil || len(*webhookSecret) < 16 {
 			var have int
@@ -310,7 +315,8 @@ func (s *Service) sendWebhooks(list []audit.Notification) {
 		res, err := s.client.Do(req)
 		<-s.sem
 		if err != nil {
-			s.log.Warn("notification webhook failed", "user", n.UserID, "error", err.Error())
+			// The URL is the user's own setting, but it may carry a token: log its host only.
+			s.log.Warn("notification webhook failed", "user", n.UserID, "host", req.URL.Host, "error", strings.ReplaceAll(err.Error(), row.URL, req.URL.Host))
 			continue
 		}
 		res.Body.Close()
