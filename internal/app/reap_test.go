@@ -128,3 +128,58 @@ func TestDeletionReaped(t *testing.T) {
 		}
 	})
 }
+
+// TestRetention: Prune deletes what is past its retention: events after -event-retention,
+// successful delivery attempts and their requests after -delivered-retention, failed ones after
+// -failed-retention, and nothing younger.
+func TestRetention(t *testing.T) {
+	s := startServer(t, allowLoopback)
+	ctx := context.Background()
+	ok := dlvNewReceiver(t, func(dlvHit) dlvReply { return dlvReply{Status: http.StatusOK} })
+	bad := dlvNewReceiver(t, func(dlvHit) dlvReply { return dlvReply{Status: http.StatusBadRequest} })
+	e := dlvNewEnv(t, s, "retention-test")
+	src, key := e.source(t, "Web")
+	good, failing := e.webhook(t, "Good", map[string]any{"url": ok.URL}, true), e.webhook(t, "Bad", map[string]any{"url": bad.URL}, true)
+	e.connect(t, src, good, true)
+	e.connect(t, src, failing, true)
+	for i := range 5 {
+		dlvTrack(t, s, key, map[string]any{"userId": fmt.Sprint("r-", i)})
+	}
+	dlvSettle(t, s, good, failing)
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.App.DB().Get(ctx, &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	attempts := func(dest string) int { return count(`SELECT COUNT(*) FROM delivery_attempts WHERE destination_id = ?`, dest) }
+	requests := func(dest string) int { return count(`SELECT COUNT(*) FROM delivery_requests WHERE destination_id = ?`, dest) }
+	if attempts(good) != 5 || attempts(failing) != 5 || requests(good) == 0 || requests(failing) == 0 {
+		t.Fatalf("set-up: %d and %d attempts", attempts(good), attempts(failing))
+	}
+	if _, err := s.App.Prune(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if attempts(good) != 5 || attempts(failing) != 5 || count(`SELECT COUNT(*) FROM events WHERE source_id = ?`, src) != 5 {
+		t.Error("Prune deleted what is within its retention")
+	}
+	// A day and an hour later: the successes are past -delivered-retention (24h), nothing else.
+	if _, err := s.App.Prune(ctx, time.Now().Add(25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if attempts(good) != 0 || requests(good) != 0 {
+		t.Errorf("successful attempts (%d) and requests (%d) kept past their retention", attempts(good), requests(good))
+	}
+	if attempts(failing) != 5 || requests(failing) == 0 || count(`SELECT COUNT(*) FROM events WHERE source_id = ?`, src) != 5 {
+		t.Errorf("failures or events pruned before their retention: %d attempts", attempts(failing))
+	}
+	// Eight days later: everything.
+	if _, err := s.App.Prune(ctx, time.Now().Add(8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if attempts(failing) != 0 || requests(failing) != 0 || count(`SELECT COUNT(*) FROM events WHERE source_id = ?`, src) != 0 {
+		t.Errorf("left after their retention: %d failed attempts, %d requests", attempts(failing), requests(failing))
+	}
+}

@@ -253,55 +253,31 @@ func (q *Queries) Retry(ctx context.Context, destinationID string, f RetryFilter
 // Prune deletes attempts and requests past their retention: successes after keepDelivered, the
 // others after keepFailed.
 func (q *Queries) Prune(ctx context.Context, now time.Time, keepDelivered, keepFailed time.Duration) (int64, error) {
+	// Ids sort by time: what is older than a cutoff is below its floor id, a key range, and
+	// db.Drain deletes it in transactions that hold the writer a few milliseconds each.
 	var total int64
 	for _, rule := range []struct {
-		cond string
-		age  time.Duration
-	}{{"outcome = 'DELIVERED'", keepDelivered}, {"outcome <> 'DELIVERED'", keepFailed}} {
-		for {
-			var n int64
-			err := q.db.Tx(ctx, func(tx *db.Tx) error {
-				res, err := tx.Exec(ctx, `DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE `+rule.cond+` AND created_at < ? LIMIT 5000)`,
-					db.Time{Time: now.Add(-rule.age)})
-				if err != nil {
-					return err
-				}
-				n, err = res.RowsAffected()
-				return err
-			})
-			total += n
+		table, prefix, cond string
+		age                 time.Duration
+	}{
+		{"delivery_attempts", AttemptPrefix, "outcome = 'DELIVERED'", keepDelivered},
+		{"delivery_attempts", AttemptPrefix, "outcome <> 'DELIVERED'", keepFailed},
+		// Requests whose events were all delivered go with the successes, the others with the failures.
+		{"delivery_requests", RequestPrefix, "delivered = TRUE", keepDelivered},
+		{"delivery_requests", RequestPrefix, "delivered = FALSE", keepFailed},
+	} {
+		below := id.Floor(rule.prefix, now.Add(-rule.age))
+		n, err := q.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+			res, err := tx.Exec(ctx, `DELETE FROM `+rule.table+` WHERE id IN (SELECT id FROM `+rule.table+` WHERE id < ? AND `+rule.cond+`
+				ORDER BY id LIMIT ?)`, below, limit)
 			if err != nil {
-				return total, err
+				return 0, err
 			}
-			if n < 5000 {
-				break
-			}
-		}
-	}
-	// The requests, by the same rule: those whose events were all delivered go with the
-	// successes, the others with the failures. Their ids are time-ordered: a key range.
-	for _, rule := range []struct {
-		delivered bool
-		age       time.Duration
-	}{{true, keepDelivered}, {false, keepFailed}} {
-		below := id.Floor(RequestPrefix, now.Add(-rule.age))
-		for {
-			var n int64
-			err := q.db.Tx(ctx, func(tx *db.Tx) error {
-				res, err := tx.Exec(ctx, `DELETE FROM delivery_requests WHERE id IN (SELECT id FROM delivery_requests WHERE id < ? AND delivered = ? LIMIT 5000)`,
-					below, rule.delivered)
-				if err != nil {
-					return err
-				}
-				n, err = res.RowsAffected()
-				return err
-			})
-			if err != nil {
-				return total, err
-			}
-			if n < 5000 {
-				break
-			}
+			return res.RowsAffected()
+		})
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
 	return total, nil
