@@ -154,8 +154,12 @@ func TestRetention(t *testing.T) {
 		}
 		return n
 	}
-	attempts := func(dest string) int { return count(`SELECT COUNT(*) FROM delivery_attempts WHERE destination_id = ?`, dest) }
-	requests := func(dest string) int { return count(`SELECT COUNT(*) FROM delivery_requests WHERE destination_id = ?`, dest) }
+	attempts := func(dest string) int {
+		return count(`SELECT COUNT(*) FROM delivery_attempts WHERE destination_id = ?`, dest)
+	}
+	requests := func(dest string) int {
+		return count(`SELECT COUNT(*) FROM delivery_requests WHERE destination_id = ?`, dest)
+	}
 	if attempts(good) != 5 || attempts(failing) != 5 || requests(good) == 0 || requests(failing) == 0 {
 		t.Fatalf("set-up: %d and %d attempts", attempts(good), attempts(failing))
 	}
