@@ -66,16 +66,13 @@ func (n *normaliser) fast(index int, raw json.RawMessage) *Event {
 				own = append(own, member{"ip", quoteRaw(n.clientIP)})
 			}
 		}
-		switch {
-		case len(own) > 0 || name == "context":
+		if len(own) > 0 || name == "context" {
 			b, err := own.bytes()
 			if err != nil {
 				return nil
 			}
 			m.set(name, b)
-		case present:
-			m.del(name) // null or empty, with nothing to merge: left out, as full does
-		}
+		} // else null or empty, with nothing to merge: kept as sent, as full does
 	}
 	for _, name := range []string{"properties", "traits"} {
 		if v, present := m.get(name); present && !isNull(v) && !isObject(v) {

@@ -429,7 +429,7 @@ func checkFastMatchesFull(t *testing.T, n *normaliser, i int, raw json.RawMessag
 }
 
 func TestNormaliseFastMatchesFull(t *testing.T) {
-	req := &request{SentAt: "2026-11-27T09:18:16.200Z", Context: map[string]any{"app": map[string]any{"name": "shop"}, "ip": "10.0.0.1"},
+	withBatch := &request{SentAt: "2026-11-27T09:18:16.200Z", Context: map[string]any{"app": map[string]any{"name": "shop"}, "ip": "10.0.0.1"},
 		Integrations: map[string]any{"All": false, "Slack": true}}
 	taken := 0
 	for _, raw := range []string{
@@ -441,6 +441,7 @@ func TestNormaliseFastMatchesFull(t *testing.T) {
 		`{"type":"alias","userId":"u","previousId":"p"}`,
 		`{"type":"track","event":"E","userId":"u","context":{"ip":"1.2.3.4","library":{"name":"x"}},"integrations":{"Slack":false}}`,
 		`{"type":"track","event":"E","userId":"u","context":null,"integrations":null}`,
+		`{"type":"track","event":"E","userId":"u","context":{},"integrations":{}}`,
 		`{"type":"track","event":"E","userId":"u","timestamp":"2026-11-27T09:00:00+01:00","sentAt":"2026-11-27T08:00:00.5Z"}`,
 		`{"type":"track","event":"E","userId":"u","timestamp":1732699096123}`,
 		`{"type":"track","event":"E","userId":"u","originalTimestamp":"2026-11-27T09:00:00Z"}`,
@@ -452,15 +453,17 @@ func TestNormaliseFastMatchesFull(t *testing.T) {
 		`{"type":"track","event":"E","userId":"u","properties":{"big":1e400}}`,
 		`{"type":"track","userId":"u"}`,
 	} {
-		for _, pathType := range []Type{"", Track} {
-			n := &normaliser{req: req, pathType: pathType, receivedAt: normRecv, clientIP: "198.51.100.7"}
-			if n.fast(0, json.RawMessage(raw)) != nil {
-				taken++
+		for _, req := range []*request{withBatch, {}} {
+			for _, pathType := range []Type{"", Track} {
+				n := &normaliser{req: req, pathType: pathType, receivedAt: normRecv, clientIP: "198.51.100.7"}
+				if n.fast(0, json.RawMessage(raw)) != nil {
+					taken++
+				}
+				checkFastMatchesFull(t, n, 0, json.RawMessage(raw))
 			}
-			checkFastMatchesFull(t, n, 0, json.RawMessage(raw))
 		}
 	}
-	if taken < 20 {
+	if taken < 40 {
 		t.Errorf("the fast path took only %d of the well-formed events", taken)
 	}
 }
