@@ -22,7 +22,7 @@ run overview sqlite -bench 'Overview' -benchtime 2s -count "$count"
 run track sqlite -bench 'IngestTrackOpenLoop' -benchtime 16000x -count "$count"
 for backend in sqlite postgres; do
 	run batch-vs-bare "$backend" -bench 'IngestBatchVsBare$' -benchtime 2000x -count "$count"
-	run batch-with-plan "$backend" -bench 'IngestBatchWithPlan' -benchtime 2000x -count "$count"
+	run batch-with-plan "$backend" -bench 'IngestBatchWithPlan' -benchtime 4000x -count "$count"
 	run retention "$backend" -bench 'RetentionAndDeletes' -benchtime 1x -count "$count"
 	run delivery "$backend" -bench 'Delivery' -benchtime 1x -count "$count"
 done

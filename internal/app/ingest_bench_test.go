@@ -303,12 +303,3 @@ func BenchmarkIngestBatchVsBare(b *testing.B) {
 	b.ReportMetric(serverRate, "server-events/s")
 	b.ReportMetric(serverRate/bareRate, "ratio")
 }
-
-// BenchmarkIngestBatchWithPlan is BenchmarkIngestBatch with the source connected to a 50-rule
-// tracking plan that has a rule for every event sent (each event is validated against its rule's
-// properties schema; none breaks it). Run both in one go and compare events/s:
-//
-//	go test -run '^$' -bench 'IngestBatch(WithPlan)?$' -benchtime 8s -count 3 ./internal/app/
-func BenchmarkIngestBatchWithPlan(b *testing.B) {
-	benchIngestWithPlan(b)
-}
