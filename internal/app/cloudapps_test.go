@@ -422,3 +422,30 @@ func TestCloudAppIsolation(t *testing.T) {
 	ownerA.mutate(t, "sourceDelete", map[string]any{"sourceId": srcA})
 	caWantStatus(t, caPost(t, s, srcA, caStripeCharge, "Stripe-Signature", caStripeSig(secretA, caStripeCharge, time.Now())), 404, "NOT_FOUND")
 }
+
+// TestCloudAppDelivery: a webhook's events reach the source's destinations as any other event
+// does, and a vendor's retry is not delivered twice.
+func TestCloudAppDelivery(t *testing.T) {
+	s := startServer(t, allowLoopback)
+	owner, _, wsID := itOwner(t, s, "ca-dlv@example.com", "ca-dlv")
+	const secret = "whsec_delivery"
+	src := caSource(t, owner, wsID, "stripe", map[string]any{"signingSecret": secret})
+	rc := dlvNewReceiver(t, nil)
+	dst := itDestination(t, owner, wsID, "Hook", map[string]any{"url": rc.URL + "/stripe"})
+	itConnect(t, owner, src, itStr(dst, "id"))
+	for range 2 {
+		caWantStatus(t, caPost(t, s, src, caStripeCharge, "Stripe-Signature", caStripeSig(secret, caStripeCharge, time.Now())), 200, "")
+	}
+	hits := rc.waitHits(t, 2, 10*time.Second)
+	got := map[string]string{}
+	for _, h := range hits {
+		got[h.MessageID] = h.UserID
+	}
+	if len(got) != 2 || got["evt_3QHZ0fLkdIwHu7ix0ZP0Uxc1"] != "cus_R9mP1pQ2xYz" || got["evt_3QHZ0fLkdIwHu7ix0ZP0Uxc1-identify"] != "cus_R9mP1pQ2xYz" {
+		t.Errorf("delivered %v", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := rc.Count(); n != 2 {
+		t.Errorf("%d deliveries, want 2 (the retry is not delivered again)", n)
+	}
+}
