@@ -71,7 +71,18 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, "NOT_FOUND", "no cloud-app source has this inbound URL")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	// Bodies being read share the tracking API's memory budget.
+	size := int64(MaxBodyBytes)
+	if r.ContentLength >= 0 && r.ContentLength < size {
+		size = max(r.ContentLength, 1)
+	}
+	release, err := h.ingest.Admit(ctx, size)
+	if err != nil {
+		busy(w)
+		return
+	}
+	defer release()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, size))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -123,8 +134,7 @@ func (h *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(limited.Wait.Seconds(), 1)))))
 			reply(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its event rate; retry later")
 		case errors.Is(err, ingest.ErrBusy):
-			w.Header().Set("Retry-After", "1")
-			reply(w, http.StatusServiceUnavailable, "BUSY", "the server is busy and stored nothing; retry")
+			busy(w)
 		default:
 			reply(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
 		}
@@ -146,6 +156,11 @@ func isLimit(err error) bool {
 func marshal(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+func busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	reply(w, http.StatusServiceUnavailable, "BUSY", "the server is busy and stored nothing; retry")
 }
 
 func reply(w http.ResponseWriter, status int, code, message string) {

@@ -165,14 +165,12 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 	if r.ContentLength >= 0 && r.ContentLength < size && r.Header.Get("Content-Encoding") == "" {
 		size = max(r.ContentLength, 1)
 	}
-	actx, cancel := context.WithTimeout(r.Context(), s.wait)
-	err := s.inflight.Acquire(actx, size)
-	cancel()
+	release, err := s.Admit(r.Context(), size)
 	if err != nil {
 		s.busy(w)
 		return
 	}
-	defer s.inflight.Release(size)
+	defer release()
 	body, rerr := readBody(r)
 	if rerr != nil {
 		s.fail(w, rerr.Status, rerr.Code, rerr.Message)
@@ -322,6 +320,18 @@ func (s *Service) failStore(w http.ResponseWriter, err error) {
 	default:
 		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
 	}
+}
+
+// Admit takes size bytes from the budget of request bodies being read and decoded
+// (Options.InflightBytes), waiting up to the queue's wait, and returns the function that gives
+// them back; ErrBusy when there is no room.
+func (s *Service) Admit(ctx context.Context, size int64) (release func(), err error) {
+	actx, cancel := context.WithTimeout(ctx, s.wait)
+	defer cancel()
+	if err := s.inflight.Acquire(actx, size); err != nil {
+		return nil, ErrBusy
+	}
+	return func() { s.inflight.Release(size) }, nil
 }
 
 func isStrict(v string) bool {
