@@ -89,6 +89,13 @@ func TestVerify(t *testing.T) {
 			r.URLs = []string{"https://other.example/v1/webhooks/src_1"}
 			return r
 		}(), "does not match"},
+		{"HubSpotDecodedURL", verifyHubSpot, func() *Request {
+			u := "https://h.example/v1/webhooks/src_1?tag=a:b"
+			ms := strconv.FormatInt(now.UnixMilli(), 10)
+			r := req("X-HubSpot-Signature-v3", base64.StdEncoding.EncodeToString(mac(secret, "POST", u, string(body), ms)), "X-HubSpot-Request-Timestamp", ms)
+			r.URLs = []string{"https://h.example/v1/webhooks/src_1?tag=a%3Ab"}
+			return r
+		}(), ""},
 		{"GenericOK", verifyGeneric, req(GenericSignatureHeader, stripe), ""},
 		{"GenericMissing", verifyGeneric, req(), "missing"},
 	} {

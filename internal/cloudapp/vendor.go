@@ -236,7 +236,7 @@ func verifyHubSpot(r *Request, secret string) error {
 	}
 	ok := false
 	for _, u := range r.URLs {
-		ok = equalBase64(sig, mac(secret, r.Method, u, string(r.Body), ts)) || ok
+		ok = equalBase64(sig, mac(secret, r.Method, hubspotURI.Replace(u), string(r.Body), ts)) || ok
 	}
 	if !ok {
 		return errors.New("the X-HubSpot-Signature-v3 header does not match the request signed with the source's signing secret " +
@@ -248,6 +248,16 @@ func verifyHubSpot(r *Request, secret string) error {
 	}
 	return checkTime(time.UnixMilli(ms), r.Now, "X-HubSpot-Request-Timestamp")
 }
+
+// hubspotURI decodes the characters HubSpot decodes in the URL before it signs it.
+var hubspotURI = func() *strings.Replacer {
+	var pairs []string
+	for _, c := range ":/?@!$'()*,;" {
+		enc := fmt.Sprintf("%%%02X", c)
+		pairs = append(pairs, enc, string(c), strings.ToLower(enc), string(c))
+	}
+	return strings.NewReplacer(pairs...)
+}()
 
 // hubspotVerbs name the changes of subscriptionType as past events.
 var hubspotVerbs = map[string]string{"creation": "Created", "deletion": "Deleted", "propertyChange": "Property Changed",
