@@ -761,6 +761,7 @@ type ComplexityRoot struct {
 		Protocols       func(childComplexity int) int
 		RecentEvents    func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) int
 		Schema          func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, search *string, includeArchived *bool) int
+		SecretSettings  func(childComplexity int) int
 		Settings        func(childComplexity int) int
 		Status          func(childComplexity int) int
 		Type            func(childComplexity int) int
@@ -769,6 +770,7 @@ type ComplexityRoot struct {
 		ViewerCanDelete func(childComplexity int) int
 		ViewerCanUpdate func(childComplexity int) int
 		Violations      func(childComplexity int, since *time.Time, until *time.Time, eventName *string, first *int, after *string, last *int, before *string) int
+		WebhookPath     func(childComplexity int) int
 		WriteKeys       func(childComplexity int) int
 	}
 
@@ -4137,6 +4139,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.Schema(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["search"].(*string), args["includeArchived"].(*bool)), true
+	case "Source.secretSettings":
+		if e.ComplexityRoot.Source.SecretSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.SecretSettings(childComplexity), true
 	case "Source.settings":
 		if e.ComplexityRoot.Source.Settings == nil {
 			break
@@ -4190,6 +4198,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.Violations(childComplexity, args["since"].(*time.Time), args["until"].(*time.Time), args["eventName"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Source.webhookPath":
+		if e.ComplexityRoot.Source.WebhookPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.WebhookPath(childComplexity), true
 	case "Source.writeKeys":
 		if e.ComplexityRoot.Source.WriteKeys == nil {
 			break
@@ -6005,7 +6019,7 @@ type Destination implements Node {
   viewerCanUpdate: Boolean!
 }
 
-"A secret setting of a destination: write-only, so only whether it is set."
+"A secret setting of a destination or a source: write-only, so only whether it is set."
 type SecretSetting {
   name: String!
   isSet: Boolean!
@@ -6205,6 +6219,8 @@ enum DiscardReason {
   REVOKED_WRITE_KEY
   "Sent to a disabled source."
   SOURCE_DISABLED
+  "A webhook sent to a cloud-app source's inbound URL without a valid signature (or before its signing secret was set): refused with 401."
+  BAD_SIGNATURE
 }
 
 type EventEdge {
@@ -7392,7 +7408,7 @@ type Subscription {
 `, BuiltIn: false},
 	{Name: "../schema/source.graphqls", Input: `# Sources: where a workspace's data comes from. Each has write keys that its libraries send events with.
 
-"A place that sends events to the workspace: a website, an app, a server."
+"A place that sends events to the workspace: a website, an app, a server, or a cloud app (Stripe, GitHub ...) whose webhooks it receives."
 type Source implements Node {
   id: ID!
   name: String!
@@ -7409,8 +7425,18 @@ type Source implements Node {
   lastSeenAt: DateTime
   "` + "`" + `key:value` + "`" + ` labels, such as ` + "`" + `environment:prod` + "`" + `, for filtering and for grants."
   labels: [String!]!
-  "The source's settings (see its catalog entry's ` + "`" + `settings` + "`" + `)."
+  """
+  The source's settings (see its catalog entry's ` + "`" + `settings` + "`" + `). A secret setting (a cloud app's
+  ` + "`" + `signingSecret` + "`" + `) reads as a mask (` + "`" + `"••••••••"` + "`" + `) when set, never as its value.
+  """
   settings: JSON!
+  "The secret settings of its catalog entry and whether each is set."
+  secretSettings: [SecretSetting!]!
+  """
+  For a cloud-app source (type CLOUD_APP), the path of its inbound URL on this server, where its vendor
+  sends webhooks (` + "`" + `/v1/webhooks/<id>` + "`" + `); null for other sources.
+  """
+  webhookPath: String
   "The keys its libraries send events with; revoked keys are listed with ` + "`" + `revokedAt` + "`" + `."
   writeKeys: [WriteKey!]!
   "The destinations this source is connected to; none for those who may not see destinations."
@@ -9016,6 +9042,10 @@ func (ec *executionContext) childFields_Source(ctx context.Context, field graphq
 		return ec.fieldContext_Source_labels(ctx, field)
 	case "settings":
 		return ec.fieldContext_Source_settings(ctx, field)
+	case "secretSettings":
+		return ec.fieldContext_Source_secretSettings(ctx, field)
+	case "webhookPath":
+		return ec.fieldContext_Source_webhookPath(ctx, field)
 	case "writeKeys":
 		return ec.fieldContext_Source_writeKeys(ctx, field)
 	case "destinations":

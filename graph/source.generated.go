@@ -33,6 +33,8 @@ type SourceResolver interface {
 
 	Labels(ctx context.Context, obj *source.Source) ([]string, error)
 	Settings(ctx context.Context, obj *source.Source) (any, error)
+	SecretSettings(ctx context.Context, obj *source.Source) ([]*model.SecretSetting, error)
+	WebhookPath(ctx context.Context, obj *source.Source) (*string, error)
 	WriteKeys(ctx context.Context, obj *source.Source) ([]*source.WriteKey, error)
 	Destinations(ctx context.Context, obj *source.Source) ([]*destination.Destination, error)
 	Connections(ctx context.Context, obj *source.Source) ([]*destination.Connection, error)
@@ -479,6 +481,61 @@ func (ec *executionContext) _Source_settings(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Source_settings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Source", field, true, true, "JSON")
+}
+
+func (ec *executionContext) _Source_secretSettings(ctx context.Context, field graphql.CollectedField, obj *source.Source) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Source_secretSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Source().SecretSettings(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SecretSetting) graphql.Marshaler {
+			return ec.marshalNSecretSetting2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐSecretSettingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Source_secretSettings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Source",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecretSetting(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Source_webhookPath(ctx context.Context, field graphql.CollectedField, obj *source.Source) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Source_webhookPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Source().WebhookPath(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Source_webhookPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Source", field, true, true, "String")
 }
 
 func (ec *executionContext) _Source_writeKeys(ctx context.Context, field graphql.CollectedField, obj *source.Source) (ret graphql.Marshaler) {
@@ -1766,6 +1823,18 @@ func (ec *executionContext) _Source(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Source_settings(ctx, field, obj)
+				})
+		case "secretSettings":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Source_secretSettings(ctx, field, obj)
+				})
+		case "webhookPath":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Source_webhookPath(ctx, field, obj)
 				})
 		case "writeKeys":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

@@ -12,6 +12,7 @@ import (
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/cloudapp"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
@@ -106,6 +107,23 @@ func (r *sourceResolver) Labels(ctx context.Context, obj *source.Source) ([]stri
 
 func (r *sourceResolver) Settings(ctx context.Context, obj *source.Source) (any, error) {
 	return obj.Settings(), nil
+}
+
+func (r *sourceResolver) SecretSettings(ctx context.Context, obj *source.Source) ([]*model.SecretSetting, error) {
+	set := obj.SecretsSet()
+	out := []*model.SecretSetting{}
+	for _, n := range r.Sources.Entry(obj).Secrets() {
+		out = append(out, &model.SecretSetting{Name: n, IsSet: set[n]})
+	}
+	return out, nil
+}
+
+func (r *sourceResolver) WebhookPath(ctx context.Context, obj *source.Source) (*string, error) {
+	if e := r.Sources.Entry(obj); e.SourceType == nil || *e.SourceType != catalog.CloudApp {
+		return nil, nil
+	}
+	p := cloudapp.Path(obj.ID)
+	return &p, nil
 }
 
 func (r *sourceResolver) WriteKeys(ctx context.Context, obj *source.Source) ([]*source.WriteKey, error) {

@@ -635,7 +635,7 @@ type SchemaEventPayload struct {
 	UserErrors  []*UserError           `json:"userErrors"`
 }
 
-// A secret setting of a destination: write-only, so only whether it is set.
+// A secret setting of a destination or a source: write-only, so only whether it is set.
 type SecretSetting struct {
 	Name  string `json:"name"`
 	IsSet bool   `json:"isSet"`

@@ -27,6 +27,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/catalog"
+	"github.com/junctioncdp/junction/internal/cloudapp"
 	"github.com/junctioncdp/junction/internal/config"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/delivery"
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc, mailer)
-	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
+	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod, box)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
@@ -237,6 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
 	route("GET /metrics", "metrics", a.metrics.Handler())
 	route("/v1/", "tracking", a.ingest)
+	route(cloudapp.PathPrefix, "webhooks", cloudapp.New(sources, a.ingest))
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil

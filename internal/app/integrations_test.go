@@ -459,7 +459,7 @@ func TestIntegrationsCatalog(t *testing.T) {
 	})
 	t.Run("Pagination", func(t *testing.T) {
 		all, total, info := slugs(t, "sources", `(first: 100)`)
-		if total != 15 || len(all) != 15 || itBool(info, "hasNextPage") {
+		if total != 20 || len(all) != 20 || itBool(info, "hasNextPage") {
 			t.Fatalf("first 100: %d of %d, %v", len(all), total, info)
 		}
 		var paged []string
@@ -470,8 +470,8 @@ func TestIntegrationsCatalog(t *testing.T) {
 				args = fmt.Sprintf(`(first: 4, after: %q)`, after)
 			}
 			got, total, info := slugs(t, "sources", args)
-			if total != 15 {
-				t.Errorf("page %d: totalCount %d, want 15", page, total)
+			if total != 20 {
+				t.Errorf("page %d: totalCount %d, want 20", page, total)
 			}
 			if page > 0 && !itBool(info, "hasPreviousPage") {
 				t.Errorf("page %d: hasPreviousPage false", page)
@@ -491,7 +491,7 @@ func TestIntegrationsCatalog(t *testing.T) {
 	})
 	t.Run("Categories", func(t *testing.T) {
 		d := anon.data(t, `{ catalog { sourceCategories destinationCategories } }`, nil)
-		if got := itPluck(itList(d, "catalog.sourceCategories"), ""); !reflect.DeepEqual(got, []string{"Mobile", "Server", "Website"}) {
+		if got := itPluck(itList(d, "catalog.sourceCategories"), ""); !reflect.DeepEqual(got, []string{"CRM", "Custom", "Developer Tools", "E-commerce", "Mobile", "Payments", "Server", "Website"}) {
 			t.Errorf("sourceCategories %v", got)
 		}
 		if got := itPluck(itList(d, "catalog.destinationCategories"), ""); !reflect.DeepEqual(got, []string{"Analytics", "Notifications", "Raw Data"}) {
@@ -501,16 +501,16 @@ func TestIntegrationsCatalog(t *testing.T) {
 	t.Run("NewAndNoteworthyNewestFirst", func(t *testing.T) {
 		d := anon.data(t, `{ catalog { all: newAndNoteworthy(limit: 100) { slug addedAt } top: newAndNoteworthy { slug } } }`, nil)
 		all := itList(d, "catalog.all")
-		if len(all) != 21 { // 15 sources and 6 destinations
-			t.Errorf("newAndNoteworthy(limit: 100): %d entries, want 21", len(all))
+		if len(all) != 26 { // 20 sources and 6 destinations
+			t.Errorf("newAndNoteworthy(limit: 100): %d entries, want 26", len(all))
 		}
 		for i := 1; i < len(all); i++ {
 			if itStr(all[i], "addedAt") > itStr(all[i-1], "addedAt") {
 				t.Errorf("%s (%s) after %s (%s)", itStr(all[i], "slug"), itStr(all[i], "addedAt"), itStr(all[i-1], "slug"), itStr(all[i-1], "addedAt"))
 			}
 		}
-		if itStr(all, "0.slug") != "flutter" {
-			t.Errorf("newest is %s, want flutter", itStr(all, "0.slug"))
+		if itStr(all, "0.slug") != "github" {
+			t.Errorf("newest is %s, want github", itStr(all, "0.slug"))
 		}
 		if top := itList(d, "catalog.top"); len(top) != 6 || !reflect.DeepEqual(itPluck(top, "slug"), itPluck(all[:6], "slug")) {
 			t.Errorf("default limit: %v", itPluck(top, "slug"))
@@ -545,10 +545,16 @@ func TestIntegrationsCatalog(t *testing.T) {
 	t.Run("SourceInstructionsMentionWriteKey", func(t *testing.T) {
 		d := anon.data(t, `{ catalog { sources(first: 100) { nodes { slug instructions sourceType } } destinations(first: 100) { nodes { slug sourceType } } } }`, nil)
 		srcs := itList(d, "catalog.sources.nodes")
-		if len(srcs) != 15 {
+		if len(srcs) != 20 {
 			t.Fatalf("%d sources", len(srcs))
 		}
 		for _, e := range srcs {
+			if itStr(e, "sourceType") == "CLOUD_APP" {
+				if !strings.Contains(itStr(e, "instructions"), "/v1/webhooks/SOURCE_ID") {
+					t.Errorf("%s: instructions do not give the inbound URL", itStr(e, "slug"))
+				}
+				continue
+			}
 			if !strings.Contains(itStr(e, "instructions"), "WRITE_KEY") {
 				t.Errorf("%s: instructions do not show where the write key goes", itStr(e, "slug"))
 			}

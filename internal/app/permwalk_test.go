@@ -242,7 +242,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"CatalogEntry":      walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
 	"SettingDefinition": walkOpen("name label type required secret default description options min max"),
 	"ServerInfo":        walkOpen("version startedAt now emailEnabled"),
-	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations`),
+	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings secretSettings webhookPath writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations`),
 	"WriteKey":          walkOpen("key createdAt revokedAt"),
 	"Destination":       walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts`),
 	"SecretSetting":     walkOpen("name isSet"),

@@ -1,7 +1,8 @@
 // Package catalog is the integration catalog: the kinds of source and destination a workspace can
 // add, each with its settings schema and setup instructions. The entries are data files embedded
 // in the binary, and hold only what works with this server: sources that speak Segment's tracking
-// API, destinations the delivery engine sends to. It also validates settings against an entry.
+// API or whose vendor's webhooks internal/cloudapp receives, destinations the delivery engine
+// sends to. It also validates settings against an entry.
 package catalog
 
 import (
@@ -68,6 +69,10 @@ type EntryStatus string
 
 // SourceType is where a source's data comes from: WEBSITE, MOBILE, SERVER or CLOUD_APP.
 type SourceType string
+
+// CloudApp is the type of sources that receive their vendor's webhooks (internal/cloudapp)
+// instead of our libraries' calls.
+const CloudApp SourceType = "CLOUD_APP"
 
 // SettingType is the type of a setting: STRING, NUMBER, BOOLEAN, SELECT, LIST, MAP, URL or HEADERS.
 type SettingType string
@@ -139,6 +144,9 @@ func (e *Entry) check() error {
 		}
 		if s.Secret && s.Type != "STRING" && s.Type != "HEADERS" {
 			return fmt.Errorf("setting %s: a secret is a STRING or HEADERS (whose values are the secret)", s.Name)
+		}
+		if s.Secret && e.Kind == SourceKind && s.Type != "STRING" {
+			return fmt.Errorf("setting %s: a source's secret is a STRING (a cloud app's signing secret)", s.Name)
 		}
 		if s.Type == "SELECT" && len(s.Options) == 0 {
 			return fmt.Errorf("setting %s: SELECT needs options", s.Name)

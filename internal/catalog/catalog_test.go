@@ -26,6 +26,21 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 	if js := c.Entry(SourceKind, "javascript").Instructions; strings.Contains(js, "protocol:") || strings.Contains(js, "apiHost:") {
 		t.Errorf("the analytics.js snippet overrides the server's scheme or host:\n%s", js)
 	}
+	// Cloud-app sources receive their vendor's webhooks: their instructions give the inbound URL,
+	// and a signing secret is a secret setting.
+	for _, slug := range []string{"stripe", "github", "shopify", "hubspot", "incoming-webhook"} {
+		e := c.Entry(SourceKind, slug)
+		if e == nil || e.SourceType == nil || *e.SourceType != CloudApp {
+			t.Errorf("cloud-app source %s missing", slug)
+			continue
+		}
+		if !strings.Contains(e.Instructions, "/v1/webhooks/SOURCE_ID") {
+			t.Errorf("source %s: instructions do not give the inbound URL", slug)
+		}
+		if st := e.Setting("signingSecret"); st == nil || !st.Secret || st.Type != "STRING" || st.Required {
+			t.Errorf("source %s: signingSecret %+v", slug, st)
+		}
+	}
 	for _, slug := range []string{"webhook", "segment", "amplitude", "mixpanel", "google-analytics-4", "slack"} {
 		e := c.Entry(DestinationKind, slug)
 		if e == nil {
@@ -70,11 +85,11 @@ func TestSearch(t *testing.T) {
 			t.Errorf("search %q category %q: got %q, want %q", tc.search, tc.category, got, tc.want)
 		}
 	}
-	if got := strings.Join(c.Categories(SourceKind), ","); got != "Mobile,Server,Website" {
+	if got := strings.Join(c.Categories(SourceKind), ","); got != "CRM,Custom,Developer Tools,E-commerce,Mobile,Payments,Server,Website" {
 		t.Errorf("source categories %q", got)
 	}
 	newest := c.Newest(2)
-	if len(newest) != 2 || newest[0].Slug != "flutter" {
+	if len(newest) != 2 || newest[0].Slug != "github" {
 		t.Errorf("newest: %v", names(newest))
 	}
 	for i := 1; i < len(c.Newest(100)); i++ {

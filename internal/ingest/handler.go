@@ -165,14 +165,12 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 	if r.ContentLength >= 0 && r.ContentLength < size && r.Header.Get("Content-Encoding") == "" {
 		size = max(r.ContentLength, 1)
 	}
-	actx, cancel := context.WithTimeout(r.Context(), s.wait)
-	err := s.inflight.Acquire(actx, size)
-	cancel()
+	release, err := s.Admit(r.Context(), size)
 	if err != nil {
 		s.busy(w)
 		return
 	}
-	defer s.inflight.Release(size)
+	defer release()
 	body, rerr := readBody(r)
 	if rerr != nil {
 		s.fail(w, rerr.Status, rerr.Code, rerr.Message)
@@ -212,33 +210,74 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 		s.fail(w, http.StatusUnauthorized, "REVOKED_WRITE_KEY", "the write key was revoked: use another key of the source")
 		return
 	}
-	if ok, wait := s.limiter.allow(info.WorkspaceID, time.Now(), len(req.Events)); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
-		s.fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its event rate; retry after the Retry-After seconds")
+	events, err := s.store(ctx, target{WorkspaceID: info.WorkspaceID, SourceID: info.SourceID, Enabled: info.Enabled,
+		Revoked: info.Revoked}, req, typ, clientIP(r))
+	if err != nil {
+		s.failStore(w, err)
 		return
 	}
+	var problems []map[string]any
+	for _, e := range events {
+		if e.Status == Discarded {
+			problems = append(problems, map[string]any{"index": e.Index, "messageId": e.MessageID, "reason": e.Reason, "message": e.Message})
+		}
+	}
+	if strict && len(problems) > 0 {
+		s.reply(w, http.StatusBadRequest, map[string]any{"success": false, "code": "INVALID_EVENTS",
+			"message": strconv.Itoa(len(problems)) + " of the events were discarded; the others were accepted", "errors": problems})
+		return
+	}
+	s.ok(w)
+}
 
-	n := &normaliser{req: req, pathType: typ, receivedAt: time.Now().UTC(), clientIP: clientIP(r)}
+// target is the source a request's events are for, and what it says about them.
+type target struct {
+	WorkspaceID, SourceID string
+	Enabled, Revoked      bool
+	// Discard, when set, stores every event discarded for this reason, with Message.
+	Discard Reason
+	Message string
+}
+
+// RateLimited is the error of events over their workspace's rate: nothing was stored; retry
+// after Wait.
+type RateLimited struct{ Wait time.Duration }
+
+func (e *RateLimited) Error() string { return "ingest: the workspace is over its event rate" }
+
+// errUnavailable is a failure already logged: the caller answers 503 and the client retries.
+var errUnavailable = errors.New("ingest: the events could not be stored")
+
+// store normalises a request's events for t, lets the stages see them, and stores them through
+// the writer, returning them once committed (discarded ones included, with their reasons). It is
+// the one way in for events, whether they came with a write key or through a cloud app's webhook.
+// Errors: *RateLimited, ErrBusy, or errUnavailable (logged).
+func (s *Service) store(ctx context.Context, t target, req *request, typ Type, ip string) ([]*Event, error) {
+	if ok, wait := s.limiter.allow(t.WorkspaceID, time.Now(), len(req.Events)); !ok {
+		return nil, &RateLimited{Wait: wait}
+	}
+	n := &normaliser{req: req, pathType: typ, receivedAt: time.Now().UTC(), clientIP: ip}
 	events := make([]*Event, len(req.Events))
 	for i, raw := range req.Events {
 		e := n.normalise(i, raw)
-		e.WorkspaceID, e.SourceID = info.WorkspaceID, info.SourceID
+		e.WorkspaceID, e.SourceID = t.WorkspaceID, t.SourceID
 		switch {
-		case info.Revoked:
+		case t.Discard != "":
+			e.Status, e.Reason, e.Message = Discarded, t.Discard, t.Message
+		case t.Revoked:
 			e.Status, e.Reason, e.Message = Discarded, RevokedWriteKey, "the write key was revoked"
-		case !info.Enabled && e.Status == Accepted:
+		case !t.Enabled && e.Status == Accepted:
 			e.Status, e.Reason, e.Message = Discarded, SourceDisabled, "the source is disabled"
 		}
 		events[i] = e
 	}
 	stored := events
 	if len(s.stages) > 0 {
-		b := &Batch{WorkspaceID: info.WorkspaceID, SourceID: info.SourceID, Events: events}
+		b := &Batch{WorkspaceID: t.WorkspaceID, SourceID: t.SourceID, Events: events}
 		for _, st := range s.stages {
 			if err := st.Process(ctx, b); err != nil {
 				obs.Logger(ctx).Error("ingest: a stage failed", "error", err.Error())
-				s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the server could not take the events; retry")
-				return
+				return nil, errUnavailable
 			}
 		}
 		if len(b.added) > 0 {
@@ -248,21 +287,17 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 	for _, e := range stored {
 		e.prepare()
 	}
-	if err := s.writer.write(ctx, info.WorkspaceID, stored); err != nil {
+	if err := s.writer.write(ctx, t.WorkspaceID, stored); err != nil {
 		if errors.Is(err, ErrBusy) {
-			s.busy(w)
-			return
+			return nil, err
 		}
 		obs.Logger(ctx).Error("ingest: storing events failed", "events", len(events), "error", err.Error())
-		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
-		return
+		return nil, errUnavailable
 	}
-	var problems []map[string]any
 	for _, e := range events {
 		switch e.Status {
 		case Discarded:
 			s.events.WithLabelValues("discarded", string(e.Reason)).Inc()
-			problems = append(problems, map[string]any{"index": e.Index, "messageId": e.MessageID, "reason": e.Reason, "message": e.Message})
 		case Blocked:
 			// Kept with its violations, as Segment's libraries expect no error for it.
 			s.events.WithLabelValues("blocked", "").Inc()
@@ -270,12 +305,33 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request, typ Type, batch
 			s.events.WithLabelValues("accepted", "").Inc()
 		}
 	}
-	if strict && len(problems) > 0 {
-		s.reply(w, http.StatusBadRequest, map[string]any{"success": false, "code": "INVALID_EVENTS",
-			"message": strconv.Itoa(len(problems)) + " of the events were discarded; the others were accepted", "errors": problems})
-		return
+	return events, nil
+}
+
+// failStore answers a request whose events store refused.
+func (s *Service) failStore(w http.ResponseWriter, err error) {
+	var limited *RateLimited
+	switch {
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(limited.Wait.Seconds(), 1)))))
+		s.fail(w, http.StatusTooManyRequests, "RATE_LIMITED", "the workspace is over its event rate; retry after the Retry-After seconds")
+	case errors.Is(err, ErrBusy):
+		s.busy(w)
+	default:
+		s.fail(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the events could not be stored; retry")
 	}
-	s.ok(w)
+}
+
+// Admit takes size bytes from the budget of request bodies being read and decoded
+// (Options.InflightBytes), waiting up to the queue's wait, and returns the function that gives
+// them back; ErrBusy when there is no room.
+func (s *Service) Admit(ctx context.Context, size int64) (release func(), err error) {
+	actx, cancel := context.WithTimeout(ctx, s.wait)
+	defer cancel()
+	if err := s.inflight.Acquire(actx, size); err != nil {
+		return nil, ErrBusy
+	}
+	return func() { s.inflight.Release(size) }, nil
 }
 
 func isStrict(v string) bool {

@@ -1,5 +1,6 @@
 // Package source owns a workspace's sources: the websites, apps and servers that send it events,
-// their write keys, labels and settings, and what their status says about the data arriving. Who
+// their write keys, labels and settings (secret ones, such as a cloud app's signing secret,
+// encrypted at rest and read back as a mask), and what their status says about the data arriving. Who
 // may see or change a source is decided by workspace.Access.SourceRights: owners and admins all of
 // them, members read them, source admins and readers the ones their grants name.
 package source
@@ -21,6 +22,7 @@ import (
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -37,6 +39,9 @@ const (
 	EventWriteKeyCreated audit.Type = "WRITE_KEY_CREATED"
 	EventWriteKeyRevoked audit.Type = "WRITE_KEY_REVOKED"
 )
+
+// Mask is what a secret setting that is set reads as, in place of its value.
+const Mask = "••••••••"
 
 // Status says whether a source's data is arriving.
 type Status string
@@ -77,11 +82,23 @@ func (s *Source) Labels() []string {
 	return l
 }
 
-// Settings returns the source's settings.
+// Settings returns the source's settings; a secret one that is set reads as Mask (its value lives
+// encrypted in source_secrets).
 func (s *Source) Settings() map[string]any {
 	m := map[string]any{}
 	_ = json.Unmarshal([]byte(s.SettingsRaw), &m)
 	return m
+}
+
+// SecretsSet tells which secret settings have a value: those that read as the mask.
+func (s *Source) SecretsSet() map[string]bool {
+	set := map[string]bool{}
+	for k, v := range s.Settings() {
+		if v == Mask {
+			set[k] = true
+		}
+	}
+	return set
 }
 
 // WriteKey is a key a source's libraries authenticate with.
@@ -98,6 +115,7 @@ type Service struct {
 	db         *db.DB
 	catalog    *catalog.Catalog
 	workspaces *workspace.Service
+	box        *secret.Box
 	// QuietPeriod is how long without events a receiving source waits before NO_RECENT_DATA.
 	QuietPeriod time.Duration
 	// OnChange, when set, is called after a transaction that changed a source (its settings,
@@ -112,9 +130,9 @@ func (s *Service) changed(tx *db.Tx, sourceID string) {
 	}
 }
 
-// New returns the service.
-func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, quiet time.Duration) *Service {
-	s := &Service{db: d, catalog: c, workspaces: w, QuietPeriod: quiet}
+// New returns the service; box seals secret settings.
+func New(d *db.DB, c *catalog.Catalog, w *workspace.Service, quiet time.Duration, box *secret.Box) *Service {
+	s := &Service{db: d, catalog: c, workspaces: w, box: box, QuietPeriod: quiet}
 	w.Sources = s
 	return s
 }
@@ -350,6 +368,7 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	auth.ValidateName(&errs, "name", name)
 	clean, serrs := entry.Validate(settings, nil)
 	errs = append(errs, serrs...)
+	plain, seal, _ := splitSecrets(&errs, entry, settings, clean, nil)
 	labels = validateLabels(&errs, labels)
 	if len(errs) > 0 {
 		return nil, errs, nil
@@ -357,7 +376,7 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	now := db.Now()
 	userID := a.Viewer.User.ID
 	src := &Source{ID: id.New(Prefix), WorkspaceID: workspaceID, CatalogSlug: entry.Slug, Name: name, Enabled: enabled == nil || *enabled,
-		SettingsRaw: marshal(clean), LabelsRaw: marshal(labels), CreatedBy: &userID, UpdatedBy: &userID, CreatedAt: now, UpdatedAt: now}
+		SettingsRaw: marshal(plain), LabelsRaw: marshal(labels), CreatedBy: &userID, UpdatedBy: &userID, CreatedAt: now, UpdatedAt: now}
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO sources (id, workspace_id, catalog_slug, name, enabled, settings, labels, created_by, updated_by, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, src.ID, src.WorkspaceID, src.CatalogSlug, src.Name, src.Enabled, src.SettingsRaw, src.LabelsRaw,
@@ -367,12 +386,15 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 		if err := setLabels(ctx, tx, src.ID, labels); err != nil {
 			return err
 		}
+		if err := s.sealSecrets(ctx, tx, src, seal, nil); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO write_keys (key, source_id, workspace_id, created_at) VALUES (?, ?, ?, ?)`,
 			newWriteKey(), src.ID, workspaceID, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, workspaceID, EventCreated, "Source", src.ID,
-			map[string]any{"name": name, "catalog": entry.Slug, "labels": labels, "enabled": src.Enabled, "settings": clean})
+			map[string]any{"name": name, "catalog": entry.Slug, "labels": labels, "enabled": src.Enabled, "settings": plain})
 	})
 	if err != nil {
 		return nil, nil, err
@@ -411,11 +433,25 @@ func (s *Service) Update(ctx context.Context, sourceID string, name *string, set
 			}
 		}
 		if settings != nil {
-			clean, serrs := s.Entry(src).Validate(settings, nil)
+			entry := s.Entry(src)
+			was := src.SecretsSet()
+			clean, serrs := entry.Validate(settings, was)
 			errs = append(errs, serrs...)
-			if raw := marshal(clean); raw != src.SettingsRaw {
-				changes["settings"] = audit.Change{From: src.Settings(), To: clean}
+			plain, seal, cleared := splitSecrets(&errs, entry, settings, clean, was)
+			if raw := marshal(plain); raw != src.SettingsRaw {
+				changes["settings"] = audit.Change{From: src.Settings(), To: plain}
 				src.SettingsRaw = raw
+			}
+			if len(seal) > 0 {
+				changes["secretsChanged"] = audit.Change{To: sortedKeys(seal)}
+			}
+			if len(cleared) > 0 {
+				changes["secretsCleared"] = audit.Change{To: cleared}
+			}
+			if len(errs) == 0 {
+				if err := s.sealSecrets(ctx, tx, src, seal, cleared); err != nil {
+					return err
+				}
 			}
 		}
 		if labels != nil {
@@ -484,7 +520,7 @@ func (s *Service) Delete(ctx context.Context, sourceID string) error {
 		// Connections are the destination package's rows; deleting the source used to cascade to
 		// them, and still does, here, so that nothing is sent from it any more.
 		for _, q := range []string{`DELETE FROM write_keys WHERE source_id = ?`, `DELETE FROM source_labels WHERE source_id = ?`,
-			`DELETE FROM connections WHERE source_id = ?`} {
+			`DELETE FROM source_secrets WHERE source_id = ?`, `DELETE FROM connections WHERE source_id = ?`} {
 			if _, err := tx.Exec(ctx, q, src.ID); err != nil {
 				return err
 			}
@@ -622,4 +658,106 @@ func (s *Service) InWorkspace(ctx context.Context, q *db.Queryer, workspaceID, s
 	var n int
 	err := q.Get(ctx, &n, `SELECT COUNT(*) FROM sources WHERE id = ? AND workspace_id = ? AND deleted_at IS NULL`, sourceID, workspaceID)
 	return n > 0, err
+}
+
+// splitSecrets works out what settings given (as sent) and clean (as validated) do to the entry's
+// secret settings, of which was are set: a new value is sealed; the mask, or leaving the setting
+// out, keeps a stored value; null or "" clears it. plain is clean with each secret that stays set
+// as the mask, what the sources table keeps.
+func splitSecrets(errs *apperr.UserErrors, entry *catalog.Entry, given, clean map[string]any, was map[string]bool) (plain map[string]any, seal map[string]string, cleared []string) {
+	plain, seal = map[string]any{}, map[string]string{}
+	for k, v := range clean {
+		plain[k] = v
+	}
+	for _, name := range entry.Secrets() {
+		raw, sent := given[name]
+		value, _ := clean[name].(string)
+		switch {
+		case !sent || value == Mask:
+			if value == Mask && !was[name] {
+				errs.Add("settings."+name, apperr.Required, "settings.%s reads as the mask, but it has no stored value: give its value", name)
+			}
+			delete(plain, name)
+			if was[name] {
+				plain[name] = Mask
+			}
+		case raw == nil || value == "":
+			delete(plain, name)
+			if was[name] {
+				cleared = append(cleared, name)
+			}
+		default:
+			seal[name], plain[name] = value, Mask
+		}
+	}
+	return plain, seal, cleared
+}
+
+// sealSecrets stores the secrets of seal encrypted for this workspace, source and setting, and
+// deletes those cleared.
+func (s *Service) sealSecrets(ctx context.Context, tx *db.Tx, src *Source, seal map[string]string, cleared []string) error {
+	for _, name := range sortedKeys(seal) {
+		c, err := s.box.Seal(seal[name], secret.Scope{WorkspaceID: src.WorkspaceID, OwnerID: src.ID, Field: name})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO source_secrets (source_id, name, ciphertext) VALUES (?, ?, ?)
+			ON CONFLICT (source_id, name) DO UPDATE SET ciphertext = excluded.ciphertext`, src.ID, name, c); err != nil {
+			return err
+		}
+	}
+	for _, name := range cleared {
+		if _, err := tx.Exec(ctx, `DELETE FROM source_secrets WHERE source_id = ? AND name = ?`, src.ID, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Inbound is what a cloud-app source's inbound URL needs to know of it, secrets decrypted.
+type Inbound struct {
+	ID, WorkspaceID, CatalogSlug string
+	Enabled                      bool
+	Settings                     map[string]any
+	Secrets                      map[string]string
+}
+
+// Inbound reads a live source for the webhook receiver (internal/cloudapp), which has no viewer:
+// the caller proves itself with a signature made with one of the secrets. Never for the API.
+// It returns nil when there is no such source (or it was deleted).
+func (s *Service) Inbound(ctx context.Context, sourceID string) (*Inbound, error) {
+	var src Source
+	err := s.db.Get(ctx, &src, `SELECT * FROM sources WHERE id = ? AND deleted_at IS NULL`, sourceID)
+	if db.IsNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		Name       string `db:"name"`
+		Ciphertext string `db:"ciphertext"`
+	}
+	if err := s.db.Select(ctx, &rows, `SELECT name, ciphertext FROM source_secrets WHERE source_id = ?`, src.ID); err != nil {
+		return nil, err
+	}
+	in := &Inbound{ID: src.ID, WorkspaceID: src.WorkspaceID, CatalogSlug: src.CatalogSlug, Enabled: src.Enabled,
+		Settings: src.Settings(), Secrets: map[string]string{}}
+	for _, r := range rows {
+		v, err := s.box.Open(r.Ciphertext, secret.Scope{WorkspaceID: src.WorkspaceID, OwnerID: src.ID, Field: r.Name})
+		if err != nil {
+			return nil, err
+		}
+		in.Secrets[r.Name] = v
+	}
+	return in, nil
 }
