@@ -44,6 +44,7 @@ import (
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
+	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -72,6 +73,7 @@ type App struct {
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
 	egress     *egress.Filter
+	replicas   *replica.Set  // nil on SQLite: one process
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -194,6 +196,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.health.OnChange = a.healthChanged
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
+	if d.Dialect() == db.Postgres {
+		if err := a.joinReplicas(ctx); err != nil {
+			a.live.Close()
+			d.Close()
+			return nil, err
+		}
+	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
 	a.delivery.Start()
@@ -319,6 +328,9 @@ func (a *App) Close() error {
 	a.live.Close()
 	a.delivery.Close()
 	a.notify.Close()
+	if a.replicas != nil {
+		a.replicas.Close()
+	}
 	return a.db.Close()
 }
 

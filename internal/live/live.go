@@ -55,9 +55,20 @@ type seenSource struct {
 }
 
 // New returns a publisher; Run drives its clocks.
+// Between replicas (internal/replica) the bus carries every topic here; a source that another
+// replica published is remembered as if published here, so that whichever replica checks for quiet
+// sources knows them all.
 func New(b *bus.Bus, d *db.DB, s *source.Service, dst *destination.Service, u *ingest.Queries, log *slog.Logger) *Publisher {
-	return &Publisher{Bus: b, db: d, srcs: s, dests: dst, usage: u, log: log, seen: map[string]seenSource{}, dirty: map[string]bool{},
+	p := &Publisher{Bus: b, db: d, srcs: s, dests: dst, usage: u, log: log, seen: map[string]seenSource{}, dirty: map[string]bool{},
 		violations: map[string]map[string]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+	b.Decoder("source", bus.JSON[*source.Source])
+	b.Decoder("destination", bus.JSON[*destination.Destination])
+	b.Decoder("health", bus.JSON[*health.Issue])
+	b.Decoder("usage", bus.JSON[*ingest.Usage])
+	b.Decoder("events", bus.JSON[*ingest.Event])
+	b.Decoder("violations", bus.JSON[[]string])
+	b.OnRemote("source", func(m bus.Message) { p.remember(m.Payload.(*source.Source)) })
+	return p
 }
 
 // SourceChanged publishes a source that a transaction changed (nothing when it was deleted).

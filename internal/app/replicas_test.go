@@ -1,0 +1,78 @@
+package app_test
+
+// Replicas: several servers on one PostgreSQL database. Each test starts two servers (two App
+// instances, or two processes of the binary) on the same schema.
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/testdb"
+)
+
+// sameDatabase makes a second server a replica of the first: the same database and key.
+func sameDatabase(first *server) func(*config.Config) {
+	return func(c *config.Config) {
+		c.DatabaseURL = first.Config.DatabaseURL
+		c.EncryptionKey = first.Config.EncryptionKey
+	}
+}
+
+// startReplicas starts two servers on one database and waits until each counts the other.
+func startReplicas(t *testing.T, opts ...func(*config.Config)) (a, b *server) {
+	t.Helper()
+	if !testdb.IsPostgres() {
+		t.Skip("replicas need PostgreSQL")
+	}
+	a = startServer(t, opts...)
+	b = startServer(t, append(opts, sameDatabase(a))...)
+	for _, s := range []*server{a, b} {
+		subWait(t, "both replicas counted", 5*time.Second, func() bool {
+			return strings.Contains(get(t, s.URL+"/metrics"), "\njunction_replicas 2\n")
+		})
+	}
+	return a, b
+}
+
+// TestReplicasBus: a subscription on replica B sees changes made through replica A, large ones
+// (past NOTIFY's 8000 bytes, through replica_messages) included, and A's own subscribers get
+// each message once (A ignores the echo of what it sent).
+func TestReplicasBus(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	tm := newTeam(t, a, "rep-bus", "Ada")
+	srcID, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+	named := func(name string) func(map[string]any) bool {
+		return func(d map[string]any) bool { return trkStr(d, "sourceStatusChanged.name") == name }
+	}
+	onB := subDial(t, b, tm.owner.tok)
+	status := onB.subscribe(t, subSourceStatus, ws)
+	live := onB.subscribe(t, `subscription($id: ID!) { liveEvents(sourceId: $id) { event { userId } } }`, map[string]any{"id": srcID})
+	onA := subDial(t, a, tm.owner.tok).subscribe(t, subSourceStatus, ws)
+	subWaitSubscribers(t, b, 2)
+	subWaitSubscribers(t, a, 1)
+
+	tm.rename(t, tm.owner.tok, srcID, "Web 2")
+	status.nextWhere(t, 5*time.Second, "Web 2 on B", named("Web 2"))
+	onA.nextWhere(t, 5*time.Second, "Web 2 on A", named("Web 2"))
+	select {
+	case m := <-onA.ch:
+		t.Errorf("A's subscriber got a second message: %s", m.Payload)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	big := strings.Repeat("x", 20000)
+	subTrack(t, a, key, map[string]any{"type": "track", "userId": "small", "event": "E"},
+		map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
+	for _, want := range []string{"small", "large"} {
+		if d := live.next(t, 5*time.Second).data(t); trkStr(d, "liveEvents.event.userId") != want {
+			t.Errorf("live event on B: %v, want userId %s", d, want)
+		}
+	}
+	var stored int
+	if err := a.App.DB().Get(t.Context(), &stored, `SELECT COUNT(*) FROM replica_messages`); err != nil || stored == 0 {
+		t.Errorf("batches stored past NOTIFY's limit: %d (%v), want some", stored, err)
+	}
+}
