@@ -162,10 +162,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
 	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
-	workspaces.OnDelete = func(string) {
+	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
 		a.reaper.Wake()
+		a.signal("workspace.deleted", id, nil)
 	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
 	dests := destination.New(d, cat, workspaces, sources, box, a.egress)
@@ -188,16 +189,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.ingest.ForgetSource(id)
 		a.protocols.ForgetSource(id)
 		a.live.SourceChanged(id)
+		a.signal("source", id, nil)
 	}
 	dests.OnChange = func(id string) {
 		a.delivery.Refresh()
 		a.live.DestinationChanged(id)
+		a.signal("destination", id, nil)
 	}
 	a.health.OnChange = a.healthChanged
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	if d.Dialect() == db.Postgres {
-		if err := a.joinReplicas(ctx); err != nil {
+		if err := a.joinReplicas(ctx, authSvc, workspaces); err != nil {
 			a.live.Close()
 			d.Close()
 			return nil, err
@@ -461,6 +464,9 @@ func (a *App) committed(c ingest.Committed) {
 		}
 	}
 	a.delivery.Notify(sources)
+	if a.replicas != nil && len(sources) > 0 {
+		a.replicas.SendWhenShared("delivery.wake", "", sources)
+	}
 	a.live.Committed(c)
 }
 

@@ -76,3 +76,51 @@ func TestReplicasBus(t *testing.T) {
 		t.Errorf("batches stored past NOTIFY's limit: %d (%v), want some", stored, err)
 	}
 }
+
+// TestReplicasRevocations: what changes rights through replica A takes effect on replica B within
+// a second: a revoked token closes B's websocket, a removed member's subscription on B ends, and
+// a revoked write key is refused by B's tracking API although B had it cached.
+func TestReplicasRevocations(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	tm := newTeam(t, a, "rep-rights", "Ada")
+	bea := tm.add(t, "bea", "Bea", "MEMBER")
+	srcID, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+
+	t.Run("TokenRevoked", func(t *testing.T) {
+		p := tm.mutate(t, tm.owner.tok, "accessTokenCreate", "AccessTokenCreateInput", "accessToken { id } secret",
+			map[string]any{"workspaceId": tm.wsID, "name": "dashboard", "role": "MEMBER"})
+		tok, tokID := trkStr(p, "secret"), trkStr(p, "accessToken.id")
+		c := subDial(t, b, tok)
+		c.subscribe(t, subSourceStatus, ws)
+		subWaitSubscribers(t, b, 1)
+		tm.mutate(t, tm.owner.tok, "accessTokenRevoke", "AccessTokenRevokeInput", "accessToken { id }", map[string]any{"accessTokenId": tokID})
+		if code := c.closedWith(t, time.Second); code != 4403 {
+			t.Errorf("close code on B %d, want 4403", code)
+		}
+		subWaitSubscribers(t, b, 0)
+	})
+
+	t.Run("MemberRemoved", func(t *testing.T) {
+		op := subDial(t, b, bea.tok).subscribe(t, subSourceStatus, ws)
+		subWaitSubscribers(t, b, 1)
+		tm.mutate(t, tm.owner.tok, "memberRemove", "MemberRemoveInput", "removedMembershipId", map[string]any{"membershipId": bea.membership})
+		time.Sleep(time.Second)
+		tm.rename(t, tm.owner.tok, srcID, "After removal")
+		if m := op.next(t, 5*time.Second); m.Type != "error" || m.code() != "FORBIDDEN" {
+			t.Errorf("Bea's subscription on B after her removal through A: %s %s, want an error FORBIDDEN", m.Type, m.Payload)
+		}
+	})
+
+	t.Run("WriteKeyRevoked", func(t *testing.T) {
+		strict := append(trkBasic(key), "X-Strict-Mode", "1")
+		trkWantOK(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "cached", "event": "E"}, strict...)) // B caches the key
+		d := tm.gql(t, tm.owner.tok, `mutation($id: ID!) { writeKeyCreate(input: {sourceId: $id}) { writeKey { key } } }`, map[string]any{"id": srcID})
+		fresh := trkStr(d, "writeKeyCreate.writeKey.key")
+		tm.gql(t, tm.owner.tok, `mutation($id: ID!, $k: String!) { writeKeyRevoke(input: {sourceId: $id, key: $k}) { userErrors { message } } }`,
+			map[string]any{"id": srcID, "k": key})
+		time.Sleep(time.Second)
+		trkWantError(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "late", "event": "E"}, strict...), 401, "REVOKED_WRITE_KEY")
+		trkWantOK(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "fresh", "event": "E"}, append(trkBasic(fresh), "X-Strict-Mode", "1")...))
+	})
+}

@@ -2,13 +2,13 @@ package replica
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const (

@@ -39,6 +39,8 @@ const (
 	queueLimit = 20000
 	// keepMessages is how long stored batches stay for replicas to read.
 	keepMessages = 5 * time.Minute
+	// signalPrefix starts the kinds of signals, which share the channel with the bus's topics.
+	signalPrefix = "!"
 )
 
 // Options configure a Set.
@@ -135,7 +137,9 @@ func Open(ctx context.Context, o Options) (*Set, error) {
 func (s *Set) ID() string { return s.id }
 
 // Handle makes f hear the signals of kind that other replicas send. f must not block for long.
-func (s *Set) Handle(kind string, f func(key string, payload []byte)) { s.handlers.Store(kind, f) }
+func (s *Set) Handle(kind string, f func(key string, payload []byte)) {
+	s.handlers.Store(signalPrefix+kind, f)
+}
 
 // OnReconnect adds f to what runs after the listening connection was lost and is back: messages
 // sent meanwhile were missed, so caches are dropped and rights read again.
@@ -178,7 +182,7 @@ func (s *Set) Close() {
 // Send carries a signal to the other replicas (never to this one). Call it after the transaction
 // that made the change has committed. payload is encoded as JSON.
 func (s *Set) Send(kind, key string, payload any) {
-	s.enqueue(item{Kind: kind, Key: key, value: payload, signal: true})
+	s.enqueue(item{Kind: signalPrefix + kind, Key: key, value: payload, signal: true})
 }
 
 // SendWhenShared is Send for signals that only save time (waking a lane that would poll anyway):
@@ -351,8 +355,10 @@ func (s *Set) received(ctx context.Context, conn *pgx.Conn, payload string) {
 		return
 	}
 	for _, it := range env.Items {
-		if h, ok := s.handlers.Load(it.Kind); ok {
-			h.(func(string, []byte))(it.Key, it.Payload)
+		if strings.HasPrefix(it.Kind, signalPrefix) {
+			if h, ok := s.handlers.Load(it.Kind); ok {
+				h.(func(string, []byte))(it.Key, it.Payload)
+			}
 			continue
 		}
 		if err := s.bus.Arrived(bus.Topic{Kind: it.Kind, Key: it.Key}, it.Payload); err != nil {
