@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/live"
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -55,6 +56,22 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 		if err := authSvc.CheckWatched(context.Background()); err != nil {
 			a.log.Error("replicas: checking revoked credentials failed", "error", err.Error())
 		}
+	})
+	set.Handle("live.noted", func(_ string, p []byte) {
+		var n live.Noted
+		if json.Unmarshal(p, &n) == nil {
+			a.live.Note(n)
+		}
+	})
+	a.live.Leads = set.Leads
+	a.live.Forward = func(n live.Noted) { set.Send("live.noted", "", n) }
+	// The periodic work that runs at start runs when a replica starts leading.
+	set.OnLeader(func() {
+		select {
+		case a.leading <- struct{}{}:
+		default:
+		}
+		a.reaper.Wake()
 	})
 	workspaces.OnRightsChanged = func(id string) { set.Send("rights", id, nil) }
 	authSvc.OnRevoked = func(ids []string) { set.Send("revoked", "", ids) }

@@ -4,6 +4,8 @@ package app_test
 // instances, or two processes of the binary) on the same schema.
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +125,69 @@ func TestReplicasRevocations(t *testing.T) {
 		trkWantError(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "late", "event": "E"}, strict...), 401, "REVOKED_WRITE_KEY")
 		trkWantOK(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "fresh", "event": "E"}, append(trkBasic(fresh), "X-Strict-Mode", "1")...))
 	})
+}
+
+// runs reads how many times a server ran a periodic job, from /metrics.
+func runs(t *testing.T, s *server, job string) int {
+	t.Helper()
+	m := regexp.MustCompile(`\njunction_periodic_runs_total\{job="` + job + `"\} (\d+)\n`).FindStringSubmatch(get(t, s.URL+"/metrics"))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestReplicasPeriodicWorkOnce: of two replicas, one runs the periodic work (pruning, resolving
+// health issues); when it stops, the other takes over within a few seconds.
+func TestReplicasPeriodicWorkOnce(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, func(c *config.Config) { c.HealthResolveAfter = 200 * time.Millisecond })
+	subWait(t, "a replica resolving health issues", 5*time.Second, func() bool {
+		return runs(t, a, "health-resolve")+runs(t, b, "health-resolve") > 3
+	})
+	time.Sleep(time.Second)
+	leader, other := a, b
+	if runs(t, b, "health-resolve") > 0 {
+		leader, other = b, a
+	}
+	for _, job := range []string{"health-resolve", "prune"} {
+		if runs(t, leader, job) == 0 || runs(t, other, job) != 0 {
+			t.Errorf("%s: %d runs on one replica, %d on the other; want runs on one only", job, runs(t, leader, job), runs(t, other, job))
+		}
+	}
+	if n := runs(t, leader, "prune"); n != 1 {
+		t.Errorf("prune ran %d times on the leader, want once (at start, then hourly)", n)
+	}
+
+	// Usage is published by the leader once a second at most, for events that came through
+	// either replica: the subscribers of both see one message for one event.
+	tm := newTeam(t, other, "rep-usage", "Ada")
+	_, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+	ops := []*subOp{subDial(t, leader, tm.owner.tok).subscribe(t, subUsage, ws), subDial(t, other, tm.owner.tok).subscribe(t, subUsage, ws)}
+	subWaitSubscribers(t, leader, 1)
+	subWaitSubscribers(t, other, 1)
+	subTrack(t, other, key, map[string]any{"type": "track", "userId": "u1", "event": "E"})
+	for i, op := range ops {
+		if d := op.next(t, 5*time.Second).data(t); trkInt(trkObj(d, "workspaceUsageChanged")["apiCalls"]) != 1 {
+			t.Errorf("usage on replica %d: %v", i, d)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for i, op := range ops {
+		select {
+		case m := <-op.ch:
+			t.Errorf("replica %d's subscriber got usage twice: %s", i, m.Payload)
+		default:
+		}
+	}
+
+	// A leader that stops gives its lease back: the other takes over at once. One that dies is
+	// replaced once its lease expires (TestReplicasLaneTakeover).
+	start := time.Now()
+	leader.stop(t)
+	subWait(t, "the other replica taking over", 10*time.Second, func() bool {
+		return runs(t, other, "health-resolve") > 0 && runs(t, other, "prune") == 1
+	})
+	t.Logf("taken over in %s", time.Since(start).Round(10*time.Millisecond))
 }
