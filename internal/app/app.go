@@ -45,6 +45,7 @@ import (
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
+	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -73,6 +74,10 @@ type App struct {
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
 	egress     *egress.Filter
+	replicas   *replica.Set // nil on SQLite: one process
+	// leading wakes the periodic work when this replica becomes the one that runs it.
+	leading    chan struct{}
+	jobRuns    *prometheus.CounterVec
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -102,7 +107,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a := &App{cfg: cfg, log: log, db: d, migrations: migs, metrics: obs.NewMetrics(), stop: make(chan struct{}),
-		egress: egress.New(cfg.EgressAllow)}
+		egress: egress.New(cfg.EgressAllow), leading: make(chan struct{}, 1)}
+	a.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "junction_periodic_runs_total",
+		Help: "Runs of periodic work by this process (one replica among several runs it)."}, []string{"job"})
+	a.metrics.Registry.MustRegister(a.jobRuns)
 	a.metrics.RegisterDB("read", func() sql.DBStats { r, _ := d.Stats(); return r })
 	a.metrics.RegisterDB("write", func() sql.DBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
@@ -156,15 +164,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// Deleted sources and workspaces are marked at once and reaped in the background, each domain
 	// deleting its own rows; the owner of the object deletes its row last.
 	a.reaper = reap.New(d, log)
+	a.reaper.Gate = a.leads
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
 	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
-	workspaces.OnDelete = func(string) {
+	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
 		a.reaper.Wake()
+		a.signal("workspace.deleted", id, nil)
 	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
 	dests := destination.New(d, cat, workspaces, sources, box, a.egress)
@@ -187,16 +197,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.ingest.ForgetSource(id)
 		a.protocols.ForgetSource(id)
 		a.live.SourceChanged(id)
+		a.signal("source", id, nil)
 	}
 	dests.OnChange = func(id string) {
 		a.delivery.Refresh()
 		a.live.DestinationChanged(id)
+		a.signal("destination", id, nil)
 	}
 	a.health.OnChange = a.healthChanged
-	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
+	if d.Dialect() == db.Postgres {
+		if err := a.joinReplicas(ctx, authSvc, workspaces); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
+	go a.live.Run()
 	a.delivery.Start()
 
 	a.ws = &gqlws.Transport{
@@ -270,8 +288,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.background.Add(3)
-	go a.pruneEvents()
-	go a.resolveHealth()
+	go a.periodically("prune", time.Hour, a.leading, a.pruneEvents)
+	go a.periodically("health-resolve", min(max(a.cfg.HealthResolveAfter/4, 50*time.Millisecond), 30*time.Second), nil, a.resolveHealth)
 	go func() {
 		defer a.background.Done()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -321,35 +339,53 @@ func (a *App) Close() error {
 	a.live.Close()
 	a.delivery.Close()
 	a.notify.Close()
+	if a.replicas != nil {
+		a.replicas.Close()
+	}
 	return a.db.Close()
 }
 
-// pruneEvents deletes what is past its retention period, at start and then hourly.
-func (a *App) pruneEvents() {
+// periodically runs job at start, every period and when woken, until Close, while this process
+// leads the replicas (always on SQLite): the work is done once, not once per replica.
+func (a *App) periodically(job string, period time.Duration, wake <-chan struct{}, run func(ctx context.Context)) {
 	defer a.background.Done()
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-a.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		n, err := a.Prune(ctx, time.Now())
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			a.log.Error("pruning events failed", "error", err.Error())
-		} else if n > 0 {
-			a.log.Info("events and delivery attempts pruned", "deleted", n)
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		if a.leads() {
+			a.jobRuns.WithLabelValues(job).Inc()
+			run(ctx)
+		}
+		select {
+		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
 		}
+	}
+}
+
+// leads tells whether this process runs the periodic work: on SQLite it is the only one; among
+// replicas, the holder of the leader's lease.
+func (a *App) leads() bool { return a.replicas == nil || a.replicas.Leads() }
+
+// pruneEvents deletes what is past its retention period (at start, or when this replica starts
+// leading, and then hourly).
+func (a *App) pruneEvents(ctx context.Context) {
+	n, err := a.Prune(ctx, time.Now())
+	if err != nil && ctx.Err() == nil {
+		a.log.Error("pruning events failed", "error", err.Error())
+	} else if n > 0 {
+		a.log.Info("events and delivery attempts pruned", "deleted", n)
 	}
 }
 
@@ -451,6 +487,9 @@ func (a *App) committed(c ingest.Committed) {
 		}
 	}
 	a.delivery.Notify(sources)
+	if a.replicas != nil && len(sources) > 0 {
+		a.replicas.SendWhenShared("delivery.wake", "", sources)
+	}
 	a.live.Committed(c)
 }
 
@@ -491,22 +530,11 @@ func (a *App) attempted(ctx context.Context, attempts []delivery.Attempt) {
 	}
 }
 
-// resolveHealth resolves health issues whose target has recovered, checking often enough for the
+// resolveHealth resolves health issues whose target has recovered; it runs often enough for the
 // configured resolve delay.
-func (a *App) resolveHealth() {
-	defer a.background.Done()
-	every := min(max(a.cfg.HealthResolveAfter/4, 50*time.Millisecond), 30*time.Second)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-tick.C:
-			if _, err := a.health.ResolveRecovered(context.Background(), time.Now()); err != nil {
-				a.log.Error("resolving health issues failed", "error", err.Error())
-			}
-		}
+func (a *App) resolveHealth(ctx context.Context) {
+	if _, err := a.health.ResolveRecovered(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		a.log.Error("resolving health issues failed", "error", err.Error())
 	}
 }
 

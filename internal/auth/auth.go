@@ -66,6 +66,9 @@ type Service struct {
 	policy   Policy
 	watchers *watchers
 	mail     *mail.Mailer
+	// OnRevoked, when set, hears the sessions and tokens revoked here, after the commit: other
+	// replicas end their websockets too (RevokedElsewhere).
+	OnRevoked func(credentialIDs []string)
 }
 
 // New returns the service. m sends the mail of sign-up and address verification; when it has no

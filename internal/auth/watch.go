@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/junctioncdp/junction/internal/db"
 )
 
 // ErrRevoked is the cause of a watched context that ended because its credential was revoked.
@@ -60,6 +62,14 @@ func (s *Service) Watch(ctx context.Context, v *Viewer) context.Context {
 // Revoked ends every watched context of the given sessions or tokens. Callers run it after the
 // transaction that revoked them has committed.
 func (s *Service) Revoked(credentialIDs ...string) {
+	s.RevokedElsewhere(credentialIDs...)
+	if s.OnRevoked != nil && len(credentialIDs) > 0 {
+		s.OnRevoked(credentialIDs)
+	}
+}
+
+// RevokedElsewhere ends the watched contexts of credentials that another replica revoked.
+func (s *Service) RevokedElsewhere(credentialIDs ...string) {
 	w := s.watchers
 	w.mu.Lock()
 	var cancels []context.CancelCauseFunc
@@ -83,4 +93,28 @@ func (s *Service) watching() int {
 		n += len(set)
 	}
 	return n
+}
+
+// CheckWatched ends the watched contexts whose credential is revoked in the database: for a
+// replica that may have missed revocations (its connection to the others was lost).
+func (s *Service) CheckWatched(ctx context.Context) error {
+	s.watchers.mu.Lock()
+	ids := make([]string, 0, len(s.watchers.byID))
+	for id := range s.watchers.byID {
+		ids = append(ids, id)
+	}
+	s.watchers.mu.Unlock()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		var revoked []string
+		err := s.db.Select(ctx, &revoked, `SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND id IN (`+db.Placeholders(len(chunk))+`)
+			UNION ALL SELECT id FROM access_tokens WHERE revoked_at IS NOT NULL AND id IN (`+db.Placeholders(len(chunk))+`)`,
+			append(db.Args(chunk), db.Args(chunk)...)...)
+		if err != nil {
+			return err
+		}
+		s.RevokedElsewhere(revoked...)
+	}
+	return nil
 }

@@ -2,9 +2,14 @@
 // what changed after their transaction commits, and each subscriber receives the messages of its
 // topic on a buffered channel. Publishing never blocks: a subscriber whose buffer is full is
 // dropped (its channel is closed with ErrTooSlow) rather than waited for.
+//
+// Between replicas on one PostgreSQL database (internal/replica), the kinds of topic that have a
+// decoder are also handed to a relay, which carries them to the other processes; what arrives from
+// them is delivered here with Deliver, to local subscribers only.
 package bus
 
 import (
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -71,6 +76,11 @@ type Bus struct {
 	// of topic (a live tail of events comes in bursts, a status rarely).
 	Buffer       int
 	BufferByKind map[string]int
+
+	// relay, when set, hears every published message of a kind with a decoder.
+	relay    atomic.Pointer[func(Message)]
+	decoders sync.Map // kind -> func([]byte) (any, error)
+	remote   sync.Map // kind -> func(Message): hears what arrives from other processes
 }
 
 // New returns a bus whose subscriptions buffer buffer messages.
@@ -101,9 +111,70 @@ func (b *Bus) Subscribe(t Topic) *Subscription {
 // Subscribers returns how many subscriptions are open, for metrics and leak tests.
 func (b *Bus) Subscribers() int64 { return b.count.Load() }
 
-// Publish hands payload to every subscriber of topic without waiting for any of them.
+// Publish hands payload to every subscriber of topic without waiting for any of them, in this
+// process and, through the relay, in the others.
 func (b *Bus) Publish(t Topic, payload any) {
 	m := Message{Topic: t, Payload: payload}
+	if r := b.relay.Load(); r != nil {
+		if _, ok := b.decoders.Load(t.Kind); ok {
+			(*r)(m)
+		}
+	}
+	b.Deliver(m)
+}
+
+// Relay makes f hear every message published from now on whose kind has a decoder, to carry it to
+// other processes. f must not block.
+func (b *Bus) Relay(f func(Message)) { b.relay.Store(&f) }
+
+// Decoder declares how a kind's payload, encoded as JSON by the relay, is decoded again in
+// another process. Only kinds with a decoder leave the process.
+func (b *Bus) Decoder(kind string, decode func([]byte) (any, error)) { b.decoders.Store(kind, decode) }
+
+// JSON decodes a payload of type T (a pointer type, a slice...): the usual Decoder.
+func JSON[T any](data []byte) (any, error) {
+	var v T
+	err := json.Unmarshal(data, &v)
+	return v, err
+}
+
+// OnRemote makes f hear, before the subscribers, each message of kind that arrives from another
+// process (to keep what this process remembers of the topic up to date). f must not block.
+func (b *Bus) OnRemote(kind string, f func(Message)) { b.remote.Store(kind, f) }
+
+// Arrived delivers a message that another process published, payload still encoded: it is decoded
+// only when someone here listens to it.
+func (b *Bus) Arrived(t Topic, payload []byte) error {
+	tap, tapped := b.remote.Load(t.Kind)
+	if !tapped && !b.Listened(t) {
+		return nil
+	}
+	dec, ok := b.decoders.Load(t.Kind)
+	if !ok {
+		return nil
+	}
+	v, err := dec.(func([]byte) (any, error))(payload)
+	if err != nil {
+		return err
+	}
+	m := Message{Topic: t, Payload: v}
+	if tapped {
+		tap.(func(Message))(m)
+	}
+	b.Deliver(m)
+	return nil
+}
+
+// Listened tells whether topic has a subscriber in this process.
+func (b *Bus) Listened(t Topic) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.topics[t]) > 0
+}
+
+// Deliver hands m to the subscribers of its topic in this process only.
+func (b *Bus) Deliver(m Message) {
+	t := m.Topic
 	var slow []*Subscription
 	b.mu.RLock()
 	for s := range b.topics[t] {

@@ -92,3 +92,7 @@ func Text(s string) string {
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
+
+// Space names the database and schema on PostgreSQL ("" on SQLite): what replicas of one
+// installation share, and what tells two installations on one server apart.
+func (d *DB) Space() string { return d.lockSpace }

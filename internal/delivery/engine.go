@@ -50,6 +50,9 @@ type Engine struct {
 	refresh  chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+
+	// OnWake, when set, hears every Wake: another replica may own the lane.
+	OnWake func(destinationID string)
 }
 
 // New returns an engine; Start runs it.
@@ -109,6 +112,14 @@ func (e *Engine) Notify(sourceIDs []string) {
 
 // Wake wakes one destination's lane: events were queued for it to re-send.
 func (e *Engine) Wake(destinationID string) {
+	e.WakeHere(destinationID)
+	if e.OnWake != nil {
+		e.OnWake(destinationID)
+	}
+}
+
+// WakeHere wakes a destination's lane if it runs in this process.
+func (e *Engine) WakeHere(destinationID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if l := e.lanes[destinationID]; l != nil {

@@ -84,7 +84,7 @@ type Event struct {
 	ReplayOf string
 	// Notes are what stages attach for the listeners of commits (what they observed of the
 	// event); kept in memory only.
-	Notes []any
+	Notes []any `json:"-"`
 
 	doc        map[string]any // the decoded payload, while stages look at it
 	docChanged bool

@@ -45,6 +45,62 @@ type Publisher struct {
 	violations map[string]map[string]bool
 	stop       chan struct{}
 	stopped    chan struct{}
+
+	// Leads, when set, tells whether this process runs the clocks' work (quiet sources, usage,
+	// violations): among replicas one does. The others hand what they noted to it with Forward.
+	Leads   func() bool
+	Forward func(Noted)
+}
+
+// Noted is what a replica noted since its last tick, for the one that publishes it.
+type Noted struct {
+	Usage      []string            `json:"usage,omitempty"`      // workspaces whose usage changed
+	Violations map[string][]string `json:"violations,omitempty"` // by workspace, sources with new violations
+}
+
+// Note adds what another replica noted; a replica that does not lead drops it (the leader hears
+// it too).
+func (p *Publisher) Note(n Noted) {
+	if !p.leads() {
+		return
+	}
+	p.mu.Lock()
+	for _, ws := range n.Usage {
+		p.dirty[ws] = true
+	}
+	p.mu.Unlock()
+	for ws, ids := range n.Violations {
+		p.ViolationsChanged(ws, ids)
+	}
+}
+
+func (p *Publisher) leads() bool { return p.Leads == nil || p.Leads() }
+
+// handOver gives what this replica noted to the one that leads.
+func (p *Publisher) handOver() {
+	p.mu.Lock()
+	n := Noted{Usage: keys(p.dirty)}
+	p.dirty = map[string]bool{}
+	if len(p.violations) > 0 {
+		n.Violations = map[string][]string{}
+		for ws, srcs := range p.violations {
+			n.Violations[ws] = keys(srcs)
+		}
+		p.violations = map[string]map[string]bool{}
+	}
+	p.mu.Unlock()
+	if (len(n.Usage) > 0 || len(n.Violations) > 0) && p.Forward != nil {
+		p.Forward(n)
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 type seenSource struct {
@@ -55,9 +111,20 @@ type seenSource struct {
 }
 
 // New returns a publisher; Run drives its clocks.
+// Between replicas (internal/replica) the bus carries every topic here; a source that another
+// replica published is remembered as if published here, so that whichever replica checks for quiet
+// sources knows them all.
 func New(b *bus.Bus, d *db.DB, s *source.Service, dst *destination.Service, u *ingest.Queries, log *slog.Logger) *Publisher {
-	return &Publisher{Bus: b, db: d, srcs: s, dests: dst, usage: u, log: log, seen: map[string]seenSource{}, dirty: map[string]bool{},
+	p := &Publisher{Bus: b, db: d, srcs: s, dests: dst, usage: u, log: log, seen: map[string]seenSource{}, dirty: map[string]bool{},
 		violations: map[string]map[string]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+	b.Decoder("source", bus.JSON[*source.Source])
+	b.Decoder("destination", bus.JSON[*destination.Destination])
+	b.Decoder("health", bus.JSON[*health.Issue])
+	b.Decoder("usage", bus.JSON[*ingest.Usage])
+	b.Decoder("events", bus.JSON[*ingest.Event])
+	b.Decoder("violations", bus.JSON[[]string])
+	b.OnRemote("source", func(m bus.Message) { p.remember(m.Payload.(*source.Source)) })
+	return p
 }
 
 // SourceChanged publishes a source that a transaction changed (nothing when it was deleted).
@@ -153,6 +220,9 @@ func (p *Publisher) Run() {
 		case <-p.stop:
 			return
 		case <-quietTick.C:
+			if !p.leads() {
+				continue // the leader checks; it hears of every source through the bus
+			}
 			now := time.Now()
 			var quiet []string
 			p.mu.Lock()
@@ -164,6 +234,10 @@ func (p *Publisher) Run() {
 			p.mu.Unlock()
 			p.publishSources(quiet)
 		case <-usageTick.C:
+			if !p.leads() {
+				p.handOver()
+				continue
+			}
 			p.publishViolations()
 			p.mu.Lock()
 			dirty := p.dirty
@@ -217,11 +291,6 @@ func (p *Publisher) publishViolations() {
 	p.violations = map[string]map[string]bool{}
 	p.mu.Unlock()
 	for ws, srcs := range pending {
-		ids := make([]string, 0, len(srcs))
-		for id := range srcs {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		p.Bus.Publish(ViolationsTopic(ws), ids)
+		p.Bus.Publish(ViolationsTopic(ws), keys(srcs))
 	}
 }

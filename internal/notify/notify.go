@@ -77,6 +77,7 @@ func VisibleTo(v *auth.Viewer, n *audit.Notification) bool {
 
 // New returns the service. Webhook channels dial through the egress filter, like deliveries.
 func New(d *db.DB, b *bus.Bus, box *secret.Box, log *slog.Logger, eg *egress.Filter) *Service {
+	b.Decoder("notification", bus.JSON[*audit.Notification])
 	return &Service{db: d, bus: b, box: box, log: log, egress: eg, client: egress.Client(eg.Transport(), 10*time.Second), sem: make(chan struct{}, 8)}
 }
 

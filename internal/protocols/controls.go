@@ -106,7 +106,12 @@ func (s *Service) saveSettings(ctx context.Context, tx *db.Tx, r controlsRow) er
 		forward_violations_to = excluded.forward_violations_to, updated_at = excluded.updated_at`,
 		r.SourceID, r.WorkspaceID, r.PlanID, r.Unplanned, r.UnplannedKeys, r.Violations, r.Common, r.FwdBlocked, r.FwdViolations, r.UpdatedAt)
 	if err == nil {
-		tx.AfterCommit(func() { s.cache.forgetSource(r.SourceID) })
+		tx.AfterCommit(func() {
+			s.cache.forgetSource(r.SourceID)
+			if s.OnForget != nil {
+				s.OnForget(r.SourceID)
+			}
+		})
 	}
 	return err
 }

@@ -115,6 +115,9 @@ type Service struct {
 	// Publish hands the notifications the listener makes (new event blocked, violations
 	// detected) to subscribers and webhook channels.
 	Publish func([]audit.Notification)
+	// OnForget, when set, hears each source whose controls changed here, after the commit: other
+	// replicas drop what they cached of it (ForgetSource).
+	OnForget func(sourceID string)
 
 	cache    *sourceCache
 	compiled *planCache

@@ -44,6 +44,9 @@ type Reaper struct {
 	pending map[Kind]func(ctx context.Context) ([]string, error)
 	steps   map[Kind][]Step
 	wake    chan struct{}
+
+	// Gate, when set, tells Run whether to reap now: among replicas, only one reaps.
+	Gate func() bool
 }
 
 // New returns a reaper; Run starts it.
@@ -79,8 +82,10 @@ func (r *Reaper) Run(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if err := r.Once(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("reaping deleted objects failed", "error", err.Error())
+		if r.Gate == nil || r.Gate() {
+			if err := r.Once(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("reaping deleted objects failed", "error", err.Error())
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -66,6 +66,11 @@ type Service struct {
 	auth   *auth.Service
 	mail   *mail.Mailer // mails invitations, when it has an SMTP server; builds their links
 	epochs sync.Map     // workspace id -> *atomic.Uint64: bumped when anyone's rights in it change
+	// allEpochs moves every workspace's epoch at once (EveryEpochMoved).
+	allEpochs atomic.Uint64
+	// OnRightsChanged, when set, hears each workspace whose epoch moved here, after the commit:
+	// other replicas move theirs (EpochMoved).
+	OnRightsChanged func(workspaceID string)
 	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
 	// the write keys it cached).
 	OnDelete func(workspaceID string)
@@ -90,19 +95,32 @@ func New(d *db.DB, a *auth.Service, m *mail.Mailer) *Service {
 // authorised with and load it again only when the epoch moved: every message is authorised
 // without a query per subscriber.
 func (s *Service) Epoch(workspaceID string) uint64 {
+	all := s.allEpochs.Load()
 	if v, ok := s.epochs.Load(workspaceID); ok {
-		return v.(*atomic.Uint64).Load()
+		return all + v.(*atomic.Uint64).Load()
 	}
-	return 0 // nothing changed since start; reading stores nothing, so any id may be asked
+	return all // nothing changed since start; reading stores nothing, so any id may be asked
 }
 
 // rightsChanged moves the workspace's epoch once tx commits.
 func (s *Service) rightsChanged(tx *db.Tx, workspaceID string) {
 	tx.AfterCommit(func() {
-		v, _ := s.epochs.LoadOrStore(workspaceID, new(atomic.Uint64))
-		v.(*atomic.Uint64).Add(1)
+		s.EpochMoved(workspaceID)
+		if s.OnRightsChanged != nil {
+			s.OnRightsChanged(workspaceID)
+		}
 	})
 }
+
+// EpochMoved moves a workspace's epoch in this process: rights changed through another replica.
+func (s *Service) EpochMoved(workspaceID string) {
+	v, _ := s.epochs.LoadOrStore(workspaceID, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// EveryEpochMoved moves every workspace's epoch: changes of rights may have been missed (a
+// replica lost its connection to the others), so every subscription loads its rights again.
+func (s *Service) EveryEpochMoved() { s.allEpochs.Add(1) }
 
 var slugPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,38}[a-z0-9]$`)
 

@@ -1,0 +1,193 @@
+package app_test
+
+// Replicas: several servers on one PostgreSQL database. Each test starts two servers (two App
+// instances, or two processes of the binary) on the same schema.
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/testdb"
+)
+
+// sameDatabase makes a second server a replica of the first: the same database and key.
+func sameDatabase(first *server) func(*config.Config) {
+	return func(c *config.Config) {
+		c.DatabaseURL = first.Config.DatabaseURL
+		c.EncryptionKey = first.Config.EncryptionKey
+	}
+}
+
+// startReplicas starts two servers on one database and waits until each counts the other.
+func startReplicas(t *testing.T, opts ...func(*config.Config)) (a, b *server) {
+	t.Helper()
+	if !testdb.IsPostgres() {
+		t.Skip("replicas need PostgreSQL")
+	}
+	a = startServer(t, opts...)
+	b = startServer(t, append(opts, sameDatabase(a))...)
+	for _, s := range []*server{a, b} {
+		subWait(t, "both replicas counted", 5*time.Second, func() bool {
+			return strings.Contains(get(t, s.URL+"/metrics"), "\njunction_replicas 2\n")
+		})
+	}
+	return a, b
+}
+
+// TestReplicasBus: a subscription on replica B sees changes made through replica A, large ones
+// (past NOTIFY's 8000 bytes, through replica_messages) included, and A's own subscribers get
+// each message once (A ignores the echo of what it sent).
+func TestReplicasBus(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	tm := newTeam(t, a, "rep-bus", "Ada")
+	srcID, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+	named := func(name string) func(map[string]any) bool {
+		return func(d map[string]any) bool { return trkStr(d, "sourceStatusChanged.name") == name }
+	}
+	onB := subDial(t, b, tm.owner.tok)
+	status := onB.subscribe(t, subSourceStatus, ws)
+	live := onB.subscribe(t, `subscription($id: ID!) { liveEvents(sourceId: $id) { event { userId } } }`, map[string]any{"id": srcID})
+	onA := subDial(t, a, tm.owner.tok).subscribe(t, subSourceStatus, ws)
+	subWaitSubscribers(t, b, 2)
+	subWaitSubscribers(t, a, 1)
+
+	tm.rename(t, tm.owner.tok, srcID, "Web 2")
+	status.nextWhere(t, 5*time.Second, "Web 2 on B", named("Web 2"))
+	onA.nextWhere(t, 5*time.Second, "Web 2 on A", named("Web 2"))
+	select {
+	case m := <-onA.ch:
+		t.Errorf("A's subscriber got a second message: %s", m.Payload)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	big := strings.Repeat("x", 20000)
+	subTrack(t, a, key, map[string]any{"type": "track", "userId": "small", "event": "E"},
+		map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
+	for _, want := range []string{"small", "large"} {
+		if d := live.next(t, 5*time.Second).data(t); trkStr(d, "liveEvents.event.userId") != want {
+			t.Errorf("live event on B: %v, want userId %s", d, want)
+		}
+	}
+	var stored int
+	if err := a.App.DB().Get(t.Context(), &stored, `SELECT COUNT(*) FROM replica_messages`); err != nil || stored == 0 {
+		t.Errorf("batches stored past NOTIFY's limit: %d (%v), want some", stored, err)
+	}
+}
+
+// TestReplicasRevocations: what changes rights through replica A takes effect on replica B within
+// a second: a revoked token closes B's websocket, a removed member's subscription on B ends, and
+// a revoked write key is refused by B's tracking API although B had it cached.
+func TestReplicasRevocations(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	tm := newTeam(t, a, "rep-rights", "Ada")
+	bea := tm.add(t, "bea", "Bea", "MEMBER")
+	srcID, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+
+	t.Run("TokenRevoked", func(t *testing.T) {
+		p := tm.mutate(t, tm.owner.tok, "accessTokenCreate", "AccessTokenCreateInput", "accessToken { id } secret",
+			map[string]any{"workspaceId": tm.wsID, "name": "dashboard", "role": "MEMBER"})
+		tok, tokID := trkStr(p, "secret"), trkStr(p, "accessToken.id")
+		c := subDial(t, b, tok)
+		c.subscribe(t, subSourceStatus, ws)
+		subWaitSubscribers(t, b, 1)
+		tm.mutate(t, tm.owner.tok, "accessTokenRevoke", "AccessTokenRevokeInput", "accessToken { id }", map[string]any{"accessTokenId": tokID})
+		if code := c.closedWith(t, time.Second); code != 4403 {
+			t.Errorf("close code on B %d, want 4403", code)
+		}
+		subWaitSubscribers(t, b, 0)
+	})
+
+	t.Run("MemberRemoved", func(t *testing.T) {
+		op := subDial(t, b, bea.tok).subscribe(t, subSourceStatus, ws)
+		subWaitSubscribers(t, b, 1)
+		tm.mutate(t, tm.owner.tok, "memberRemove", "MemberRemoveInput", "removedMembershipId", map[string]any{"membershipId": bea.membership})
+		time.Sleep(time.Second)
+		tm.rename(t, tm.owner.tok, srcID, "After removal")
+		if m := op.next(t, 5*time.Second); m.Type != "error" || m.code() != "FORBIDDEN" {
+			t.Errorf("Bea's subscription on B after her removal through A: %s %s, want an error FORBIDDEN", m.Type, m.Payload)
+		}
+	})
+
+	t.Run("WriteKeyRevoked", func(t *testing.T) {
+		strict := append(trkBasic(key), "X-Strict-Mode", "1")
+		trkWantOK(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "cached", "event": "E"}, strict...)) // B caches the key
+		d := tm.gql(t, tm.owner.tok, `mutation($id: ID!) { writeKeyCreate(input: {sourceId: $id}) { writeKey { key } } }`, map[string]any{"id": srcID})
+		fresh := trkStr(d, "writeKeyCreate.writeKey.key")
+		tm.gql(t, tm.owner.tok, `mutation($id: ID!, $k: String!) { writeKeyRevoke(input: {sourceId: $id, key: $k}) { userErrors { message } } }`,
+			map[string]any{"id": srcID, "k": key})
+		time.Sleep(time.Second)
+		trkWantError(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "late", "event": "E"}, strict...), 401, "REVOKED_WRITE_KEY")
+		trkWantOK(t, trkSend(t, b, "/v1/track", map[string]any{"userId": "fresh", "event": "E"}, append(trkBasic(fresh), "X-Strict-Mode", "1")...))
+	})
+}
+
+// runs reads how many times a server ran a periodic job, from /metrics.
+func runs(t *testing.T, s *server, job string) int {
+	t.Helper()
+	m := regexp.MustCompile(`\njunction_periodic_runs_total\{job="` + job + `"\} (\d+)\n`).FindStringSubmatch(get(t, s.URL+"/metrics"))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestReplicasPeriodicWorkOnce: of two replicas, one runs the periodic work (pruning, resolving
+// health issues); when it stops, the other takes over within a few seconds.
+func TestReplicasPeriodicWorkOnce(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, func(c *config.Config) { c.HealthResolveAfter = 200 * time.Millisecond })
+	subWait(t, "a replica resolving health issues", 5*time.Second, func() bool {
+		return runs(t, a, "health-resolve")+runs(t, b, "health-resolve") > 3
+	})
+	time.Sleep(time.Second)
+	leader, other := a, b
+	if runs(t, b, "health-resolve") > 0 {
+		leader, other = b, a
+	}
+	for _, job := range []string{"health-resolve", "prune"} {
+		if runs(t, leader, job) == 0 || runs(t, other, job) != 0 {
+			t.Errorf("%s: %d runs on one replica, %d on the other; want runs on one only", job, runs(t, leader, job), runs(t, other, job))
+		}
+	}
+	if n := runs(t, leader, "prune"); n != 1 {
+		t.Errorf("prune ran %d times on the leader, want once (at start, then hourly)", n)
+	}
+
+	// Usage is published by the leader once a second at most, for events that came through
+	// either replica: the subscribers of both see one message for one event.
+	tm := newTeam(t, other, "rep-usage", "Ada")
+	_, key := tm.source(t, "Web")
+	ws := map[string]any{"ws": tm.wsID}
+	ops := []*subOp{subDial(t, leader, tm.owner.tok).subscribe(t, subUsage, ws), subDial(t, other, tm.owner.tok).subscribe(t, subUsage, ws)}
+	subWaitSubscribers(t, leader, 1)
+	subWaitSubscribers(t, other, 1)
+	subTrack(t, other, key, map[string]any{"type": "track", "userId": "u1", "event": "E"})
+	for i, op := range ops {
+		if d := op.next(t, 5*time.Second).data(t); trkInt(trkObj(d, "workspaceUsageChanged")["apiCalls"]) != 1 {
+			t.Errorf("usage on replica %d: %v", i, d)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for i, op := range ops {
+		select {
+		case m := <-op.ch:
+			t.Errorf("replica %d's subscriber got usage twice: %s", i, m.Payload)
+		default:
+		}
+	}
+
+	// A leader that stops gives its lease back: the other takes over at once. One that dies is
+	// replaced once its lease expires (TestReplicasLaneTakeover).
+	start := time.Now()
+	leader.stop(t)
+	subWait(t, "the other replica taking over", 10*time.Second, func() bool {
+		return runs(t, other, "health-resolve") > 0 && runs(t, other, "prune") == 1
+	})
+	t.Logf("taken over in %s", time.Since(start).Round(10*time.Millisecond))
+}
