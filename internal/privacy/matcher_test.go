@@ -94,18 +94,18 @@ func TestSimilarKeys(t *testing.T) {
 func TestDefaultsOnValues(t *testing.T) {
 	m := defaults()
 	for v, want := range map[any]string{
-		"123-45-6789":                    "ssn",
-		"4111 1111 1111 1111":            "credit_card",
-		"4242-4242-4242-4242":            "credit_card",
-		json.Number("5555555555554444"): "credit_card",
-		"378282246310005":                "credit_card",
+		"123-45-6789":                                  "ssn",
+		"4111 1111 1111 1111":                          "credit_card",
+		"4242-4242-4242-4242":                          "credit_card",
+		json.Number("5555555555554444"):                "credit_card",
+		"378282246310005":                              "credit_card",
 		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefg": "token",
-		"jane@example.com":  "email",
-		"+1 415-555-0100":   "phone",
-		"(415) 555-0100":    "phone",
-		"+14155550100":      "phone",
-		"192.168.1.20":      "ip",
-		"00:1A:2b:3C:4d:5E": "mac",
+		"jane@example.com":                             "email",
+		"+1 415-555-0100":                              "phone",
+		"(415) 555-0100":                               "phone",
+		"+14155550100":                                 "phone",
+		"192.168.1.20":                                 "ip",
+		"00:1A:2b:3C:4d:5E":                            "mac",
 	} {
 		got, ok := m.Value(v)
 		if !ok || got.MatcherID != want {
