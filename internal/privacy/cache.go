@@ -44,13 +44,28 @@ func (r *rules) key(k string) (Match, bool) {
 	return m, ok
 }
 
+// sdkContext are the parts of context that Segment's libraries fill with facts about themselves and
+// the device (context.library.name is a library's name, not a person's): keys there are not
+// matched, values still are.
+var sdkContext = []string{"context.library.", "context.os.", "context.app.", "context.screen.", "context.network.", "context.device.", "context.locale", "context.timezone", "context.userAgent"}
+
+// keyAt is the matchers' recommendation for the key of the field at path.
+func (r *rules) keyAt(path, key string) (Match, bool) {
+	for _, p := range sdkContext {
+		if strings.HasPrefix(path, p) {
+			return Match{}, false
+		}
+	}
+	return r.key(key)
+}
+
 // classOf is a field's classification for controls: the inventory's when classified, else the
 // recommendation of its key (values are not matched on the way in or out: see README).
 func (r *rules) classOf(path, key string) Classification {
 	if c, ok := r.classified[path]; ok {
 		return c
 	}
-	if m, ok := r.key(key); ok {
+	if m, ok := r.keyAt(path, key); ok {
 		return m.Classification
 	}
 	return ""

@@ -189,7 +189,7 @@ func (m *masker) sensitive(path, key string, v any, byPath bool) bool {
 		return true
 	}
 	if key != "" {
-		if km, ok := m.r.key(key); ok && km.Classification.Sensitive() {
+		if km, ok := m.r.keyAt(path, key); ok && km.Classification.Sensitive() {
 			return true
 		}
 	}

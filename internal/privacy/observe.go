@@ -99,8 +99,8 @@ type recommendation struct {
 
 // recommend is a field's recommendation: its key's (matched once per key), or its sample's
 // when that is more severe (values are matched once per field and listening period).
-func recommend(r *rules, key string, sample any) recommendation {
-	km, kok := r.key(key)
+func recommend(r *rules, path, key string, sample any) recommendation {
+	km, kok := r.keyAt(path, key)
 	if kok && km.Classification == Red {
 		return recommendation{km, true}
 	}
@@ -142,7 +142,7 @@ func (s *Service) store(ctx context.Context, workspaceID string, fields map[stri
 	freshRed := map[string][]redField{} // source -> fields recommended RED for the first time
 	for _, p := range paths {
 		agg := fields[p]
-		rec := recommend(r, agg.key, agg.sample)
+		rec := recommend(r, p, agg.key, agg.sample)
 		prev, known := before[p]
 		if known && Classification(prev).rank() > rec.Classification.rank() {
 			rec.ok = false // keep the more severe recommendation made before
