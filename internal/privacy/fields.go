@@ -107,6 +107,15 @@ func (f Filter) where(args []any) (string, []any) {
 	return " AND " + strings.Join(w, " AND "), args
 }
 
+// visible is the condition for the fields the viewer sees: all of the workspace's but for
+// MINIMAL members, who see none.
+func visible(a *workspace.Access) string {
+	if a.CanReadAll() {
+		return "TRUE"
+	}
+	return "FALSE"
+}
+
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
@@ -114,12 +123,13 @@ func likeEscape(s string) string {
 // Inbox pages through the fields seen within the inbox window and not yet classified, by path.
 // Members, owners and admins.
 func (s *Service) Inbox(ctx context.Context, workspaceID string, args relay.Args, count bool) (relay.Page[Field], error) {
-	if _, err := s.read(ctx, workspaceID); err != nil {
+	a, err := s.read(ctx, workspaceID)
+	if err != nil {
 		return relay.Page[Field]{}, err
 	}
 	since := db.Time{Time: time.Now().Add(-s.InboxWindow)}
 	page, err := relay.Query(ctx, s.db.Reader(), relay.Spec[Field]{
-		Select: "SELECT f.* FROM privacy_fields f", Where: "f.workspace_id = ? AND f.classification IS NULL AND f.last_seen_at >= ?",
+		Select: "SELECT f.* FROM privacy_fields f", Where: visible(a) + " AND f.workspace_id = ? AND f.classification IS NULL AND f.last_seen_at >= ?",
 		Args: []any{workspaceID, since}, IDColumn: "f.path", Count: count,
 		ID: func(f Field) string { return f.Path },
 	}, args)
@@ -137,7 +147,7 @@ func (s *Service) Inventory(ctx context.Context, workspaceID string, f Filter, a
 	}
 	where, qargs := f.where([]any{workspaceID})
 	page, err := relay.Query(ctx, s.db.Reader(), relay.Spec[Field]{
-		Select: "SELECT f.* FROM privacy_fields f", Where: "f.workspace_id = ? AND f.classification IS NOT NULL" + where,
+		Select: "SELECT f.* FROM privacy_fields f", Where: visible(a) + " AND f.workspace_id = ? AND f.classification IS NOT NULL" + where,
 		Args: qargs, IDColumn: "f.path", Count: count,
 		ID: func(f Field) string { return f.Path },
 	}, args)
@@ -274,7 +284,7 @@ func (s *Service) InventoryCSV(ctx context.Context, workspaceID string, f Filter
 	}
 	where, qargs := f.where([]any{workspaceID})
 	var fields []Field
-	if err := s.db.Select(ctx, &fields, `SELECT f.* FROM privacy_fields f WHERE f.workspace_id = ? AND f.classification IS NOT NULL`+where+` ORDER BY f.path LIMIT 100000`, qargs...); err != nil {
+	if err := s.db.Select(ctx, &fields, `SELECT f.* FROM privacy_fields f WHERE `+visible(a)+` AND f.workspace_id = ? AND f.classification IS NOT NULL`+where+` ORDER BY f.path LIMIT 100000`, qargs...); err != nil {
 		return "", err
 	}
 	var buf bytes.Buffer

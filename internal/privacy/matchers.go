@@ -114,8 +114,9 @@ func enabledRules(ms []Matcher) map[string]Rule {
 
 // Matchers lists a workspace's matchers. Members, owners and admins.
 func (s *Service) Matchers(ctx context.Context, workspaceID string) ([]Matcher, error) {
-	if _, err := s.read(ctx, workspaceID); err != nil {
-		return nil, err
+	a, err := s.read(ctx, workspaceID)
+	if err != nil || !a.CanReadAll() {
+		return []Matcher{}, err
 	}
 	return matchers(ctx, s.db.Reader(), workspaceID)
 }

@@ -93,17 +93,11 @@ func errNotOnPlan() error {
 	return apperr.New(apperr.Forbidden, "the workspace's plan does not include the Privacy Portal: it is part of the TEAM and BUSINESS plans")
 }
 
-// read returns the viewer's access to a workspace's Privacy Portal: members, owners and admins
-// (MINIMAL members see no field of sources they were not granted, so none of it).
+// read returns the viewer's access to a workspace's Privacy Portal. Members, owners and admins
+// see all of it; MINIMAL members none (fields come from every source, matchers and inbox alike),
+// as lists that are empty: callers check a.CanReadAll.
 func (s *Service) read(ctx context.Context, workspaceID string) (*workspace.Access, error) {
-	a, err := s.workspaces.Access(ctx, workspaceID)
-	if err != nil {
-		return nil, err
-	}
-	if !a.CanReadAll() {
-		return nil, apperr.New(apperr.Forbidden, "your role in this workspace does not allow you to see the Privacy Portal")
-	}
-	return a, nil
+	return s.workspaces.Access(ctx, workspaceID)
 }
 
 // admin returns the viewer's access when they may change the Privacy Portal: owners and admins,
