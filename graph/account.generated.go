@@ -47,6 +47,13 @@ type MutationResolver interface {
 	NotificationMarkRead(ctx context.Context, input model.NotificationMarkReadInput) (*model.NotificationMarkReadPayload, error)
 	ViewerUpdate(ctx context.Context, input model.ViewerUpdateInput) (*model.ViewerPayload, error)
 	PasswordChange(ctx context.Context, input model.PasswordChangeInput) (*model.PasswordChangePayload, error)
+	PrivacyMatcherCreate(ctx context.Context, input model.PrivacyMatcherCreateInput) (*model.PrivacyMatcherPayload, error)
+	PrivacyMatcherUpdate(ctx context.Context, input model.PrivacyMatcherUpdateInput) (*model.PrivacyMatcherPayload, error)
+	PrivacyMatcherReset(ctx context.Context, input model.PrivacyMatcherIDInput) (*model.PrivacyMatcherPayload, error)
+	PrivacyMatcherDelete(ctx context.Context, input model.PrivacyMatcherIDInput) (*model.PrivacyMatcherDeletePayload, error)
+	PrivacyFieldClassify(ctx context.Context, input model.PrivacyFieldClassifyInput) (*model.PrivacyFieldClassifyPayload, error)
+	SourcePrivacyBlockUpdate(ctx context.Context, input model.SourcePrivacyBlockInput) (*model.SourcePrivacyBlockPayload, error)
+	DestinationPrivacyControlsUpdate(ctx context.Context, input model.DestinationPrivacyControlsInput) (*model.DestinationPrivacyControlsPayload, error)
 	TrackingPlanCreate(ctx context.Context, input model.TrackingPlanCreateInput) (*model.TrackingPlanPayload, error)
 	TrackingPlanUpdate(ctx context.Context, input model.TrackingPlanUpdateInput) (*model.TrackingPlanPayload, error)
 	TrackingPlanDelete(ctx context.Context, input model.TrackingPlanIDInput) (*model.TrackingPlanDeletePayload, error)
@@ -245,6 +252,20 @@ func (ec *executionContext) field_Mutation_destinationEnable_args(ctx context.Co
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.DestinationIDInput, error) {
 			return ec.unmarshalNDestinationIdInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDestinationIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_destinationPrivacyControlsUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DestinationPrivacyControlsInput, error) {
+			return ec.unmarshalNDestinationPrivacyControlsInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDestinationPrivacyControlsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -477,6 +498,76 @@ func (ec *executionContext) field_Mutation_passwordChange_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_privacyFieldClassify_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyFieldClassifyInput, error) {
+			return ec.unmarshalNPrivacyFieldClassifyInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyFieldClassifyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_privacyMatcherCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyMatcherCreateInput, error) {
+			return ec.unmarshalNPrivacyMatcherCreateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherCreateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_privacyMatcherDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyMatcherIDInput, error) {
+			return ec.unmarshalNPrivacyMatcherIdInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_privacyMatcherReset_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyMatcherIDInput, error) {
+			return ec.unmarshalNPrivacyMatcherIdInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_privacyMatcherUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyMatcherUpdateInput, error) {
+			return ec.unmarshalNPrivacyMatcherUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_signUp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -539,6 +630,20 @@ func (ec *executionContext) field_Mutation_sourceEnable_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.SourceIDInput, error) {
 			return ec.unmarshalNSourceIdInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐSourceIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_sourcePrivacyBlockUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SourcePrivacyBlockInput, error) {
+			return ec.unmarshalNSourcePrivacyBlockInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐSourcePrivacyBlockInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2312,6 +2417,314 @@ func (ec *executionContext) fieldContext_Mutation_passwordChange(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_passwordChange_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_privacyMatcherCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_privacyMatcherCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PrivacyMatcherCreate(ctx, fc.Args["input"].(model.PrivacyMatcherCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyMatcherPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyMatcherPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_privacyMatcherCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyMatcherPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_privacyMatcherCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_privacyMatcherUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_privacyMatcherUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PrivacyMatcherUpdate(ctx, fc.Args["input"].(model.PrivacyMatcherUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyMatcherPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyMatcherPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_privacyMatcherUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyMatcherPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_privacyMatcherUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_privacyMatcherReset(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_privacyMatcherReset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PrivacyMatcherReset(ctx, fc.Args["input"].(model.PrivacyMatcherIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyMatcherPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyMatcherPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_privacyMatcherReset(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyMatcherPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_privacyMatcherReset_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_privacyMatcherDelete(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_privacyMatcherDelete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PrivacyMatcherDelete(ctx, fc.Args["input"].(model.PrivacyMatcherIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyMatcherDeletePayload) graphql.Marshaler {
+			return ec.marshalNPrivacyMatcherDeletePayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherDeletePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_privacyMatcherDelete(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyMatcherDeletePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_privacyMatcherDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_privacyFieldClassify(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_privacyFieldClassify(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PrivacyFieldClassify(ctx, fc.Args["input"].(model.PrivacyFieldClassifyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyFieldClassifyPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyFieldClassifyPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyFieldClassifyPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_privacyFieldClassify(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyFieldClassifyPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_privacyFieldClassify_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_sourcePrivacyBlockUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_sourcePrivacyBlockUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SourcePrivacyBlockUpdate(ctx, fc.Args["input"].(model.SourcePrivacyBlockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SourcePrivacyBlockPayload) graphql.Marshaler {
+			return ec.marshalNSourcePrivacyBlockPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐSourcePrivacyBlockPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_sourcePrivacyBlockUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SourcePrivacyBlockPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_sourcePrivacyBlockUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_destinationPrivacyControlsUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_destinationPrivacyControlsUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DestinationPrivacyControlsUpdate(ctx, fc.Args["input"].(model.DestinationPrivacyControlsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DestinationPrivacyControlsPayload) graphql.Marshaler {
+			return ec.marshalNDestinationPrivacyControlsPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐDestinationPrivacyControlsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_destinationPrivacyControlsUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DestinationPrivacyControlsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_destinationPrivacyControlsUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4353,6 +4766,55 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "passwordChange":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_passwordChange(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "privacyMatcherCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_privacyMatcherCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "privacyMatcherUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_privacyMatcherUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "privacyMatcherReset":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_privacyMatcherReset(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "privacyMatcherDelete":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_privacyMatcherDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "privacyFieldClassify":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_privacyFieldClassify(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sourcePrivacyBlockUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_sourcePrivacyBlockUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "destinationPrivacyControlsUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_destinationPrivacyControlsUpdate(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -29,7 +29,11 @@ func (r *deliveryAttemptResolver) EventPayload(ctx context.Context, obj *deliver
 	if err != nil || ev == nil {
 		return nil, err // nil: pruned
 	}
-	return parseJSON(ev.Payload)
+	v, err := parseJSON(ev.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.MaskEvent(ctx, obj.WorkspaceID, v)
 }
 
 func (r *deliveryAttemptResolver) Outcome(ctx context.Context, obj *delivery.StoredAttempt) (model.DeliveryOutcome, error) {
@@ -41,7 +45,11 @@ func (r *deliveryAttemptResolver) Request(ctx context.Context, obj *delivery.Sto
 	if err != nil {
 		return nil, err
 	}
-	return &model.DeliveryRequest{Method: obj.RequestMethod, URL: obj.RequestURL, Headers: headers, Body: obj.RequestBody,
+	body, err := r.Privacy.MaskText(ctx, obj.WorkspaceID, obj.RequestBody)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeliveryRequest{Method: obj.RequestMethod, URL: obj.RequestURL, Headers: headers, Body: body,
 		EventCount: obj.RequestEvents, Redirects: deliveryRedirects(obj.RequestRedirects)}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -44,6 +45,7 @@ type DestinationResolver interface {
 	ViewerCanUpdate(ctx context.Context, obj *destination.Destination) (bool, error)
 	DeliveryStats(ctx context.Context, obj *destination.Destination, since *time.Time, until *time.Time) (*delivery.Stats, error)
 	DeliveryAttempts(ctx context.Context, obj *destination.Destination, first *int, after *string, last *int, before *string, outcome *model.DeliveryOutcome, errorType *string, eventID *string) (*model.DeliveryAttemptConnection, error)
+	PrivacyControls(ctx context.Context, obj *destination.Destination) (*privacy.DestinationControls, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -928,6 +930,38 @@ func (ec *executionContext) fieldContext_Destination_deliveryAttempts(ctx contex
 	if fc.Args, err = ec.field_Destination_deliveryAttempts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Destination_privacyControls(ctx context.Context, field graphql.CollectedField, obj *destination.Destination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Destination_privacyControls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Destination().PrivacyControls(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.DestinationControls) graphql.Marshaler {
+			return ec.marshalNPrivacyDestinationControls2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋprivacyᚐDestinationControls(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Destination_privacyControls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Destination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyDestinationControls(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -1854,6 +1888,12 @@ func (ec *executionContext) _Destination(ctx context.Context, sel ast.SelectionS
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Destination_deliveryAttempts(ctx, field, obj)
+				})
+		case "privacyControls":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Destination_privacyControls(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -24,7 +24,11 @@ func (r *eventResolver) Status(ctx context.Context, obj *ingest.StoredEvent) (mo
 }
 
 func (r *eventResolver) Payload(ctx context.Context, obj *ingest.StoredEvent) (any, error) {
-	return parseJSON(obj.Payload)
+	v, err := parseJSON(obj.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.MaskEvent(ctx, obj.WorkspaceID, v)
 }
 
 func (r *sourceResolver) RecentEvents(ctx context.Context, obj *source.Source, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) (*model.EventConnection, error) {

@@ -35,6 +35,7 @@ type loaders struct {
 	connectionsByDestination *dataloadgen.Loader[workspace.Ref, []destination.Connection]
 	trackingPlans            *dataloadgen.Loader[workspace.Ref, protocols.Plan]
 	sourceProtocols          *dataloadgen.Loader[workspace.Ref, protocols.SourceSettings]
+	piiAccess                *dataloadgen.Loader[workspace.Ref, bool] // by membership
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -62,6 +63,7 @@ func (r *Resolver) newLoaders() *loaders {
 		connectionsByDestination: dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsByDestination), opts...),
 		trackingPlans:            dataloadgen.NewMappedLoader(scoped(w, r.Protocols.ByIDs), opts...),
 		sourceProtocols:          dataloadgen.NewMappedLoader(scoped(w, r.Protocols.SettingsBySource), opts...),
+		piiAccess:                dataloadgen.NewMappedLoader(scoped(w, r.Privacy.PIIAccessByMemberships), opts...),
 	}
 }
 

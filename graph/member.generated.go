@@ -34,6 +34,7 @@ type MembershipResolver interface {
 
 	ViewerCanUpdate(ctx context.Context, obj *workspace.Membership) (bool, error)
 	ViewerCanDelete(ctx context.Context, obj *workspace.Membership) (bool, error)
+	PiiAccess(ctx context.Context, obj *workspace.Membership) (bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -984,6 +985,29 @@ func (ec *executionContext) fieldContext_Membership_viewerCanDelete(_ context.Co
 	return graphql.NewScalarFieldContext("Membership", field, true, true, "Boolean")
 }
 
+func (ec *executionContext) _Membership_piiAccess(ctx context.Context, field graphql.CollectedField, obj *workspace.Membership) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Membership_piiAccess(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Membership().PiiAccess(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Membership_piiAccess(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Membership", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _MembershipConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MembershipConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1695,7 +1719,7 @@ func (ec *executionContext) unmarshalInputMemberUpdateInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"membershipId", "role"}
+	fieldsInOrder := [...]string{"membershipId", "role", "piiAccess"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1716,6 +1740,13 @@ func (ec *executionContext) unmarshalInputMemberUpdateInput(ctx context.Context,
 				return it, err
 			}
 			it.Role = data
+		case "piiAccess":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("piiAccess"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PiiAccess = data
 		}
 	}
 	return it, nil
@@ -2130,6 +2161,12 @@ func (ec *executionContext) _Membership(ctx context.Context, sel ast.SelectionSe
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Membership_viewerCanDelete(ctx, field, obj)
+				})
+		case "piiAccess":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Membership_piiAccess(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

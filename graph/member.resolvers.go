@@ -107,6 +107,11 @@ func (r *mutationResolver) MemberUpdate(ctx context.Context, input model.MemberU
 	if err != nil {
 		return nil, err
 	}
+	if input.PiiAccess != nil && len(errs) == 0 {
+		if err := r.Privacy.SetPIIAccess(ctx, input.MembershipID, *input.PiiAccess); err != nil {
+			return nil, err
+		}
+	}
 	return &model.MembershipPayload{Membership: m, UserErrors: userErrors(errs)}, nil
 }
 

@@ -459,7 +459,11 @@ func (r *violationSampleResolver) Payload(ctx context.Context, obj *protocols.Sa
 	if obj.Payload == "" {
 		return map[string]any{}, nil
 	}
-	return parseJSON(obj.Payload)
+	v, err := parseJSON(obj.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.MaskEvent(ctx, obj.WorkspaceID, v)
 }
 
 func (r *violationSampleResolver) Event(ctx context.Context, obj *protocols.Sample) (*ingest.StoredEvent, error) {

@@ -39,6 +39,10 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Notification() NotificationResolver
 	Overview() OverviewResolver
+	PrivacyField() PrivacyFieldResolver
+	PrivacyFieldDestination() PrivacyFieldDestinationResolver
+	PrivacyFieldOrigin() PrivacyFieldOriginResolver
+	PrivacyMatcher() PrivacyMatcherResolver
 	Query() QueryResolver
 	SchemaControls() SchemaControlsResolver
 	SchemaEvent() SchemaEventResolver
@@ -271,6 +275,7 @@ type ComplexityRoot struct {
 		Enabled          func(childComplexity int) int
 		ID               func(childComplexity int) int
 		Name             func(childComplexity int) int
+		PrivacyControls  func(childComplexity int) int
 		SecretSettings   func(childComplexity int) int
 		Settings         func(childComplexity int) int
 		Sources          func(childComplexity int) int
@@ -298,6 +303,11 @@ type ComplexityRoot struct {
 	}
 
 	DestinationPayload struct {
+		Destination func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
+	DestinationPrivacyControlsPayload struct {
 		Destination func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
 	}
@@ -460,6 +470,7 @@ type ComplexityRoot struct {
 		CreatedAt       func(childComplexity int) int
 		Grants          func(childComplexity int) int
 		ID              func(childComplexity int) int
+		PiiAccess       func(childComplexity int) int
 		Role            func(childComplexity int) int
 		User            func(childComplexity int) int
 		ViewerCanDelete func(childComplexity int) int
@@ -484,59 +495,66 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AccessTokenCreate            func(childComplexity int, input model.AccessTokenCreateInput) int
-		AccessTokenRevoke            func(childComplexity int, input model.AccessTokenRevokeInput) int
-		BlockedEventsReplay          func(childComplexity int, input model.BlockedEventsReplayInput) int
-		ConnectionCreate             func(childComplexity int, input model.ConnectionCreateInput) int
-		ConnectionDelete             func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionDisable            func(childComplexity int, input model.ConnectionIDInput) int
-		ConnectionEnable             func(childComplexity int, input model.ConnectionIDInput) int
-		DeliveryRetry                func(childComplexity int, input model.DeliveryRetryInput) int
-		DestinationCreate            func(childComplexity int, input model.DestinationCreateInput) int
-		DestinationDelete            func(childComplexity int, input model.DestinationIDInput) int
-		DestinationDisable           func(childComplexity int, input model.DestinationIDInput) int
-		DestinationEnable            func(childComplexity int, input model.DestinationIDInput) int
-		DestinationUpdate            func(childComplexity int, input model.DestinationUpdateInput) int
-		EmailVerificationSend        func(childComplexity int) int
-		EmailVerify                  func(childComplexity int, input model.EmailVerifyInput) int
-		HealthIssueAcknowledge       func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
-		InvitationAccept             func(childComplexity int, input model.InvitationAcceptInput) int
-		InvitationDecline            func(childComplexity int, input model.InvitationDeclineInput) int
-		InvitationRevoke             func(childComplexity int, input model.InvitationInput) int
-		LogIn                        func(childComplexity int, input model.LogInInput) int
-		LogOut                       func(childComplexity int, input *model.LogOutInput) int
-		MemberGrantAdd               func(childComplexity int, input model.MemberGrantAddInput) int
-		MemberGrantRemove            func(childComplexity int, input model.MemberGrantRemoveInput) int
-		MemberInvite                 func(childComplexity int, input model.MemberInviteInput) int
-		MemberRemove                 func(childComplexity int, input model.MemberRemoveInput) int
-		MemberUpdate                 func(childComplexity int, input model.MemberUpdateInput) int
-		NotificationMarkRead         func(childComplexity int, input model.NotificationMarkReadInput) int
-		NotificationSettingsUpdate   func(childComplexity int, input model.NotificationSettingsUpdateInput) int
-		PasswordChange               func(childComplexity int, input model.PasswordChangeInput) int
-		SignUp                       func(childComplexity int, input model.SignUpInput) int
-		SourceCreate                 func(childComplexity int, input model.SourceCreateInput) int
-		SourceDelete                 func(childComplexity int, input model.SourceIDInput) int
-		SourceDisable                func(childComplexity int, input model.SourceIDInput) int
-		SourceEnable                 func(childComplexity int, input model.SourceIDInput) int
-		SourceSchemaControlsUpdate   func(childComplexity int, input model.SchemaControlsUpdateInput) int
-		SourceSchemaEventArchive     func(childComplexity int, input model.SchemaEventArchiveInput) int
-		SourceUpdate                 func(childComplexity int, input model.SourceUpdateInput) int
-		TrackingPlanConnectSource    func(childComplexity int, input model.TrackingPlanSourceInput) int
-		TrackingPlanCreate           func(childComplexity int, input model.TrackingPlanCreateInput) int
-		TrackingPlanCreateFromSchema func(childComplexity int, input model.TrackingPlanCreateFromSchemaInput) int
-		TrackingPlanDelete           func(childComplexity int, input model.TrackingPlanIDInput) int
-		TrackingPlanDisconnectSource func(childComplexity int, input model.TrackingPlanSourceInput) int
-		TrackingPlanImport           func(childComplexity int, input model.TrackingPlanImportInput) int
-		TrackingPlanRulesDelete      func(childComplexity int, input model.TrackingPlanRulesDeleteInput) int
-		TrackingPlanRulesUpsert      func(childComplexity int, input model.TrackingPlanRulesUpsertInput) int
-		TrackingPlanUpdate           func(childComplexity int, input model.TrackingPlanUpdateInput) int
-		ViewerUpdate                 func(childComplexity int, input model.ViewerUpdateInput) int
-		WorkspaceCreate              func(childComplexity int, input model.WorkspaceCreateInput) int
-		WorkspaceDelete              func(childComplexity int, input model.WorkspaceDeleteInput) int
-		WorkspacePlanUpdate          func(childComplexity int, input model.WorkspacePlanUpdateInput) int
-		WorkspaceUpdate              func(childComplexity int, input model.WorkspaceUpdateInput) int
-		WriteKeyCreate               func(childComplexity int, input model.SourceIDInput) int
-		WriteKeyRevoke               func(childComplexity int, input model.WriteKeyRevokeInput) int
+		AccessTokenCreate                func(childComplexity int, input model.AccessTokenCreateInput) int
+		AccessTokenRevoke                func(childComplexity int, input model.AccessTokenRevokeInput) int
+		BlockedEventsReplay              func(childComplexity int, input model.BlockedEventsReplayInput) int
+		ConnectionCreate                 func(childComplexity int, input model.ConnectionCreateInput) int
+		ConnectionDelete                 func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionDisable                func(childComplexity int, input model.ConnectionIDInput) int
+		ConnectionEnable                 func(childComplexity int, input model.ConnectionIDInput) int
+		DeliveryRetry                    func(childComplexity int, input model.DeliveryRetryInput) int
+		DestinationCreate                func(childComplexity int, input model.DestinationCreateInput) int
+		DestinationDelete                func(childComplexity int, input model.DestinationIDInput) int
+		DestinationDisable               func(childComplexity int, input model.DestinationIDInput) int
+		DestinationEnable                func(childComplexity int, input model.DestinationIDInput) int
+		DestinationPrivacyControlsUpdate func(childComplexity int, input model.DestinationPrivacyControlsInput) int
+		DestinationUpdate                func(childComplexity int, input model.DestinationUpdateInput) int
+		EmailVerificationSend            func(childComplexity int) int
+		EmailVerify                      func(childComplexity int, input model.EmailVerifyInput) int
+		HealthIssueAcknowledge           func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
+		InvitationAccept                 func(childComplexity int, input model.InvitationAcceptInput) int
+		InvitationDecline                func(childComplexity int, input model.InvitationDeclineInput) int
+		InvitationRevoke                 func(childComplexity int, input model.InvitationInput) int
+		LogIn                            func(childComplexity int, input model.LogInInput) int
+		LogOut                           func(childComplexity int, input *model.LogOutInput) int
+		MemberGrantAdd                   func(childComplexity int, input model.MemberGrantAddInput) int
+		MemberGrantRemove                func(childComplexity int, input model.MemberGrantRemoveInput) int
+		MemberInvite                     func(childComplexity int, input model.MemberInviteInput) int
+		MemberRemove                     func(childComplexity int, input model.MemberRemoveInput) int
+		MemberUpdate                     func(childComplexity int, input model.MemberUpdateInput) int
+		NotificationMarkRead             func(childComplexity int, input model.NotificationMarkReadInput) int
+		NotificationSettingsUpdate       func(childComplexity int, input model.NotificationSettingsUpdateInput) int
+		PasswordChange                   func(childComplexity int, input model.PasswordChangeInput) int
+		PrivacyFieldClassify             func(childComplexity int, input model.PrivacyFieldClassifyInput) int
+		PrivacyMatcherCreate             func(childComplexity int, input model.PrivacyMatcherCreateInput) int
+		PrivacyMatcherDelete             func(childComplexity int, input model.PrivacyMatcherIDInput) int
+		PrivacyMatcherReset              func(childComplexity int, input model.PrivacyMatcherIDInput) int
+		PrivacyMatcherUpdate             func(childComplexity int, input model.PrivacyMatcherUpdateInput) int
+		SignUp                           func(childComplexity int, input model.SignUpInput) int
+		SourceCreate                     func(childComplexity int, input model.SourceCreateInput) int
+		SourceDelete                     func(childComplexity int, input model.SourceIDInput) int
+		SourceDisable                    func(childComplexity int, input model.SourceIDInput) int
+		SourceEnable                     func(childComplexity int, input model.SourceIDInput) int
+		SourcePrivacyBlockUpdate         func(childComplexity int, input model.SourcePrivacyBlockInput) int
+		SourceSchemaControlsUpdate       func(childComplexity int, input model.SchemaControlsUpdateInput) int
+		SourceSchemaEventArchive         func(childComplexity int, input model.SchemaEventArchiveInput) int
+		SourceUpdate                     func(childComplexity int, input model.SourceUpdateInput) int
+		TrackingPlanConnectSource        func(childComplexity int, input model.TrackingPlanSourceInput) int
+		TrackingPlanCreate               func(childComplexity int, input model.TrackingPlanCreateInput) int
+		TrackingPlanCreateFromSchema     func(childComplexity int, input model.TrackingPlanCreateFromSchemaInput) int
+		TrackingPlanDelete               func(childComplexity int, input model.TrackingPlanIDInput) int
+		TrackingPlanDisconnectSource     func(childComplexity int, input model.TrackingPlanSourceInput) int
+		TrackingPlanImport               func(childComplexity int, input model.TrackingPlanImportInput) int
+		TrackingPlanRulesDelete          func(childComplexity int, input model.TrackingPlanRulesDeleteInput) int
+		TrackingPlanRulesUpsert          func(childComplexity int, input model.TrackingPlanRulesUpsertInput) int
+		TrackingPlanUpdate               func(childComplexity int, input model.TrackingPlanUpdateInput) int
+		ViewerUpdate                     func(childComplexity int, input model.ViewerUpdateInput) int
+		WorkspaceCreate                  func(childComplexity int, input model.WorkspaceCreateInput) int
+		WorkspaceDelete                  func(childComplexity int, input model.WorkspaceDeleteInput) int
+		WorkspacePlanUpdate              func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceUpdate                  func(childComplexity int, input model.WorkspaceUpdateInput) int
+		WriteKeyCreate                   func(childComplexity int, input model.SourceIDInput) int
+		WriteKeyRevoke                   func(childComplexity int, input model.WriteKeyRevokeInput) int
 	}
 
 	Notification struct {
@@ -636,6 +654,82 @@ type ComplexityRoot struct {
 		Features         func(childComplexity int) int
 		MTUsPerMonth     func(childComplexity int) int
 		Plan             func(childComplexity int) int
+	}
+
+	PrivacyDestinationControls struct {
+		Green  func(childComplexity int) int
+		Red    func(childComplexity int) int
+		Yellow func(childComplexity int) int
+	}
+
+	PrivacyField struct {
+		Classification func(childComplexity int) int
+		ClassifiedAt   func(childComplexity int) int
+		ClassifiedBy   func(childComplexity int) int
+		Count          func(childComplexity int) int
+		Destinations   func(childComplexity int) int
+		FirstSeenAt    func(childComplexity int) int
+		LastSeenAt     func(childComplexity int) int
+		Matcher        func(childComplexity int) int
+		Origins        func(childComplexity int) int
+		Path           func(childComplexity int) int
+		Recommended    func(childComplexity int) int
+		Sample         func(childComplexity int) int
+	}
+
+	PrivacyFieldClassifyPayload struct {
+		Count      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	PrivacyFieldConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PrivacyFieldDestination struct {
+		Action      func(childComplexity int) int
+		Destination func(childComplexity int) int
+	}
+
+	PrivacyFieldEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	PrivacyFieldOrigin struct {
+		Count       func(childComplexity int) int
+		EventName   func(childComplexity int) int
+		FirstSeenAt func(childComplexity int) int
+		LastSeenAt  func(childComplexity int) int
+		Source      func(childComplexity int) int
+	}
+
+	PrivacyMatcher struct {
+		Classification func(childComplexity int) int
+		Enabled        func(childComplexity int) int
+		ID             func(childComplexity int) int
+		IsDefault      func(childComplexity int) int
+		KeyMatch       func(childComplexity int) int
+		Luhn           func(childComplexity int) int
+		Modified       func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Pattern        func(childComplexity int) int
+		Synonyms       func(childComplexity int) int
+		Target         func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+	}
+
+	PrivacyMatcherDeletePayload struct {
+		DeletedMatcherID func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
+	PrivacyMatcherPayload struct {
+		Matcher    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	Query struct {
@@ -758,6 +852,7 @@ type ComplexityRoot struct {
 		Labels          func(childComplexity int) int
 		LastSeenAt      func(childComplexity int) int
 		Name            func(childComplexity int) int
+		PrivacyBlock    func(childComplexity int) int
 		Protocols       func(childComplexity int) int
 		RecentEvents    func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) int
 		Schema          func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, search *string, includeArchived *bool) int
@@ -792,6 +887,11 @@ type ComplexityRoot struct {
 	}
 
 	SourcePayload struct {
+		Source     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SourcePrivacyBlockPayload struct {
 		Source     func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
@@ -1009,6 +1109,10 @@ type ComplexityRoot struct {
 		Name                   func(childComplexity int) int
 		Overview               func(childComplexity int) int
 		Plan                   func(childComplexity int) int
+		PrivacyInbox           func(childComplexity int, first *int, after *string, last *int, before *string) int
+		PrivacyInventory       func(childComplexity int, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) int
+		PrivacyInventoryCSV    func(childComplexity int, filter *model.PrivacyInventoryFilter) int
+		PrivacyMatchers        func(childComplexity int) int
 		Slug                   func(childComplexity int) int
 		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
 		TrackingPlans          func(childComplexity int, first *int, after *string, last *int, before *string) int
@@ -1018,6 +1122,8 @@ type ComplexityRoot struct {
 		ViewerCanDelete        func(childComplexity int) int
 		ViewerCanManageMembers func(childComplexity int) int
 		ViewerCanUpdate        func(childComplexity int) int
+		ViewerCanUpdatePrivacy func(childComplexity int) int
+		ViewerHasPiiAccess     func(childComplexity int) int
 		ViewerRole             func(childComplexity int) int
 	}
 
@@ -1906,6 +2012,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Destination.Name(childComplexity), true
+	case "Destination.privacyControls":
+		if e.ComplexityRoot.Destination.PrivacyControls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.PrivacyControls(childComplexity), true
 	case "Destination.secretSettings":
 		if e.ComplexityRoot.Destination.SecretSettings == nil {
 			break
@@ -2012,6 +2124,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DestinationPayload.UserErrors(childComplexity), true
+
+	case "DestinationPrivacyControlsPayload.destination":
+		if e.ComplexityRoot.DestinationPrivacyControlsPayload.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationPrivacyControlsPayload.Destination(childComplexity), true
+	case "DestinationPrivacyControlsPayload.userErrors":
+		if e.ComplexityRoot.DestinationPrivacyControlsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DestinationPrivacyControlsPayload.UserErrors(childComplexity), true
 
 	case "DiscardCount.count":
 		if e.ComplexityRoot.DiscardCount.Count == nil {
@@ -2598,6 +2723,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Membership.ID(childComplexity), true
+	case "Membership.piiAccess":
+		if e.ComplexityRoot.Membership.PiiAccess == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.PiiAccess(childComplexity), true
 	case "Membership.role":
 		if e.ComplexityRoot.Membership.Role == nil {
 			break
@@ -2806,6 +2937,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DestinationEnable(childComplexity, args["input"].(model.DestinationIDInput)), true
+	case "Mutation.destinationPrivacyControlsUpdate":
+		if e.ComplexityRoot.Mutation.DestinationPrivacyControlsUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_destinationPrivacyControlsUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DestinationPrivacyControlsUpdate(childComplexity, args["input"].(model.DestinationPrivacyControlsInput)), true
 	case "Mutation.destinationUpdate":
 		if e.ComplexityRoot.Mutation.DestinationUpdate == nil {
 			break
@@ -2988,6 +3130,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PasswordChange(childComplexity, args["input"].(model.PasswordChangeInput)), true
+	case "Mutation.privacyFieldClassify":
+		if e.ComplexityRoot.Mutation.PrivacyFieldClassify == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_privacyFieldClassify_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PrivacyFieldClassify(childComplexity, args["input"].(model.PrivacyFieldClassifyInput)), true
+	case "Mutation.privacyMatcherCreate":
+		if e.ComplexityRoot.Mutation.PrivacyMatcherCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_privacyMatcherCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PrivacyMatcherCreate(childComplexity, args["input"].(model.PrivacyMatcherCreateInput)), true
+	case "Mutation.privacyMatcherDelete":
+		if e.ComplexityRoot.Mutation.PrivacyMatcherDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_privacyMatcherDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PrivacyMatcherDelete(childComplexity, args["input"].(model.PrivacyMatcherIDInput)), true
+	case "Mutation.privacyMatcherReset":
+		if e.ComplexityRoot.Mutation.PrivacyMatcherReset == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_privacyMatcherReset_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PrivacyMatcherReset(childComplexity, args["input"].(model.PrivacyMatcherIDInput)), true
+	case "Mutation.privacyMatcherUpdate":
+		if e.ComplexityRoot.Mutation.PrivacyMatcherUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_privacyMatcherUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PrivacyMatcherUpdate(childComplexity, args["input"].(model.PrivacyMatcherUpdateInput)), true
 	case "Mutation.signUp":
 		if e.ComplexityRoot.Mutation.SignUp == nil {
 			break
@@ -3043,6 +3240,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SourceEnable(childComplexity, args["input"].(model.SourceIDInput)), true
+	case "Mutation.sourcePrivacyBlockUpdate":
+		if e.ComplexityRoot.Mutation.SourcePrivacyBlockUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sourcePrivacyBlockUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SourcePrivacyBlockUpdate(childComplexity, args["input"].(model.SourcePrivacyBlockInput)), true
 	case "Mutation.sourceSchemaControlsUpdate":
 		if e.ComplexityRoot.Mutation.SourceSchemaControlsUpdate == nil {
 			break
@@ -3592,6 +3800,292 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PlanDetails.Plan(childComplexity), true
 
+	case "PrivacyDestinationControls.green":
+		if e.ComplexityRoot.PrivacyDestinationControls.Green == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyDestinationControls.Green(childComplexity), true
+	case "PrivacyDestinationControls.red":
+		if e.ComplexityRoot.PrivacyDestinationControls.Red == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyDestinationControls.Red(childComplexity), true
+	case "PrivacyDestinationControls.yellow":
+		if e.ComplexityRoot.PrivacyDestinationControls.Yellow == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyDestinationControls.Yellow(childComplexity), true
+
+	case "PrivacyField.classification":
+		if e.ComplexityRoot.PrivacyField.Classification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Classification(childComplexity), true
+	case "PrivacyField.classifiedAt":
+		if e.ComplexityRoot.PrivacyField.ClassifiedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.ClassifiedAt(childComplexity), true
+	case "PrivacyField.classifiedBy":
+		if e.ComplexityRoot.PrivacyField.ClassifiedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.ClassifiedBy(childComplexity), true
+	case "PrivacyField.count":
+		if e.ComplexityRoot.PrivacyField.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Count(childComplexity), true
+	case "PrivacyField.destinations":
+		if e.ComplexityRoot.PrivacyField.Destinations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Destinations(childComplexity), true
+	case "PrivacyField.firstSeenAt":
+		if e.ComplexityRoot.PrivacyField.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.FirstSeenAt(childComplexity), true
+	case "PrivacyField.lastSeenAt":
+		if e.ComplexityRoot.PrivacyField.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.LastSeenAt(childComplexity), true
+	case "PrivacyField.matcher":
+		if e.ComplexityRoot.PrivacyField.Matcher == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Matcher(childComplexity), true
+	case "PrivacyField.origins":
+		if e.ComplexityRoot.PrivacyField.Origins == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Origins(childComplexity), true
+	case "PrivacyField.path":
+		if e.ComplexityRoot.PrivacyField.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Path(childComplexity), true
+	case "PrivacyField.recommendedClassification":
+		if e.ComplexityRoot.PrivacyField.Recommended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Recommended(childComplexity), true
+	case "PrivacyField.sample":
+		if e.ComplexityRoot.PrivacyField.Sample == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyField.Sample(childComplexity), true
+
+	case "PrivacyFieldClassifyPayload.count":
+		if e.ComplexityRoot.PrivacyFieldClassifyPayload.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldClassifyPayload.Count(childComplexity), true
+	case "PrivacyFieldClassifyPayload.userErrors":
+		if e.ComplexityRoot.PrivacyFieldClassifyPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldClassifyPayload.UserErrors(childComplexity), true
+
+	case "PrivacyFieldConnection.edges":
+		if e.ComplexityRoot.PrivacyFieldConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldConnection.Edges(childComplexity), true
+	case "PrivacyFieldConnection.nodes":
+		if e.ComplexityRoot.PrivacyFieldConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldConnection.Nodes(childComplexity), true
+	case "PrivacyFieldConnection.pageInfo":
+		if e.ComplexityRoot.PrivacyFieldConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldConnection.PageInfo(childComplexity), true
+	case "PrivacyFieldConnection.totalCount":
+		if e.ComplexityRoot.PrivacyFieldConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldConnection.TotalCount(childComplexity), true
+
+	case "PrivacyFieldDestination.action":
+		if e.ComplexityRoot.PrivacyFieldDestination.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldDestination.Action(childComplexity), true
+	case "PrivacyFieldDestination.destination":
+		if e.ComplexityRoot.PrivacyFieldDestination.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldDestination.Destination(childComplexity), true
+
+	case "PrivacyFieldEdge.cursor":
+		if e.ComplexityRoot.PrivacyFieldEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldEdge.Cursor(childComplexity), true
+	case "PrivacyFieldEdge.node":
+		if e.ComplexityRoot.PrivacyFieldEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldEdge.Node(childComplexity), true
+
+	case "PrivacyFieldOrigin.count":
+		if e.ComplexityRoot.PrivacyFieldOrigin.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldOrigin.Count(childComplexity), true
+	case "PrivacyFieldOrigin.eventName":
+		if e.ComplexityRoot.PrivacyFieldOrigin.EventName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldOrigin.EventName(childComplexity), true
+	case "PrivacyFieldOrigin.firstSeenAt":
+		if e.ComplexityRoot.PrivacyFieldOrigin.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldOrigin.FirstSeenAt(childComplexity), true
+	case "PrivacyFieldOrigin.lastSeenAt":
+		if e.ComplexityRoot.PrivacyFieldOrigin.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldOrigin.LastSeenAt(childComplexity), true
+	case "PrivacyFieldOrigin.source":
+		if e.ComplexityRoot.PrivacyFieldOrigin.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyFieldOrigin.Source(childComplexity), true
+
+	case "PrivacyMatcher.classification":
+		if e.ComplexityRoot.PrivacyMatcher.Classification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Classification(childComplexity), true
+	case "PrivacyMatcher.enabled":
+		if e.ComplexityRoot.PrivacyMatcher.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Enabled(childComplexity), true
+	case "PrivacyMatcher.id":
+		if e.ComplexityRoot.PrivacyMatcher.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.ID(childComplexity), true
+	case "PrivacyMatcher.isDefault":
+		if e.ComplexityRoot.PrivacyMatcher.IsDefault == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.IsDefault(childComplexity), true
+	case "PrivacyMatcher.keyMatch":
+		if e.ComplexityRoot.PrivacyMatcher.KeyMatch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.KeyMatch(childComplexity), true
+	case "PrivacyMatcher.luhnCheck":
+		if e.ComplexityRoot.PrivacyMatcher.Luhn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Luhn(childComplexity), true
+	case "PrivacyMatcher.modified":
+		if e.ComplexityRoot.PrivacyMatcher.Modified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Modified(childComplexity), true
+	case "PrivacyMatcher.name":
+		if e.ComplexityRoot.PrivacyMatcher.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Name(childComplexity), true
+	case "PrivacyMatcher.pattern":
+		if e.ComplexityRoot.PrivacyMatcher.Pattern == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Pattern(childComplexity), true
+	case "PrivacyMatcher.synonyms":
+		if e.ComplexityRoot.PrivacyMatcher.Synonyms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Synonyms(childComplexity), true
+	case "PrivacyMatcher.target":
+		if e.ComplexityRoot.PrivacyMatcher.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.Target(childComplexity), true
+	case "PrivacyMatcher.updatedAt":
+		if e.ComplexityRoot.PrivacyMatcher.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcher.UpdatedAt(childComplexity), true
+
+	case "PrivacyMatcherDeletePayload.deletedMatcherId":
+		if e.ComplexityRoot.PrivacyMatcherDeletePayload.DeletedMatcherID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcherDeletePayload.DeletedMatcherID(childComplexity), true
+	case "PrivacyMatcherDeletePayload.userErrors":
+		if e.ComplexityRoot.PrivacyMatcherDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcherDeletePayload.UserErrors(childComplexity), true
+
+	case "PrivacyMatcherPayload.matcher":
+		if e.ComplexityRoot.PrivacyMatcherPayload.Matcher == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcherPayload.Matcher(childComplexity), true
+	case "PrivacyMatcherPayload.userErrors":
+		if e.ComplexityRoot.PrivacyMatcherPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyMatcherPayload.UserErrors(childComplexity), true
+
 	case "Query.catalog":
 		if e.ComplexityRoot.Query.Catalog == nil {
 			break
@@ -4111,6 +4605,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Source.Name(childComplexity), true
+	case "Source.privacyBlock":
+		if e.ComplexityRoot.Source.PrivacyBlock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Source.PrivacyBlock(childComplexity), true
 	case "Source.protocols":
 		if e.ComplexityRoot.Source.Protocols == nil {
 			break
@@ -4274,6 +4774,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SourcePayload.UserErrors(childComplexity), true
+
+	case "SourcePrivacyBlockPayload.source":
+		if e.ComplexityRoot.SourcePrivacyBlockPayload.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourcePrivacyBlockPayload.Source(childComplexity), true
+	case "SourcePrivacyBlockPayload.userErrors":
+		if e.ComplexityRoot.SourcePrivacyBlockPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourcePrivacyBlockPayload.UserErrors(childComplexity), true
 
 	case "SourceProtocols.controls":
 		if e.ComplexityRoot.SourceProtocols.Controls == nil {
@@ -5195,6 +5708,45 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Plan(childComplexity), true
+	case "Workspace.privacyInbox":
+		if e.ComplexityRoot.Workspace.PrivacyInbox == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_privacyInbox_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.PrivacyInbox(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Workspace.privacyInventory":
+		if e.ComplexityRoot.Workspace.PrivacyInventory == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_privacyInventory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.PrivacyInventory(childComplexity, args["filter"].(*model.PrivacyInventoryFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Workspace.privacyInventoryCsv":
+		if e.ComplexityRoot.Workspace.PrivacyInventoryCSV == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_privacyInventoryCsv_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.PrivacyInventoryCSV(childComplexity, args["filter"].(*model.PrivacyInventoryFilter)), true
+	case "Workspace.privacyMatchers":
+		if e.ComplexityRoot.Workspace.PrivacyMatchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.PrivacyMatchers(childComplexity), true
 	case "Workspace.slug":
 		if e.ComplexityRoot.Workspace.Slug == nil {
 			break
@@ -5264,6 +5816,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.ViewerCanUpdate(childComplexity), true
+	case "Workspace.viewerCanUpdatePrivacy":
+		if e.ComplexityRoot.Workspace.ViewerCanUpdatePrivacy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerCanUpdatePrivacy(childComplexity), true
+	case "Workspace.viewerHasPiiAccess":
+		if e.ComplexityRoot.Workspace.ViewerHasPiiAccess == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ViewerHasPiiAccess(childComplexity), true
 	case "Workspace.viewerRole":
 		if e.ComplexityRoot.Workspace.ViewerRole == nil {
 			break
@@ -5392,6 +5956,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DestinationCreateInput", ec.unmarshalInputDestinationCreateInput),
 			graphql.NewInputUnmarshaler("DestinationFilter", ec.unmarshalInputDestinationFilter),
 			graphql.NewInputUnmarshaler("DestinationIdInput", ec.unmarshalInputDestinationIdInput),
+			graphql.NewInputUnmarshaler("DestinationPrivacyControlsInput", ec.unmarshalInputDestinationPrivacyControlsInput),
 			graphql.NewInputUnmarshaler("DestinationUpdateInput", ec.unmarshalInputDestinationUpdateInput),
 			graphql.NewInputUnmarshaler("EmailVerifyInput", ec.unmarshalInputEmailVerifyInput),
 			graphql.NewInputUnmarshaler("HealthIssueAcknowledgeInput", ec.unmarshalInputHealthIssueAcknowledgeInput),
@@ -5409,12 +5974,18 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("NotificationSettingsUpdateInput", ec.unmarshalInputNotificationSettingsUpdateInput),
 			graphql.NewInputUnmarshaler("NotificationTypeSettingInput", ec.unmarshalInputNotificationTypeSettingInput),
 			graphql.NewInputUnmarshaler("PasswordChangeInput", ec.unmarshalInputPasswordChangeInput),
+			graphql.NewInputUnmarshaler("PrivacyFieldClassifyInput", ec.unmarshalInputPrivacyFieldClassifyInput),
+			graphql.NewInputUnmarshaler("PrivacyInventoryFilter", ec.unmarshalInputPrivacyInventoryFilter),
+			graphql.NewInputUnmarshaler("PrivacyMatcherCreateInput", ec.unmarshalInputPrivacyMatcherCreateInput),
+			graphql.NewInputUnmarshaler("PrivacyMatcherIdInput", ec.unmarshalInputPrivacyMatcherIdInput),
+			graphql.NewInputUnmarshaler("PrivacyMatcherUpdateInput", ec.unmarshalInputPrivacyMatcherUpdateInput),
 			graphql.NewInputUnmarshaler("SchemaControlsUpdateInput", ec.unmarshalInputSchemaControlsUpdateInput),
 			graphql.NewInputUnmarshaler("SchemaEventArchiveInput", ec.unmarshalInputSchemaEventArchiveInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("SourceCreateInput", ec.unmarshalInputSourceCreateInput),
 			graphql.NewInputUnmarshaler("SourceFilter", ec.unmarshalInputSourceFilter),
 			graphql.NewInputUnmarshaler("SourceIdInput", ec.unmarshalInputSourceIdInput),
+			graphql.NewInputUnmarshaler("SourcePrivacyBlockInput", ec.unmarshalInputSourcePrivacyBlockInput),
 			graphql.NewInputUnmarshaler("SourceUpdateInput", ec.unmarshalInputSourceUpdateInput),
 			graphql.NewInputUnmarshaler("TrackingPlanCreateFromSchemaInput", ec.unmarshalInputTrackingPlanCreateFromSchemaInput),
 			graphql.NewInputUnmarshaler("TrackingPlanCreateInput", ec.unmarshalInputTrackingPlanCreateInput),
@@ -5724,6 +6295,14 @@ enum AuditEventType {
   "An event was archived in, or brought back to, a source's schema."
   SCHEMA_EVENT_ARCHIVED
   BLOCKED_EVENTS_REPLAYED
+  "A Privacy Portal matcher was created, changed, reset or deleted."
+  PRIVACY_MATCHER_CHANGED
+  "Fields of the Privacy Portal were classified."
+  PRIVACY_FIELDS_CLASSIFIED
+  "A source's or destination's privacy controls changed."
+  PRIVACY_CONTROLS_UPDATED
+  "A member was given or lost PII access."
+  PII_ACCESS_CHANGED
 }
 
 input AuditEventFilter {
@@ -6514,6 +7093,8 @@ input InvitationDeclineInput {
 input MemberUpdateInput {
   membershipId: ID!
   role: Role!
+  "Gives the member PII access (values of RED and YELLOW fields shown in clear) or takes it away. Owners."
+  piiAccess: Boolean
 }
 
 input MemberRemoveInput {
@@ -6884,6 +7465,270 @@ type OverviewEdge {
 extend type Workspace {
   "The graph of the overview page: the sources and destinations the viewer may see, and their connections."
   overview: Overview!
+}
+`, BuiltIn: false},
+	{Name: "../schema/privacy.graphqls", Input: `# Privacy Portal: matchers that recognise personal data, the fields seen in events (inbox and
+# inventory), and controls over where personal data goes.
+
+"How sensitive a field is."
+enum PrivacyClassification {
+  "Never to be collected carelessly: card numbers, passwords, social security numbers..."
+  RED
+  "Personal: email addresses, names, addresses..."
+  YELLOW
+  "Not personal."
+  GREEN
+}
+
+"What of a field a matcher looks at."
+enum PrivacyMatcherTarget {
+  KEY
+  VALUE
+  "The key, or else the value."
+  KEY_OR_VALUE
+}
+
+"How a matcher compares keys with its name and synonyms (split at camelCase, snake_case and kebab-case)."
+enum PrivacyKeyMatch {
+  EXACT
+  "The same words, or a key whose letter pairs are more than 70% alike (Dice coefficient over bigrams); synonyms under 5 letters match exactly."
+  SIMILAR
+}
+
+"""
+A matcher recommends a classification for fields whose key is its name or one of its synonyms, or
+whose value matches its pattern. The defaults are Segment's; a workspace may edit, disable and
+reset them, and add its own.
+"""
+type PrivacyMatcher {
+  "A default's name (` + "`" + `credit_card` + "`" + `), or the id of a custom matcher."
+  id: ID!
+  name: String!
+  classification: PrivacyClassification!
+  target: PrivacyMatcherTarget!
+  keyMatch: PrivacyKeyMatch!
+  synonyms: [String!]!
+  "A Go regular expression (RE2) values are matched against; null for none."
+  pattern: String
+  "Card numbers must also pass the Luhn check (the Credit Card default)."
+  luhnCheck: Boolean!
+  isDefault: Boolean!
+  "A default the workspace changed (privacyMatcherReset brings it back)."
+  modified: Boolean!
+  enabled: Boolean!
+  updatedAt: DateTime
+}
+
+"Where a field came from."
+type PrivacyFieldOrigin {
+  source: Source!
+  "The event it came in ('' for identify and group calls)."
+  eventName: String!
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  count: Int!
+}
+
+"A destination a classified field reaches, and what it receives of it."
+type PrivacyFieldDestination {
+  destination: Destination!
+  action: PrivacyAction!
+}
+
+"""
+A field seen in events: a JSON path in properties, traits or context, such as
+` + "`" + `properties.billing.card_number` + "`" + ` (array elements: ` + "`" + `properties.products[].sku` + "`" + `).
+"""
+type PrivacyField {
+  path: String!
+  "What a matcher recommends; null when none recognised it."
+  recommendedClassification: PrivacyClassification
+  "The matcher that recommends it."
+  matcher: PrivacyMatcher
+  "Its classification once chosen; null in the inbox."
+  classification: PrivacyClassification
+  classifiedAt: DateTime
+  "Who classified it; null once they are no longer a member."
+  classifiedBy: User
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+  "How many events carried it."
+  count: Int!
+  "One of its values; ` + "`" + `••••` + "`" + ` for RED and YELLOW fields unless the viewer has PII access."
+  sample: JSON
+  "Its sources and event names."
+  origins: [PrivacyFieldOrigin!]!
+  "The destinations its sources lead to, and what each receives of it (inventory only; empty in the inbox)."
+  destinations: [PrivacyFieldDestination!]!
+}
+
+type PrivacyFieldEdge {
+  cursor: String!
+  node: PrivacyField!
+}
+
+type PrivacyFieldConnection {
+  edges: [PrivacyFieldEdge!]!
+  nodes: [PrivacyField!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"Narrows the inventory (and its CSV export)."
+input PrivacyInventoryFilter {
+  classification: PrivacyClassification
+  "Only fields this source sent."
+  sourceId: ID
+  "Only fields whose path contains this text (case-insensitive)."
+  search: String
+}
+
+"What a source removes from its events before they are stored."
+enum PrivacySourceBlock {
+  NONE
+  "Fields classified RED (or, not yet classified, whose key a matcher recommends RED)."
+  RED
+  "Fields classified RED or YELLOW (or, not yet classified, recommended so by their key)."
+  RED_AND_YELLOW
+}
+
+"What a destination receives of fields of a classification."
+enum PrivacyAction {
+  ALLOW
+  "The field is left out."
+  BLOCK
+  "The value is replaced by its keyed SHA-256 (HMAC, hex) with the workspace's secret salt: equal values hash equal, so joins still work."
+  HASH
+}
+
+"What a destination receives of fields of each classification (fields not classified yet: by their key's recommendation)."
+type PrivacyDestinationControls {
+  red: PrivacyAction!
+  yellow: PrivacyAction!
+  green: PrivacyAction!
+}
+
+extend type Workspace {
+  "Its matchers: the defaults, then its own. Members, owners and admins."
+  privacyMatchers: [PrivacyMatcher!]!
+  "Fields seen in the last 7 days that are not classified yet, by path. Members, owners and admins."
+  privacyInbox(first: Int, after: String, last: Int, before: String): PrivacyFieldConnection!
+  "Classified fields, by path. Members, owners and admins."
+  privacyInventory(filter: PrivacyInventoryFilter, first: Int, after: String, last: Int, before: String): PrivacyFieldConnection!
+  "The inventory as CSV, with the filter applied (samples left out)."
+  privacyInventoryCsv(filter: PrivacyInventoryFilter): String!
+  "Whether the viewer may change the Privacy Portal (owners and admins, on the TEAM and BUSINESS plans)."
+  viewerCanUpdatePrivacy: Boolean!
+  "Whether the viewer sees values of RED and YELLOW fields."
+  viewerHasPiiAccess: Boolean!
+}
+
+extend type Source {
+  "What it removes from its events before they are stored."
+  privacyBlock: PrivacySourceBlock!
+}
+
+extend type Destination {
+  "What it receives of fields of each classification."
+  privacyControls: PrivacyDestinationControls!
+}
+
+extend type Membership {
+  "Whether the member sees values of RED and YELLOW fields (owners by default)."
+  piiAccess: Boolean!
+}
+
+input PrivacyMatcherCreateInput {
+  workspaceId: ID!
+  "1 to 100 characters; matched as a key too."
+  name: String!
+  classification: PrivacyClassification!
+  target: PrivacyMatcherTarget = KEY
+  keyMatch: PrivacyKeyMatch = EXACT
+  synonyms: [String!]
+  "Required when target is VALUE or KEY_OR_VALUE; a pattern that does not compile is a userError."
+  pattern: String
+  enabled: Boolean = true
+}
+
+input PrivacyMatcherUpdateInput {
+  workspaceId: ID!
+  matcherId: ID!
+  name: String
+  classification: PrivacyClassification
+  target: PrivacyMatcherTarget
+  keyMatch: PrivacyKeyMatch
+  "Replaces the synonyms."
+  synonyms: [String!]
+  pattern: String
+  enabled: Boolean
+}
+
+input PrivacyMatcherIdInput {
+  workspaceId: ID!
+  matcherId: ID!
+}
+
+type PrivacyMatcherPayload {
+  matcher: PrivacyMatcher
+  userErrors: [UserError!]!
+}
+
+type PrivacyMatcherDeletePayload {
+  deletedMatcherId: ID
+  userErrors: [UserError!]!
+}
+
+input PrivacyFieldClassifyInput {
+  workspaceId: ID!
+  "Paths of fields seen in the workspace, 1 to 500."
+  fields: [String!]!
+  classification: PrivacyClassification!
+}
+
+type PrivacyFieldClassifyPayload {
+  "How many fields were classified."
+  count: Int!
+  userErrors: [UserError!]!
+}
+
+input SourcePrivacyBlockInput {
+  sourceId: ID!
+  block: PrivacySourceBlock!
+}
+
+type SourcePrivacyBlockPayload {
+  source: Source
+  userErrors: [UserError!]!
+}
+
+input DestinationPrivacyControlsInput {
+  destinationId: ID!
+  red: PrivacyAction
+  yellow: PrivacyAction
+  green: PrivacyAction
+}
+
+type DestinationPrivacyControlsPayload {
+  destination: Destination
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Adds a custom matcher (up to 200 per workspace). Owners and admins, on the TEAM and BUSINESS plans."
+  privacyMatcherCreate(input: PrivacyMatcherCreateInput!): PrivacyMatcherPayload!
+  "Changes a matcher, a default one included (disable it with enabled: false)."
+  privacyMatcherUpdate(input: PrivacyMatcherUpdateInput!): PrivacyMatcherPayload!
+  "Brings a default matcher back as shipped."
+  privacyMatcherReset(input: PrivacyMatcherIdInput!): PrivacyMatcherPayload!
+  "Deletes a custom matcher."
+  privacyMatcherDelete(input: PrivacyMatcherIdInput!): PrivacyMatcherDeletePayload!
+  "Classifies fields: they leave the inbox for the inventory."
+  privacyFieldClassify(input: PrivacyFieldClassifyInput!): PrivacyFieldClassifyPayload!
+  "Sets what a source removes from its events before they are stored."
+  sourcePrivacyBlockUpdate(input: SourcePrivacyBlockInput!): SourcePrivacyBlockPayload!
+  "Sets what a destination receives of fields of each classification."
+  destinationPrivacyControlsUpdate(input: DestinationPrivacyControlsInput!): DestinationPrivacyControlsPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/protocols.graphqls", Input: `# Protocols: tracking plans, schema controls, violations, blocked events, and each source's schema.
@@ -8220,6 +9065,8 @@ func (ec *executionContext) childFields_Destination(ctx context.Context, field g
 		return ec.fieldContext_Destination_deliveryStats(ctx, field)
 	case "deliveryAttempts":
 		return ec.fieldContext_Destination_deliveryAttempts(ctx, field)
+	case "privacyControls":
+		return ec.fieldContext_Destination_privacyControls(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Destination", field.Name)
 }
@@ -8266,6 +9113,16 @@ func (ec *executionContext) childFields_DestinationPayload(ctx context.Context, 
 		return ec.fieldContext_DestinationPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DestinationPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DestinationPrivacyControlsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_DestinationPrivacyControlsPayload_destination(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DestinationPrivacyControlsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DestinationPrivacyControlsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_DiscardCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8592,6 +9449,8 @@ func (ec *executionContext) childFields_Membership(ctx context.Context, field gr
 		return ec.fieldContext_Membership_viewerCanUpdate(ctx, field)
 	case "viewerCanDelete":
 		return ec.fieldContext_Membership_viewerCanDelete(ctx, field)
+	case "piiAccess":
+		return ec.fieldContext_Membership_piiAccess(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Membership", field.Name)
 }
@@ -8826,6 +9685,158 @@ func (ec *executionContext) childFields_PlanDetails(ctx context.Context, field g
 		return ec.fieldContext_PlanDetails_mtusPerMonth(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PlanDetails", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyDestinationControls(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "red":
+		return ec.fieldContext_PrivacyDestinationControls_red(ctx, field)
+	case "yellow":
+		return ec.fieldContext_PrivacyDestinationControls_yellow(ctx, field)
+	case "green":
+		return ec.fieldContext_PrivacyDestinationControls_green(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyDestinationControls", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_PrivacyField_path(ctx, field)
+	case "recommendedClassification":
+		return ec.fieldContext_PrivacyField_recommendedClassification(ctx, field)
+	case "matcher":
+		return ec.fieldContext_PrivacyField_matcher(ctx, field)
+	case "classification":
+		return ec.fieldContext_PrivacyField_classification(ctx, field)
+	case "classifiedAt":
+		return ec.fieldContext_PrivacyField_classifiedAt(ctx, field)
+	case "classifiedBy":
+		return ec.fieldContext_PrivacyField_classifiedBy(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_PrivacyField_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_PrivacyField_lastSeenAt(ctx, field)
+	case "count":
+		return ec.fieldContext_PrivacyField_count(ctx, field)
+	case "sample":
+		return ec.fieldContext_PrivacyField_sample(ctx, field)
+	case "origins":
+		return ec.fieldContext_PrivacyField_origins(ctx, field)
+	case "destinations":
+		return ec.fieldContext_PrivacyField_destinations(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyField", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyFieldClassifyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_PrivacyFieldClassifyPayload_count(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PrivacyFieldClassifyPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyFieldClassifyPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyFieldConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PrivacyFieldConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_PrivacyFieldConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PrivacyFieldConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PrivacyFieldConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyFieldConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyFieldDestination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_PrivacyFieldDestination_destination(ctx, field)
+	case "action":
+		return ec.fieldContext_PrivacyFieldDestination_action(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyFieldDestination", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyFieldEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PrivacyFieldEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PrivacyFieldEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyFieldEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyFieldOrigin(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_PrivacyFieldOrigin_source(ctx, field)
+	case "eventName":
+		return ec.fieldContext_PrivacyFieldOrigin_eventName(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_PrivacyFieldOrigin_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_PrivacyFieldOrigin_lastSeenAt(ctx, field)
+	case "count":
+		return ec.fieldContext_PrivacyFieldOrigin_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyFieldOrigin", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyMatcher(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PrivacyMatcher_id(ctx, field)
+	case "name":
+		return ec.fieldContext_PrivacyMatcher_name(ctx, field)
+	case "classification":
+		return ec.fieldContext_PrivacyMatcher_classification(ctx, field)
+	case "target":
+		return ec.fieldContext_PrivacyMatcher_target(ctx, field)
+	case "keyMatch":
+		return ec.fieldContext_PrivacyMatcher_keyMatch(ctx, field)
+	case "synonyms":
+		return ec.fieldContext_PrivacyMatcher_synonyms(ctx, field)
+	case "pattern":
+		return ec.fieldContext_PrivacyMatcher_pattern(ctx, field)
+	case "luhnCheck":
+		return ec.fieldContext_PrivacyMatcher_luhnCheck(ctx, field)
+	case "isDefault":
+		return ec.fieldContext_PrivacyMatcher_isDefault(ctx, field)
+	case "modified":
+		return ec.fieldContext_PrivacyMatcher_modified(ctx, field)
+	case "enabled":
+		return ec.fieldContext_PrivacyMatcher_enabled(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_PrivacyMatcher_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcher", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyMatcherDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedMatcherId":
+		return ec.fieldContext_PrivacyMatcherDeletePayload_deletedMatcherId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PrivacyMatcherDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcherDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyMatcherPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "matcher":
+		return ec.fieldContext_PrivacyMatcherPayload_matcher(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_PrivacyMatcherPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcherPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -9068,6 +10079,8 @@ func (ec *executionContext) childFields_Source(ctx context.Context, field graphq
 		return ec.fieldContext_Source_recentEvents(ctx, field)
 	case "ingestStats":
 		return ec.fieldContext_Source_ingestStats(ctx, field)
+	case "privacyBlock":
+		return ec.fieldContext_Source_privacyBlock(ctx, field)
 	case "protocols":
 		return ec.fieldContext_Source_protocols(ctx, field)
 	case "schema":
@@ -9120,6 +10133,16 @@ func (ec *executionContext) childFields_SourcePayload(ctx context.Context, field
 		return ec.fieldContext_SourcePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourcePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SourcePrivacyBlockPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_SourcePrivacyBlockPayload_source(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SourcePrivacyBlockPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourcePrivacyBlockPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SourceProtocols(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -9542,6 +10565,18 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_healthIssueGroups(ctx, field)
 	case "overview":
 		return ec.fieldContext_Workspace_overview(ctx, field)
+	case "privacyMatchers":
+		return ec.fieldContext_Workspace_privacyMatchers(ctx, field)
+	case "privacyInbox":
+		return ec.fieldContext_Workspace_privacyInbox(ctx, field)
+	case "privacyInventory":
+		return ec.fieldContext_Workspace_privacyInventory(ctx, field)
+	case "privacyInventoryCsv":
+		return ec.fieldContext_Workspace_privacyInventoryCsv(ctx, field)
+	case "viewerCanUpdatePrivacy":
+		return ec.fieldContext_Workspace_viewerCanUpdatePrivacy(ctx, field)
+	case "viewerHasPiiAccess":
+		return ec.fieldContext_Workspace_viewerHasPiiAccess(ctx, field)
 	case "trackingPlans":
 		return ec.fieldContext_Workspace_trackingPlans(ctx, field)
 	case "sources":

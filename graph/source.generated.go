@@ -45,6 +45,7 @@ type SourceResolver interface {
 	ViewerCanDelete(ctx context.Context, obj *source.Source) (bool, error)
 	RecentEvents(ctx context.Context, obj *source.Source, first *int, after *string, last *int, before *string, typeArg *ingest.Type, status *model.EventStatus, search *string) (*model.EventConnection, error)
 	IngestStats(ctx context.Context, obj *source.Source) (*model.IngestStats, error)
+	PrivacyBlock(ctx context.Context, obj *source.Source) (model.PrivacySourceBlock, error)
 	Protocols(ctx context.Context, obj *source.Source) (*protocols.SourceSettings, error)
 	Schema(ctx context.Context, obj *source.Source, first *int, after *string, last *int, before *string, typeArg *ingest.Type, search *string, includeArchived *bool) (*model.SchemaEventConnection, error)
 	Violations(ctx context.Context, obj *source.Source, since *time.Time, until *time.Time, eventName *string, first *int, after *string, last *int, before *string) (*model.ViolationConnection, error)
@@ -864,6 +865,29 @@ func (ec *executionContext) fieldContext_Source_ingestStats(_ context.Context, f
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Source_privacyBlock(ctx context.Context, field graphql.CollectedField, obj *source.Source) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Source_privacyBlock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Source().PrivacyBlock(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PrivacySourceBlock) graphql.Marshaler {
+			return ec.marshalNPrivacySourceBlock2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacySourceBlock(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Source_privacyBlock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Source", field, true, true, "PrivacySourceBlock")
 }
 
 func (ec *executionContext) _Source_protocols(ctx context.Context, field graphql.CollectedField, obj *source.Source) (ret graphql.Marshaler) {
@@ -1899,6 +1923,12 @@ func (ec *executionContext) _Source(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Source_ingestStats(ctx, field, obj)
+				})
+		case "privacyBlock":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Source_privacyBlock(ctx, field, obj)
 				})
 		case "protocols":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

@@ -16,6 +16,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
@@ -266,6 +267,18 @@ type DestinationPayload struct {
 	UserErrors  []*UserError             `json:"userErrors"`
 }
 
+type DestinationPrivacyControlsInput struct {
+	DestinationID string          `json:"destinationId"`
+	Red           *privacy.Action `json:"red,omitempty"`
+	Yellow        *privacy.Action `json:"yellow,omitempty"`
+	Green         *privacy.Action `json:"green,omitempty"`
+}
+
+type DestinationPrivacyControlsPayload struct {
+	Destination *destination.Destination `json:"destination,omitempty"`
+	UserErrors  []*UserError             `json:"userErrors"`
+}
+
 type DestinationUpdateInput struct {
 	DestinationID string  `json:"destinationId"`
 	Name          *string `json:"name,omitempty"`
@@ -459,6 +472,8 @@ type MemberRemovePayload struct {
 type MemberUpdateInput struct {
 	MembershipID string    `json:"membershipId"`
 	Role         auth.Role `json:"role"`
+	// Gives the member PII access (values of RED and YELLOW fields shown in clear) or takes it away. Owners.
+	PiiAccess *bool `json:"piiAccess,omitempty"`
 }
 
 type MembershipConnection struct {
@@ -588,6 +603,81 @@ type PasswordChangePayload struct {
 	// How many of the viewer's other sessions were ended.
 	SessionsEnded int          `json:"sessionsEnded"`
 	UserErrors    []*UserError `json:"userErrors"`
+}
+
+type PrivacyFieldClassifyInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// Paths of fields seen in the workspace, 1 to 500.
+	Fields         []string               `json:"fields"`
+	Classification privacy.Classification `json:"classification"`
+}
+
+type PrivacyFieldClassifyPayload struct {
+	// How many fields were classified.
+	Count      int          `json:"count"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type PrivacyFieldConnection struct {
+	Edges      []*PrivacyFieldEdge `json:"edges"`
+	Nodes      []*privacy.Field    `json:"nodes"`
+	PageInfo   *relay.PageInfo     `json:"pageInfo"`
+	TotalCount int                 `json:"totalCount"`
+}
+
+type PrivacyFieldEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *privacy.Field `json:"node"`
+}
+
+// Narrows the inventory (and its CSV export).
+type PrivacyInventoryFilter struct {
+	Classification *privacy.Classification `json:"classification,omitempty"`
+	// Only fields this source sent.
+	SourceID *string `json:"sourceId,omitempty"`
+	// Only fields whose path contains this text (case-insensitive).
+	Search *string `json:"search,omitempty"`
+}
+
+type PrivacyMatcherCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// 1 to 100 characters; matched as a key too.
+	Name           string                 `json:"name"`
+	Classification privacy.Classification `json:"classification"`
+	Target         *privacy.Target        `json:"target,omitempty"`
+	KeyMatch       *privacy.KeyMatch      `json:"keyMatch,omitempty"`
+	Synonyms       []string               `json:"synonyms,omitempty"`
+	// Required when target is VALUE or KEY_OR_VALUE; a pattern that does not compile is a userError.
+	Pattern *string `json:"pattern,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+}
+
+type PrivacyMatcherDeletePayload struct {
+	DeletedMatcherID *string      `json:"deletedMatcherId,omitempty"`
+	UserErrors       []*UserError `json:"userErrors"`
+}
+
+type PrivacyMatcherIDInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	MatcherID   string `json:"matcherId"`
+}
+
+type PrivacyMatcherPayload struct {
+	Matcher    *privacy.Matcher `json:"matcher,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type PrivacyMatcherUpdateInput struct {
+	WorkspaceID    string                  `json:"workspaceId"`
+	MatcherID      string                  `json:"matcherId"`
+	Name           *string                 `json:"name,omitempty"`
+	Classification *privacy.Classification `json:"classification,omitempty"`
+	Target         *privacy.Target         `json:"target,omitempty"`
+	KeyMatch       *privacy.KeyMatch       `json:"keyMatch,omitempty"`
+	// Replaces the synonyms.
+	Synonyms []string `json:"synonyms,omitempty"`
+	Pattern  *string  `json:"pattern,omitempty"`
+	Enabled  *bool    `json:"enabled,omitempty"`
 }
 
 type Query struct {
@@ -724,6 +814,16 @@ type SourceIDInput struct {
 }
 
 type SourcePayload struct {
+	Source     *source.Source `json:"source,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
+}
+
+type SourcePrivacyBlockInput struct {
+	SourceID string             `json:"sourceId"`
+	Block    PrivacySourceBlock `json:"block"`
+}
+
+type SourcePrivacyBlockPayload struct {
 	Source     *source.Source `json:"source,omitempty"`
 	UserErrors []*UserError   `json:"userErrors"`
 }
@@ -1353,6 +1453,66 @@ func (e *OverviewNodeKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e OverviewNodeKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a source removes from its events before they are stored.
+type PrivacySourceBlock string
+
+const (
+	PrivacySourceBlockNone PrivacySourceBlock = "NONE"
+	// Fields classified RED (or, not yet classified, whose key a matcher recommends RED).
+	PrivacySourceBlockRed PrivacySourceBlock = "RED"
+	// Fields classified RED or YELLOW (or, not yet classified, recommended so by their key).
+	PrivacySourceBlockRedAndYellow PrivacySourceBlock = "RED_AND_YELLOW"
+)
+
+var AllPrivacySourceBlock = []PrivacySourceBlock{
+	PrivacySourceBlockNone,
+	PrivacySourceBlockRed,
+	PrivacySourceBlockRedAndYellow,
+}
+
+func (e PrivacySourceBlock) IsValid() bool {
+	switch e {
+	case PrivacySourceBlockNone, PrivacySourceBlockRed, PrivacySourceBlockRedAndYellow:
+		return true
+	}
+	return false
+}
+
+func (e PrivacySourceBlock) String() string {
+	return string(e)
+}
+
+func (e *PrivacySourceBlock) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PrivacySourceBlock(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PrivacySourceBlock", str)
+	}
+	return nil
+}
+
+func (e PrivacySourceBlock) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PrivacySourceBlock) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PrivacySourceBlock) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -43,6 +43,7 @@ import (
 	"github.com/junctioncdp/junction/internal/mail"
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/obs"
+	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/replica"
@@ -73,6 +74,7 @@ type App struct {
 	notify     *notify.Service
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
+	privacy    *privacy.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
 	// leading wakes the periodic work when this replica becomes the one that runs it.
@@ -147,12 +149,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod, box)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
+	a.privacy = privacy.New(d, workspaces, box, log)
+	a.privacy.RecordHealth = a.health.Record
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
-			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second}},
+			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second},
+			{Hear: a.privacy.Committed, Every: time.Second}},
 		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
-		Stages: []ingest.Stage{a.protocols.Stage()}})
+		// The Privacy Portal then notes fields and removes those the source blocks, walking the
+		// payload the tracking plan's stage decoded.
+		Stages: []ingest.Stage{a.protocols.Stage(), a.privacy.Stage()}})
 	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
@@ -173,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
+		a.privacy.ForgetAll()
 		a.reaper.Wake()
 		a.signal("workspace.deleted", id, nil)
 	}
@@ -187,11 +195,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.delivery = delivery.New(d, dests, delivery.Options{
 		Policy:      delivery.Policy{MaxAttempts: cfg.DeliveryMaxAttempts, MaxAge: cfg.DeliveryMaxAge, BaseBackoff: cfg.DeliveryBackoff, MaxBackoff: 30 * time.Minute},
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
+		Outgoing: a.privacy.Outgoing,
 	})
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
 	a.protocols.Publish = a.notify.Publish
+	a.privacy.Publish = a.notify.Publish
 	sources.OnChange = func(id string) {
 		a.reaper.Wake()
 		a.ingest.ForgetSource(id)
@@ -213,7 +223,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		}
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Privacy: a.privacy, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 

@@ -1032,6 +1032,92 @@ func permissionTable() []*permRow {
 			ghost: noDestination, want: adminsOnly, check: permCheckGone("destinationDelete.deletedDestinationId"),
 		},
 
+		// Privacy Portal: members read (the walk), owners and admins change (W is on BUSINESS, which has it).
+		{
+			root: "Mutation", field: "privacyMatcherCreate", query: permMutation("privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "name": "Matcher by " + c.p.String(), "classification": "RED"})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "name": "x", "classification": "RED"})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "privacyMatcherUpdate", query: permMutation("privacyMatcherUpdate", "PrivacyMatcherUpdateInput", "matcher { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "matcherId": "email", "synonyms": []string{"mail of " + c.p.String()}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "matcherId": "email", "enabled": false})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "privacyMatcherReset", query: permMutation("privacyMatcherReset", "PrivacyMatcherIdInput", "matcher { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "matcherId": "email"})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "matcherId": "email"})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "privacyMatcherDelete", query: permMutation("privacyMatcherDelete", "PrivacyMatcherIdInput", "deletedMatcherId"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				d := c.must(t, c.users[asOwner].session, permMutation("privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }"),
+					permInput(map[string]any{"workspaceId": c.w.id, "name": c.slug("matcher"), "classification": "YELLOW"}))
+				return permInput(map[string]any{"workspaceId": c.w.id, "matcherId": permStr(d, "privacyMatcherCreate.matcher.id")})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "matcherId": id.New("pm")})
+			},
+			want: adminsOnly,
+		},
+		{
+			// No field was seen by this name: those who may classify are told so in userErrors.
+			root: "Mutation", field: "privacyFieldClassify", query: permMutation("privacyFieldClassify", "PrivacyFieldClassifyInput", "count"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "fields": []string{"properties.never_seen"}, "classification": "RED"})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "fields": []string{"properties.x"}, "classification": "RED"})
+			},
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: denyForbidden, asAdmin: allowedWithUserError("INVALID"), asOwner: allowedWithUserError("INVALID"),
+				asSourceAdmin: denyForbidden, asToken: allowedWithUserError("INVALID"),
+			},
+		},
+		{
+			root: "Mutation", field: "sourcePrivacyBlockUpdate", query: permMutation("sourcePrivacyBlockUpdate", "SourcePrivacyBlockInput", "source { id privacyBlock }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"sourceId": c.w.sources[permProd], "block": "NONE"})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"sourceId": id.New("src"), "block": "RED"})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "destinationPrivacyControlsUpdate", query: permMutation("destinationPrivacyControlsUpdate", "DestinationPrivacyControlsInput", "destination { id privacyControls { red } }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"destinationId": c.w.destination, "red": "ALLOW"})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"destinationId": id.New("dst"), "red": "BLOCK"})
+			},
+			want: adminsOnly,
+		},
+
 		// Protocols: members read, owners and admins change (W is on BUSINESS, which has it).
 		{
 			root: "Mutation", field: "trackingPlanCreate", query: permMutation("trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id name }"),

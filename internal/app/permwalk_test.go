@@ -227,12 +227,13 @@ var walkFieldRules = map[string]map[string]walkRule{
 	// invitation(token:) answers whoever holds the secret, which the walk's viewers do not.
 	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
 	"Workspace": walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
-		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans`),
+		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans
+		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess`),
 		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
 	"User":              walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
-	"Membership":        walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete"),
+	"Membership":        walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete piiAccess"),
 	"ResourceGrant":     walkOpen("id role sourceId label createdAt"),
 	"Invitation":        walkOpen("id email role status workspaceName invitedBy createdAt expiresAt viewerCanAccept viewerCanRevoke"),
 	"AccessToken":       walkOpen("id name role createdBy createdAt lastUsedAt expiresAt revokedAt viewerCanRevoke"),
@@ -242,9 +243,9 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"CatalogEntry":      walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
 	"SettingDefinition": walkOpen("name label type required secret default description options min max"),
 	"ServerInfo":        walkOpen("version startedAt now emailEnabled"),
-	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings secretSettings webhookPath writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations`),
+	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings secretSettings webhookPath writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations privacyBlock`),
 	"WriteKey":          walkOpen("key createdAt revokedAt"),
-	"Destination":       walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts`),
+	"Destination":       walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts privacyControls`),
 	"SecretSetting":     walkOpen("name isSet"),
 	"Connection":        walkOpen("id source destination enabled createdAt createdBy viewerCanUpdate"),
 	"Event":             walkOpen("id type messageId event userId anonymousId receivedAt timestamp status discardReason discardMessage payload violations replayedAt"),
@@ -286,6 +287,14 @@ var walkFieldRules = map[string]map[string]walkRule{
 	// Only reached from subscriptions; the liveEvents leak selects it. Who may subscribe at all is
 	// TestPermissions' table; what the messages hold are the types above.
 	"LiveEvent": walkOpen("sourceId event"),
+	// Privacy Portal: members read matchers, inbox and inventory (MINIMAL members see them empty);
+	// whoever sees a source or destination reads its controls; values are masked without PII
+	// access (TestPrivacyMasking).
+	"PrivacyMatcher":             walkOpen("id name classification target keyMatch synonyms pattern luhnCheck isDefault modified enabled updatedAt"),
+	"PrivacyField":               walkOpen("path recommendedClassification matcher classification classifiedAt classifiedBy firstSeenAt lastSeenAt count sample origins destinations"),
+	"PrivacyFieldOrigin":         walkOpen("source eventName firstSeenAt lastSeenAt count"),
+	"PrivacyFieldDestination":    walkOpen("destination action"),
+	"PrivacyDestinationControls": walkOpen("red yellow green"),
 }
 
 // walkArgs gives the required arguments of fields, which the walk cannot invent.

@@ -34,7 +34,10 @@ type Options struct {
 	// OnAttempts is called after attempts are committed (health issues), on the lane's recorder,
 	// never on the tracking API's writer.
 	OnAttempts func(ctx context.Context, attempts []Attempt)
-	Logger     *slog.Logger
+	// Outgoing changes an event's payload before it is prepared for a destination (the Privacy
+	// Portal's destination controls: fields blocked or hashed); it tells whether it did.
+	Outgoing func(ctx context.Context, destinationID string, payload map[string]any) bool
+	Logger   *slog.Logger
 }
 
 // Engine runs one lane per enabled destination.

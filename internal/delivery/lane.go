@@ -369,6 +369,11 @@ func (s *scheduler) add(cfg *laneConfig, p *pending) {
 		s.settle(p, nil)
 		return
 	}
+	if f := s.l.e.opt.Outgoing; f != nil && f(s.ctx, s.l.id, p.ev.Payload) {
+		if raw, err := json.Marshal(p.ev.Payload); err == nil {
+			p.ev.Raw = raw
+		}
+	}
 	part, err := cfg.conn.Prepare(cfg.Config, p.ev)
 	var sk *skip
 	switch {

@@ -279,6 +279,8 @@ type Sample struct {
 	EventID    string  `db:"event_id"`
 	ReceivedAt db.Time `db:"received_at"`
 	Payload    string  `db:"payload"`
+	// WorkspaceID is the violation's, for masking the payload.
+	WorkspaceID string `db:"-"`
 }
 
 // ViolationFilter narrows violations: received in [Since, Until), of an event name.
@@ -358,6 +360,7 @@ func (s *Service) violations(ctx context.Context, a *workspace.Access, which str
 	}
 	for _, x := range samples {
 		if v := index[x.Key]; v != nil {
+			x.Sample.WorkspaceID = v.WorkspaceID
 			v.Samples = append(v.Samples, x.Sample)
 		}
 	}
