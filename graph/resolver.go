@@ -12,6 +12,7 @@ import (
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -30,5 +31,6 @@ type Resolver struct {
 	Health       *health.Service
 	Notify       *notify.Service
 	Protocols    *protocols.Service
+	Regulator    *regulation.Service
 	Bus          *bus.Bus
 }

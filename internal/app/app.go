@@ -44,6 +44,7 @@ import (
 	"github.com/junctioncdp/junction/internal/obs"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -71,6 +72,7 @@ type App struct {
 	notify     *notify.Service
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
+	regulator  *regulation.Service
 	egress     *egress.Filter
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
@@ -138,12 +140,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
+	// Regulations: suppression is the first ingest stage (no later stage sees a suppressed
+	// event); deletion runs each domain's steps, the event log's with what delivery and
+	// protocols derived from its events.
+	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
+	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples), delivery.ForgetRequests,
+		protocols.ForgetSamples, ingest.ForgetIdentities)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
 			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second}},
 		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
-		Stages: []ingest.Stage{a.protocols.Stage()}})
+		Stages: []ingest.Stage{a.regulator.Stage(), a.protocols.Stage()}})
 	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
@@ -195,7 +203,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
+		Regulator: a.regulator, Bus: a.bus}
 	a.delivery.Start()
 
 	a.ws = &gqlws.Transport{
@@ -237,6 +246,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
 	route("GET /metrics", "metrics", a.metrics.Handler())
 	route("/v1/", "tracking", a.ingest)
+	route("/v1/regulations", "regulations", authSvc.Middleware(a.regulator.Handler()))
+	route("/v1/regulations/", "regulations", authSvc.Middleware(a.regulator.Handler()))
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil
@@ -267,7 +278,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.egress.Listening(ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.background.Add(3)
+	a.background.Add(4)
 	go a.pruneEvents()
 	go a.resolveHealth()
 	go func() {
@@ -275,6 +286,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-a.stop; cancel() }()
 		a.reaper.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.background.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-a.stop; cancel() }()
+		a.regulator.Run(ctx, min(time.Minute, max(a.cfg.RegulationDelay/4, 50*time.Millisecond)))
 	}()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
 		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL,

@@ -1,0 +1,297 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
+)
+
+// regFields is what the tests read of a regulation.
+const regFields = `id type subjectType subjectCount subjects status rowsDeleted notBefore createdAt startedAt finishedAt canceledAt
+	createdBy { id } viewerCanCancel destinations { destinationId name status attempts error destination { id } }`
+
+// regCreate makes a regulation as the holder of tok and returns the payload.
+func regCreate(tb testing.TB, s *server, tok, wsID, typ, subjectType string, subjects ...string) map[string]any {
+	tb.Helper()
+	d := dlvData(tb, dlvPost(tb, s, tok, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { `+regFields+` }
+		userErrors { field message code } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": wsID, "type": typ, "subjectType": subjectType, "subjects": subjects}}))
+	return trkObj(d, "regulationCreate")
+}
+
+// regWantCreated makes a regulation and wants it made.
+func regWantCreated(tb testing.TB, s *server, tok, wsID, typ, subjectType string, subjects ...string) map[string]any {
+	tb.Helper()
+	p := regCreate(tb, s, tok, wsID, typ, subjectType, subjects...)
+	if errs, _ := p["userErrors"].([]any); len(errs) > 0 || p["regulation"] == nil {
+		tb.Fatalf("regulationCreate %s: %v", typ, p)
+	}
+	return trkObj(p, "regulation")
+}
+
+// regGet reads a regulation by node(id).
+func regGet(tb testing.TB, s *server, tok, id string) map[string]any {
+	tb.Helper()
+	d := dlvData(tb, dlvPost(tb, s, tok, `query($id: ID!) { node(id: $id) { ... on Regulation { `+regFields+` } } }`, map[string]any{"id": id}))
+	return trkObj(d, "node")
+}
+
+// regWaitStatus waits until a regulation has left INITIALIZED and RUNNING, and returns it.
+func regWaitDone(tb testing.TB, s *server, tok, id string) map[string]any {
+	tb.Helper()
+	var r map[string]any
+	dlvWait(tb, "regulation "+id+" to finish", 20*time.Second, func() bool {
+		r = regGet(tb, s, tok, id)
+		return r["status"] != "INITIALIZED" && r["status"] != "RUNNING"
+	})
+	return r
+}
+
+func regUserErrorCodes(p map[string]any) []string {
+	var out []string
+	errs, _ := p["userErrors"].([]any)
+	for _, e := range errs {
+		out = append(out, trkStr(e, "field")+":"+trkStr(e, "code"))
+	}
+	return out
+}
+
+// regLater keeps deletions waiting (they can be canceled meanwhile).
+func regLater(c *config.Config) { c.RegulationDelay = time.Hour }
+
+// regNow starts deletions at once.
+func regNow(c *config.Config) { c.RegulationDelay = 0 }
+
+func TestRegulations(t *testing.T) {
+	s := startServer(t, regLater, func(c *config.Config) { c.RegulationMonthlySubjects = 30 })
+	owner := dlvNewEnv(t, s, "reg-owner")
+	admin := owner.member(t, "reg-admin@example.com", "ADMIN")
+	member := owner.member(t, "reg-member@example.com", "MEMBER")
+
+	t.Run("SuppressOnlyFinishesAtOnceAndKeepsHashesOnly", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", "user-a", " user-a ", "user-b")
+		if r["status"] != "FINISHED" || trkInt(r["subjectCount"]) != 2 || len(r["subjects"].([]any)) != 0 || r["finishedAt"] == nil {
+			t.Fatalf("SUPPRESS_ONLY: %v", r)
+		}
+		if r["viewerCanCancel"] != false || trkStr(r, "createdBy.id") != owner.userID {
+			t.Fatalf("SUPPRESS_ONLY: %v", r)
+		}
+		var clear int
+		if err := s.App.DB().Get(t.Context(), &clear, `SELECT COUNT(*) FROM regulation_subjects WHERE subject IS NOT NULL`); err != nil || clear != 0 {
+			t.Fatalf("subjects in clear: %d %v", clear, err)
+		}
+	})
+
+	t.Run("DeletionWaitsAndShowsItsSubjects", func(t *testing.T) {
+		for _, typ := range []string{"DELETE_INTERNAL", "DELETE_ONLY", "SUPPRESS_WITH_DELETE"} {
+			r := regWantCreated(t, s, admin, owner.wsID, typ, "ANONYMOUS_ID", "anon-"+strings.ToLower(typ))
+			if r["status"] != "INITIALIZED" || r["viewerCanCancel"] != true || r["startedAt"] != nil {
+				t.Fatalf("%s: %v", typ, r)
+			}
+			if got := r["subjects"].([]any); len(got) != 1 || got[0] != "anon-"+strings.ToLower(typ) {
+				t.Fatalf("%s subjects: %v", typ, got)
+			}
+			if nb := trkTime(t, r["notBefore"]); nb.Before(time.Now().Add(50 * time.Minute)) {
+				t.Fatalf("%s notBefore %v: want about an hour from now", typ, nb)
+			}
+		}
+	})
+
+	t.Run("UnsuppressFinishesAtOnce", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "UNSUPPRESS", "USER_ID", "user-b")
+		if r["status"] != "FINISHED" {
+			t.Fatalf("UNSUPPRESS: %v", r)
+		}
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			subjectType string
+			subjects    []string
+			want        string
+		}{
+			"NoSubjects":   {"USER_ID", []string{}, "subjects:REQUIRED"},
+			"EmptySubject": {"USER_ID", []string{"  "}, "subjects:REQUIRED"},
+			"NotAnEmail":   {"EMAIL", []string{"nobody"}, "subjects:INVALID"},
+			"TooLong":      {"USER_ID", []string{strings.Repeat("x", 1025)}, "subjects:TOO_LONG"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				p := regCreate(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", c.subjectType, c.subjects...)
+				if got := regUserErrorCodes(p); len(got) != 1 || got[0] != c.want || p["regulation"] != nil {
+					t.Fatalf("got %v, want %s", got, c.want)
+				}
+			})
+		}
+	})
+
+	t.Run("MonthlyCap", func(t *testing.T) {
+		// 2 + 3 subjects so far this month (UNSUPPRESS is free); the cap is 30.
+		var subjects []string
+		for i := range 26 {
+			subjects = append(subjects, "cap-"+string(rune('a'+i)))
+		}
+		p := regCreate(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", subjects...)
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "subjects:NOT_ALLOWED" {
+			t.Fatalf("over the cap: %v", p)
+		}
+		regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", subjects[:15]...)
+		regWantCreated(t, s, owner.tok, owner.wsID, "UNSUPPRESS", "USER_ID", subjects[:15]...)
+	})
+
+	t.Run("Rights", func(t *testing.T) {
+		r := dlvPost(t, s, member, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": owner.wsID, "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"x"}}})
+		if r.errorCode() != "FORBIDDEN" {
+			t.Fatalf("member creates: %s", r.Raw)
+		}
+		d := dlvData(t, dlvPost(t, s, member, `query($slug: String!) { workspace(slug: $slug) { regulations(first: 50) { totalCount
+			nodes { id status viewerCanCancel subjects } } } }`, map[string]any{"slug": owner.slug}))
+		nodes := trkPath(d, "workspace.regulations.nodes").([]any)
+		if trkInt(trkPath(d, "workspace.regulations.totalCount")) != len(nodes) || len(nodes) != 7 {
+			t.Fatalf("member reads: %v", d)
+		}
+		for _, n := range nodes {
+			if n.(map[string]any)["viewerCanCancel"] != false {
+				t.Fatalf("member may cancel: %v", n)
+			}
+		}
+	})
+
+	t.Run("FilterAndPaging", func(t *testing.T) {
+		d := owner.gql(t, `query($slug: String!) { workspace(slug: $slug) { regulations(first: 2, filter: {types: [SUPPRESS_ONLY, UNSUPPRESS], statuses: [FINISHED]}) {
+			totalCount pageInfo { hasNextPage endCursor } nodes { id type } } } }`, map[string]any{"slug": owner.slug})
+		c := trkObj(d, "workspace.regulations")
+		if trkInt(c["totalCount"]) != 4 || trkPath(c, "pageInfo.hasNextPage") != true || len(c["nodes"].([]any)) != 2 {
+			t.Fatalf("filtered: %v", c)
+		}
+		d = owner.gql(t, `query($slug: String!, $after: String) { workspace(slug: $slug) { regulations(first: 10, after: $after, filter: {types: [SUPPRESS_ONLY, UNSUPPRESS]}) {
+			nodes { id type } } } }`, map[string]any{"slug": owner.slug, "after": trkStr(c, "pageInfo.endCursor")})
+		if n := len(trkPath(d, "workspace.regulations.nodes").([]any)); n != 2 {
+			t.Fatalf("second page: %v", d)
+		}
+	})
+
+	t.Run("Cancel", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_WITH_DELETE", "USER_ID", "cancel-me")
+		q := `mutation($id: ID!) { regulationCancel(input: {regulationId: $id}) { regulation { ` + regFields + ` } userErrors { field message code } } }`
+		if res := dlvPost(t, s, member, q, map[string]any{"id": r["id"]}); res.errorCode() != "FORBIDDEN" {
+			t.Fatalf("member cancels: %s", res.Raw)
+		}
+		p := trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": r["id"]})), "regulationCancel")
+		c := trkObj(p, "regulation")
+		if c["status"] != "CANCELED" || c["canceledAt"] == nil || len(c["subjects"].([]any)) != 0 || c["viewerCanCancel"] != false {
+			t.Fatalf("canceled: %v", p)
+		}
+		// Its suppression went with it.
+		d := owner.gql(t, `query($slug: String!) { workspace(slug: $slug) { suppressedSubjects(subject: "cancel-me") { totalCount } } }`,
+			map[string]any{"slug": owner.slug})
+		if trkInt(trkPath(d, "workspace.suppressedSubjects.totalCount")) != 0 {
+			t.Fatalf("a canceled regulation still suppresses: %v", d)
+		}
+		p = trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": r["id"]})), "regulationCancel")
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "regulationId:NOT_ALLOWED" {
+			t.Fatalf("canceled twice: %v", p)
+		}
+		fin := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", "done")
+		p = trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": fin["id"]})), "regulationCancel")
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "regulationId:NOT_ALLOWED" {
+			t.Fatalf("finished one canceled: %v", p)
+		}
+	})
+
+	t.Run("AuditTrailWithoutSubjects", func(t *testing.T) {
+		events := acEvents(t, s, owner.tok, owner.slug, map[string]any{"types": []string{"REGULATION_CREATED", "REGULATION_CANCELED"}})
+		if len(events) < 8 {
+			t.Fatalf("audit trail: %d regulation events", len(events))
+		}
+		raw := acJSON(events)
+		for _, subject := range []string{"user-a", "cancel-me", "anon-delete_only"} {
+			if strings.Contains(raw, subject) {
+				t.Fatalf("the audit trail names the subject %q: %s", subject, raw)
+			}
+		}
+		if !strings.Contains(raw, `"REGULATION_CANCELED"`) || !strings.Contains(raw, `"subjectCount"`) {
+			t.Fatalf("audit trail: %s", raw)
+		}
+	})
+
+	t.Run("IsolatedBetweenWorkspaces", func(t *testing.T) {
+		other := dlvNewEnv(t, s, "reg-other")
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "DELETE_INTERNAL", "USER_ID", "isolated")
+		if n := regGet(t, s, other.tok, trkStr(r, "id")); n != nil {
+			t.Fatalf("another workspace's owner reads it: %v", n)
+		}
+		res := dlvPost(t, s, other.tok, `mutation($id: ID!) { regulationCancel(input: {regulationId: $id}) { regulation { id } } }`,
+			map[string]any{"id": r["id"]})
+		if res.errorCode() != "NOT_FOUND" {
+			t.Fatalf("another workspace's owner cancels: %s", res.Raw)
+		}
+		res = dlvPost(t, s, other.tok, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": owner.wsID, "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"x"}}})
+		if res.errorCode() != "NOT_FOUND" {
+			t.Fatalf("another workspace's owner creates: %s", res.Raw)
+		}
+		d := other.gql(t, `query($slug: String!) { workspace(slug: $slug) { regulations { totalCount } suppressedSubjects { totalCount } } }`,
+			map[string]any{"slug": other.slug})
+		if trkInt(trkPath(d, "workspace.regulations.totalCount")) != 0 || trkInt(trkPath(d, "workspace.suppressedSubjects.totalCount")) != 0 {
+			t.Fatalf("another workspace sees: %v", d)
+		}
+	})
+
+	t.Run("HTTPAPI", func(t *testing.T) {
+		_, secret := acCreateToken(t, s, owner.tok, owner.wsID, "privacy-bot", "ADMIN")
+		_, readOnly := acCreateToken(t, s, owner.tok, owner.wsID, "reader", "MEMBER")
+		send := func(method, path, tok string, body any) (int, map[string]any) {
+			var rd *bytes.Reader
+			if body != nil {
+				b, _ := json.Marshal(body)
+				rd = bytes.NewReader(b)
+			} else {
+				rd = bytes.NewReader(nil)
+			}
+			headers := []string{"Content-Type", "application/json"}
+			if tok != "" {
+				headers = append(headers, "Authorization", "Bearer "+tok)
+			}
+			res := s.do(t, method, path, rd, headers...)
+			var out map[string]any
+			_ = json.Unmarshal([]byte(res.Raw), &out)
+			return res.Status, out
+		}
+		status, out := send("POST", "/v1/regulations", secret, map[string]any{"regulationType": "DELETE_INTERNAL", "subjectType": "USER_ID", "subjectIds": []string{"api-user"}})
+		if status != http.StatusCreated || trkStr(out, "data.regulation.status") != "INITIALIZED" || trkStr(out, "data.regulation.workspaceId") != owner.wsID {
+			t.Fatalf("POST: %d %v", status, out)
+		}
+		id := trkStr(out, "data.regulation.id")
+		if status, out = send("GET", "/v1/regulations/"+id, readOnly, nil); status != http.StatusOK || trkStr(out, "data.regulation.id") != id {
+			t.Fatalf("GET: %d %v", status, out)
+		}
+		if status, _ = send("POST", "/v1/regulations", readOnly, map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjectIds": []string{"x"}}); status != http.StatusForbidden {
+			t.Fatalf("POST with a MEMBER token: %d", status)
+		}
+		if status, out = send("POST", "/v1/regulations", secret, map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "PHONE", "subjectIds": []string{"x"}}); status != http.StatusUnprocessableEntity ||
+			trkStr(out["errors"].([]any)[0], "field") != "subjectType" {
+			t.Fatalf("POST invalid: %d %v", status, out)
+		}
+		if status, _ = send("POST", "/v1/regulations", "", map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjectIds": []string{"x"}}); status != http.StatusUnauthorized {
+			t.Fatalf("POST anonymous: %d", status)
+		}
+		if status, _ = send("GET", "/v1/regulations/reg_01jzzzzzzzzzzzzzzzzzzzzzzz", secret, nil); status != http.StatusNotFound {
+			t.Fatalf("GET unknown: %d", status)
+		}
+		if status, out = send("DELETE", "/v1/regulations/"+id, secret, nil); status != http.StatusOK || trkStr(out, "data.regulation.status") != "CANCELED" {
+			t.Fatalf("DELETE: %d %v", status, out)
+		}
+		if status, _ = send("DELETE", "/v1/regulations/"+id, secret, nil); status != http.StatusConflict {
+			t.Fatalf("DELETE again: %d", status)
+		}
+		// The tracking API still answers beside it.
+		_, key := owner.source(t, "after-api")
+		dlvTrack(t, s, key, map[string]any{"userId": "someone"})
+	})
+}
