@@ -295,3 +295,131 @@ func TestRegulations(t *testing.T) {
 		dlvTrack(t, s, key, map[string]any{"userId": "someone"})
 	})
 }
+
+// regStoredEvents lists a source's events as the debugger shows them (up to 100).
+func regStoredEvents(tb testing.TB, e *dlvEnv, sourceID string) []map[string]any {
+	tb.Helper()
+	d := e.gql(tb, `query($id: ID!) { node(id: $id) { ... on Source { recentEvents(first: 100) { nodes {
+		id type event userId anonymousId status discardReason discardMessage payload } } } } }`, map[string]any{"id": sourceID})
+	var out []map[string]any
+	for _, n := range trkPath(d, "node.recentEvents.nodes").([]any) {
+		out = append(out, n.(map[string]any))
+	}
+	return out
+}
+
+func TestSuppression(t *testing.T) {
+	s := startServer(t, regLater, allowLoopback)
+	e := dlvNewEnv(t, s, "sup-owner")
+	web, key := e.source(t, "Web")
+	server, serverKey := e.source(t, "Server")
+	hook := newReceiver(t)
+	dest := e.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true)
+	e.connect(t, web, dest, true)
+
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "USER_ID", "sup-user")
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_WITH_DELETE", "ANONYMOUS_ID", "sup-anon")
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "EMAIL", "Sup-Person@Example.com")
+
+	t.Run("RefusedAtIngestWithTheRealClient", func(t *testing.T) {
+		out := runNode(t, "suppress.mjs", s.URL, key, "sup-user", "sup-anon", "sup-person@example.com", "free-user")
+		if !strings.Contains(out, `"200":6`) {
+			t.Fatalf("suppress.mjs: %s", out)
+		}
+		events := regStoredEvents(t, e, web)
+		var suppressed, accepted int
+		for _, ev := range events {
+			switch {
+			case ev["discardReason"] == "SUPPRESSED":
+				suppressed++
+				if ev["status"] != "DISCARDED" || ev["userId"] != nil || ev["anonymousId"] != nil || acJSON(ev["payload"]) != "{}" {
+					t.Errorf("a suppressed event keeps data: %v", ev)
+				}
+			case ev["status"] == "ACCEPTED" && ev["userId"] == "free-user":
+				accepted++
+			default:
+				t.Errorf("unexpected event: %v", ev)
+			}
+		}
+		if suppressed != 4 || accepted != 2 {
+			t.Fatalf("suppressed %d (want 4), accepted %d (want 2): %v", suppressed, accepted, events)
+		}
+		// Only the free subject's events reach the destination.
+		dlvWait(t, "the free subject's events at the webhook", 10*time.Second, func() bool { return len(hook.all()) >= 2 })
+		dlvSettle(t, s, dest)
+		for _, req := range hook.all() {
+			if bytes.Contains(req.body, []byte("sup-")) || !bytes.Contains(req.body, []byte("free-user")) {
+				t.Fatalf("the webhook got %s", req.body)
+			}
+		}
+		if len(hook.all()) != 2 {
+			t.Fatalf("the webhook got %d requests, want 2", len(hook.all()))
+		}
+		for _, needle := range []string{"private note of sup-user", "Suppressed Person", "Private Page"} {
+			if bytes.Contains(storedBytes(t, s), []byte(needle)) {
+				t.Fatalf("the database holds %q of a suppressed subject", needle)
+			}
+		}
+	})
+
+	t.Run("OnEverySourceOverHTTP", func(t *testing.T) {
+		dlvTrack(t, s, serverKey, map[string]any{"userId": "sup-user", "properties": map[string]any{"x": 1}}, map[string]any{"userId": "free-2"})
+		var reasons []string
+		for _, ev := range regStoredEvents(t, e, server) {
+			reasons = append(reasons, trkStr(ev, "status")+":"+trkStr(ev, "discardReason"))
+		}
+		if strings.Join(reasons, ",") != "ACCEPTED:,DISCARDED:SUPPRESSED" && strings.Join(reasons, ",") != "DISCARDED:SUPPRESSED,ACCEPTED:" {
+			t.Fatalf("server source: %v", reasons)
+		}
+	})
+
+	t.Run("NoHealthIssueForSuppressedEvents", func(t *testing.T) {
+		time.Sleep(1200 * time.Millisecond) // health hears commits once a second
+		for _, is := range e.issues(t, "first: 50, status: [OPEN, ACKNOWLEDGED, RESOLVED]") {
+			if is["errorType"] == "SUPPRESSED" {
+				t.Fatalf("a health issue for suppressed events: %v", is)
+			}
+		}
+	})
+
+	t.Run("ListedByHashAndFound", func(t *testing.T) {
+		d := e.gql(t, `query($slug: String!) { workspace(slug: $slug) {
+			all: suppressedSubjects(first: 10) { totalCount nodes { subjectType subjectHash regulation { id type } createdAt } }
+			byEmail: suppressedSubjects(subject: "SUP-PERSON@example.com") { totalCount nodes { subjectType } }
+			byUser: suppressedSubjects(subjectType: USER_ID, subject: "sup-user") { totalCount }
+			wrongType: suppressedSubjects(subjectType: ANONYMOUS_ID, subject: "sup-user") { totalCount } } }`, map[string]any{"slug": e.slug})
+		w := trkObj(d, "workspace")
+		if trkInt(trkPath(w, "all.totalCount")) != 3 || trkInt(trkPath(w, "byEmail.totalCount")) != 1 ||
+			trkInt(trkPath(w, "byUser.totalCount")) != 1 || trkInt(trkPath(w, "wrongType.totalCount")) != 0 {
+			t.Fatalf("suppressedSubjects: %v", w)
+		}
+		raw := acJSON(w)
+		if strings.Contains(raw, "sup-user") || strings.Contains(raw, "sup-person") {
+			t.Fatalf("suppressedSubjects shows an identifier: %s", raw)
+		}
+	})
+
+	t.Run("UnsuppressLiftsIt", func(t *testing.T) {
+		regWantCreated(t, s, e.tok, e.wsID, "UNSUPPRESS", "USER_ID", "sup-user")
+		dlvTrack(t, s, serverKey, map[string]any{"userId": "sup-user", "messageId": "after-unsuppress"})
+		found := false
+		for _, ev := range regStoredEvents(t, e, server) {
+			if ev["userId"] == "sup-user" && ev["status"] == "ACCEPTED" {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatal("an unsuppressed subject's event was not accepted")
+		}
+	})
+
+	t.Run("OtherWorkspacesUnaffected", func(t *testing.T) {
+		other := dlvNewEnv(t, s, "sup-other")
+		src, k := other.source(t, "Other")
+		dlvTrack(t, s, k, map[string]any{"anonymousId": "sup-anon"})
+		evs := regStoredEvents(t, other, src)
+		if len(evs) != 1 || evs[0]["status"] != "ACCEPTED" {
+			t.Fatalf("another workspace's event of the same id: %v", evs)
+		}
+	})
+}
