@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 )
 
 // regFields is what the tests read of a regulation.
@@ -422,4 +424,115 @@ func TestSuppression(t *testing.T) {
 			t.Fatalf("another workspace's event of the same id: %v", evs)
 		}
 	})
+}
+
+// regDatabaseBytes returns what the database holds once deleted rows can no longer linger: on
+// SQLite the server is stopped, the write-ahead log checkpointed and the file vacuumed before it
+// is read; on PostgreSQL every row of every table in text form (storedBytes).
+func regDatabaseBytes(t *testing.T, s *server) []byte {
+	t.Helper()
+	if s.App.DB().Dialect() != db.SQLite {
+		return storedBytes(t, s)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite3", s.App.DB().Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{`PRAGMA wal_checkpoint(TRUNCATE)`, `VACUUM`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	return storedBytes(t, s)
+}
+
+func TestRegulationDeletion(t *testing.T) {
+	s := startServer(t, regNow, allowLoopback)
+	e := dlvNewEnv(t, s, "del-owner")
+	e.gql(t, `mutation($i: WorkspacePlanUpdateInput!) { workspacePlanUpdate(input: $i) { workspace { id } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": e.wsID, "plan": "BUSINESS"}})
+	web, key := e.source(t, "Web")
+	plan := trkStr(e.mutate(t, "trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id }",
+		map[string]any{"workspaceId": e.wsID, "name": "Shop"}), "trackingPlan.id")
+	e.mutate(t, "trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "count", map[string]any{"planId": plan, "rules": []any{
+		map[string]any{"type": "TRACK", "eventName": "Order Completed", "properties": `{"type":"object","required":["order_id"]}`}}})
+	e.mutate(t, "trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }", map[string]any{"planId": plan, "sourceId": web})
+	hook := newReceiver(t)
+	dest := e.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true)
+	e.connect(t, web, dest, true)
+	other := dlvNewEnv(t, s, "del-other")
+	otherSrc, otherKey := other.source(t, "Other")
+
+	const subject, email = "del-subject-7f3a9c", "del-person-51b2@example.com"
+	dlvTrack(t, s, key,
+		map[string]any{"userId": subject, "event": "Order Completed", "properties": map[string]any{"total": 3}}, // a violation, with a sample
+		map[string]any{"type": "identify", "userId": subject, "traits": map[string]any{"name": "Deleted Person"}},
+		map[string]any{"type": "page", "userId": subject, "name": "Profile"},
+		map[string]any{"type": "identify", "userId": "email-user", "traits": map[string]any{"email": "Del-Person-51B2@Example.com"}},
+		map[string]any{"userId": "keep-user", "event": "Order Completed", "properties": map[string]any{"order_id": "o-1"}},
+		map[string]any{"type": "identify", "userId": "keep-user"})
+	// The same ids in another workspace are not its to delete.
+	dlvTrack(t, s, otherKey, map[string]any{"userId": subject, "event": "Elsewhere"})
+
+	dlvWait(t, "6 events at the webhook", 15*time.Second, func() bool { return hook.events("webhook") >= 6 || len(hook.all()) >= 6 })
+	dlvSettle(t, s, dest)
+	dlvWait(t, "a violation sample", 10*time.Second, func() bool {
+		var n int
+		_ = s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM violation_samples`)
+		return n > 0
+	})
+	usage := func() string {
+		d := e.gql(t, `query($slug: String!, $m: String!) { workspace(slug: $slug) { usage(month: $m) { apiCalls mtus } } }`,
+			map[string]any{"slug": e.slug, "m": trkMonth()})
+		return acJSON(trkObj(d, "workspace.usage"))
+	}
+	before := usage()
+	if !bytes.Contains(storedBytes(t, s), []byte(subject)) || !bytes.Contains(storedBytes(t, s), []byte("Deleted Person")) {
+		t.Fatal("the subject's data is not in the database to begin with")
+	}
+
+	byUser := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", subject)
+	byEmail := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "EMAIL", email)
+	for _, r := range []map[string]any{byUser, byEmail} {
+		done := regWaitDone(t, s, e.tok, trkStr(r, "id"))
+		if done["status"] != "FINISHED" || trkInt(done["rowsDeleted"]) == 0 || len(done["subjects"].([]any)) != 0 || done["startedAt"] == nil {
+			t.Fatalf("deletion: %v", done)
+		}
+		if len(done["destinations"].([]any)) != 0 {
+			t.Fatalf("DELETE_INTERNAL went to destinations: %v", done)
+		}
+	}
+
+	// What is not the subjects' stays; usage already counted stays.
+	var left []string
+	for _, ev := range regStoredEvents(t, e, web) {
+		left = append(left, trkStr(ev, "userId"))
+	}
+	if strings.Join(left, ",") != "keep-user,keep-user" {
+		t.Fatalf("events left: %v", left)
+	}
+	if after := usage(); after != before {
+		t.Fatalf("usage changed: %s, was %s", after, before)
+	}
+	if n := len(regStoredEvents(t, other, otherSrc)); n != 1 {
+		t.Fatalf("another workspace's event of the same user id: %d left", n)
+	}
+
+	// The other workspace forgets its own copy with its own request; then nothing is left.
+	regWaitDone(t, s, other.tok, trkStr(regWantCreated(t, s, other.tok, other.wsID, "DELETE_INTERNAL", "USER_ID", subject), "id"))
+
+	stored := regDatabaseBytes(t, s)
+	for _, needle := range []string{subject, "Deleted Person", email, "Del-Person-51B2@Example.com"} {
+		if i := bytes.Index(stored, []byte(needle)); i >= 0 {
+			t.Fatalf("the database still holds %q: …%q…", needle, stored[max(0, i-200):min(len(stored), i+100)])
+		}
+	}
+	if logs := s.Logs.String(); strings.Contains(logs, subject) || strings.Contains(logs, email) {
+		t.Fatal("the server's log names a subject")
+	}
 }
