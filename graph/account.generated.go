@@ -66,6 +66,8 @@ type MutationResolver interface {
 	SourceSchemaControlsUpdate(ctx context.Context, input model.SchemaControlsUpdateInput) (*model.SchemaControlsPayload, error)
 	SourceSchemaEventArchive(ctx context.Context, input model.SchemaEventArchiveInput) (*model.SchemaEventPayload, error)
 	BlockedEventsReplay(ctx context.Context, input model.BlockedEventsReplayInput) (*model.BlockedEventsReplayPayload, error)
+	RegulationCreate(ctx context.Context, input model.RegulationCreateInput) (*model.RegulationPayload, error)
+	RegulationCancel(ctx context.Context, input model.RegulationCancelInput) (*model.RegulationPayload, error)
 	SourceCreate(ctx context.Context, input model.SourceCreateInput) (*model.SourcePayload, error)
 	SourceUpdate(ctx context.Context, input model.SourceUpdateInput) (*model.SourcePayload, error)
 	SourceEnable(ctx context.Context, input model.SourceIDInput) (*model.SourcePayload, error)
@@ -560,6 +562,34 @@ func (ec *executionContext) field_Mutation_privacyMatcherUpdate_args(ctx context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.PrivacyMatcherUpdateInput, error) {
 			return ec.unmarshalNPrivacyMatcherUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐPrivacyMatcherUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_regulationCancel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RegulationCancelInput, error) {
+			return ec.unmarshalNRegulationCancelInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐRegulationCancelInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_regulationCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RegulationCreateInput, error) {
+			return ec.unmarshalNRegulationCreateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐRegulationCreateInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3259,6 +3289,94 @@ func (ec *executionContext) fieldContext_Mutation_blockedEventsReplay(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_regulationCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_regulationCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegulationCreate(ctx, fc.Args["input"].(model.RegulationCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RegulationPayload) graphql.Marshaler {
+			return ec.marshalNRegulationPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐRegulationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_regulationCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegulationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_regulationCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_regulationCancel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_regulationCancel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegulationCancel(ctx, fc.Args["input"].(model.RegulationCancelInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RegulationPayload) graphql.Marshaler {
+			return ec.marshalNRegulationPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐRegulationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_regulationCancel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegulationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_regulationCancel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_sourceCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4899,6 +5017,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "blockedEventsReplay":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_blockedEventsReplay(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "regulationCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_regulationCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "regulationCancel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_regulationCancel(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

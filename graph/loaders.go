@@ -14,6 +14,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -36,6 +37,8 @@ type loaders struct {
 	trackingPlans            *dataloadgen.Loader[workspace.Ref, protocols.Plan]
 	sourceProtocols          *dataloadgen.Loader[workspace.Ref, protocols.SourceSettings]
 	piiAccess                *dataloadgen.Loader[workspace.Ref, bool] // by membership
+	regulations              *dataloadgen.Loader[workspace.Ref, regulation.Regulation]
+	regulationSubjects       *dataloadgen.Loader[workspace.Ref, []string]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -64,6 +67,8 @@ func (r *Resolver) newLoaders() *loaders {
 		trackingPlans:            dataloadgen.NewMappedLoader(scoped(w, r.Protocols.ByIDs), opts...),
 		sourceProtocols:          dataloadgen.NewMappedLoader(scoped(w, r.Protocols.SettingsBySource), opts...),
 		piiAccess:                dataloadgen.NewMappedLoader(scoped(w, r.Privacy.PIIAccessByMemberships), opts...),
+		regulations:              dataloadgen.NewMappedLoader(scoped(w, r.Regulator.ByIDs), opts...),
+		regulationSubjects:       dataloadgen.NewMappedLoader(scoped(w, r.Regulator.SubjectsByRegulation), opts...),
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -742,6 +743,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._ResourceGrant(ctx, sel, obj)
+	case regulation.Regulation:
+		return ec._Regulation(ctx, sel, &obj)
+	case *regulation.Regulation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Regulation(ctx, sel, obj)
 	case audit.Notification:
 		return ec._Notification(ctx, sel, &obj)
 	case *audit.Notification:

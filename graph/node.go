@@ -15,6 +15,7 @@ import (
 	ids "github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -69,6 +70,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	protocols.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(notFoundIsNil(r.Protocols.Get(ctx, id)))
+	},
+	regulation.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(notFoundIsNil(r.Regulator.Get(ctx, id)))
 	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))

@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -32,5 +33,6 @@ type Resolver struct {
 	Notify       *notify.Service
 	Protocols    *protocols.Service
 	Privacy      *privacy.Service
+	Regulator    *regulation.Service
 	Bus          *bus.Bus
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/workspace"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -44,6 +45,8 @@ type ResolverRoot interface {
 	PrivacyFieldOrigin() PrivacyFieldOriginResolver
 	PrivacyMatcher() PrivacyMatcherResolver
 	Query() QueryResolver
+	Regulation() RegulationResolver
+	RegulationDestination() RegulationDestinationResolver
 	SchemaControls() SchemaControlsResolver
 	SchemaEvent() SchemaEventResolver
 	SchemaKey() SchemaKeyResolver
@@ -51,6 +54,7 @@ type ResolverRoot interface {
 	SourceProtocols() SourceProtocolsResolver
 	SourceUsage() SourceUsageResolver
 	Subscription() SubscriptionResolver
+	SuppressedSubject() SuppressedSubjectResolver
 	TrackingPlan() TrackingPlanResolver
 	TrackingPlanRule() TrackingPlanRuleResolver
 	TrackingPlanVersion() TrackingPlanVersionResolver
@@ -530,6 +534,8 @@ type ComplexityRoot struct {
 		PrivacyMatcherDelete             func(childComplexity int, input model.PrivacyMatcherIDInput) int
 		PrivacyMatcherReset              func(childComplexity int, input model.PrivacyMatcherIDInput) int
 		PrivacyMatcherUpdate             func(childComplexity int, input model.PrivacyMatcherUpdateInput) int
+		RegulationCancel                 func(childComplexity int, input model.RegulationCancelInput) int
+		RegulationCreate                 func(childComplexity int, input model.RegulationCreateInput) int
 		SignUp                           func(childComplexity int, input model.SignUpInput) int
 		SourceCreate                     func(childComplexity int, input model.SourceCreateInput) int
 		SourceDelete                     func(childComplexity int, input model.SourceIDInput) int
@@ -743,6 +749,51 @@ type ComplexityRoot struct {
 		Workspace          func(childComplexity int, slug string) int
 	}
 
+	Regulation struct {
+		CanceledAt      func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Destinations    func(childComplexity int) int
+		FinishedAt      func(childComplexity int) int
+		ID              func(childComplexity int) int
+		NotBefore       func(childComplexity int) int
+		RowsDeleted     func(childComplexity int) int
+		StartedAt       func(childComplexity int) int
+		Status          func(childComplexity int) int
+		SubjectCount    func(childComplexity int) int
+		SubjectType     func(childComplexity int) int
+		Subjects        func(childComplexity int) int
+		Type            func(childComplexity int) int
+		ViewerCanCancel func(childComplexity int) int
+	}
+
+	RegulationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	RegulationDestination struct {
+		Attempts      func(childComplexity int) int
+		Destination   func(childComplexity int) int
+		DestinationID func(childComplexity int) int
+		Error         func(childComplexity int) int
+		Name          func(childComplexity int) int
+		Status        func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+	}
+
+	RegulationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	RegulationPayload struct {
+		Regulation func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	ResourceGrant struct {
 		CreatedAt func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -918,6 +969,25 @@ type ComplexityRoot struct {
 		SourceStatusChanged      func(childComplexity int, workspaceID string) int
 		ViolationsChanged        func(childComplexity int, workspaceID string) int
 		WorkspaceUsageChanged    func(childComplexity int, workspaceID string) int
+	}
+
+	SuppressedSubject struct {
+		CreatedAt   func(childComplexity int) int
+		Regulation  func(childComplexity int) int
+		SubjectHash func(childComplexity int) int
+		SubjectType func(childComplexity int) int
+	}
+
+	SuppressedSubjectConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	SuppressedSubjectEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	TrackingPlan struct {
@@ -1113,8 +1183,10 @@ type ComplexityRoot struct {
 		PrivacyInventory       func(childComplexity int, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) int
 		PrivacyInventoryCSV    func(childComplexity int, filter *model.PrivacyInventoryFilter) int
 		PrivacyMatchers        func(childComplexity int) int
+		Regulations            func(childComplexity int, filter *model.RegulationFilter, first *int, after *string, last *int, before *string) int
 		Slug                   func(childComplexity int) int
 		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
+		SuppressedSubjects     func(childComplexity int, subjectType *regulation.SubjectType, subject *string, first *int, after *string, last *int, before *string) int
 		TrackingPlans          func(childComplexity int, first *int, after *string, last *int, before *string) int
 		UpdatedAt              func(childComplexity int) int
 		Usage                  func(childComplexity int, month string) int
@@ -3185,6 +3257,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PrivacyMatcherUpdate(childComplexity, args["input"].(model.PrivacyMatcherUpdateInput)), true
+	case "Mutation.regulationCancel":
+		if e.ComplexityRoot.Mutation.RegulationCancel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_regulationCancel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegulationCancel(childComplexity, args["input"].(model.RegulationCancelInput)), true
+	case "Mutation.regulationCreate":
+		if e.ComplexityRoot.Mutation.RegulationCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_regulationCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegulationCreate(childComplexity, args["input"].(model.RegulationCreateInput)), true
 	case "Mutation.signUp":
 		if e.ComplexityRoot.Mutation.SignUp == nil {
 			break
@@ -4161,6 +4255,191 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Workspace(childComplexity, args["slug"].(string)), true
 
+	case "Regulation.canceledAt":
+		if e.ComplexityRoot.Regulation.CanceledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.CanceledAt(childComplexity), true
+	case "Regulation.createdAt":
+		if e.ComplexityRoot.Regulation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.CreatedAt(childComplexity), true
+	case "Regulation.createdBy":
+		if e.ComplexityRoot.Regulation.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.CreatedBy(childComplexity), true
+	case "Regulation.destinations":
+		if e.ComplexityRoot.Regulation.Destinations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Destinations(childComplexity), true
+	case "Regulation.finishedAt":
+		if e.ComplexityRoot.Regulation.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.FinishedAt(childComplexity), true
+	case "Regulation.id":
+		if e.ComplexityRoot.Regulation.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.ID(childComplexity), true
+	case "Regulation.notBefore":
+		if e.ComplexityRoot.Regulation.NotBefore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.NotBefore(childComplexity), true
+	case "Regulation.rowsDeleted":
+		if e.ComplexityRoot.Regulation.RowsDeleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.RowsDeleted(childComplexity), true
+	case "Regulation.startedAt":
+		if e.ComplexityRoot.Regulation.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.StartedAt(childComplexity), true
+	case "Regulation.status":
+		if e.ComplexityRoot.Regulation.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Status(childComplexity), true
+	case "Regulation.subjectCount":
+		if e.ComplexityRoot.Regulation.SubjectCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.SubjectCount(childComplexity), true
+	case "Regulation.subjectType":
+		if e.ComplexityRoot.Regulation.SubjectType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.SubjectType(childComplexity), true
+	case "Regulation.subjects":
+		if e.ComplexityRoot.Regulation.Subjects == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Subjects(childComplexity), true
+	case "Regulation.type":
+		if e.ComplexityRoot.Regulation.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Type(childComplexity), true
+	case "Regulation.viewerCanCancel":
+		if e.ComplexityRoot.Regulation.ViewerCanCancel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.ViewerCanCancel(childComplexity), true
+
+	case "RegulationConnection.edges":
+		if e.ComplexityRoot.RegulationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationConnection.Edges(childComplexity), true
+	case "RegulationConnection.nodes":
+		if e.ComplexityRoot.RegulationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationConnection.Nodes(childComplexity), true
+	case "RegulationConnection.pageInfo":
+		if e.ComplexityRoot.RegulationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationConnection.PageInfo(childComplexity), true
+	case "RegulationConnection.totalCount":
+		if e.ComplexityRoot.RegulationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationConnection.TotalCount(childComplexity), true
+
+	case "RegulationDestination.attempts":
+		if e.ComplexityRoot.RegulationDestination.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.Attempts(childComplexity), true
+	case "RegulationDestination.destination":
+		if e.ComplexityRoot.RegulationDestination.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.Destination(childComplexity), true
+	case "RegulationDestination.destinationId":
+		if e.ComplexityRoot.RegulationDestination.DestinationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.DestinationID(childComplexity), true
+	case "RegulationDestination.error":
+		if e.ComplexityRoot.RegulationDestination.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.Error(childComplexity), true
+	case "RegulationDestination.name":
+		if e.ComplexityRoot.RegulationDestination.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.Name(childComplexity), true
+	case "RegulationDestination.status":
+		if e.ComplexityRoot.RegulationDestination.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.Status(childComplexity), true
+	case "RegulationDestination.updatedAt":
+		if e.ComplexityRoot.RegulationDestination.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationDestination.UpdatedAt(childComplexity), true
+
+	case "RegulationEdge.cursor":
+		if e.ComplexityRoot.RegulationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationEdge.Cursor(childComplexity), true
+	case "RegulationEdge.node":
+		if e.ComplexityRoot.RegulationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationEdge.Node(childComplexity), true
+
+	case "RegulationPayload.regulation":
+		if e.ComplexityRoot.RegulationPayload.Regulation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationPayload.Regulation(childComplexity), true
+	case "RegulationPayload.userErrors":
+		if e.ComplexityRoot.RegulationPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationPayload.UserErrors(childComplexity), true
+
 	case "ResourceGrant.createdAt":
 		if e.ComplexityRoot.ResourceGrant.CreatedAt == nil {
 			break
@@ -4915,6 +5194,69 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.WorkspaceUsageChanged(childComplexity, args["workspaceId"].(string)), true
+
+	case "SuppressedSubject.createdAt":
+		if e.ComplexityRoot.SuppressedSubject.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubject.CreatedAt(childComplexity), true
+	case "SuppressedSubject.regulation":
+		if e.ComplexityRoot.SuppressedSubject.Regulation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubject.Regulation(childComplexity), true
+	case "SuppressedSubject.subjectHash":
+		if e.ComplexityRoot.SuppressedSubject.SubjectHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubject.SubjectHash(childComplexity), true
+	case "SuppressedSubject.subjectType":
+		if e.ComplexityRoot.SuppressedSubject.SubjectType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubject.SubjectType(childComplexity), true
+
+	case "SuppressedSubjectConnection.edges":
+		if e.ComplexityRoot.SuppressedSubjectConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectConnection.Edges(childComplexity), true
+	case "SuppressedSubjectConnection.nodes":
+		if e.ComplexityRoot.SuppressedSubjectConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectConnection.Nodes(childComplexity), true
+	case "SuppressedSubjectConnection.pageInfo":
+		if e.ComplexityRoot.SuppressedSubjectConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectConnection.PageInfo(childComplexity), true
+	case "SuppressedSubjectConnection.totalCount":
+		if e.ComplexityRoot.SuppressedSubjectConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectConnection.TotalCount(childComplexity), true
+
+	case "SuppressedSubjectEdge.cursor":
+		if e.ComplexityRoot.SuppressedSubjectEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectEdge.Cursor(childComplexity), true
+	case "SuppressedSubjectEdge.node":
+		if e.ComplexityRoot.SuppressedSubjectEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SuppressedSubjectEdge.Node(childComplexity), true
 
 	case "TrackingPlan.commonSchema":
 		if e.ComplexityRoot.TrackingPlan.CommonSchema == nil {
@@ -5747,6 +6089,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.PrivacyMatchers(childComplexity), true
+	case "Workspace.regulations":
+		if e.ComplexityRoot.Workspace.Regulations == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_regulations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Regulations(childComplexity, args["filter"].(*model.RegulationFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.slug":
 		if e.ComplexityRoot.Workspace.Slug == nil {
 			break
@@ -5764,6 +6117,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Sources(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.SourceFilter)), true
+	case "Workspace.suppressedSubjects":
+		if e.ComplexityRoot.Workspace.SuppressedSubjects == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_suppressedSubjects_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.SuppressedSubjects(childComplexity, args["subjectType"].(*regulation.SubjectType), args["subject"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.trackingPlans":
 		if e.ComplexityRoot.Workspace.TrackingPlans == nil {
 			break
@@ -5979,6 +6343,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PrivacyMatcherCreateInput", ec.unmarshalInputPrivacyMatcherCreateInput),
 			graphql.NewInputUnmarshaler("PrivacyMatcherIdInput", ec.unmarshalInputPrivacyMatcherIdInput),
 			graphql.NewInputUnmarshaler("PrivacyMatcherUpdateInput", ec.unmarshalInputPrivacyMatcherUpdateInput),
+			graphql.NewInputUnmarshaler("RegulationCancelInput", ec.unmarshalInputRegulationCancelInput),
+			graphql.NewInputUnmarshaler("RegulationCreateInput", ec.unmarshalInputRegulationCreateInput),
+			graphql.NewInputUnmarshaler("RegulationFilter", ec.unmarshalInputRegulationFilter),
 			graphql.NewInputUnmarshaler("SchemaControlsUpdateInput", ec.unmarshalInputSchemaControlsUpdateInput),
 			graphql.NewInputUnmarshaler("SchemaEventArchiveInput", ec.unmarshalInputSchemaEventArchiveInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
@@ -6303,6 +6670,9 @@ enum AuditEventType {
   PRIVACY_CONTROLS_UPDATED
   "A member was given or lost PII access."
   PII_ACCESS_CHANGED
+  "A regulation (deletion or suppression request) was made; its subjects are not recorded."
+  REGULATION_CREATED
+  REGULATION_CANCELED
 }
 
 input AuditEventFilter {
@@ -6800,6 +7170,8 @@ enum DiscardReason {
   SOURCE_DISABLED
   "A webhook sent to a cloud-app source's inbound URL without a valid signature (or before its signing secret was set): refused with 401."
   BAD_SIGNATURE
+  "About a subject a regulation suppresses: kept without its payload or identifiers."
+  SUPPRESSED
 }
 
 type EventEdge {
@@ -8219,6 +8591,170 @@ type ViolationsChange {
 extend type Subscription {
   "Sources of the workspace with new violations, at most once a second."
   violationsChanged(workspaceId: ID!): ViolationsChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/regulation.graphqls", Input: `# End-user privacy: regulations (deletion and suppression requests, as Segment's) and the
+# subjects a workspace suppresses.
+
+"What a regulation does (Segment's regulation types)."
+enum RegulationType {
+  "Refuse the subjects' events from now on, on every source; delete nothing."
+  SUPPRESS_ONLY
+  "Lift the suppression of the subjects: their events are taken again."
+  UNSUPPRESS
+  "Delete every stored trace of the subjects here (events, delivery records, samples); not at destinations."
+  DELETE_INTERNAL
+  "Delete the subjects' data here and at every connected destination that supports deletion; do not suppress."
+  DELETE_ONLY
+  "Suppress the subjects, then delete their data here and at the destinations."
+  SUPPRESS_WITH_DELETE
+}
+
+"The kind of identifier a regulation's subjects are."
+enum RegulationSubjectType {
+  "The userId of events."
+  USER_ID
+  "The anonymousId of events."
+  ANONYMOUS_ID
+  "An email address: the userId, traits.email, context.traits.email or properties.email of events."
+  EMAIL
+}
+
+"Where a regulation is, overall or at one destination (Segment's statuses, and CANCELED)."
+enum RegulationStatus {
+  "Accepted; the deletion has not started and can still be canceled."
+  INITIALIZED
+  "The deletion is under way."
+  RUNNING
+  "Done."
+  FINISHED
+  "The deletion failed (at every destination that supports it)."
+  FAILED
+  "Done here, but some destinations failed."
+  PARTIAL_SUCCESS
+  "The destination has no deletion call: its data must be deleted there by hand."
+  NOT_SUPPORTED
+  "Withdrawn before it started."
+  CANCELED
+}
+
+"""
+A request about end users: suppress their events, lift a suppression, or delete their data. Subjects
+are kept in clear only while the request has work to do; once it has finished or was canceled only
+salted hashes of them remain.
+"""
+type Regulation implements Node {
+  id: ID!
+  type: RegulationType!
+  subjectType: RegulationSubjectType!
+  "How many subjects it names."
+  subjectCount: Int!
+  "The subjects while the request has work to do; empty once it has finished or was canceled (only hashes are kept)."
+  subjects: [String!]!
+  status: RegulationStatus!
+  "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran."
+  destinations: [RegulationDestination!]!
+  "How many stored rows were deleted (or made anonymous, for usage counts that stay)."
+  rowsDeleted: Int!
+  "When the deletion starts, at the earliest: until then it can be canceled."
+  notBefore: DateTime!
+  createdAt: DateTime!
+  startedAt: DateTime
+  finishedAt: DateTime
+  canceledAt: DateTime
+  "Who made it (directly or with an access token); null once they are no longer a member."
+  createdBy: User
+  "Whether the viewer may cancel it now (owners and admins, before it starts)."
+  viewerCanCancel: Boolean!
+}
+
+"A regulation's deletion at one connected destination."
+type RegulationDestination {
+  "The destination; null once it was deleted."
+  destination: Destination
+  "Its id, even after it was deleted."
+  destinationId: ID!
+  "Its name when the request ran."
+  name: String!
+  status: RegulationStatus!
+  "How many deletion calls were made."
+  attempts: Int!
+  "Why it failed, when it did."
+  error: String
+  updatedAt: DateTime!
+}
+
+type RegulationEdge {
+  cursor: String!
+  node: Regulation!
+}
+
+type RegulationConnection {
+  edges: [RegulationEdge!]!
+  nodes: [Regulation!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"Narrows workspace.regulations."
+input RegulationFilter {
+  "Only these types."
+  types: [RegulationType!]
+  "Only these statuses."
+  statuses: [RegulationStatus!]
+}
+
+"A subject whose events the workspace refuses at ingest."
+type SuppressedSubject {
+  subjectType: RegulationSubjectType!
+  "The salted hash under which it is kept: the identifier itself is not."
+  subjectHash: String!
+  "The request that suppressed it."
+  regulation: Regulation
+  createdAt: DateTime!
+}
+
+type SuppressedSubjectEdge {
+  cursor: String!
+  node: SuppressedSubject!
+}
+
+type SuppressedSubjectConnection {
+  edges: [SuppressedSubjectEdge!]!
+  nodes: [SuppressedSubject!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+extend type Workspace {
+  "Its regulations, newest first. Members, owners and admins."
+  regulations(filter: RegulationFilter, first: Int, after: String, last: Int, before: String): RegulationConnection!
+  "The subjects whose events it refuses, newest first; ` + "`" + `subject` + "`" + ` (hashed to be looked up) finds one. Members, owners and admins."
+  suppressedSubjects(subjectType: RegulationSubjectType, subject: String, first: Int, after: String, last: Int, before: String): SuppressedSubjectConnection!
+}
+
+input RegulationCreateInput {
+  workspaceId: ID!
+  type: RegulationType!
+  subjectType: RegulationSubjectType!
+  "The identifiers, at most 5,000; a workspace may name 110,000 a month (configurable)."
+  subjects: [String!]!
+}
+
+input RegulationCancelInput {
+  regulationId: ID!
+}
+
+type RegulationPayload {
+  regulation: Regulation
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Makes a regulation. A suppression applies at once; a deletion starts after a short delay, during which it can be canceled. Owners and admins."
+  regulationCreate(input: RegulationCreateInput!): RegulationPayload!
+  "Withdraws a regulation that has not started, and lifts the suppression it added. Owners and admins."
+  regulationCancel(input: RegulationCancelInput!): RegulationPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/server.graphqls", Input: `# The server itself: what a client can learn about the instance it talks to.
@@ -9839,6 +10375,96 @@ func (ec *executionContext) childFields_PrivacyMatcherPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcherPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Regulation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Regulation_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Regulation_type(ctx, field)
+	case "subjectType":
+		return ec.fieldContext_Regulation_subjectType(ctx, field)
+	case "subjectCount":
+		return ec.fieldContext_Regulation_subjectCount(ctx, field)
+	case "subjects":
+		return ec.fieldContext_Regulation_subjects(ctx, field)
+	case "status":
+		return ec.fieldContext_Regulation_status(ctx, field)
+	case "destinations":
+		return ec.fieldContext_Regulation_destinations(ctx, field)
+	case "rowsDeleted":
+		return ec.fieldContext_Regulation_rowsDeleted(ctx, field)
+	case "notBefore":
+		return ec.fieldContext_Regulation_notBefore(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Regulation_createdAt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_Regulation_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_Regulation_finishedAt(ctx, field)
+	case "canceledAt":
+		return ec.fieldContext_Regulation_canceledAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Regulation_createdBy(ctx, field)
+	case "viewerCanCancel":
+		return ec.fieldContext_Regulation_viewerCanCancel(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Regulation", field.Name)
+}
+
+func (ec *executionContext) childFields_RegulationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_RegulationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_RegulationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_RegulationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_RegulationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_RegulationDestination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_RegulationDestination_destination(ctx, field)
+	case "destinationId":
+		return ec.fieldContext_RegulationDestination_destinationId(ctx, field)
+	case "name":
+		return ec.fieldContext_RegulationDestination_name(ctx, field)
+	case "status":
+		return ec.fieldContext_RegulationDestination_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_RegulationDestination_attempts(ctx, field)
+	case "error":
+		return ec.fieldContext_RegulationDestination_error(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_RegulationDestination_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationDestination", field.Name)
+}
+
+func (ec *executionContext) childFields_RegulationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_RegulationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_RegulationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_RegulationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "regulation":
+		return ec.fieldContext_RegulationPayload_regulation(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RegulationPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -10169,6 +10795,44 @@ func (ec *executionContext) childFields_SourceUsage(ctx context.Context, field g
 		return ec.fieldContext_SourceUsage_mtus(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourceUsage", field.Name)
+}
+
+func (ec *executionContext) childFields_SuppressedSubject(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "subjectType":
+		return ec.fieldContext_SuppressedSubject_subjectType(ctx, field)
+	case "subjectHash":
+		return ec.fieldContext_SuppressedSubject_subjectHash(ctx, field)
+	case "regulation":
+		return ec.fieldContext_SuppressedSubject_regulation(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_SuppressedSubject_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SuppressedSubject", field.Name)
+}
+
+func (ec *executionContext) childFields_SuppressedSubjectConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SuppressedSubjectConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_SuppressedSubjectConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SuppressedSubjectConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SuppressedSubjectConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SuppressedSubjectConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SuppressedSubjectEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SuppressedSubjectEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SuppressedSubjectEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SuppressedSubjectEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_TrackingPlan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -10579,6 +11243,10 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_viewerHasPiiAccess(ctx, field)
 	case "trackingPlans":
 		return ec.fieldContext_Workspace_trackingPlans(ctx, field)
+	case "regulations":
+		return ec.fieldContext_Workspace_regulations(ctx, field)
+	case "suppressedSubjects":
+		return ec.fieldContext_Workspace_suppressedSubjects(ctx, field)
 	case "sources":
 		return ec.fieldContext_Workspace_sources(ctx, field)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/protocols"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -683,6 +684,43 @@ type PrivacyMatcherUpdateInput struct {
 type Query struct {
 }
 
+type RegulationCancelInput struct {
+	RegulationID string `json:"regulationId"`
+}
+
+type RegulationConnection struct {
+	Edges      []*RegulationEdge        `json:"edges"`
+	Nodes      []*regulation.Regulation `json:"nodes"`
+	PageInfo   *relay.PageInfo          `json:"pageInfo"`
+	TotalCount int                      `json:"totalCount"`
+}
+
+type RegulationCreateInput struct {
+	WorkspaceID string                 `json:"workspaceId"`
+	Type        regulation.Type        `json:"type"`
+	SubjectType regulation.SubjectType `json:"subjectType"`
+	// The identifiers, at most 5,000; a workspace may name 110,000 a month (configurable).
+	Subjects []string `json:"subjects"`
+}
+
+type RegulationEdge struct {
+	Cursor string                 `json:"cursor"`
+	Node   *regulation.Regulation `json:"node"`
+}
+
+// Narrows workspace.regulations.
+type RegulationFilter struct {
+	// Only these types.
+	Types []regulation.Type `json:"types,omitempty"`
+	// Only these statuses.
+	Statuses []regulation.Status `json:"statuses,omitempty"`
+}
+
+type RegulationPayload struct {
+	Regulation *regulation.Regulation `json:"regulation,omitempty"`
+	UserErrors []*UserError           `json:"userErrors"`
+}
+
 type SchemaControlsPayload struct {
 	Source     *source.Source `json:"source,omitempty"`
 	UserErrors []*UserError   `json:"userErrors"`
@@ -838,6 +876,18 @@ type SourceUpdateInput struct {
 }
 
 type Subscription struct {
+}
+
+type SuppressedSubjectConnection struct {
+	Edges      []*SuppressedSubjectEdge        `json:"edges"`
+	Nodes      []*regulation.SuppressedSubject `json:"nodes"`
+	PageInfo   *relay.PageInfo                 `json:"pageInfo"`
+	TotalCount int                             `json:"totalCount"`
+}
+
+type SuppressedSubjectEdge struct {
+	Cursor string                        `json:"cursor"`
+	Node   *regulation.SuppressedSubject `json:"node"`
 }
 
 type TrackingPlanConnection struct {

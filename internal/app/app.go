@@ -46,6 +46,7 @@ import (
 	"github.com/junctioncdp/junction/internal/privacy"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
+	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -75,6 +76,7 @@ type App struct {
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
 	privacy    *privacy.Service
+	regulator  *regulation.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
 	// leading wakes the periodic work when this replica becomes the one that runs it.
@@ -151,15 +153,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
 	a.privacy = privacy.New(d, workspaces, box, log)
 	a.privacy.RecordHealth = a.health.Record
+	// Regulations: suppression is the first ingest stage (no later stage sees a suppressed
+	// event); deletion runs each domain's steps, the event log's with what delivery and
+	// protocols derived from its events.
+	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
+	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples), delivery.ForgetRequests,
+		protocols.ForgetSamples, ingest.ForgetIdentities)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
 			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second},
 			{Hear: a.privacy.Committed, Every: time.Second}},
 		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
-		// The Privacy Portal then notes fields and removes those the source blocks, walking the
-		// payload the tracking plan's stage decoded.
-		Stages: []ingest.Stage{a.protocols.Stage(), a.privacy.Stage()}})
+		Stages: []ingest.Stage{a.regulator.Stage(), a.protocols.Stage(), a.privacy.Stage()}})
 	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
@@ -223,7 +229,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		}
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Privacy: a.privacy, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
+		Privacy: a.privacy, Regulator: a.regulator, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 
@@ -267,6 +274,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route("GET /metrics", "metrics", a.metrics.Handler())
 	route("/v1/", "tracking", a.ingest)
 	route(cloudapp.PathPrefix, "webhooks", cloudapp.New(sources, a.ingest))
+	route("/v1/regulations", "regulations", authSvc.Middleware(a.regulator.Handler()))
+	route("/v1/regulations/", "regulations", authSvc.Middleware(a.regulator.Handler()))
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil
@@ -297,7 +306,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.egress.Listening(ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.background.Add(3)
+	a.background.Add(4)
 	go a.periodically("prune", time.Hour, a.leading, a.pruneEvents)
 	go a.periodically("health-resolve", min(max(a.cfg.HealthResolveAfter/4, 50*time.Millisecond), 30*time.Second), nil, a.resolveHealth)
 	go func() {
@@ -305,6 +314,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-a.stop; cancel() }()
 		a.reaper.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.background.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-a.stop; cancel() }()
+		a.regulator.Run(ctx, min(time.Minute, max(a.cfg.RegulationDelay/4, 50*time.Millisecond)))
 	}()
 	a.log.Info("listening", "addr", ln.Addr().String(), "graphql", "http://"+displayAddr(ln.Addr())+"/graphql",
 		"graphiql", "http://"+displayAddr(ln.Addr())+"/", "database", a.cfg.DatabaseURL,

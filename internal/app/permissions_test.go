@@ -1118,6 +1118,26 @@ func permissionTable() []*permRow {
 			want: adminsOnly,
 		},
 
+		// Regulations: owners and admins make and cancel them; members read them.
+		{
+			root: "Mutation", field: "regulationCreate", query: permMutation("regulationCreate", "RegulationCreateInput", "regulation { id status }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": c.w.id, "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"user-of-" + c.p.String()}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"x"}})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "regulationCancel", query: permMutation("regulationCancel", "RegulationCancelInput", "regulation { id status }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"regulationId": c.newRegulation(t)})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"regulationId": id.New("reg")}) },
+			want:  planAdmins, // to a source admin, who reads no regulation, it does not exist
+		},
+
 		// Protocols: members read, owners and admins change (W is on BUSINESS, which has it).
 		{
 			root: "Mutation", field: "trackingPlanCreate", query: permMutation("trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id name }"),
@@ -1854,6 +1874,14 @@ func (f *permFixture) business(t *testing.T) {
 	t.Helper()
 	f.must(t, f.users[asOwner].session, permMutation("workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }"),
 		permInput(map[string]any{"workspaceId": f.w.id, "plan": "BUSINESS"}))
+}
+
+// newRegulation makes a deletion request in W that has not started (deletions wait a few minutes).
+func (f *permFixture) newRegulation(t *testing.T) string {
+	t.Helper()
+	d := f.must(t, f.users[asOwner].session, permMutation("regulationCreate", "RegulationCreateInput", "regulation { id }"),
+		permInput(map[string]any{"workspaceId": f.w.id, "type": "DELETE_INTERNAL", "subjectType": "USER_ID", "subjects": []string{f.slug("subject")}}))
+	return permStr(d, "regulationCreate.regulation.id")
 }
 
 // newTrackingPlan adds a tracking plan to the fixture's workspace, as its owner, with a track rule

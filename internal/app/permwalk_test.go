@@ -228,7 +228,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
 	"Workspace": walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
 		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans
-		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess`),
+		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess regulations suppressedSubjects`),
 		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
@@ -253,7 +253,12 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"IngestFigures":     walkOpen("received accepted discarded blocked byReason"),
 	// Protocols: members read plans (MINIMAL members see none), violations and schemas of the
 	// sources they see; what changes them is TestPermissions' table.
-	"TrackingPlan":            walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),
+	"TrackingPlan": walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),
+	// Regulations: members read them (MINIMAL members see none); subjects are in clear only
+	// while a deletion has work to do.
+	"Regulation":              walkOpen("id type subjectType subjectCount subjects status destinations rowsDeleted notBefore createdAt startedAt finishedAt canceledAt createdBy viewerCanCancel"),
+	"RegulationDestination":   walkOpen("destination destinationId name status attempts error updatedAt"),
+	"SuppressedSubject":       walkOpen("subjectType subjectHash regulation createdAt"),
 	"TrackingPlanRule":        walkOpen("key type eventName description labels properties traits context version updatedAt updatedBy"),
 	"TrackingPlanVersion":     walkOpen("version summary changes user byAccessToken createdAt"),
 	"TrackingPlanRuleChange":  walkOpen("rule action"),

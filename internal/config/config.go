@@ -68,6 +68,11 @@ type Config struct {
 
 	// SourceQuietPeriod is how long a source may go without events before it shows NO_RECENT_DATA.
 	SourceQuietPeriod time.Duration
+	// RegulationMonthlySubjects caps the subjects a workspace's regulations name per month.
+	RegulationMonthlySubjects int
+	// RegulationDelay is how long a deletion request waits before it starts (it can be canceled
+	// until then).
+	RegulationDelay time.Duration
 	// EncryptionKey encrypts secret settings at rest (base64 of 32 bytes). Empty: a key file next
 	// to the SQLite database, generated on first start. Required on PostgreSQL, where every
 	// replica must use the same key.
@@ -103,30 +108,32 @@ type Limits struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Addr:                ":8080",
-		DatabaseURL:         "data/junction.db",
-		LogLevel:            slog.LevelInfo,
-		LogFormat:           "json",
-		Introspection:       true,
-		ShutdownGrace:       15 * time.Second,
-		DatabaseReadConns:   8,
-		LoginDelay:          250 * time.Millisecond,
-		LoginMaxFailures:    10,
-		LoginLockout:        15 * time.Minute,
-		SourceQuietPeriod:   time.Hour,
-		EventRetention:      7 * 24 * time.Hour,
-		IngestRate:          50000,
-		IngestQueueEvents:   50000,
-		IngestQueueBytes:    64 << 20,
-		IngestQueueWait:     2 * time.Second,
-		DeliveryConcurrency: 16,
-		DeliveryMaxAttempts: 12,
-		DeliveryMaxAge:      4 * time.Hour,
-		DeliveryBackoff:     time.Second,
-		DeliveredRetention:  24 * time.Hour,
-		FailedRetention:     7 * 24 * time.Hour,
-		HealthResolveAfter:  15 * time.Minute,
-		IngestBurst:         100000,
+		Addr:                      ":8080",
+		DatabaseURL:               "data/junction.db",
+		LogLevel:                  slog.LevelInfo,
+		LogFormat:                 "json",
+		Introspection:             true,
+		ShutdownGrace:             15 * time.Second,
+		DatabaseReadConns:         8,
+		LoginDelay:                250 * time.Millisecond,
+		LoginMaxFailures:          10,
+		LoginLockout:              15 * time.Minute,
+		SourceQuietPeriod:         time.Hour,
+		EventRetention:            7 * 24 * time.Hour,
+		IngestRate:                50000,
+		IngestQueueEvents:         50000,
+		IngestQueueBytes:          64 << 20,
+		IngestQueueWait:           2 * time.Second,
+		DeliveryConcurrency:       16,
+		DeliveryMaxAttempts:       12,
+		DeliveryMaxAge:            4 * time.Hour,
+		DeliveryBackoff:           time.Second,
+		DeliveredRetention:        24 * time.Hour,
+		FailedRetention:           7 * 24 * time.Hour,
+		HealthResolveAfter:        15 * time.Minute,
+		RegulationMonthlySubjects: 110_000,
+		RegulationDelay:           5 * time.Minute,
+		IngestBurst:               100000,
 		Limits: Limits{
 			BodyBytes:        1 << 20,
 			Tokens:           10000,
@@ -187,6 +194,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.DeliveredRetention, "delivered-retention", env.duration("DELIVERED_RETENTION", c.DeliveredRetention), "how long successful delivery attempts are kept (env DELIVERED_RETENTION)")
 	fs.DurationVar(&c.FailedRetention, "failed-retention", env.duration("FAILED_RETENTION", c.FailedRetention), "how long failed delivery attempts are kept (env FAILED_RETENTION)")
 	fs.DurationVar(&c.HealthResolveAfter, "health-resolve-after", env.duration("HEALTH_RESOLVE_AFTER", c.HealthResolveAfter), "how long a target must work without an error before its health issue resolves (env HEALTH_RESOLVE_AFTER)")
+	fs.IntVar(&c.RegulationMonthlySubjects, "regulation-monthly-subjects", env.int("REGULATION_MONTHLY_SUBJECTS", c.RegulationMonthlySubjects), "subjects a workspace's deletion and suppression requests may name per month (env REGULATION_MONTHLY_SUBJECTS)")
+	fs.DurationVar(&c.RegulationDelay, "regulation-delay", env.duration("REGULATION_DELAY", c.RegulationDelay), "how long a deletion request waits before it starts, during which it can be canceled (env REGULATION_DELAY)")
 	egressAllow := fs.String("egress-allow", env.str("EGRESS_ALLOW", ""), "comma-separated CIDRs that deliveries and webhooks may reach although private, loopback or link-local, such as 10.0.0.0/8 (env EGRESS_ALLOW)")
 	l := &c.Limits
 	fs.Int64Var(&l.BodyBytes, "max-body-bytes", env.int64("MAX_BODY_BYTES", l.BodyBytes), "largest GraphQL request body (env MAX_BODY_BYTES)")
@@ -266,6 +275,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0", name)
 		}
+	}
+	if c.RegulationMonthlySubjects < 1 || c.RegulationDelay < 0 {
+		return c, errors.New("regulation-monthly-subjects must be at least 1 and regulation-delay at least 0")
 	}
 	if c.IngestRate < 0 || c.IngestBurst < 1 {
 		return c, errors.New("ingest-rate must be at least 0 and ingest-burst at least 1")

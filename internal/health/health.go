@@ -223,8 +223,8 @@ func DiscardOccurrences(c ingest.Committed) []Occurrence {
 	byKey := map[key]int{}
 	var occ []Occurrence
 	for _, e := range c.Events {
-		if e.Status != ingest.Discarded {
-			continue
+		if e.Status != ingest.Discarded || e.Reason == ingest.Suppressed {
+			continue // a suppressed subject's events are refused on purpose
 		}
 		k := key{e.SourceID, string(e.Reason)}
 		i, ok := byKey[k]

@@ -52,6 +52,9 @@ const (
 	UnknownType       Reason = "UNKNOWN_TYPE"
 	RevokedWriteKey   Reason = "REVOKED_WRITE_KEY"
 	SourceDisabled    Reason = "SOURCE_DISABLED"
+	// Suppressed events are about a subject a regulation suppresses (internal/regulation): they
+	// are stored without payload or identifiers, and are no source's fault.
+	Suppressed Reason = "SUPPRESSED"
 	// UnknownWriteKey is not stored (there is no source to store it for); it is counted in metrics.
 	UnknownWriteKey Reason = "UNKNOWN_WRITE_KEY"
 )

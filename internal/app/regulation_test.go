@@ -1,0 +1,538 @@
+package app_test
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
+)
+
+// regFields is what the tests read of a regulation.
+const regFields = `id type subjectType subjectCount subjects status rowsDeleted notBefore createdAt startedAt finishedAt canceledAt
+	createdBy { id } viewerCanCancel destinations { destinationId name status attempts error destination { id } }`
+
+// regCreate makes a regulation as the holder of tok and returns the payload.
+func regCreate(tb testing.TB, s *server, tok, wsID, typ, subjectType string, subjects ...string) map[string]any {
+	tb.Helper()
+	d := dlvData(tb, dlvPost(tb, s, tok, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { `+regFields+` }
+		userErrors { field message code } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": wsID, "type": typ, "subjectType": subjectType, "subjects": subjects}}))
+	return trkObj(d, "regulationCreate")
+}
+
+// regWantCreated makes a regulation and wants it made.
+func regWantCreated(tb testing.TB, s *server, tok, wsID, typ, subjectType string, subjects ...string) map[string]any {
+	tb.Helper()
+	p := regCreate(tb, s, tok, wsID, typ, subjectType, subjects...)
+	if errs, _ := p["userErrors"].([]any); len(errs) > 0 || p["regulation"] == nil {
+		tb.Fatalf("regulationCreate %s: %v", typ, p)
+	}
+	return trkObj(p, "regulation")
+}
+
+// regGet reads a regulation by node(id).
+func regGet(tb testing.TB, s *server, tok, id string) map[string]any {
+	tb.Helper()
+	d := dlvData(tb, dlvPost(tb, s, tok, `query($id: ID!) { node(id: $id) { ... on Regulation { `+regFields+` } } }`, map[string]any{"id": id}))
+	return trkObj(d, "node")
+}
+
+// regWaitStatus waits until a regulation has left INITIALIZED and RUNNING, and returns it.
+func regWaitDone(tb testing.TB, s *server, tok, id string) map[string]any {
+	tb.Helper()
+	var r map[string]any
+	dlvWait(tb, "regulation "+id+" to finish", 20*time.Second, func() bool {
+		r = regGet(tb, s, tok, id)
+		return r["status"] != "INITIALIZED" && r["status"] != "RUNNING"
+	})
+	return r
+}
+
+func regUserErrorCodes(p map[string]any) []string {
+	var out []string
+	errs, _ := p["userErrors"].([]any)
+	for _, e := range errs {
+		out = append(out, trkStr(e, "field")+":"+trkStr(e, "code"))
+	}
+	return out
+}
+
+// regLater keeps deletions waiting (they can be canceled meanwhile).
+func regLater(c *config.Config) { c.RegulationDelay = time.Hour }
+
+// regNow starts deletions at once.
+func regNow(c *config.Config) { c.RegulationDelay = 0 }
+
+func TestRegulations(t *testing.T) {
+	s := startServer(t, regLater, func(c *config.Config) { c.RegulationMonthlySubjects = 30 })
+	owner := dlvNewEnv(t, s, "reg-owner")
+	admin := owner.member(t, "reg-admin@example.com", "ADMIN")
+	member := owner.member(t, "reg-member@example.com", "MEMBER")
+
+	t.Run("SuppressOnlyFinishesAtOnceAndKeepsHashesOnly", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", "user-a", " user-a ", "user-b")
+		if r["status"] != "FINISHED" || trkInt(r["subjectCount"]) != 2 || len(r["subjects"].([]any)) != 0 || r["finishedAt"] == nil {
+			t.Fatalf("SUPPRESS_ONLY: %v", r)
+		}
+		if r["viewerCanCancel"] != false || trkStr(r, "createdBy.id") != owner.userID {
+			t.Fatalf("SUPPRESS_ONLY: %v", r)
+		}
+		var clear int
+		if err := s.App.DB().Get(t.Context(), &clear, `SELECT COUNT(*) FROM regulation_subjects WHERE subject IS NOT NULL`); err != nil || clear != 0 {
+			t.Fatalf("subjects in clear: %d %v", clear, err)
+		}
+	})
+
+	t.Run("DeletionWaitsAndShowsItsSubjects", func(t *testing.T) {
+		for _, typ := range []string{"DELETE_INTERNAL", "DELETE_ONLY", "SUPPRESS_WITH_DELETE"} {
+			r := regWantCreated(t, s, admin, owner.wsID, typ, "ANONYMOUS_ID", "anon-"+strings.ToLower(typ))
+			if r["status"] != "INITIALIZED" || r["viewerCanCancel"] != true || r["startedAt"] != nil {
+				t.Fatalf("%s: %v", typ, r)
+			}
+			if got := r["subjects"].([]any); len(got) != 1 || got[0] != "anon-"+strings.ToLower(typ) {
+				t.Fatalf("%s subjects: %v", typ, got)
+			}
+			if nb := trkTime(t, r["notBefore"]); nb.Before(time.Now().Add(50 * time.Minute)) {
+				t.Fatalf("%s notBefore %v: want about an hour from now", typ, nb)
+			}
+		}
+	})
+
+	t.Run("UnsuppressFinishesAtOnce", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "UNSUPPRESS", "USER_ID", "user-b")
+		if r["status"] != "FINISHED" {
+			t.Fatalf("UNSUPPRESS: %v", r)
+		}
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			subjectType string
+			subjects    []string
+			want        string
+		}{
+			"NoSubjects":   {"USER_ID", []string{}, "subjects:REQUIRED"},
+			"EmptySubject": {"USER_ID", []string{"  "}, "subjects:REQUIRED"},
+			"NotAnEmail":   {"EMAIL", []string{"nobody"}, "subjects:INVALID"},
+			"TooLong":      {"USER_ID", []string{strings.Repeat("x", 1025)}, "subjects:TOO_LONG"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				p := regCreate(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", c.subjectType, c.subjects...)
+				if got := regUserErrorCodes(p); len(got) != 1 || got[0] != c.want || p["regulation"] != nil {
+					t.Fatalf("got %v, want %s", got, c.want)
+				}
+			})
+		}
+	})
+
+	t.Run("MonthlyCap", func(t *testing.T) {
+		// 2 + 3 subjects so far this month (UNSUPPRESS is free); the cap is 30.
+		var subjects []string
+		for i := range 26 {
+			subjects = append(subjects, "cap-"+string(rune('a'+i)))
+		}
+		p := regCreate(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", subjects...)
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "subjects:NOT_ALLOWED" {
+			t.Fatalf("over the cap: %v", p)
+		}
+		regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", subjects[:15]...)
+		regWantCreated(t, s, owner.tok, owner.wsID, "UNSUPPRESS", "USER_ID", subjects[:15]...)
+	})
+
+	t.Run("Rights", func(t *testing.T) {
+		r := dlvPost(t, s, member, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": owner.wsID, "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"x"}}})
+		if r.errorCode() != "FORBIDDEN" {
+			t.Fatalf("member creates: %s", r.Raw)
+		}
+		d := dlvData(t, dlvPost(t, s, member, `query($slug: String!) { workspace(slug: $slug) { regulations(first: 50) { totalCount
+			nodes { id status viewerCanCancel subjects } } } }`, map[string]any{"slug": owner.slug}))
+		nodes := trkPath(d, "workspace.regulations.nodes").([]any)
+		if trkInt(trkPath(d, "workspace.regulations.totalCount")) != len(nodes) || len(nodes) != 7 {
+			t.Fatalf("member reads: %v", d)
+		}
+		for _, n := range nodes {
+			if n.(map[string]any)["viewerCanCancel"] != false {
+				t.Fatalf("member may cancel: %v", n)
+			}
+		}
+	})
+
+	t.Run("FilterAndPaging", func(t *testing.T) {
+		d := owner.gql(t, `query($slug: String!) { workspace(slug: $slug) { regulations(first: 2, filter: {types: [SUPPRESS_ONLY, UNSUPPRESS], statuses: [FINISHED]}) {
+			totalCount pageInfo { hasNextPage endCursor } nodes { id type } } } }`, map[string]any{"slug": owner.slug})
+		c := trkObj(d, "workspace.regulations")
+		if trkInt(c["totalCount"]) != 4 || trkPath(c, "pageInfo.hasNextPage") != true || len(c["nodes"].([]any)) != 2 {
+			t.Fatalf("filtered: %v", c)
+		}
+		d = owner.gql(t, `query($slug: String!, $after: String) { workspace(slug: $slug) { regulations(first: 10, after: $after, filter: {types: [SUPPRESS_ONLY, UNSUPPRESS]}) {
+			nodes { id type } } } }`, map[string]any{"slug": owner.slug, "after": trkStr(c, "pageInfo.endCursor")})
+		if n := len(trkPath(d, "workspace.regulations.nodes").([]any)); n != 2 {
+			t.Fatalf("second page: %v", d)
+		}
+	})
+
+	t.Run("Cancel", func(t *testing.T) {
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_WITH_DELETE", "USER_ID", "cancel-me")
+		q := `mutation($id: ID!) { regulationCancel(input: {regulationId: $id}) { regulation { ` + regFields + ` } userErrors { field message code } } }`
+		if res := dlvPost(t, s, member, q, map[string]any{"id": r["id"]}); res.errorCode() != "FORBIDDEN" {
+			t.Fatalf("member cancels: %s", res.Raw)
+		}
+		p := trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": r["id"]})), "regulationCancel")
+		c := trkObj(p, "regulation")
+		if c["status"] != "CANCELED" || c["canceledAt"] == nil || len(c["subjects"].([]any)) != 0 || c["viewerCanCancel"] != false {
+			t.Fatalf("canceled: %v", p)
+		}
+		// Its suppression went with it.
+		d := owner.gql(t, `query($slug: String!) { workspace(slug: $slug) { suppressedSubjects(subject: "cancel-me") { totalCount } } }`,
+			map[string]any{"slug": owner.slug})
+		if trkInt(trkPath(d, "workspace.suppressedSubjects.totalCount")) != 0 {
+			t.Fatalf("a canceled regulation still suppresses: %v", d)
+		}
+		p = trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": r["id"]})), "regulationCancel")
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "regulationId:NOT_ALLOWED" {
+			t.Fatalf("canceled twice: %v", p)
+		}
+		fin := regWantCreated(t, s, owner.tok, owner.wsID, "SUPPRESS_ONLY", "USER_ID", "done")
+		p = trkObj(dlvData(t, dlvPost(t, s, admin, q, map[string]any{"id": fin["id"]})), "regulationCancel")
+		if got := regUserErrorCodes(p); len(got) != 1 || got[0] != "regulationId:NOT_ALLOWED" {
+			t.Fatalf("finished one canceled: %v", p)
+		}
+	})
+
+	t.Run("AuditTrailWithoutSubjects", func(t *testing.T) {
+		events := acEvents(t, s, owner.tok, owner.slug, map[string]any{"types": []string{"REGULATION_CREATED", "REGULATION_CANCELED"}})
+		if len(events) < 8 {
+			t.Fatalf("audit trail: %d regulation events", len(events))
+		}
+		raw := acJSON(events)
+		for _, subject := range []string{"user-a", "cancel-me", "anon-delete_only"} {
+			if strings.Contains(raw, subject) {
+				t.Fatalf("the audit trail names the subject %q: %s", subject, raw)
+			}
+		}
+		if !strings.Contains(raw, `"REGULATION_CANCELED"`) || !strings.Contains(raw, `"subjectCount"`) {
+			t.Fatalf("audit trail: %s", raw)
+		}
+	})
+
+	t.Run("IsolatedBetweenWorkspaces", func(t *testing.T) {
+		other := dlvNewEnv(t, s, "reg-other")
+		r := regWantCreated(t, s, owner.tok, owner.wsID, "DELETE_INTERNAL", "USER_ID", "isolated")
+		if n := regGet(t, s, other.tok, trkStr(r, "id")); n != nil {
+			t.Fatalf("another workspace's owner reads it: %v", n)
+		}
+		res := dlvPost(t, s, other.tok, `mutation($id: ID!) { regulationCancel(input: {regulationId: $id}) { regulation { id } } }`,
+			map[string]any{"id": r["id"]})
+		if res.errorCode() != "NOT_FOUND" {
+			t.Fatalf("another workspace's owner cancels: %s", res.Raw)
+		}
+		res = dlvPost(t, s, other.tok, `mutation($i: RegulationCreateInput!) { regulationCreate(input: $i) { regulation { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": owner.wsID, "type": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjects": []string{"x"}}})
+		if res.errorCode() != "NOT_FOUND" {
+			t.Fatalf("another workspace's owner creates: %s", res.Raw)
+		}
+		d := other.gql(t, `query($slug: String!) { workspace(slug: $slug) { regulations { totalCount } suppressedSubjects { totalCount } } }`,
+			map[string]any{"slug": other.slug})
+		if trkInt(trkPath(d, "workspace.regulations.totalCount")) != 0 || trkInt(trkPath(d, "workspace.suppressedSubjects.totalCount")) != 0 {
+			t.Fatalf("another workspace sees: %v", d)
+		}
+	})
+
+	t.Run("HTTPAPI", func(t *testing.T) {
+		_, secret := acCreateToken(t, s, owner.tok, owner.wsID, "privacy-bot", "ADMIN")
+		_, readOnly := acCreateToken(t, s, owner.tok, owner.wsID, "reader", "MEMBER")
+		send := func(method, path, tok string, body any) (int, map[string]any) {
+			var rd *bytes.Reader
+			if body != nil {
+				b, _ := json.Marshal(body)
+				rd = bytes.NewReader(b)
+			} else {
+				rd = bytes.NewReader(nil)
+			}
+			headers := []string{"Content-Type", "application/json"}
+			if tok != "" {
+				headers = append(headers, "Authorization", "Bearer "+tok)
+			}
+			res := s.do(t, method, path, rd, headers...)
+			var out map[string]any
+			_ = json.Unmarshal([]byte(res.Raw), &out)
+			return res.Status, out
+		}
+		status, out := send("POST", "/v1/regulations", secret, map[string]any{"regulationType": "DELETE_INTERNAL", "subjectType": "USER_ID", "subjectIds": []string{"api-user"}})
+		if status != http.StatusCreated || trkStr(out, "data.regulation.status") != "INITIALIZED" || trkStr(out, "data.regulation.workspaceId") != owner.wsID {
+			t.Fatalf("POST: %d %v", status, out)
+		}
+		id := trkStr(out, "data.regulation.id")
+		if status, out = send("GET", "/v1/regulations/"+id, readOnly, nil); status != http.StatusOK || trkStr(out, "data.regulation.id") != id {
+			t.Fatalf("GET: %d %v", status, out)
+		}
+		if status, _ = send("POST", "/v1/regulations", readOnly, map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjectIds": []string{"x"}}); status != http.StatusForbidden {
+			t.Fatalf("POST with a MEMBER token: %d", status)
+		}
+		if status, out = send("POST", "/v1/regulations", secret, map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "PHONE", "subjectIds": []string{"x"}}); status != http.StatusUnprocessableEntity ||
+			trkStr(out["errors"].([]any)[0], "field") != "subjectType" {
+			t.Fatalf("POST invalid: %d %v", status, out)
+		}
+		if status, _ = send("POST", "/v1/regulations", "", map[string]any{"regulationType": "SUPPRESS_ONLY", "subjectType": "USER_ID", "subjectIds": []string{"x"}}); status != http.StatusUnauthorized {
+			t.Fatalf("POST anonymous: %d", status)
+		}
+		if status, _ = send("GET", "/v1/regulations/reg_01jzzzzzzzzzzzzzzzzzzzzzzz", secret, nil); status != http.StatusNotFound {
+			t.Fatalf("GET unknown: %d", status)
+		}
+		if status, out = send("DELETE", "/v1/regulations/"+id, secret, nil); status != http.StatusOK || trkStr(out, "data.regulation.status") != "CANCELED" {
+			t.Fatalf("DELETE: %d %v", status, out)
+		}
+		if status, _ = send("DELETE", "/v1/regulations/"+id, secret, nil); status != http.StatusConflict {
+			t.Fatalf("DELETE again: %d", status)
+		}
+		// The tracking API still answers beside it.
+		_, key := owner.source(t, "after-api")
+		dlvTrack(t, s, key, map[string]any{"userId": "someone"})
+	})
+}
+
+// regStoredEvents lists a source's events as the debugger shows them (up to 100).
+func regStoredEvents(tb testing.TB, e *dlvEnv, sourceID string) []map[string]any {
+	tb.Helper()
+	d := e.gql(tb, `query($id: ID!) { node(id: $id) { ... on Source { recentEvents(first: 100) { nodes {
+		id type event userId anonymousId status discardReason discardMessage payload } } } } }`, map[string]any{"id": sourceID})
+	var out []map[string]any
+	for _, n := range trkPath(d, "node.recentEvents.nodes").([]any) {
+		out = append(out, n.(map[string]any))
+	}
+	return out
+}
+
+func TestSuppression(t *testing.T) {
+	s := startServer(t, regLater, allowLoopback)
+	e := dlvNewEnv(t, s, "sup-owner")
+	web, key := e.source(t, "Web")
+	server, serverKey := e.source(t, "Server")
+	hook := newReceiver(t)
+	dest := e.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true)
+	e.connect(t, web, dest, true)
+
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "USER_ID", "sup-user")
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_WITH_DELETE", "ANONYMOUS_ID", "sup-anon")
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "EMAIL", "Sup-Person@Example.com")
+
+	t.Run("RefusedAtIngestWithTheRealClient", func(t *testing.T) {
+		out := runNode(t, "suppress.mjs", s.URL, key, "sup-user", "sup-anon", "sup-person@example.com", "free-user")
+		if !strings.Contains(out, `"200":6`) {
+			t.Fatalf("suppress.mjs: %s", out)
+		}
+		events := regStoredEvents(t, e, web)
+		var suppressed, accepted int
+		for _, ev := range events {
+			switch {
+			case ev["discardReason"] == "SUPPRESSED":
+				suppressed++
+				if ev["status"] != "DISCARDED" || ev["userId"] != nil || ev["anonymousId"] != nil || acJSON(ev["payload"]) != "{}" {
+					t.Errorf("a suppressed event keeps data: %v", ev)
+				}
+			case ev["status"] == "ACCEPTED" && ev["userId"] == "free-user":
+				accepted++
+			default:
+				t.Errorf("unexpected event: %v", ev)
+			}
+		}
+		if suppressed != 4 || accepted != 2 {
+			t.Fatalf("suppressed %d (want 4), accepted %d (want 2): %v", suppressed, accepted, events)
+		}
+		// Only the free subject's events reach the destination.
+		dlvWait(t, "the free subject's events at the webhook", 10*time.Second, func() bool { return len(hook.all()) >= 2 })
+		dlvSettle(t, s, dest)
+		for _, req := range hook.all() {
+			if bytes.Contains(req.body, []byte("sup-")) || !bytes.Contains(req.body, []byte("free-user")) {
+				t.Fatalf("the webhook got %s", req.body)
+			}
+		}
+		if len(hook.all()) != 2 {
+			t.Fatalf("the webhook got %d requests, want 2", len(hook.all()))
+		}
+		for _, needle := range []string{"private note of sup-user", "Suppressed Person", "Private Page"} {
+			if bytes.Contains(storedBytes(t, s), []byte(needle)) {
+				t.Fatalf("the database holds %q of a suppressed subject", needle)
+			}
+		}
+	})
+
+	t.Run("OnEverySourceOverHTTP", func(t *testing.T) {
+		dlvTrack(t, s, serverKey, map[string]any{"userId": "sup-user", "properties": map[string]any{"x": 1}}, map[string]any{"userId": "free-2"})
+		var reasons []string
+		for _, ev := range regStoredEvents(t, e, server) {
+			reasons = append(reasons, trkStr(ev, "status")+":"+trkStr(ev, "discardReason"))
+		}
+		if strings.Join(reasons, ",") != "ACCEPTED:,DISCARDED:SUPPRESSED" && strings.Join(reasons, ",") != "DISCARDED:SUPPRESSED,ACCEPTED:" {
+			t.Fatalf("server source: %v", reasons)
+		}
+	})
+
+	t.Run("NoHealthIssueForSuppressedEvents", func(t *testing.T) {
+		time.Sleep(1200 * time.Millisecond) // health hears commits once a second
+		for _, is := range e.issues(t, "first: 50, status: [OPEN, ACKNOWLEDGED, RESOLVED]") {
+			if is["errorType"] == "SUPPRESSED" {
+				t.Fatalf("a health issue for suppressed events: %v", is)
+			}
+		}
+	})
+
+	t.Run("ListedByHashAndFound", func(t *testing.T) {
+		d := e.gql(t, `query($slug: String!) { workspace(slug: $slug) {
+			all: suppressedSubjects(first: 10) { totalCount nodes { subjectType subjectHash regulation { id type } createdAt } }
+			byEmail: suppressedSubjects(subject: "SUP-PERSON@example.com") { totalCount nodes { subjectType } }
+			byUser: suppressedSubjects(subjectType: USER_ID, subject: "sup-user") { totalCount }
+			wrongType: suppressedSubjects(subjectType: ANONYMOUS_ID, subject: "sup-user") { totalCount } } }`, map[string]any{"slug": e.slug})
+		w := trkObj(d, "workspace")
+		if trkInt(trkPath(w, "all.totalCount")) != 3 || trkInt(trkPath(w, "byEmail.totalCount")) != 1 ||
+			trkInt(trkPath(w, "byUser.totalCount")) != 1 || trkInt(trkPath(w, "wrongType.totalCount")) != 0 {
+			t.Fatalf("suppressedSubjects: %v", w)
+		}
+		raw := acJSON(w)
+		if strings.Contains(raw, "sup-user") || strings.Contains(raw, "sup-person") {
+			t.Fatalf("suppressedSubjects shows an identifier: %s", raw)
+		}
+	})
+
+	t.Run("UnsuppressLiftsIt", func(t *testing.T) {
+		regWantCreated(t, s, e.tok, e.wsID, "UNSUPPRESS", "USER_ID", "sup-user")
+		dlvTrack(t, s, serverKey, map[string]any{"userId": "sup-user", "messageId": "after-unsuppress"})
+		found := false
+		for _, ev := range regStoredEvents(t, e, server) {
+			if ev["userId"] == "sup-user" && ev["status"] == "ACCEPTED" {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatal("an unsuppressed subject's event was not accepted")
+		}
+	})
+
+	t.Run("OtherWorkspacesUnaffected", func(t *testing.T) {
+		other := dlvNewEnv(t, s, "sup-other")
+		src, k := other.source(t, "Other")
+		dlvTrack(t, s, k, map[string]any{"anonymousId": "sup-anon"})
+		evs := regStoredEvents(t, other, src)
+		if len(evs) != 1 || evs[0]["status"] != "ACCEPTED" {
+			t.Fatalf("another workspace's event of the same id: %v", evs)
+		}
+	})
+}
+
+// regDatabaseBytes returns what the database holds once deleted rows can no longer linger: on
+// SQLite the server is stopped, the write-ahead log checkpointed and the file vacuumed before it
+// is read; on PostgreSQL every row of every table in text form (storedBytes).
+func regDatabaseBytes(t *testing.T, s *server) []byte {
+	t.Helper()
+	if s.App.DB().Dialect() != db.SQLite {
+		return storedBytes(t, s)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite3", s.App.DB().Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{`PRAGMA wal_checkpoint(TRUNCATE)`, `VACUUM`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	return storedBytes(t, s)
+}
+
+func TestRegulationDeletion(t *testing.T) {
+	s := startServer(t, regNow, allowLoopback)
+	e := dlvNewEnv(t, s, "del-owner")
+	e.gql(t, `mutation($i: WorkspacePlanUpdateInput!) { workspacePlanUpdate(input: $i) { workspace { id } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": e.wsID, "plan": "BUSINESS"}})
+	web, key := e.source(t, "Web")
+	plan := trkStr(e.mutate(t, "trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id }",
+		map[string]any{"workspaceId": e.wsID, "name": "Shop"}), "trackingPlan.id")
+	e.mutate(t, "trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "count", map[string]any{"planId": plan, "rules": []any{
+		map[string]any{"type": "TRACK", "eventName": "Order Completed", "properties": `{"type":"object","required":["order_id"]}`}}})
+	e.mutate(t, "trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }", map[string]any{"planId": plan, "sourceId": web})
+	hook := newReceiver(t)
+	dest := e.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true)
+	e.connect(t, web, dest, true)
+	other := dlvNewEnv(t, s, "del-other")
+	otherSrc, otherKey := other.source(t, "Other")
+
+	const subject, email = "del-subject-7f3a9c", "del-person-51b2@example.com"
+	dlvTrack(t, s, key,
+		map[string]any{"userId": subject, "event": "Order Completed", "properties": map[string]any{"total": 3}}, // a violation, with a sample
+		map[string]any{"type": "identify", "userId": subject, "traits": map[string]any{"name": "Deleted Person"}},
+		map[string]any{"type": "page", "userId": subject, "name": "Profile"},
+		map[string]any{"type": "identify", "userId": "email-user", "traits": map[string]any{"email": "Del-Person-51B2@Example.com"}},
+		map[string]any{"userId": "keep-user", "event": "Order Completed", "properties": map[string]any{"order_id": "o-1"}},
+		map[string]any{"type": "identify", "userId": "keep-user"})
+	// The same ids in another workspace are not its to delete.
+	dlvTrack(t, s, otherKey, map[string]any{"userId": subject, "event": "Elsewhere"})
+
+	dlvWait(t, "6 events at the webhook", 15*time.Second, func() bool { return hook.events("webhook") >= 6 || len(hook.all()) >= 6 })
+	dlvSettle(t, s, dest)
+	dlvWait(t, "a violation sample", 10*time.Second, func() bool {
+		var n int
+		_ = s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM violation_samples`)
+		return n > 0
+	})
+	usage := func() string {
+		d := e.gql(t, `query($slug: String!, $m: String!) { workspace(slug: $slug) { usage(month: $m) { apiCalls mtus } } }`,
+			map[string]any{"slug": e.slug, "m": trkMonth()})
+		return acJSON(trkObj(d, "workspace.usage"))
+	}
+	before := usage()
+	if !bytes.Contains(storedBytes(t, s), []byte(subject)) || !bytes.Contains(storedBytes(t, s), []byte("Deleted Person")) {
+		t.Fatal("the subject's data is not in the database to begin with")
+	}
+
+	byUser := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", subject)
+	byEmail := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "EMAIL", email)
+	for _, r := range []map[string]any{byUser, byEmail} {
+		done := regWaitDone(t, s, e.tok, trkStr(r, "id"))
+		if done["status"] != "FINISHED" || trkInt(done["rowsDeleted"]) == 0 || len(done["subjects"].([]any)) != 0 || done["startedAt"] == nil {
+			t.Fatalf("deletion: %v", done)
+		}
+		if len(done["destinations"].([]any)) != 0 {
+			t.Fatalf("DELETE_INTERNAL went to destinations: %v", done)
+		}
+	}
+
+	// What is not the subjects' stays; usage already counted stays.
+	var left []string
+	for _, ev := range regStoredEvents(t, e, web) {
+		left = append(left, trkStr(ev, "userId"))
+	}
+	if strings.Join(left, ",") != "keep-user,keep-user" {
+		t.Fatalf("events left: %v", left)
+	}
+	if after := usage(); after != before {
+		t.Fatalf("usage changed: %s, was %s", after, before)
+	}
+	if n := len(regStoredEvents(t, other, otherSrc)); n != 1 {
+		t.Fatalf("another workspace's event of the same user id: %d left", n)
+	}
+
+	// The other workspace forgets its own copy with its own request; then nothing is left.
+	regWaitDone(t, s, other.tok, trkStr(regWantCreated(t, s, other.tok, other.wsID, "DELETE_INTERNAL", "USER_ID", subject), "id"))
+
+	stored := regDatabaseBytes(t, s)
+	for _, needle := range []string{subject, "Deleted Person", email, "Del-Person-51B2@Example.com"} {
+		if i := bytes.Index(stored, []byte(needle)); i >= 0 {
+			t.Fatalf("the database still holds %q: …%q…", needle, stored[max(0, i-200):min(len(stored), i+100)])
+		}
+	}
+	if logs := s.Logs.String(); strings.Contains(logs, subject) || strings.Contains(logs, email) {
+		t.Fatal("the server's log names a subject")
+	}
+}
