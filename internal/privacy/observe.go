@@ -38,6 +38,7 @@ type fieldAgg struct {
 	span
 	key     string
 	sample  any
+	sampled string // the id of the event the sample came from
 	origins map[originKey]*span
 }
 
@@ -71,7 +72,7 @@ func (s *Service) Committed(c ingest.Committed) {
 			}
 			agg.add(e.ReceivedAt)
 			if agg.sample == nil {
-				agg.sample = f.value
+				agg.sample, agg.sampled = f.value, e.ID
 			}
 			ok := originKey{n.sourceID, n.eventName}
 			o := agg.origins[ok]
@@ -155,7 +156,7 @@ func (s *Service) store(ctx context.Context, workspaceID string, fields map[stri
 		if len(sample) > sampleLen {
 			sample, _ = json.Marshal(string(sample[:sampleLen]) + "…")
 		}
-		rows = append(rows, []any{workspaceID, p, recommended, matcherID, matcherName, db.Time{Time: agg.first}, db.Time{Time: agg.last}, agg.n, string(sample)})
+		rows = append(rows, []any{workspaceID, p, recommended, matcherID, matcherName, db.Time{Time: agg.first}, db.Time{Time: agg.last}, agg.n, string(sample), agg.sampled})
 		redNow := rec.ok && rec.Classification == Red && prev != string(Red)
 		for ok, sp := range agg.origins {
 			origins = append(origins, []any{ok.source, p, ok.event, workspaceID, db.Time{Time: sp.first}, db.Time{Time: sp.last}, sp.n})
@@ -168,8 +169,9 @@ func (s *Service) store(ctx context.Context, workspaceID string, fields map[stri
 	for start := 0; start < len(rows); start += rowsPerTx {
 		chunk := rows[start:min(start+rowsPerTx, len(rows))]
 		if err := s.db.Tx(ctx, func(tx *db.Tx) error {
-			return tx.InsertRows(ctx, `INSERT INTO privacy_fields (workspace_id, path, recommended, matcher_id, matcher_name, first_seen_at, last_seen_at, seen, sample) VALUES `, 9, chunk,
+			return tx.InsertRows(ctx, `INSERT INTO privacy_fields (workspace_id, path, recommended, matcher_id, matcher_name, first_seen_at, last_seen_at, seen, sample, sample_event_id) VALUES `, 10, chunk,
 				` ON CONFLICT (workspace_id, path) DO UPDATE SET seen = privacy_fields.seen + excluded.seen, sample = excluded.sample,
+				sample_event_id = excluded.sample_event_id,
 				recommended = COALESCE(excluded.recommended, privacy_fields.recommended),
 				matcher_id = CASE WHEN excluded.recommended IS NULL THEN privacy_fields.matcher_id ELSE excluded.matcher_id END,
 				matcher_name = CASE WHEN excluded.recommended IS NULL THEN privacy_fields.matcher_name ELSE excluded.matcher_name END,
