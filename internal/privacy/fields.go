@@ -32,6 +32,7 @@ type Field struct {
 	LastSeenAt     db.Time         `db:"last_seen_at"`
 	Seen           int64           `db:"seen"`
 	SampleJSON     string          `db:"sample"`
+	SampleEventID  *string         `db:"sample_event_id"` // where the sample came from, for regulations
 
 	Origins      []Origin      `db:"-"`
 	Destinations []Destination `db:"-"`
