@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/notify"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -31,4 +32,5 @@ type Resolver struct {
 	Notify       *notify.Service
 	Protocols    *protocols.Service
 	Bus          *bus.Bus
+	Warehouses   *warehouse.Service
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -899,6 +900,29 @@ type ViolationGroupEdge struct {
 	Node   *protocols.ViolationGroup `json:"node"`
 }
 
+type WarehouseSyncConnection struct {
+	Edges      []*WarehouseSyncEdge `json:"edges"`
+	Nodes      []*warehouse.Sync    `json:"nodes"`
+	PageInfo   *relay.PageInfo      `json:"pageInfo"`
+	TotalCount int                  `json:"totalCount"`
+}
+
+type WarehouseSyncEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *warehouse.Sync `json:"node"`
+}
+
+type WarehouseSyncNowInput struct {
+	// The warehouse: a destination of kind WAREHOUSE, enabled.
+	DestinationID string `json:"destinationId"`
+}
+
+type WarehouseSyncPayload struct {
+	// The sync, once it has finished (it may have failed: see its status).
+	Sync       *warehouse.Sync `json:"sync,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type WorkspaceConnection struct {
 	Edges    []*WorkspaceEdge       `json:"edges"`
 	Nodes    []*workspace.Workspace `json:"nodes"`
@@ -1657,6 +1681,119 @@ func (e *ViolationControl) UnmarshalJSON(b []byte) error {
 }
 
 func (e ViolationControl) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WarehouseSyncStatus string
+
+const (
+	WarehouseSyncStatusRunning   WarehouseSyncStatus = "RUNNING"
+	WarehouseSyncStatusSucceeded WarehouseSyncStatus = "SUCCEEDED"
+	// Nothing was loaded; the next sync loads these events.
+	WarehouseSyncStatusFailed WarehouseSyncStatus = "FAILED"
+)
+
+var AllWarehouseSyncStatus = []WarehouseSyncStatus{
+	WarehouseSyncStatusRunning,
+	WarehouseSyncStatusSucceeded,
+	WarehouseSyncStatusFailed,
+}
+
+func (e WarehouseSyncStatus) IsValid() bool {
+	switch e {
+	case WarehouseSyncStatusRunning, WarehouseSyncStatusSucceeded, WarehouseSyncStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e WarehouseSyncStatus) String() string {
+	return string(e)
+}
+
+func (e *WarehouseSyncStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WarehouseSyncStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WarehouseSyncStatus", str)
+	}
+	return nil
+}
+
+func (e WarehouseSyncStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WarehouseSyncStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WarehouseSyncStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WarehouseSyncTrigger string
+
+const (
+	WarehouseSyncTriggerSchedule WarehouseSyncTrigger = "SCHEDULE"
+	WarehouseSyncTriggerManual   WarehouseSyncTrigger = "MANUAL"
+)
+
+var AllWarehouseSyncTrigger = []WarehouseSyncTrigger{
+	WarehouseSyncTriggerSchedule,
+	WarehouseSyncTriggerManual,
+}
+
+func (e WarehouseSyncTrigger) IsValid() bool {
+	switch e {
+	case WarehouseSyncTriggerSchedule, WarehouseSyncTriggerManual:
+		return true
+	}
+	return false
+}
+
+func (e WarehouseSyncTrigger) String() string {
+	return string(e)
+}
+
+func (e *WarehouseSyncTrigger) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WarehouseSyncTrigger(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WarehouseSyncTrigger", str)
+	}
+	return nil
+}
+
+func (e WarehouseSyncTrigger) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WarehouseSyncTrigger) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WarehouseSyncTrigger) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -46,6 +46,7 @@ import (
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/junctioncdp/junction/migrations"
 )
@@ -72,6 +73,7 @@ type App struct {
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
 	egress     *egress.Filter
+	warehouses *warehouse.Service
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -192,11 +194,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.live.DestinationChanged(id)
 	}
 	a.health.OnChange = a.healthChanged
+	// Warehouses are not sent events by lanes (they have no connector): they are synced.
+	a.warehouses = warehouse.New(d, dests, workspaces, cat, a.health, a.egress, warehouse.Options{Logger: log, Publish: a.notify.Publish})
+	dests.CheckSettings = a.warehouses.CheckSettings
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus,
+		Warehouses: a.warehouses}
 	a.delivery.Start()
+	a.warehouses.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -318,6 +325,7 @@ func (a *App) Close() error {
 	a.ingest.Close()
 	a.live.Close()
 	a.delivery.Close()
+	a.warehouses.Close()
 	a.notify.Close()
 	return a.db.Close()
 }

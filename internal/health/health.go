@@ -189,6 +189,21 @@ func (s *Service) recovered(ctx context.Context, now time.Time) ([]Issue, error)
 	return issues, err
 }
 
+// ResolveTarget resolves a target's unresolved issues of the given error types at once: for
+// targets whose working is one clear event rather than a quiet while (a warehouse whose sync
+// succeeded).
+func (s *Service) ResolveTarget(ctx context.Context, targetID string, errorTypes []string, now time.Time) (int, error) {
+	if len(errorTypes) == 0 {
+		return 0, nil
+	}
+	var issues []Issue
+	if err := s.db.Select(ctx, &issues, `SELECT * FROM health_issues WHERE target_id = ? AND status <> ? AND error_type IN (`+
+		db.Placeholders(len(errorTypes))+`)`, append([]any{targetID, Resolved}, db.Args(errorTypes)...)...); err != nil || len(issues) == 0 {
+		return 0, err
+	}
+	return s.resolve(ctx, issues, now)
+}
+
 // resolve resolves issues read by recovered, each only if it did not recur since it was read.
 func (s *Service) resolve(ctx context.Context, issues []Issue, now time.Time) (int, error) {
 	resolvedAt := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
