@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -378,5 +379,188 @@ func TestWarehouseSyncKilledHalfWay(t *testing.T) {
 	}
 	if sync := e.syncNow(t, dstID); trkPath(sync, "rowsLoaded").(float64) != 0 {
 		t.Errorf("a third sync loaded again: %v", sync)
+	}
+}
+
+// whNotifications returns the types of the notifications of the holder of tok, newest first.
+func whNotifications(tb testing.TB, s *server, tok string) []string {
+	tb.Helper()
+	d := dlvData(tb, dlvPost(tb, s, tok, `{ viewer { notifications(first: 50) { nodes { type area message } } } }`, nil))
+	var out []string
+	for _, n := range trkPath(d, "viewer.notifications.nodes").([]any) {
+		if trkStr(n, "area") == "STORAGE" {
+			out = append(out, trkStr(n, "type"))
+		}
+	}
+	return out
+}
+
+func whCount(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWarehouseHealth fails a warehouse's syncs for real and watches Health and the STORAGE
+// notifications: a database that does not exist (this machine's PostgreSQL trusts every
+// connection from 127.0.0.1, so a wrong password would be let in: an unknown database is the
+// failure it really refuses), then a role without the right to create schemas, then the right
+// settings, which resolve the issues.
+func TestWarehouseHealth(t *testing.T) {
+	w := whNewDB(t)
+	s := startServer(t, allowLoopback)
+	e := dlvNewEnv(t, s, "whhealth")
+	member := e.member(t, "whhealth-member@example.com", "MEMBER")
+	srcID, key := e.source(t, "Shop")
+	missing := "wh_missing_" + whRandom()
+	// The password is the database's name, so the server's error names it: the sync must mask it.
+	dstID := e.warehouse(t, "Broken", w.settings(map[string]any{"database": missing, "password": missing}))
+	e.connect(t, srcID, dstID, true)
+	dlvTrack(t, s, key, map[string]any{"messageId": "x1", "userId": "u1", "event": "Viewed"})
+	if got := whNotifications(t, s, member); whCount(got, "WAREHOUSE_CREATED") != 1 {
+		t.Errorf("member's STORAGE notifications %v, want WAREHOUSE_CREATED", got)
+	}
+
+	sync := e.syncNow(t, dstID)
+	if sync["status"] != "FAILED" || sync["errorType"] != "CONNECTION_FAILED" {
+		t.Fatalf("sync to a missing database: %v", sync)
+	}
+	if msg := trkStr(sync, "errorMessage"); strings.Contains(msg, missing) || !strings.Contains(msg, dlvMask) {
+		t.Errorf("the error is not masked of the password: %q", msg)
+	}
+	if is := e.issueOf(t, dstID, "CONNECTION_FAILED"); is == nil || is["status"] != "OPEN" {
+		t.Fatalf("health issue: %v", is)
+	}
+	e.syncNow(t, dstID)
+	if got := whNotifications(t, s, member); whCount(got, "WAREHOUSE_SYNC_FAILED") != 1 {
+		t.Errorf("member's STORAGE notifications %v, want one WAREHOUSE_SYNC_FAILED for two failed syncs", got)
+	}
+	d := e.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { status } } }`, map[string]any{"id": dstID})
+	if trkStr(d, "node.status") != "FAILING" {
+		t.Errorf("a warehouse with a health issue is FAILING: %v", d)
+	}
+
+	role := "wh_ro_" + whRandom()
+	w.exec(t, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { _, _ = w.conn.Exec(context.Background(), `DROP ROLE IF EXISTS `+role) })
+	e.mutate(t, "destinationUpdate", "DestinationUpdateInput", "destination { id }",
+		map[string]any{"destinationId": dstID, "settings": map[string]any{"database": w.name, "user": role}})
+	if sync := e.syncNow(t, dstID); sync["status"] != "FAILED" || sync["errorType"] != "PERMISSION_DENIED" {
+		t.Fatalf("sync as a role that may not create schemas: %v", sync)
+	}
+	if e.issueOf(t, dstID, "PERMISSION_DENIED") == nil {
+		t.Error("no PERMISSION_DENIED issue")
+	}
+
+	e.mutate(t, "destinationUpdate", "DestinationUpdateInput", "destination { id }",
+		map[string]any{"destinationId": dstID, "settings": map[string]any{"user": w.user}})
+	if sync := e.syncNow(t, dstID); sync["status"] != "SUCCEEDED" || trkPath(sync, "rowsLoaded").(float64) != 2 {
+		t.Fatalf("sync with the right settings: %v", sync)
+	}
+	for _, typ := range []string{"CONNECTION_FAILED", "PERMISSION_DENIED"} {
+		if is := e.issueOf(t, dstID, typ); is == nil || is["status"] != "RESOLVED" {
+			t.Errorf("%s after a good sync: %v", typ, is)
+		}
+	}
+
+	e.mutate(t, "destinationDelete", "DestinationIdInput", "deletedDestinationId", map[string]any{"destinationId": dstID})
+	if got := whNotifications(t, s, member); whCount(got, "WAREHOUSE_DELETED") != 1 {
+		t.Errorf("member's STORAGE notifications %v, want WAREHOUSE_DELETED", got)
+	}
+}
+
+// TestWarehouseSelectiveSync loads only the tables chosen, without the columns left out.
+func TestWarehouseSelectiveSync(t *testing.T) {
+	w := whNewDB(t)
+	s := startServer(t, allowLoopback)
+	e := dlvNewEnv(t, s, "whselect")
+	srcID, key := e.source(t, "App")
+	dstID := e.warehouse(t, "Selective", w.settings(map[string]any{"schemaPrefix": "seg_",
+		"tables": []any{"tracks", "order_completed", "users"}, "excludedColumns": []any{"order_completed.coupon", "*.email"}}))
+	e.connect(t, srcID, dstID, true)
+	dlvTrack(t, s, key,
+		map[string]any{"messageId": "1", "userId": "u1", "event": "Order Completed", "properties": map[string]any{"coupon": "X", "total": 3, "email": "a@b.c"}},
+		map[string]any{"messageId": "2", "userId": "u1", "event": "Cart Viewed", "properties": map[string]any{"items": 2}},
+		map[string]any{"messageId": "3", "type": "identify", "userId": "u1", "traits": map[string]any{"email": "a@b.c", "plan": "pro"}},
+		map[string]any{"messageId": "4", "type": "page", "userId": "u1", "name": "Home"},
+	)
+	if sync := e.syncNow(t, dstID); sync["status"] != "SUCCEEDED" {
+		t.Fatalf("sync: %v", sync)
+	}
+	for table, want := range map[string]int{"seg_app.tracks": 2, "seg_app.order_completed": 1, "seg_app.users": 1,
+		"seg_app.cart_viewed": -1, "seg_app.identifies": -1, "seg_app.pages": -1} {
+		if got := w.count(t, table); got != want {
+			t.Errorf("%s has %d rows, want %d (-1: no table)", table, got, want)
+		}
+	}
+	if cols := w.columns(t, "seg_app.order_completed"); cols["coupon"] != "" || cols["email"] != "" || cols["total"] == "" {
+		t.Errorf("order_completed columns %v", cols)
+	}
+	if cols := w.columns(t, "seg_app.users"); cols["email"] != "" || cols["plan"] == "" {
+		t.Errorf("users columns %v", cols)
+	}
+
+	t.Run("Validation", func(t *testing.T) {
+		r := dlvPost(t, s, e.tok, `mutation($i: DestinationCreateInput!) { destinationCreate(input: $i) { destination { id } userErrors { field code } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": e.wsID, "catalogId": "cat_postgres", "name": "Bad",
+				"settings": map[string]any{"host": "db.example.com/x", "database": "d", "user": "u", "sslmode": "maybe", "syncIntervalMinutes": 0.5,
+					"schemaPrefix": "Bad Prefix", "tables": []any{"Order Completed"}, "excludedColumns": []any{"tracks.id", "nodot"}}}})
+		errs, _ := trkPath(r.Data, "destinationCreate.userErrors").([]any)
+		fields := map[string]bool{}
+		for _, e := range errs {
+			fields[trkStr(e, "field")] = true
+		}
+		for _, f := range []string{"settings.sslmode", "settings.syncIntervalMinutes"} {
+			if !fields[f] {
+				t.Errorf("no user error on %s: %s", f, r.Raw)
+			}
+		}
+		r = dlvPost(t, s, e.tok, `mutation($i: DestinationCreateInput!) { destinationCreate(input: $i) { destination { id } userErrors { field code } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": e.wsID, "catalogId": "cat_postgres", "name": "Bad",
+				"settings": map[string]any{"host": "db.example.com/x", "database": "d", "user": "u",
+					"schemaPrefix": "Bad Prefix", "tables": []any{"Order Completed"}, "excludedColumns": []any{"tracks.id", "nodot"}}}})
+		errs, _ = trkPath(r.Data, "destinationCreate.userErrors").([]any)
+		fields = map[string]bool{}
+		for _, e := range errs {
+			fields[trkStr(e, "field")] = true
+		}
+		for _, f := range []string{"settings.host", "settings.schemaPrefix", "settings.tables", "settings.excludedColumns"} {
+			if !fields[f] {
+				t.Errorf("no user error on %s: %s", f, r.Raw)
+			}
+		}
+	})
+}
+
+// TestWarehouseEgress refuses a warehouse on a loopback address unless the operator allows it:
+// when saved, and when dialed through a name.
+func TestWarehouseEgress(t *testing.T) {
+	s := startServer(t)
+	e := dlvNewEnv(t, s, "whegress")
+	r := dlvPost(t, s, e.tok, `mutation($i: DestinationCreateInput!) { destinationCreate(input: $i) { destination { id } userErrors { field code } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": e.wsID, "catalogId": "cat_postgres", "name": "Local",
+			"settings": map[string]any{"host": "127.0.0.1", "database": "d", "user": "u", "sslmode": "disable"}}})
+	errs, _ := trkPath(r.Data, "destinationCreate.userErrors").([]any)
+	if len(errs) != 1 || trkStr(errs[0], "field") != "settings.host" || trkStr(errs[0], "code") != "NOT_ALLOWED" {
+		t.Fatalf("a loopback host: %s", r.Raw)
+	}
+	// A name passes when saved and is refused when dialed, after DNS: this machine's name, where
+	// it resolves to a loopback address.
+	host, _ := os.Hostname()
+	addrs, _ := net.LookupHost(host)
+	if len(addrs) == 0 || !net.ParseIP(addrs[0]).IsLoopback() {
+		t.Skipf("this machine's name %q does not resolve to a loopback address (%v)", host, addrs)
+	}
+	srcID, key := e.source(t, "S")
+	dstID := e.warehouse(t, "Named", map[string]any{"host": host, "database": "d", "user": "u", "sslmode": "disable"})
+	e.connect(t, srcID, dstID, true)
+	dlvTrack(t, s, key, map[string]any{"messageId": "1", "userId": "u"})
+	sync := e.syncNow(t, dstID)
+	if sync["status"] != "FAILED" || sync["errorType"] != "CONNECTION_FAILED" || !strings.Contains(trkStr(sync, "errorMessage"), "refused") {
+		t.Fatalf("a name of this host: %v", sync)
 	}
 }

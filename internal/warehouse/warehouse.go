@@ -167,23 +167,17 @@ func (s *Service) CheckSettings(entry *catalog.Entry, clean map[string]any, errs
 	}
 	host, _ := clean["host"].(string)
 	host = strings.TrimSpace(host)
-	if host == "" {
-		return
-	}
-	if strings.ContainsAny(host, "/?#@ ") {
+	port, _ := clean["port"].(float64)
+	switch {
+	case host == "":
+	case strings.ContainsAny(host, "/?#@ "):
 		errs.Add("settings.host", apperr.InvalidValue, "settings.host must be a host name or address, without a scheme, path or port")
-		return
-	}
-	port := 5432
-	if p, ok := clean["port"].(float64); ok {
-		port = int(p)
-		if float64(port) != p {
-			errs.Add("settings.port", apperr.InvalidValue, "settings.port must be a whole number")
-			return
+	case port != float64(int(port)):
+		errs.Add("settings.port", apperr.InvalidValue, "settings.port must be a whole number")
+	default:
+		if err := s.egress.CheckURL(&url.URL{Scheme: "postgres", Host: net.JoinHostPort(host, strconv.Itoa(int(port)))}); err != nil {
+			errs.Add("settings.host", apperr.NotAllowed, "settings.host %s", strings.TrimPrefix(err.Error(), "egress refused: "))
 		}
-	}
-	if err := s.egress.CheckURL(&url.URL{Scheme: "postgres", Host: net.JoinHostPort(host, strconv.Itoa(port))}); err != nil {
-		errs.Add("settings.host", apperr.NotAllowed, "settings.host %s", strings.TrimPrefix(err.Error(), "egress refused: "))
 	}
 	for _, name := range []string{"schemaPrefix"} {
 		if v, _ := clean[name].(string); v != "" && Snake(v)+"_" != v && Snake(v) != v {
