@@ -6495,7 +6495,7 @@ type HealthIssue implements Node {
   "The failing source or destination; null when it was deleted since."
   target: HealthTarget
   targetId: ID!
-  "The kind of error: HTTP_401, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, INVALID_SETTINGS for destinations; a discard reason for sources."
+  "The kind of error: HTTP_401, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, INVALID_SETTINGS for destinations; CONNECTION_FAILED, PERMISSION_DENIED, SCHEMA_CONFLICT, LOAD_FAILED for warehouses; a discard reason for sources."
   errorType: String!
   "The error in words, with ids and numbers replaced so that one issue gathers the same error."
   message: String!
@@ -6520,6 +6520,8 @@ union HealthTarget = Source | Destination
 enum HealthTargetKind {
   SOURCE
   DESTINATION
+  "A destination that is a warehouse: its issues come from its syncs."
+  WAREHOUSE
 }
 
 enum HealthIssueStatus {
@@ -6556,7 +6558,7 @@ type HealthIssueGroup {
 extend type Workspace {
   "Health issues, most recently seen first; by default the open and acknowledged ones."
   healthIssues(first: Int, after: String, last: Int, before: String, status: [HealthIssueStatus!], targetKind: HealthTargetKind, errorType: String): HealthIssueConnection!
-  "The open and acknowledged issues, grouped by target kind and then error type."
+  "The open and acknowledged issues, grouped by target kind (sources, destinations, then warehouses) and then error type."
   healthIssueGroups: [HealthIssueGroup!]!
 }
 
@@ -7050,6 +7052,8 @@ type OverviewNode {
 enum OverviewNodeKind {
   SOURCE
   DESTINATION
+  "A destination that is a warehouse, shown in a section of its own."
+  WAREHOUSE
 }
 
 "A connection in the overview."
@@ -7061,7 +7065,7 @@ type OverviewEdge {
   "The destination's ID."
   to: ID!
   enabled: Boolean!
-  "Events of the source delivered to the destination in the last 24 hours."
+  "Events of the source delivered to the destination in the last 24 hours (for a warehouse, 0: see its warehouseSyncs)."
   eventCount24h: Int!
 }
 

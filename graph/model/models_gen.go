@@ -558,7 +558,7 @@ type OverviewEdge struct {
 	// The destination's ID.
 	To      string `json:"to"`
 	Enabled bool   `json:"enabled"`
-	// Events of the source delivered to the destination in the last 24 hours.
+	// Events of the source delivered to the destination in the last 24 hours (for a warehouse, 0: see its warehouseSyncs).
 	EventCount24h int `json:"eventCount24h"`
 }
 
@@ -1277,16 +1277,19 @@ type HealthTargetKind string
 const (
 	HealthTargetKindSource      HealthTargetKind = "SOURCE"
 	HealthTargetKindDestination HealthTargetKind = "DESTINATION"
+	// A destination that is a warehouse: its issues come from its syncs.
+	HealthTargetKindWarehouse HealthTargetKind = "WAREHOUSE"
 )
 
 var AllHealthTargetKind = []HealthTargetKind{
 	HealthTargetKindSource,
 	HealthTargetKindDestination,
+	HealthTargetKindWarehouse,
 }
 
 func (e HealthTargetKind) IsValid() bool {
 	switch e {
-	case HealthTargetKindSource, HealthTargetKindDestination:
+	case HealthTargetKindSource, HealthTargetKindDestination, HealthTargetKindWarehouse:
 		return true
 	}
 	return false
@@ -1332,16 +1335,19 @@ type OverviewNodeKind string
 const (
 	OverviewNodeKindSource      OverviewNodeKind = "SOURCE"
 	OverviewNodeKindDestination OverviewNodeKind = "DESTINATION"
+	// A destination that is a warehouse, shown in a section of its own.
+	OverviewNodeKindWarehouse OverviewNodeKind = "WAREHOUSE"
 )
 
 var AllOverviewNodeKind = []OverviewNodeKind{
 	OverviewNodeKindSource,
 	OverviewNodeKindDestination,
+	OverviewNodeKindWarehouse,
 }
 
 func (e OverviewNodeKind) IsValid() bool {
 	switch e {
-	case OverviewNodeKindSource, OverviewNodeKindDestination:
+	case OverviewNodeKindSource, OverviewNodeKindDestination, OverviewNodeKindWarehouse:
 		return true
 	}
 	return false

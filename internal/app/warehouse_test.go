@@ -435,11 +435,32 @@ func TestWarehouseHealth(t *testing.T) {
 	if is := e.issueOf(t, dstID, "CONNECTION_FAILED"); is == nil || is["status"] != "OPEN" {
 		t.Fatalf("health issue: %v", is)
 	}
+	// Health lists warehouses in a section of their own, after sources and destinations, and so
+	// does the overview graph.
+	d := e.gql(t, `query($slug: String!) { workspace(slug: $slug) {
+		healthIssues(targetKind: WAREHOUSE) { nodes { targetKind target { ... on Destination { id kind } } } }
+		healthIssueGroups { targetKind errorType }
+		overview { nodes { id kind type } } } }`, map[string]any{"slug": e.slug})
+	issues := trkPath(d, "workspace.healthIssues.nodes").([]any)
+	if len(issues) != 1 || trkStr(issues[0], "targetKind") != "WAREHOUSE" || trkStr(issues[0], "target.id") != dstID {
+		t.Errorf("warehouse issues: %v", issues)
+	}
+	if groups := trkPath(d, "workspace.healthIssueGroups").([]any); len(groups) != 1 || trkStr(groups[0], "targetKind") != "WAREHOUSE" {
+		t.Errorf("groups: %v", groups)
+	}
+	kinds := map[string]string{}
+	for _, n := range trkPath(d, "workspace.overview.nodes").([]any) {
+		kinds[trkStr(n, "id")] = trkStr(n, "kind") + "/" + trkStr(n, "type")
+	}
+	if kinds[dstID] != "WAREHOUSE/Warehouse" || kinds[srcID] != "SOURCE/WEBSITE" {
+		t.Errorf("overview nodes: %v", kinds)
+	}
+
 	e.syncNow(t, dstID)
 	if got := whNotifications(t, s, member); whCount(got, "WAREHOUSE_SYNC_FAILED") != 1 {
 		t.Errorf("member's STORAGE notifications %v, want one WAREHOUSE_SYNC_FAILED for two failed syncs", got)
 	}
-	d := e.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { status } } }`, map[string]any{"id": dstID})
+	d = e.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { status } } }`, map[string]any{"id": dstID})
 	if trkStr(d, "node.status") != "FAILING" {
 		t.Errorf("a warehouse with a health issue is FAILING: %v", d)
 	}

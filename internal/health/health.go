@@ -29,6 +29,9 @@ const Prefix = "hi"
 const (
 	SourceTarget      = "SOURCE"
 	DestinationTarget = "DESTINATION"
+	// WarehouseTarget is a destination that is a warehouse: its issues come from its syncs, and
+	// Health lists them in a section of their own.
+	WarehouseTarget = "WAREHOUSE"
 
 	Open         = "OPEN"
 	Acknowledged = "ACKNOWLEDGED"
@@ -53,6 +56,9 @@ type Issue struct {
 	// Opened is true on the issue Record hands to OnChange when this occurrence opened it.
 	Opened bool `db:"-"`
 }
+
+// IsDestination tells whether a target kind is a destination's (a tool's or a warehouse's).
+func IsDestination(kind string) bool { return kind == DestinationTarget || kind == WarehouseTarget }
 
 // Occurrence is one error to count: n times for a target with an error type, with a sample.
 type Occurrence struct {
@@ -287,7 +293,7 @@ func visibleWhere(a *workspace.Access, seeDestinations bool) (string, []any) {
 	srcWhere, srcArgs := source.VisibleWhere(a)
 	where := "h.workspace_id = ? AND ((h.target_kind = 'SOURCE' AND EXISTS (SELECT 1 FROM sources s WHERE s.id = h.target_id AND " + srcWhere + "))"
 	if seeDestinations {
-		where += " OR h.target_kind = 'DESTINATION'"
+		where += " OR h.target_kind IN ('DESTINATION', 'WAREHOUSE')"
 	}
 	return where + ")", append([]any{a.WorkspaceID}, srcArgs...)
 }

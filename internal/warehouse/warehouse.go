@@ -350,12 +350,12 @@ func (s *Service) recordHealth(ctx context.Context, d *destination.Destination, 
 	var occ []health.Occurrence
 	var resolve []string
 	if sy.Status == Failed {
-		occ = append(occ, health.Occurrence{WorkspaceID: d.WorkspaceID, TargetKind: health.DestinationTarget, TargetID: d.ID,
+		occ = append(occ, health.Occurrence{WorkspaceID: d.WorkspaceID, TargetKind: health.WarehouseTarget, TargetID: d.ID,
 			ErrorType: *sy.ErrorType, Message: *sy.ErrorMessage, N: 1, At: sy.FinishedAt.Time})
 	} else {
 		resolve = append(resolve, ConnectionFailed, PermissionDenied, LoadFailed)
 		if len(warnings) > 0 {
-			occ = append(occ, health.Occurrence{WorkspaceID: d.WorkspaceID, TargetKind: health.DestinationTarget, TargetID: d.ID,
+			occ = append(occ, health.Occurrence{WorkspaceID: d.WorkspaceID, TargetKind: health.WarehouseTarget, TargetID: d.ID,
 				ErrorType: SchemaConflict, Message: warnings[0], N: len(warnings), At: sy.FinishedAt.Time})
 		} else {
 			resolve = append(resolve, SchemaConflict)
