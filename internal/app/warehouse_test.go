@@ -585,3 +585,38 @@ func TestWarehouseEgress(t *testing.T) {
 		t.Fatalf("a name of this host: %v", sync)
 	}
 }
+
+// TestWarehouseIsolation: another workspace neither sees a warehouse's syncs nor syncs it, and a
+// warehouse loads only the events of the sources connected to it.
+func TestWarehouseIsolation(t *testing.T) {
+	w := whNewDB(t)
+	s := startServer(t, allowLoopback)
+	a := dlvNewEnv(t, s, "whiso-a")
+	b := dlvNewEnv(t, s, "whiso-b")
+	srcA, keyA := a.source(t, "Web")
+	_, keyB := b.source(t, "Web")
+	dstA := a.warehouse(t, "A's", w.settings(nil))
+	a.connect(t, srcA, dstA, true)
+	dlvTrack(t, s, keyA, map[string]any{"messageId": "a1", "userId": "ua", "event": "Mine"})
+	dlvTrack(t, s, keyB, map[string]any{"messageId": "b1", "userId": "ub", "event": "Theirs"})
+	if sync := a.syncNow(t, dstA); sync["status"] != "SUCCEEDED" {
+		t.Fatalf("sync: %v", sync)
+	}
+	if w.count(t, "web.tracks") != 1 || w.count(t, "web.theirs") != -1 || w.value(t, `SELECT user_id FROM web.tracks`) != "ua" {
+		t.Error("a warehouse loaded events of a source not connected to it")
+	}
+
+	r := dlvPost(t, s, b.tok, `mutation($i: WarehouseSyncNowInput!) { warehouseSyncNow(input: $i) { sync { id } userErrors { message } } }`,
+		map[string]any{"i": map[string]any{"destinationId": dstA}})
+	if r.errorCode() != "NOT_FOUND" {
+		t.Errorf("another workspace synced A's warehouse: %s", r.Raw)
+	}
+	d := dlvData(t, dlvPost(t, s, b.tok, `query($id: ID!) { node(id: $id) { ... on Destination { warehouseSyncs { totalCount } } } }`, map[string]any{"id": dstA}))
+	if d["node"] != nil {
+		t.Errorf("another workspace reads A's syncs: %v", d)
+	}
+	if n := trkPath(a.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { warehouseSyncs { totalCount } } } }`, map[string]any{"id": dstA}),
+		"node.warehouseSyncs.totalCount"); n != 1.0 {
+		t.Errorf("A's syncs: %v", n)
+	}
+}
