@@ -539,5 +539,8 @@ func (a *App) healthChanged(is health.Issue) {
 	}
 }
 
+// Warehouses is the warehouse service, for tests that run its scheduler at a time they choose.
+func (a *App) Warehouses() *warehouse.Service { return a.warehouses }
+
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
 func (a *App) Reaper() *reap.Reaper { return a.reaper }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -618,5 +619,48 @@ func TestWarehouseIsolation(t *testing.T) {
 	if n := trkPath(a.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { warehouseSyncs { totalCount } } } }`, map[string]any{"id": dstA}),
 		"node.warehouseSyncs.totalCount"); n != 1.0 {
 		t.Errorf("A's syncs: %v", n)
+	}
+}
+
+// TestWarehouseSchedule runs the scheduler at chosen times: a warehouse is synced once its
+// interval has passed since it was created, then since its last sync began; a disabled one never.
+func TestWarehouseSchedule(t *testing.T) {
+	w := whNewDB(t)
+	s := startServer(t, allowLoopback)
+	e := dlvNewEnv(t, s, "whsched")
+	srcID, key := e.source(t, "Site")
+	dstID := e.warehouse(t, "Every 5", w.settings(map[string]any{"syncIntervalMinutes": 5}))
+	offID := e.warehouse(t, "Off", w.settings(map[string]any{"schemaPrefix": "off_"}))
+	e.mutate(t, "destinationDisable", "DestinationIdInput", "destination { id }", map[string]any{"destinationId": offID})
+	e.connect(t, srcID, dstID, true)
+	e.connect(t, srcID, offID, true)
+	dlvTrack(t, s, key, map[string]any{"messageId": "1", "userId": "u", "event": "Seen"})
+	syncs := func(id string) []any {
+		d := e.gql(t, `query($id: ID!) { node(id: $id) { ... on Destination { warehouseSyncs { nodes { trigger status rowsLoaded } } } } }`, map[string]any{"id": id})
+		return trkPath(d, "node.warehouseSyncs.nodes").([]any)
+	}
+	wh := s.App.Warehouses()
+	wh.RunDue(time.Now().Add(4 * time.Minute))
+	if n := len(syncs(dstID)); n != 0 {
+		t.Fatalf("synced before its interval: %d syncs", n)
+	}
+	wh.RunDue(time.Now().Add(5*time.Minute + time.Second))
+	got := syncs(dstID)
+	if len(got) != 1 || trkStr(got[0], "trigger") != "SCHEDULE" || trkStr(got[0], "status") != "SUCCEEDED" || trkPath(got[0], "rowsLoaded").(float64) != 2 {
+		t.Fatalf("scheduled sync: %v", got)
+	}
+	if w.count(t, "site.seen") != 1 {
+		t.Error("the scheduled sync did not load")
+	}
+	wh.RunDue(time.Now().Add(5*time.Minute - time.Second))
+	if n := len(syncs(dstID)); n != 1 {
+		t.Errorf("synced again within its interval: %d syncs", n)
+	}
+	wh.RunDue(time.Now().Add(10*time.Minute + time.Second))
+	if n := len(syncs(dstID)); n != 2 {
+		t.Errorf("not synced again after its interval: %d syncs", n)
+	}
+	if n := len(syncs(offID)); n != 0 {
+		t.Errorf("a disabled warehouse was synced: %d syncs", n)
 	}
 }

@@ -533,7 +533,7 @@ func (s *Service) Start() {
 			case <-s.stop:
 				return
 			case <-tick.C:
-				s.runDue(time.Now())
+				s.RunDue(time.Now())
 			}
 		}
 	}()
@@ -559,7 +559,9 @@ func Due(last, created time.Time, interval time.Duration, now time.Time) bool {
 	return !now.Before(since.Add(interval))
 }
 
-func (s *Service) runDue(now time.Time) {
+// RunDue syncs, one after the other, the enabled warehouses due a sync at now (the scheduler's
+// tick; tests call it with a time of their choosing).
+func (s *Service) RunDue(now time.Time) {
 	ctx := context.Background()
 	var rows []struct {
 		destination.Destination
