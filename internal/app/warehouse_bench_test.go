@@ -49,12 +49,8 @@ func BenchmarkWarehouseLoad(b *testing.B) {
 	const events = 20000
 	for range b.N {
 		b.StopTimer()
-		w := whNewDB(b)
-		s := startServer(b, allowLoopback)
-		e := dlvNewEnv(b, s, "whbench-"+whRandom())
-		srcID, key := e.source(b, "Shop")
-		dstID := e.warehouse(b, "Bench", w.settings(nil))
-		e.connect(b, srcID, dstID, true)
+		p := whNewPipe(b, "whbench-"+whRandom(), "Shop", nil)
+		w, s, e, key, dstID := p.w, p.s, p.e, p.key, p.dstID
 		ingest := whBenchEvents(b, s, key, "m", events)
 		b.StartTimer()
 		start := time.Now()
@@ -111,12 +107,8 @@ func whBenchBaseline(b *testing.B, w *whDB, n int) time.Duration {
 // baseline is the tracking API's answer alone: the part of the delay before a sync can see the
 // event.
 func BenchmarkWarehouseLatency(b *testing.B) {
-	w := whNewDB(b)
-	s := startServer(b, allowLoopback)
-	e := dlvNewEnv(b, s, "whlat")
-	srcID, key := e.source(b, "Shop")
-	dstID := e.warehouse(b, "Bench", w.settings(nil))
-	e.connect(b, srcID, dstID, true)
+	p := whNewPipe(b, "whlat", "Shop", nil)
+	w, s, e, key, dstID := p.w, p.s, p.e, p.key, p.dstID
 	whBenchEvents(b, s, key, "warm", 10) // tables exist: each op is a steady-state sync
 	e.syncNow(b, dstID)
 	var delays, ingests []time.Duration

@@ -176,6 +176,27 @@ func whTableRows(sync map[string]any) map[string]int {
 	return out
 }
 
+// whPipe is a workspace whose one source is connected to a warehouse on a database of its own.
+type whPipe struct {
+	w                 *whDB
+	s                 *server
+	e                 *dlvEnv
+	srcID, key, dstID string
+}
+
+// whNewPipe starts a server (loopback allowed, as EGRESS_ALLOW would) with such a workspace; the
+// warehouse has the database's settings and extra.
+func whNewPipe(tb testing.TB, slug, sourceName string, extra map[string]any) *whPipe {
+	tb.Helper()
+	p := &whPipe{w: whNewDB(tb)}
+	p.s = startServer(tb, allowLoopback)
+	p.e = dlvNewEnv(tb, p.s, slug)
+	p.srcID, p.key = p.e.source(tb, sourceName)
+	p.dstID = p.e.warehouse(tb, "Warehouse", p.w.settings(extra))
+	p.e.connect(tb, p.srcID, p.dstID, true)
+	return p
+}
+
 // ---------------------------------------------------------------------------------------------
 
 // TestWarehouseLoad loads every kind of call into a real PostgreSQL database in Segment's
@@ -183,12 +204,8 @@ func whTableRows(sync map[string]any) map[string]int {
 // type keeps the column's first type with a warning, long and reserved names are handled, and a
 // sync with nothing new loads nothing.
 func TestWarehouseLoad(t *testing.T) {
-	w := whNewDB(t)
-	s := startServer(t, allowLoopback)
-	e := dlvNewEnv(t, s, "whload")
-	srcID, key := e.source(t, "Web App")
-	dstID := e.warehouse(t, "Analytics DB", w.settings(nil))
-	e.connect(t, srcID, dstID, true)
+	p := whNewPipe(t, "whload", "Web App", nil)
+	w, s, e, key, dstID := p.w, p.s, p.e, p.key, p.dstID
 
 	long := strings.Repeat("veryLongPropertyName", 5)
 	dlvTrack(t, s, key,
@@ -332,12 +349,8 @@ func TestWarehouseLoad(t *testing.T) {
 // TestWarehouseSyncKilledHalfWay makes a sync fail after it has copied some tables (the warehouse
 // refuses a users row): nothing of it is loaded, and the next sync loads all of it exactly once.
 func TestWarehouseSyncKilledHalfWay(t *testing.T) {
-	w := whNewDB(t)
-	s := startServer(t, allowLoopback)
-	e := dlvNewEnv(t, s, "whkill")
-	srcID, key := e.source(t, "Backend")
-	dstID := e.warehouse(t, "DB", w.settings(nil))
-	e.connect(t, srcID, dstID, true)
+	p := whNewPipe(t, "whkill", "Backend", nil)
+	w, s, e, key, dstID := p.w, p.s, p.e, p.key, p.dstID
 	dlvTrack(t, s, key, map[string]any{"messageId": "a", "userId": "u1", "event": "Signed Up"},
 		map[string]any{"messageId": "b", "type": "identify", "userId": "u1", "traits": map[string]any{"plan": "free"}})
 	if sync := e.syncNow(t, dstID); sync["status"] != "SUCCEEDED" {
@@ -497,13 +510,9 @@ func TestWarehouseHealth(t *testing.T) {
 
 // TestWarehouseSelectiveSync loads only the tables chosen, without the columns left out.
 func TestWarehouseSelectiveSync(t *testing.T) {
-	w := whNewDB(t)
-	s := startServer(t, allowLoopback)
-	e := dlvNewEnv(t, s, "whselect")
-	srcID, key := e.source(t, "App")
-	dstID := e.warehouse(t, "Selective", w.settings(map[string]any{"schemaPrefix": "seg_",
-		"tables": []any{"tracks", "order_completed", "users"}, "excludedColumns": []any{"order_completed.coupon", "*.email"}}))
-	e.connect(t, srcID, dstID, true)
+	p := whNewPipe(t, "whselect", "App", map[string]any{"schemaPrefix": "seg_",
+		"tables": []any{"tracks", "order_completed", "users"}, "excludedColumns": []any{"order_completed.coupon", "*.email"}})
+	w, s, e, key, dstID := p.w, p.s, p.e, p.key, p.dstID
 	dlvTrack(t, s, key,
 		map[string]any{"messageId": "1", "userId": "u1", "event": "Order Completed", "properties": map[string]any{"coupon": "X", "total": 3, "email": "a@b.c"}},
 		map[string]any{"messageId": "2", "userId": "u1", "event": "Cart Viewed", "properties": map[string]any{"items": 2}},
@@ -625,14 +634,10 @@ func TestWarehouseIsolation(t *testing.T) {
 // TestWarehouseSchedule runs the scheduler at chosen times: a warehouse is synced once its
 // interval has passed since it was created, then since its last sync began; a disabled one never.
 func TestWarehouseSchedule(t *testing.T) {
-	w := whNewDB(t)
-	s := startServer(t, allowLoopback)
-	e := dlvNewEnv(t, s, "whsched")
-	srcID, key := e.source(t, "Site")
-	dstID := e.warehouse(t, "Every 5", w.settings(map[string]any{"syncIntervalMinutes": 5}))
+	p := whNewPipe(t, "whsched", "Site", map[string]any{"syncIntervalMinutes": 5})
+	w, s, e, srcID, key, dstID := p.w, p.s, p.e, p.srcID, p.key, p.dstID
 	offID := e.warehouse(t, "Off", w.settings(map[string]any{"schemaPrefix": "off_"}))
 	e.mutate(t, "destinationDisable", "DestinationIdInput", "destination { id }", map[string]any{"destinationId": offID})
-	e.connect(t, srcID, dstID, true)
 	e.connect(t, srcID, offID, true)
 	dlvTrack(t, s, key, map[string]any{"messageId": "1", "userId": "u", "event": "Seen"})
 	syncs := func(id string) []any {
