@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -668,4 +671,22 @@ func TestWarehouseSchedule(t *testing.T) {
 	if n := len(syncs(offID)); n != 0 {
 		t.Errorf("a disabled warehouse was synced: %d syncs", n)
 	}
+
+	t.Run("Interrupted", func(t *testing.T) {
+		// A sync whose server stopped during it stays RUNNING until the scheduler closes it.
+		ctx := context.Background()
+		err := s.App.DB().Tx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO warehouse_syncs (id, workspace_id, destination_id, trigger_kind, status, started_at, row_counts, warnings)
+				VALUES (?, ?, ?, 'SCHEDULE', 'RUNNING', ?, '{}', '[]')`, id.New("whs"), e.wsID, offID, db.Time{Time: time.Now().Add(-2 * time.Hour)})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh.RunDue(time.Now())
+		got := syncs(offID)
+		if len(got) != 1 || trkStr(got[0], "status") != "FAILED" {
+			t.Errorf("an interrupted sync: %v", got)
+		}
+	})
 }

@@ -563,6 +563,9 @@ func Due(last, created time.Time, interval time.Duration, now time.Time) bool {
 // tick; tests call it with a time of their choosing).
 func (s *Service) RunDue(now time.Time) {
 	ctx := context.Background()
+	if err := s.closeInterrupted(ctx, now); err != nil {
+		s.opt.Logger.Error("warehouse: closing interrupted syncs failed", "error", err.Error())
+	}
 	var rows []struct {
 		destination.Destination
 		LastStarted *db.Time `db:"last_started"`
@@ -592,6 +595,22 @@ func (s *Service) RunDue(now time.Time) {
 			s.opt.Logger.Error("warehouse: sync failed to run", "destination", r.ID, "error", err.Error())
 		}
 	}
+}
+
+// Interrupted is how long a sync may stay RUNNING before it is taken for one whose server
+// stopped during it (a sync is bounded by MaxEvents: minutes, not hours).
+const Interrupted = time.Hour
+
+// closeInterrupted marks FAILED the syncs still RUNNING long after they began: their server
+// stopped during them. What their warehouse transaction did not commit, a later sync loads.
+func (s *Service) closeInterrupted(ctx context.Context, now time.Time) error {
+	msg := "the sync was interrupted: the server stopped during it; a later sync loads what it did not commit"
+	finished := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
+	return s.db.Tx(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE warehouse_syncs SET status = ?, finished_at = ?, error_type = ?, error_message = ?
+			WHERE status = ? AND started_at < ?`, Failed, finished, LoadFailed, msg, Running, db.Time{Time: now.Add(-Interrupted)})
+		return err
+	})
 }
 
 func (s *Service) slugs() []string {
