@@ -77,6 +77,7 @@ type MutationResolver interface {
 	WriteKeyRevoke(ctx context.Context, input model.WriteKeyRevokeInput) (*model.WriteKeyPayload, error)
 	AccessTokenCreate(ctx context.Context, input model.AccessTokenCreateInput) (*model.AccessTokenCreatePayload, error)
 	AccessTokenRevoke(ctx context.Context, input model.AccessTokenRevokeInput) (*model.AccessTokenPayload, error)
+	WarehouseSyncNow(ctx context.Context, input model.WarehouseSyncNowInput) (*model.WarehouseSyncPayload, error)
 	WorkspaceCreate(ctx context.Context, input model.WorkspaceCreateInput) (*model.WorkspacePayload, error)
 	WorkspaceUpdate(ctx context.Context, input model.WorkspaceUpdateInput) (*model.WorkspacePayload, error)
 	WorkspaceDelete(ctx context.Context, input model.WorkspaceDeleteInput) (*model.WorkspaceDeletePayload, error)
@@ -856,6 +857,20 @@ func (ec *executionContext) field_Mutation_viewerUpdate_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ViewerUpdateInput, error) {
 			return ec.unmarshalNViewerUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐViewerUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_warehouseSyncNow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.WarehouseSyncNowInput, error) {
+			return ec.unmarshalNWarehouseSyncNowInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐWarehouseSyncNowInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3773,6 +3788,50 @@ func (ec *executionContext) fieldContext_Mutation_accessTokenRevoke(ctx context.
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_warehouseSyncNow(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_warehouseSyncNow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().WarehouseSyncNow(ctx, fc.Args["input"].(model.WarehouseSyncNowInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WarehouseSyncPayload) graphql.Marshaler {
+			return ec.marshalNWarehouseSyncPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐWarehouseSyncPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_warehouseSyncNow(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarehouseSyncPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_warehouseSyncNow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_workspaceCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5094,6 +5153,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "accessTokenRevoke":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_accessTokenRevoke(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "warehouseSyncNow":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_warehouseSyncNow(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

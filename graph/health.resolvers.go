@@ -110,7 +110,7 @@ func (r *workspaceResolver) HealthIssueGroups(ctx context.Context, obj *workspac
 		g.Issues = append(g.Issues, is)
 	}
 	out := make([]*model.HealthIssueGroup, 0, len(order))
-	for _, kind := range []string{health.SourceTarget, health.DestinationTarget} {
+	for _, kind := range []string{health.SourceTarget, health.DestinationTarget, health.WarehouseTarget} {
 		for _, k := range order {
 			if k.kind == kind {
 				out = append(out, groups[k])

@@ -155,7 +155,7 @@ func (r *subscriptionResolver) HealthIssueChanged(ctx context.Context, workspace
 		}
 		is := m.Payload.(*health.Issue)
 		switch {
-		case is.TargetKind == health.DestinationTarget:
+		case health.IsDestination(is.TargetKind):
 			if !destination.CanSee(a) {
 				return nil, nil
 			}

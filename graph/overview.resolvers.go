@@ -26,7 +26,11 @@ func (r *overviewResolver) Nodes(ctx context.Context, obj *destination.Overview)
 	}
 	for i := range obj.Destinations {
 		d := &obj.Destinations[i]
-		out = append(out, &model.OverviewNode{ID: d.ID, Kind: model.OverviewNodeKindDestination, Name: d.Name, CatalogSlug: d.CatalogSlug,
+		kind := model.OverviewNodeKindDestination
+		if d.Kind() == destination.Warehouse {
+			kind = model.OverviewNodeKindWarehouse
+		}
+		out = append(out, &model.OverviewNode{ID: d.ID, Kind: kind, Name: d.Name, CatalogSlug: d.CatalogSlug,
 			Type: d.Category, Status: string(d.Status()), Enabled: d.Enabled, Node: d})
 	}
 	return out, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -35,4 +36,5 @@ type Resolver struct {
 	Privacy      *privacy.Service
 	Regulator    *regulation.Service
 	Bus          *bus.Bus
+	Warehouses   *warehouse.Service
 }

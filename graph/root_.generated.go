@@ -63,6 +63,7 @@ type ResolverRoot interface {
 	ViolationGroup() ViolationGroupResolver
 	ViolationSample() ViolationSampleResolver
 	ViolationsChange() ViolationsChangeResolver
+	WarehouseSync() WarehouseSyncResolver
 	Workspace() WorkspaceResolver
 }
 
@@ -278,6 +279,7 @@ type ComplexityRoot struct {
 		DeliveryStats    func(childComplexity int, since *time.Time, until *time.Time) int
 		Enabled          func(childComplexity int) int
 		ID               func(childComplexity int) int
+		Kind             func(childComplexity int) int
 		Name             func(childComplexity int) int
 		PrivacyControls  func(childComplexity int) int
 		SecretSettings   func(childComplexity int) int
@@ -287,6 +289,7 @@ type ComplexityRoot struct {
 		UpdatedAt        func(childComplexity int) int
 		UpdatedBy        func(childComplexity int) int
 		ViewerCanUpdate  func(childComplexity int) int
+		WarehouseSyncs   func(childComplexity int, first *int, after *string, last *int, before *string) int
 	}
 
 	DestinationConnection struct {
@@ -555,6 +558,7 @@ type ComplexityRoot struct {
 		TrackingPlanRulesUpsert          func(childComplexity int, input model.TrackingPlanRulesUpsertInput) int
 		TrackingPlanUpdate               func(childComplexity int, input model.TrackingPlanUpdateInput) int
 		ViewerUpdate                     func(childComplexity int, input model.ViewerUpdateInput) int
+		WarehouseSyncNow                 func(childComplexity int, input model.WarehouseSyncNowInput) int
 		WorkspaceCreate                  func(childComplexity int, input model.WorkspaceCreateInput) int
 		WorkspaceDelete                  func(childComplexity int, input model.WorkspaceDeleteInput) int
 		WorkspacePlanUpdate              func(childComplexity int, input model.WorkspacePlanUpdateInput) int
@@ -1164,6 +1168,42 @@ type ComplexityRoot struct {
 	ViolationsChange struct {
 		Sources     func(childComplexity int) int
 		WorkspaceID func(childComplexity int) int
+	}
+
+	WarehouseSync struct {
+		ErrorMessage func(childComplexity int) int
+		ErrorType    func(childComplexity int) int
+		FinishedAt   func(childComplexity int) int
+		ID           func(childComplexity int) int
+		RowsLoaded   func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+		Status       func(childComplexity int) int
+		Tables       func(childComplexity int) int
+		Trigger      func(childComplexity int) int
+		Warnings     func(childComplexity int) int
+	}
+
+	WarehouseSyncConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	WarehouseSyncEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	WarehouseSyncPayload struct {
+		Sync       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	WarehouseTableRows struct {
+		Rows   func(childComplexity int) int
+		Schema func(childComplexity int) int
+		Table  func(childComplexity int) int
 	}
 
 	Workspace struct {
@@ -2078,6 +2118,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Destination.ID(childComplexity), true
+	case "Destination.kind":
+		if e.ComplexityRoot.Destination.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Destination.Kind(childComplexity), true
 	case "Destination.name":
 		if e.ComplexityRoot.Destination.Name == nil {
 			break
@@ -2132,6 +2178,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Destination.ViewerCanUpdate(childComplexity), true
+	case "Destination.warehouseSyncs":
+		if e.ComplexityRoot.Destination.WarehouseSyncs == nil {
+			break
+		}
+
+		args, err := ec.field_Destination_warehouseSyncs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Destination.WarehouseSyncs(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 
 	case "DestinationConnection.edges":
 		if e.ComplexityRoot.DestinationConnection.Edges == nil {
@@ -3488,6 +3545,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ViewerUpdate(childComplexity, args["input"].(model.ViewerUpdateInput)), true
+	case "Mutation.warehouseSyncNow":
+		if e.ComplexityRoot.Mutation.WarehouseSyncNow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_warehouseSyncNow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WarehouseSyncNow(childComplexity, args["input"].(model.WarehouseSyncNowInput)), true
 	case "Mutation.workspaceCreate":
 		if e.ComplexityRoot.Mutation.WorkspaceCreate == nil {
 			break
@@ -5948,6 +6016,137 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ViolationsChange.WorkspaceID(childComplexity), true
 
+	case "WarehouseSync.errorMessage":
+		if e.ComplexityRoot.WarehouseSync.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.ErrorMessage(childComplexity), true
+	case "WarehouseSync.errorType":
+		if e.ComplexityRoot.WarehouseSync.ErrorType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.ErrorType(childComplexity), true
+	case "WarehouseSync.finishedAt":
+		if e.ComplexityRoot.WarehouseSync.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.FinishedAt(childComplexity), true
+	case "WarehouseSync.id":
+		if e.ComplexityRoot.WarehouseSync.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.ID(childComplexity), true
+	case "WarehouseSync.rowsLoaded":
+		if e.ComplexityRoot.WarehouseSync.RowsLoaded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.RowsLoaded(childComplexity), true
+	case "WarehouseSync.startedAt":
+		if e.ComplexityRoot.WarehouseSync.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.StartedAt(childComplexity), true
+	case "WarehouseSync.status":
+		if e.ComplexityRoot.WarehouseSync.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.Status(childComplexity), true
+	case "WarehouseSync.tables":
+		if e.ComplexityRoot.WarehouseSync.Tables == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.Tables(childComplexity), true
+	case "WarehouseSync.trigger":
+		if e.ComplexityRoot.WarehouseSync.Trigger == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.Trigger(childComplexity), true
+	case "WarehouseSync.warnings":
+		if e.ComplexityRoot.WarehouseSync.Warnings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSync.Warnings(childComplexity), true
+
+	case "WarehouseSyncConnection.edges":
+		if e.ComplexityRoot.WarehouseSyncConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncConnection.Edges(childComplexity), true
+	case "WarehouseSyncConnection.nodes":
+		if e.ComplexityRoot.WarehouseSyncConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncConnection.Nodes(childComplexity), true
+	case "WarehouseSyncConnection.pageInfo":
+		if e.ComplexityRoot.WarehouseSyncConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncConnection.PageInfo(childComplexity), true
+	case "WarehouseSyncConnection.totalCount":
+		if e.ComplexityRoot.WarehouseSyncConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncConnection.TotalCount(childComplexity), true
+
+	case "WarehouseSyncEdge.cursor":
+		if e.ComplexityRoot.WarehouseSyncEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncEdge.Cursor(childComplexity), true
+	case "WarehouseSyncEdge.node":
+		if e.ComplexityRoot.WarehouseSyncEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncEdge.Node(childComplexity), true
+
+	case "WarehouseSyncPayload.sync":
+		if e.ComplexityRoot.WarehouseSyncPayload.Sync == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncPayload.Sync(childComplexity), true
+	case "WarehouseSyncPayload.userErrors":
+		if e.ComplexityRoot.WarehouseSyncPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseSyncPayload.UserErrors(childComplexity), true
+
+	case "WarehouseTableRows.rows":
+		if e.ComplexityRoot.WarehouseTableRows.Rows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseTableRows.Rows(childComplexity), true
+	case "WarehouseTableRows.schema":
+		if e.ComplexityRoot.WarehouseTableRows.Schema == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseTableRows.Schema(childComplexity), true
+	case "WarehouseTableRows.table":
+		if e.ComplexityRoot.WarehouseTableRows.Table == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarehouseTableRows.Table(childComplexity), true
+
 	case "Workspace.accessTokens":
 		if e.ComplexityRoot.Workspace.AccessTokens == nil {
 			break
@@ -6365,6 +6564,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("TrackingPlanSourceInput", ec.unmarshalInputTrackingPlanSourceInput),
 			graphql.NewInputUnmarshaler("TrackingPlanUpdateInput", ec.unmarshalInputTrackingPlanUpdateInput),
 			graphql.NewInputUnmarshaler("ViewerUpdateInput", ec.unmarshalInputViewerUpdateInput),
+			graphql.NewInputUnmarshaler("WarehouseSyncNowInput", ec.unmarshalInputWarehouseSyncNowInput),
 			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
 			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
 			graphql.NewInputUnmarshaler("WorkspacePlanUpdateInput", ec.unmarshalInputWorkspacePlanUpdateInput),
@@ -7262,7 +7462,7 @@ type HealthIssue implements Node {
   "The failing source or destination; null when it was deleted since."
   target: HealthTarget
   targetId: ID!
-  "The kind of error: HTTP_401, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, INVALID_SETTINGS for destinations; a discard reason for sources."
+  "The kind of error: HTTP_401, HTTP_5XX, TIMEOUT, CONNECTION_REFUSED, INVALID_SETTINGS for destinations; CONNECTION_FAILED, PERMISSION_DENIED, SCHEMA_CONFLICT, LOAD_FAILED for warehouses; a discard reason for sources."
   errorType: String!
   "The error in words, with ids and numbers replaced so that one issue gathers the same error."
   message: String!
@@ -7287,6 +7487,8 @@ union HealthTarget = Source | Destination
 enum HealthTargetKind {
   SOURCE
   DESTINATION
+  "A destination that is a warehouse: its issues come from its syncs."
+  WAREHOUSE
 }
 
 enum HealthIssueStatus {
@@ -7323,7 +7525,7 @@ type HealthIssueGroup {
 extend type Workspace {
   "Health issues, most recently seen first; by default the open and acknowledged ones."
   healthIssues(first: Int, after: String, last: Int, before: String, status: [HealthIssueStatus!], targetKind: HealthTargetKind, errorType: String): HealthIssueConnection!
-  "The open and acknowledged issues, grouped by target kind and then error type."
+  "The open and acknowledged issues, grouped by target kind (sources, destinations, then warehouses) and then error type."
   healthIssueGroups: [HealthIssueGroup!]!
 }
 
@@ -7647,7 +7849,7 @@ type Notification implements Node {
   id: ID!
   "The activity: an audit event type, or HEALTH_ISSUE_OPENED / HEALTH_ISSUE_RESOLVED."
   type: String!
-  "The area of the type, as in the settings: SOURCES, DESTINATIONS, CONNECTIONS, MEMBERS, ACCESS_TOKENS, HEALTH, PROTOCOLS, WORKSPACE."
+  "The area of the type, as in the settings: SOURCES, DESTINATIONS, STORAGE, CONNECTIONS, MEMBERS, ACCESS_TOKENS, HEALTH, PROTOCOLS, WORKSPACE."
   area: String!
   "The activity in words."
   message: String!
@@ -7819,6 +8021,8 @@ type OverviewNode {
 enum OverviewNodeKind {
   SOURCE
   DESTINATION
+  "A destination that is a warehouse, shown in a section of its own."
+  WAREHOUSE
 }
 
 "A connection in the overview."
@@ -7830,7 +8034,7 @@ type OverviewEdge {
   "The destination's ID."
   to: ID!
   enabled: Boolean!
-  "Events of the source delivered to the destination in the last 24 hours."
+  "Events of the source delivered to the destination in the last 24 hours (for a warehouse, 0: see its warehouseSyncs)."
   eventCount24h: Int!
 }
 
@@ -9024,6 +9228,93 @@ extend type Mutation {
   accessTokenRevoke(input: AccessTokenRevokeInput!): AccessTokenPayload!
 }
 `, BuiltIn: false},
+	{Name: "../schema/warehouse.graphqls", Input: `# Warehouses: destinations that are loaded in syncs, in Segment's warehouse schema, rather than
+# sent events as they arrive.
+
+"Whether a destination is sent events as they arrive, or loaded in syncs."
+enum DestinationKind {
+  "A tool: each event is sent to it as it arrives."
+  TOOL
+  "A warehouse (catalog category ` + "`" + `Warehouse` + "`" + `): the events are loaded in syncs, on a schedule or when asked."
+  WAREHOUSE
+}
+
+extend type Destination {
+  "TOOL, or WAREHOUSE for a destination of the catalog's ` + "`" + `Warehouse` + "`" + ` category."
+  kind: DestinationKind!
+  "For a warehouse, its syncs, newest first (the latest 500 are kept); empty for a tool."
+  warehouseSyncs(first: Int, after: String, last: Int, before: String): WarehouseSyncConnection!
+}
+
+"One sync of a warehouse: the events that arrived since the last one, loaded in one transaction."
+type WarehouseSync {
+  id: ID!
+  "SCHEDULE, or MANUAL for ` + "`" + `warehouseSyncNow` + "`" + `."
+  trigger: WarehouseSyncTrigger!
+  status: WarehouseSyncStatus!
+  startedAt: DateTime!
+  "When it succeeded or failed; null while it runs."
+  finishedAt: DateTime
+  "The rows loaded into all tables; 0 for a failed sync, which loads nothing."
+  rowsLoaded: Int!
+  "The rows loaded into each table, by schema and table."
+  tables: [WarehouseTableRows!]!
+  "Values that did not fit their column's type: the column keeps its first type."
+  warnings: [String!]!
+  "For a failed sync: CONNECTION_FAILED, PERMISSION_DENIED or LOAD_FAILED."
+  errorType: String
+  "For a failed sync: the warehouse's error, with the password masked."
+  errorMessage: String
+}
+
+"How many rows a sync loaded into one table."
+type WarehouseTableRows {
+  "The schema: the source's, named after it."
+  schema: String!
+  table: String!
+  rows: Int!
+}
+
+enum WarehouseSyncTrigger {
+  SCHEDULE
+  MANUAL
+}
+
+enum WarehouseSyncStatus {
+  RUNNING
+  SUCCEEDED
+  "Nothing was loaded; the next sync loads these events."
+  FAILED
+}
+
+type WarehouseSyncEdge {
+  cursor: String!
+  node: WarehouseSync!
+}
+
+type WarehouseSyncConnection {
+  edges: [WarehouseSyncEdge!]!
+  nodes: [WarehouseSync!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+input WarehouseSyncNowInput {
+  "The warehouse: a destination of kind WAREHOUSE, enabled."
+  destinationId: ID!
+}
+
+type WarehouseSyncPayload {
+  "The sync, once it has finished (it may have failed: see its status)."
+  sync: WarehouseSync
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Syncs a warehouse now, waiting for a sync under way; returns when it has finished. Owners and admins."
+  warehouseSyncNow(input: WarehouseSyncNowInput!): WarehouseSyncPayload!
+}
+`, BuiltIn: false},
 	{Name: "../schema/workspace.graphqls", Input: `# Workspaces: the unit of ownership. Every source, destination and setting belongs to one.
 
 "A workspace: the people, settings and data of one company or team."
@@ -9603,6 +9894,10 @@ func (ec *executionContext) childFields_Destination(ctx context.Context, field g
 		return ec.fieldContext_Destination_deliveryAttempts(ctx, field)
 	case "privacyControls":
 		return ec.fieldContext_Destination_privacyControls(ctx, field)
+	case "kind":
+		return ec.fieldContext_Destination_kind(ctx, field)
+	case "warehouseSyncs":
+		return ec.fieldContext_Destination_warehouseSyncs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Destination", field.Name)
 }
@@ -11185,6 +11480,78 @@ func (ec *executionContext) childFields_ViolationsChange(ctx context.Context, fi
 		return ec.fieldContext_ViolationsChange_sources(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ViolationsChange", field.Name)
+}
+
+func (ec *executionContext) childFields_WarehouseSync(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WarehouseSync_id(ctx, field)
+	case "trigger":
+		return ec.fieldContext_WarehouseSync_trigger(ctx, field)
+	case "status":
+		return ec.fieldContext_WarehouseSync_status(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_WarehouseSync_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_WarehouseSync_finishedAt(ctx, field)
+	case "rowsLoaded":
+		return ec.fieldContext_WarehouseSync_rowsLoaded(ctx, field)
+	case "tables":
+		return ec.fieldContext_WarehouseSync_tables(ctx, field)
+	case "warnings":
+		return ec.fieldContext_WarehouseSync_warnings(ctx, field)
+	case "errorType":
+		return ec.fieldContext_WarehouseSync_errorType(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_WarehouseSync_errorMessage(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarehouseSync", field.Name)
+}
+
+func (ec *executionContext) childFields_WarehouseSyncConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WarehouseSyncConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_WarehouseSyncConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WarehouseSyncConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_WarehouseSyncConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarehouseSyncConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WarehouseSyncEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WarehouseSyncEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WarehouseSyncEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarehouseSyncEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_WarehouseSyncPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sync":
+		return ec.fieldContext_WarehouseSyncPayload_sync(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_WarehouseSyncPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarehouseSyncPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WarehouseTableRows(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "schema":
+		return ec.fieldContext_WarehouseTableRows_schema(ctx, field)
+	case "table":
+		return ec.fieldContext_WarehouseTableRows_table(ctx, field)
+	case "rows":
+		return ec.fieldContext_WarehouseTableRows_rows(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarehouseTableRows", field.Name)
 }
 
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -573,7 +574,7 @@ type OverviewEdge struct {
 	// The destination's ID.
 	To      string `json:"to"`
 	Enabled bool   `json:"enabled"`
-	// Events of the source delivered to the destination in the last 24 hours.
+	// Events of the source delivered to the destination in the last 24 hours (for a warehouse, 0: see its warehouseSyncs).
 	EventCount24h int `json:"eventCount24h"`
 }
 
@@ -1049,6 +1050,29 @@ type ViolationGroupEdge struct {
 	Node   *protocols.ViolationGroup `json:"node"`
 }
 
+type WarehouseSyncConnection struct {
+	Edges      []*WarehouseSyncEdge `json:"edges"`
+	Nodes      []*warehouse.Sync    `json:"nodes"`
+	PageInfo   *relay.PageInfo      `json:"pageInfo"`
+	TotalCount int                  `json:"totalCount"`
+}
+
+type WarehouseSyncEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *warehouse.Sync `json:"node"`
+}
+
+type WarehouseSyncNowInput struct {
+	// The warehouse: a destination of kind WAREHOUSE, enabled.
+	DestinationID string `json:"destinationId"`
+}
+
+type WarehouseSyncPayload struct {
+	// The sync, once it has finished (it may have failed: see its status).
+	Sync       *warehouse.Sync `json:"sync,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type WorkspaceConnection struct {
 	Edges    []*WorkspaceEdge       `json:"edges"`
 	Nodes    []*workspace.Workspace `json:"nodes"`
@@ -1403,16 +1427,19 @@ type HealthTargetKind string
 const (
 	HealthTargetKindSource      HealthTargetKind = "SOURCE"
 	HealthTargetKindDestination HealthTargetKind = "DESTINATION"
+	// A destination that is a warehouse: its issues come from its syncs.
+	HealthTargetKindWarehouse HealthTargetKind = "WAREHOUSE"
 )
 
 var AllHealthTargetKind = []HealthTargetKind{
 	HealthTargetKindSource,
 	HealthTargetKindDestination,
+	HealthTargetKindWarehouse,
 }
 
 func (e HealthTargetKind) IsValid() bool {
 	switch e {
-	case HealthTargetKindSource, HealthTargetKindDestination:
+	case HealthTargetKindSource, HealthTargetKindDestination, HealthTargetKindWarehouse:
 		return true
 	}
 	return false
@@ -1458,16 +1485,19 @@ type OverviewNodeKind string
 const (
 	OverviewNodeKindSource      OverviewNodeKind = "SOURCE"
 	OverviewNodeKindDestination OverviewNodeKind = "DESTINATION"
+	// A destination that is a warehouse, shown in a section of its own.
+	OverviewNodeKindWarehouse OverviewNodeKind = "WAREHOUSE"
 )
 
 var AllOverviewNodeKind = []OverviewNodeKind{
 	OverviewNodeKindSource,
 	OverviewNodeKindDestination,
+	OverviewNodeKindWarehouse,
 }
 
 func (e OverviewNodeKind) IsValid() bool {
 	switch e {
-	case OverviewNodeKindSource, OverviewNodeKindDestination:
+	case OverviewNodeKindSource, OverviewNodeKindDestination, OverviewNodeKindWarehouse:
 		return true
 	}
 	return false
@@ -1867,6 +1897,119 @@ func (e *ViolationControl) UnmarshalJSON(b []byte) error {
 }
 
 func (e ViolationControl) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WarehouseSyncStatus string
+
+const (
+	WarehouseSyncStatusRunning   WarehouseSyncStatus = "RUNNING"
+	WarehouseSyncStatusSucceeded WarehouseSyncStatus = "SUCCEEDED"
+	// Nothing was loaded; the next sync loads these events.
+	WarehouseSyncStatusFailed WarehouseSyncStatus = "FAILED"
+)
+
+var AllWarehouseSyncStatus = []WarehouseSyncStatus{
+	WarehouseSyncStatusRunning,
+	WarehouseSyncStatusSucceeded,
+	WarehouseSyncStatusFailed,
+}
+
+func (e WarehouseSyncStatus) IsValid() bool {
+	switch e {
+	case WarehouseSyncStatusRunning, WarehouseSyncStatusSucceeded, WarehouseSyncStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e WarehouseSyncStatus) String() string {
+	return string(e)
+}
+
+func (e *WarehouseSyncStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WarehouseSyncStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WarehouseSyncStatus", str)
+	}
+	return nil
+}
+
+func (e WarehouseSyncStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WarehouseSyncStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WarehouseSyncStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WarehouseSyncTrigger string
+
+const (
+	WarehouseSyncTriggerSchedule WarehouseSyncTrigger = "SCHEDULE"
+	WarehouseSyncTriggerManual   WarehouseSyncTrigger = "MANUAL"
+)
+
+var AllWarehouseSyncTrigger = []WarehouseSyncTrigger{
+	WarehouseSyncTriggerSchedule,
+	WarehouseSyncTriggerManual,
+}
+
+func (e WarehouseSyncTrigger) IsValid() bool {
+	switch e {
+	case WarehouseSyncTriggerSchedule, WarehouseSyncTriggerManual:
+		return true
+	}
+	return false
+}
+
+func (e WarehouseSyncTrigger) String() string {
+	return string(e)
+}
+
+func (e *WarehouseSyncTrigger) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WarehouseSyncTrigger(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WarehouseSyncTrigger", str)
+	}
+	return nil
+}
+
+func (e WarehouseSyncTrigger) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WarehouseSyncTrigger) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WarehouseSyncTrigger) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

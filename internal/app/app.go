@@ -50,6 +50,7 @@ import (
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
+	"github.com/junctioncdp/junction/internal/warehouse"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/junctioncdp/junction/migrations"
 )
@@ -82,6 +83,7 @@ type App struct {
 	// leading wakes the periodic work when this replica becomes the one that runs it.
 	leading    chan struct{}
 	jobRuns    *prometheus.CounterVec
+	warehouses *warehouse.Service
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
 }
@@ -221,6 +223,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.signal("destination", id, nil)
 	}
 	a.health.OnChange = a.healthChanged
+	// Warehouses are not sent events by lanes (they have no connector): they are synced.
+	a.warehouses = warehouse.New(d, dests, workspaces, cat, a.health, a.egress, warehouse.Options{Logger: log, Publish: a.notify.Publish})
+	dests.CheckSettings = a.warehouses.CheckSettings
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	if d.Dialect() == db.Postgres {
 		if err := a.joinReplicas(ctx, authSvc, workspaces); err != nil {
@@ -230,9 +235,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
-		Privacy: a.privacy, Regulator: a.regulator, Bus: a.bus}
+		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
+	a.warehouses.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -363,6 +369,7 @@ func (a *App) Close() error {
 	a.ingest.Close()
 	a.live.Close()
 	a.delivery.Close()
+	a.warehouses.Close()
 	a.notify.Close()
 	if a.replicas != nil {
 		a.replicas.Close()
@@ -585,6 +592,9 @@ func (a *App) healthChanged(is health.Issue) {
 		a.log.Error("notifying a health issue failed", "error", err.Error())
 	}
 }
+
+// Warehouses is the warehouse service, for tests that run its scheduler at a time they choose.
+func (a *App) Warehouses() *warehouse.Service { return a.warehouses }
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
 func (a *App) Reaper() *reap.Reaper { return a.reaper }

@@ -494,15 +494,15 @@ func TestIntegrationsCatalog(t *testing.T) {
 		if got := itPluck(itList(d, "catalog.sourceCategories"), ""); !reflect.DeepEqual(got, []string{"CRM", "Custom", "Developer Tools", "E-commerce", "Mobile", "Payments", "Server", "Website"}) {
 			t.Errorf("sourceCategories %v", got)
 		}
-		if got := itPluck(itList(d, "catalog.destinationCategories"), ""); !reflect.DeepEqual(got, []string{"Analytics", "Notifications", "Raw Data"}) {
+		if got := itPluck(itList(d, "catalog.destinationCategories"), ""); !reflect.DeepEqual(got, []string{"Analytics", "Notifications", "Raw Data", "Warehouse"}) {
 			t.Errorf("destinationCategories %v", got)
 		}
 	})
 	t.Run("NewAndNoteworthyNewestFirst", func(t *testing.T) {
 		d := anon.data(t, `{ catalog { all: newAndNoteworthy(limit: 100) { slug addedAt } top: newAndNoteworthy { slug } } }`, nil)
 		all := itList(d, "catalog.all")
-		if len(all) != 26 { // 20 sources and 6 destinations
-			t.Errorf("newAndNoteworthy(limit: 100): %d entries, want 26", len(all))
+		if len(all) != 27 { // 20 sources and 7 destinations
+			t.Errorf("newAndNoteworthy(limit: 100): %d entries, want 27", len(all))
 		}
 		for i := 1; i < len(all); i++ {
 			if itStr(all[i], "addedAt") > itStr(all[i-1], "addedAt") {

@@ -1031,6 +1031,19 @@ func permissionTable() []*permRow {
 			},
 			ghost: noDestination, want: adminsOnly, check: permCheckGone("destinationDelete.deletedDestinationId"),
 		},
+		{
+			// W's destination is a webhook, not a warehouse: those who may sync are told so.
+			root: "Mutation", field: "warehouseSyncNow", query: permMutation("warehouseSyncNow", "WarehouseSyncNowInput", "sync { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"destinationId": c.w.destination})
+			},
+			ghost: noDestination,
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: denyForbidden, asAdmin: allowedWithUserError("INVALID"), asOwner: allowedWithUserError("INVALID"),
+				asSourceAdmin: denyForbidden, asToken: allowedWithUserError("INVALID"),
+			},
+		},
 
 		// Privacy Portal: members read (the walk), owners and admins change (W is on BUSINESS, which has it).
 		{

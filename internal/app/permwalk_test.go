@@ -140,7 +140,7 @@ func (p walkPersona) rights(ws string) walkCan {
 // walkAreaRole is the least role that hears of each notification area (the README's
 // notifications section): a token reads its creator's notifications of the areas its role hears of.
 var walkAreaRole = map[string]string{
-	"SOURCES": "MEMBER", "DESTINATIONS": "MEMBER", "CONNECTIONS": "MEMBER", "HEALTH": "MEMBER",
+	"SOURCES": "MEMBER", "DESTINATIONS": "MEMBER", "STORAGE": "MEMBER", "CONNECTIONS": "MEMBER", "HEALTH": "MEMBER",
 	"MEMBERS": "ADMIN", "WORKSPACE": "MINIMAL", "ACCESS_TOKENS": "ADMIN",
 }
 
@@ -232,25 +232,27 @@ var walkFieldRules = map[string]map[string]walkRule{
 		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
-	"User":              walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
-	"Membership":        walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete piiAccess"),
-	"ResourceGrant":     walkOpen("id role sourceId label createdAt"),
-	"Invitation":        walkOpen("id email role status workspaceName invitedBy createdAt expiresAt viewerCanAccept viewerCanRevoke"),
-	"AccessToken":       walkOpen("id name role createdBy createdAt lastUsedAt expiresAt revokedAt viewerCanRevoke"),
-	"AuditEvent":        walkOpen("id type actorType user accessToken resourceType resourceId changes createdAt"),
-	"PlanDetails":       walkOpen("plan features apiCallsPerMonth mtusPerMonth"),
-	"Catalog":           walkOpen("sources destinations sourceCategories destinationCategories newAndNoteworthy entry"),
-	"CatalogEntry":      walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
-	"SettingDefinition": walkOpen("name label type required secret default description options min max"),
-	"ServerInfo":        walkOpen("version startedAt now emailEnabled"),
-	"Source":            walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings secretSettings webhookPath writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations privacyBlock`),
-	"WriteKey":          walkOpen("key createdAt revokedAt"),
-	"Destination":       walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts privacyControls`),
-	"SecretSetting":     walkOpen("name isSet"),
-	"Connection":        walkOpen("id source destination enabled createdAt createdBy viewerCanUpdate"),
-	"Event":             walkOpen("id type messageId event userId anonymousId receivedAt timestamp status discardReason discardMessage payload violations replayedAt"),
-	"IngestStats":       walkOpen("lastHour last24Hours"),
-	"IngestFigures":     walkOpen("received accepted discarded blocked byReason"),
+	"User":               walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
+	"Membership":         walkOpen("id user role grants createdAt viewerCanUpdate viewerCanDelete piiAccess"),
+	"ResourceGrant":      walkOpen("id role sourceId label createdAt"),
+	"Invitation":         walkOpen("id email role status workspaceName invitedBy createdAt expiresAt viewerCanAccept viewerCanRevoke"),
+	"AccessToken":        walkOpen("id name role createdBy createdAt lastUsedAt expiresAt revokedAt viewerCanRevoke"),
+	"AuditEvent":         walkOpen("id type actorType user accessToken resourceType resourceId changes createdAt"),
+	"PlanDetails":        walkOpen("plan features apiCallsPerMonth mtusPerMonth"),
+	"Catalog":            walkOpen("sources destinations sourceCategories destinationCategories newAndNoteworthy entry"),
+	"CatalogEntry":       walkOpen("id slug name description categories status sourceType settings instructions addedAt"),
+	"SettingDefinition":  walkOpen("name label type required secret default description options min max"),
+	"ServerInfo":         walkOpen("version startedAt now emailEnabled"),
+	"Source":             walkOpen(`id name catalogEntry type category enabled status lastSeenAt labels settings secretSettings webhookPath writeKeys destinations connections createdAt updatedAt createdBy updatedBy viewerCanUpdate viewerCanDelete recentEvents ingestStats protocols schema violations privacyBlock`),
+	"WriteKey":           walkOpen("key createdAt revokedAt"),
+	"Destination":        walkOpen(`id name catalogEntry category enabled status settings secretSettings sources connections createdAt updatedAt createdBy updatedBy viewerCanUpdate deliveryStats deliveryAttempts privacyControls kind warehouseSyncs`),
+	"WarehouseSync":      walkOpen("id trigger status startedAt finishedAt rowsLoaded tables warnings errorType errorMessage"),
+	"WarehouseTableRows": walkOpen("schema table rows"),
+	"SecretSetting":      walkOpen("name isSet"),
+	"Connection":         walkOpen("id source destination enabled createdAt createdBy viewerCanUpdate"),
+	"Event":              walkOpen("id type messageId event userId anonymousId receivedAt timestamp status discardReason discardMessage payload violations replayedAt"),
+	"IngestStats":        walkOpen("lastHour last24Hours"),
+	"IngestFigures":      walkOpen("received accepted discarded blocked byReason"),
 	// Protocols: members read plans (MINIMAL members see none), violations and schemas of the
 	// sources they see; what changes them is TestPermissions' table.
 	"TrackingPlan": walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),

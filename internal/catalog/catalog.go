@@ -22,6 +22,10 @@ const (
 	DestinationKind Kind = "destination"
 )
 
+// WarehouseCategory is the category of destinations that are warehouses: loaded in syncs rather
+// than sent events one by one.
+const WarehouseCategory = "Warehouse"
+
 // IDPrefix starts every catalog entry's ID, followed by its slug.
 const IDPrefix = "cat_"
 

@@ -41,7 +41,7 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 			t.Errorf("source %s: signingSecret %+v", slug, st)
 		}
 	}
-	for _, slug := range []string{"webhook", "segment", "amplitude", "mixpanel", "google-analytics-4", "slack"} {
+	for _, slug := range []string{"webhook", "segment", "amplitude", "mixpanel", "google-analytics-4", "slack", "postgres"} {
 		e := c.Entry(DestinationKind, slug)
 		if e == nil {
 			t.Errorf("destination %s missing", slug)
@@ -51,8 +51,8 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 			t.Errorf("destination %s: status %s, instructions %q", slug, e.Status, e.Instructions)
 		}
 	}
-	if got := len(c.List(DestinationKind, "", "")); got != 6 {
-		t.Errorf("%d destinations, want 6", got)
+	if got := len(c.List(DestinationKind, "", "")); got != 7 {
+		t.Errorf("%d destinations, want 7", got)
 	}
 	if c.Entry(DestinationKind, "javascript") != nil || c.Entry(SourceKind, "webhook") != nil {
 		t.Error("Entry ignores the kind")

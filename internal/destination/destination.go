@@ -37,7 +37,26 @@ const (
 	EventEnabled  audit.Type = "DESTINATION_ENABLED"
 	EventDisabled audit.Type = "DESTINATION_DISABLED"
 	EventDeleted  audit.Type = "DESTINATION_DELETED"
+	// A warehouse's creation and deletion are STORAGE activities.
+	EventWarehouseCreated audit.Type = "WAREHOUSE_CREATED"
+	EventWarehouseDeleted audit.Type = "WAREHOUSE_DELETED"
 )
+
+// Kind tells tools, which are sent events as they arrive, from warehouses, which are synced.
+type Kind string
+
+const (
+	Tool      Kind = "TOOL"
+	Warehouse Kind = "WAREHOUSE"
+)
+
+// Kind is the destination's kind: a warehouse is in the catalog's Warehouse category.
+func (d *Destination) Kind() Kind {
+	if d.Category == catalog.WarehouseCategory {
+		return Warehouse
+	}
+	return Tool
+}
 
 // Status says whether data is being sent to a destination.
 type Status string
@@ -108,6 +127,9 @@ type Service struct {
 	// OnChange, when set, is called after a destination, or a connection to it, is created,
 	// changed or deleted (the delivery engine reconfigures its lanes; dashboards hear of it).
 	OnChange func(destinationID string)
+	// CheckSettings, when set, adds the rules of a kind of destination to the validation of its
+	// settings (warehouses check their host against the egress filter).
+	CheckSettings func(entry *catalog.Entry, clean map[string]any, errs *apperr.UserErrors)
 }
 
 func (s *Service) changed(tx *db.Tx, destinationID string) {
@@ -395,6 +417,9 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	clean, serrs := entry.Validate(settings, nil)
 	errs = append(errs, serrs...)
 	s.checkEgress(entry, clean, &errs)
+	if s.CheckSettings != nil && len(serrs) == 0 {
+		s.CheckSettings(entry, clean, &errs)
+	}
 	plain, secrets, _, serrs := splitSecrets(entry, clean, nil)
 	errs = append(errs, serrs...)
 	if len(errs) > 0 {
@@ -417,7 +442,11 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 		for name := range secrets {
 			d.SecretsSet = append(d.SecretsSet, name)
 		}
-		return audit.Record(ctx, tx, workspaceID, EventCreated, "Destination", d.ID,
+		typ := EventCreated
+		if d.Kind() == Warehouse {
+			typ = EventWarehouseCreated
+		}
+		return audit.Record(ctx, tx, workspaceID, typ, "Destination", d.ID,
 			map[string]any{"name": name, "catalog": entry.Slug, "enabled": d.Enabled, "settings": plain, "secretsSet": sortedKeys(secrets)})
 	})
 	if err != nil {
@@ -475,6 +504,9 @@ func (s *Service) Update(ctx context.Context, destinationID string, name *string
 			clean, serrs := entry.Validate(merged, present)
 			errs = append(errs, serrs...)
 			s.checkEgress(entry, clean, &errs)
+			if s.CheckSettings != nil && len(serrs) == 0 {
+				s.CheckSettings(entry, clean, &errs)
+			}
 			if len(errs) > 0 {
 				return nil
 			}
@@ -573,7 +605,11 @@ func (s *Service) Delete(ctx context.Context, destinationID string) error {
 			return err
 		}
 		s.changed(tx, d.ID)
-		return audit.Record(ctx, tx, d.WorkspaceID, EventDeleted, "Destination", d.ID, map[string]any{"name": d.Name})
+		typ := EventDeleted
+		if d.Kind() == Warehouse {
+			typ = EventWarehouseDeleted
+		}
+		return audit.Record(ctx, tx, d.WorkspaceID, typ, "Destination", d.ID, map[string]any{"name": d.Name})
 	})
 }
 

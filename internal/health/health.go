@@ -29,6 +29,9 @@ const Prefix = "hi"
 const (
 	SourceTarget      = "SOURCE"
 	DestinationTarget = "DESTINATION"
+	// WarehouseTarget is a destination that is a warehouse: its issues come from its syncs, and
+	// Health lists them in a section of their own.
+	WarehouseTarget = "WAREHOUSE"
 
 	Open         = "OPEN"
 	Acknowledged = "ACKNOWLEDGED"
@@ -53,6 +56,9 @@ type Issue struct {
 	// Opened is true on the issue Record hands to OnChange when this occurrence opened it.
 	Opened bool `db:"-"`
 }
+
+// IsDestination tells whether a target kind is a destination's (a tool's or a warehouse's).
+func IsDestination(kind string) bool { return kind == DestinationTarget || kind == WarehouseTarget }
 
 // Occurrence is one error to count: n times for a target with an error type, with a sample.
 type Occurrence struct {
@@ -189,6 +195,21 @@ func (s *Service) recovered(ctx context.Context, now time.Time) ([]Issue, error)
 	return issues, err
 }
 
+// ResolveTarget resolves a target's unresolved issues of the given error types at once: for
+// targets whose working is one clear event rather than a quiet while (a warehouse whose sync
+// succeeded).
+func (s *Service) ResolveTarget(ctx context.Context, targetID string, errorTypes []string, now time.Time) (int, error) {
+	if len(errorTypes) == 0 {
+		return 0, nil
+	}
+	var issues []Issue
+	if err := s.db.Select(ctx, &issues, `SELECT * FROM health_issues WHERE target_id = ? AND status <> ? AND error_type IN (`+
+		db.Placeholders(len(errorTypes))+`)`, append([]any{targetID, Resolved}, db.Args(errorTypes)...)...); err != nil || len(issues) == 0 {
+		return 0, err
+	}
+	return s.resolve(ctx, issues, now)
+}
+
 // resolve resolves issues read by recovered, each only if it did not recur since it was read.
 func (s *Service) resolve(ctx context.Context, issues []Issue, now time.Time) (int, error) {
 	resolvedAt := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
@@ -272,7 +293,7 @@ func visibleWhere(a *workspace.Access, seeDestinations bool) (string, []any) {
 	srcWhere, srcArgs := source.VisibleWhere(a)
 	where := "h.workspace_id = ? AND ((h.target_kind = 'SOURCE' AND EXISTS (SELECT 1 FROM sources s WHERE s.id = h.target_id AND " + srcWhere + "))"
 	if seeDestinations {
-		where += " OR h.target_kind = 'DESTINATION'"
+		where += " OR h.target_kind IN ('DESTINATION', 'WAREHOUSE')"
 	}
 	return where + ")", append([]any{a.WorkspaceID}, srcArgs...)
 }

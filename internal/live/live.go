@@ -159,7 +159,7 @@ func (p *Publisher) DestinationChanged(destinationID string) {
 // HealthChanged publishes an issue, and its destination when it is about one (its status moves).
 func (p *Publisher) HealthChanged(is health.Issue) {
 	p.Bus.Publish(HealthTopic(is.WorkspaceID), &is)
-	if is.TargetKind == health.DestinationTarget {
+	if health.IsDestination(is.TargetKind) {
 		p.DestinationChanged(is.TargetID)
 	}
 }
