@@ -18,7 +18,7 @@ func (r *destinationResolver) WarehouseSyncs(ctx context.Context, obj *destinati
 	var page relay.Page[warehouse.Sync]
 	if obj.Kind() == destination.Warehouse {
 		var err error
-		if page, err = r.Warehouses.Syncs(ctx, obj.ID, args(first, after, last, before), totalCountSelected(ctx)); err != nil {
+		if page, err = r.Warehouses.Syncs(ctx, obj, args(first, after, last, before), totalCountSelected(ctx)); err != nil {
 			return nil, err
 		}
 	}

@@ -508,11 +508,7 @@ func (s *Service) schemas(ctx context.Context, destinationID, prefix string) (ma
 }
 
 // Syncs pages through a warehouse's syncs, newest first, for a viewer who sees the destination.
-func (s *Service) Syncs(ctx context.Context, destinationID string, args relay.Args, count bool) (relay.Page[Sync], error) {
-	d, err := s.dests.Get(ctx, destinationID)
-	if err != nil {
-		return relay.Page[Sync]{}, err
-	}
+func (s *Service) Syncs(ctx context.Context, d *destination.Destination, args relay.Args, count bool) (relay.Page[Sync], error) {
 	return relay.Query(ctx, s.db.Reader(), relay.Spec[Sync]{
 		Select: `SELECT * FROM warehouse_syncs`, Where: `destination_id = ? AND workspace_id = ?`, Args: []any{d.ID, d.WorkspaceID},
 		SortColumn: "id", IDColumn: "id", Desc: true, Count: count,
