@@ -25,6 +25,9 @@ for backend in sqlite postgres; do
 	run batch-with-plan "$backend" -bench 'IngestBatchWithPlan' -benchtime 4000x -count "$count"
 	run retention "$backend" -bench 'RetentionAndDeletes' -benchtime 1x -count "$count"
 	run delivery "$backend" -bench 'Delivery' -benchtime 1x -count "$count"
+	run warehouse-load "$backend" -bench 'WarehouseLoad' -benchtime 1x -count "$count"
+	run warehouse-latency "$backend" -bench 'WarehouseLatency' -benchtime 20x -count "$count"
 done
+run cloudapp sqlite -bench 'CloudAppWebhook' -benchtime 3s -count "$count"
 JUNCTION_FANOUT_SUBSCRIBERS=18000 run fanout sqlite -bench 'SubscriptionFanout' -benchtime 3x -count "$count"
 echo "raw output in $out/"
