@@ -77,12 +77,16 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 	authSvc.OnRevoked = func(ids []string) { set.Send("revoked", "", ids) }
 	a.protocols.OnForget = func(id string) { set.Send("protocols", id, nil) }
 	a.delivery.OnWake = func(id string) { set.SendWhenShared("delivery.retry", id, nil) }
+	// Each destination's lane runs on the replica that holds its lease.
+	a.delivery.Owner = set
+	set.Lanes(a.delivery.Release, a.delivery.Refresh)
 
 	if err := set.Start(ctx); err != nil {
 		set.Close()
 		return err
 	}
 	a.replicas = set
+	a.log.Info("replicas: joined", "replica", set.ID(), "replicas", set.Replicas())
 	a.metrics.RegisterGaugeFunc("junction_replicas", "Live replicas of the server on this database, this one included, as last counted.",
 		func() float64 { return float64(set.Replicas()) })
 	return nil

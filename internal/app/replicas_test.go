@@ -4,13 +4,18 @@ package app_test
 // instances, or two processes of the binary) on the same schema.
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/testdb"
 )
 
@@ -190,4 +195,115 @@ func TestReplicasPeriodicWorkOnce(t *testing.T) {
 		return runs(t, other, "health-resolve") > 0 && runs(t, other, "prune") == 1
 	})
 	t.Logf("taken over in %s", time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestReplicasLaneTakeover runs the binary twice on one database and kills, with SIGKILL, the
+// replica whose lease holds a busy destination's lane: the other takes the lane over once the
+// lease expires, and every event acknowledged by the tracking API reaches the receiver (at least
+// once; the duplicates are what was in flight).
+func TestReplicasLaneTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the server binary: not under -short")
+	}
+	if !testdb.IsPostgres() {
+		t.Skip("replicas need PostgreSQL")
+	}
+	bin := buildJunction(t)
+	dbURL := testdb.URL(t)
+	loopback := "EGRESS_ALLOW=127.0.0.0/8,::1/128"
+	procs := []*process{startJunction(t, bin, dbURL, loopback), startJunction(t, bin, dbURL, loopback)}
+	rc := dlvNewReceiver(t, func(dlvHit) dlvReply { return dlvReply{Status: http.StatusOK, Delay: 5 * time.Millisecond} })
+	e := dlvNewEnv(t, &server{URL: procs[0].URL}, "rep-lanes")
+	srcID, key := e.source(t, "Web")
+	dst := e.webhook(t, "Busy", map[string]any{"url": rc.URL}, true)
+	e.connect(t, srcID, dst, true)
+
+	ctx := context.Background()
+	d, err := db.Open(ctx, dbURL, db.Options{ReadConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	leaseOwner := func() string {
+		var owner string
+		_ = d.Get(ctx, &owner, `SELECT owner FROM replica_leases WHERE name = ?`, "lane:"+dst)
+		return owner
+	}
+	var owner, survivor *process
+	dlvWait(t, "the lane leased", 15*time.Second, func() bool {
+		id := leaseOwner()
+		for i, p := range procs {
+			if id != "" && strings.Contains(p.logs.String(), `"replica":"`+id+`"`) {
+				owner, survivor = p, procs[1-i]
+				return true
+			}
+		}
+		return false
+	})
+
+	// Events go in through the survivor, in batches, while the owner's lane delivers them.
+	var (
+		mu    sync.Mutex
+		acked []string
+		stop  = make(chan struct{})
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ids := make([]string, 20)
+			batch := make([]map[string]any, len(ids))
+			for i := range ids {
+				ids[i] = fmt.Sprintf("lane-%d-%d", seq, i)
+				batch[i] = map[string]any{"type": "track", "event": "E", "userId": "u", "messageId": ids[i]}
+			}
+			if status, _ := sendBatch(http.DefaultClient, survivor.URL, key, batch); status == http.StatusOK {
+				mu.Lock()
+				acked = append(acked, ids...)
+				mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	dlvWait(t, "the owner's lane delivering", 15*time.Second, func() bool { return rc.Count() > 100 })
+	owner.kill(t)
+	killedAt := time.Now()
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+
+	delivered := func() (map[string]int, int) {
+		got := map[string]int{}
+		requests := 0
+		for _, h := range rc.Hits() {
+			if h.Status == http.StatusOK {
+				got[h.MessageID]++
+				requests++
+			}
+		}
+		return got, requests
+	}
+	dlvWait(t, "every acknowledged event delivered", 60*time.Second, func() bool {
+		got, _ := delivered()
+		for _, id := range want {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	got, requests := delivered()
+	report(t, fmt.Sprintf("lane takeover (kill -9 of the lane's owner): %d events acknowledged, all delivered within %s of the kill; %d deliveries, %d duplicates",
+		len(want), time.Since(killedAt).Round(100*time.Millisecond), requests, requests-len(got)))
+	if id := leaseOwner(); !strings.Contains(survivor.logs.String(), `"replica":"`+id+`"`) {
+		t.Errorf("the lane's lease is held by %q, not by the surviving replica", id)
+	}
 }
