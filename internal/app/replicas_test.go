@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,4 +307,59 @@ func TestReplicasLaneTakeover(t *testing.T) {
 	if id := leaseOwner(); !strings.Contains(survivor.logs.String(), `"replica":"`+id+`"`) {
 		t.Errorf("the lane's lease is held by %q, not by the surviving replica", id)
 	}
+}
+
+// TestReplicasLanesSpread: the lanes of four destinations are shared two and two between two
+// replicas, each event is delivered once, and the lanes go to the remaining replica when the other
+// stops.
+func TestReplicasLanesSpread(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, allowLoopback)
+	rc := dlvNewReceiver(t, nil)
+	e := dlvNewEnv(t, a, "rep-spread")
+	srcID, key := e.source(t, "Web")
+	for i := range 4 {
+		e.connect(t, srcID, e.webhook(t, fmt.Sprint("Hook ", i), map[string]any{"url": rc.URL}, true), true)
+	}
+	owners := func() map[string]int {
+		var rows []string
+		if err := a.App.DB().Select(t.Context(), &rows, `SELECT owner FROM replica_leases WHERE name LIKE 'lane:%' AND expires_at > now()`); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, o := range rows {
+			out[o]++
+		}
+		return out
+	}
+	dlvWait(t, "lanes shared two and two", 15*time.Second, func() bool {
+		o := owners()
+		return len(o) == 2 && o[keyOf(o, 0)] == 2 && o[keyOf(o, 1)] == 2
+	})
+	dlvTrack(t, b, key, map[string]any{"type": "track", "event": "E", "userId": "u1"})
+	dlvWait(t, "the event delivered to the four destinations", 10*time.Second, func() bool { return rc.Count() >= 4 })
+	time.Sleep(time.Second)
+	if n := rc.Count(); n != 4 {
+		t.Errorf("%d deliveries, want 4 (one per destination)", n)
+	}
+
+	b.stop(t)
+	dlvWait(t, "the four lanes on the remaining replica", 10*time.Second, func() bool {
+		o := owners()
+		return len(o) == 1 && o[keyOf(o, 0)] == 4
+	})
+	dlvTrack(t, a, key, map[string]any{"type": "track", "event": "E", "userId": "u2"})
+	dlvWait(t, "the second event delivered to the four destinations", 10*time.Second, func() bool { return rc.Count() >= 8 })
+}
+
+// keyOf returns the i-th key of m in sorted order ("" past the end).
+func keyOf(m map[string]int, i int) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	if i < len(ks) {
+		return ks[i]
+	}
+	return ""
 }
