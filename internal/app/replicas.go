@@ -77,6 +77,8 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 	authSvc.OnRevoked = func(ids []string) { set.Send("revoked", "", ids) }
 	a.protocols.OnForget = func(id string) { set.Send("protocols", id, nil) }
 	a.delivery.OnWake = func(id string) { set.SendWhenShared("delivery.retry", id, nil) }
+	// The tracking API's rate limit per workspace: each replica enforces its share.
+	a.ingest.ShareRate(set.Replicas)
 	// Each destination's lane runs on the replica that holds its lease.
 	a.delivery.Owner = set
 	set.Lanes(a.delivery.Release, a.delivery.Refresh)

@@ -363,3 +363,28 @@ func keyOf(m map[string]int, i int) string {
 	}
 	return ""
 }
+
+// TestReplicasRateLimit: the rate limit per workspace holds across replicas, each enforcing its
+// share (limit / live replicas): a burst of 10 admits about 5 events through each replica.
+func TestReplicasRateLimit(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, func(c *config.Config) { c.IngestRate, c.IngestBurst = 2, 10 })
+	tm := newTeam(t, a, "rep-rate", "Ada")
+	_, key := tm.source(t, "Web")
+	admitted := func(s *server) int {
+		n := 0
+		for i := range 10 {
+			r := trkSend(t, s, "/v1/track", map[string]any{"userId": "u", "event": "E", "messageId": fmt.Sprint(s.URL, i)}, trkBasic(key)...)
+			if r.Status == http.StatusOK {
+				n++
+			} else if r.Status != http.StatusTooManyRequests {
+				t.Fatalf("status %d: %s", r.Status, r.Raw)
+			}
+		}
+		return n
+	}
+	na, nb := admitted(a), admitted(b)
+	// Each replica's bucket holds 5 and refills at 1 a second: a second of sending adds one.
+	if na < 5 || na > 6 || nb < 5 || nb > 6 {
+		t.Errorf("admitted %d through A and %d through B, want 5 (or 6) each: the workspace's burst of 10 shared", na, nb)
+	}
+}
