@@ -153,6 +153,8 @@ func (s *Set) Start(ctx context.Context) error {
 		return err
 	}
 	s.bus.Relay(s.relay)
+	// The first round before serving: a replica alone leads at once.
+	s.leases.roundOrWarn()
 	s.wg.Add(3)
 	go s.listen(conn)
 	go s.send()
