@@ -169,3 +169,41 @@ func TestLeases(t *testing.T) {
 	s1.Close()
 	waitFor(t, "the other replica holding everything", 5*time.Second, func() bool { return s2.Leads() && owned(s2, ids) == 4 })
 }
+
+// TestReconnect: a replica whose listening connection is lost connects again, runs its
+// OnReconnect functions (what was sent meanwhile was missed), and hears signals again.
+func TestReconnect(t *testing.T) {
+	d, url := mustOpenDB(t)
+	ctx := context.Background()
+	s1, err := Open(ctx, Options{URL: url, Space: d.Space(), Bus: newBus(), LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	reconnects, heard := 0, 0
+	s1.OnReconnect(func() { mu.Lock(); reconnects++; mu.Unlock() })
+	s1.Handle("ping", func(string, []byte) { mu.Lock(); heard++; mu.Unlock() })
+	if err := s1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s1.Close)
+	s2 := mustJoin(t, d, url, newBus())
+
+	admin, err := db.Open(ctx, testdb.ServerURL(), db.Options{ReadConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.Get(ctx, &killed, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = ?`,
+		`LISTEN "`+s1.channel+`"`); err != nil || killed == 0 {
+		t.Fatalf("terminating the listening connections: %d (%v)", killed, err)
+	}
+	waitFor(t, "OnReconnect", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return reconnects == 1 })
+	waitFor(t, "a signal heard after the reconnection", 10*time.Second, func() bool {
+		s2.Send("ping", "", nil)
+		mu.Lock()
+		defer mu.Unlock()
+		return heard > 0
+	})
+}
