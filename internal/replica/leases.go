@@ -301,8 +301,11 @@ func (l *leases) round(ctx context.Context) error {
 
 	l.mu.Lock()
 	l.leader = leader || becameLeader
+	// Leases kept after the lanes were stopped for want of renewal count as gained again.
 	for _, id := range held {
-		l.held[id] = true
+		if !l.held[id] {
+			gained = append(gained, id)
+		}
 	}
 	for _, id := range gained {
 		l.held[id] = true
