@@ -16,7 +16,8 @@ import (
 // epochs, revoked sessions and tokens (their websockets close), cached write keys and tracking
 // plan controls, destinations (delivery lanes) and lanes to wake.
 func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspaces *workspace.Service) error {
-	set, err := replica.Open(ctx, replica.Options{URL: a.cfg.DatabaseURL, Space: a.db.Space(), Bus: a.bus, Logger: a.log})
+	set, err := replica.Open(ctx, replica.Options{URL: a.cfg.DatabaseURL, Space: a.db.Space(), Bus: a.bus, Logger: a.log,
+		Sparse: []string{"events"}})
 	if err != nil {
 		return err
 	}

@@ -71,13 +71,37 @@ func TestReplicasBus(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 
+	// A live tail's events go only to the replicas that watch the source: A learns that B does
+	// from B's announcement, which may come after the subscription starts.
+	subWait(t, "A relaying the events B watches", 5*time.Second, func() bool {
+		subTrack(t, a, key, map[string]any{"type": "track", "userId": "warm-up", "event": "E"})
+		select {
+		case <-live.ch:
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
 	big := strings.Repeat("x", 20000)
 	subTrack(t, a, key, map[string]any{"type": "track", "userId": "small", "event": "E"},
 		map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
 	for _, want := range []string{"small", "large"} {
-		if d := live.next(t, 5*time.Second).data(t); trkStr(d, "liveEvents.event.userId") != want {
-			t.Errorf("live event on B: %v, want userId %s", d, want)
+		d := live.nextWhere(t, 5*time.Second, want, func(d map[string]any) bool { return trkStr(d, "liveEvents.event.userId") != "warm-up" })
+		if got := trkStr(d, "liveEvents.event.userId"); got != want {
+			t.Errorf("live event on B: %s, want %s", got, want)
 		}
+	}
+	// Nobody watches the other source: its events stay on A.
+	before := 0
+	if err := a.App.DB().Get(t.Context(), &before, `SELECT COUNT(*) FROM replica_messages`); err != nil {
+		t.Fatal(err)
+	}
+	_, quietKey := tm.source(t, "Unwatched")
+	subTrack(t, a, quietKey, map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
+	time.Sleep(300 * time.Millisecond)
+	after := 0
+	if err := a.App.DB().Get(t.Context(), &after, `SELECT COUNT(*) FROM replica_messages`); err != nil || after != before {
+		t.Errorf("an event nobody watches was relayed: %d stored batches, then %d (%v)", before, after, err)
 	}
 	var stored int
 	if err := a.App.DB().Get(t.Context(), &stored, `SELECT COUNT(*) FROM replica_messages`); err != nil || stored == 0 {

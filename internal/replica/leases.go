@@ -133,6 +133,7 @@ func (l *leases) run() {
 		}
 		l.roundOrWarn()
 		l.expire()
+		l.s.announceDue()
 	}
 }
 

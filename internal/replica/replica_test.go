@@ -39,10 +39,10 @@ func mustOpenDB(tb testing.TB) (*db.DB, string) {
 }
 
 // mustJoin starts a replica with a short lease on the database, closed when the test ends.
-func mustJoin(tb testing.TB, d *db.DB, url string, b *bus.Bus) *Set {
+func mustJoin(tb testing.TB, d *db.DB, url string, b *bus.Bus, sparse ...string) *Set {
 	tb.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, Options{URL: url, Space: d.Space(), Bus: b, LeaseTTL: time.Second})
+	s, err := Open(ctx, Options{URL: url, Space: d.Space(), Bus: b, LeaseTTL: time.Second, Sparse: sparse})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -206,4 +206,39 @@ func TestReconnect(t *testing.T) {
 		defer mu.Unlock()
 		return heard > 0
 	})
+}
+
+// TestSparse: messages of a sparse kind leave a replica only while another listens to their topic.
+func TestSparse(t *testing.T) {
+	d, url := mustOpenDB(t)
+	join := func(b *bus.Bus) *Set { return mustJoin(t, d, url, b, "thing") }
+	b1, b2 := newBus(), newBus()
+	s1, s2 := join(b1), join(b2)
+	waitFor(t, "two replicas counted", 5*time.Second, func() bool { return s1.Replicas() == 2 && s2.Replicas() == 2 })
+	topic := bus.Topic{Kind: "thing", Key: "src_1"}
+	if s1.interest.wanted(topic) {
+		t.Error("relayed before anyone listens")
+	}
+	sub := b2.Subscribe(topic)
+	waitFor(t, "the other replica's interest", 5*time.Second, func() bool { return s1.interest.wanted(topic) })
+	if s1.interest.wanted(bus.Topic{Kind: "thing", Key: "src_2"}) {
+		t.Error("another topic of the kind relayed")
+	}
+	b1.Publish(topic, "hello")
+	select {
+	case m := <-sub.C:
+		if m.Payload != "hello" {
+			t.Errorf("arrived %v", m.Payload)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing arrived")
+	}
+	sub.Close()
+	waitFor(t, "the interest withdrawn", 5*time.Second, func() bool { return !s1.interest.wanted(topic) })
+
+	// A replica that joins later hears of the interests that exist (it says hello).
+	again := b2.Subscribe(topic)
+	defer again.Close()
+	s3 := join(newBus())
+	waitFor(t, "the newcomer told of the interest", 5*time.Second, func() bool { return s3.interest.wanted(topic) })
 }
