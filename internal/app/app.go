@@ -392,6 +392,10 @@ func (a *App) periodically(job string, period time.Duration, wake <-chan struct{
 	}()
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	select {
+	case <-wake: // leading since before this started: the first run is now
+	default:
+	}
 	for {
 		if a.leads() {
 			a.jobRuns.WithLabelValues(job).Inc()

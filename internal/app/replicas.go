@@ -16,7 +16,8 @@ import (
 // epochs, revoked sessions and tokens (their websockets close), cached write keys and tracking
 // plan controls, destinations (delivery lanes) and lanes to wake.
 func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspaces *workspace.Service) error {
-	set, err := replica.Open(ctx, replica.Options{URL: a.cfg.DatabaseURL, Space: a.db.Space(), Bus: a.bus, Logger: a.log})
+	set, err := replica.Open(ctx, replica.Options{URL: a.cfg.DatabaseURL, Space: a.db.Space(), Bus: a.bus, Logger: a.log,
+		Sparse: []string{"events"}})
 	if err != nil {
 		return err
 	}
@@ -77,12 +78,18 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 	authSvc.OnRevoked = func(ids []string) { set.Send("revoked", "", ids) }
 	a.protocols.OnForget = func(id string) { set.Send("protocols", id, nil) }
 	a.delivery.OnWake = func(id string) { set.SendWhenShared("delivery.retry", id, nil) }
+	// The tracking API's rate limit per workspace: each replica enforces its share.
+	a.ingest.ShareRate(set.Replicas)
+	// Each destination's lane runs on the replica that holds its lease.
+	a.delivery.Owner = set
+	set.Lanes(a.delivery.Release, a.delivery.Refresh)
 
 	if err := set.Start(ctx); err != nil {
 		set.Close()
 		return err
 	}
 	a.replicas = set
+	a.log.Info("replicas: joined", "replica", set.ID(), "replicas", set.Replicas())
 	a.metrics.RegisterGaugeFunc("junction_replicas", "Live replicas of the server on this database, this one included, as last counted.",
 		func() float64 { return float64(set.Replicas()) })
 	return nil

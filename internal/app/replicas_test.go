@@ -4,13 +4,19 @@ package app_test
 // instances, or two processes of the binary) on the same schema.
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/testdb"
 )
 
@@ -65,13 +71,37 @@ func TestReplicasBus(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 
+	// A live tail's events go only to the replicas that watch the source: A learns that B does
+	// from B's announcement, which may come after the subscription starts.
+	subWait(t, "A relaying the events B watches", 5*time.Second, func() bool {
+		subTrack(t, a, key, map[string]any{"type": "track", "userId": "warm-up", "event": "E"})
+		select {
+		case <-live.ch:
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
 	big := strings.Repeat("x", 20000)
 	subTrack(t, a, key, map[string]any{"type": "track", "userId": "small", "event": "E"},
 		map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
 	for _, want := range []string{"small", "large"} {
-		if d := live.next(t, 5*time.Second).data(t); trkStr(d, "liveEvents.event.userId") != want {
-			t.Errorf("live event on B: %v, want userId %s", d, want)
+		d := live.nextWhere(t, 5*time.Second, want, func(d map[string]any) bool { return trkStr(d, "liveEvents.event.userId") != "warm-up" })
+		if got := trkStr(d, "liveEvents.event.userId"); got != want {
+			t.Errorf("live event on B: %s, want %s", got, want)
 		}
+	}
+	// Nobody watches the other source: its events stay on A.
+	before := 0
+	if err := a.App.DB().Get(t.Context(), &before, `SELECT COUNT(*) FROM replica_messages`); err != nil {
+		t.Fatal(err)
+	}
+	_, quietKey := tm.source(t, "Unwatched")
+	subTrack(t, a, quietKey, map[string]any{"type": "track", "userId": "large", "event": "E", "properties": map[string]any{"blob": big}})
+	time.Sleep(300 * time.Millisecond)
+	after := 0
+	if err := a.App.DB().Get(t.Context(), &after, `SELECT COUNT(*) FROM replica_messages`); err != nil || after != before {
+		t.Errorf("an event nobody watches was relayed: %d stored batches, then %d (%v)", before, after, err)
 	}
 	var stored int
 	if err := a.App.DB().Get(t.Context(), &stored, `SELECT COUNT(*) FROM replica_messages`); err != nil || stored == 0 {
@@ -190,4 +220,195 @@ func TestReplicasPeriodicWorkOnce(t *testing.T) {
 		return runs(t, other, "health-resolve") > 0 && runs(t, other, "prune") == 1
 	})
 	t.Logf("taken over in %s", time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestReplicasLaneTakeover runs the binary twice on one database and kills, with SIGKILL, the
+// replica whose lease holds a busy destination's lane: the other takes the lane over once the
+// lease expires, and every event acknowledged by the tracking API reaches the receiver (at least
+// once; the duplicates are what was in flight).
+func TestReplicasLaneTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the server binary: not under -short")
+	}
+	if !testdb.IsPostgres() {
+		t.Skip("replicas need PostgreSQL")
+	}
+	bin := buildJunction(t)
+	dbURL := testdb.URL(t)
+	loopback := "EGRESS_ALLOW=127.0.0.0/8,::1/128"
+	procs := []*process{startJunction(t, bin, dbURL, loopback), startJunction(t, bin, dbURL, loopback)}
+	rc := dlvNewReceiver(t, func(dlvHit) dlvReply { return dlvReply{Status: http.StatusOK, Delay: 5 * time.Millisecond} })
+	e := dlvNewEnv(t, &server{URL: procs[0].URL}, "rep-lanes")
+	srcID, key := e.source(t, "Web")
+	dst := e.webhook(t, "Busy", map[string]any{"url": rc.URL}, true)
+	e.connect(t, srcID, dst, true)
+
+	ctx := context.Background()
+	d, err := db.Open(ctx, dbURL, db.Options{ReadConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	leaseOwner := func() string {
+		var owner string
+		_ = d.Get(ctx, &owner, `SELECT owner FROM replica_leases WHERE name = ?`, "lane:"+dst)
+		return owner
+	}
+	var owner, survivor *process
+	dlvWait(t, "the lane leased", 15*time.Second, func() bool {
+		id := leaseOwner()
+		for i, p := range procs {
+			if id != "" && strings.Contains(p.logs.String(), `"replica":"`+id+`"`) {
+				owner, survivor = p, procs[1-i]
+				return true
+			}
+		}
+		return false
+	})
+
+	// Events go in through the survivor, in batches, while the owner's lane delivers them.
+	var (
+		mu    sync.Mutex
+		acked []string
+		stop  = make(chan struct{})
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ids := make([]string, 20)
+			batch := make([]map[string]any, len(ids))
+			for i := range ids {
+				ids[i] = fmt.Sprintf("lane-%d-%d", seq, i)
+				batch[i] = map[string]any{"type": "track", "event": "E", "userId": "u", "messageId": ids[i]}
+			}
+			if status, _ := sendBatch(http.DefaultClient, survivor.URL, key, batch); status == http.StatusOK {
+				mu.Lock()
+				acked = append(acked, ids...)
+				mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	dlvWait(t, "the owner's lane delivering", 15*time.Second, func() bool { return rc.Count() > 100 })
+	owner.kill(t)
+	killedAt := time.Now()
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+
+	delivered := func() (map[string]int, int) {
+		got := map[string]int{}
+		requests := 0
+		for _, h := range rc.Hits() {
+			if h.Status == http.StatusOK {
+				got[h.MessageID]++
+				requests++
+			}
+		}
+		return got, requests
+	}
+	dlvWait(t, "every acknowledged event delivered", 60*time.Second, func() bool {
+		got, _ := delivered()
+		for _, id := range want {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	got, requests := delivered()
+	report(t, fmt.Sprintf("lane takeover (kill -9 of the lane's owner): %d events acknowledged, all delivered within %s of the kill; %d deliveries, %d duplicates",
+		len(want), time.Since(killedAt).Round(100*time.Millisecond), requests, requests-len(got)))
+	if id := leaseOwner(); !strings.Contains(survivor.logs.String(), `"replica":"`+id+`"`) {
+		t.Errorf("the lane's lease is held by %q, not by the surviving replica", id)
+	}
+}
+
+// TestReplicasLanesSpread: the lanes of four destinations are shared two and two between two
+// replicas, each event is delivered once, and the lanes go to the remaining replica when the other
+// stops.
+func TestReplicasLanesSpread(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, allowLoopback)
+	rc := dlvNewReceiver(t, nil)
+	e := dlvNewEnv(t, a, "rep-spread")
+	srcID, key := e.source(t, "Web")
+	for i := range 4 {
+		e.connect(t, srcID, e.webhook(t, fmt.Sprint("Hook ", i), map[string]any{"url": rc.URL}, true), true)
+	}
+	owners := func() map[string]int {
+		var rows []string
+		if err := a.App.DB().Select(t.Context(), &rows, `SELECT owner FROM replica_leases WHERE name LIKE 'lane:%' AND expires_at > now()`); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, o := range rows {
+			out[o]++
+		}
+		return out
+	}
+	dlvWait(t, "lanes shared two and two", 15*time.Second, func() bool {
+		o := owners()
+		return len(o) == 2 && o[keyOf(o, 0)] == 2 && o[keyOf(o, 1)] == 2
+	})
+	dlvTrack(t, b, key, map[string]any{"type": "track", "event": "E", "userId": "u1"})
+	dlvWait(t, "the event delivered to the four destinations", 10*time.Second, func() bool { return rc.Count() >= 4 })
+	time.Sleep(time.Second)
+	if n := rc.Count(); n != 4 {
+		t.Errorf("%d deliveries, want 4 (one per destination)", n)
+	}
+
+	b.stop(t)
+	dlvWait(t, "the four lanes on the remaining replica", 10*time.Second, func() bool {
+		o := owners()
+		return len(o) == 1 && o[keyOf(o, 0)] == 4
+	})
+	dlvTrack(t, a, key, map[string]any{"type": "track", "event": "E", "userId": "u2"})
+	dlvWait(t, "the second event delivered to the four destinations", 10*time.Second, func() bool { return rc.Count() >= 8 })
+}
+
+// keyOf returns the i-th key of m in sorted order ("" past the end).
+func keyOf(m map[string]int, i int) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	if i < len(ks) {
+		return ks[i]
+	}
+	return ""
+}
+
+// TestReplicasRateLimit: the rate limit per workspace holds across replicas, each enforcing its
+// share (limit / live replicas): a burst of 10 admits about 5 events through each replica.
+func TestReplicasRateLimit(t *testing.T) {
+	a, b := startReplicas(t, subQuiet, func(c *config.Config) { c.IngestRate, c.IngestBurst = 2, 10 })
+	tm := newTeam(t, a, "rep-rate", "Ada")
+	_, key := tm.source(t, "Web")
+	admitted := func(s *server) int {
+		n := 0
+		for i := range 10 {
+			r := trkSend(t, s, "/v1/track", map[string]any{"userId": "u", "event": "E", "messageId": fmt.Sprint(s.URL, i)}, trkBasic(key)...)
+			if r.Status == http.StatusOK {
+				n++
+			} else if r.Status != http.StatusTooManyRequests {
+				t.Fatalf("status %d: %s", r.Status, r.Raw)
+			}
+		}
+		return n
+	}
+	na, nb := admitted(a), admitted(b)
+	// Each replica's bucket holds 5 and refills at 1 a second: a second of sending adds one.
+	if na < 5 || na > 6 || nb < 5 || nb > 6 {
+		t.Errorf("admitted %d through A and %d through B, want 5 (or 6) each: the workspace's burst of 10 shared", na, nb)
+	}
 }

@@ -81,6 +81,30 @@ type Bus struct {
 	relay    atomic.Pointer[func(Message)]
 	decoders sync.Map // kind -> func([]byte) (any, error)
 	remote   sync.Map // kind -> func(Message): hears what arrives from other processes
+	listen   atomic.Pointer[func(Topic, bool)]
+}
+
+// OnListen makes f hear when a topic gets its first subscriber in this process (true) and loses its
+// last (false), in order: f runs under the bus's lock and must neither block nor use the bus.
+func (b *Bus) OnListen(f func(t Topic, listening bool)) { b.listen.Store(&f) }
+
+// Listening returns the keys of the topics of kind that have a subscriber in this process.
+func (b *Bus) Listening(kind string) []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var keys []string
+	for t := range b.topics {
+		if t.Kind == kind {
+			keys = append(keys, t.Key)
+		}
+	}
+	return keys
+}
+
+func (b *Bus) listenChanged(t Topic, listening bool) {
+	if f := b.listen.Load(); f != nil {
+		(*f)(t, listening)
+	}
 }
 
 // New returns a bus whose subscriptions buffer buffer messages.
@@ -101,6 +125,7 @@ func (b *Bus) Subscribe(t Topic) *Subscription {
 	if set == nil {
 		set = map[*Subscription]struct{}{}
 		b.topics[t] = set
+		b.listenChanged(t, true)
 	}
 	set[s] = struct{}{}
 	b.mu.Unlock()
@@ -206,6 +231,7 @@ func (b *Bus) remove(s *Subscription, reason error) {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(b.topics, s.topic)
+			b.listenChanged(s.topic, false)
 		}
 	}
 	close(s.c)

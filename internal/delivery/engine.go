@@ -56,6 +56,35 @@ type Engine struct {
 
 	// OnWake, when set, hears every Wake: another replica may own the lane.
 	OnWake func(destinationID string)
+	// Owner, when set, decides which lanes run in this process: among replicas, each lane runs
+	// in the one that holds its lease. Set before Start.
+	Owner Owner
+}
+
+// Owner shares the lanes between processes.
+type Owner interface {
+	// Want hears, at each reading of the destinations, which lanes should run somewhere.
+	Want(destinationIDs []string)
+	// Owns tells whether a destination's lane runs here.
+	Owns(destinationID string) bool
+}
+
+// Release stops the lanes of destinations this process no longer owns, and returns once they
+// have stopped: requests in flight are abandoned, and their events are sent again by the new
+// owner (at least once).
+func (e *Engine) Release(destinationIDs []string) {
+	var stop []*lane
+	e.mu.Lock()
+	for _, id := range destinationIDs {
+		if l := e.lanes[id]; l != nil {
+			stop = append(stop, l)
+			delete(e.lanes, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, l := range stop {
+		l.close()
+	}
 }
 
 // New returns an engine; Start runs it.
@@ -192,9 +221,18 @@ func (e *Engine) sync() error {
 	e.mu.Lock()
 	e.bySource = bySource
 	e.mu.Unlock()
+	if e.Owner != nil {
+		ids := make([]string, 0, len(rows))
+		for _, r := range rows {
+			if ConnectorFor(r.CatalogSlug) != nil {
+				ids = append(ids, r.ID)
+			}
+		}
+		e.Owner.Want(ids)
+	}
 	want := map[string]bool{}
 	for _, r := range rows {
-		if ConnectorFor(r.CatalogSlug) == nil {
+		if ConnectorFor(r.CatalogSlug) == nil || (e.Owner != nil && !e.Owner.Owns(r.ID)) {
 			continue
 		}
 		want[r.ID] = true
@@ -215,8 +253,15 @@ func (e *Engine) sync() error {
 		}
 		l = e.newLane(cfg, r.UpdatedAt.Time)
 		e.mu.Lock()
-		e.lanes[r.ID] = l
+		// Released meanwhile: the lease was lost or given back since Owns said yes.
+		lost := e.Owner != nil && !e.Owner.Owns(r.ID)
+		if !lost {
+			e.lanes[r.ID] = l
+		}
 		e.mu.Unlock()
+		if lost {
+			l.close()
+		}
 	}
 	e.mu.Lock()
 	var stale []*lane

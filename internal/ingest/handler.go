@@ -112,6 +112,10 @@ func (s *Service) Close() {
 	s.follower.close()
 }
 
+// ShareRate makes the rate limit per workspace hold across replicas: each enforces its share of
+// it, the limit divided by replicas() (the live replicas). Call it before serving.
+func (s *Service) ShareRate(replicas func() int) { s.limiter.replicas = replicas }
+
 // ForgetSource makes the next request with one of a source's write keys read the source anew
 // (it was disabled, deleted, or its settings or keys changed).
 func (s *Service) ForgetSource(sourceID string) { s.keys.forgetSource(sourceID) }

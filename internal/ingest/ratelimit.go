@@ -10,8 +10,10 @@ import (
 // request costs its number of events, so that a batch of 500 counts as 500, not as one.
 type rateLimiter struct {
 	rate, burst float64
-	mu          sync.Mutex
-	buckets     map[string]*bucket
+	// replicas, when set, counts the live replicas: each enforces its share of the rate and burst.
+	replicas func() int
+	mu       sync.Mutex
+	buckets  map[string]*bucket
 }
 
 type bucket struct {
@@ -29,19 +31,24 @@ func (l *rateLimiter) allow(workspace string, now time.Time, n int) (bool, time.
 	if l.rate <= 0 {
 		return true, 0
 	}
+	rate, burst := l.rate, l.burst
+	if l.replicas != nil {
+		share := float64(max(l.replicas(), 1))
+		rate, burst = rate/share, math.Max(1, math.Floor(burst/share))
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[workspace]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: burst, last: now}
 		l.buckets[workspace] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
-	cost := math.Min(float64(max(n, 1)), l.burst)
+	cost := math.Min(float64(max(n, 1)), burst)
 	if b.tokens >= cost {
 		b.tokens -= cost
 		return true, 0
 	}
-	return false, time.Duration((cost - b.tokens) / l.rate * float64(time.Second))
+	return false, time.Duration((cost - b.tokens) / rate * float64(time.Second))
 }

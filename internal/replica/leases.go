@@ -34,12 +34,14 @@ type leases struct {
 	gained    func()
 	onLeader  []func()
 	lastReap  time.Time
+	kick      chan struct{} // a round now: lanes are wanted that were not
 }
 
 func (l *leases) init(s *Set) {
 	l.s = s
 	l.every = s.opt.LeaseTTL / 5
 	l.want, l.held = map[string]bool{}, map[string]bool{}
+	l.kick = make(chan struct{}, 1)
 }
 
 // Lanes connects the delivery engine: release closes the named lanes and returns once they have
@@ -57,8 +59,18 @@ func (s *Set) Want(destinationIDs []string) {
 		w[id] = true
 	}
 	s.leases.mu.Lock()
+	added := false
+	for id := range w {
+		added = added || !s.leases.want[id]
+	}
 	s.leases.want = w
 	s.leases.mu.Unlock()
+	if added {
+		select {
+		case s.leases.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Owns tells whether this replica holds the lease of a destination's lane.
@@ -112,21 +124,28 @@ func (l *leases) run() {
 	tick := time.NewTicker(l.every)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), l.every*3/2)
-		if err := l.round(ctx); err != nil {
-			select {
-			case <-l.s.stop:
-			default:
-				l.s.log.Warn("replicas: renewing leases failed", "error", err.Error())
-			}
-		}
-		cancel()
-		l.expire()
 		select {
 		case <-l.s.stop:
 			l.dropAll()
 			return
 		case <-tick.C:
+		case <-l.kick:
+		}
+		l.roundOrWarn()
+		l.expire()
+		l.s.announceDue()
+	}
+}
+
+// roundOrWarn runs a round, bounded in time, and logs its failure.
+func (l *leases) roundOrWarn() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.every*3/2)
+	defer cancel()
+	if err := l.round(ctx); err != nil {
+		select {
+		case <-l.s.stop:
+		default:
+			l.s.log.Warn("replicas: renewing leases failed", "error", err.Error())
 		}
 	}
 }
@@ -283,8 +302,11 @@ func (l *leases) round(ctx context.Context) error {
 
 	l.mu.Lock()
 	l.leader = leader || becameLeader
+	// Leases kept after the lanes were stopped for want of renewal count as gained again.
 	for _, id := range held {
-		l.held[id] = true
+		if !l.held[id] {
+			gained = append(gained, id)
+		}
 	}
 	for _, id := range gained {
 		l.held[id] = true

@@ -52,6 +52,9 @@ type Options struct {
 	// LeaseTTL is how long a lease lives without renewal (5 s); leases are renewed every
 	// LeaseTTL/5.
 	LeaseTTL time.Duration
+	// Sparse names the kinds of topic whose messages go only to the replicas that listen to the
+	// topic (many messages, few listeners: a source's live tail).
+	Sparse []string
 }
 
 // Set is this process's membership of the replicas on one database.
@@ -74,7 +77,8 @@ type Set struct {
 	peers   atomic.Int64 // other live replicas, as last counted
 	dropped atomic.Int64
 
-	leases leases
+	leases   leases
+	interest interest
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -126,6 +130,7 @@ func Open(ctx context.Context, o Options) (*Set, error) {
 		stop:    make(chan struct{}),
 	}
 	s.leases.init(s)
+	s.interest.init(o.Sparse)
 	if err := s.heartbeat(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("replicas: registering: %w", err)
@@ -153,6 +158,9 @@ func (s *Set) Start(ctx context.Context) error {
 		return err
 	}
 	s.bus.Relay(s.relay)
+	s.watchInterest()
+	// The first round before serving: a replica alone leads at once.
+	s.leases.roundOrWarn()
 	s.wg.Add(3)
 	go s.listen(conn)
 	go s.send()
@@ -194,9 +202,10 @@ func (s *Set) SendWhenShared(kind, key string, payload any) {
 }
 
 // relay hears the bus's messages. While no other replica is alive nothing is sent: a replica that
-// starts registers itself before it serves, and the others count it within a lease round.
+// starts registers itself before it serves, and the others count it within a lease round. A
+// message of a sparse kind is sent only when another replica listens to its topic.
 func (s *Set) relay(m bus.Message) {
-	if s.peers.Load() == 0 {
+	if s.peers.Load() == 0 || !s.interest.wanted(m.Topic) {
 		return
 	}
 	s.enqueue(item{Kind: m.Topic.Kind, Key: m.Topic.Key, value: m.Payload})
