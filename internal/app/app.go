@@ -163,9 +163,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// deleting its own rows; the owner of the object deletes its row last.
 	a.reaper = reap.New(d, log)
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
-	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues, source.ReapStep)
+	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
+		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
 	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(string) {
 		a.ingest.ForgetAll()

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,7 +189,7 @@ func (s *Service) fill(ctx context.Context, workspaceID string, edges []relay.Ed
 	var r *rules
 	if conns != nil && len(sourceSet) > 0 {
 		var err error
-		if reach, err = conns(ctx, sortedKeys(sourceSet)); err != nil {
+		if reach, err = conns(ctx, slices.Sorted(maps.Keys(sourceSet))); err != nil {
 			return err
 		}
 		if r, err = s.cache.rules(ctx, workspaceID); err != nil {
@@ -335,7 +337,7 @@ func (s *Service) InventoryCSV(ctx context.Context, workspaceID string, f Filter
 type set map[string]bool
 
 func (s set) add(v string) { s[v] = true }
-func (s set) join() string { return strings.Join(sortedKeys(s), "; ") }
+func (s set) join() string { return strings.Join(slices.Sorted(maps.Keys(s)), "; ") }
 
 func deref[T any](p *T) T {
 	var zero T
