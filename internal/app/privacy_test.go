@@ -6,6 +6,7 @@ package app_test
 // local receiver, and payloads masked for members without PII access, over HTTP and websockets.
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -476,5 +477,43 @@ func TestPrivacyIsolation(t *testing.T) {
 	}
 	if in := a.inbox(t, a.owner.tok); in["properties.a_only_password"] == nil {
 		t.Errorf("A's field left A's inbox")
+	}
+}
+
+// TestPrivacyReaped: what a deleted source and a deleted workspace leave in the Privacy Portal
+// goes, and another workspace's stays.
+func TestPrivacyReaped(t *testing.T) {
+	s := startServer(t)
+	doomed, kept := pvNewTeam(t, s, "pv-reap-doomed"), pvNewTeam(t, s, "pv-reap-kept")
+	for _, p := range []*pvTeam{doomed, kept} {
+		p.track(t, p.key, "r1", "Signed Up", map[string]any{"email": "x@example.com"})
+		p.waitInbox(t, "properties.email")
+		p.mutate(t, p.owner.tok, "sourcePrivacyBlockUpdate", "SourcePrivacyBlockInput", "source { id }", map[string]any{"sourceId": p.srcID, "block": "RED"})
+		p.mutate(t, p.owner.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
+			map[string]any{"workspaceId": p.wsID, "name": "Loyalty", "classification": "YELLOW"})
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.App.DB().Get(context.Background(), &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	doomed.mutate(t, doomed.owner.tok, "sourceDelete", "SourceIdInput", "deletedSourceId", map[string]any{"sourceId": doomed.srcID})
+	dlvWait(t, "the source's origins reaped", 10*time.Second, func() bool {
+		return count(`SELECT COUNT(*) FROM privacy_field_sources WHERE source_id = ?`, doomed.srcID)+
+			count(`SELECT COUNT(*) FROM privacy_source_controls WHERE source_id = ?`, doomed.srcID) == 0
+	})
+	doomed.mutate(t, doomed.owner.tok, "workspaceDelete", "WorkspaceDeleteInput", "deletedWorkspaceId",
+		map[string]any{"workspaceId": doomed.wsID, "confirmSlug": doomed.slug})
+	dlvWait(t, "the workspace's fields and matchers reaped", 10*time.Second, func() bool {
+		return count(`SELECT COUNT(*) FROM privacy_fields WHERE workspace_id = ?`, doomed.wsID)+
+			count(`SELECT COUNT(*) FROM privacy_matchers WHERE workspace_id = ?`, doomed.wsID) == 0
+	})
+	if n := count(`SELECT COUNT(*) FROM privacy_fields WHERE workspace_id = ?`, kept.wsID) +
+		count(`SELECT COUNT(*) FROM privacy_field_sources WHERE workspace_id = ?`, kept.wsID) +
+		count(`SELECT COUNT(*) FROM privacy_matchers WHERE workspace_id = ?`, kept.wsID); n < 3 {
+		t.Errorf("the other workspace lost its rows: %d left", n)
 	}
 }
