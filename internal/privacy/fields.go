@@ -122,17 +122,20 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Inbox pages through the fields seen within the inbox window and not yet classified, by path.
-// Members, owners and admins.
-func (s *Service) Inbox(ctx context.Context, workspaceID string, args relay.Args, count bool) (relay.Page[Field], error) {
+// Inbox pages through the fields seen since since (the inbox window ago when nil) and not yet
+// classified, by path. Members, owners and admins.
+func (s *Service) Inbox(ctx context.Context, workspaceID string, since *time.Time, args relay.Args, count bool) (relay.Page[Field], error) {
 	a, err := s.read(ctx, workspaceID)
 	if err != nil {
 		return relay.Page[Field]{}, err
 	}
-	since := db.Time{Time: time.Now().Add(-s.InboxWindow)}
+	from := db.Time{Time: time.Now().Add(-s.InboxWindow)}
+	if since != nil {
+		from = db.Time{Time: *since}
+	}
 	page, err := relay.Query(ctx, s.db.Reader(), relay.Spec[Field]{
 		Select: "SELECT f.* FROM privacy_fields f", Where: visible(a) + " AND f.workspace_id = ? AND f.classification IS NULL AND f.last_seen_at >= ?",
-		Args: []any{workspaceID, since}, IDColumn: "f.path", Count: count,
+		Args: []any{workspaceID, from}, IDColumn: "f.path", Count: count,
 		ID: func(f Field) string { return f.Path },
 	}, args)
 	if err != nil {
