@@ -363,8 +363,10 @@ func TestPrivacyDestinationControls(t *testing.T) {
 	if got := trkObj(c, "destination.privacyControls"); got["red"] != "BLOCK" || got["yellow"] != "HASH" || got["green"] != "ALLOW" {
 		t.Errorf("controls: %v", got)
 	}
-	p.track(t, p.key, "d1", "Order Completed", map[string]any{"card_number": "4111111111111111", "email": "jane@example.com", "color": "red"})
-	p.track(t, p.key, "d2", "Order Completed", map[string]any{"email": "jane@example.com", "color": "blue"})
+	// Two phone numbers as JSON numbers that a float64 cannot tell apart.
+	p.track(t, p.key, "d1", "Order Completed", map[string]any{"card_number": "4111111111111111", "email": "jane@example.com", "color": "red",
+		"phone": json.Number("12345678901234567")})
+	p.track(t, p.key, "d2", "Order Completed", map[string]any{"email": "jane@example.com", "color": "blue", "phone": json.Number("12345678901234568")})
 	hits := rc.waitHits(t, 2, 10*time.Second)
 	var sent []map[string]any
 	for _, h := range hits {
@@ -387,6 +389,9 @@ func TestPrivacyDestinationControls(t *testing.T) {
 	}
 	if sent[0]["email"] != sent[1]["email"] {
 		t.Errorf("equal values hash differently: %v %v", sent[0]["email"], sent[1]["email"])
+	}
+	if ph, _ := sent[0]["phone"].(string); !pvHex64.MatchString(ph) || sent[0]["phone"] == sent[1]["phone"] {
+		t.Errorf("phone numbers hashed %v and %v", sent[0]["phone"], sent[1]["phone"])
 	}
 	// The event log keeps the event as received; Event Delivery shows the request as sent.
 	if got := trkObj(p.stored(t, p.owner.tok, p.srcID, "d1"), "properties"); got["card_number"] != "4111111111111111" {

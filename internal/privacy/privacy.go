@@ -64,7 +64,8 @@ type Service struct {
 	// InboxWindow is how far back the inbox looks (7 days by default).
 	InboxWindow time.Duration
 
-	cache *cache
+	cache  *cache
+	access *accessCache
 }
 
 // New returns the service.
@@ -74,6 +75,7 @@ func New(d *db.DB, w *workspace.Service, box *secret.Box, log *slog.Logger) *Ser
 	}
 	s := &Service{db: d, workspaces: w, box: box, log: log, InboxWindow: defaultInboxWindow}
 	s.cache = newCache(s)
+	s.access = &accessCache{m: map[string]accessEntry{}}
 	return s
 }
 
