@@ -147,10 +147,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
 			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second},
 			{Hear: a.privacy.Committed, Every: time.Second}},
-		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
-		// The Privacy Portal then notes fields and removes those the source blocks, walking the
-		// payload the tracking plan's stage decoded.
-		Stages: []ingest.Stage{a.protocols.Stage(), a.privacy.Stage()}})
+		// On the request's goroutine, before the writer: the Privacy Portal notes fields and removes
+		// those the source blocks (first, so that nothing made from the event, such as a blocked
+		// event forwarded, carries them), then tracking plans validate, block and trim events.
+		Stages: []ingest.Stage{a.privacy.Stage(), a.protocols.Stage()}})
 	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is

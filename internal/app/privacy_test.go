@@ -326,6 +326,11 @@ func TestPrivacySourceControls(t *testing.T) {
 	if _, ok := got["card_number"]; ok || got["email"] != "jane@example.com" || got["color"] != "red" || trkObj(got, "billing")["password"] != nil || trkObj(got, "billing")["city"] != "Paris" {
 		t.Errorf("blocking RED: stored %v", got)
 	}
+	// A discarded event is stored without them too.
+	subTrack(t, s, p.key, map[string]any{"type": "track", "messageId": "noid", "event": "Order Completed", "properties": props()})
+	if got := trkObj(p.stored(t, p.owner.tok, p.srcID, "noid"), "properties"); got["card_number"] != nil || got["color"] != "red" {
+		t.Errorf("discarded event stored with %v", got)
+	}
 	// A field classified RED is removed too; one classified GREEN is kept whatever its key says.
 	p.waitInbox(t, "properties.size", "properties.email")
 	p.mutate(t, p.owner.tok, "privacyFieldClassify", "PrivacyFieldClassifyInput", "count",
