@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/auth"
@@ -146,8 +147,8 @@ func (r *workspaceResolver) PrivacyMatchers(ctx context.Context, obj *workspace.
 	return pointers(ms), nil
 }
 
-func (r *workspaceResolver) PrivacyInbox(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.PrivacyFieldConnection, error) {
-	page, err := r.Privacy.Inbox(ctx, obj.ID, args(first, after, last, before), totalCountSelected(ctx))
+func (r *workspaceResolver) PrivacyInbox(ctx context.Context, obj *workspace.Workspace, since *time.Time, first *int, after *string, last *int, before *string) (*model.PrivacyFieldConnection, error) {
+	page, err := r.Privacy.Inbox(ctx, obj.ID, since, args(first, after, last, before), totalCountSelected(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -1219,7 +1219,7 @@ type ComplexityRoot struct {
 		Name                   func(childComplexity int) int
 		Overview               func(childComplexity int) int
 		Plan                   func(childComplexity int) int
-		PrivacyInbox           func(childComplexity int, first *int, after *string, last *int, before *string) int
+		PrivacyInbox           func(childComplexity int, since *time.Time, first *int, after *string, last *int, before *string) int
 		PrivacyInventory       func(childComplexity int, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) int
 		PrivacyInventoryCSV    func(childComplexity int, filter *model.PrivacyInventoryFilter) int
 		PrivacyMatchers        func(childComplexity int) int
@@ -6259,7 +6259,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Workspace.PrivacyInbox(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+		return e.ComplexityRoot.Workspace.PrivacyInbox(childComplexity, args["since"].(*time.Time), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.privacyInventory":
 		if e.ComplexityRoot.Workspace.PrivacyInventory == nil {
 			break
@@ -8187,8 +8187,8 @@ type PrivacyDestinationControls {
 extend type Workspace {
   "Its matchers: the defaults, then its own. Members, owners and admins."
   privacyMatchers: [PrivacyMatcher!]!
-  "Fields seen in the last 7 days that are not classified yet, by path. Members, owners and admins."
-  privacyInbox(first: Int, after: String, last: Int, before: String): PrivacyFieldConnection!
+  "Fields seen since ` + "`" + `since` + "`" + ` (7 days ago by default) that are not classified yet, by path. Members, owners and admins."
+  privacyInbox(since: DateTime, first: Int, after: String, last: Int, before: String): PrivacyFieldConnection!
   "Classified fields, by path. Members, owners and admins."
   privacyInventory(filter: PrivacyInventoryFilter, first: Int, after: String, last: Int, before: String): PrivacyFieldConnection!
   "The inventory as CSV, with the filter applied (samples left out)."

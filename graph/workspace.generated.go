@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/junctioncdp/junction/graph/model"
@@ -41,7 +42,7 @@ type WorkspaceResolver interface {
 	HealthIssueGroups(ctx context.Context, obj *workspace.Workspace) ([]*model.HealthIssueGroup, error)
 	Overview(ctx context.Context, obj *workspace.Workspace) (*destination.Overview, error)
 	PrivacyMatchers(ctx context.Context, obj *workspace.Workspace) ([]*privacy.Matcher, error)
-	PrivacyInbox(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.PrivacyFieldConnection, error)
+	PrivacyInbox(ctx context.Context, obj *workspace.Workspace, since *time.Time, first *int, after *string, last *int, before *string) (*model.PrivacyFieldConnection, error)
 	PrivacyInventory(ctx context.Context, obj *workspace.Workspace, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) (*model.PrivacyFieldConnection, error)
 	PrivacyInventoryCSV(ctx context.Context, obj *workspace.Workspace, filter *model.PrivacyInventoryFilter) (string, error)
 	ViewerCanUpdatePrivacy(ctx context.Context, obj *workspace.Workspace) (bool, error)
@@ -351,38 +352,46 @@ func (ec *executionContext) field_Workspace_members_args(ctx context.Context, ra
 func (ec *executionContext) field_Workspace_privacyInbox_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["last"] = arg2
-	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["before"] = arg3
+	args["before"] = arg4
 	return args, nil
 }
 
@@ -1416,7 +1425,7 @@ func (ec *executionContext) _Workspace_privacyInbox(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Workspace().PrivacyInbox(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+			return ec.Resolvers.Workspace().PrivacyInbox(ctx, obj, fc.Args["since"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyFieldConnection) graphql.Marshaler {

@@ -166,8 +166,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
 			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second},
 			{Hear: a.privacy.Committed, Every: time.Second}},
-		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
-		Stages: []ingest.Stage{a.regulator.Stage(), a.protocols.Stage(), a.privacy.Stage()}})
+		// On the request's goroutine, before the writer: suppression first (no later stage sees a
+		// suppressed event), then the Privacy Portal notes fields and removes those the source
+		// blocks (so that nothing made from the event, such as a blocked event forwarded, carries
+		// them), then tracking plans validate, block and trim events.
+		Stages: []ingest.Stage{a.regulator.Stage(), a.privacy.Stage(), a.protocols.Stage()}})
 	a.protocols.Writer = a.ingest
 	a.metrics.Registry.MustRegister(a.ingest.Collectors()...)
 	// Subscribers are served as soon as a message waits (gqlws.Push), so a small queue is
@@ -181,9 +184,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper = reap.New(d, log)
 	a.reaper.Gate = a.leads
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
-	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues, source.ReapStep)
+	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
+		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
 	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()

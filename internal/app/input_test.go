@@ -16,6 +16,7 @@ func TestInputNamesRefuseUnsafeCharacters(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, allowLoopback)
 	e := dlvNewEnv(t, s, "names")
+	e.mutate(t, "workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }", map[string]any{"workspaceId": e.wsID, "plan": "TEAM"}) // for privacyMatcherCreate
 	srcID, _ := e.source(t, "Web")
 	dst := e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
 		map[string]any{"workspaceId": e.wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": "http://127.0.0.1:1/x"}})
@@ -51,6 +52,9 @@ func TestInputNamesRefuseUnsafeCharacters(t *testing.T) {
 		}},
 		{"accessTokenCreate", "AccessTokenCreateInput", "name", func(bad string) map[string]any {
 			return map[string]any{"workspaceId": e.wsID, "name": bad, "role": "MEMBER"}
+		}},
+		{"privacyMatcherCreate", "PrivacyMatcherCreateInput", "name", func(bad string) map[string]any {
+			return map[string]any{"workspaceId": e.wsID, "name": bad, "classification": "RED"}
 		}},
 		{"memberInvite", "MemberInviteInput", "email", func(bad string) map[string]any {
 			return map[string]any{"workspaceId": e.wsID, "email": "x" + bad + "y@example.com", "role": "MEMBER"}
@@ -121,6 +125,12 @@ func TestInputDateTime(t *testing.T) {
 	}
 	places := []place{
 		{
+			"privacyInbox.since",
+			`query($id: ID!) { node(id: $id) { ... on Workspace { privacyInbox(since: %s) { totalCount } } } }`,
+			`query($id: ID!, $v: DateTime) { node(id: $id) { ... on Workspace { privacyInbox(since: $v) { totalCount } } } }`,
+			"since", func(v any) map[string]any { return map[string]any{"id": e.wsID, "v": v} },
+		},
+		{
 			"deliveryStats.since",
 			`query($id: ID!) { node(id: $id) { ... on Destination { deliveryStats(since: %s) { delivered } } } }`,
 			`query($id: ID!, $v: DateTime) { node(id: $id) { ... on Destination { deliveryStats(since: $v) { delivered } } } }`,
@@ -182,7 +192,7 @@ func TestInputDateTime(t *testing.T) {
 	t.Run("Bounds", func(t *testing.T) {
 		r := acPost(t, s, e.tok, places[0].withVar, places[0].vars("0001-01-01T00:00:00Z"))
 		acData(t, r)
-		r = acPost(t, s, e.tok, places[4].withVar, places[4].vars("9999-12-31T23:59:59.999Z"))
+		r = acPost(t, s, e.tok, places[5].withVar, places[5].vars("9999-12-31T23:59:59.999Z"))
 		if got := acStr(acData(t, r), "accessTokenCreate.secret"); got == "" {
 			t.Errorf("expiresAt 9999-12-31: %s", r.Raw)
 		}

@@ -6,8 +6,10 @@ package app_test
 // local receiver, and payloads masked for members without PII access, over HTTP and websockets.
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,11 @@ func TestPrivacyInbox(t *testing.T) {
 	if c := in["properties.color"]; trkInt(c["count"]) != 2 || len(c["origins"].([]any)) != 1 ||
 		trkStr(c["origins"].([]any)[0], "source.id") != p.srcID || trkStr(c["origins"].([]any)[0], "eventName") != "Order Completed" {
 		t.Errorf("color: %v", c)
+	}
+	d0 := p.gql(t, p.owner.tok, `query($ws: ID!, $since: DateTime) { workspace: node(id: $ws) { ... on Workspace { privacyInbox(since: $since) { totalCount } } } }`,
+		map[string]any{"ws": p.wsID, "since": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	if n := trkInt(trkPath(d0, "workspace.privacyInbox.totalCount")); n != 0 {
+		t.Errorf("inbox since an hour from now: %d fields", n)
 	}
 	if got := in["properties.products[].sku"]["count"]; trkInt(got) != 1 {
 		t.Errorf("an array's elements count once per event: %v", got)
@@ -267,11 +274,27 @@ func TestPrivacyMatchers(t *testing.T) {
 	if ms, _ := trkPath(d, "workspace.privacyMatchers").([]any); len(ms) != 36 {
 		t.Errorf("%d matchers after create twice, delete once", len(ms))
 	}
+	// At most 200 custom matchers.
+	for i := 1; i < 200; i++ {
+		p.mutate(t, admin.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
+			map[string]any{"workspaceId": p.wsID, "name": "Custom " + strconv.Itoa(i), "classification": "YELLOW"})
+	}
+	over := p.try(t, admin.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
+		map[string]any{"workspaceId": p.wsID, "name": "One too many", "classification": "YELLOW"})
+	if errs, _ := over["userErrors"].([]any); len(errs) != 1 || trkStr(errs[0], "code") != "NOT_ALLOWED" {
+		t.Errorf("the 201st custom matcher: %v", over)
+	}
 	// On FREE nothing can be changed, and nothing is detected.
 	p.mutate(t, p.owner.tok, "workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }", map[string]any{"workspaceId": p.wsID, "plan": "FREE"})
 	if r := dlvPost(t, s, admin.tok, `mutation($i: PrivacyMatcherIdInput!) { privacyMatcherReset(input: $i) { matcher { id } } }`,
 		map[string]any{"i": map[string]any{"workspaceId": p.wsID, "matcherId": "email"}}); r.errorCode() != "FORBIDDEN" || !strings.Contains(r.errorMessage(), "TEAM") {
 		t.Errorf("on FREE: %s", r.Raw)
+	}
+	p.track(t, p.key, "free", "Signed Up", map[string]any{"free_password": "x"})
+	p.track(t, p.key, "team", "Signed Up", map[string]any{}) // a commit after, so the listener has heard the first
+	time.Sleep(1500 * time.Millisecond)
+	if in := p.inbox(t, p.owner.tok); in["properties.free_password"] != nil {
+		t.Errorf("detected on FREE: %v", in["properties.free_password"])
 	}
 }
 
@@ -302,6 +325,11 @@ func TestPrivacySourceControls(t *testing.T) {
 	got := trkObj(p.stored(t, p.owner.tok, p.srcID, "red"), "properties")
 	if _, ok := got["card_number"]; ok || got["email"] != "jane@example.com" || got["color"] != "red" || trkObj(got, "billing")["password"] != nil || trkObj(got, "billing")["city"] != "Paris" {
 		t.Errorf("blocking RED: stored %v", got)
+	}
+	// A discarded event is stored without them too.
+	subTrack(t, s, p.key, map[string]any{"type": "track", "messageId": "noid", "event": "Order Completed", "properties": props()})
+	if got := trkObj(p.stored(t, p.owner.tok, p.srcID, "noid"), "properties"); got["card_number"] != nil || got["color"] != "red" {
+		t.Errorf("discarded event stored with %v", got)
 	}
 	// A field classified RED is removed too; one classified GREEN is kept whatever its key says.
 	p.waitInbox(t, "properties.size", "properties.email")
@@ -340,8 +368,10 @@ func TestPrivacyDestinationControls(t *testing.T) {
 	if got := trkObj(c, "destination.privacyControls"); got["red"] != "BLOCK" || got["yellow"] != "HASH" || got["green"] != "ALLOW" {
 		t.Errorf("controls: %v", got)
 	}
-	p.track(t, p.key, "d1", "Order Completed", map[string]any{"card_number": "4111111111111111", "email": "jane@example.com", "color": "red"})
-	p.track(t, p.key, "d2", "Order Completed", map[string]any{"email": "jane@example.com", "color": "blue"})
+	// Two phone numbers as JSON numbers that a float64 cannot tell apart.
+	p.track(t, p.key, "d1", "Order Completed", map[string]any{"card_number": "4111111111111111", "email": "jane@example.com", "color": "red",
+		"phone": json.Number("12345678901234567")})
+	p.track(t, p.key, "d2", "Order Completed", map[string]any{"email": "jane@example.com", "color": "blue", "phone": json.Number("12345678901234568")})
 	hits := rc.waitHits(t, 2, 10*time.Second)
 	var sent []map[string]any
 	for _, h := range hits {
@@ -364,6 +394,9 @@ func TestPrivacyDestinationControls(t *testing.T) {
 	}
 	if sent[0]["email"] != sent[1]["email"] {
 		t.Errorf("equal values hash differently: %v %v", sent[0]["email"], sent[1]["email"])
+	}
+	if ph, _ := sent[0]["phone"].(string); !pvHex64.MatchString(ph) || sent[0]["phone"] == sent[1]["phone"] {
+		t.Errorf("phone numbers hashed %v and %v", sent[0]["phone"], sent[1]["phone"])
 	}
 	// The event log keeps the event as received; Event Delivery shows the request as sent.
 	if got := trkObj(p.stored(t, p.owner.tok, p.srcID, "d1"), "properties"); got["card_number"] != "4111111111111111" {
@@ -390,6 +423,16 @@ func TestPrivacyMasking(t *testing.T) {
 	s := startServer(t, allowLoopback, subQuiet)
 	p := pvNewTeam(t, s, "pv-mask")
 	member := p.add(t, "member", "Mia", "MEMBER")
+	// BUSINESS, for a tracking plan whose violations keep samples; a webhook, for Event Delivery.
+	p.mutate(t, p.owner.tok, "workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }", map[string]any{"workspaceId": p.wsID, "plan": "BUSINESS"})
+	plan := trkStr(p.mutate(t, p.owner.tok, "trackingPlanCreate", "TrackingPlanCreateInput", "trackingPlan { id }", map[string]any{"workspaceId": p.wsID, "name": "Shop"}), "trackingPlan.id")
+	p.mutate(t, p.owner.tok, "trackingPlanRulesUpsert", "TrackingPlanRulesUpsertInput", "count", map[string]any{"planId": plan, "rules": []any{
+		map[string]any{"type": "TRACK", "eventName": "Order Completed", "properties": `{"type":"object","required":["order_id"]}`}}})
+	p.mutate(t, p.owner.tok, "trackingPlanConnectSource", "TrackingPlanSourceInput", "trackingPlan { id }", map[string]any{"planId": plan, "sourceId": p.srcID})
+	rc := dlvNewReceiver(t, nil)
+	destID := trkStr(p.mutate(t, p.owner.tok, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": p.wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": rc.URL + "/hook"}, "enabled": true}), "destination.id")
+	p.mutate(t, p.owner.tok, "connectionCreate", "ConnectionCreateInput", "connection { id }", map[string]any{"sourceId": p.srcID, "destinationId": destID, "enabled": true})
 	const live = `subscription($id: ID!) { liveEvents(sourceId: $id) { event { messageId payload } } }`
 	mc := subDial(t, s, member.tok)
 	oc := subDial(t, s, p.owner.tok)
@@ -419,6 +462,47 @@ func TestPrivacyMasking(t *testing.T) {
 	// Over websockets.
 	check("member live", trkObj(mSub.next(t, 5*time.Second).data(t), "liveEvents.event.payload.properties"), true)
 	check("owner live", trkObj(oSub.next(t, 5*time.Second).data(t), "liveEvents.event.payload.properties"), false)
+
+	// Event Delivery: the event and the request as sent; violation samples.
+	rc.waitHits(t, 1, 10*time.Second)
+	const attempts = `query($id: ID!) { node(id: $id) { ... on Destination { deliveryAttempts(first: 1) { nodes { eventPayload request { body } } } } } }`
+	const samples = `query($id: ID!) { node(id: $id) { ... on Source { violations { nodes { samples { payload } } } } } }`
+	for _, who := range []struct {
+		name   string
+		tok    string
+		masked bool
+	}{{"member", member.tok, true}, {"owner", p.owner.tok, false}} {
+		var a any
+		dlvWait(t, "an attempt recorded", 10*time.Second, func() bool {
+			list, _ := trkPath(p.gql(t, who.tok, attempts, map[string]any{"id": destID}), "node.deliveryAttempts.nodes").([]any)
+			if len(list) > 0 {
+				a = list[0]
+			}
+			return a != nil
+		})
+		var d map[string]any
+		check(who.name+" attempt's event", trkObj(a, "eventPayload.properties"), who.masked)
+		var body map[string]any
+		if err := json.Unmarshal([]byte(trkStr(a, "request.body")), &body); err != nil {
+			t.Fatalf("request body: %v", a)
+		}
+		check(who.name+" attempt's request", trkObj(body, "properties"), who.masked)
+		var sample map[string]any
+		dlvWait(t, "a violation sample", 10*time.Second, func() bool {
+			d = p.gql(t, who.tok, samples, map[string]any{"id": p.srcID})
+			nodes, _ := trkPath(d, "node.violations.nodes").([]any)
+			if len(nodes) == 0 {
+				return false
+			}
+			list, _ := nodes[0].(map[string]any)["samples"].([]any)
+			if len(list) == 0 {
+				return false
+			}
+			sample = trkObj(list[0], "payload")
+			return true
+		})
+		check(who.name+" violation sample", trkObj(sample, "properties"), who.masked)
+	}
 
 	// PII access given: the member sees values, over HTTP and on the open subscription.
 	d := p.gql(t, p.owner.tok, `query($ws: ID!) { workspace: node(id: $ws) { ... on Workspace { members(first: 10) { nodes { id piiAccess role } } } } }`, map[string]any{"ws": p.wsID})
@@ -476,5 +560,43 @@ func TestPrivacyIsolation(t *testing.T) {
 	}
 	if in := a.inbox(t, a.owner.tok); in["properties.a_only_password"] == nil {
 		t.Errorf("A's field left A's inbox")
+	}
+}
+
+// TestPrivacyReaped: what a deleted source and a deleted workspace leave in the Privacy Portal
+// goes, and another workspace's stays.
+func TestPrivacyReaped(t *testing.T) {
+	s := startServer(t)
+	doomed, kept := pvNewTeam(t, s, "pv-reap-doomed"), pvNewTeam(t, s, "pv-reap-kept")
+	for _, p := range []*pvTeam{doomed, kept} {
+		p.track(t, p.key, "r1", "Signed Up", map[string]any{"email": "x@example.com"})
+		p.waitInbox(t, "properties.email")
+		p.mutate(t, p.owner.tok, "sourcePrivacyBlockUpdate", "SourcePrivacyBlockInput", "source { id }", map[string]any{"sourceId": p.srcID, "block": "RED"})
+		p.mutate(t, p.owner.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
+			map[string]any{"workspaceId": p.wsID, "name": "Loyalty", "classification": "YELLOW"})
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.App.DB().Get(context.Background(), &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	doomed.mutate(t, doomed.owner.tok, "sourceDelete", "SourceIdInput", "deletedSourceId", map[string]any{"sourceId": doomed.srcID})
+	dlvWait(t, "the source's origins reaped", 10*time.Second, func() bool {
+		return count(`SELECT COUNT(*) FROM privacy_field_sources WHERE source_id = ?`, doomed.srcID)+
+			count(`SELECT COUNT(*) FROM privacy_source_controls WHERE source_id = ?`, doomed.srcID) == 0
+	})
+	doomed.mutate(t, doomed.owner.tok, "workspaceDelete", "WorkspaceDeleteInput", "deletedWorkspaceId",
+		map[string]any{"workspaceId": doomed.wsID, "confirmSlug": doomed.slug})
+	dlvWait(t, "the workspace's fields and matchers reaped", 10*time.Second, func() bool {
+		return count(`SELECT COUNT(*) FROM privacy_fields WHERE workspace_id = ?`, doomed.wsID)+
+			count(`SELECT COUNT(*) FROM privacy_matchers WHERE workspace_id = ?`, doomed.wsID) == 0
+	})
+	if n := count(`SELECT COUNT(*) FROM privacy_fields WHERE workspace_id = ?`, kept.wsID) +
+		count(`SELECT COUNT(*) FROM privacy_field_sources WHERE workspace_id = ?`, kept.wsID) +
+		count(`SELECT COUNT(*) FROM privacy_matchers WHERE workspace_id = ?`, kept.wsID); n < 3 {
+		t.Errorf("the other workspace lost its rows: %d left", n)
 	}
 }

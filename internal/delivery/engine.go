@@ -34,9 +34,9 @@ type Options struct {
 	// OnAttempts is called after attempts are committed (health issues), on the lane's recorder,
 	// never on the tracking API's writer.
 	OnAttempts func(ctx context.Context, attempts []Attempt)
-	// Outgoing changes an event's payload before it is prepared for a destination (the Privacy
-	// Portal's destination controls: fields blocked or hashed); it tells whether it did.
-	Outgoing func(ctx context.Context, destinationID string, payload map[string]any) bool
+	// Outgoing changes an event's payload (its JSON) before it is prepared for a destination (the
+	// Privacy Portal's destination controls: fields blocked or hashed); it tells whether it did.
+	Outgoing func(ctx context.Context, destinationID string, raw []byte) ([]byte, bool)
 	Logger   *slog.Logger
 }
 

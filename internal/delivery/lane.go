@@ -369,9 +369,12 @@ func (s *scheduler) add(cfg *laneConfig, p *pending) {
 		s.settle(p, nil)
 		return
 	}
-	if f := s.l.e.opt.Outgoing; f != nil && f(s.ctx, s.l.id, p.ev.Payload) {
-		if raw, err := json.Marshal(p.ev.Payload); err == nil {
-			p.ev.Raw = raw
+	if f := s.l.e.opt.Outgoing; f != nil {
+		if raw, changed := f(s.ctx, s.l.id, p.ev.Raw); changed {
+			p.ev.Raw, p.ev.Payload = raw, nil
+			if json.Unmarshal(raw, &p.ev.Payload) != nil || p.ev.Payload == nil {
+				p.ev.Payload = map[string]any{}
+			}
 		}
 	}
 	part, err := cfg.conn.Prepare(cfg.Config, p.ev)

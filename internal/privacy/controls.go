@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -238,23 +239,29 @@ func hashValue(salt []byte, text string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Outgoing applies a destination's controls to an event about to be sent to it, in place: fields
-// whose classification it blocks are left out, those it hashes carry the keyed SHA-256 of their
-// value instead (objects and arrays: of their JSON). A field's classification is the
-// inventory's, or for fields not classified yet the recommendation of its key. It tells whether
-// the payload changed. Called by the delivery engine, on the destination's lane.
-func (s *Service) Outgoing(ctx context.Context, destinationID string, payload map[string]any) bool {
+// Outgoing applies a destination's controls to an event about to be sent to it: fields whose
+// classification it blocks are left out, those it hashes carry the keyed SHA-256 of their value
+// instead (numbers as sent, objects and arrays: of their JSON). A field's classification is the
+// inventory's, or for fields not classified yet the recommendation of its key. It returns the
+// payload to send and whether it changed. Called by the delivery engine, on the destination's lane.
+func (s *Service) Outgoing(ctx context.Context, destinationID string, raw []byte) ([]byte, bool) {
 	ws, err := s.cache.destinationWorkspace(ctx, destinationID)
 	if err != nil || ws == "" {
-		return false
+		return raw, false
 	}
 	r, err := s.cache.rules(ctx, ws)
 	if err != nil || !r.enabled {
-		return false
+		return raw, false
 	}
 	dc, ok := r.destinations[destinationID]
 	if !ok || dc.allowsAll() {
-		return false
+		return raw, false
+	}
+	var payload map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // hash numbers as sent: 4111111111111111 is not 4.111111111111111e+15
+	if dec.Decode(&payload) != nil {
+		return raw, false
 	}
 	changed := false
 	var apply func(prefix string, m map[string]any)
@@ -290,7 +297,14 @@ func (s *Service) Outgoing(ctx context.Context, destinationID string, payload ma
 			apply(sec, m)
 		}
 	}
-	return changed
+	if !changed {
+		return raw, false
+	}
+	out, err := json.Marshal(payload)
+	if err != nil {
+		return raw, false
+	}
+	return out, true
 }
 
 // valueText is what is hashed of a value: a string as it is, anything else as JSON.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,17 +123,20 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Inbox pages through the fields seen within the inbox window and not yet classified, by path.
-// Members, owners and admins.
-func (s *Service) Inbox(ctx context.Context, workspaceID string, args relay.Args, count bool) (relay.Page[Field], error) {
+// Inbox pages through the fields seen since since (the inbox window ago when nil) and not yet
+// classified, by path. Members, owners and admins.
+func (s *Service) Inbox(ctx context.Context, workspaceID string, since *time.Time, args relay.Args, count bool) (relay.Page[Field], error) {
 	a, err := s.read(ctx, workspaceID)
 	if err != nil {
 		return relay.Page[Field]{}, err
 	}
-	since := db.Time{Time: time.Now().Add(-s.InboxWindow)}
+	from := db.Time{Time: time.Now().Add(-s.InboxWindow)}
+	if since != nil {
+		from = db.Time{Time: *since}
+	}
 	page, err := relay.Query(ctx, s.db.Reader(), relay.Spec[Field]{
 		Select: "SELECT f.* FROM privacy_fields f", Where: visible(a) + " AND f.workspace_id = ? AND f.classification IS NULL AND f.last_seen_at >= ?",
-		Args: []any{workspaceID, since}, IDColumn: "f.path", Count: count,
+		Args: []any{workspaceID, from}, IDColumn: "f.path", Count: count,
 		ID: func(f Field) string { return f.Path },
 	}, args)
 	if err != nil {
@@ -188,7 +193,7 @@ func (s *Service) fill(ctx context.Context, workspaceID string, edges []relay.Ed
 	var r *rules
 	if conns != nil && len(sourceSet) > 0 {
 		var err error
-		if reach, err = conns(ctx, sortedKeys(sourceSet)); err != nil {
+		if reach, err = conns(ctx, slices.Sorted(maps.Keys(sourceSet))); err != nil {
 			return err
 		}
 		if r, err = s.cache.rules(ctx, workspaceID); err != nil {
@@ -336,7 +341,7 @@ func (s *Service) InventoryCSV(ctx context.Context, workspaceID string, f Filter
 type set map[string]bool
 
 func (s set) add(v string) { s[v] = true }
-func (s set) join() string { return strings.Join(sortedKeys(s), "; ") }
+func (s set) join() string { return strings.Join(slices.Sorted(maps.Keys(s)), "; ") }
 
 func deref[T any](p *T) T {
 	var zero T

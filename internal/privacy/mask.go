@@ -29,8 +29,6 @@ type accessEntry struct {
 	expires time.Time
 }
 
-var piiAccess = &accessCache{m: map[string]accessEntry{}}
-
 // PIIAccessByMemberships tells, for memberships of the workspace of a, whether each has PII
 // access: as set, or by default owners only. For dataloaders.
 func (s *Service) PIIAccessByMemberships(ctx context.Context, a *workspace.Access, ids []string) (map[string]bool, error) {
@@ -56,9 +54,9 @@ func (s *Service) PIIAccessByMemberships(ctx context.Context, a *workspace.Acces
 // hasPIIAccess tells whether the viewer sees values of RED and YELLOW fields in the workspace of a.
 func (s *Service) hasPIIAccess(ctx context.Context, a *workspace.Access) (bool, error) {
 	now := time.Now()
-	piiAccess.mu.Lock()
-	e, ok := piiAccess.m[a.MembershipID]
-	piiAccess.mu.Unlock()
+	s.access.mu.Lock()
+	e, ok := s.access.m[a.MembershipID]
+	s.access.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.ok, nil
 	}
@@ -66,12 +64,12 @@ func (s *Service) hasPIIAccess(ctx context.Context, a *workspace.Access) (bool, 
 	if err != nil {
 		return false, err
 	}
-	piiAccess.mu.Lock()
-	if len(piiAccess.m) > 100_000 {
-		piiAccess.m = map[string]accessEntry{}
+	s.access.mu.Lock()
+	if len(s.access.m) > 100_000 {
+		s.access.m = map[string]accessEntry{}
 	}
-	piiAccess.m[a.MembershipID] = accessEntry{ok: m[a.MembershipID], expires: now.Add(cacheTTL)}
-	piiAccess.mu.Unlock()
+	s.access.m[a.MembershipID] = accessEntry{ok: m[a.MembershipID], expires: now.Add(cacheTTL)}
+	s.access.mu.Unlock()
 	return m[a.MembershipID], nil
 }
 
@@ -101,9 +99,9 @@ func (s *Service) SetPIIAccess(ctx context.Context, membershipID string, access 
 	if err != nil {
 		return err
 	}
-	piiAccess.mu.Lock()
-	delete(piiAccess.m, membershipID)
-	piiAccess.mu.Unlock()
+	s.access.mu.Lock()
+	delete(s.access.m, membershipID)
+	s.access.mu.Unlock()
 	return nil
 }
 

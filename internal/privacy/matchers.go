@@ -9,6 +9,7 @@ import (
 
 	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/audit"
+	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 )
@@ -165,12 +166,7 @@ func (in MatcherInput) apply(m *Matcher) {
 
 func validate(m *Matcher) apperr.UserErrors {
 	var errs apperr.UserErrors
-	switch n := len([]rune(m.Name)); {
-	case n == 0:
-		errs.Add("name", apperr.Required, "a matcher needs a name")
-	case n > maxNameLen:
-		errs.Add("name", apperr.TooLong, "name is at most %d characters", maxNameLen)
-	}
+	auth.ValidateName(&errs, "name", m.Name)
 	if m.Classification != Red && m.Classification != Yellow {
 		errs.Add("classification", apperr.InvalidValue, "a matcher recommends RED or YELLOW")
 	}
@@ -188,6 +184,7 @@ func validate(m *Matcher) apperr.UserErrors {
 			errs.Add("synonyms", apperr.TooLong, "a synonym is at most %d characters", maxNameLen)
 			break
 		}
+		auth.ValidateText(&errs, "synonyms", x)
 	}
 	switch {
 	case len(m.Pattern) > maxPatternLen:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -84,7 +86,7 @@ func (s *Service) Committed(c ingest.Committed) {
 		}
 	}
 	ctx := context.Background()
-	for _, ws := range sortedKeys(byWorkspace) {
+	for _, ws := range slices.Sorted(maps.Keys(byWorkspace)) {
 		if err := s.store(ctx, ws, byWorkspace[ws]); err != nil {
 			s.log.Error("privacy: storing fields failed", "workspace", ws, "error", err.Error())
 		}
@@ -122,7 +124,7 @@ func (s *Service) store(ctx context.Context, workspaceID string, fields map[stri
 	if err != nil {
 		return err
 	}
-	paths := sortedKeys(fields)
+	paths := slices.Sorted(maps.Keys(fields))
 	// What was known of these fields, to tell which became RED now.
 	before := map[string]string{}
 	for start := 0; start < len(paths); start += rowsPerTx {
@@ -204,7 +206,7 @@ func (s *Service) newRedFields(ctx context.Context, workspaceID string, bySource
 	}
 	var occ []health.Occurrence
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {
-		for _, src := range sortedKeys(bySource) {
+		for _, src := range slices.Sorted(maps.Keys(bySource)) {
 			list := make([]string, 0, len(bySource[src]))
 			for _, f := range bySource[src] {
 				list = append(list, fmt.Sprintf("%s (%s)", f.path, f.matcher))
@@ -230,18 +232,10 @@ func (s *Service) newRedFields(ctx context.Context, workspaceID string, bySource
 	}
 }
 
+// joinSome names the first five fields, and how many more there are.
 func joinSome(list []string) string {
-	if len(list) > 5 {
-		return strings.Join(list[:5], "; ") + fmt.Sprintf(" and %d more", len(list)-5)
+	if extra := len(list) - 5; extra > 0 {
+		return fmt.Sprintf("%s and %d more", strings.Join(list[:5], "; "), extra)
 	}
 	return strings.Join(list, "; ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -5,8 +5,8 @@
 // fields blocked or hashed on their way to each destination, and values masked for people without
 // PII access wherever payloads are shown.
 //
-// Cost at ingest: a Stage walks each accepted event's payload, already decoded by the tracking
-// plan's stage, and notes its fields (path and one value); the listener of commits adds them up
+// Cost at ingest: a Stage walks each accepted event's payload, decoded once for all stages (the
+// tracking plan's reads the same), and notes its fields (path and one value); the listener of commits adds them up
 // once a second, matches each distinct key once (the result is cached), and writes the inbox in
 // small batched transactions, off the tracking API's writer.
 //
@@ -64,7 +64,8 @@ type Service struct {
 	// InboxWindow is how far back the inbox looks (7 days by default).
 	InboxWindow time.Duration
 
-	cache *cache
+	cache  *cache
+	access *accessCache
 }
 
 // New returns the service.
@@ -74,6 +75,7 @@ func New(d *db.DB, w *workspace.Service, box *secret.Box, log *slog.Logger) *Ser
 	}
 	s := &Service{db: d, workspaces: w, box: box, log: log, InboxWindow: defaultInboxWindow}
 	s.cache = newCache(s)
+	s.access = &accessCache{m: map[string]accessEntry{}}
 	return s
 }
 

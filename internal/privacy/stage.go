@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/junctioncdp/junction/internal/ingest"
 )
@@ -22,8 +23,8 @@ type note struct {
 }
 
 // Stage returns the tracking API's stage of the Privacy Portal: it notes each accepted event's
-// fields and removes those its source blocks. It runs after the tracking plan's stage, whose
-// decoded payload it walks (no second decoding).
+// fields and removes those its source blocks. It runs before the tracking plan's stage, which
+// walks the same decoded payload (decoded once, by whichever asks first).
 func (s *Service) Stage() ingest.Stage { return stage{s} }
 
 type stage struct{ s *Service }
@@ -38,7 +39,8 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 	}
 	block, blocking := r.sourceBlock[b.SourceID]
 	for _, e := range b.Events {
-		if e.Status != ingest.Accepted {
+		// Discarded events are stored too: they lose the blocked fields, and are not noted.
+		if e.Status != ingest.Accepted && !blocking {
 			continue
 		}
 		doc := e.Doc()
@@ -53,9 +55,14 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 			}
 		}
 		if w.removed {
+			// The payload as received is gone too: what later stages keep of it (the tracking
+			// plan's samples of events it trims) must not hold the removed fields.
+			if raw, err := json.Marshal(doc); err == nil {
+				e.Payload = raw
+			}
 			e.Changed()
 		}
-		if len(n.fields) > 0 {
+		if len(n.fields) > 0 && e.Status == ingest.Accepted {
 			e.Notes = append(e.Notes, n)
 		}
 	}
