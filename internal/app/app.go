@@ -32,6 +32,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/egress"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
@@ -71,6 +72,7 @@ type App struct {
 	notify     *notify.Service
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
+	engage     *engage.Service
 	egress     *egress.Filter
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
@@ -138,10 +140,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
+	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
+	a.engage = engage.New(d, workspaces, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
-			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second}},
+			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second}, a.engage.Listener()},
 		// Tracking plans validate, block and trim events on the request's goroutine, before the writer.
 		Stages: []ingest.Stage{a.protocols.Stage()}})
 	a.protocols.Writer = a.ingest
@@ -156,13 +160,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// deleting its own rows; the owner of the object deletes its row last.
 	a.reaper = reap.New(d, log)
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
+	// A deleted source's profile events go before its events (they are found through them).
+	a.reaper.Add(reap.Source, engage.ReapSourceSteps()...)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
+		a.engage.ForgetAll()
 		a.reaper.Wake()
 	}
 	a.events = ingest.NewQueries(d, sources, workspaces)
@@ -197,6 +204,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
 	a.delivery.Start()
+	a.engage.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -316,6 +324,7 @@ func (a *App) Close() error {
 	// The tracking API first: its last commits' listeners still publish to live views, wake
 	// lanes and record health (which notifies).
 	a.ingest.Close()
+	a.engage.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.notify.Close()
@@ -363,6 +372,10 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err = a.protocols.Prune(ctx, now)
+	if n += m; err != nil {
+		return n, err
+	}
+	m, err = a.engage.Prune(ctx, now.Add(-a.cfg.EventRetention))
 	return n + m, err
 }
 
