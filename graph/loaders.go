@@ -12,6 +12,7 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/source"
@@ -35,6 +36,8 @@ type loaders struct {
 	connectionsByDestination *dataloadgen.Loader[workspace.Ref, []destination.Connection]
 	trackingPlans            *dataloadgen.Loader[workspace.Ref, protocols.Plan]
 	sourceProtocols          *dataloadgen.Loader[workspace.Ref, protocols.SourceSettings]
+	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
+	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -62,6 +65,8 @@ func (r *Resolver) newLoaders() *loaders {
 		connectionsByDestination: dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsByDestination), opts...),
 		trackingPlans:            dataloadgen.NewMappedLoader(scoped(w, r.Protocols.ByIDs), opts...),
 		sourceProtocols:          dataloadgen.NewMappedLoader(scoped(w, r.Protocols.SettingsBySource), opts...),
+		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
+		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
 	}
 }
 

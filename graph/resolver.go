@@ -8,6 +8,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
@@ -30,5 +31,6 @@ type Resolver struct {
 	Health       *health.Service
 	Notify       *notify.Service
 	Protocols    *protocols.Service
+	Engage       *engage.Service
 	Bus          *bus.Bus
 }

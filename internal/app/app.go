@@ -202,7 +202,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	go a.live.Run()
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
-		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols, Bus: a.bus}
+		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
+		Engage: a.engage, Bus: a.bus}
 	a.delivery.Start()
 	a.engage.Start()
 

@@ -308,3 +308,6 @@ func marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// IsDefault tells whether the rule's type is one Segment promotes by default.
+func (r IdentifierRule) IsDefault() bool { return IsDefaultType(r.Type) }

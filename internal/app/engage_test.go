@@ -1,0 +1,200 @@
+package app_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Engage through the real server: events sent to the tracking API with real write keys, profiles
+// resolved by the listener of commits, and read back over GraphQL.
+
+// engWait polls until ok holds (identity resolution follows the commits, within a second).
+func engWait(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+const engProfileFields = `id identifiers { type value source { id } } traits { name value source { id } updatedAt }
+	createdAt updatedAt`
+
+// profile looks a profile up by an identifier (nil when none holds it).
+func (e *tpEnv) profile(t *testing.T, typ, value, fields string) map[string]any {
+	t.Helper()
+	d := e.gql(t, `query($ws: ID!, $l: ProfileLookup!) { node(id: $ws) { ... on Workspace { profile(lookup: $l) { `+fields+` } } } }`,
+		map[string]any{"ws": e.wsID, "l": map[string]any{"type": typ, "value": value}})
+	return trkObj(d, "node.profile")
+}
+
+func engIdents(p map[string]any) []string {
+	var out []string
+	list, _ := p["identifiers"].([]any)
+	for _, x := range list {
+		m := x.(map[string]any)
+		out = append(out, fmt.Sprint(m["type"], ":", m["value"]))
+	}
+	return out
+}
+
+func TestEngageProfiles(t *testing.T) {
+	s := startServer(t)
+	e := tpNewEnv(t, s, "engage")
+	e.send(t, e.src.Key,
+		map[string]any{"type": "track", "messageId": "m1", "anonymousId": "a1", "event": "Viewed"},
+		map[string]any{"type": "identify", "messageId": "m2", "anonymousId": "a1", "userId": "u1",
+			"traits": map[string]any{"email": "ann@example.com", "plan": "pro"}},
+		map[string]any{"type": "track", "messageId": "m3", "userId": "u1", "event": "Order Completed"},
+		map[string]any{"type": "page", "messageId": "m4", "userId": "u1", "name": "Home"},
+		// Two profiles, then an event that ties them.
+		map[string]any{"type": "track", "messageId": "m5", "anonymousId": "a2", "event": "Viewed"},
+		map[string]any{"type": "identify", "messageId": "m6", "userId": "u2", "traits": map[string]any{"plan": "free"}},
+		map[string]any{"type": "identify", "messageId": "m7", "userId": "u2", "anonymousId": "a2"},
+	)
+	var p map[string]any
+	engWait(t, "u1's profile", func() bool {
+		p = e.profile(t, "user_id", "u1", engProfileFields)
+		return p != nil && len(engIdents(p)) == 3
+	})
+	if got, want := fmt.Sprint(engIdents(p)), "[user_id:u1 email:ann@example.com anonymous_id:a1]"; got != want {
+		t.Errorf("identifiers %s, want %s (by priority)", got, want)
+	}
+	traits := map[string]any{}
+	for _, x := range p["traits"].([]any) {
+		m := x.(map[string]any)
+		traits[m["name"].(string)] = m["value"]
+		if trkStr(m, "source.id") != e.src.ID {
+			t.Errorf("trait %v from %v", m["name"], m["source"])
+		}
+	}
+	if traits["plan"] != "pro" || traits["email"] != "ann@example.com" {
+		t.Errorf("traits %v", traits)
+	}
+	id := trkStr(p, "id")
+
+	t.Run("Events", func(t *testing.T) {
+		q := `query($id: ID!, $type: EventType, $name: String) { node(id: $id) { ... on Profile {
+			events(first: 10, type: $type, name: $name) { totalCount nodes { messageId type event } } } } }`
+		d := e.gql(t, q, map[string]any{"id": id})
+		if n := trkInt(trkPath(d, "node.events.totalCount")); n != 4 {
+			t.Errorf("%d events, want 4: %v", n, d)
+		}
+		d = e.gql(t, q, map[string]any{"id": id, "type": "TRACK", "name": "Order Completed"})
+		nodes, _ := trkPath(d, "node.events.nodes").([]any)
+		if len(nodes) != 1 || trkStr(nodes[0], "messageId") != "m3" {
+			t.Errorf("events filtered by type and name: %v", nodes)
+		}
+		d = e.gql(t, `query($id: ID!) { node(id: $id) { ... on Profile { events(first: 2) { nodes { messageId } pageInfo { hasNextPage endCursor } } } } }`,
+			map[string]any{"id": id})
+		if trkPath(d, "node.events.pageInfo.hasNextPage") != true {
+			t.Errorf("paging: %v", d)
+		}
+	})
+
+	t.Run("MergeHistory", func(t *testing.T) {
+		var p2 map[string]any
+		engWait(t, "u2's merged profile", func() bool {
+			p2 = e.profile(t, "user_id", "u2", `id identifiers { type value } traits { name value }
+				mergeHistory { totalCount nodes { mergedProfileId event { messageId } identifiers { type value } droppedIdentifiers { type } createdAt } }`)
+			return p2 != nil && len(engIdents(p2)) == 2
+		})
+		nodes, _ := trkPath(p2, "mergeHistory.nodes").([]any)
+		if len(nodes) != 1 || trkStr(nodes[0], "event.messageId") != "m7" {
+			t.Fatalf("merge history %v", p2["mergeHistory"])
+		}
+		merged := trkStr(nodes[0], "mergedProfileId")
+		// The merged profile's id leads to the one it became part of.
+		d := e.gql(t, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": merged})
+		if got := trkStr(d, "node.id"); got != trkStr(p2, "id") {
+			t.Errorf("node(merged id) is %q, want %q", got, trkStr(p2, "id"))
+		}
+	})
+
+	t.Run("List", func(t *testing.T) {
+		list := func(vars map[string]any) []string {
+			d := e.gql(t, `query($ws: ID!, $s: String, $f: ProfileFilter) { node(id: $ws) { ... on Workspace {
+				profiles(search: $s, filter: $f, first: 10) { totalCount nodes { id identifiers { type value } } } } } }`, vars)
+			var out []string
+			nodes, _ := trkPath(d, "node.profiles.nodes").([]any)
+			for _, n := range nodes {
+				out = append(out, trkStr(n, "id"))
+			}
+			return out
+		}
+		if got := list(map[string]any{"ws": e.wsID}); len(got) != 2 {
+			t.Errorf("%d profiles, want 2 (one merged away)", len(got))
+		}
+		if got := list(map[string]any{"ws": e.wsID, "s": "ann@"}); len(got) != 1 || got[0] != id {
+			t.Errorf("search: %v", got)
+		}
+		if got := list(map[string]any{"ws": e.wsID, "f": map[string]any{"trait": map[string]any{"name": "plan", "value": "pro"}}}); len(got) != 1 || got[0] != id {
+			t.Errorf("trait filter: %v", got)
+		}
+		if got := list(map[string]any{"ws": e.wsID, "f": map[string]any{"trait": map[string]any{"name": "plan"}}}); len(got) != 2 {
+			t.Errorf("has-trait filter: %v", got)
+		}
+	})
+
+	t.Run("Settings", func(t *testing.T) {
+		d := e.gql(t, `query($ws: ID!) { node(id: $ws) { ... on Workspace { identityResolutionSettings {
+			identifiers { type priority limit isDefault } blockedValues { value regexp } updatedAt viewerCanUpdate } } } }`, map[string]any{"ws": e.wsID})
+		set := trkObj(d, "node.identityResolutionSettings")
+		ids, _ := set["identifiers"].([]any)
+		if len(ids) < 2 || trkStr(ids[0], "type") != "user_id" || trkInt(trkPath(ids[0], "limit")) != 1 || trkStr(ids[1], "type") != "email" {
+			t.Errorf("default identifiers %v", ids)
+		}
+		if bv, _ := set["blockedValues"].([]any); len(bv) != 5 || set["viewerCanUpdate"] != true || set["updatedAt"] != nil {
+			t.Errorf("defaults %v", set)
+		}
+		m := `mutation($i: IdentityResolutionSettingsUpdateInput!) { identityResolutionSettingsUpdate(input: $i) {
+			settings { blockedValues { value regexp } updatedAt updatedBy { id } } userErrors { field code message } } }`
+		d = e.gql(t, m, map[string]any{"i": map[string]any{"workspaceId": e.wsID,
+			"blockedValues": []any{map[string]any{"value": "(", "regexp": true}},
+			"identifiers":   []any{map[string]any{"type": "user_id", "priority": 1, "limit": 0}}}})
+		errs, _ := trkPath(d, "identityResolutionSettingsUpdate.userErrors").([]any)
+		if len(errs) != 2 || trkStr(errs[0], "field") != "identifiers.0.limit" || trkStr(errs[1], "field") != "blockedValues.0.value" {
+			t.Errorf("userErrors %v", errs)
+		}
+		d = e.gql(t, m, map[string]any{"i": map[string]any{"workspaceId": e.wsID,
+			"blockedValues": []any{map[string]any{"value": "^bot-", "regexp": true}, map[string]any{"value": "null"}}}})
+		if bv, _ := trkPath(d, "identityResolutionSettingsUpdate.settings.blockedValues").([]any); len(bv) != 2 ||
+			trkStr(d, "identityResolutionSettingsUpdate.settings.updatedBy.id") == "" {
+			t.Fatalf("update: %v", d)
+		}
+		e.send(t, e.src.Key, map[string]any{"type": "identify", "messageId": "m8", "userId": "bot-1", "anonymousId": "a9"})
+		engWait(t, "a9's profile", func() bool { return e.profile(t, "anonymous_id", "a9", "id") != nil })
+		if p := e.profile(t, "user_id", "bot-1", "id"); p != nil {
+			t.Errorf("a blocked userId is on a profile")
+		}
+	})
+
+	t.Run("Plan", func(t *testing.T) {
+		other := trkNewEnv(t, s, "engage-team")
+		r := s.post(t, `query($ws: ID!) { node(id: $ws) { ... on Workspace { profiles { nodes { id } } } } }`, map[string]any{"ws": other.wsID}, other.auth...)
+		if r.errorCode() != "FORBIDDEN" {
+			t.Errorf("profiles on the FREE plan: %s", r.Raw)
+		}
+	})
+
+	t.Run("Isolation", func(t *testing.T) {
+		other := tpNewEnv(t, s, "engage-other")
+		other.send(t, other.src.Key, map[string]any{"type": "identify", "messageId": "x1", "userId": "u1", "anonymousId": "other-a"})
+		engWait(t, "the other workspace's profile", func() bool { return other.profile(t, "user_id", "u1", "id") != nil })
+		theirs := other.profile(t, "user_id", "u1", "id identifiers { value }")
+		if trkStr(theirs, "id") == id || len(engIdents(theirs)) != 2 {
+			t.Errorf("the workspaces share a profile: %v", theirs)
+		}
+		d := other.gql(t, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": id})
+		if d["node"] != nil {
+			t.Errorf("another workspace's profile is visible: %v", d)
+		}
+		if p := e.profile(t, "anonymous_id", "other-a", "id"); p != nil {
+			t.Errorf("another workspace's identifier resolves here")
+		}
+	})
+}
