@@ -246,6 +246,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route("GET /readyz", "readyz", http.HandlerFunc(a.readyz))
 	route("GET /metrics", "metrics", a.metrics.Handler())
 	route("/v1/", "tracking", a.ingest)
+	route(engage.ProfileAPIPattern, "profiles", a.engage.NewProfileAPI(authSvc, a.events))
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil

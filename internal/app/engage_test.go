@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -195,6 +197,153 @@ func TestEngageProfiles(t *testing.T) {
 		}
 		if p := e.profile(t, "anonymous_id", "other-a", "id"); p != nil {
 			t.Errorf("another workspace's identifier resolves here")
+		}
+	})
+}
+
+// engAPI calls the Profile API with a token as Basic authentication's user name, as Segment's
+// clients do, and decodes the answer.
+func engAPI(t *testing.T, s *server, token, path string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.SetBasicAuth(token, "")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return resp.StatusCode, body
+}
+
+func TestEngageProfileAPI(t *testing.T) {
+	s := startServer(t)
+	e := tpNewEnv(t, s, "profile-api")
+	var batch []map[string]any
+	batch = append(batch, map[string]any{"type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "a1",
+		"traits": map[string]any{"email": "ann@example.com", "a": 1, "b": 2, "c": 3, "d": 4, "e": 5}})
+	for i := range 12 {
+		batch = append(batch, map[string]any{"type": "track", "messageId": fmt.Sprint("t", i), "userId": "u1", "event": "Clicked", "properties": map[string]any{"n": i}})
+	}
+	e.send(t, e.src.Key, batch...)
+	engWait(t, "u1's events", func() bool {
+		d := e.gql(t, `query($ws: ID!) { node(id: $ws) { ... on Workspace { profile(lookup: {type: "user_id", value: "u1"}) { events { totalCount } } } } }`,
+			map[string]any{"ws": e.wsID})
+		return trkInt(trkPath(d, "node.profile.events.totalCount")) == 13
+	})
+	_, reader := acCreateToken(t, s, e.auth[1][len("Bearer "):], e.wsID, "reader", "MEMBER")
+	base := "/v1/spaces/" + e.wsID + "/collections/users/profiles/"
+
+	t.Run("Traits", func(t *testing.T) {
+		status, body := engAPI(t, s, reader, base+"user_id:u1/traits?limit=4")
+		if status != 200 {
+			t.Fatalf("%d %v", status, body)
+		}
+		traits := trkObj(body, "traits")
+		if len(traits) != 4 || traits["a"] != float64(1) || trkPath(body, "cursor.has_more") != true {
+			t.Fatalf("first page %v", body)
+		}
+		if got := trkStr(body, "cursor.url"); got != base+"user_id:u1/traits?limit=4" {
+			t.Errorf("cursor.url %q", got)
+		}
+		_, body = engAPI(t, s, reader, base+"user_id:u1/traits?limit=4&next="+trkStr(body, "cursor.next"))
+		if traits := trkObj(body, "traits"); len(traits) != 2 || traits["email"] != "ann@example.com" || trkPath(body, "cursor.has_more") != false {
+			t.Errorf("second page %v", body)
+		}
+		_, body = engAPI(t, s, reader, base+"email:ann@example.com/traits?include=b,c")
+		if traits := trkObj(body, "traits"); len(traits) != 2 || traits["b"] != float64(2) {
+			t.Errorf("include: %v", body)
+		}
+	})
+
+	t.Run("ExternalIDs", func(t *testing.T) {
+		_, body := engAPI(t, s, reader, base+"anonymous_id:a1/external_ids")
+		data, _ := body["data"].([]any)
+		if len(data) != 3 || trkStr(data[0], "type") != "anonymous_id" || trkStr(data[0], "id") != "a1" || trkStr(data[0], "source_id") != e.src.ID {
+			t.Errorf("external ids %v", body)
+		}
+	})
+
+	t.Run("Events", func(t *testing.T) {
+		var seen []string
+		next := ""
+		for page := 0; ; page++ {
+			path := base + "user_id:u1/events?limit=5"
+			if next != "" {
+				path += "&next=" + next
+			}
+			status, body := engAPI(t, s, reader, path)
+			if status != 200 {
+				t.Fatalf("%d %v", status, body)
+			}
+			data, _ := body["data"].([]any)
+			for _, ev := range data {
+				seen = append(seen, trkStr(ev, "messageId"))
+			}
+			if trkPath(body, "cursor.has_more") != true {
+				break
+			}
+			next = trkStr(body, "cursor.next")
+			if page > 5 || next == "" {
+				t.Fatalf("paging does not end: %v", body)
+			}
+		}
+		if len(seen) != 13 || seen[0] != "t11" || seen[12] != "i1" {
+			t.Errorf("events %v, want the 13, newest first", seen)
+		}
+	})
+
+	t.Run("Metadata", func(t *testing.T) {
+		_, body := engAPI(t, s, reader, base+"user_id:u1/metadata")
+		if trkStr(body, "metadata.segment_id") == "" || trkStr(body, "metadata.created_at") == "" {
+			t.Errorf("metadata %v", body)
+		}
+		status, body := engAPI(t, s, reader, base+"segment_id:"+trkStr(body, "metadata.segment_id")+"/traits")
+		if status != 200 || len(trkObj(body, "traits")) != 6 {
+			t.Errorf("by segment_id: %d %v", status, body)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		for _, c := range []struct {
+			token, path string
+			status      int
+			code        string
+		}{
+			{"", base + "user_id:u1/traits", 401, "unauthorized"},
+			{"jct_not-a-token", base + "user_id:u1/traits", 401, "unauthorized"},
+			{reader, base + "user_id:nobody/traits", 404, "not_found"},
+			{reader, base + "u1/traits", 400, "bad_request"},
+			{reader, base + "user_id:u1/audiences", 404, "not_found"},
+			{reader, base + "user_id:u1/traits?limit=1000", 400, "bad_request"},
+			{reader, base + "user_id:u1/events?next=garbage", 400, "bad_request"},
+		} {
+			status, body := engAPI(t, s, c.token, c.path)
+			if status != c.status || trkStr(body, "error.code") != c.code {
+				t.Errorf("%s: %d %v, want %d %s", c.path, status, body, c.status, c.code)
+			}
+		}
+		// Another workspace's token does not see this one, nor its profiles.
+		other := tpNewEnv(t, s, "profile-api-other")
+		_, theirs := acCreateToken(t, s, other.auth[1][len("Bearer "):], other.wsID, "theirs", "ADMIN")
+		if status, body := engAPI(t, s, theirs, base+"user_id:u1/traits"); status != 404 {
+			t.Errorf("another workspace's token: %d %v", status, body)
+		}
+		if status, body := engAPI(t, s, theirs, "/v1/spaces/"+other.wsID+"/collections/users/profiles/user_id:u1/traits"); status != 404 {
+			t.Errorf("another workspace's profile through its own space: %d %v", status, body)
+		}
+		// A MINIMAL token reads no profiles.
+		_, minimal := acCreateToken(t, s, e.auth[1][len("Bearer "):], e.wsID, "minimal", "MINIMAL")
+		if status, body := engAPI(t, s, minimal, base+"user_id:u1/traits"); status != 403 {
+			t.Errorf("a MINIMAL token: %d %v", status, body)
 		}
 	})
 }
