@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -344,6 +345,79 @@ func TestEngageProfileAPI(t *testing.T) {
 		_, minimal := acCreateToken(t, s, e.auth[1][len("Bearer "):], e.wsID, "minimal", "MINIMAL")
 		if status, body := engAPI(t, s, minimal, base+"user_id:u1/traits"); status != 403 {
 			t.Errorf("a MINIMAL token: %d %v", status, body)
+		}
+	})
+}
+
+// TestEngageReaped: deleting a source takes its events out of profiles and its name off the traits
+// and identifiers it sent (the profiles stay: they are the workspace's); deleting a workspace
+// deletes every profile row it had, and another workspace keeps its own.
+func TestEngageReaped(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	doomed, kept := tpNewEnv(t, s, "engage-doomed"), tpNewEnv(t, s, "engage-kept")
+	second := doomed.source(t, "Server")
+	for _, e := range []*tpEnv{doomed, kept} {
+		e.send(t, e.src.Key, map[string]any{"type": "identify", "messageId": "w1", "userId": "u1", "anonymousId": "a1", "traits": map[string]any{"plan": "pro"}},
+			map[string]any{"type": "track", "messageId": "w2", "userId": "u1", "event": "E"})
+	}
+	doomed.send(t, second.Key, map[string]any{"type": "identify", "messageId": "s1", "userId": "u1", "traits": map[string]any{"name": "Ann"}})
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.App.DB().Get(ctx, &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	engWait(t, "the profiles", func() bool {
+		return count(`SELECT COUNT(*) FROM profile_events pe JOIN profiles p ON p.id = pe.profile_id WHERE p.workspace_id = ?`, doomed.wsID) == 3 &&
+			count(`SELECT COUNT(*) FROM profile_events pe JOIN profiles p ON p.id = pe.profile_id WHERE p.workspace_id = ?`, kept.wsID) == 2
+	})
+	keptRows := count(`SELECT COUNT(*) FROM profile_traits WHERE workspace_id = ?`, kept.wsID)
+
+	t.Run("Source", func(t *testing.T) {
+		doomed.mutate(t, "sourceDelete", "SourceIdInput", "deletedSourceId", map[string]any{"sourceId": doomed.src.ID})
+		if err := s.App.Reaper().Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(`SELECT COUNT(*) FROM profile_events pe JOIN profiles p ON p.id = pe.profile_id WHERE p.workspace_id = ?`, doomed.wsID); n != 1 {
+			t.Errorf("%d profile events left, want the other source's 1", n)
+		}
+		if n := count(`SELECT COUNT(*) FROM profile_traits WHERE source_id = ?`, doomed.src.ID); n != 0 {
+			t.Errorf("%d traits still name the deleted source", n)
+		}
+		if n := count(`SELECT COUNT(*) FROM profile_identifiers WHERE source_id = ?`, doomed.src.ID); n != 0 {
+			t.Errorf("%d identifiers still name the deleted source", n)
+		}
+		p := doomed.profile(t, "user_id", "u1", engProfileFields)
+		if len(engIdents(p)) != 2 || len(p["traits"].([]any)) != 2 {
+			t.Errorf("the profile lost identifiers or traits: %v", p)
+		}
+	})
+
+	t.Run("Workspace", func(t *testing.T) {
+		r := s.post(t, `mutation($id: ID!, $slug: String!) { workspaceDelete(input: {workspaceId: $id, confirmSlug: $slug}) { deletedWorkspaceId } }`,
+			map[string]any{"id": doomed.wsID, "slug": doomed.slug}, doomed.auth...)
+		if trkStr(mustData(t, r), "workspaceDelete.deletedWorkspaceId") != doomed.wsID {
+			t.Fatalf("workspaceDelete: %s", r.Raw)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for count(`SELECT COUNT(*) FROM workspaces WHERE id = ?`, doomed.wsID) > 0 && time.Now().Before(deadline) {
+			if err := s.App.Reaper().Once(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, table := range []string{"profiles", "profile_identifiers", "profile_traits", "profile_merges", "engage_settings"} {
+			if n := count(`SELECT COUNT(*) FROM `+table+` WHERE workspace_id = ?`, doomed.wsID); n != 0 {
+				t.Errorf("%s keeps %d rows of the deleted workspace", table, n)
+			}
+		}
+		if n := count(`SELECT COUNT(*) FROM profile_events pe WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = pe.profile_id)`); n != 0 {
+			t.Errorf("%d profile events of deleted profiles left", n)
+		}
+		if n := count(`SELECT COUNT(*) FROM profile_traits WHERE workspace_id = ?`, kept.wsID); n != keptRows {
+			t.Errorf("the other workspace has %d traits, had %d", n, keptRows)
 		}
 	})
 }
