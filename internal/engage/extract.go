@@ -137,12 +137,47 @@ func newTraitValue(v any) traitValue {
 	return t
 }
 
+// message holds the parts of an event identity resolution reads; the rest (properties above all)
+// is skipped without being decoded.
+type message struct {
+	Traits       json.RawMessage `json:"traits"`
+	PreviousID   json.RawMessage `json:"previousId"`
+	Context      json.RawMessage `json:"context"`
+	Integrations json.RawMessage `json:"integrations"`
+}
+
+type messageContext struct {
+	Traits       json.RawMessage `json:"traits"`
+	Device       json.RawMessage `json:"device"`
+	ExternalIDs  json.RawMessage `json:"externalIds"`
+	Integrations json.RawMessage `json:"integrations"`
+}
+
+// decode returns the parts of an event identity resolution reads, as a document of decoded values
+// (numbers as json.Number); a part that is not valid JSON is left out.
 func decode(payload []byte) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil || doc == nil {
-		return map[string]any{}
+	doc := map[string]any{}
+	var m message
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return doc
+	}
+	value := func(raw json.RawMessage) any {
+		if len(raw) == 0 {
+			return nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if dec.Decode(&v) != nil {
+			return nil
+		}
+		return v
+	}
+	doc["traits"], doc["previousId"], doc["integrations"] = value(m.Traits), value(m.PreviousID), value(m.Integrations)
+	var c messageContext
+	if len(m.Context) > 0 && json.Unmarshal(m.Context, &c) == nil {
+		doc["context"] = map[string]any{"traits": value(c.Traits), "device": value(c.Device), "externalIds": value(c.ExternalIDs),
+			"integrations": value(c.Integrations)}
 	}
 	return doc
 }

@@ -24,6 +24,9 @@ const (
 	maxQueue = 200_000
 	// valuesPerQuery bounds the values of one IN list.
 	valuesPerQuery = 500
+	// seenGranularity is how precisely an identifier's last_seen_at and a profile's updated_at
+	// follow events: rows are written again only when they would move by at least this much.
+	seenGranularity = time.Minute
 )
 
 // Listener is the ingest listener of commits that feeds identity resolution.
@@ -236,7 +239,7 @@ func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, ev
 		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
 			return err
 		}
-		g := &graph{ws: ws, set: set, owner: map[Ident]*node{}, nodes: map[string]*node{}, seen: map[Ident]*seenRow{},
+		g := &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{}, seen: map[Ident]*seenRow{},
 			traits: map[traitKey]*traitRow{}}
 		if err := g.load(ctx, tx, values); err != nil {
 			return err
@@ -256,6 +259,8 @@ type node struct {
 	isNew      bool
 	touched    bool
 	createdAt  time.Time
+	updatedAt  time.Time // as stored, for loaded profiles
+	lastEvent  time.Time
 }
 
 func find(n *node) *node {
@@ -300,6 +305,7 @@ type graph struct {
 	ws     string
 	set    *Settings
 	owner  map[Ident]*node
+	stored map[Ident]time.Time // last_seen_at of the identifiers loaded
 	nodes  map[string]*node
 	seen   map[Ident]*seenRow
 	traits map[traitKey]*traitRow
@@ -335,23 +341,27 @@ func (g *graph) load(ctx context.Context, tx *db.Tx, values map[string]bool) err
 	for start := 0; start < len(ids); start += valuesPerQuery {
 		part := ids[start:min(start+valuesPerQuery, len(ids))]
 		var rows []struct {
-			Type      string `db:"type"`
-			Value     string `db:"value"`
-			ProfileID string `db:"profile_id"`
+			Type       string  `db:"type"`
+			Value      string  `db:"value"`
+			ProfileID  string  `db:"profile_id"`
+			LastSeenAt db.Time `db:"last_seen_at"`
+			UpdatedAt  db.Time `db:"updated_at"`
 		}
-		if err := tx.Select(ctx, &rows, `SELECT type, value, profile_id FROM profile_identifiers WHERE profile_id IN (`+
-			db.Placeholders(len(part))+`) AND workspace_id = ?`, append(db.Args(part), g.ws)...); err != nil {
+		if err := tx.Select(ctx, &rows, `SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
+			JOIN profiles p ON p.id = pi.profile_id WHERE pi.profile_id IN (`+db.Placeholders(len(part))+`) AND pi.workspace_id = ?`,
+			append(db.Args(part), g.ws)...); err != nil {
 			return err
 		}
 		for _, r := range rows {
 			n := g.nodes[r.ProfileID]
 			if n == nil {
-				n = &node{id: r.ProfileID, idents: map[Ident]bool{}}
+				n = &node{id: r.ProfileID, idents: map[Ident]bool{}, updatedAt: r.UpdatedAt.Time}
 				g.nodes[r.ProfileID] = n
 			}
 			i := Ident{r.Type, r.Value}
 			n.idents[i] = true
 			g.owner[i] = n
+			g.stored[i] = r.LastSeenAt.Time
 		}
 	}
 	return nil
@@ -406,6 +416,9 @@ func (g *graph) resolve(p *prepared) {
 		}
 	}
 	target.touched = true
+	if p.e.ReceivedAt.After(target.lastEvent) {
+		target.lastEvent = p.e.ReceivedAt
+	}
 	for _, i := range ids {
 		row := g.seen[i]
 		if row == nil {
@@ -522,8 +535,17 @@ func (g *graph) flush(ctx context.Context, tx *db.Tx) error {
 			return err
 		}
 	}
+	merged := map[*node]bool{}
+	for _, m := range g.merges {
+		merged[m.child] = true
+	}
 	rows = rows[:0]
 	for i, r := range g.seen {
+		// An identifier that stays where it was and was seen lately is not written again: last
+		// seen is kept to the minute, which spares the writer a row per event.
+		if at, ok := g.stored[i]; ok && !merged[g.owner[i]] && g.owner[i].mergedInto == nil && r.last.Sub(at) < seenGranularity {
+			continue
+		}
 		rows = append(rows, []any{g.ws, i.Type, i.Value, find(g.owner[i]).id, r.source, db.Time{Time: r.first}, db.Time{Time: r.last}})
 	}
 	sortRows(rows)
@@ -554,7 +576,12 @@ func (g *graph) flush(ctx context.Context, tx *db.Tx) error {
 	for _, e := range g.events {
 		n := find(e.n)
 		rows = append(rows, []any{n.id, e.event})
-		if !n.isNew {
+		if !n.isNew && n.lastEvent.Sub(n.updatedAt) >= seenGranularity {
+			touched[n.id] = true
+		}
+	}
+	for _, m := range g.merges {
+		if n := find(m.parent); !n.isNew {
 			touched[n.id] = true
 		}
 	}
