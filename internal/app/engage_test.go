@@ -421,3 +421,34 @@ func TestEngageReaped(t *testing.T) {
 		}
 	})
 }
+
+// TestEngageListsLoadInBatches: the statements of a page of profiles with their identifiers,
+// traits and sources do not grow with the number of profiles.
+func TestEngageListsLoadInBatches(t *testing.T) {
+	s := startServer(t)
+	e := tpNewEnv(t, s, "engage-batches")
+	const query = `query($ws: ID!) { node(id: $ws) { ... on Workspace { profiles(first: 100) { totalCount nodes {
+		id identifiers { type value source { name } } traits { name value source { name } } } } } } }`
+	count := func(want int) int {
+		var r gqlResponse
+		engWait(t, fmt.Sprint(want, " profiles"), func() bool {
+			r = s.post(t, query, map[string]any{"ws": e.wsID}, e.auth...)
+			return trkInt(trkPath(mustData(t, r), "node.profiles.totalCount")) == want
+		})
+		return s.statements(t, r)
+	}
+	send := func(from, to int) {
+		var batch []map[string]any
+		for i := from; i < to; i++ {
+			batch = append(batch, map[string]any{"type": "identify", "messageId": fmt.Sprint("b", i), "userId": fmt.Sprint("u", i),
+				"anonymousId": fmt.Sprint("a", i), "traits": map[string]any{"email": fmt.Sprint("p", i, "@example.com"), "n": i}})
+		}
+		e.send(t, e.src.Key, batch...)
+	}
+	send(0, 1)
+	one := count(1)
+	send(1, 30)
+	if many := count(30); many != one {
+		t.Errorf("statements grew with the list: %d for 1 profile, %d for 30", one, many)
+	}
+}
