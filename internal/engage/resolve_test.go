@@ -448,3 +448,27 @@ func TestPlanAndIsolation(t *testing.T) {
 		t.Errorf("%d identifiers in the other workspace, want 3", n)
 	}
 }
+
+func TestPruneFollowsEventRetention(t *testing.T) {
+	e := mustOpen(t)
+	old := e.send(ingest.Track, "u1", "", map[string]any{"event": "Old"})
+	time.Sleep(5 * time.Millisecond)
+	cutoff := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	e.now = time.Now()
+	recent := &ingest.Event{ID: id.New(ingest.EventPrefix), WorkspaceID: e.ws, SourceID: "src_test", Type: ingest.Track, Status: ingest.Accepted,
+		ReceivedAt: time.Now(), Payload: []byte(`{"event":"New"}`)}
+	u := "u1"
+	recent.UserID = &u
+	if err := e.s.Resolve(context.Background(), []*ingest.Event{recent}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.s.Prune(context.Background(), cutoff)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want the old event's row", n, err)
+	}
+	if e.count(`SELECT COUNT(*) FROM profile_events WHERE event_id = ?`, old.ID) != 0 ||
+		e.count(`SELECT COUNT(*) FROM profile_events WHERE event_id = ?`, recent.ID) != 1 {
+		t.Error("Prune kept the old row or deleted the recent one")
+	}
+}
