@@ -2,6 +2,8 @@ package engage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -60,22 +62,22 @@ type resolver struct {
 	mu      sync.Mutex
 	queue   []*ingest.Event
 	dropped int
-	busy    bool
 	closed  bool
 	wake    chan struct{}
-	idle    *sync.Cond
 	done    chan struct{}
 	started bool
 }
 
 func newResolver(s *Service) *resolver {
-	r := &resolver{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	r.idle = sync.NewCond(&r.mu)
-	return r
+	return &resolver{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (r *resolver) hear(c ingest.Committed) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	for _, e := range c.Events {
 		if e.Status == ingest.Accepted {
 			r.queue = append(r.queue, e)
@@ -85,7 +87,6 @@ func (r *resolver) hear(c ingest.Committed) {
 		r.queue = append(r.queue[:0:0], r.queue[over:]...)
 		r.dropped += over
 	}
-	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -100,10 +101,6 @@ func (r *resolver) run() {
 			r.mu.Lock()
 			batch, dropped := r.queue, r.dropped
 			r.queue, r.dropped = nil, 0
-			r.busy = len(batch) > 0
-			if !r.busy {
-				r.idle.Broadcast()
-			}
 			r.mu.Unlock()
 			if dropped > 0 {
 				r.s.log.Warn("engage: identity resolution fell behind; the oldest events were left out of profiles", "events", dropped)
@@ -121,16 +118,6 @@ func (r *resolver) run() {
 	}
 }
 
-// Wait returns once every event heard so far is resolved (tests and benchmarks).
-func (s *Service) Wait() {
-	r := s.resolver
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for r.started && !r.closed && (len(r.queue) > 0 || r.busy) {
-		r.idle.Wait()
-	}
-}
-
 func (r *resolver) close() {
 	r.mu.Lock()
 	if r.closed || !r.started {
@@ -139,13 +126,13 @@ func (r *resolver) close() {
 		return
 	}
 	r.closed = true
-	r.idle.Broadcast()
 	close(r.wake)
 	r.mu.Unlock()
 	<-r.done
 }
 
-// process resolves events workspace by workspace, in order, in transactions of eventsPerTx.
+// process resolves events workspace by workspace, in order, in transactions of eventsPerTx. A
+// workspace whose events fail does not keep the others' from being resolved.
 func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 	var order []string
 	byWS := map[string][]*ingest.Event{}
@@ -158,10 +145,12 @@ func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 		}
 		byWS[e.WorkspaceID] = append(byWS[e.WorkspaceID], e)
 	}
+	var errs []error
 	for _, ws := range order {
 		st, err := r.s.states.get(ctx, ws)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		if !st.engage {
 			continue
@@ -169,11 +158,12 @@ func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 		list := byWS[ws]
 		for start := 0; start < len(list); start += eventsPerTx {
 			if err := r.s.resolveChunk(ctx, ws, st.settings, list[start:min(start+eventsPerTx, len(list))]); err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
+				break
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // prepared is one event ready to resolve: its identifiers by priority, blocked ones left out.
@@ -218,19 +208,10 @@ func byPriority(set *Settings, ids []Ident) {
 
 func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, events []*ingest.Event) error {
 	items := make([]prepared, 0, len(events))
-	values := map[string]bool{}
 	for _, e := range events {
-		p := prepare(set, e)
-		if len(p.ids) == 0 && p.prev == "" {
-			continue
+		if p := prepare(set, e); len(p.ids) > 0 || p.prev != "" {
+			items = append(items, p)
 		}
-		for _, i := range p.ids {
-			values[i.Value] = true
-		}
-		if p.prev != "" {
-			values[p.prev] = true
-		}
-		items = append(items, p)
 	}
 	if len(items) == 0 {
 		return nil
@@ -241,7 +222,7 @@ func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, ev
 		}
 		g := &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{}, seen: map[Ident]*seenRow{},
 			traits: map[traitKey]*traitRow{}}
-		if err := g.load(ctx, tx, values); err != nil {
+		if err := g.load(ctx, tx, items); err != nil {
 			return err
 		}
 		for i := range items {
@@ -314,44 +295,33 @@ type graph struct {
 	added  []*node
 }
 
-// load reads the profiles that own any of values, with all their identifiers.
-func (g *graph) load(ctx context.Context, tx *db.Tx, values map[string]bool) error {
+// load reads who owns the chunk's identifiers, and all the identifiers of the profiles whose
+// limits an event may test: those an event would add an identifier to or merge. A profile that
+// events only reach through identifiers it already holds gains nothing, so its other identifiers
+// are not read (nor needed: no count of it can grow).
+func (g *graph) load(ctx context.Context, tx *db.Tx, items []prepared) error {
+	values := map[string]bool{}
+	for _, p := range items {
+		for _, i := range p.ids {
+			values[i.Value] = true
+		}
+		if p.prev != "" {
+			values[p.prev] = true
+		}
+	}
 	list := make([]string, 0, len(values))
 	for v := range values {
 		list = append(list, v)
 	}
 	sort.Strings(list)
-	profiles := map[string]bool{}
-	for start := 0; start < len(list); start += valuesPerQuery {
-		part := list[start:min(start+valuesPerQuery, len(list))]
-		var rows []string
-		if err := tx.Select(ctx, &rows, `SELECT DISTINCT profile_id FROM profile_identifiers WHERE workspace_id = ? AND value IN (`+
-			db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
-			return err
-		}
-		for _, p := range rows {
-			profiles[p] = true
-		}
+	type row struct {
+		Type       string  `db:"type"`
+		Value      string  `db:"value"`
+		ProfileID  string  `db:"profile_id"`
+		LastSeenAt db.Time `db:"last_seen_at"`
+		UpdatedAt  db.Time `db:"updated_at"`
 	}
-	ids := make([]string, 0, len(profiles))
-	for p := range profiles {
-		ids = append(ids, p)
-	}
-	sort.Strings(ids)
-	for start := 0; start < len(ids); start += valuesPerQuery {
-		part := ids[start:min(start+valuesPerQuery, len(ids))]
-		var rows []struct {
-			Type       string  `db:"type"`
-			Value      string  `db:"value"`
-			ProfileID  string  `db:"profile_id"`
-			LastSeenAt db.Time `db:"last_seen_at"`
-			UpdatedAt  db.Time `db:"updated_at"`
-		}
-		if err := tx.Select(ctx, &rows, `SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
-			JOIN profiles p ON p.id = pi.profile_id WHERE pi.profile_id IN (`+db.Placeholders(len(part))+`) AND pi.workspace_id = ?`,
-			append(db.Args(part), g.ws)...); err != nil {
-			return err
-		}
+	add := func(rows []row) {
 		for _, r := range rows {
 			n := g.nodes[r.ProfileID]
 			if n == nil {
@@ -364,7 +334,62 @@ func (g *graph) load(ctx context.Context, tx *db.Tx, values map[string]bool) err
 			g.stored[i] = r.LastSeenAt.Time
 		}
 	}
+	const columns = `SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
+		JOIN profiles p ON p.id = pi.profile_id WHERE pi.workspace_id = ? AND `
+	for start := 0; start < len(list); start += valuesPerQuery {
+		part := list[start:min(start+valuesPerQuery, len(list))]
+		var rows []row
+		if err := tx.Select(ctx, &rows, columns+`pi.value IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+			return err
+		}
+		add(rows)
+	}
+	full := map[string]bool{}
+	for i := range items {
+		owners, unowned := map[string]bool{}, false
+		for _, id := range g.candidates(&items[i]) {
+			if n := g.owner[id]; n != nil {
+				owners[n.id] = true
+			} else {
+				unowned = true
+			}
+		}
+		if len(owners) > 1 || (unowned && len(owners) == 1) {
+			for p := range owners {
+				full[p] = true
+			}
+		}
+	}
+	ids := make([]string, 0, len(full))
+	for p := range full {
+		ids = append(ids, p)
+	}
+	sort.Strings(ids)
+	for start := 0; start < len(ids); start += valuesPerQuery {
+		part := ids[start:min(start+valuesPerQuery, len(ids))]
+		var rows []row
+		if err := tx.Select(ctx, &rows, columns+`pi.profile_id IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+			return err
+		}
+		add(rows)
+	}
 	return nil
+}
+
+// candidates are an event's identifiers as matching sees them: an alias call's previousId is a
+// user_id if a profile has it as one, else an anonymous_id, ranking after the event's other
+// identifiers of its type.
+func (g *graph) candidates(p *prepared) []Ident {
+	ids := append([]Ident(nil), p.ids...)
+	if p.prev != "" {
+		prev := Ident{"anonymous_id", p.prev}
+		if g.owner[Ident{"user_id", p.prev}] != nil {
+			prev.Type = "user_id"
+		}
+		ids = dedupe(append(ids, prev))
+	}
+	byPriority(g.set, ids)
+	return ids
 }
 
 // resolve finds the profile of one event, as Segment's flat matching does: no profile has any of
@@ -373,17 +398,7 @@ func (g *graph) load(ctx context.Context, tx *db.Tx, values map[string]bool) err
 // than the type's limit, the event's identifier of the lowest priority is left out and the
 // matching runs again (Segment's merge protection).
 func (g *graph) resolve(p *prepared) {
-	ids := append([]Ident(nil), p.ids...)
-	if p.prev != "" {
-		// An alias call's previousId is the person's earlier id: a user_id if a profile has it as
-		// one, else an anonymous_id. It ranks after the event's other identifiers of its type.
-		prev := Ident{"anonymous_id", p.prev}
-		if g.owner[Ident{"user_id", p.prev}] != nil {
-			prev.Type = "user_id"
-		}
-		ids = dedupe(append(ids, prev))
-	}
-	byPriority(g.set, ids)
+	ids := g.candidates(p)
 	if len(ids) == 0 {
 		return
 	}

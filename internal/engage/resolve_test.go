@@ -472,3 +472,70 @@ func TestPruneFollowsEventRetention(t *testing.T) {
 		t.Error("Prune kept the old row or deleted the recent one")
 	}
 }
+
+// TestChunkResolvesAsOneByOne: events resolved together in one transaction end in the same
+// profiles as the same events resolved one at a time (the chunk reads only part of the graph).
+func TestChunkResolvesAsOneByOne(t *testing.T) {
+	e := mustOpen(t)
+	together := e.workspace("BUSINESS")
+	var events []*ingest.Event
+	mk := func(ws string, i int) *ingest.Event {
+		ev := &ingest.Event{ID: id.New(ingest.EventPrefix), WorkspaceID: ws, SourceID: "src_test", Status: ingest.Accepted,
+			ReceivedAt: e.now.Add(time.Duration(i) * time.Second), Type: ingest.Track}
+		doc := map[string]any{}
+		if i%7 != 0 {
+			u := fmt.Sprint("u", i%13)
+			ev.UserID = &u
+		}
+		a := fmt.Sprint("a", (i*5)%17)
+		ev.AnonymousID = &a
+		if i%5 == 0 {
+			doc["context"] = map[string]any{"traits": map[string]any{"email": fmt.Sprint("e", i%4, "@example.com")}}
+		}
+		if i%11 == 0 {
+			ev.Type = ingest.Alias
+			doc["previousId"] = fmt.Sprint("a", i%17)
+		}
+		ev.Payload, _ = json.Marshal(doc)
+		return ev
+	}
+	for i := range 200 {
+		ev := mk(e.ws, i)
+		if err := e.s.Resolve(context.Background(), []*ingest.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, mk(together, i))
+	}
+	if err := e.s.Resolve(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	partition := func(ws string) []string {
+		var rows []Identifier
+		if err := e.db.Select(context.Background(), &rows, `SELECT * FROM profile_identifiers WHERE workspace_id = ? ORDER BY type, value`, ws); err != nil {
+			t.Fatal(err)
+		}
+		by := map[string][]string{}
+		for _, r := range rows {
+			by[r.ProfileID] = append(by[r.ProfileID], r.Type+":"+r.Value)
+		}
+		var out []string
+		for _, ids := range by {
+			out = append(out, strings.Join(ids, ","))
+		}
+		sort.Strings(out)
+		return out
+	}
+	one, all := partition(e.ws), partition(together)
+	if !reflect.DeepEqual(one, all) {
+		t.Errorf("one by one:\n%s\ntogether:\n%s", strings.Join(one, "\n"), strings.Join(all, "\n"))
+	}
+	if len(one) < 2 {
+		t.Errorf("the events made %d profiles: not a test", len(one))
+	}
+	n1 := e.count(`SELECT COUNT(*) FROM profile_merges WHERE workspace_id = ?`, e.ws)
+	n2 := e.count(`SELECT COUNT(*) FROM profile_merges WHERE workspace_id = ?`, together)
+	if n1 != n2 {
+		t.Errorf("%d merges one by one, %d together", n1, n2)
+	}
+	t.Logf("%d profiles, %d merges", len(one), n1)
+}
