@@ -34,6 +34,7 @@ type MutationResolver interface {
 	ConnectionEnable(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionPayload, error)
 	ConnectionDisable(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionPayload, error)
 	ConnectionDelete(ctx context.Context, input model.ConnectionIDInput) (*model.ConnectionDeletePayload, error)
+	IdentityResolutionSettingsUpdate(ctx context.Context, input model.IdentityResolutionSettingsUpdateInput) (*model.IdentityResolutionSettingsPayload, error)
 	HealthIssueAcknowledge(ctx context.Context, input model.HealthIssueAcknowledgeInput) (*model.HealthIssuePayload, error)
 	MemberInvite(ctx context.Context, input model.MemberInviteInput) (*model.MemberInvitePayload, error)
 	InvitationAccept(ctx context.Context, input model.InvitationAcceptInput) (*model.InvitationAcceptPayload, error)
@@ -311,6 +312,20 @@ func (ec *executionContext) field_Mutation_healthIssueAcknowledge_args(ctx conte
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.HealthIssueAcknowledgeInput, error) {
 			return ec.unmarshalNHealthIssueAcknowledgeInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐHealthIssueAcknowledgeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_identityResolutionSettingsUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.IdentityResolutionSettingsUpdateInput, error) {
+			return ec.unmarshalNIdentityResolutionSettingsUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐIdentityResolutionSettingsUpdateInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1890,6 +1905,50 @@ func (ec *executionContext) fieldContext_Mutation_connectionDelete(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_connectionDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_identityResolutionSettingsUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_identityResolutionSettingsUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().IdentityResolutionSettingsUpdate(ctx, fc.Args["input"].(model.IdentityResolutionSettingsUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityResolutionSettingsPayload) graphql.Marshaler {
+			return ec.marshalNIdentityResolutionSettingsPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐIdentityResolutionSettingsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_identityResolutionSettingsUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityResolutionSettingsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_identityResolutionSettingsUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4852,6 +4911,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "connectionDelete":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_connectionDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "identityResolutionSettingsUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_identityResolutionSettingsUpdate(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

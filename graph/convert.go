@@ -83,3 +83,12 @@ func figures(f ingest.Figures) *model.IngestFigures {
 	}
 	return out
 }
+
+// eventConnection maps a page of the event log to an EventConnection.
+func eventConnection(page relay.Page[ingest.StoredEvent]) *model.EventConnection {
+	return connection(page,
+		func(c string, n *ingest.StoredEvent) *model.EventEdge { return &model.EventEdge{Cursor: c, Node: n} },
+		func(e []*model.EventEdge, n []*ingest.StoredEvent, p *relay.PageInfo, t int) *model.EventConnection {
+			return &model.EventConnection{Edges: e, Nodes: n, PageInfo: p, TotalCount: t}
+		})
+}

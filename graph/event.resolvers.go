@@ -10,7 +10,6 @@ import (
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/ingest"
-	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
@@ -43,11 +42,7 @@ func (r *sourceResolver) RecentEvents(ctx context.Context, obj *source.Source, f
 	if err != nil {
 		return nil, err
 	}
-	return connection(page,
-		func(c string, n *ingest.StoredEvent) *model.EventEdge { return &model.EventEdge{Cursor: c, Node: n} },
-		func(e []*model.EventEdge, n []*ingest.StoredEvent, p *relay.PageInfo, t int) *model.EventConnection {
-			return &model.EventConnection{Edges: e, Nodes: n, PageInfo: p, TotalCount: t}
-		}), nil
+	return eventConnection(page), nil
 }
 
 func (r *sourceResolver) IngestStats(ctx context.Context, obj *source.Source) (*model.IngestStats, error) {

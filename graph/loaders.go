@@ -12,6 +12,7 @@ import (
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/regulation"
@@ -39,6 +40,8 @@ type loaders struct {
 	piiAccess                *dataloadgen.Loader[workspace.Ref, bool] // by membership
 	regulations              *dataloadgen.Loader[workspace.Ref, regulation.Regulation]
 	regulationSubjects       *dataloadgen.Loader[workspace.Ref, []string]
+	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
+	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -69,6 +72,8 @@ func (r *Resolver) newLoaders() *loaders {
 		piiAccess:                dataloadgen.NewMappedLoader(scoped(w, r.Privacy.PIIAccessByMemberships), opts...),
 		regulations:              dataloadgen.NewMappedLoader(scoped(w, r.Regulator.ByIDs), opts...),
 		regulationSubjects:       dataloadgen.NewMappedLoader(scoped(w, r.Regulator.SubjectsByRegulation), opts...),
+		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
+		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
 	}
 }
 

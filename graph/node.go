@@ -11,6 +11,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/health"
 	ids "github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
@@ -73,6 +74,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	regulation.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(notFoundIsNil(r.Regulator.Get(ctx, id)))
+	},
+	engage.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Engage.Get(ctx, id))
 	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))

@@ -8,6 +8,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
@@ -35,6 +36,7 @@ type Resolver struct {
 	Protocols    *protocols.Service
 	Privacy      *privacy.Service
 	Regulator    *regulation.Service
+	Engage       *engage.Service
 	Bus          *bus.Bus
 	Warehouses   *warehouse.Service
 }

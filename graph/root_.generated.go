@@ -35,6 +35,7 @@ type ResolverRoot interface {
 	Destination() DestinationResolver
 	Event() EventResolver
 	HealthIssue() HealthIssueResolver
+	IdentityResolutionSettings() IdentityResolutionSettingsResolver
 	Invitation() InvitationResolver
 	Membership() MembershipResolver
 	Mutation() MutationResolver
@@ -44,6 +45,10 @@ type ResolverRoot interface {
 	PrivacyFieldDestination() PrivacyFieldDestinationResolver
 	PrivacyFieldOrigin() PrivacyFieldOriginResolver
 	PrivacyMatcher() PrivacyMatcherResolver
+	Profile() ProfileResolver
+	ProfileIdentifier() ProfileIdentifierResolver
+	ProfileMerge() ProfileMergeResolver
+	ProfileTrait() ProfileTraitResolver
 	Query() QueryResolver
 	Regulation() RegulationResolver
 	RegulationDestination() RegulationDestinationResolver
@@ -141,6 +146,11 @@ type ComplexityRoot struct {
 		Replayed     func(childComplexity int) int
 		StillBlocked func(childComplexity int) int
 		UserErrors   func(childComplexity int) int
+	}
+
+	BlockedValue struct {
+		Regexp func(childComplexity int) int
+		Value  func(childComplexity int) int
 	}
 
 	Catalog struct {
@@ -401,6 +411,31 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	IdentifierRule struct {
+		IsDefault func(childComplexity int) int
+		Limit     func(childComplexity int) int
+		Priority  func(childComplexity int) int
+		Type      func(childComplexity int) int
+	}
+
+	IdentifierValue struct {
+		Type  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
+	IdentityResolutionSettings struct {
+		BlockedValues   func(childComplexity int) int
+		Identifiers     func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		UpdatedBy       func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	IdentityResolutionSettingsPayload struct {
+		Settings   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	IngestFigures struct {
 		Accepted  func(childComplexity int) int
 		Blocked   func(childComplexity int) int
@@ -519,6 +554,7 @@ type ComplexityRoot struct {
 		EmailVerificationSend            func(childComplexity int) int
 		EmailVerify                      func(childComplexity int, input model.EmailVerifyInput) int
 		HealthIssueAcknowledge           func(childComplexity int, input model.HealthIssueAcknowledgeInput) int
+		IdentityResolutionSettingsUpdate func(childComplexity int, input model.IdentityResolutionSettingsUpdateInput) int
 		InvitationAccept                 func(childComplexity int, input model.InvitationAcceptInput) int
 		InvitationDecline                func(childComplexity int, input model.InvitationDeclineInput) int
 		InvitationRevoke                 func(childComplexity int, input model.InvitationInput) int
@@ -740,6 +776,63 @@ type ComplexityRoot struct {
 	PrivacyMatcherPayload struct {
 		Matcher    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	Profile struct {
+		CreatedAt    func(childComplexity int) int
+		Events       func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) int
+		ID           func(childComplexity int) int
+		Identifiers  func(childComplexity int) int
+		MergeHistory func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Traits       func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
+	}
+
+	ProfileConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ProfileEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ProfileIdentifier struct {
+		FirstSeenAt func(childComplexity int) int
+		LastSeenAt  func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Type        func(childComplexity int) int
+		Value       func(childComplexity int) int
+	}
+
+	ProfileMerge struct {
+		CreatedAt          func(childComplexity int) int
+		DroppedIdentifiers func(childComplexity int) int
+		Event              func(childComplexity int) int
+		Identifiers        func(childComplexity int) int
+		MergedProfileID    func(childComplexity int) int
+	}
+
+	ProfileMergeConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ProfileMergeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ProfileTrait struct {
+		Name      func(childComplexity int) int
+		Source    func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+		Value     func(childComplexity int) int
 	}
 
 	Query struct {
@@ -1207,36 +1300,39 @@ type ComplexityRoot struct {
 	}
 
 	Workspace struct {
-		AccessTokens           func(childComplexity int, first *int, after *string, last *int, before *string) int
-		AuditEvents            func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
-		CreatedAt              func(childComplexity int) int
-		Destinations           func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) int
-		HealthIssueGroups      func(childComplexity int) int
-		HealthIssues           func(childComplexity int, first *int, after *string, last *int, before *string, status []model.HealthIssueStatus, targetKind *model.HealthTargetKind, errorType *string) int
-		ID                     func(childComplexity int) int
-		Invitations            func(childComplexity int, first *int, after *string, last *int, before *string, status *workspace.InvitationStatus) int
-		Members                func(childComplexity int, first *int, after *string, last *int, before *string, role *auth.Role) int
-		Name                   func(childComplexity int) int
-		Overview               func(childComplexity int) int
-		Plan                   func(childComplexity int) int
-		PrivacyInbox           func(childComplexity int, since *time.Time, first *int, after *string, last *int, before *string) int
-		PrivacyInventory       func(childComplexity int, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) int
-		PrivacyInventoryCSV    func(childComplexity int, filter *model.PrivacyInventoryFilter) int
-		PrivacyMatchers        func(childComplexity int) int
-		Regulations            func(childComplexity int, filter *model.RegulationFilter, first *int, after *string, last *int, before *string) int
-		Slug                   func(childComplexity int) int
-		Sources                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
-		SuppressedSubjects     func(childComplexity int, subjectType *regulation.SubjectType, subject *string, first *int, after *string, last *int, before *string) int
-		TrackingPlans          func(childComplexity int, first *int, after *string, last *int, before *string) int
-		UpdatedAt              func(childComplexity int) int
-		Usage                  func(childComplexity int, month string) int
-		ViewerCanChangePlan    func(childComplexity int) int
-		ViewerCanDelete        func(childComplexity int) int
-		ViewerCanManageMembers func(childComplexity int) int
-		ViewerCanUpdate        func(childComplexity int) int
-		ViewerCanUpdatePrivacy func(childComplexity int) int
-		ViewerHasPiiAccess     func(childComplexity int) int
-		ViewerRole             func(childComplexity int) int
+		AccessTokens               func(childComplexity int, first *int, after *string, last *int, before *string) int
+		AuditEvents                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
+		CreatedAt                  func(childComplexity int) int
+		Destinations               func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) int
+		HealthIssueGroups          func(childComplexity int) int
+		HealthIssues               func(childComplexity int, first *int, after *string, last *int, before *string, status []model.HealthIssueStatus, targetKind *model.HealthTargetKind, errorType *string) int
+		ID                         func(childComplexity int) int
+		IdentityResolutionSettings func(childComplexity int) int
+		Invitations                func(childComplexity int, first *int, after *string, last *int, before *string, status *workspace.InvitationStatus) int
+		Members                    func(childComplexity int, first *int, after *string, last *int, before *string, role *auth.Role) int
+		Name                       func(childComplexity int) int
+		Overview                   func(childComplexity int) int
+		Plan                       func(childComplexity int) int
+		PrivacyInbox               func(childComplexity int, since *time.Time, first *int, after *string, last *int, before *string) int
+		PrivacyInventory           func(childComplexity int, filter *model.PrivacyInventoryFilter, first *int, after *string, last *int, before *string) int
+		PrivacyInventoryCSV        func(childComplexity int, filter *model.PrivacyInventoryFilter) int
+		PrivacyMatchers            func(childComplexity int) int
+		Profile                    func(childComplexity int, lookup model.ProfileLookup) int
+		Profiles                   func(childComplexity int, search *string, filter *model.ProfileFilter, first *int, after *string, last *int, before *string) int
+		Regulations                func(childComplexity int, filter *model.RegulationFilter, first *int, after *string, last *int, before *string) int
+		Slug                       func(childComplexity int) int
+		Sources                    func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
+		SuppressedSubjects         func(childComplexity int, subjectType *regulation.SubjectType, subject *string, first *int, after *string, last *int, before *string) int
+		TrackingPlans              func(childComplexity int, first *int, after *string, last *int, before *string) int
+		UpdatedAt                  func(childComplexity int) int
+		Usage                      func(childComplexity int, month string) int
+		ViewerCanChangePlan        func(childComplexity int) int
+		ViewerCanDelete            func(childComplexity int) int
+		ViewerCanManageMembers     func(childComplexity int) int
+		ViewerCanUpdate            func(childComplexity int) int
+		ViewerCanUpdatePrivacy     func(childComplexity int) int
+		ViewerHasPiiAccess         func(childComplexity int) int
+		ViewerRole                 func(childComplexity int) int
 	}
 
 	WorkspaceConnection struct {
@@ -1549,6 +1645,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BlockedEventsReplayPayload.UserErrors(childComplexity), true
+
+	case "BlockedValue.regexp":
+		if e.ComplexityRoot.BlockedValue.Regexp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedValue.Regexp(childComplexity), true
+	case "BlockedValue.value":
+		if e.ComplexityRoot.BlockedValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BlockedValue.Value(childComplexity), true
 
 	case "Catalog.destinationCategories":
 		if e.ComplexityRoot.Catalog.DestinationCategories == nil {
@@ -2589,6 +2698,88 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.HealthIssuePayload.UserErrors(childComplexity), true
 
+	case "IdentifierRule.isDefault":
+		if e.ComplexityRoot.IdentifierRule.IsDefault == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierRule.IsDefault(childComplexity), true
+	case "IdentifierRule.limit":
+		if e.ComplexityRoot.IdentifierRule.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierRule.Limit(childComplexity), true
+	case "IdentifierRule.priority":
+		if e.ComplexityRoot.IdentifierRule.Priority == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierRule.Priority(childComplexity), true
+	case "IdentifierRule.type":
+		if e.ComplexityRoot.IdentifierRule.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierRule.Type(childComplexity), true
+
+	case "IdentifierValue.type":
+		if e.ComplexityRoot.IdentifierValue.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierValue.Type(childComplexity), true
+	case "IdentifierValue.value":
+		if e.ComplexityRoot.IdentifierValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentifierValue.Value(childComplexity), true
+
+	case "IdentityResolutionSettings.blockedValues":
+		if e.ComplexityRoot.IdentityResolutionSettings.BlockedValues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettings.BlockedValues(childComplexity), true
+	case "IdentityResolutionSettings.identifiers":
+		if e.ComplexityRoot.IdentityResolutionSettings.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettings.Identifiers(childComplexity), true
+	case "IdentityResolutionSettings.updatedAt":
+		if e.ComplexityRoot.IdentityResolutionSettings.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettings.UpdatedAt(childComplexity), true
+	case "IdentityResolutionSettings.updatedBy":
+		if e.ComplexityRoot.IdentityResolutionSettings.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettings.UpdatedBy(childComplexity), true
+	case "IdentityResolutionSettings.viewerCanUpdate":
+		if e.ComplexityRoot.IdentityResolutionSettings.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettings.ViewerCanUpdate(childComplexity), true
+
+	case "IdentityResolutionSettingsPayload.settings":
+		if e.ComplexityRoot.IdentityResolutionSettingsPayload.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettingsPayload.Settings(childComplexity), true
+	case "IdentityResolutionSettingsPayload.userErrors":
+		if e.ComplexityRoot.IdentityResolutionSettingsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityResolutionSettingsPayload.UserErrors(childComplexity), true
+
 	case "IngestFigures.accepted":
 		if e.ComplexityRoot.IngestFigures.Accepted == nil {
 			break
@@ -3116,6 +3307,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.HealthIssueAcknowledge(childComplexity, args["input"].(model.HealthIssueAcknowledgeInput)), true
+	case "Mutation.identityResolutionSettingsUpdate":
+		if e.ComplexityRoot.Mutation.IdentityResolutionSettingsUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_identityResolutionSettingsUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.IdentityResolutionSettingsUpdate(childComplexity, args["input"].(model.IdentityResolutionSettingsUpdateInput)), true
 	case "Mutation.invitationAccept":
 		if e.ComplexityRoot.Mutation.InvitationAccept == nil {
 			break
@@ -4247,6 +4449,222 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PrivacyMatcherPayload.UserErrors(childComplexity), true
+
+	case "Profile.createdAt":
+		if e.ComplexityRoot.Profile.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.CreatedAt(childComplexity), true
+	case "Profile.events":
+		if e.ComplexityRoot.Profile.Events == nil {
+			break
+		}
+
+		args, err := ec.field_Profile_events_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Profile.Events(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["type"].(*ingest.Type), args["name"].(*string)), true
+	case "Profile.id":
+		if e.ComplexityRoot.Profile.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.ID(childComplexity), true
+	case "Profile.identifiers":
+		if e.ComplexityRoot.Profile.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Identifiers(childComplexity), true
+	case "Profile.mergeHistory":
+		if e.ComplexityRoot.Profile.MergeHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Profile_mergeHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Profile.MergeHistory(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Profile.traits":
+		if e.ComplexityRoot.Profile.Traits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Traits(childComplexity), true
+	case "Profile.updatedAt":
+		if e.ComplexityRoot.Profile.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.UpdatedAt(childComplexity), true
+
+	case "ProfileConnection.edges":
+		if e.ComplexityRoot.ProfileConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConnection.Edges(childComplexity), true
+	case "ProfileConnection.nodes":
+		if e.ComplexityRoot.ProfileConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConnection.Nodes(childComplexity), true
+	case "ProfileConnection.pageInfo":
+		if e.ComplexityRoot.ProfileConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConnection.PageInfo(childComplexity), true
+	case "ProfileConnection.totalCount":
+		if e.ComplexityRoot.ProfileConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConnection.TotalCount(childComplexity), true
+
+	case "ProfileEdge.cursor":
+		if e.ComplexityRoot.ProfileEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEdge.Cursor(childComplexity), true
+	case "ProfileEdge.node":
+		if e.ComplexityRoot.ProfileEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEdge.Node(childComplexity), true
+
+	case "ProfileIdentifier.firstSeenAt":
+		if e.ComplexityRoot.ProfileIdentifier.FirstSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileIdentifier.FirstSeenAt(childComplexity), true
+	case "ProfileIdentifier.lastSeenAt":
+		if e.ComplexityRoot.ProfileIdentifier.LastSeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileIdentifier.LastSeenAt(childComplexity), true
+	case "ProfileIdentifier.source":
+		if e.ComplexityRoot.ProfileIdentifier.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileIdentifier.Source(childComplexity), true
+	case "ProfileIdentifier.type":
+		if e.ComplexityRoot.ProfileIdentifier.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileIdentifier.Type(childComplexity), true
+	case "ProfileIdentifier.value":
+		if e.ComplexityRoot.ProfileIdentifier.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileIdentifier.Value(childComplexity), true
+
+	case "ProfileMerge.createdAt":
+		if e.ComplexityRoot.ProfileMerge.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMerge.CreatedAt(childComplexity), true
+	case "ProfileMerge.droppedIdentifiers":
+		if e.ComplexityRoot.ProfileMerge.DroppedIdentifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMerge.DroppedIdentifiers(childComplexity), true
+	case "ProfileMerge.event":
+		if e.ComplexityRoot.ProfileMerge.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMerge.Event(childComplexity), true
+	case "ProfileMerge.identifiers":
+		if e.ComplexityRoot.ProfileMerge.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMerge.Identifiers(childComplexity), true
+	case "ProfileMerge.mergedProfileId":
+		if e.ComplexityRoot.ProfileMerge.MergedProfileID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMerge.MergedProfileID(childComplexity), true
+
+	case "ProfileMergeConnection.edges":
+		if e.ComplexityRoot.ProfileMergeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeConnection.Edges(childComplexity), true
+	case "ProfileMergeConnection.nodes":
+		if e.ComplexityRoot.ProfileMergeConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeConnection.Nodes(childComplexity), true
+	case "ProfileMergeConnection.pageInfo":
+		if e.ComplexityRoot.ProfileMergeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeConnection.PageInfo(childComplexity), true
+	case "ProfileMergeConnection.totalCount":
+		if e.ComplexityRoot.ProfileMergeConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeConnection.TotalCount(childComplexity), true
+
+	case "ProfileMergeEdge.cursor":
+		if e.ComplexityRoot.ProfileMergeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeEdge.Cursor(childComplexity), true
+	case "ProfileMergeEdge.node":
+		if e.ComplexityRoot.ProfileMergeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileMergeEdge.Node(childComplexity), true
+
+	case "ProfileTrait.name":
+		if e.ComplexityRoot.ProfileTrait.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileTrait.Name(childComplexity), true
+	case "ProfileTrait.source":
+		if e.ComplexityRoot.ProfileTrait.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileTrait.Source(childComplexity), true
+	case "ProfileTrait.updatedAt":
+		if e.ComplexityRoot.ProfileTrait.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileTrait.UpdatedAt(childComplexity), true
+	case "ProfileTrait.value":
+		if e.ComplexityRoot.ProfileTrait.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileTrait.Value(childComplexity), true
 
 	case "Query.catalog":
 		if e.ComplexityRoot.Query.Catalog == nil {
@@ -6209,6 +6627,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.ID(childComplexity), true
+	case "Workspace.identityResolutionSettings":
+		if e.ComplexityRoot.Workspace.IdentityResolutionSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.IdentityResolutionSettings(childComplexity), true
 	case "Workspace.invitations":
 		if e.ComplexityRoot.Workspace.Invitations == nil {
 			break
@@ -6288,6 +6712,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.PrivacyMatchers(childComplexity), true
+	case "Workspace.profile":
+		if e.ComplexityRoot.Workspace.Profile == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_profile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Profile(childComplexity, args["lookup"].(model.ProfileLookup)), true
+	case "Workspace.profiles":
+		if e.ComplexityRoot.Workspace.Profiles == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_profiles_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Profiles(childComplexity, args["search"].(*string), args["filter"].(*model.ProfileFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.regulations":
 		if e.ComplexityRoot.Workspace.Regulations == nil {
 			break
@@ -6513,6 +6959,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AccessTokenRevokeInput", ec.unmarshalInputAccessTokenRevokeInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("BlockedEventsReplayInput", ec.unmarshalInputBlockedEventsReplayInput),
+			graphql.NewInputUnmarshaler("BlockedValueInput", ec.unmarshalInputBlockedValueInput),
 			graphql.NewInputUnmarshaler("ConnectionCreateInput", ec.unmarshalInputConnectionCreateInput),
 			graphql.NewInputUnmarshaler("ConnectionIdInput", ec.unmarshalInputConnectionIdInput),
 			graphql.NewInputUnmarshaler("DeliveryRetryInput", ec.unmarshalInputDeliveryRetryInput),
@@ -6523,6 +6970,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DestinationUpdateInput", ec.unmarshalInputDestinationUpdateInput),
 			graphql.NewInputUnmarshaler("EmailVerifyInput", ec.unmarshalInputEmailVerifyInput),
 			graphql.NewInputUnmarshaler("HealthIssueAcknowledgeInput", ec.unmarshalInputHealthIssueAcknowledgeInput),
+			graphql.NewInputUnmarshaler("IdentifierRuleInput", ec.unmarshalInputIdentifierRuleInput),
+			graphql.NewInputUnmarshaler("IdentityResolutionSettingsUpdateInput", ec.unmarshalInputIdentityResolutionSettingsUpdateInput),
 			graphql.NewInputUnmarshaler("InvitationAcceptInput", ec.unmarshalInputInvitationAcceptInput),
 			graphql.NewInputUnmarshaler("InvitationDeclineInput", ec.unmarshalInputInvitationDeclineInput),
 			graphql.NewInputUnmarshaler("InvitationInput", ec.unmarshalInputInvitationInput),
@@ -6542,6 +6991,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PrivacyMatcherCreateInput", ec.unmarshalInputPrivacyMatcherCreateInput),
 			graphql.NewInputUnmarshaler("PrivacyMatcherIdInput", ec.unmarshalInputPrivacyMatcherIdInput),
 			graphql.NewInputUnmarshaler("PrivacyMatcherUpdateInput", ec.unmarshalInputPrivacyMatcherUpdateInput),
+			graphql.NewInputUnmarshaler("ProfileFilter", ec.unmarshalInputProfileFilter),
+			graphql.NewInputUnmarshaler("ProfileLookup", ec.unmarshalInputProfileLookup),
+			graphql.NewInputUnmarshaler("ProfileTraitFilter", ec.unmarshalInputProfileTraitFilter),
 			graphql.NewInputUnmarshaler("RegulationCancelInput", ec.unmarshalInputRegulationCancelInput),
 			graphql.NewInputUnmarshaler("RegulationCreateInput", ec.unmarshalInputRegulationCreateInput),
 			graphql.NewInputUnmarshaler("RegulationFilter", ec.unmarshalInputRegulationFilter),
@@ -7303,6 +7755,184 @@ extend type Mutation {
   connectionEnable(input: ConnectionIdInput!): ConnectionPayload!
   connectionDisable(input: ConnectionIdInput!): ConnectionPayload!
   connectionDelete(input: ConnectionIdInput!): ConnectionDeletePayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/engage.graphqls", Input: `# Engage: profiles built by identity resolution from every accepted event (BUSINESS plan).
+
+"""
+A person as identity resolution sees them: the identifiers tied together by their events, their
+traits, and the events resolved to them. A profile merged into another keeps its id, which leads to
+the profile it became part of.
+"""
+type Profile implements Node {
+  id: ID!
+  "Its identifiers, by their type's priority (user_id first by default)."
+  identifiers: [ProfileIdentifier!]!
+  "Its traits by name: the last value of each, from identify calls and ` + "`" + `context.traits` + "`" + `."
+  traits: [ProfileTrait!]!
+  "The events resolved to it (and to the profiles merged into it), newest first, that the viewer sees."
+  events(first: Int, after: String, last: Int, before: String, type: EventType, name: String): EventConnection!
+  "The profiles merged into it, newest first."
+  mergeHistory(first: Int, after: String, last: Int, before: String): ProfileMergeConnection!
+  createdAt: DateTime!
+  "Its last event or merge."
+  updatedAt: DateTime!
+}
+
+"One identifier of a profile (Segment's external id)."
+type ProfileIdentifier {
+  "` + "`" + `user_id` + "`" + `, ` + "`" + `anonymous_id` + "`" + `, ` + "`" + `email` + "`" + `, ` + "`" + `ios.id` + "`" + `, ` + "`" + `ios.idfa` + "`" + `, ` + "`" + `ios.push_token` + "`" + `, ` + "`" + `android.id` + "`" + `, ` + "`" + `android.idfa` + "`" + `, ` + "`" + `android.push_token` + "`" + `, ` + "`" + `ga_client_id` + "`" + `, or a custom type from ` + "`" + `context.externalIds` + "`" + `."
+  type: String!
+  value: String!
+  "The source that first sent it; null once deleted."
+  source: Source
+  firstSeenAt: DateTime!
+  lastSeenAt: DateTime!
+}
+
+"A trait's last value: the one of the latest event (by its timestamp) that set it."
+type ProfileTrait {
+  name: String!
+  value: JSON
+  "When the event that set it happened."
+  updatedAt: DateTime!
+  "The source of that event; null once deleted."
+  source: Source
+}
+
+"An identifier's type and value."
+type IdentifierValue {
+  type: String!
+  value: String!
+}
+
+"One profile merged into another by an event that tied their identifiers."
+type ProfileMerge {
+  "The profile merged in (its id now leads to the one it became part of)."
+  mergedProfileId: ID!
+  "The event that tied them; null once past retention or not visible to the viewer."
+  event: Event
+  "The event's identifiers that took part."
+  identifiers: [IdentifierValue!]!
+  "The event's identifiers left out because a limit would have been exceeded (lowest priority first out)."
+  droppedIdentifiers: [IdentifierValue!]!
+  createdAt: DateTime!
+}
+
+type ProfileEdge {
+  cursor: String!
+  node: Profile!
+}
+
+type ProfileConnection {
+  edges: [ProfileEdge!]!
+  nodes: [Profile!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+type ProfileMergeEdge {
+  cursor: String!
+  node: ProfileMerge!
+}
+
+type ProfileMergeConnection {
+  edges: [ProfileMergeEdge!]!
+  nodes: [ProfileMerge!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"The rule of one identifier type."
+type IdentifierRule {
+  type: String!
+  "1 is the highest: when an event would exceed a limit, its identifier of the lowest priority is left out first."
+  priority: Int!
+  "How many values of the type one profile may hold."
+  limit: Int!
+  "Whether Segment promotes the type by default (not a custom id)."
+  isDefault: Boolean!
+}
+
+"A value no identifier may have."
+type BlockedValue {
+  value: String!
+  "Whether value is a regular expression (RE2 syntax); otherwise it matches exactly, ignoring case."
+  regexp: Boolean!
+}
+
+"""
+A workspace's identity resolution rules, Segment's defaults until changed: user_id (priority 1,
+limit 1), email (2, 5), then the other default types (limit 5); custom types not listed rank after
+all listed ones, with a limit of 5. Changes apply to events processed from then on.
+"""
+type IdentityResolutionSettings {
+  identifiers: [IdentifierRule!]!
+  blockedValues: [BlockedValue!]!
+  "When they were last changed; null while they are the defaults."
+  updatedAt: DateTime
+  "Who changed them last; null as for updatedAt, or once no longer a member."
+  updatedBy: User
+  "Whether the viewer may change them (owners and admins, on a plan with Engage)."
+  viewerCanUpdate: Boolean!
+}
+
+"Profiles with a trait (any value, or this one)."
+input ProfileTraitFilter {
+  name: String!
+  "A string trait's text, or another value's JSON; any value when left out."
+  value: String
+}
+
+input ProfileFilter {
+  trait: ProfileTraitFilter
+}
+
+"An identifier to look a profile up by."
+input ProfileLookup {
+  type: String!
+  value: String!
+}
+
+extend type Workspace {
+  "Its profiles, newest first. ` + "`" + `search` + "`" + ` matches identifier values from their start, or a profile id. Members, owners and admins, on the BUSINESS plan."
+  profiles(search: String, filter: ProfileFilter, first: Int, after: String, last: Int, before: String): ProfileConnection!
+  "The profile that holds an identifier; null when none does."
+  profile(lookup: ProfileLookup!): Profile
+  "Its identity resolution rules."
+  identityResolutionSettings: IdentityResolutionSettings!
+}
+
+input IdentifierRuleInput {
+  "Lower-case letters, digits, '_', '.' and '-'."
+  type: String!
+  "1 or more, each type's its own."
+  priority: Int!
+  "1 to 1000."
+  limit: Int!
+}
+
+input BlockedValueInput {
+  value: String!
+  regexp: Boolean = false
+}
+
+input IdentityResolutionSettingsUpdateInput {
+  workspaceId: ID!
+  "Replaces the identifier rules; left out, they stay."
+  identifiers: [IdentifierRuleInput!]
+  "Replaces the blocked values; left out, they stay."
+  blockedValues: [BlockedValueInput!]
+}
+
+type IdentityResolutionSettingsPayload {
+  settings: IdentityResolutionSettings
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Changes a workspace's identity resolution rules. Owners and admins, on the BUSINESS plan."
+  identityResolutionSettingsUpdate(input: IdentityResolutionSettingsUpdateInput!): IdentityResolutionSettingsPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/event.graphqls", Input: `# Events that sources sent: the debugger's list, per-source ingest figures, and the workspace's usage.
@@ -9604,6 +10234,16 @@ func (ec *executionContext) childFields_BlockedEventsReplayPayload(ctx context.C
 	return nil, fmt.Errorf("no field named %q was found under type BlockedEventsReplayPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_BlockedValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "value":
+		return ec.fieldContext_BlockedValue_value(ctx, field)
+	case "regexp":
+		return ec.fieldContext_BlockedValue_regexp(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BlockedValue", field.Name)
+}
+
 func (ec *executionContext) childFields_Catalog(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "sources":
@@ -10118,6 +10758,56 @@ func (ec *executionContext) childFields_HealthIssuePayload(ctx context.Context, 
 		return ec.fieldContext_HealthIssuePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HealthIssuePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_IdentifierRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_IdentifierRule_type(ctx, field)
+	case "priority":
+		return ec.fieldContext_IdentifierRule_priority(ctx, field)
+	case "limit":
+		return ec.fieldContext_IdentifierRule_limit(ctx, field)
+	case "isDefault":
+		return ec.fieldContext_IdentifierRule_isDefault(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentifierRule", field.Name)
+}
+
+func (ec *executionContext) childFields_IdentifierValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_IdentifierValue_type(ctx, field)
+	case "value":
+		return ec.fieldContext_IdentifierValue_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentifierValue", field.Name)
+}
+
+func (ec *executionContext) childFields_IdentityResolutionSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "identifiers":
+		return ec.fieldContext_IdentityResolutionSettings_identifiers(ctx, field)
+	case "blockedValues":
+		return ec.fieldContext_IdentityResolutionSettings_blockedValues(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_IdentityResolutionSettings_updatedAt(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_IdentityResolutionSettings_updatedBy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_IdentityResolutionSettings_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentityResolutionSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_IdentityResolutionSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "settings":
+		return ec.fieldContext_IdentityResolutionSettingsPayload_settings(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_IdentityResolutionSettingsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentityResolutionSettingsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_IngestFigures(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -10668,6 +11358,120 @@ func (ec *executionContext) childFields_PrivacyMatcherPayload(ctx context.Contex
 		return ec.fieldContext_PrivacyMatcherPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcherPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Profile(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Profile_id(ctx, field)
+	case "identifiers":
+		return ec.fieldContext_Profile_identifiers(ctx, field)
+	case "traits":
+		return ec.fieldContext_Profile_traits(ctx, field)
+	case "events":
+		return ec.fieldContext_Profile_events(ctx, field)
+	case "mergeHistory":
+		return ec.fieldContext_Profile_mergeHistory(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Profile_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Profile_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProfileConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ProfileConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProfileConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProfileConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProfileEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProfileEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileIdentifier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_ProfileIdentifier_type(ctx, field)
+	case "value":
+		return ec.fieldContext_ProfileIdentifier_value(ctx, field)
+	case "source":
+		return ec.fieldContext_ProfileIdentifier_source(ctx, field)
+	case "firstSeenAt":
+		return ec.fieldContext_ProfileIdentifier_firstSeenAt(ctx, field)
+	case "lastSeenAt":
+		return ec.fieldContext_ProfileIdentifier_lastSeenAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileIdentifier", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileMerge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "mergedProfileId":
+		return ec.fieldContext_ProfileMerge_mergedProfileId(ctx, field)
+	case "event":
+		return ec.fieldContext_ProfileMerge_event(ctx, field)
+	case "identifiers":
+		return ec.fieldContext_ProfileMerge_identifiers(ctx, field)
+	case "droppedIdentifiers":
+		return ec.fieldContext_ProfileMerge_droppedIdentifiers(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ProfileMerge_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileMerge", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileMergeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProfileMergeConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ProfileMergeConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProfileMergeConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProfileMergeConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileMergeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileMergeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProfileMergeEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProfileMergeEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileMergeEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileTrait(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ProfileTrait_name(ctx, field)
+	case "value":
+		return ec.fieldContext_ProfileTrait_value(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ProfileTrait_updatedAt(ctx, field)
+	case "source":
+		return ec.fieldContext_ProfileTrait_source(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileTrait", field.Name)
 }
 
 func (ec *executionContext) childFields_Regulation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -11588,6 +12392,12 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_auditEvents(ctx, field)
 	case "destinations":
 		return ec.fieldContext_Workspace_destinations(ctx, field)
+	case "profiles":
+		return ec.fieldContext_Workspace_profiles(ctx, field)
+	case "profile":
+		return ec.fieldContext_Workspace_profile(ctx, field)
+	case "identityResolutionSettings":
+		return ec.fieldContext_Workspace_identityResolutionSettings(ctx, field)
 	case "usage":
 		return ec.fieldContext_Workspace_usage(ctx, field)
 	case "healthIssues":

@@ -14,6 +14,7 @@ import (
 	"github.com/junctioncdp/junction/internal/catalog"
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/privacy"
@@ -111,6 +112,11 @@ type BlockedEventsReplayPayload struct {
 	// Still blocked by the current plan and controls.
 	StillBlocked int          `json:"stillBlocked"`
 	UserErrors   []*UserError `json:"userErrors"`
+}
+
+type BlockedValueInput struct {
+	Value  string `json:"value"`
+	Regexp *bool  `json:"regexp,omitempty"`
 }
 
 // The catalog of integrations. Public: it is the same for everyone.
@@ -347,6 +353,28 @@ type HealthIssueGroup struct {
 type HealthIssuePayload struct {
 	Issue      *health.Issue `json:"issue,omitempty"`
 	UserErrors []*UserError  `json:"userErrors"`
+}
+
+type IdentifierRuleInput struct {
+	// Lower-case letters, digits, '_', '.' and '-'.
+	Type string `json:"type"`
+	// 1 or more, each type's its own.
+	Priority int `json:"priority"`
+	// 1 to 1000.
+	Limit int `json:"limit"`
+}
+
+type IdentityResolutionSettingsPayload struct {
+	Settings   *engage.Settings `json:"settings,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type IdentityResolutionSettingsUpdateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// Replaces the identifier rules; left out, they stay.
+	Identifiers []*IdentifierRuleInput `json:"identifiers,omitempty"`
+	// Replaces the blocked values; left out, they stay.
+	BlockedValues []*BlockedValueInput `json:"blockedValues,omitempty"`
 }
 
 // How many events a source received in a period, and why some were discarded.
@@ -680,6 +708,47 @@ type PrivacyMatcherUpdateInput struct {
 	Synonyms []string `json:"synonyms,omitempty"`
 	Pattern  *string  `json:"pattern,omitempty"`
 	Enabled  *bool    `json:"enabled,omitempty"`
+}
+
+type ProfileConnection struct {
+	Edges      []*ProfileEdge    `json:"edges"`
+	Nodes      []*engage.Profile `json:"nodes"`
+	PageInfo   *relay.PageInfo   `json:"pageInfo"`
+	TotalCount int               `json:"totalCount"`
+}
+
+type ProfileEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *engage.Profile `json:"node"`
+}
+
+type ProfileFilter struct {
+	Trait *ProfileTraitFilter `json:"trait,omitempty"`
+}
+
+// An identifier to look a profile up by.
+type ProfileLookup struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+type ProfileMergeConnection struct {
+	Edges      []*ProfileMergeEdge `json:"edges"`
+	Nodes      []*engage.Merge     `json:"nodes"`
+	PageInfo   *relay.PageInfo     `json:"pageInfo"`
+	TotalCount int                 `json:"totalCount"`
+}
+
+type ProfileMergeEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *engage.Merge `json:"node"`
+}
+
+// Profiles with a trait (any value, or this one).
+type ProfileTraitFilter struct {
+	Name string `json:"name"`
+	// A string trait's text, or another value's JSON; any value when left out.
+	Value *string `json:"value,omitempty"`
 }
 
 type Query struct {

@@ -33,6 +33,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/egress"
+	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
@@ -78,6 +79,7 @@ type App struct {
 	protocols  *protocols.Service
 	privacy    *privacy.Service
 	regulator  *regulation.Service
+	engage     *engage.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
 	// leading wakes the periodic work when this replica becomes the one that runs it.
@@ -161,11 +163,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities)
+	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
+	a.engage = engage.New(d, workspaces, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
 			{Hear: func(c ingest.Committed) { a.protocols.Committed(c) }, Every: time.Second},
-			{Hear: a.privacy.Committed, Every: time.Second}},
+			{Hear: a.privacy.Committed, Every: time.Second}, a.engage.Listener()},
 		// On the request's goroutine, before the writer: suppression first (no later stage sees a
 		// suppressed event), then the Privacy Portal notes fields and removes those the source
 		// blocks (so that nothing made from the event, such as a blocked event forwarded, carries
@@ -184,16 +188,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper = reap.New(d, log)
 	a.reaper.Gate = a.leads
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
+	// A deleted source's profile events go before its events (they are found through them).
+	a.reaper.Add(reap.Source, engage.ReapSourceSteps()...)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
 		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
 		a.privacy.ForgetAll()
+		a.engage.ForgetAll()
 		a.reaper.Wake()
 		a.signal("workspace.deleted", id, nil)
 	}
@@ -240,10 +247,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
-		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Bus: a.bus}
+		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 	a.warehouses.Start()
+	a.engage.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -287,6 +295,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	route(cloudapp.PathPrefix, "webhooks", cloudapp.New(sources, a.ingest))
 	route("/v1/regulations", "regulations", authSvc.Middleware(a.regulator.Handler()))
 	route("/v1/regulations/", "regulations", authSvc.Middleware(a.regulator.Handler()))
+	route(engage.ProfileAPIPattern, "profiles", a.engage.NewProfileAPI(authSvc, a.events))
 	route("/", "graphiql", graphiql.Handler("/graphql"))
 	a.handler = mux
 	return a, nil
@@ -372,6 +381,7 @@ func (a *App) Close() error {
 	// The tracking API first: its last commits' listeners still publish to live views, wake
 	// lanes and record health (which notifies).
 	a.ingest.Close()
+	a.engage.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.warehouses.Close()
@@ -442,6 +452,10 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err = a.protocols.Prune(ctx, now)
+	if n += m; err != nil {
+		return n, err
+	}
+	m, err = a.engage.Prune(ctx, now.Add(-a.cfg.EventRetention))
 	return n + m, err
 }
 

@@ -1293,6 +1293,20 @@ func permissionTable() []*permRow {
 			},
 		},
 
+		// Engage: members read profiles and the rules, owners and admins change the rules (W is on BUSINESS).
+		{
+			root: "Mutation", field: "identityResolutionSettingsUpdate",
+			query: permMutation("identityResolutionSettingsUpdate", "IdentityResolutionSettingsUpdateInput", "settings { blockedValues { value } }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "blockedValues": []any{map[string]any{"value": "by-" + c.p.String()}}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "blockedValues": []any{}})
+			},
+			want: adminsOnly,
+		},
+
 		// Event Delivery and Health.
 		{
 			root: "Mutation", field: "deliveryRetry", query: permMutation("deliveryRetry", "DeliveryRetryInput", "queued"),

@@ -108,6 +108,7 @@ type walkCan struct {
 	readAll    bool   // sees every resource: OWNER, ADMIN, MEMBER
 	administer bool   // changes resources, reads the audit trail and invitations: OWNER, ADMIN
 	prodGrant  string // its grant on the prod source: "", "read" or "admin"
+	engage     bool   // the workspace's plan has Engage: W is on BUSINESS, W2 on FREE
 }
 
 // seesSource: every source with readAll, else those its grants cover.
@@ -127,7 +128,8 @@ func (p walkPersona) rights(ws string) walkCan {
 		return walkCan{}
 	}
 	role := walkRole[p]
-	c := walkCan{in: role != "", readAll: role == "OWNER" || role == "ADMIN" || role == "MEMBER", administer: role == "OWNER" || role == "ADMIN"}
+	c := walkCan{in: role != "", readAll: role == "OWNER" || role == "ADMIN" || role == "MEMBER", administer: role == "OWNER" || role == "ADMIN",
+		engage: true}
 	switch p {
 	case wReader:
 		c.prodGrant = "read"
@@ -188,6 +190,8 @@ func (f *walkFixture) walkVisible(p walkPersona, o *walkObject) bool {
 			return c.seesDestinations()
 		}
 		return c.seesSource(o.label)
+	case "Profile":
+		return c.readAll && c.engage
 	case "Notification":
 		if o.user != f.userOf(p) {
 			return false
@@ -226,10 +230,10 @@ func walkWith(m map[string]walkRule, field string, r walkRule) map[string]walkRu
 var walkFieldRules = map[string]map[string]walkRule{
 	// invitation(token:) answers whoever holds the secret, which the walk's viewers do not.
 	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
-	"Workspace": walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
+	"Workspace": walkEngage(walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
 		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans
 		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess regulations suppressedSubjects`),
-		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule),
+		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule)),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
 	"User":               walkOpen("id email emailVerified name createdAt workspaces invitations notifications unreadNotificationCount notificationSettings"),
@@ -291,6 +295,15 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"NotificationArea":        walkOpen("area types"),
 	"NotificationTypeSetting": walkOpen("type inApp"),
 	"NotificationWebhook":     walkOpen("url updatedAt"),
+	// Engage: members, owners and admins read profiles (W is on BUSINESS); MINIMAL members none.
+	"Profile":                    walkOpen("id identifiers traits events mergeHistory createdAt updatedAt"),
+	"ProfileIdentifier":          walkOpen("type value source firstSeenAt lastSeenAt"),
+	"ProfileTrait":               walkOpen("name value updatedAt source"),
+	"ProfileMerge":               walkOpen("mergedProfileId event identifiers droppedIdentifiers createdAt"),
+	"IdentifierValue":            walkOpen("type value"),
+	"IdentityResolutionSettings": walkOpen("identifiers blockedValues updatedAt updatedBy viewerCanUpdate"),
+	"IdentifierRule":             walkOpen("type priority limit isDefault"),
+	"BlockedValue":               walkOpen("value regexp"),
 	// Only reached from subscriptions; the liveEvents leak selects it. Who may subscribe at all is
 	// TestPermissions' table; what the messages hold are the types above.
 	"LiveEvent": walkOpen("sourceId event"),
@@ -304,12 +317,22 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"PrivacyDestinationControls": walkOpen("red yellow green"),
 }
 
+// walkEngage adds Engage's fields of a workspace: members, owners and admins read them, on a plan
+// with Engage.
+func walkEngage(m map[string]walkRule) map[string]walkRule {
+	for _, f := range []string{"profiles", "profile", "identityResolutionSettings"} {
+		m[f] = func(c walkCan) bool { return c.readAll && c.engage }
+	}
+	return m
+}
+
 // walkArgs gives the required arguments of fields, which the walk cannot invent.
 func walkArgs() map[string]string {
 	return map[string]string{
-		"Workspace.usage":  fmt.Sprintf("(month: %q)", time.Now().UTC().Format("2006-01")),
-		"Catalog.entry":    `(slug: "webhook")`,
-		"Query.invitation": `(token: "jci_not-a-secret-anyone-holds")`,
+		"Workspace.usage":   fmt.Sprintf("(month: %q)", time.Now().UTC().Format("2006-01")),
+		"Workspace.profile": `(lookup: {type: "user_id", value: "walker"})`,
+		"Catalog.entry":     `(slug: "webhook")`,
+		"Query.invitation":  `(token: "jci_not-a-secret-anyone-holds")`,
 	}
 }
 
@@ -626,6 +649,9 @@ func newWalkFixture(t *testing.T) *walkFixture {
 	d = f.must(t, own, permWorkspaceCreate, permInput(map[string]any{"name": "Acme", "slug": f.slug}))
 	f.wsID = permStr(d, "workspaceCreate.workspace.id")
 	f.add(&walkObject{id: f.wsID, kind: "Workspace", ws: "W", walk: true})
+	// W is on BUSINESS, so that what Engage builds (profiles) exists to be walked.
+	f.must(t, own, permMutation("workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }"),
+		permInput(map[string]any{"workspaceId": f.wsID, "plan": "BUSINESS"}))
 	memberships := map[string]string{}
 	for _, id := range permIDs(permDig(d, "workspaceCreate.workspace.members.nodes")) {
 		memberships["owner"] = id
@@ -753,6 +779,16 @@ func newWalkFixture(t *testing.T) *walkFixture {
 	if len(f.attempts) != 2 || len(f.issues) != 3 {
 		t.Fatalf("attempts %v, issues %v", f.attempts, f.issues)
 	}
+
+	// The profile identity resolution made of the walker's events (both sources).
+	var profile string
+	dlvWait(t, "the walker's profile", 20*time.Second, func() bool {
+		d := f.must(t, own, `query($slug: String!) { workspace(slug: $slug) { profile(lookup: {type: "user_id", value: "walker"}) {
+			id events { totalCount } } } }`, map[string]any{"slug": f.slug})
+		profile = permStr(d, "workspace.profile.id")
+		return permDig(d, "workspace.profile.events.totalCount") == float64(2)
+	})
+	f.add(&walkObject{id: profile, kind: "Profile", ws: "W", walk: true})
 
 	// The audit trail, and everyone's notifications (their first few).
 	d = f.must(t, own, fmt.Sprintf(permWorkspaceBySlug, "auditEvents(first: 1) { nodes { id } }"), map[string]any{"slug": f.slug})

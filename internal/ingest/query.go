@@ -53,6 +53,8 @@ type EventFilter struct {
 	Type   Type
 	Status string
 	Search string
+	// Name is an event's name (track) or a page's or screen's.
+	Name *string
 }
 
 // visibleWhere is the condition (on events) for the events the viewer may see in the workspace of
@@ -82,6 +84,28 @@ func (q *Queries) RecentEvents(ctx context.Context, src *source.Source, f EventF
 	if s := strings.TrimSpace(f.Search); s != "" {
 		where += " AND (event_name = ? OR user_id = ? OR anonymous_id = ? OR message_id = ?)"
 		qargs = append(qargs, s, s, s, s)
+	}
+	return relay.Query(ctx, q.db.Reader(), relay.Spec[StoredEvent]{
+		Select: "SELECT * FROM events", Where: where, Args: qargs,
+		SortColumn: "id", Desc: true, Count: count,
+		ID: func(e StoredEvent) string { return e.ID }, SortKey: func(e StoredEvent) any { return e.ID },
+	}, args)
+}
+
+// EventsIn pages through the events the viewer sees in the workspace of a whose ids the subquery
+// ids (with its arguments) selects, newest first: another domain's index into the log, such as the
+// events resolved to a profile.
+func (q *Queries) EventsIn(ctx context.Context, a *workspace.Access, ids string, idArgs []any, f EventFilter, args relay.Args, count bool) (relay.Page[StoredEvent], error) {
+	where, qargs := visibleWhere(a)
+	where += " AND events.id IN (" + ids + ")"
+	qargs = append(qargs, idArgs...)
+	if f.Type != "" {
+		where += " AND type = ?"
+		qargs = append(qargs, f.Type)
+	}
+	if f.Name != nil {
+		where += " AND event_name = ?"
+		qargs = append(qargs, *f.Name)
 	}
 	return relay.Query(ctx, q.db.Reader(), relay.Spec[StoredEvent]{
 		Select: "SELECT * FROM events", Where: where, Args: qargs,

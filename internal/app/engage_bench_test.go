@@ -1,0 +1,137 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/config"
+)
+
+// BenchmarkEngageLag measures how far identity resolution (a listener of the tracking API's
+// commits, on a goroutine of its own) trails ingest at full speed. One server, two workspaces: one
+// on TEAM (no Engage: the baseline) and one on BUSINESS (every accepted event resolved into
+// profiles). 8 clients post 100-event batches (the ingest benchmarks' events: userIds and
+// anonymousIds that keep tying profiles together, so merges and limits are exercised) in four
+// alternating phases, without, with, without, with, of b.N/4 batches each. During the phases with
+// Engage a probe posts an identify with a new userId every 50 ms and measures, from its answer,
+// how long until its profile is in the database (polled every 2 ms); after the last phase it
+// measures how long until every event of the BUSINESS workspace is resolved.
+//
+//	go test -run '^$' -bench EngageLag -benchtime 4000x -count 3 ./internal/app/
+func BenchmarkEngageLag(b *testing.B) {
+	const perBatch = 100
+	s := startServer(b, func(c *config.Config) { c.LogLevel = slog.LevelError; c.IngestRate = 0 })
+	setPlan := func(src trackingSource, plan string) string {
+		r := s.post(b, `{ viewer { workspaces { nodes { id } } } }`, nil, src.auth...)
+		wsID := dig(r.Data, "viewer", "workspaces", "nodes").([]any)[0].(map[string]any)["id"].(string)
+		r = s.post(b, `mutation($i: WorkspacePlanUpdateInput!) { workspacePlanUpdate(input: $i) { workspace { id } } }`,
+			map[string]any{"i": map[string]any{"workspaceId": wsID, "plan": plan}}, src.auth...)
+		if len(r.Errors) > 0 {
+			b.Fatal(r.Raw)
+		}
+		return wsID
+	}
+	base := newTrackingSource(b, s, "bench-team")
+	setPlan(base, "TEAM")
+	eng := newTrackingSource(b, s, "bench-business")
+	wsID := setPlan(eng, "BUSINESS")
+	ctx := context.Background()
+	count := func(q string, args ...any) int {
+		var n int
+		if err := s.App.DB().Get(ctx, &n, q, args...); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+
+	var lags []time.Duration
+	probe := func(stop <-chan struct{}, done chan<- struct{}) {
+		defer close(done)
+		client := &http.Client{}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			user := fmt.Sprintf("probe-%d-%d", time.Now().UnixNano(), i)
+			body := fmt.Sprintf(`{"userId":%q,"anonymousId":"probe-anon-%d","traits":{"probe":true}}`, user, i)
+			req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/identify", bytes.NewReader([]byte(body)))
+			req.SetBasicAuth(eng.writeKey, "")
+			res, err := client.Do(req)
+			if err != nil || res.StatusCode != http.StatusOK {
+				b.Errorf("probe: %v", err)
+				return
+			}
+			res.Body.Close()
+			acked := time.Now()
+			for count(`SELECT COUNT(*) FROM profile_identifiers WHERE workspace_id = ? AND type = 'user_id' AND value = ?`, wsID, user) == 0 {
+				if time.Since(acked) > 30*time.Second {
+					b.Errorf("probe %s never resolved", user)
+					return
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			lags = append(lags, time.Since(acked))
+		}
+	}
+
+	without, with := newEventGen(base.writeKey), newEventGen(eng.writeKey)
+	var offTime, onTime time.Duration
+	var offBatches, onBatches int
+	var lastOn time.Time
+	b.ResetTimer()
+	for phase := range 4 {
+		n := b.N / 4
+		if phase == 3 {
+			n = b.N - 3*(b.N/4)
+		}
+		if phase%2 == 0 {
+			offTime += ingestPhase(b, s, without, n, perBatch)
+			offBatches += n
+			continue
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go probe(stop, done)
+		onTime += ingestPhase(b, s, with, n, perBatch)
+		lastOn = time.Now()
+		close(stop)
+		<-done
+		onBatches += n
+	}
+	// Every accepted event of the BUSINESS workspace resolved to a profile: the drain after the
+	// last acknowledgement.
+	want := count(`SELECT COUNT(*) FROM events WHERE workspace_id = ? AND status = 'ACCEPTED'`, wsID)
+	for count(`SELECT COUNT(*) FROM profile_events pe JOIN profiles p ON p.id = pe.profile_id WHERE p.workspace_id = ?`, wsID) < want {
+		if time.Since(lastOn) > 2*time.Minute {
+			b.Fatal("identity resolution did not catch up in 2 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	drain := time.Since(lastOn)
+	b.StopTimer()
+	off := float64(offBatches*perBatch) / offTime.Seconds()
+	on := float64(onBatches*perBatch) / onTime.Seconds()
+	b.ReportMetric(off, "without-events/s")
+	b.ReportMetric(on, "with-engage-events/s")
+	b.ReportMetric(on/off, "ratio")
+	if len(lags) > 0 {
+		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+		pick := func(p float64) float64 {
+			return float64(lags[min(len(lags)-1, int(p*float64(len(lags))))].Microseconds()) / 1000
+		}
+		b.ReportMetric(pick(0.50), "lag-p50-ms")
+		b.ReportMetric(pick(0.99), "lag-p99-ms")
+		b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "lag-max-ms")
+		b.ReportMetric(float64(len(lags)), "probes")
+	}
+	b.ReportMetric(float64(drain.Microseconds())/1000, "drain-ms")
+	b.ReportMetric(float64(count(`SELECT COUNT(*) FROM profiles WHERE workspace_id = ? AND merged_into IS NULL`, wsID)), "profiles")
+	b.ReportMetric(float64(count(`SELECT COUNT(*) FROM profile_merges WHERE workspace_id = ?`, wsID)), "merges")
+}

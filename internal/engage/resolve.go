@@ -1,0 +1,640 @@
+package engage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/id"
+	"github.com/junctioncdp/junction/internal/ingest"
+)
+
+// ListenEvery is how often the listener of commits hands its events to identity resolution: each
+// period's events are resolved together, a few hundred per transaction.
+const ListenEvery = 200 * time.Millisecond
+
+const (
+	// eventsPerTx bounds the events one transaction resolves, so that each holds the writer for
+	// a few milliseconds.
+	eventsPerTx = 500
+	// maxQueue bounds the events waiting for resolution; beyond it the oldest are left out (and
+	// logged), so that a database that cannot keep up costs bounded memory.
+	maxQueue = 200_000
+	// valuesPerQuery bounds the values of one IN list.
+	valuesPerQuery = 500
+	// seenGranularity is how precisely an identifier's last_seen_at and a profile's updated_at
+	// follow events: rows are written again only when they would move by at least this much.
+	seenGranularity = time.Minute
+)
+
+// Listener is the ingest listener of commits that feeds identity resolution.
+func (s *Service) Listener() ingest.Listener {
+	return ingest.Listener{Hear: s.resolver.hear, Every: ListenEvery}
+}
+
+// Start runs identity resolution's worker until Close.
+func (s *Service) Start() {
+	s.resolver.mu.Lock()
+	s.resolver.started = true
+	s.resolver.mu.Unlock()
+	go s.resolver.run()
+}
+
+// Close resolves the events still queued, then stops the worker. Call it after the tracking API
+// has closed (its last commits are heard first).
+func (s *Service) Close() { s.resolver.close() }
+
+// Resolve runs identity resolution over events at once, on the caller's goroutine: for tests and
+// tools. The listener's worker does the same with what it hears.
+func (s *Service) Resolve(ctx context.Context, events []*ingest.Event) error {
+	return s.resolver.process(ctx, events)
+}
+
+// resolver queues what the listener hears and resolves it on a goroutine of its own, so that the
+// follower's other listeners (waking delivery lanes, live views) never wait for it.
+type resolver struct {
+	s *Service
+
+	mu      sync.Mutex
+	queue   []*ingest.Event
+	dropped int
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	started bool
+}
+
+func newResolver(s *Service) *resolver {
+	return &resolver{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (r *resolver) hear(c ingest.Committed) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	for _, e := range c.Events {
+		if e.Status == ingest.Accepted {
+			r.queue = append(r.queue, e)
+		}
+	}
+	if over := len(r.queue) - maxQueue; over > 0 {
+		r.queue = append(r.queue[:0:0], r.queue[over:]...)
+		r.dropped += over
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *resolver) run() {
+	defer close(r.done)
+	for {
+		_, open := <-r.wake
+		for {
+			r.mu.Lock()
+			batch, dropped := r.queue, r.dropped
+			r.queue, r.dropped = nil, 0
+			r.mu.Unlock()
+			if dropped > 0 {
+				r.s.log.Warn("engage: identity resolution fell behind; the oldest events were left out of profiles", "events", dropped)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			if err := r.process(context.Background(), batch); err != nil {
+				r.s.log.Error("engage: identity resolution failed", "events", len(batch), "error", err.Error())
+			}
+		}
+		if !open {
+			return
+		}
+	}
+}
+
+func (r *resolver) close() {
+	r.mu.Lock()
+	if r.closed || !r.started {
+		r.closed = true
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.wake)
+	r.mu.Unlock()
+	<-r.done
+}
+
+// process resolves events workspace by workspace, in order, in transactions of eventsPerTx. A
+// workspace whose events fail does not keep the others' from being resolved.
+func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
+	var order []string
+	byWS := map[string][]*ingest.Event{}
+	for _, e := range events {
+		if e.Status != ingest.Accepted {
+			continue
+		}
+		if _, ok := byWS[e.WorkspaceID]; !ok {
+			order = append(order, e.WorkspaceID)
+		}
+		byWS[e.WorkspaceID] = append(byWS[e.WorkspaceID], e)
+	}
+	var errs []error
+	for _, ws := range order {
+		st, err := r.s.states.get(ctx, ws)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !st.engage {
+			continue
+		}
+		list := byWS[ws]
+		for start := 0; start < len(list); start += eventsPerTx {
+			if err := r.s.resolveChunk(ctx, ws, st.settings, list[start:min(start+eventsPerTx, len(list))]); err != nil {
+				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prepared is one event ready to resolve: its identifiers by priority, blocked ones left out.
+type prepared struct {
+	e      *ingest.Event
+	ids    []Ident
+	prev   string
+	traits map[string]traitValue
+	at     time.Time // when it happened: its timestamp, else when it was received
+}
+
+func prepare(set *Settings, e *ingest.Event) prepared {
+	x := extract(e)
+	p := prepared{e: e, prev: x.previousID, traits: x.traits, at: e.ReceivedAt}
+	if e.Timestamp != nil {
+		p.at = *e.Timestamp
+	}
+	for _, i := range x.idents {
+		if !set.blocked(i.Value) {
+			p.ids = append(p.ids, i)
+		}
+	}
+	if p.prev != "" && set.blocked(p.prev) {
+		p.prev = ""
+	}
+	return p
+}
+
+// byPriority orders identifiers by their type's priority, keeping the event's order among equals.
+func byPriority(set *Settings, ids []Ident) {
+	sort.SliceStable(ids, func(i, j int) bool {
+		ri, rj := set.rule(ids[i].Type), set.rule(ids[j].Type)
+		if ri.Priority != rj.Priority {
+			return ri.Priority < rj.Priority
+		}
+		if _, named := set.rules[ids[i].Type]; !named && ids[i].Type != ids[j].Type {
+			return ids[i].Type < ids[j].Type
+		}
+		return false
+	})
+}
+
+func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, events []*ingest.Event) error {
+	items := make([]prepared, 0, len(events))
+	for _, e := range events {
+		if p := prepare(set, e); len(p.ids) > 0 || p.prev != "" {
+			items = append(items, p)
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	return s.db.Tx(ctx, func(tx *db.Tx) error {
+		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
+			return err
+		}
+		g := &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{}, seen: map[Ident]*seenRow{},
+			traits: map[traitKey]*traitRow{}}
+		if err := g.load(ctx, tx, items); err != nil {
+			return err
+		}
+		for i := range items {
+			g.resolve(&items[i])
+		}
+		return g.flush(ctx, tx)
+	})
+}
+
+// node is a profile while a chunk is resolved.
+type node struct {
+	id         string
+	idents     map[Ident]bool
+	mergedInto *node
+	isNew      bool
+	touched    bool
+	createdAt  time.Time
+	updatedAt  time.Time // as stored, for loaded profiles
+	lastEvent  time.Time
+}
+
+func find(n *node) *node {
+	for n.mergedInto != nil {
+		n = n.mergedInto
+	}
+	return n
+}
+
+type seenRow struct {
+	owner       *node
+	source      string
+	first, last time.Time
+}
+
+type traitKey struct {
+	n    *node
+	name string
+}
+
+type traitRow struct {
+	traitValue
+	source, event string
+	at            time.Time
+}
+
+type mergeRow struct {
+	parent, child *node
+	event         string
+	ids, dropped  []Ident
+	at            time.Time
+}
+
+type eventRow struct {
+	n     *node
+	event string
+}
+
+// graph is the part of a workspace's identity graph that a chunk of events touches, loaded in
+// the chunk's transaction, changed in memory event by event, and written back at the end.
+type graph struct {
+	ws     string
+	set    *Settings
+	owner  map[Ident]*node
+	stored map[Ident]time.Time // last_seen_at of the identifiers loaded
+	nodes  map[string]*node
+	seen   map[Ident]*seenRow
+	traits map[traitKey]*traitRow
+	events []eventRow
+	merges []mergeRow
+	added  []*node
+}
+
+// load reads who owns the chunk's identifiers, and all the identifiers of the profiles whose
+// limits an event may test: those an event would add an identifier to or merge. A profile that
+// events only reach through identifiers it already holds gains nothing, so its other identifiers
+// are not read (nor needed: no count of it can grow).
+func (g *graph) load(ctx context.Context, tx *db.Tx, items []prepared) error {
+	values := map[string]bool{}
+	for _, p := range items {
+		for _, i := range p.ids {
+			values[i.Value] = true
+		}
+		if p.prev != "" {
+			values[p.prev] = true
+		}
+	}
+	list := make([]string, 0, len(values))
+	for v := range values {
+		list = append(list, v)
+	}
+	sort.Strings(list)
+	type row struct {
+		Type       string  `db:"type"`
+		Value      string  `db:"value"`
+		ProfileID  string  `db:"profile_id"`
+		LastSeenAt db.Time `db:"last_seen_at"`
+		UpdatedAt  db.Time `db:"updated_at"`
+	}
+	add := func(rows []row) {
+		for _, r := range rows {
+			n := g.nodes[r.ProfileID]
+			if n == nil {
+				n = &node{id: r.ProfileID, idents: map[Ident]bool{}, updatedAt: r.UpdatedAt.Time}
+				g.nodes[r.ProfileID] = n
+			}
+			i := Ident{r.Type, r.Value}
+			n.idents[i] = true
+			g.owner[i] = n
+			g.stored[i] = r.LastSeenAt.Time
+		}
+	}
+	const columns = `SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
+		JOIN profiles p ON p.id = pi.profile_id WHERE pi.workspace_id = ? AND `
+	for start := 0; start < len(list); start += valuesPerQuery {
+		part := list[start:min(start+valuesPerQuery, len(list))]
+		var rows []row
+		if err := tx.Select(ctx, &rows, columns+`pi.value IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+			return err
+		}
+		add(rows)
+	}
+	full := map[string]bool{}
+	for i := range items {
+		owners, unowned := map[string]bool{}, false
+		for _, id := range g.candidates(&items[i]) {
+			if n := g.owner[id]; n != nil {
+				owners[n.id] = true
+			} else {
+				unowned = true
+			}
+		}
+		if len(owners) > 1 || (unowned && len(owners) == 1) {
+			for p := range owners {
+				full[p] = true
+			}
+		}
+	}
+	ids := make([]string, 0, len(full))
+	for p := range full {
+		ids = append(ids, p)
+	}
+	sort.Strings(ids)
+	for start := 0; start < len(ids); start += valuesPerQuery {
+		part := ids[start:min(start+valuesPerQuery, len(ids))]
+		var rows []row
+		if err := tx.Select(ctx, &rows, columns+`pi.profile_id IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+			return err
+		}
+		add(rows)
+	}
+	return nil
+}
+
+// candidates are an event's identifiers as matching sees them: an alias call's previousId is a
+// user_id if a profile has it as one, else an anonymous_id, ranking after the event's other
+// identifiers of its type.
+func (g *graph) candidates(p *prepared) []Ident {
+	ids := append([]Ident(nil), p.ids...)
+	if p.prev != "" {
+		prev := Ident{"anonymous_id", p.prev}
+		if g.owner[Ident{"user_id", p.prev}] != nil {
+			prev.Type = "user_id"
+		}
+		ids = dedupe(append(ids, prev))
+	}
+	byPriority(g.set, ids)
+	return ids
+}
+
+// resolve finds the profile of one event, as Segment's flat matching does: no profile has any of
+// its identifiers, a new one is made; one has, the event goes to it; several have, they merge
+// into the oldest. When the profile that results would hold more values of an identifier type
+// than the type's limit, the event's identifier of the lowest priority is left out and the
+// matching runs again (Segment's merge protection).
+func (g *graph) resolve(p *prepared) {
+	ids := g.candidates(p)
+	if len(ids) == 0 {
+		return
+	}
+	var dropped []Ident
+	var matched []*node
+	for {
+		matched = g.matches(ids)
+		if len(ids) > 1 && g.exceeds(matched, ids) {
+			dropped = append(dropped, ids[len(ids)-1])
+			ids = ids[:len(ids)-1]
+			continue
+		}
+		break
+	}
+	var target *node
+	if len(matched) == 0 {
+		target = &node{id: id.New(Prefix), idents: map[Ident]bool{}, isNew: true, createdAt: p.e.ReceivedAt}
+		g.nodes[target.id] = target
+		g.added = append(g.added, target)
+	} else {
+		target = matched[0]
+		for _, child := range matched[1:] {
+			child.mergedInto = target
+			for i := range child.idents {
+				target.idents[i] = true
+				g.owner[i] = target
+			}
+			child.idents = nil
+			g.merges = append(g.merges, mergeRow{parent: target, child: child, event: p.e.ID, ids: ids, dropped: dropped, at: p.e.ReceivedAt})
+		}
+	}
+	target.touched = true
+	if p.e.ReceivedAt.After(target.lastEvent) {
+		target.lastEvent = p.e.ReceivedAt
+	}
+	for _, i := range ids {
+		row := g.seen[i]
+		if row == nil {
+			row = &seenRow{first: p.e.ReceivedAt, source: p.e.SourceID}
+			g.seen[i] = row
+		}
+		row.last = p.e.ReceivedAt
+		if g.owner[i] == nil {
+			g.owner[i] = target
+			target.idents[i] = true
+		}
+	}
+	g.events = append(g.events, eventRow{target, p.e.ID})
+	for name, v := range p.traits {
+		k := traitKey{target, name}
+		if cur := g.traits[k]; cur != nil && cur.at.After(p.at) {
+			continue
+		}
+		g.traits[k] = &traitRow{traitValue: v, source: p.e.SourceID, event: p.e.ID, at: p.at}
+	}
+}
+
+// matches returns the profiles that own any of ids, oldest (smallest id) first.
+func (g *graph) matches(ids []Ident) []*node {
+	var out []*node
+	seen := map[*node]bool{}
+	for _, i := range ids {
+		if n := g.owner[i]; n != nil {
+			n = find(n)
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// exceeds tells whether the profile made of matched and ids would hold more values of a type than
+// its limit allows (and more than one of them holds already: rules made stricter later do not
+// split profiles that exist).
+func (g *graph) exceeds(matched []*node, ids []Ident) bool {
+	union := map[Ident]bool{}
+	had := map[string]int{}
+	for _, n := range matched {
+		per := map[string]int{}
+		for i := range n.idents {
+			union[i] = true
+			per[i.Type]++
+		}
+		for t, c := range per {
+			had[t] = max(had[t], c)
+		}
+	}
+	for _, i := range ids {
+		union[i] = true
+	}
+	count := map[string]int{}
+	for i := range union {
+		count[i.Type]++
+	}
+	for t, c := range count {
+		if c > g.set.rule(t).Limit && c > had[t] {
+			return true
+		}
+	}
+	return false
+}
+
+// flush writes what the chunk changed: new profiles, merges (re-pointing the merged profiles'
+// rows), identifiers, traits (the latest value wins), and the events resolved to each profile.
+func (g *graph) flush(ctx context.Context, tx *db.Tx) error {
+	now := db.Now()
+	var rows [][]any
+	for _, n := range g.added {
+		var into *string
+		if n.mergedInto != nil {
+			s := find(n).id
+			into = &s
+		}
+		rows = append(rows, []any{n.id, g.ws, into, db.Time{Time: n.createdAt}, now})
+	}
+	if err := tx.InsertRows(ctx, `INSERT INTO profiles (id, workspace_id, merged_into, created_at, updated_at) VALUES `, 5, rows, ``); err != nil {
+		return err
+	}
+	for _, m := range g.merges {
+		parent, child := find(m.parent).id, m.child.id
+		if _, err := tx.Exec(ctx, `UPDATE profiles SET merged_into = ?, updated_at = ? WHERE (id = ? OR merged_into = ?) AND workspace_id = ?`,
+			parent, now, child, child, g.ws); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`UPDATE profile_identifiers SET profile_id = ? WHERE profile_id = ? AND workspace_id = ?`,
+			`UPDATE profile_merges SET profile_id = ? WHERE profile_id = ? AND workspace_id = ?`,
+		} {
+			if _, err := tx.Exec(ctx, q, parent, child, g.ws); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO profile_traits (profile_id, workspace_id, name, value, text, source_id, event_id, updated_at)
+			SELECT ?, workspace_id, name, value, text, source_id, event_id, updated_at FROM profile_traits WHERE profile_id = ?
+			ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, text = excluded.text, source_id = excluded.source_id,
+			event_id = excluded.event_id, updated_at = excluded.updated_at WHERE excluded.updated_at > profile_traits.updated_at`,
+			parent, child); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM profile_traits WHERE profile_id = ?`, child); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO profile_merges (id, workspace_id, profile_id, merged_profile_id, event_id, identifiers, dropped, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id.New(MergePrefix), g.ws, parent, child, m.event, marshal(nonNil(m.ids)), marshal(nonNil(m.dropped)),
+			db.Time{Time: m.at}); err != nil {
+			return err
+		}
+	}
+	merged := map[*node]bool{}
+	for _, m := range g.merges {
+		merged[m.child] = true
+	}
+	rows = rows[:0]
+	for i, r := range g.seen {
+		// An identifier that stays where it was and was seen lately is not written again: last
+		// seen is kept to the minute, which spares the writer a row per event.
+		if at, ok := g.stored[i]; ok && !merged[g.owner[i]] && g.owner[i].mergedInto == nil && r.last.Sub(at) < seenGranularity {
+			continue
+		}
+		rows = append(rows, []any{g.ws, i.Type, i.Value, find(g.owner[i]).id, r.source, db.Time{Time: r.first}, db.Time{Time: r.last}})
+	}
+	sortRows(rows)
+	if err := tx.InsertRows(ctx, `INSERT INTO profile_identifiers (workspace_id, type, value, profile_id, source_id, first_seen_at, last_seen_at) VALUES `, 7, rows,
+		` ON CONFLICT (workspace_id, type, value) DO UPDATE SET profile_id = excluded.profile_id,
+		last_seen_at = CASE WHEN excluded.last_seen_at > profile_identifiers.last_seen_at THEN excluded.last_seen_at ELSE profile_identifiers.last_seen_at END`); err != nil {
+		return err
+	}
+	final := map[traitKey]*traitRow{}
+	for k, r := range g.traits {
+		fk := traitKey{find(k.n), k.name}
+		if cur := final[fk]; cur == nil || r.at.After(cur.at) {
+			final[fk] = r
+		}
+	}
+	rows = rows[:0]
+	for k, r := range final {
+		rows = append(rows, []any{k.n.id, g.ws, k.name, r.value, r.text, r.source, r.event, db.Time{Time: r.at}})
+	}
+	sortRows(rows)
+	if err := tx.InsertRows(ctx, `INSERT INTO profile_traits (profile_id, workspace_id, name, value, text, source_id, event_id, updated_at) VALUES `, 8, rows,
+		` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, text = excluded.text, source_id = excluded.source_id,
+		event_id = excluded.event_id, updated_at = excluded.updated_at WHERE excluded.updated_at >= profile_traits.updated_at`); err != nil {
+		return err
+	}
+	rows = rows[:0]
+	touched := map[string]bool{}
+	for _, e := range g.events {
+		n := find(e.n)
+		rows = append(rows, []any{n.id, e.event})
+		if !n.isNew && n.lastEvent.Sub(n.updatedAt) >= seenGranularity {
+			touched[n.id] = true
+		}
+	}
+	for _, m := range g.merges {
+		if n := find(m.parent); !n.isNew {
+			touched[n.id] = true
+		}
+	}
+	if err := tx.InsertRows(ctx, `INSERT INTO profile_events (profile_id, event_id) VALUES `, 2, rows, ` ON CONFLICT (profile_id, event_id) DO NOTHING`); err != nil {
+		return err
+	}
+	list := make([]string, 0, len(touched))
+	for p := range touched {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	for start := 0; start < len(list); start += valuesPerQuery {
+		part := list[start:min(start+valuesPerQuery, len(list))]
+		if _, err := tx.Exec(ctx, `UPDATE profiles SET updated_at = ? WHERE id IN (`+db.Placeholders(len(part))+`)`,
+			append([]any{now}, db.Args(part)...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nonNil(ids []Ident) []Ident {
+	if ids == nil {
+		return []Ident{}
+	}
+	return ids
+}
+
+// sortRows orders rows by their first columns, so that concurrent writers lock rows in one order.
+func sortRows(rows [][]any) {
+	sort.Slice(rows, func(i, j int) bool {
+		for c := 0; c < len(rows[i]) && c < 3; c++ {
+			a, _ := rows[i][c].(string)
+			b, _ := rows[j][c].(string)
+			if a != b {
+				return a < b
+			}
+		}
+		return false
+	})
+}
