@@ -187,6 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// deleting its own rows; the owner of the object deletes its row last.
 	a.reaper = reap.New(d, log)
 	a.reaper.Gate = a.leads
+	a.regulator.Gate = a.leads
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
 	// A deleted source's profile events go before its events (they are found through them).
 	a.reaper.Add(reap.Source, engage.ReapSourceSteps()...)
@@ -237,6 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.health.OnChange = a.healthChanged
 	// Warehouses are not sent events by lanes (they have no connector): they are synced.
 	a.warehouses = warehouse.New(d, dests, workspaces, cat, a.health, a.egress, warehouse.Options{Logger: log, Publish: a.notify.Publish})
+	a.warehouses.Gate = a.leads
 	dests.CheckSettings = a.warehouses.CheckSettings
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	if d.Dialect() == db.Postgres {

@@ -171,7 +171,10 @@ type Service struct {
 	// Destinations, when set, sends the deletion calls of a regulation to its workspace's
 	// connected destinations.
 	Destinations DestinationDeleter
-	wake         chan struct{}
+	// Gate, when set, tells Run whether to carry out regulations now: among replicas, only the
+	// one that leads does.
+	Gate func() bool
+	wake chan struct{}
 }
 
 // New returns the service. serverKey is the server's encryption key, from which the key of the

@@ -30,7 +30,9 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if err := s.Once(ctx); err != nil && ctx.Err() == nil {
+		if s.Gate != nil && !s.Gate() {
+			// another replica carries them out
+		} else if err := s.Once(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("carrying out regulations failed", "error", err.Error())
 		}
 		select {

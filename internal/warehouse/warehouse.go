@@ -128,6 +128,9 @@ type Service struct {
 	health     *health.Service
 	egress     *egress.Filter
 	opt        Options
+	// Gate, when set, tells the scheduler whether to start the syncs that are due: among
+	// replicas, only the one that leads does (warehouseSyncNow runs wherever it is asked).
+	Gate func() bool
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // one sync of a warehouse at a time in this process
@@ -529,7 +532,9 @@ func (s *Service) Start() {
 			case <-s.stop:
 				return
 			case <-tick.C:
-				s.RunDue(time.Now())
+				if s.Gate == nil || s.Gate() {
+					s.RunDue(time.Now())
+				}
 			}
 		}
 	}()
