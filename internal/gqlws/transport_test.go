@@ -506,8 +506,16 @@ func TestLimits(t *testing.T) {
 	write(t, third, `{"type":"connection_init"}`)
 	expectClose(t, third, 1013, "too many websockets for one user: the limit is 2")
 
-	fourth := dial(t, url, transportWS) // the third one's socket may still be closing
-	_ = fourth
+	// The third one's socket may still be closing: once it is gone a fourth gets in, and then
+	// the address is at its limit of 3.
+	var fourth *websocket.Conn
+	waitFor(t, func() bool {
+		d := websocket.Dialer{Subprotocols: []string{transportWS}, HandshakeTimeout: timeout}
+		c, _, err := d.Dial(url, nil)
+		fourth = c
+		return err == nil
+	})
+	defer fourth.Close()
 	waitFor(t, func() bool {
 		d := websocket.Dialer{Subprotocols: []string{transportWS}, HandshakeTimeout: timeout}
 		c, resp, err := d.Dial(url, nil)
