@@ -177,3 +177,44 @@ func TestOutgoing(t *testing.T) {
 		t.Error("the salt does not key the hash")
 	}
 }
+
+// Each distinct key is matched once: the cache of keys outlives reloads of the rules while the
+// matchers stay the same, and goes when they change.
+func TestKeyCacheOutlivesReloads(t *testing.T) {
+	s := mustOpenService(t, "TEAM")
+	ctx := context.Background()
+	load := func() *rules {
+		t.Helper()
+		r, err := s.cache.rules(ctx, "ws_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	expire := func(r *rules) { s.cache.mu.Lock(); r.expires = time.Time{}; s.cache.mu.Unlock() }
+	r1 := load()
+	if m, ok := r1.key("email"); !ok || m.MatcherID != "email" {
+		t.Fatalf("email: %+v", m)
+	}
+	expire(r1)
+	r2 := load()
+	if r2 == r1 || r2.keys != r1.keys || r2.keys.n.Load() != 1 {
+		t.Errorf("reloaded rules lost the matched keys")
+	}
+	now := db.Now()
+	if err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO privacy_matchers (workspace_id, id, is_default, name, classification, target, key_match, synonyms, pattern, luhn, enabled, created_at, updated_at)
+			VALUES ('ws_1', 'email', TRUE, 'Email', 'YELLOW', 'KEY', 'SIMILAR', '[]', '', FALSE, FALSE, ?, ?)`, now, now)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	expire(r2)
+	r3 := load()
+	if r3.keys == r2.keys {
+		t.Error("the key cache survived a change of matchers")
+	}
+	if m, ok := r3.key("email"); ok {
+		t.Errorf("a disabled matcher matched: %+v", m)
+	}
+}
