@@ -260,6 +260,21 @@ func TestPrivacyMatchers(t *testing.T) {
 			t.Errorf("%s: %q, want %q", path, got, want)
 		}
 	}
+	// The inbox follows the matchers: a field recommended by a matcher since disabled is
+	// recommended by what matches its key now, and a new matcher recommends fields seen before.
+	p.mutate(t, admin.tok, "privacyMatcherUpdate", "PrivacyMatcherUpdateInput", "matcher { id }",
+		map[string]any{"workspaceId": p.wsID, "matcherId": "city", "enabled": false})
+	p.mutate(t, admin.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
+		map[string]any{"workspaceId": p.wsID, "name": "Email", "classification": "RED"})
+	in = p.inbox(t, admin.tok)
+	if got := in["properties.homeTown"]["recommendedClassification"]; got != nil {
+		t.Errorf("homeTown after disabling its matcher: %v", got)
+	}
+	if got := in["properties.email"]; got["recommendedClassification"] != "RED" || trkStr(got, "matcher.name") != "Email" {
+		t.Errorf("email after a new matcher: %v", got)
+	}
+	p.mutate(t, admin.tok, "privacyMatcherUpdate", "PrivacyMatcherUpdateInput", "matcher { id }",
+		map[string]any{"workspaceId": p.wsID, "matcherId": "city", "enabled": true})
 	r := p.mutate(t, admin.tok, "privacyMatcherReset", "PrivacyMatcherIdInput", "matcher { classification modified synonyms }",
 		map[string]any{"workspaceId": p.wsID, "matcherId": "city"})
 	if trkStr(r, "matcher.classification") != "YELLOW" || trkPath(r, "matcher.modified") != false {
@@ -271,11 +286,11 @@ func TestPrivacyMatchers(t *testing.T) {
 		t.Errorf("delete: %v", dm)
 	}
 	d = p.gql(t, member.tok, list, map[string]any{"ws": p.wsID})
-	if ms, _ := trkPath(d, "workspace.privacyMatchers").([]any); len(ms) != 36 {
-		t.Errorf("%d matchers after create twice, delete once", len(ms))
+	if ms, _ := trkPath(d, "workspace.privacyMatchers").([]any); len(ms) != 37 {
+		t.Errorf("%d matchers after create three times, delete once", len(ms))
 	}
 	// At most 200 custom matchers.
-	for i := 1; i < 200; i++ {
+	for i := 2; i < 200; i++ { // two are there already
 		p.mutate(t, admin.tok, "privacyMatcherCreate", "PrivacyMatcherCreateInput", "matcher { id }",
 			map[string]any{"workspaceId": p.wsID, "name": "Custom " + strconv.Itoa(i), "classification": "YELLOW"})
 	}

@@ -2,8 +2,10 @@ package privacy
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -25,8 +27,19 @@ type rules struct {
 	salt          []byte // nil until a destination hashes
 	expires       time.Time
 
-	keys sync.Map // key -> keyMatch: each distinct key is matched once
+	keys *keyCache
 }
+
+// keyCache remembers the matchers' recommendation for each key, so that each distinct key is
+// matched once: it outlives reloads of the rules while the workspace's matchers stay the same.
+type keyCache struct {
+	matchers string // the enabled matchers it was made with, as JSON
+	m        sync.Map
+	n        atomic.Int64
+}
+
+// maxCachedKeys bounds a workspace's cached keys (events may carry keys without end).
+const maxCachedKeys = 50_000
 
 type keyMatch struct {
 	m  Match
@@ -35,12 +48,16 @@ type keyMatch struct {
 
 // key returns the matchers' recommendation for a key, matched once per key.
 func (r *rules) key(k string) (Match, bool) {
-	if v, ok := r.keys.Load(k); ok {
+	if v, ok := r.keys.m.Load(k); ok {
 		km := v.(keyMatch)
 		return km.m, km.ok
 	}
 	m, ok := r.matchers.Key(k)
-	r.keys.Store(k, keyMatch{m, ok})
+	if r.keys.n.Load() < maxCachedKeys {
+		if _, loaded := r.keys.m.LoadOrStore(k, keyMatch{m, ok}); !loaded {
+			r.keys.n.Add(1)
+		}
+	}
 	return m, ok
 }
 
@@ -117,7 +134,11 @@ func (c *cache) rules(ctx context.Context, workspaceID string) (*rules, error) {
 	if ok && now.Before(r.expires) {
 		return r, nil
 	}
-	v, err, _ := c.group.Do(workspaceID, func() (any, error) { return c.load(ctx, workspaceID) })
+	var keys *keyCache
+	if r != nil {
+		keys = r.keys
+	}
+	v, err, _ := c.group.Do(workspaceID, func() (any, error) { return c.load(ctx, workspaceID, keys) })
 	if err != nil {
 		return nil, err
 	}
@@ -133,10 +154,13 @@ func (c *cache) rules(ctx context.Context, workspaceID string) (*rules, error) {
 	return r, nil
 }
 
-func (c *cache) load(ctx context.Context, workspaceID string) (*rules, error) {
+// load reads a workspace's rules; previous is the key cache of the rules it replaces (nil for
+// none), kept when the matchers have not changed.
+func (c *cache) load(ctx context.Context, workspaceID string, previous *keyCache) (*rules, error) {
 	q := c.s.db.Reader()
 	r := &rules{workspaceID: workspaceID, classified: map[string]Classification{}, sensitiveKeys: map[string]Classification{},
-		sourceBlock: map[string]Classification{}, destinations: map[string]DestinationControls{}, expires: time.Now().Add(cacheTTL)}
+		sourceBlock: map[string]Classification{}, destinations: map[string]DestinationControls{}, expires: time.Now().Add(cacheTTL),
+		keys: &keyCache{}}
 	ok, err := hasPortal(ctx, q, workspaceID)
 	if err != nil || !ok {
 		r.matchers = NewMatchers(nil)
@@ -147,7 +171,14 @@ func (c *cache) load(ctx context.Context, workspaceID string) (*rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.matchers = NewMatchers(enabledRules(ms))
+	enabled := enabledRules(ms)
+	r.matchers = NewMatchers(enabled)
+	fingerprint, _ := json.Marshal(enabled) // maps marshal in key order
+	if previous != nil && previous.matchers == string(fingerprint) {
+		r.keys = previous
+	} else {
+		r.keys.matchers = string(fingerprint)
+	}
 	var fields []struct {
 		Path           string `db:"path"`
 		Classification string `db:"classification"`

@@ -189,14 +189,13 @@ func (s *Service) fill(ctx context.Context, workspaceID string, edges []relay.Ed
 		byPath[o.Path] = append(byPath[o.Path], o)
 		sourceSet[o.SourceID] = true
 	}
+	r, err := s.cache.rules(ctx, workspaceID)
+	if err != nil {
+		return err
+	}
 	var reach map[string][]string
-	var r *rules
 	if conns != nil && len(sourceSet) > 0 {
-		var err error
 		if reach, err = conns(ctx, slices.Sorted(maps.Keys(sourceSet))); err != nil {
-			return err
-		}
-		if r, err = s.cache.rules(ctx, workspaceID); err != nil {
 			return err
 		}
 	}
@@ -212,6 +211,16 @@ func (s *Service) fill(ctx context.Context, workspaceID string, edges []relay.Ed
 		f := &edges[i].Node
 		if f.MatcherID != nil {
 			f.Matcher = byID[*f.MatcherID]
+		}
+		// A recommendation by a matcher since disabled or deleted, or none at all, is the key's
+		// by the matchers as they are now (those made from a value stand while their matcher does).
+		if f.Matcher == nil || !f.Matcher.Enabled {
+			f.Recommended, f.Matcher = nil, nil
+			if r.enabled {
+				if m, ok := r.keyAt(f.Path, lastKey(f.Path)); ok {
+					f.Recommended, f.Matcher = &m.Classification, byID[m.MatcherID]
+				}
+			}
 		}
 		f.Origins = nonNilOrigins(byPath[f.Path])
 		f.Destinations = []Destination{}
