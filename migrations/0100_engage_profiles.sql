@@ -9,6 +9,13 @@ CREATE TABLE engage_settings (
     updated_at     TEXT NOT NULL
 );
 
+-- Each workspace's identity graph version: every transaction of identity resolution moves it, so
+-- that one that read the graph before taking the writer knows whether another changed it since.
+CREATE TABLE profile_graphs (
+    workspace_id TEXT PRIMARY KEY REFERENCES workspaces (id) ON DELETE CASCADE,
+    version      BIGINT NOT NULL
+);
+
 -- A profile: one person as identity resolution sees them. A profile merged into another keeps its
 -- row, pointing at the one it became part of (always the one that stands: merges re-point the
 -- rows that pointed at the merged profile), so that its id and its events still lead there.

@@ -82,6 +82,11 @@ func BenchmarkEngageLag(b *testing.B) {
 		}
 	}
 
+	defer func() {
+		if b.Failed() { // what the server said about it
+			b.Log(s.Logs.String())
+		}
+	}()
 	without, with := newEventGen(base.writeKey), newEventGen(eng.writeKey)
 	var offTime, onTime time.Duration
 	var offBatches, onBatches int

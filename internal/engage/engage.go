@@ -91,6 +91,8 @@ type Service struct {
 
 	states   *stateCache
 	resolver *resolver
+	// afterRead, in tests, runs between a chunk's read of the graph and its transaction.
+	afterRead func()
 }
 
 // New returns the service; Start runs its listener's worker.

@@ -61,7 +61,8 @@ var ReapWorkspace = reap.Step{Name: "profiles", Run: func(ctx context.Context, t
 			(SELECT workspace_id, type, value FROM profile_identifiers WHERE workspace_id = ? LIMIT ?)`,
 		`DELETE FROM profile_merges WHERE id IN (SELECT id FROM profile_merges WHERE workspace_id = ? LIMIT ?)`,
 		`DELETE FROM profiles WHERE id IN (SELECT id FROM profiles WHERE workspace_id = ? LIMIT ?)`,
-		`DELETE FROM engage_settings WHERE workspace_id IN (SELECT workspace_id FROM engage_settings WHERE workspace_id = ? LIMIT ?)`)
+		`DELETE FROM engage_settings WHERE workspace_id IN (SELECT workspace_id FROM engage_settings WHERE workspace_id = ? LIMIT ?)`,
+		`DELETE FROM profile_graphs WHERE workspace_id IN (SELECT workspace_id FROM profile_graphs WHERE workspace_id = ? LIMIT ?)`)
 }}
 
 // reapAll runs statements (each taking the object's id and a limit) in order until limit rows

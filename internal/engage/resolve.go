@@ -216,20 +216,61 @@ func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, ev
 	if len(items) == 0 {
 		return nil
 	}
+	// The graph is read before the write transaction, on the read pool, so that the single writer
+	// is held only for the writes; the transaction reads it again only if another transaction of
+	// identity resolution (another replica's) changed it meanwhile.
+	newGraph := func() *graph {
+		return &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{},
+			seen: map[Ident]*seenRow{}, traits: map[traitKey]*traitRow{}}
+	}
+	read := s.db.Reader()
+	before, err := graphVersion(ctx, read, ws)
+	if err != nil {
+		return err
+	}
+	g := newGraph()
+	if err := g.load(ctx, read, items); err != nil {
+		return err
+	}
+	if s.afterRead != nil {
+		s.afterRead()
+	}
 	return s.db.Tx(ctx, func(tx *db.Tx) error {
 		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
 			return err
 		}
-		g := &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{}, seen: map[Ident]*seenRow{},
-			traits: map[traitKey]*traitRow{}}
-		if err := g.load(ctx, tx, items); err != nil {
+		now, err := graphVersion(ctx, &tx.Queryer, ws)
+		if err != nil {
 			return err
+		}
+		if now != before {
+			g = newGraph()
+			if err := g.load(ctx, &tx.Queryer, items); err != nil {
+				return err
+			}
 		}
 		for i := range items {
 			g.resolve(&items[i])
 		}
-		return g.flush(ctx, tx)
+		if err := g.flush(ctx, tx); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO profile_graphs (workspace_id, version) VALUES (?, 1)
+			ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, ws)
+		return err
 	})
+}
+
+// graphVersion is a workspace's identity graph version (0 before its first profile).
+func graphVersion(ctx context.Context, q *db.Queryer, ws string) (int64, error) {
+	var v []int64
+	if err := q.Select(ctx, &v, `SELECT version FROM profile_graphs WHERE workspace_id = ?`, ws); err != nil {
+		return 0, err
+	}
+	if len(v) == 0 {
+		return 0, nil
+	}
+	return v[0], nil
 }
 
 // node is a profile while a chunk is resolved.
@@ -295,11 +336,11 @@ type graph struct {
 	added  []*node
 }
 
-// load reads who owns the chunk's identifiers, and all the identifiers of the profiles whose
+// load reads (through q) who owns the chunk's identifiers, and all the identifiers of the profiles whose
 // limits an event may test: those an event would add an identifier to or merge. A profile that
 // events only reach through identifiers it already holds gains nothing, so its other identifiers
 // are not read (nor needed: no count of it can grow).
-func (g *graph) load(ctx context.Context, tx *db.Tx, items []prepared) error {
+func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error {
 	values := map[string]bool{}
 	for _, p := range items {
 		for _, i := range p.ids {
@@ -339,7 +380,7 @@ func (g *graph) load(ctx context.Context, tx *db.Tx, items []prepared) error {
 	for start := 0; start < len(list); start += valuesPerQuery {
 		part := list[start:min(start+valuesPerQuery, len(list))]
 		var rows []row
-		if err := tx.Select(ctx, &rows, columns+`pi.value IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+		if err := q.Select(ctx, &rows, columns+`pi.value IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
 			return err
 		}
 		add(rows)
@@ -368,7 +409,7 @@ func (g *graph) load(ctx context.Context, tx *db.Tx, items []prepared) error {
 	for start := 0; start < len(ids); start += valuesPerQuery {
 		part := ids[start:min(start+valuesPerQuery, len(ids))]
 		var rows []row
-		if err := tx.Select(ctx, &rows, columns+`pi.profile_id IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
+		if err := q.Select(ctx, &rows, columns+`pi.profile_id IN (`+db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)...); err != nil {
 			return err
 		}
 		add(rows)

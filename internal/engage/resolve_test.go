@@ -539,3 +539,25 @@ func TestChunkResolvesAsOneByOne(t *testing.T) {
 	}
 	t.Logf("%d profiles, %d merges", len(one), n1)
 }
+
+// TestGraphChangedMeanwhile: a chunk reads the graph before its transaction; when another
+// transaction changed the graph in between (another replica's), it reads it again in its own.
+func TestGraphChangedMeanwhile(t *testing.T) {
+	e := mustOpen(t)
+	e.send(ingest.Track, "", "a1", nil)
+	first := e.profileOf("anonymous_id", "a1")
+	e.s.afterRead = func() {
+		e.s.afterRead = nil
+		e.send(ingest.Identify, "u1", "", nil) // u1's profile, made after the chunk below read the graph
+	}
+	e.send(ingest.Identify, "u1", "a1", nil)
+	if got := e.profileOf("user_id", "u1"); got != first {
+		t.Errorf("u1 on %s, want the merged profile %s", got, first)
+	}
+	if m := e.merges(first); len(m) != 1 {
+		t.Errorf("%d merges, want u1's profile merged into a1's", len(m))
+	}
+	if n := e.standing(); n != 1 {
+		t.Errorf("%d standing profiles, want 1 (none left without identifiers)", n)
+	}
+}
