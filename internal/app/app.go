@@ -185,6 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Policy:      delivery.Policy{MaxAttempts: cfg.DeliveryMaxAttempts, MaxAge: cfg.DeliveryMaxAge, BaseBackoff: cfg.DeliveryBackoff, MaxBackoff: 30 * time.Minute},
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 	})
+	a.regulator.Destinations = regulationDeliveries{a.delivery}
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -546,6 +547,27 @@ func (a *App) healthChanged(is health.Issue) {
 	if err != nil {
 		a.log.Error("notifying a health issue failed", "error", err.Error())
 	}
+}
+
+// regulationDeliveries sends regulations' deletion calls through the delivery engine.
+type regulationDeliveries struct{ e *delivery.Engine }
+
+func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, regulationID string, subjectType regulation.SubjectType,
+	subjects []string) ([]regulation.DestinationStatus, error) {
+	results, err := r.e.DeleteSubjects(ctx, workspaceID, regulationID, string(subjectType), subjects)
+	if err != nil {
+		return nil, err
+	}
+	now := db.Now()
+	out := make([]regulation.DestinationStatus, len(results))
+	for i, x := range results {
+		out[i] = regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
+			Attempts: x.Attempts, UpdatedAt: now, WorkspaceID: workspaceID}
+		if x.Error != "" {
+			out[i].Error = &x.Error
+		}
+	}
+	return out, nil
 }
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.

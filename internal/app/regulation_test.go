@@ -2,9 +2,13 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -534,5 +538,109 @@ func TestRegulationDeletion(t *testing.T) {
 	}
 	if logs := s.Logs.String(); strings.Contains(logs, subject) || strings.Contains(logs, email) {
 		t.Fatal("the server's log names a subject")
+	}
+}
+
+func TestRegulationDestinations(t *testing.T) {
+	s := startServer(t, regNow, allowLoopback, func(c *config.Config) { c.DeliveryBackoff = 10 * time.Millisecond })
+	e := dlvNewEnv(t, s, "dst-owner")
+	web, _ := e.source(t, "Web")
+	hook, vendor, broken := newReceiver(t), newReceiver(t), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(broken.Close)
+	dest := func(catalog, name string, settings map[string]any) string {
+		id := trkStr(e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
+			map[string]any{"workspaceId": e.wsID, "catalogId": catalog, "name": name, "settings": settings, "enabled": true}), "destination.id")
+		e.connect(t, web, id, true)
+		return id
+	}
+	hookID := dest("cat_webhook", "Hook", map[string]any{"url": hook.srv.URL + "/hook", "sharedSecret": "hook-secret-123"})
+	segID := dest("cat_segment", "Forward", map[string]any{"writeKey": "fwd-key-123", "endpoint": vendor.srv.URL + "/segment"})
+	ampID := dest("cat_amplitude", "Amplitude", map[string]any{"apiKey": "amp-key-123", "secretKey": "amp-secret-123",
+		"deletionEndpoint": vendor.srv.URL + "/amplitude/deletions"})
+	mpID := dest("cat_mixpanel", "Mixpanel", map[string]any{"apiSecret": "mp-secret-123", "projectToken": "mp-token-123",
+		"gdprToken": "mp-oauth-123", "deletionEndpoint": vendor.srv.URL + "/mixpanel/deletions"})
+	ga4ID := dest("cat_google-analytics-4", "GA4", map[string]any{"measurementId": "G-TEST123", "apiSecret": "ga4-secret-123"})
+	brokenID := dest("cat_webhook", "Broken Hook", map[string]any{"url": broken.URL + "/hook"})
+	// Not connected to any source: not asked.
+	e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": e.wsID, "catalogId": "cat_webhook", "name": "Lonely", "settings": map[string]any{"url": hook.srv.URL + "/lonely"}, "enabled": true})
+
+	const subject = "dst-subject-42c7"
+	r := regWaitDone(t, s, e.tok, trkStr(regWantCreated(t, s, e.tok, e.wsID, "DELETE_ONLY", "USER_ID", subject), "id"))
+	if r["status"] != "PARTIAL_SUCCESS" {
+		t.Fatalf("overall: %v", r)
+	}
+	byID := map[string]map[string]any{}
+	for _, d := range r["destinations"].([]any) {
+		byID[trkStr(d, "destinationId")] = d.(map[string]any)
+	}
+	for id, want := range map[string]string{hookID: "FINISHED", segID: "FINISHED", ampID: "FINISHED", mpID: "FINISHED", ga4ID: "NOT_SUPPORTED", brokenID: "FAILED"} {
+		if d := byID[id]; d == nil || d["status"] != want || trkStr(d, "destination.id") != id {
+			t.Errorf("destination %s: %v, want %s", id, d, want)
+		}
+	}
+	if len(byID) != 6 || trkInt(byID[brokenID]["attempts"]) != 3 || !strings.Contains(trkStr(byID[brokenID], "error"), "502") {
+		t.Fatalf("destinations: %v", r["destinations"])
+	}
+
+	// What the vendors got.
+	reqs := hook.all()
+	if len(reqs) != 1 {
+		t.Fatalf("webhook: %d requests", len(reqs))
+	}
+	var msg map[string]any
+	_ = json.Unmarshal(reqs[0].body, &msg)
+	mac := hmac.New(sha256.New, []byte("hook-secret-123"))
+	mac.Write(reqs[0].body)
+	if msg["type"] != "delete" || msg["userId"] != subject || reqs[0].header.Get("X-Signature") != hex.EncodeToString(mac.Sum(nil)) {
+		t.Fatalf("webhook got %s (signature %s)", reqs[0].body, reqs[0].header.Get("X-Signature"))
+	}
+	seen := map[string]string{}
+	for _, req := range vendor.all() {
+		seen[req.path] = string(req.body)
+		switch req.path {
+		case "/segment/v1/batch":
+			if u, _, _ := (&http.Request{Header: req.header}).BasicAuth(); u != "fwd-key-123" || !strings.Contains(string(req.body), `"type":"delete"`) {
+				t.Errorf("segment: %s", req.body)
+			}
+		case "/amplitude/deletions":
+			if u, p, _ := (&http.Request{Header: req.header}).BasicAuth(); u != "amp-key-123" || p != "amp-secret-123" {
+				t.Errorf("amplitude auth: %s %s", u, p)
+			}
+		case "/mixpanel/deletions":
+			if req.header.Get("Authorization") != "Bearer mp-oauth-123" || req.query != "token=mp-token-123" {
+				t.Errorf("mixpanel: %v %s", req.header, req.query)
+			}
+		}
+	}
+	if !strings.Contains(seen["/segment/v1/batch"], subject) || !strings.Contains(seen["/amplitude/deletions"], `"user_ids":["`+subject+`"]`) ||
+		!strings.Contains(seen["/mixpanel/deletions"], `"distinct_ids":["`+subject+`"]`) || len(seen) != 3 {
+		t.Fatalf("vendors got: %v", seen)
+	}
+
+	// Event Delivery shows each call, with the subject masked, and the failures count in health.
+	regID := trkStr(r, "id")
+	_, nodes := e.attempts(t, brokenID, "first: 10")
+	if len(nodes) != 3 || nodes[0]["outcome"] != "FAILED" || nodes[2]["outcome"] != "RETRYING" || nodes[0]["eventId"] != regID {
+		t.Fatalf("broken hook's attempts: %v", nodes)
+	}
+	_, nodes = e.attempts(t, hookID, "first: 10")
+	if len(nodes) != 1 || nodes[0]["outcome"] != "DELIVERED" || strings.Contains(acJSON(nodes), subject) ||
+		!strings.Contains(trkStr(nodes[0], "request.body"), `"type":"delete"`) {
+		t.Fatalf("hook's attempts: %v", nodes)
+	}
+	e.waitIssue(t, brokenID, "HTTP_5XX", "opened by the deletion calls", func(is map[string]any) bool { return is["status"] == "OPEN" })
+
+	// A subject type a vendor does not delete by.
+	r = regWaitDone(t, s, e.tok, trkStr(regWantCreated(t, s, e.tok, e.wsID, "DELETE_ONLY", "ANONYMOUS_ID", "dst-anon-1"), "id"))
+	for _, d := range r["destinations"].([]any) {
+		if trkStr(d, "destinationId") == ampID && d.(map[string]any)["status"] != "NOT_SUPPORTED" {
+			t.Fatalf("amplitude by anonymousId: %v", d)
+		}
+	}
+	if stored := regDatabaseBytes(t, s); bytes.Contains(stored, []byte(subject)) || bytes.Contains(stored, []byte("dst-anon-1")) {
+		t.Fatal("the database keeps the subject of a finished deletion")
 	}
 }
