@@ -114,6 +114,8 @@ func (r *Resolver) SuppressedSubject() SuppressedSubjectResolver {
 	return &suppressedSubjectResolver{r}
 }
 
-type regulationResolver struct{ *Resolver }
-type regulationDestinationResolver struct{ *Resolver }
-type suppressedSubjectResolver struct{ *Resolver }
+type (
+	regulationResolver            struct{ *Resolver }
+	regulationDestinationResolver struct{ *Resolver }
+	suppressedSubjectResolver     struct{ *Resolver }
+)

@@ -73,6 +73,7 @@ type App struct {
 	reaper     *reap.Reaper
 	protocols  *protocols.Service
 	regulator  *regulation.Service
+	workspaces *workspace.Service
 	egress     *egress.Filter
 	stop       chan struct{} // closed when Serve shuts down: background work ends
 	background sync.WaitGroup
@@ -137,6 +138,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc, mailer)
+	a.workspaces = workspaces
+	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention}
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
@@ -381,7 +384,30 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err = a.protocols.Prune(ctx, now)
-	return n + m, err
+	if n += m; err != nil {
+		return n, err
+	}
+	// Workspaces that keep some data for less than the server does (their settings).
+	own, err := a.workspaces.ShorterRetentions(ctx)
+	for _, w := range own {
+		if err != nil {
+			break
+		}
+		if w.Events > 0 {
+			m, err = a.events.PruneWorkspace(ctx, w.WorkspaceID, now.Add(-a.cfg.EventRetention), now.Add(-w.Events))
+			n += m
+		}
+		for _, kind := range []struct {
+			delivered bool
+			own, all  time.Duration
+		}{{true, w.Delivered, a.cfg.DeliveredRetention}, {false, w.Failed, a.cfg.FailedRetention}} {
+			if kind.own > 0 && err == nil {
+				m, err = a.deliveries.PruneWorkspace(ctx, w.WorkspaceID, kind.delivered, now.Add(-kind.all), now.Add(-kind.own))
+				n += m
+			}
+		}
+	}
+	return n, err
 }
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {

@@ -644,3 +644,106 @@ func TestRegulationDestinations(t *testing.T) {
 		t.Fatal("the database keeps the subject of a finished deletion")
 	}
 }
+
+func TestWorkspaceSettings(t *testing.T) {
+	s := startServer(t, regLater)
+	e := dlvNewEnv(t, s, "set-owner")
+	admin := e.member(t, "set-admin@example.com", "ADMIN")
+	member := e.member(t, "set-member@example.com", "MEMBER")
+	const settingsQuery = `query($slug: String!) { workspace(slug: $slug) { settings { id name slug plan { plan apiCallsPerMonth }
+		retention { eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours }
+		privacy { suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap }
+		viewerCanUpdate } } }`
+	const update = `mutation($i: WorkspaceSettingsUpdateInput!) { workspaceSettingsUpdate(input: $i) { settings { name retention { eventsHours deliveredAttemptsHours failedAttemptsHours } }
+		userErrors { field message code } } }`
+
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "USER_ID", "set-a", "set-b")
+	regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", "set-c")
+
+	t.Run("Read", func(t *testing.T) {
+		st := trkObj(e.gql(t, settingsQuery, map[string]any{"slug": e.slug}), "workspace.settings")
+		want := `{"id":"` + e.wsID + `","name":"set-owner","plan":{"apiCallsPerMonth":250000,"plan":"FREE"},` +
+			`"privacy":{"failedRegulations":0,"finishedRegulations":1,"initializedRegulations":1,"monthlySubjectCap":110000,"runningRegulations":0,"subjectsThisMonth":3,"suppressedSubjects":2},` +
+			`"retention":{"deliveredAttemptsHours":24,"eventsHours":168,"failedAttemptsHours":168,"serverDeliveredAttemptsHours":24,"serverEventsHours":168,"serverFailedAttemptsHours":168},` +
+			`"slug":"set-owner","viewerCanUpdate":true}`
+		if got := acJSON(st); got != want {
+			t.Fatalf("settings:\n got %s\nwant %s", got, want)
+		}
+		st = trkObj(dlvData(t, dlvPost(t, s, member, settingsQuery, map[string]any{"slug": e.slug})), "workspace.settings")
+		if st["viewerCanUpdate"] != false || trkInt(trkPath(st, "privacy.suppressedSubjects")) != 2 {
+			t.Fatalf("member's settings: %v", st)
+		}
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			input map[string]any
+			want  string
+		}{
+			"EventsUnderADay":  {map[string]any{"eventsRetentionHours": 12}, "eventsRetentionHours:INVALID"},
+			"OverTheServer":    {map[string]any{"failedAttemptsRetentionHours": 1000}, "failedAttemptsRetentionHours:INVALID"},
+			"FailedUnderADay":  {map[string]any{"failedAttemptsRetentionHours": 2}, "failedAttemptsRetentionHours:INVALID"},
+			"BadSlug":          {map[string]any{"slug": "No Slug"}, "slug:INVALID"},
+			"NegativeDelivery": {map[string]any{"deliveredAttemptsRetentionHours": -1}, "deliveredAttemptsRetentionHours:INVALID"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				c.input["workspaceId"] = e.wsID
+				p := trkObj(e.gql(t, update, map[string]any{"i": c.input}), "workspaceSettingsUpdate")
+				if got := regUserErrorCodes(p); len(got) != 1 || got[0] != c.want || p["settings"] != nil {
+					t.Fatalf("got %v, want %s", got, c.want)
+				}
+			})
+		}
+	})
+
+	t.Run("OwnersOnly", func(t *testing.T) {
+		for _, tok := range []string{admin, member} {
+			r := dlvPost(t, s, tok, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "eventsRetentionHours": 48}})
+			if r.errorCode() != "FORBIDDEN" {
+				t.Fatalf("non-owner updates: %s", r.Raw)
+			}
+		}
+	})
+
+	t.Run("UpdateIsAuditedAndApplied", func(t *testing.T) {
+		p := trkObj(e.gql(t, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "name": "Renamed", "eventsRetentionHours": 48,
+			"deliveredAttemptsRetentionHours": 6}}), "workspaceSettingsUpdate")
+		if acJSON(p["settings"]) != `{"name":"Renamed","retention":{"deliveredAttemptsHours":6,"eventsHours":48,"failedAttemptsHours":168}}` {
+			t.Fatalf("updated: %v", p)
+		}
+		events := acEvents(t, s, e.tok, e.slug, map[string]any{"types": []string{"WORKSPACE_SETTINGS_UPDATED", "WORKSPACE_UPDATED"}})
+		raw := acJSON(events)
+		if len(events) != 2 || !strings.Contains(raw, `"eventsRetentionHours":{"from":168,"to":48}`) || !strings.Contains(raw, `"deliveredAttemptsHours"`) &&
+			!strings.Contains(raw, `"deliveredAttemptsRetentionHours":{"from":24,"to":6}`) {
+			t.Fatalf("audit trail: %s", raw)
+		}
+
+		// Pruning keeps this workspace's events 48 hours, another's the server's 168.
+		_, key := e.source(t, "Web")
+		other := dlvNewEnv(t, s, "set-other")
+		otherSrc, otherKey := other.source(t, "Other")
+		dlvTrack(t, s, key, map[string]any{"userId": "u1"}, map[string]any{"userId": "u2"})
+		dlvTrack(t, s, otherKey, map[string]any{"userId": "u1"})
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM events WHERE workspace_id = ?`, e.wsID); err != nil || n != 2 {
+			t.Fatalf("a day later: %d events (%v), want 2", n, err)
+		}
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(50*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM events WHERE workspace_id = ?`, e.wsID); err != nil || n != 0 {
+			t.Fatalf("50 hours later: %d events (%v), want 0", n, err)
+		}
+		if got := len(regStoredEvents(t, other, otherSrc)); got != 1 {
+			t.Fatalf("another workspace's events after 50 hours: %d, want 1", got)
+		}
+
+		p = trkObj(e.gql(t, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "eventsRetentionHours": 0}}), "workspaceSettingsUpdate")
+		if trkInt(trkPath(p, "settings.retention.eventsHours")) != 168 {
+			t.Fatalf("back to the server's: %v", p)
+		}
+	})
+}

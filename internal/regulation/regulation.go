@@ -509,3 +509,37 @@ func (s *Service) SubjectsByRegulation(ctx context.Context, a *workspace.Access,
 	}
 	return out, nil
 }
+
+// Overview sums up a workspace's regulations for its settings.
+type Overview struct {
+	SuppressedSubjects     int `db:"suppressed"`
+	InitializedRegulations int `db:"initialized"`
+	RunningRegulations     int `db:"running"`
+	FinishedRegulations    int `db:"finished"`
+	FailedRegulations      int `db:"failed"`
+	SubjectsThisMonth      int `db:"month"`
+	MonthlySubjectCap      int `db:"-"`
+}
+
+// Overview returns a workspace's overview; members, owners and admins (MINIMAL members see
+// zeros, as they see no regulation).
+func (s *Service) Overview(ctx context.Context, workspaceID string) (*Overview, error) {
+	a, err := s.workspaces.Access(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	o := Overview{MonthlySubjectCap: s.opts.MonthlyCap}
+	if !a.CanReadAll() {
+		return &o, nil
+	}
+	month := time.Now().UTC().Format("2006-01") + "-01"
+	err = s.db.Get(ctx, &o, `SELECT
+		(SELECT COUNT(*) FROM suppressed_subjects WHERE workspace_id = ?) AS suppressed,
+		COALESCE(SUM(CASE WHEN status = 'INITIALIZED' THEN 1 ELSE 0 END), 0) AS initialized,
+		COALESCE(SUM(CASE WHEN status = 'RUNNING' THEN 1 ELSE 0 END), 0) AS running,
+		COALESCE(SUM(CASE WHEN status = 'FINISHED' THEN 1 ELSE 0 END), 0) AS finished,
+		COALESCE(SUM(CASE WHEN status IN ('FAILED', 'PARTIAL_SUCCESS') THEN 1 ELSE 0 END), 0) AS failed,
+		COALESCE(SUM(CASE WHEN created_at >= ? AND type <> 'UNSUPPRESS' AND status <> 'CANCELED' THEN subject_count ELSE 0 END), 0) AS month
+		FROM regulations WHERE workspace_id = ?`, workspaceID, month, workspaceID)
+	return &o, err
+}
