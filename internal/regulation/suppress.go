@@ -2,6 +2,7 @@ package regulation
 
 import (
 	"context"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
@@ -13,17 +14,31 @@ import (
 	"github.com/junctioncdp/junction/internal/relay"
 )
 
-// suppressionSet is one workspace's suppressed subjects: hashes by kind ("u", "a", "e").
+// suppressionSet is one workspace's suppressed subjects: hashes by kind ("u", "a", "e"), and the
+// workspace's key to hash an event's identifiers with.
 type suppressionSet struct {
-	hashes  map[string]map[string]struct{}
+	key     []byte
+	hashes  map[string]map[[32]byte]struct{}
 	expires time.Time
 }
 
 func (s *suppressionSet) empty() bool { return len(s.hashes) == 0 }
 
-func (s *suppressionSet) has(kind, hash string) bool {
-	_, ok := s.hashes[kind][hash]
+// has tells whether a subject of a kind is suppressed.
+func (s *suppressionSet) has(kind, value string) bool {
+	m := s.hashes[kind]
+	if m == nil {
+		return false
+	}
+	_, ok := m[rawHash(s.key, kind, value)]
 	return ok
+}
+
+func (s *suppressionSet) add(kind string, h [32]byte) {
+	if s.hashes[kind] == nil {
+		s.hashes[kind] = map[[32]byte]struct{}{}
+	}
+	s.hashes[kind][h] = struct{}{}
 }
 
 // suppressionCache keeps each workspace's set in memory, so that the Stage costs a map lookup
@@ -76,13 +91,13 @@ func (c *suppressionCache) read(ctx context.Context, workspaceID string) (*suppr
 	if err := c.s.db.Select(ctx, &rows, `SELECT subject_type, subject_hash FROM suppressed_subjects WHERE workspace_id = ?`, workspaceID); err != nil {
 		return nil, err
 	}
-	set := &suppressionSet{hashes: map[string]map[string]struct{}{}, expires: time.Now().Add(c.ttl)}
+	set := &suppressionSet{key: c.s.workspaceKey(workspaceID), hashes: map[string]map[[32]byte]struct{}{}, expires: time.Now().Add(c.ttl)}
 	for _, r := range rows {
-		k := r.Type.kind()
-		if set.hashes[k] == nil {
-			set.hashes[k] = map[string]struct{}{}
+		var h [32]byte
+		if b, err := hex.DecodeString(r.Hash); err == nil && len(b) == len(h) {
+			copy(h[:], b)
+			set.add(r.Type.kind(), h)
 		}
-		set.hashes[k][r.Hash] = struct{}{}
 	}
 	return set, nil
 }
@@ -107,7 +122,7 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 		return err
 	}
 	for _, e := range b.Events {
-		if e.Status == ingest.Discarded || !st.s.suppressed(set, b.WorkspaceID, e) {
+		if e.Status == ingest.Discarded || !suppressed(set, e) {
 			continue
 		}
 		e.Status, e.Reason, e.Message = ingest.Discarded, ingest.Suppressed, "the event's subject is suppressed by a regulation"
@@ -118,18 +133,18 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 
 // suppressed tells whether an event is about a suppressed subject: its userId, its anonymousId,
 // or an email address in its traits (or context.traits, or properties).
-func (s *Service) suppressed(set *suppressionSet, workspaceID string, e *ingest.Event) bool {
-	if e.UserID != nil && set.hashes["u"] != nil && set.has("u", s.hash(workspaceID, "u", *e.UserID)) {
+func suppressed(set *suppressionSet, e *ingest.Event) bool {
+	if e.UserID != nil && set.has("u", *e.UserID) {
 		return true
 	}
-	if e.AnonymousID != nil && set.hashes["a"] != nil && set.has("a", s.hash(workspaceID, "a", *e.AnonymousID)) {
+	if e.AnonymousID != nil && set.has("a", *e.AnonymousID) {
 		return true
 	}
 	if set.hashes["e"] == nil {
 		return false
 	}
 	for _, email := range emailsOf(e) {
-		if set.has("e", s.hash(workspaceID, "e", email)) {
+		if set.has("e", email) {
 			return true
 		}
 	}
