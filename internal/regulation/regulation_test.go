@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/regulation/forget"
@@ -15,14 +14,14 @@ import (
 func newStageService(tb testing.TB, suppressed map[SubjectType][]string) *Service {
 	tb.Helper()
 	s := New(nil, nil, []byte("0123456789abcdef0123456789abcdef"), Options{})
-	set := &suppressionSet{key: s.workspaceKey("ws"), hashes: map[string]map[[32]byte]struct{}{}, expires: time.Now().Add(time.Hour)}
+	set := &suppressionSet{key: s.workspaceKey("ws"), hashes: map[string]map[[32]byte]struct{}{}}
 	for t, values := range suppressed {
 		for _, v := range values {
 			set.add(t.kind(), rawHash(set.key, t.kind(), normalise(t, v)))
 		}
 	}
-	s.cache.m["ws"] = set
-	s.cache.m["empty"] = &suppressionSet{hashes: map[string]map[[32]byte]struct{}{}, expires: time.Now().Add(time.Hour)}
+	s.cache.cache.Set("ws", set)
+	s.cache.cache.Set("empty", &suppressionSet{hashes: map[string]map[[32]byte]struct{}{}})
 	return s
 }
 
