@@ -113,6 +113,7 @@ type Regulation struct {
 	CreatedByToken  *string     `db:"created_by_token"`
 	CreatedAt       db.Time     `db:"created_at"`
 	StartedAt       *db.Time    `db:"started_at"`
+	ClaimedAt       *db.Time    `db:"claimed_at"` // when its worker last renewed its claim
 	FinishedAt      *db.Time    `db:"finished_at"`
 	CanceledAt      *db.Time    `db:"canceled_at"`
 }
