@@ -646,7 +646,7 @@ func TestRegulationDestinations(t *testing.T) {
 }
 
 func TestWorkspaceSettings(t *testing.T) {
-	s := startServer(t, regLater)
+	s := startServer(t, regLater, allowLoopback)
 	e := dlvNewEnv(t, s, "set-owner")
 	admin := e.member(t, "set-admin@example.com", "ADMIN")
 	member := e.member(t, "set-member@example.com", "MEMBER")
@@ -718,12 +718,40 @@ func TestWorkspaceSettings(t *testing.T) {
 			t.Fatalf("audit trail: %s", raw)
 		}
 
-		// Pruning keeps this workspace's events 48 hours, another's the server's 168.
-		_, key := e.source(t, "Web")
+		// Pruning keeps this workspace's events 48 hours, another's the server's 168; and its
+		// delivered attempts 6 hours, another's the server's 24.
+		web, key := e.source(t, "Web")
 		other := dlvNewEnv(t, s, "set-other")
 		otherSrc, otherKey := other.source(t, "Other")
+		hook := newReceiver(t)
+		for _, env := range []*dlvEnv{e, other} {
+			src := web
+			if env == other {
+				src = otherSrc
+			}
+			env.connect(t, src, env.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true), true)
+		}
 		dlvTrack(t, s, key, map[string]any{"userId": "u1"}, map[string]any{"userId": "u2"})
 		dlvTrack(t, s, otherKey, map[string]any{"userId": "u1"})
+		count := func(table, wsID string) int {
+			var n int
+			if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM `+table+` WHERE workspace_id = ?`, wsID); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		dlvWait(t, "3 delivered attempts", 10*time.Second, func() bool {
+			return count("delivery_attempts", e.wsID) == 2 && count("delivery_attempts", other.wsID) == 1
+		})
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(12*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if a, r, o := count("delivery_attempts", e.wsID), count("delivery_requests", e.wsID), count("delivery_attempts", other.wsID); a != 0 || r != 0 || o != 1 {
+			t.Fatalf("12 hours later: %d attempts and %d requests left (want none), another workspace's %d (want 1)", a, r, o)
+		}
+		if n := count("events", e.wsID); n != 2 {
+			t.Fatalf("12 hours later: %d events, want 2", n)
+		}
 		if _, err := s.App.Prune(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
