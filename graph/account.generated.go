@@ -69,6 +69,7 @@ type MutationResolver interface {
 	BlockedEventsReplay(ctx context.Context, input model.BlockedEventsReplayInput) (*model.BlockedEventsReplayPayload, error)
 	RegulationCreate(ctx context.Context, input model.RegulationCreateInput) (*model.RegulationPayload, error)
 	RegulationCancel(ctx context.Context, input model.RegulationCancelInput) (*model.RegulationPayload, error)
+	WorkspaceSettingsUpdate(ctx context.Context, input model.WorkspaceSettingsUpdateInput) (*model.WorkspaceSettingsPayload, error)
 	SourceCreate(ctx context.Context, input model.SourceCreateInput) (*model.SourcePayload, error)
 	SourceUpdate(ctx context.Context, input model.SourceUpdateInput) (*model.SourcePayload, error)
 	SourceEnable(ctx context.Context, input model.SourceIDInput) (*model.SourcePayload, error)
@@ -928,6 +929,20 @@ func (ec *executionContext) field_Mutation_workspacePlanUpdate_args(ctx context.
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.WorkspacePlanUpdateInput, error) {
 			return ec.unmarshalNWorkspacePlanUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐWorkspacePlanUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_workspaceSettingsUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.WorkspaceSettingsUpdateInput, error) {
+			return ec.unmarshalNWorkspaceSettingsUpdateInput2githubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐWorkspaceSettingsUpdateInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3451,6 +3466,50 @@ func (ec *executionContext) fieldContext_Mutation_regulationCancel(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_workspaceSettingsUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_workspaceSettingsUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().WorkspaceSettingsUpdate(ctx, fc.Args["input"].(model.WorkspaceSettingsUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkspaceSettingsPayload) graphql.Marshaler {
+			return ec.marshalNWorkspaceSettingsPayload2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐWorkspaceSettingsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_workspaceSettingsUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceSettingsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_workspaceSettingsUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_sourceCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5156,6 +5215,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "regulationCancel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_regulationCancel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspaceSettingsUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_workspaceSettingsUpdate(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -70,6 +70,7 @@ type ResolverRoot interface {
 	ViolationsChange() ViolationsChangeResolver
 	WarehouseSync() WarehouseSyncResolver
 	Workspace() WorkspaceResolver
+	WorkspaceSettings() WorkspaceSettingsResolver
 }
 
 type DirectiveRoot struct {
@@ -598,6 +599,7 @@ type ComplexityRoot struct {
 		WorkspaceCreate                  func(childComplexity int, input model.WorkspaceCreateInput) int
 		WorkspaceDelete                  func(childComplexity int, input model.WorkspaceDeleteInput) int
 		WorkspacePlanUpdate              func(childComplexity int, input model.WorkspacePlanUpdateInput) int
+		WorkspaceSettingsUpdate          func(childComplexity int, input model.WorkspaceSettingsUpdateInput) int
 		WorkspaceUpdate                  func(childComplexity int, input model.WorkspaceUpdateInput) int
 		WriteKeyCreate                   func(childComplexity int, input model.SourceIDInput) int
 		WriteKeyRevoke                   func(childComplexity int, input model.WriteKeyRevokeInput) int
@@ -778,6 +780,16 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	PrivacyOverview struct {
+		FailedRegulations      func(childComplexity int) int
+		FinishedRegulations    func(childComplexity int) int
+		InitializedRegulations func(childComplexity int) int
+		MonthlySubjectCap      func(childComplexity int) int
+		RunningRegulations     func(childComplexity int) int
+		SubjectsThisMonth      func(childComplexity int) int
+		SuppressedSubjects     func(childComplexity int) int
+	}
+
 	Profile struct {
 		CreatedAt    func(childComplexity int) int
 		Events       func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) int
@@ -897,6 +909,15 @@ type ComplexityRoot struct {
 		Label     func(childComplexity int) int
 		Role      func(childComplexity int) int
 		SourceID  func(childComplexity int) int
+	}
+
+	RetentionSettings struct {
+		DeliveredAttemptsHours       func(childComplexity int) int
+		EventsHours                  func(childComplexity int) int
+		FailedAttemptsHours          func(childComplexity int) int
+		ServerDeliveredAttemptsHours func(childComplexity int) int
+		ServerEventsHours            func(childComplexity int) int
+		ServerFailedAttemptsHours    func(childComplexity int) int
 	}
 
 	SchemaControls struct {
@@ -1320,6 +1341,7 @@ type ComplexityRoot struct {
 		Profile                    func(childComplexity int, lookup model.ProfileLookup) int
 		Profiles                   func(childComplexity int, search *string, filter *model.ProfileFilter, first *int, after *string, last *int, before *string) int
 		Regulations                func(childComplexity int, filter *model.RegulationFilter, first *int, after *string, last *int, before *string) int
+		Settings                   func(childComplexity int) int
 		Slug                       func(childComplexity int) int
 		Sources                    func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.SourceFilter) int
 		SuppressedSubjects         func(childComplexity int, subjectType *regulation.SubjectType, subject *string, first *int, after *string, last *int, before *string) int
@@ -1355,6 +1377,21 @@ type ComplexityRoot struct {
 	WorkspacePayload struct {
 		UserErrors func(childComplexity int) int
 		Workspace  func(childComplexity int) int
+	}
+
+	WorkspaceSettings struct {
+		ID              func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Plan            func(childComplexity int) int
+		Privacy         func(childComplexity int) int
+		Retention       func(childComplexity int) int
+		Slug            func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	WorkspaceSettingsPayload struct {
+		Settings   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	WriteKey struct {
@@ -3791,6 +3828,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.WorkspacePlanUpdate(childComplexity, args["input"].(model.WorkspacePlanUpdateInput)), true
+	case "Mutation.workspaceSettingsUpdate":
+		if e.ComplexityRoot.Mutation.WorkspaceSettingsUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_workspaceSettingsUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WorkspaceSettingsUpdate(childComplexity, args["input"].(model.WorkspaceSettingsUpdateInput)), true
 	case "Mutation.workspaceUpdate":
 		if e.ComplexityRoot.Mutation.WorkspaceUpdate == nil {
 			break
@@ -4450,6 +4498,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PrivacyMatcherPayload.UserErrors(childComplexity), true
 
+	case "PrivacyOverview.failedRegulations":
+		if e.ComplexityRoot.PrivacyOverview.FailedRegulations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.FailedRegulations(childComplexity), true
+	case "PrivacyOverview.finishedRegulations":
+		if e.ComplexityRoot.PrivacyOverview.FinishedRegulations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.FinishedRegulations(childComplexity), true
+	case "PrivacyOverview.initializedRegulations":
+		if e.ComplexityRoot.PrivacyOverview.InitializedRegulations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.InitializedRegulations(childComplexity), true
+	case "PrivacyOverview.monthlySubjectCap":
+		if e.ComplexityRoot.PrivacyOverview.MonthlySubjectCap == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.MonthlySubjectCap(childComplexity), true
+	case "PrivacyOverview.runningRegulations":
+		if e.ComplexityRoot.PrivacyOverview.RunningRegulations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.RunningRegulations(childComplexity), true
+	case "PrivacyOverview.subjectsThisMonth":
+		if e.ComplexityRoot.PrivacyOverview.SubjectsThisMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.SubjectsThisMonth(childComplexity), true
+	case "PrivacyOverview.suppressedSubjects":
+		if e.ComplexityRoot.PrivacyOverview.SuppressedSubjects == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyOverview.SuppressedSubjects(childComplexity), true
+
 	case "Profile.createdAt":
 		if e.ComplexityRoot.Profile.CreatedAt == nil {
 			break
@@ -4956,6 +5047,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
+
+	case "RetentionSettings.deliveredAttemptsHours":
+		if e.ComplexityRoot.RetentionSettings.DeliveredAttemptsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.DeliveredAttemptsHours(childComplexity), true
+	case "RetentionSettings.eventsHours":
+		if e.ComplexityRoot.RetentionSettings.EventsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.EventsHours(childComplexity), true
+	case "RetentionSettings.failedAttemptsHours":
+		if e.ComplexityRoot.RetentionSettings.FailedAttemptsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.FailedAttemptsHours(childComplexity), true
+	case "RetentionSettings.serverDeliveredAttemptsHours":
+		if e.ComplexityRoot.RetentionSettings.ServerDeliveredAttemptsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerDeliveredAttemptsHours(childComplexity), true
+	case "RetentionSettings.serverEventsHours":
+		if e.ComplexityRoot.RetentionSettings.ServerEventsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerEventsHours(childComplexity), true
+	case "RetentionSettings.serverFailedAttemptsHours":
+		if e.ComplexityRoot.RetentionSettings.ServerFailedAttemptsHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerFailedAttemptsHours(childComplexity), true
 
 	case "SchemaControls.commonSchemaViolations":
 		if e.ComplexityRoot.SchemaControls.CommonSchemaViolations == nil {
@@ -6745,6 +6873,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.Regulations(childComplexity, args["filter"].(*model.RegulationFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Workspace.settings":
+		if e.ComplexityRoot.Workspace.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Settings(childComplexity), true
 	case "Workspace.slug":
 		if e.ComplexityRoot.Workspace.Slug == nil {
 			break
@@ -6908,6 +7042,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WorkspacePayload.Workspace(childComplexity), true
 
+	case "WorkspaceSettings.id":
+		if e.ComplexityRoot.WorkspaceSettings.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.ID(childComplexity), true
+	case "WorkspaceSettings.name":
+		if e.ComplexityRoot.WorkspaceSettings.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.Name(childComplexity), true
+	case "WorkspaceSettings.plan":
+		if e.ComplexityRoot.WorkspaceSettings.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.Plan(childComplexity), true
+	case "WorkspaceSettings.privacy":
+		if e.ComplexityRoot.WorkspaceSettings.Privacy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.Privacy(childComplexity), true
+	case "WorkspaceSettings.retention":
+		if e.ComplexityRoot.WorkspaceSettings.Retention == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.Retention(childComplexity), true
+	case "WorkspaceSettings.slug":
+		if e.ComplexityRoot.WorkspaceSettings.Slug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.Slug(childComplexity), true
+	case "WorkspaceSettings.viewerCanUpdate":
+		if e.ComplexityRoot.WorkspaceSettings.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.ViewerCanUpdate(childComplexity), true
+
+	case "WorkspaceSettingsPayload.settings":
+		if e.ComplexityRoot.WorkspaceSettingsPayload.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettingsPayload.Settings(childComplexity), true
+	case "WorkspaceSettingsPayload.userErrors":
+		if e.ComplexityRoot.WorkspaceSettingsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettingsPayload.UserErrors(childComplexity), true
+
 	case "WriteKey.createdAt":
 		if e.ComplexityRoot.WriteKey.CreatedAt == nil {
 			break
@@ -7020,6 +7210,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("WorkspaceCreateInput", ec.unmarshalInputWorkspaceCreateInput),
 			graphql.NewInputUnmarshaler("WorkspaceDeleteInput", ec.unmarshalInputWorkspaceDeleteInput),
 			graphql.NewInputUnmarshaler("WorkspacePlanUpdateInput", ec.unmarshalInputWorkspacePlanUpdateInput),
+			graphql.NewInputUnmarshaler("WorkspaceSettingsUpdateInput", ec.unmarshalInputWorkspaceSettingsUpdateInput),
 			graphql.NewInputUnmarshaler("WorkspaceUpdateInput", ec.unmarshalInputWorkspaceUpdateInput),
 			graphql.NewInputUnmarshaler("WriteKeyRevokeInput", ec.unmarshalInputWriteKeyRevokeInput),
 		)
@@ -7325,6 +7516,8 @@ enum AuditEventType {
   "A regulation (deletion or suppression request) was made; its subjects are not recorded."
   REGULATION_CREATED
   REGULATION_CANCELED
+  "The retention or another setting of the Settings tab changed."
+  WORKSPACE_SETTINGS_UPDATED
 }
 
 input AuditEventFilter {
@@ -9621,6 +9814,81 @@ type Subscription {
   serverTime("Seconds between two messages, 1 to 60." intervalSeconds: Int! = 1): DateTime!
 }
 `, BuiltIn: false},
+	{Name: "../schema/settings.graphqls", Input: `# Workspace settings: what the Settings tab shows, in one place, and what owners change there.
+
+"A workspace's settings: who it is, its plan, how long its data is kept, and its end-user privacy."
+type WorkspaceSettings {
+  "The workspace's id."
+  id: ID!
+  name: String!
+  slug: String!
+  "The plan, its optional areas and monthly limits."
+  plan: PlanDetails!
+  "How long each kind of data is kept."
+  retention: RetentionSettings!
+  "The regulations and suppressions of the workspace."
+  privacy: PrivacyOverview!
+  "Whether the viewer may change the settings (owners)."
+  viewerCanUpdate: Boolean!
+}
+
+"How long data is kept, in hours: the workspace's own choice, or the server's when it made none."
+type RetentionSettings {
+  "Events in the event log (the debugger, replays); at least 24 h, for deduplication."
+  eventsHours: Int!
+  "Delivery attempts that succeeded, with their requests (Event Delivery)."
+  deliveredAttemptsHours: Int!
+  "Delivery attempts that failed, with their requests."
+  failedAttemptsHours: Int!
+  "The server's retention of each, the most a workspace may choose."
+  serverEventsHours: Int!
+  serverDeliveredAttemptsHours: Int!
+  serverFailedAttemptsHours: Int!
+}
+
+"The end-user privacy of a workspace at a glance."
+type PrivacyOverview {
+  "Subjects whose events the tracking API refuses."
+  suppressedSubjects: Int!
+  "Regulations not started yet (they can still be canceled)."
+  initializedRegulations: Int!
+  runningRegulations: Int!
+  finishedRegulations: Int!
+  "Regulations that failed, in whole or in part."
+  failedRegulations: Int!
+  "Subjects named by this month's regulations (UTC), against monthlySubjectCap."
+  subjectsThisMonth: Int!
+  "How many subjects the workspace's regulations may name per month."
+  monthlySubjectCap: Int!
+}
+
+extend type Workspace {
+  "Its settings, as the Settings tab shows them. Everyone in the workspace."
+  settings: WorkspaceSettings!
+}
+
+input WorkspaceSettingsUpdateInput {
+  workspaceId: ID!
+  name: String
+  slug: String
+  "Hours events are kept, 24 to the server's retention; null leaves it, 0 goes back to the server's."
+  eventsRetentionHours: Int
+  "Hours successful delivery attempts are kept, 1 to the server's; 0 goes back to the server's."
+  deliveredAttemptsRetentionHours: Int
+  "Hours failed delivery attempts are kept, 24 to the server's; 0 goes back to the server's."
+  failedAttemptsRetentionHours: Int
+}
+
+type WorkspaceSettingsPayload {
+  settings: WorkspaceSettings
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Changes a workspace's settings; each change is audited. Owners."
+  workspaceSettingsUpdate(input: WorkspaceSettingsUpdateInput!): WorkspaceSettingsPayload!
+}
+`, BuiltIn: false},
 	{Name: "../schema/source.graphqls", Input: `# Sources: where a workspace's data comes from. Each has write keys that its libraries send events with.
 
 "A place that sends events to the workspace: a website, an app, a server, or a cloud app (Stripe, GitHub ...) whose webhooks it receives."
@@ -11360,6 +11628,26 @@ func (ec *executionContext) childFields_PrivacyMatcherPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type PrivacyMatcherPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_PrivacyOverview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "suppressedSubjects":
+		return ec.fieldContext_PrivacyOverview_suppressedSubjects(ctx, field)
+	case "initializedRegulations":
+		return ec.fieldContext_PrivacyOverview_initializedRegulations(ctx, field)
+	case "runningRegulations":
+		return ec.fieldContext_PrivacyOverview_runningRegulations(ctx, field)
+	case "finishedRegulations":
+		return ec.fieldContext_PrivacyOverview_finishedRegulations(ctx, field)
+	case "failedRegulations":
+		return ec.fieldContext_PrivacyOverview_failedRegulations(ctx, field)
+	case "subjectsThisMonth":
+		return ec.fieldContext_PrivacyOverview_subjectsThisMonth(ctx, field)
+	case "monthlySubjectCap":
+		return ec.fieldContext_PrivacyOverview_monthlySubjectCap(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyOverview", field.Name)
+}
+
 func (ec *executionContext) childFields_Profile(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -11578,6 +11866,24 @@ func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field
 		return ec.fieldContext_ResourceGrant_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ResourceGrant", field.Name)
+}
+
+func (ec *executionContext) childFields_RetentionSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventsHours":
+		return ec.fieldContext_RetentionSettings_eventsHours(ctx, field)
+	case "deliveredAttemptsHours":
+		return ec.fieldContext_RetentionSettings_deliveredAttemptsHours(ctx, field)
+	case "failedAttemptsHours":
+		return ec.fieldContext_RetentionSettings_failedAttemptsHours(ctx, field)
+	case "serverEventsHours":
+		return ec.fieldContext_RetentionSettings_serverEventsHours(ctx, field)
+	case "serverDeliveredAttemptsHours":
+		return ec.fieldContext_RetentionSettings_serverDeliveredAttemptsHours(ctx, field)
+	case "serverFailedAttemptsHours":
+		return ec.fieldContext_RetentionSettings_serverFailedAttemptsHours(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetentionSettings", field.Name)
 }
 
 func (ec *executionContext) childFields_SchemaControls(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -12424,6 +12730,8 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_regulations(ctx, field)
 	case "suppressedSubjects":
 		return ec.fieldContext_Workspace_suppressedSubjects(ctx, field)
+	case "settings":
+		return ec.fieldContext_Workspace_settings(ctx, field)
 	case "sources":
 		return ec.fieldContext_Workspace_sources(ctx, field)
 	}
@@ -12472,6 +12780,36 @@ func (ec *executionContext) childFields_WorkspacePayload(ctx context.Context, fi
 		return ec.fieldContext_WorkspacePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WorkspacePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WorkspaceSettings_id(ctx, field)
+	case "name":
+		return ec.fieldContext_WorkspaceSettings_name(ctx, field)
+	case "slug":
+		return ec.fieldContext_WorkspaceSettings_slug(ctx, field)
+	case "plan":
+		return ec.fieldContext_WorkspaceSettings_plan(ctx, field)
+	case "retention":
+		return ec.fieldContext_WorkspaceSettings_retention(ctx, field)
+	case "privacy":
+		return ec.fieldContext_WorkspaceSettings_privacy(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_WorkspaceSettings_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "settings":
+		return ec.fieldContext_WorkspaceSettingsPayload_settings(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_WorkspaceSettingsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceSettingsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_WriteKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

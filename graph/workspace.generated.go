@@ -54,6 +54,7 @@ type WorkspaceResolver interface {
 	TrackingPlans(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.TrackingPlanConnection, error)
 	Regulations(ctx context.Context, obj *workspace.Workspace, filter *model.RegulationFilter, first *int, after *string, last *int, before *string) (*model.RegulationConnection, error)
 	SuppressedSubjects(ctx context.Context, obj *workspace.Workspace, subjectType *regulation.SubjectType, subject *string, first *int, after *string, last *int, before *string) (*model.SuppressedSubjectConnection, error)
+	Settings(ctx context.Context, obj *workspace.Workspace) (*workspace.Settings, error)
 	Sources(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string, filter *model.SourceFilter) (*model.SourceConnection, error)
 }
 
@@ -1917,6 +1918,38 @@ func (ec *executionContext) fieldContext_Workspace_suppressedSubjects(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Workspace_settings(ctx context.Context, field graphql.CollectedField, obj *workspace.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_settings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Workspace().Settings(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *workspace.Settings) graphql.Marshaler {
+			return ec.marshalNWorkspaceSettings2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_settings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Workspace",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceSettings(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Workspace_sources(ctx context.Context, field graphql.CollectedField, obj *workspace.Workspace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2715,6 +2748,12 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Workspace_suppressedSubjects(ctx, field, obj)
 				})
+		case "settings":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Workspace_settings(ctx, field, obj)
+				})
 		case "sources":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -2962,6 +3001,10 @@ func (ec *executionContext) marshalNPlan2githubᚗcomᚋjunctioncdpᚋjunction�
 		graphql.AddInvalidNullFromMarshaler(ctx, "Plan!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNPlanDetails2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐPlanDetails(ctx context.Context, sel ast.SelectionSet, v workspace.PlanDetails) graphql.Marshaler {
+	return ec._PlanDetails(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNPlanDetails2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐPlanDetails(ctx context.Context, sel ast.SelectionSet, v *workspace.PlanDetails) graphql.Marshaler {

@@ -18,6 +18,7 @@ CREATE TABLE regulations (
     created_by_token TEXT,
     created_at     TEXT NOT NULL,
     started_at     TEXT,
+    claimed_at     TEXT,                        -- the worker carrying it out was alive then (replicas take over a stale claim)
     finished_at    TEXT,
     canceled_at    TEXT
 );

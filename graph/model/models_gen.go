@@ -1183,6 +1183,23 @@ type WorkspacePlanUpdateInput struct {
 	Plan        workspace.Plan `json:"plan"`
 }
 
+type WorkspaceSettingsPayload struct {
+	Settings   *workspace.Settings `json:"settings,omitempty"`
+	UserErrors []*UserError        `json:"userErrors"`
+}
+
+type WorkspaceSettingsUpdateInput struct {
+	WorkspaceID string  `json:"workspaceId"`
+	Name        *string `json:"name,omitempty"`
+	Slug        *string `json:"slug,omitempty"`
+	// Hours events are kept, 24 to the server's retention; null leaves it, 0 goes back to the server's.
+	EventsRetentionHours *int `json:"eventsRetentionHours,omitempty"`
+	// Hours successful delivery attempts are kept, 1 to the server's; 0 goes back to the server's.
+	DeliveredAttemptsRetentionHours *int `json:"deliveredAttemptsRetentionHours,omitempty"`
+	// Hours failed delivery attempts are kept, 24 to the server's; 0 goes back to the server's.
+	FailedAttemptsRetentionHours *int `json:"failedAttemptsRetentionHours,omitempty"`
+}
+
 type WorkspaceUpdateInput struct {
 	WorkspaceID string  `json:"workspaceId"`
 	Name        *string `json:"name,omitempty"`

@@ -80,6 +80,7 @@ type App struct {
 	privacy    *privacy.Service
 	regulator  *regulation.Service
 	engage     *engage.Service
+	workspaces *workspace.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
 	// leading wakes the periodic work when this replica becomes the one that runs it.
@@ -152,6 +153,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc, mailer)
+	a.workspaces = workspaces
+	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention}
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod, box)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
@@ -218,6 +221,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 		Outgoing: a.privacy.Outgoing,
 	})
+	a.regulator.Destinations = regulationDeliveries{a.delivery}
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -458,7 +462,31 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err = a.engage.Prune(ctx, now.Add(-a.cfg.EventRetention))
-	return n + m, err
+	n += m
+	if err != nil {
+		return n, err
+	}
+	// Workspaces that keep some data for less than the server does (their settings).
+	own, err := a.workspaces.ShorterRetentions(ctx)
+	for _, w := range own {
+		if err != nil {
+			break
+		}
+		if w.Events > 0 {
+			m, err = a.events.PruneWorkspace(ctx, w.WorkspaceID, now.Add(-a.cfg.EventRetention), now.Add(-w.Events))
+			n += m
+		}
+		for _, kind := range []struct {
+			delivered bool
+			own, all  time.Duration
+		}{{true, w.Delivered, a.cfg.DeliveredRetention}, {false, w.Failed, a.cfg.FailedRetention}} {
+			if kind.own > 0 && err == nil {
+				m, err = a.deliveries.PruneWorkspace(ctx, w.WorkspaceID, kind.delivered, now.Add(-kind.all), now.Add(-kind.own))
+				n += m
+			}
+		}
+	}
+	return n, err
 }
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
@@ -620,6 +648,27 @@ func (a *App) healthChanged(is health.Issue) {
 
 // Warehouses is the warehouse service, for tests that run its scheduler at a time they choose.
 func (a *App) Warehouses() *warehouse.Service { return a.warehouses }
+
+// regulationDeliveries sends regulations' deletion calls through the delivery engine.
+type regulationDeliveries struct{ e *delivery.Engine }
+
+func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, regulationID string, subjectType regulation.SubjectType,
+	subjects []string) ([]regulation.DestinationStatus, error) {
+	results, err := r.e.DeleteSubjects(ctx, workspaceID, regulationID, string(subjectType), subjects)
+	if err != nil {
+		return nil, err
+	}
+	now := db.Now()
+	out := make([]regulation.DestinationStatus, len(results))
+	for i, x := range results {
+		out[i] = regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
+			Attempts: x.Attempts, UpdatedAt: now, WorkspaceID: workspaceID}
+		if x.Error != "" {
+			out[i].Error = &x.Error
+		}
+	}
+	return out, nil
+}
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
 func (a *App) Reaper() *reap.Reaper { return a.reaper }

@@ -707,6 +707,16 @@ func permissionTable() []*permRow {
 			},
 			want: ownersOnly,
 		},
+		{
+			root: "Mutation", field: "workspaceSettingsUpdate", query: permMutation("workspaceSettingsUpdate", "WorkspaceSettingsUpdateInput", "settings { id retention { eventsHours } }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": c.w.id, "eventsRetentionHours": 100})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "eventsRetentionHours": 100})
+			},
+			want: ownersOnly,
+		},
 
 		// Members and invitations.
 		{

@@ -232,7 +232,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
 	"Workspace": walkEngage(walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
 		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans
-		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess regulations suppressedSubjects`),
+		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess regulations suppressedSubjects settings`),
 		"invitations", walkAdministerRule), "auditEvents", walkAdministerRule), "usage", walkReadAllRule)),
 	// Only the viewer's own workspaces, invitations, notifications and settings; others' read as
 	// empty, which the objects they would hold check.
@@ -262,9 +262,14 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"TrackingPlan": walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),
 	// Regulations: members read them (MINIMAL members see none); subjects are in clear only
 	// while a deletion has work to do.
-	"Regulation":              walkOpen("id type subjectType subjectCount subjects status destinations rowsDeleted notBefore createdAt startedAt finishedAt canceledAt createdBy viewerCanCancel"),
-	"RegulationDestination":   walkOpen("destination destinationId name status attempts error updatedAt"),
-	"SuppressedSubject":       walkOpen("subjectType subjectHash regulation createdAt"),
+	"Regulation":            walkOpen("id type subjectType subjectCount subjects status destinations rowsDeleted notBefore createdAt startedAt finishedAt canceledAt createdBy viewerCanCancel"),
+	"RegulationDestination": walkOpen("destination destinationId name status attempts error updatedAt"),
+	"SuppressedSubject":     walkOpen("subjectType subjectHash regulation createdAt"),
+	// Settings: everyone in the workspace reads them (the privacy overview counts nothing for
+	// MINIMAL members); owners change them.
+	"WorkspaceSettings":       walkOpen("id name slug plan retention privacy viewerCanUpdate"),
+	"RetentionSettings":       walkOpen("eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours"),
+	"PrivacyOverview":         walkOpen("suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap"),
 	"TrackingPlanRule":        walkOpen("key type eventName description labels properties traits context version updatedAt updatedBy"),
 	"TrackingPlanVersion":     walkOpen("version summary changes user byAccessToken createdAt"),
 	"TrackingPlanRuleChange":  walkOpen("rule action"),

@@ -2,9 +2,13 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -535,4 +539,239 @@ func TestRegulationDeletion(t *testing.T) {
 	if logs := s.Logs.String(); strings.Contains(logs, subject) || strings.Contains(logs, email) {
 		t.Fatal("the server's log names a subject")
 	}
+}
+
+func TestRegulationDestinations(t *testing.T) {
+	s := startServer(t, regNow, allowLoopback, func(c *config.Config) { c.DeliveryBackoff = 10 * time.Millisecond })
+	e := dlvNewEnv(t, s, "dst-owner")
+	web, _ := e.source(t, "Web")
+	hook, vendor, broken := newReceiver(t), newReceiver(t), httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(broken.Close)
+	dest := func(catalog, name string, settings map[string]any) string {
+		id := trkStr(e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
+			map[string]any{"workspaceId": e.wsID, "catalogId": catalog, "name": name, "settings": settings, "enabled": true}), "destination.id")
+		e.connect(t, web, id, true)
+		return id
+	}
+	hookID := dest("cat_webhook", "Hook", map[string]any{"url": hook.srv.URL + "/hook", "sharedSecret": "hook-secret-123"})
+	segID := dest("cat_segment", "Forward", map[string]any{"writeKey": "fwd-key-123", "endpoint": vendor.srv.URL + "/segment"})
+	ampID := dest("cat_amplitude", "Amplitude", map[string]any{"apiKey": "amp-key-123", "secretKey": "amp-secret-123",
+		"deletionEndpoint": vendor.srv.URL + "/amplitude/deletions"})
+	mpID := dest("cat_mixpanel", "Mixpanel", map[string]any{"apiSecret": "mp-secret-123", "projectToken": "mp-token-123",
+		"gdprToken": "mp-oauth-123", "deletionEndpoint": vendor.srv.URL + "/mixpanel/deletions"})
+	ga4ID := dest("cat_google-analytics-4", "GA4", map[string]any{"measurementId": "G-TEST123", "apiSecret": "ga4-secret-123"})
+	brokenID := dest("cat_webhook", "Broken Hook", map[string]any{"url": broken.URL + "/hook"})
+	// Not connected to any source: not asked.
+	e.mutate(t, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": e.wsID, "catalogId": "cat_webhook", "name": "Lonely", "settings": map[string]any{"url": hook.srv.URL + "/lonely"}, "enabled": true})
+
+	const subject = "dst-subject-42c7"
+	r := regWaitDone(t, s, e.tok, trkStr(regWantCreated(t, s, e.tok, e.wsID, "DELETE_ONLY", "USER_ID", subject), "id"))
+	if r["status"] != "PARTIAL_SUCCESS" {
+		t.Fatalf("overall: %v", r)
+	}
+	byID := map[string]map[string]any{}
+	for _, d := range r["destinations"].([]any) {
+		byID[trkStr(d, "destinationId")] = d.(map[string]any)
+	}
+	for id, want := range map[string]string{hookID: "FINISHED", segID: "FINISHED", ampID: "FINISHED", mpID: "FINISHED", ga4ID: "NOT_SUPPORTED", brokenID: "FAILED"} {
+		if d := byID[id]; d == nil || d["status"] != want || trkStr(d, "destination.id") != id {
+			t.Errorf("destination %s: %v, want %s", id, d, want)
+		}
+	}
+	if len(byID) != 6 || trkInt(byID[brokenID]["attempts"]) != 3 || !strings.Contains(trkStr(byID[brokenID], "error"), "502") {
+		t.Fatalf("destinations: %v", r["destinations"])
+	}
+
+	// What the vendors got.
+	reqs := hook.all()
+	if len(reqs) != 1 {
+		t.Fatalf("webhook: %d requests", len(reqs))
+	}
+	var msg map[string]any
+	_ = json.Unmarshal(reqs[0].body, &msg)
+	mac := hmac.New(sha256.New, []byte("hook-secret-123"))
+	mac.Write(reqs[0].body)
+	if msg["type"] != "delete" || msg["userId"] != subject || reqs[0].header.Get("X-Signature") != hex.EncodeToString(mac.Sum(nil)) {
+		t.Fatalf("webhook got %s (signature %s)", reqs[0].body, reqs[0].header.Get("X-Signature"))
+	}
+	seen := map[string]string{}
+	for _, req := range vendor.all() {
+		seen[req.path] = string(req.body)
+		switch req.path {
+		case "/segment/v1/batch":
+			if u, _, _ := (&http.Request{Header: req.header}).BasicAuth(); u != "fwd-key-123" || !strings.Contains(string(req.body), `"type":"delete"`) {
+				t.Errorf("segment: %s", req.body)
+			}
+		case "/amplitude/deletions":
+			if u, p, _ := (&http.Request{Header: req.header}).BasicAuth(); u != "amp-key-123" || p != "amp-secret-123" {
+				t.Errorf("amplitude auth: %s %s", u, p)
+			}
+		case "/mixpanel/deletions":
+			if req.header.Get("Authorization") != "Bearer mp-oauth-123" || req.query != "token=mp-token-123" {
+				t.Errorf("mixpanel: %v %s", req.header, req.query)
+			}
+		}
+	}
+	if !strings.Contains(seen["/segment/v1/batch"], subject) || !strings.Contains(seen["/amplitude/deletions"], `"user_ids":["`+subject+`"]`) ||
+		!strings.Contains(seen["/mixpanel/deletions"], `"distinct_ids":["`+subject+`"]`) || len(seen) != 3 {
+		t.Fatalf("vendors got: %v", seen)
+	}
+
+	// Event Delivery shows each call, with the subject masked, and the failures count in health.
+	regID := trkStr(r, "id")
+	_, nodes := e.attempts(t, brokenID, "first: 10")
+	if len(nodes) != 3 || nodes[0]["outcome"] != "FAILED" || nodes[2]["outcome"] != "RETRYING" || nodes[0]["eventId"] != regID {
+		t.Fatalf("broken hook's attempts: %v", nodes)
+	}
+	_, nodes = e.attempts(t, hookID, "first: 10")
+	if len(nodes) != 1 || nodes[0]["outcome"] != "DELIVERED" || strings.Contains(acJSON(nodes), subject) ||
+		!strings.Contains(trkStr(nodes[0], "request.body"), `"type":"delete"`) {
+		t.Fatalf("hook's attempts: %v", nodes)
+	}
+	e.waitIssue(t, brokenID, "HTTP_5XX", "opened by the deletion calls", func(is map[string]any) bool { return is["status"] == "OPEN" })
+
+	// A subject type a vendor does not delete by.
+	r = regWaitDone(t, s, e.tok, trkStr(regWantCreated(t, s, e.tok, e.wsID, "DELETE_ONLY", "ANONYMOUS_ID", "dst-anon-1"), "id"))
+	for _, d := range r["destinations"].([]any) {
+		if trkStr(d, "destinationId") == ampID && d.(map[string]any)["status"] != "NOT_SUPPORTED" {
+			t.Fatalf("amplitude by anonymousId: %v", d)
+		}
+	}
+	if stored := regDatabaseBytes(t, s); bytes.Contains(stored, []byte(subject)) || bytes.Contains(stored, []byte("dst-anon-1")) {
+		t.Fatal("the database keeps the subject of a finished deletion")
+	}
+}
+
+func TestWorkspaceSettings(t *testing.T) {
+	s := startServer(t, regLater, allowLoopback)
+	e := dlvNewEnv(t, s, "set-owner")
+	admin := e.member(t, "set-admin@example.com", "ADMIN")
+	member := e.member(t, "set-member@example.com", "MEMBER")
+	const settingsQuery = `query($slug: String!) { workspace(slug: $slug) { settings { id name slug plan { plan apiCallsPerMonth }
+		retention { eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours }
+		privacy { suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap }
+		viewerCanUpdate } } }`
+	const update = `mutation($i: WorkspaceSettingsUpdateInput!) { workspaceSettingsUpdate(input: $i) { settings { name retention { eventsHours deliveredAttemptsHours failedAttemptsHours } }
+		userErrors { field message code } } }`
+
+	regWantCreated(t, s, e.tok, e.wsID, "SUPPRESS_ONLY", "USER_ID", "set-a", "set-b")
+	regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", "set-c")
+
+	t.Run("Read", func(t *testing.T) {
+		st := trkObj(e.gql(t, settingsQuery, map[string]any{"slug": e.slug}), "workspace.settings")
+		want := `{"id":"` + e.wsID + `","name":"set-owner","plan":{"apiCallsPerMonth":250000,"plan":"FREE"},` +
+			`"privacy":{"failedRegulations":0,"finishedRegulations":1,"initializedRegulations":1,"monthlySubjectCap":110000,"runningRegulations":0,"subjectsThisMonth":3,"suppressedSubjects":2},` +
+			`"retention":{"deliveredAttemptsHours":24,"eventsHours":168,"failedAttemptsHours":168,"serverDeliveredAttemptsHours":24,"serverEventsHours":168,"serverFailedAttemptsHours":168},` +
+			`"slug":"set-owner","viewerCanUpdate":true}`
+		if got := acJSON(st); got != want {
+			t.Fatalf("settings:\n got %s\nwant %s", got, want)
+		}
+		st = trkObj(dlvData(t, dlvPost(t, s, member, settingsQuery, map[string]any{"slug": e.slug})), "workspace.settings")
+		if st["viewerCanUpdate"] != false || trkInt(trkPath(st, "privacy.suppressedSubjects")) != 2 {
+			t.Fatalf("member's settings: %v", st)
+		}
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			input map[string]any
+			want  string
+		}{
+			"EventsUnderADay":  {map[string]any{"eventsRetentionHours": 12}, "eventsRetentionHours:INVALID"},
+			"OverTheServer":    {map[string]any{"failedAttemptsRetentionHours": 1000}, "failedAttemptsRetentionHours:INVALID"},
+			"FailedUnderADay":  {map[string]any{"failedAttemptsRetentionHours": 2}, "failedAttemptsRetentionHours:INVALID"},
+			"BadSlug":          {map[string]any{"slug": "No Slug"}, "slug:INVALID"},
+			"NegativeDelivery": {map[string]any{"deliveredAttemptsRetentionHours": -1}, "deliveredAttemptsRetentionHours:INVALID"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				c.input["workspaceId"] = e.wsID
+				p := trkObj(e.gql(t, update, map[string]any{"i": c.input}), "workspaceSettingsUpdate")
+				if got := regUserErrorCodes(p); len(got) != 1 || got[0] != c.want || p["settings"] != nil {
+					t.Fatalf("got %v, want %s", got, c.want)
+				}
+			})
+		}
+	})
+
+	t.Run("OwnersOnly", func(t *testing.T) {
+		for _, tok := range []string{admin, member} {
+			r := dlvPost(t, s, tok, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "eventsRetentionHours": 48}})
+			if r.errorCode() != "FORBIDDEN" {
+				t.Fatalf("non-owner updates: %s", r.Raw)
+			}
+		}
+	})
+
+	t.Run("UpdateIsAuditedAndApplied", func(t *testing.T) {
+		p := trkObj(e.gql(t, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "name": "Renamed", "eventsRetentionHours": 48,
+			"deliveredAttemptsRetentionHours": 6}}), "workspaceSettingsUpdate")
+		if acJSON(p["settings"]) != `{"name":"Renamed","retention":{"deliveredAttemptsHours":6,"eventsHours":48,"failedAttemptsHours":168}}` {
+			t.Fatalf("updated: %v", p)
+		}
+		events := acEvents(t, s, e.tok, e.slug, map[string]any{"types": []string{"WORKSPACE_SETTINGS_UPDATED", "WORKSPACE_UPDATED"}})
+		raw := acJSON(events)
+		if len(events) != 2 || !strings.Contains(raw, `"eventsRetentionHours":{"from":168,"to":48}`) || !strings.Contains(raw, `"deliveredAttemptsHours"`) &&
+			!strings.Contains(raw, `"deliveredAttemptsRetentionHours":{"from":24,"to":6}`) {
+			t.Fatalf("audit trail: %s", raw)
+		}
+
+		// Pruning keeps this workspace's events 48 hours, another's the server's 168; and its
+		// delivered attempts 6 hours, another's the server's 24.
+		web, key := e.source(t, "Web")
+		other := dlvNewEnv(t, s, "set-other")
+		otherSrc, otherKey := other.source(t, "Other")
+		hook := newReceiver(t)
+		for _, env := range []*dlvEnv{e, other} {
+			src := web
+			if env == other {
+				src = otherSrc
+			}
+			env.connect(t, src, env.webhook(t, "Hook", map[string]any{"url": hook.srv.URL + "/hook"}, true), true)
+		}
+		dlvTrack(t, s, key, map[string]any{"userId": "u1"}, map[string]any{"userId": "u2"})
+		dlvTrack(t, s, otherKey, map[string]any{"userId": "u1"})
+		count := func(table, wsID string) int {
+			var n int
+			if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM `+table+` WHERE workspace_id = ?`, wsID); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		dlvWait(t, "3 delivered attempts", 10*time.Second, func() bool {
+			return count("delivery_attempts", e.wsID) == 2 && count("delivery_attempts", other.wsID) == 1
+		})
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(12*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if a, r, o := count("delivery_attempts", e.wsID), count("delivery_requests", e.wsID), count("delivery_attempts", other.wsID); a != 0 || r != 0 || o != 1 {
+			t.Fatalf("12 hours later: %d attempts and %d requests left (want none), another workspace's %d (want 1)", a, r, o)
+		}
+		if n := count("events", e.wsID); n != 2 {
+			t.Fatalf("12 hours later: %d events, want 2", n)
+		}
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM events WHERE workspace_id = ?`, e.wsID); err != nil || n != 2 {
+			t.Fatalf("a day later: %d events (%v), want 2", n, err)
+		}
+		if _, err := s.App.Prune(t.Context(), time.Now().Add(50*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM events WHERE workspace_id = ?`, e.wsID); err != nil || n != 0 {
+			t.Fatalf("50 hours later: %d events (%v), want 0", n, err)
+		}
+		if got := len(regStoredEvents(t, other, otherSrc)); got != 1 {
+			t.Fatalf("another workspace's events after 50 hours: %d, want 1", got)
+		}
+
+		p = trkObj(e.gql(t, update, map[string]any{"i": map[string]any{"workspaceId": e.wsID, "eventsRetentionHours": 0}}), "workspaceSettingsUpdate")
+		if trkInt(trkPath(p, "settings.retention.eventsHours")) != 168 {
+			t.Fatalf("back to the server's: %v", p)
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/ingest"
+	"github.com/junctioncdp/junction/internal/ttlcache"
 	"github.com/junctioncdp/junction/internal/workspace"
 )
 
@@ -25,48 +26,24 @@ type sourceEntry struct {
 	controls    Controls
 	sourceName  string
 	forwardTo   map[string]bool // the forwarding targets (for forgetting)
-	expires     time.Time
 }
 
 // sourceCache remembers each source's plan and controls for a short while, as the tracking API
 // remembers write keys: changes made through this process drop the entries at once, the TTL
 // bounds staleness for anything else (another replica's change).
 type sourceCache struct {
-	s          *Service
-	ttl        time.Duration
-	mu         sync.Mutex
-	m          map[string]*sourceEntry
-	generation uint64
-	group      singleflight.Group
+	s     *Service
+	cache *ttlcache.Cache[*sourceEntry]
 }
 
 func newSourceCache(s *Service, ttl time.Duration) *sourceCache {
-	return &sourceCache{s: s, ttl: ttl, m: map[string]*sourceEntry{}}
+	c := &sourceCache{s: s}
+	c.cache = ttlcache.New(ttl, c.read)
+	return c
 }
 
 func (c *sourceCache) lookup(ctx context.Context, sourceID string) (*sourceEntry, error) {
-	now := time.Now()
-	c.mu.Lock()
-	e, ok := c.m[sourceID]
-	gen := c.generation
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e, nil
-	}
-	v, err, _ := c.group.Do(sourceID, func() (any, error) { return c.read(ctx, sourceID) })
-	if err != nil {
-		return nil, err
-	}
-	e = v.(*sourceEntry)
-	c.mu.Lock()
-	if c.generation == gen {
-		if len(c.m) > 100_000 {
-			c.m = map[string]*sourceEntry{}
-		}
-		c.m[sourceID] = e
-	}
-	c.mu.Unlock()
-	return e, nil
+	return c.cache.Get(ctx, sourceID)
 }
 
 func (c *sourceCache) read(ctx context.Context, sourceID string) (*sourceEntry, error) {
@@ -91,7 +68,7 @@ func (c *sourceCache) read(ctx context.Context, sourceID string) (*sourceEntry, 
 		LEFT JOIN sources fb ON fb.id = sp.forward_blocked_to AND fb.workspace_id = s.workspace_id AND fb.enabled = TRUE
 		LEFT JOIN sources fv ON fv.id = sp.forward_violations_to AND fv.workspace_id = s.workspace_id AND fv.enabled = TRUE
 		WHERE s.id = ?`, sourceID)
-	e := &sourceEntry{controls: DefaultControls, forwardTo: map[string]bool{}, expires: time.Now().Add(c.ttl)}
+	e := &sourceEntry{controls: DefaultControls, forwardTo: map[string]bool{}}
 	if db.IsNoRows(err) {
 		return e, nil
 	}
@@ -117,35 +94,16 @@ func (c *sourceCache) read(ctx context.Context, sourceID string) (*sourceEntry, 
 // forgetSource drops what is cached of a source and of the sources that forward to it (it was
 // changed, disabled or deleted).
 func (c *sourceCache) forgetSource(sourceID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.generation++
-	for id, e := range c.m {
-		if id == sourceID || e.forwardTo[sourceID] {
-			delete(c.m, id)
-		}
-	}
+	c.cache.ForgetIf(func(id string, e *sourceEntry) bool { return id == sourceID || e.forwardTo[sourceID] })
 }
 
 // forgetPlan drops the sources of a plan that changed.
 func (c *sourceCache) forgetPlan(planID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.generation++
-	for id, e := range c.m {
-		if e.planID == planID {
-			delete(c.m, id)
-		}
-	}
+	c.cache.ForgetIf(func(_ string, e *sourceEntry) bool { return e.planID == planID })
 }
 
 // forgetAll drops everything (a workspace was deleted or changed plan).
-func (c *sourceCache) forgetAll() {
-	c.mu.Lock()
-	c.generation++
-	c.m = map[string]*sourceEntry{}
-	c.mu.Unlock()
-}
+func (c *sourceCache) forgetAll() { c.cache.ForgetIf(nil) }
 
 // planCache holds the latest compiled version of each plan in use: a version compiles once, on
 // first use, whichever request gets there first.

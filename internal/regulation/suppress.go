@@ -2,70 +2,59 @@ package regulation
 
 import (
 	"context"
+	"encoding/hex"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
+	"github.com/junctioncdp/junction/internal/ttlcache"
 )
 
-// suppressionSet is one workspace's suppressed subjects: hashes by kind ("u", "a", "e").
+// suppressionSet is one workspace's suppressed subjects: hashes by kind ("u", "a", "e"), and the
+// workspace's key to hash an event's identifiers with.
 type suppressionSet struct {
-	hashes  map[string]map[string]struct{}
-	expires time.Time
+	key    []byte
+	hashes map[string]map[[32]byte]struct{}
 }
 
 func (s *suppressionSet) empty() bool { return len(s.hashes) == 0 }
 
-func (s *suppressionSet) has(kind, hash string) bool {
-	_, ok := s.hashes[kind][hash]
+// has tells whether a subject of a kind is suppressed.
+func (s *suppressionSet) has(kind, value string) bool {
+	m := s.hashes[kind]
+	if m == nil {
+		return false
+	}
+	_, ok := m[rawHash(s.key, kind, value)]
 	return ok
 }
 
-// suppressionCache keeps each workspace's set in memory, so that the Stage costs a map lookup
-// (and, for a workspace that suppresses someone, a hash of the event's identifiers). Changes made
-// through this process drop the workspace's set at once; the TTL bounds how long another
-// replica's change takes to arrive.
+func (s *suppressionSet) add(kind string, h [32]byte) {
+	if s.hashes[kind] == nil {
+		s.hashes[kind] = map[[32]byte]struct{}{}
+	}
+	s.hashes[kind][h] = struct{}{}
+}
+
+// suppressionCache keeps each workspace's set in memory (internal/ttlcache), so that the Stage
+// costs a map lookup (and, for a workspace that suppresses someone, a hash of the event's
+// identifiers). Changes made through this process drop the workspace's set at once; the TTL
+// bounds how long another replica's change takes to arrive.
 type suppressionCache struct {
-	s          *Service
-	ttl        time.Duration
-	mu         sync.Mutex
-	m          map[string]*suppressionSet
-	generation uint64
-	group      singleflight.Group
+	s     *Service
+	cache *ttlcache.Cache[*suppressionSet]
 }
 
 func newSuppressionCache(s *Service, ttl time.Duration) *suppressionCache {
-	return &suppressionCache{s: s, ttl: ttl, m: map[string]*suppressionSet{}}
+	c := &suppressionCache{s: s}
+	c.cache = ttlcache.New(ttl, c.read)
+	return c
 }
 
 func (c *suppressionCache) lookup(ctx context.Context, workspaceID string) (*suppressionSet, error) {
-	now := time.Now()
-	c.mu.Lock()
-	set, ok := c.m[workspaceID]
-	gen := c.generation
-	c.mu.Unlock()
-	if ok && now.Before(set.expires) {
-		return set, nil
-	}
-	v, err, _ := c.group.Do(workspaceID, func() (any, error) { return c.read(ctx, workspaceID) })
-	if err != nil {
-		return nil, err
-	}
-	set = v.(*suppressionSet)
-	c.mu.Lock()
-	if c.generation == gen {
-		if len(c.m) > 100_000 {
-			c.m = map[string]*suppressionSet{}
-		}
-		c.m[workspaceID] = set
-	}
-	c.mu.Unlock()
-	return set, nil
+	return c.cache.Get(ctx, workspaceID)
 }
 
 func (c *suppressionCache) read(ctx context.Context, workspaceID string) (*suppressionSet, error) {
@@ -76,23 +65,18 @@ func (c *suppressionCache) read(ctx context.Context, workspaceID string) (*suppr
 	if err := c.s.db.Select(ctx, &rows, `SELECT subject_type, subject_hash FROM suppressed_subjects WHERE workspace_id = ?`, workspaceID); err != nil {
 		return nil, err
 	}
-	set := &suppressionSet{hashes: map[string]map[string]struct{}{}, expires: time.Now().Add(c.ttl)}
+	set := &suppressionSet{key: c.s.workspaceKey(workspaceID), hashes: map[string]map[[32]byte]struct{}{}}
 	for _, r := range rows {
-		k := r.Type.kind()
-		if set.hashes[k] == nil {
-			set.hashes[k] = map[string]struct{}{}
+		var h [32]byte
+		if b, err := hex.DecodeString(r.Hash); err == nil && len(b) == len(h) {
+			copy(h[:], b)
+			set.add(r.Type.kind(), h)
 		}
-		set.hashes[k][r.Hash] = struct{}{}
 	}
 	return set, nil
 }
 
-func (c *suppressionCache) forget(workspaceID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.generation++
-	delete(c.m, workspaceID)
-}
+func (c *suppressionCache) forget(workspaceID string) { c.cache.Forget(workspaceID) }
 
 // Stage returns the ingest stage that refuses the events of suppressed subjects: they are stored
 // as discarded (reason SUPPRESSED) without their payload or identifiers, on every source of the
@@ -107,7 +91,7 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 		return err
 	}
 	for _, e := range b.Events {
-		if e.Status == ingest.Discarded || !st.s.suppressed(set, b.WorkspaceID, e) {
+		if e.Status == ingest.Discarded || !suppressed(set, e) {
 			continue
 		}
 		e.Status, e.Reason, e.Message = ingest.Discarded, ingest.Suppressed, "the event's subject is suppressed by a regulation"
@@ -118,18 +102,18 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 
 // suppressed tells whether an event is about a suppressed subject: its userId, its anonymousId,
 // or an email address in its traits (or context.traits, or properties).
-func (s *Service) suppressed(set *suppressionSet, workspaceID string, e *ingest.Event) bool {
-	if e.UserID != nil && set.hashes["u"] != nil && set.has("u", s.hash(workspaceID, "u", *e.UserID)) {
+func suppressed(set *suppressionSet, e *ingest.Event) bool {
+	if e.UserID != nil && set.has("u", *e.UserID) {
 		return true
 	}
-	if e.AnonymousID != nil && set.hashes["a"] != nil && set.has("a", s.hash(workspaceID, "a", *e.AnonymousID)) {
+	if e.AnonymousID != nil && set.has("a", *e.AnonymousID) {
 		return true
 	}
 	if set.hashes["e"] == nil {
 		return false
 	}
 	for _, email := range emailsOf(e) {
-		if set.has("e", s.hash(workspaceID, "e", email)) {
+		if set.has("e", email) {
 			return true
 		}
 	}

@@ -48,8 +48,8 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 // done (or on the first error: the regulation stays RUNNING and is taken up again).
 func (s *Service) Once(ctx context.Context) error {
 	var due []Regulation
-	if err := s.db.Select(ctx, &due, `SELECT * FROM regulations WHERE status IN ('INITIALIZED', 'RUNNING') AND not_before <= ? ORDER BY id`,
-		db.Now()); err != nil {
+	if err := s.db.Select(ctx, &due, `SELECT * FROM regulations WHERE not_before <= ? AND (status = 'INITIALIZED'
+		OR (status = 'RUNNING' AND (claimed_at IS NULL OR claimed_at < ?))) ORDER BY id`, db.Now(), staleClaim()); err != nil {
 		return err
 	}
 	for i := range due {
@@ -64,8 +64,12 @@ func (s *Service) carryOut(ctx context.Context, r *Regulation) error {
 	start := time.Now()
 	var started bool
 	err := s.db.Tx(ctx, func(tx *db.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE regulations SET status = 'RUNNING', started_at = COALESCE(started_at, ?)
-			WHERE id = ? AND status IN ('INITIALIZED', 'RUNNING')`, db.Now(), r.ID)
+		// One worker at a time: a replica takes over a regulation whose worker stopped renewing its
+		// claim (it died, or this process failed on it and tries again).
+		now := db.Now()
+		res, err := tx.Exec(ctx, `UPDATE regulations SET status = 'RUNNING', started_at = COALESCE(started_at, ?), claimed_at = ?
+			WHERE id = ? AND (status = 'INITIALIZED' OR (status = 'RUNNING' AND (claimed_at IS NULL OR claimed_at < ?)))`,
+			now, now, r.ID, staleClaim())
 		if err != nil {
 			return err
 		}
@@ -144,17 +148,22 @@ func (s *Service) forgetInternal(ctx context.Context, regulationID string, subje
 			return total, err
 		}
 		total += deleted
-		if deleted > 0 {
-			if err := s.db.Tx(ctx, func(tx *db.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE regulations SET rows_deleted = rows_deleted + ? WHERE id = ?`, deleted, regulationID)
-				return err
-			}); err != nil {
-				return total, err
-			}
+		// Progress, and the claim renewed.
+		if err := s.db.Tx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE regulations SET rows_deleted = rows_deleted + ?, claimed_at = ? WHERE id = ?`, deleted, db.Now(), regulationID)
+			return err
+		}); err != nil {
+			return total, err
 		}
 	}
 	return total, nil
 }
+
+// claimTTL is how long a worker's claim on a regulation lasts without being renewed (each step
+// renews it).
+const claimTTL = 5 * time.Minute
+
+func staleClaim() db.Time { return db.Time{Time: time.Now().Add(-claimTTL)} }
 
 // overall is a regulation's status from its destinations': FINISHED when every destination that
 // supports deletion finished, FAILED when all of them failed, PARTIAL_SUCCESS in between.

@@ -77,6 +77,9 @@ type Service struct {
 	// Sources tells whether a source belongs to a workspace, for grants on one source. The source
 	// package, which depends on this one, sets it when it is made.
 	Sources SourceLookup
+	// Retention is the server's retention of each kind of data, which workspace settings may
+	// shorten; the server sets it.
+	Retention ServerRetention
 }
 
 // SourceLookup finds sources, which the source package owns.

@@ -100,3 +100,27 @@ func In(column string, values []string) (string, []any) {
 	}
 	return column + " IN (" + db.Placeholders(len(values)) + ")", db.Args(values)
 }
+
+// DrainWindows goes through table by id from after up to (not including) below, a Window per
+// transaction (db.Drain sizes them), and calls del for the ids in (from, to] of each window; it
+// returns the rows del deleted. Retention by workspace uses it as regulations' steps do.
+func DrainWindows(ctx context.Context, d *db.DB, table, after, below string,
+	del func(ctx context.Context, tx *db.Tx, from, to string) (int64, error)) (int64, error) {
+	var total int64
+	_, err := d.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+		last, n, err := Window(ctx, tx, table, "id", after, limit)
+		if err != nil || last == "" {
+			return 0, err
+		}
+		m, err := del(ctx, tx, after, last)
+		if err != nil {
+			return 0, err
+		}
+		total += m
+		if after = last; last >= below || n < int64(limit) {
+			return 0, nil
+		}
+		return int64(limit), nil
+	})
+	return total, err
+}
