@@ -41,6 +41,7 @@ type QueryResolver interface {
 	Invitation(ctx context.Context, token string) (*workspace.Invitation, error)
 	TrackingPlanExport(ctx context.Context, id string, format model.TrackingPlanFormat) (string, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
+	WorkspaceDeletions(ctx context.Context) ([]*workspace.Deletion, error)
 	Workspace(ctx context.Context, slug string) (*workspace.Workspace, error)
 }
 
@@ -508,6 +509,38 @@ func (ec *executionContext) fieldContext_Query_serverInfo(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_workspaceDeletions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_workspaceDeletions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().WorkspaceDeletions(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*workspace.Deletion) graphql.Marshaler {
+			return ec.marshalNWorkspaceDeletion2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐDeletionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_workspaceDeletions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceDeletion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_workspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -956,6 +989,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_serverInfo(ctx, field)
+				})
+		case "workspaceDeletions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_workspaceDeletions(ctx, field)
 				})
 		case "workspace":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

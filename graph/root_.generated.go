@@ -70,6 +70,7 @@ type ResolverRoot interface {
 	ViolationsChange() ViolationsChangeResolver
 	WarehouseSync() WarehouseSyncResolver
 	Workspace() WorkspaceResolver
+	WorkspaceDeletion() WorkspaceDeletionResolver
 	WorkspaceSettings() WorkspaceSettingsResolver
 }
 
@@ -856,6 +857,7 @@ type ComplexityRoot struct {
 		TrackingPlanExport func(childComplexity int, id string, format model.TrackingPlanFormat) int
 		Viewer             func(childComplexity int) int
 		Workspace          func(childComplexity int, slug string) int
+		WorkspaceDeletions func(childComplexity int) int
 	}
 
 	Regulation struct {
@@ -1367,6 +1369,18 @@ type ComplexityRoot struct {
 	WorkspaceDeletePayload struct {
 		DeletedWorkspaceID func(childComplexity int) int
 		UserErrors         func(childComplexity int) int
+	}
+
+	WorkspaceDeletion struct {
+		CurrentStep func(childComplexity int) int
+		DeletedAt   func(childComplexity int) int
+		Finished    func(childComplexity int) int
+		Name        func(childComplexity int) int
+		RowsDeleted func(childComplexity int) int
+		StepCount   func(childComplexity int) int
+		StepsDone   func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		WorkspaceID func(childComplexity int) int
 	}
 
 	WorkspaceEdge struct {
@@ -4831,6 +4845,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Workspace(childComplexity, args["slug"].(string)), true
+	case "Query.workspaceDeletions":
+		if e.ComplexityRoot.Query.WorkspaceDeletions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.WorkspaceDeletions(childComplexity), true
 
 	case "Regulation.canceledAt":
 		if e.ComplexityRoot.Regulation.CanceledAt == nil {
@@ -7015,6 +7035,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WorkspaceDeletePayload.UserErrors(childComplexity), true
+
+	case "WorkspaceDeletion.currentStep":
+		if e.ComplexityRoot.WorkspaceDeletion.CurrentStep == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.CurrentStep(childComplexity), true
+	case "WorkspaceDeletion.deletedAt":
+		if e.ComplexityRoot.WorkspaceDeletion.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.DeletedAt(childComplexity), true
+	case "WorkspaceDeletion.finished":
+		if e.ComplexityRoot.WorkspaceDeletion.Finished == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.Finished(childComplexity), true
+	case "WorkspaceDeletion.name":
+		if e.ComplexityRoot.WorkspaceDeletion.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.Name(childComplexity), true
+	case "WorkspaceDeletion.rowsDeleted":
+		if e.ComplexityRoot.WorkspaceDeletion.RowsDeleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.RowsDeleted(childComplexity), true
+	case "WorkspaceDeletion.stepCount":
+		if e.ComplexityRoot.WorkspaceDeletion.StepCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.StepCount(childComplexity), true
+	case "WorkspaceDeletion.stepsDone":
+		if e.ComplexityRoot.WorkspaceDeletion.StepsDone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.StepsDone(childComplexity), true
+	case "WorkspaceDeletion.updatedAt":
+		if e.ComplexityRoot.WorkspaceDeletion.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.UpdatedAt(childComplexity), true
+	case "WorkspaceDeletion.workspaceId":
+		if e.ComplexityRoot.WorkspaceDeletion.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceDeletion.WorkspaceID(childComplexity), true
 
 	case "WorkspaceEdge.cursor":
 		if e.ComplexityRoot.WorkspaceEdge.Cursor == nil {
@@ -9888,6 +9963,29 @@ extend type Mutation {
   "Changes a workspace's settings; each change is audited. Owners."
   workspaceSettingsUpdate(input: WorkspaceSettingsUpdateInput!): WorkspaceSettingsPayload!
 }
+
+"A workspace the viewer deleted: its data goes in the background, each domain deleting its own rows a batch at a time."
+type WorkspaceDeletion {
+  workspaceId: ID!
+  name: String!
+  deletedAt: DateTime!
+  "Whether all of its data is gone."
+  finished: Boolean!
+  "Steps of the deletion done, of stepCount; 0 of 0 before it started."
+  stepsDone: Int!
+  stepCount: Int!
+  "What is being deleted now; empty before it started and once finished."
+  currentStep: String!
+  "Rows deleted so far."
+  rowsDeleted: Int!
+  "When the deletion last moved; null before it started."
+  updatedAt: DateTime
+}
+
+extend type Query {
+  "The workspaces the viewer deleted in the last 30 days, newest first, with how far the deletion of their data got."
+  workspaceDeletions: [WorkspaceDeletion!]!
+}
 `, BuiltIn: false},
 	{Name: "../schema/source.graphqls", Input: `# Sources: where a workspace's data comes from. Each has write keys that its libraries send events with.
 
@@ -12760,6 +12858,30 @@ func (ec *executionContext) childFields_WorkspaceDeletePayload(ctx context.Conte
 		return ec.fieldContext_WorkspaceDeletePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WorkspaceDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceDeletion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "workspaceId":
+		return ec.fieldContext_WorkspaceDeletion_workspaceId(ctx, field)
+	case "name":
+		return ec.fieldContext_WorkspaceDeletion_name(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_WorkspaceDeletion_deletedAt(ctx, field)
+	case "finished":
+		return ec.fieldContext_WorkspaceDeletion_finished(ctx, field)
+	case "stepsDone":
+		return ec.fieldContext_WorkspaceDeletion_stepsDone(ctx, field)
+	case "stepCount":
+		return ec.fieldContext_WorkspaceDeletion_stepCount(ctx, field)
+	case "currentStep":
+		return ec.fieldContext_WorkspaceDeletion_currentStep(ctx, field)
+	case "rowsDeleted":
+		return ec.fieldContext_WorkspaceDeletion_rowsDeleted(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_WorkspaceDeletion_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceDeletion", field.Name)
 }
 
 func (ec *executionContext) childFields_WorkspaceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -7,9 +7,11 @@ import (
 	"math"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/junctioncdp/junction/graph/model"
+	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/regulation"
 	"github.com/junctioncdp/junction/internal/workspace"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -17,6 +19,14 @@ import (
 
 // region    ************************** generated!.gotpl **************************
 
+type WorkspaceDeletionResolver interface {
+	Finished(ctx context.Context, obj *workspace.Deletion) (bool, error)
+	StepsDone(ctx context.Context, obj *workspace.Deletion) (int, error)
+	StepCount(ctx context.Context, obj *workspace.Deletion) (int, error)
+	CurrentStep(ctx context.Context, obj *workspace.Deletion) (string, error)
+	RowsDeleted(ctx context.Context, obj *workspace.Deletion) (int, error)
+	UpdatedAt(ctx context.Context, obj *workspace.Deletion) (*time.Time, error)
+}
 type WorkspaceSettingsResolver interface {
 	Privacy(ctx context.Context, obj *workspace.Settings) (*regulation.Overview, error)
 	ViewerCanUpdate(ctx context.Context, obj *workspace.Settings) (bool, error)
@@ -327,6 +337,213 @@ func (ec *executionContext) _RetentionSettings_serverFailedAttemptsHours(ctx con
 }
 func (ec *executionContext) fieldContext_RetentionSettings_serverFailedAttemptsHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_workspaceId(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_workspaceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_workspaceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_name(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, false, false, "String")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_deletedAt(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v db.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋdbᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_finished(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_finished(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().Finished(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_finished(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_stepsDone(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_stepsDone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().StepsDone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_stepsDone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "Int")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_stepCount(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_stepCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().StepCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_stepCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "Int")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_currentStep(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_currentStep(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().CurrentStep(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_currentStep(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "String")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_rowsDeleted(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_rowsDeleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().RowsDeleted(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_rowsDeleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "Int")
+}
+
+func (ec *executionContext) _WorkspaceDeletion_updatedAt(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceDeletion_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceDeletion().UpdatedAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceDeletion_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceDeletion", field, true, true, "DateTime")
 }
 
 func (ec *executionContext) _WorkspaceSettings_id(ctx context.Context, field graphql.CollectedField, obj *workspace.Settings) (ret graphql.Marshaler) {
@@ -791,6 +1008,85 @@ func (ec *executionContext) _RetentionSettings(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var workspaceDeletionImplementors = []string{"WorkspaceDeletion"}
+
+func (ec *executionContext) _WorkspaceDeletion(ctx context.Context, sel ast.SelectionSet, obj *workspace.Deletion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceDeletionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceDeletion")
+		case "workspaceId":
+			out.Values[i] = ec._WorkspaceDeletion_workspaceId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._WorkspaceDeletion_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deletedAt":
+			out.Values[i] = ec._WorkspaceDeletion_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "finished":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_finished(ctx, field, obj)
+				})
+		case "stepsDone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_stepsDone(ctx, field, obj)
+				})
+		case "stepCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_stepCount(ctx, field, obj)
+				})
+		case "currentStep":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_currentStep(ctx, field, obj)
+				})
+		case "rowsDeleted":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_rowsDeleted(ctx, field, obj)
+				})
+		case "updatedAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceDeletion_updatedAt(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var workspaceSettingsImplementors = []string{"WorkspaceSettings"}
 
 func (ec *executionContext) _WorkspaceSettings(ctx context.Context, sel ast.SelectionSet, obj *workspace.Settings) graphql.Marshaler {
@@ -908,6 +1204,30 @@ func (ec *executionContext) marshalNPrivacyOverview2ᚖgithubᚗcomᚋjunctioncd
 
 func (ec *executionContext) marshalNRetentionSettings2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐRetention(ctx context.Context, sel ast.SelectionSet, v workspace.Retention) graphql.Marshaler {
 	return ec._RetentionSettings(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWorkspaceDeletion2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐDeletionᚄ(ctx context.Context, sel ast.SelectionSet, v []*workspace.Deletion) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWorkspaceDeletion2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐDeletion(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWorkspaceDeletion2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐDeletion(ctx context.Context, sel ast.SelectionSet, v *workspace.Deletion) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkspaceDeletion!")
+		return graphql.Null
+	}
+	return ec._WorkspaceDeletion(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWorkspaceSettings2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐSettings(ctx context.Context, sel ast.SelectionSet, v *workspace.Settings) graphql.Marshaler {

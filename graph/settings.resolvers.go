@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/regulation"
@@ -22,8 +23,55 @@ func (r *mutationResolver) WorkspaceSettingsUpdate(ctx context.Context, input mo
 	return &model.WorkspaceSettingsPayload{Settings: st, UserErrors: userErrors(errs)}, nil
 }
 
+func (r *queryResolver) WorkspaceDeletions(ctx context.Context) ([]*workspace.Deletion, error) {
+	list, err := r.Workspaces.Deletions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pointers(list), nil
+}
+
 func (r *workspaceResolver) Settings(ctx context.Context, obj *workspace.Workspace) (*workspace.Settings, error) {
 	return r.Workspaces.Settings(ctx, obj.ID)
+}
+
+func (r *workspaceDeletionResolver) Finished(ctx context.Context, obj *workspace.Deletion) (bool, error) {
+	return obj.Finished(), nil
+}
+
+func (r *workspaceDeletionResolver) StepsDone(ctx context.Context, obj *workspace.Deletion) (int, error) {
+	if obj.Progress == nil {
+		return 0, nil
+	}
+	return obj.Progress.StepsDone, nil
+}
+
+func (r *workspaceDeletionResolver) StepCount(ctx context.Context, obj *workspace.Deletion) (int, error) {
+	if obj.Progress == nil {
+		return 0, nil
+	}
+	return obj.Progress.StepCount, nil
+}
+
+func (r *workspaceDeletionResolver) CurrentStep(ctx context.Context, obj *workspace.Deletion) (string, error) {
+	if obj.Progress == nil {
+		return "", nil
+	}
+	return obj.Progress.CurrentStep, nil
+}
+
+func (r *workspaceDeletionResolver) RowsDeleted(ctx context.Context, obj *workspace.Deletion) (int, error) {
+	if obj.Progress == nil {
+		return 0, nil
+	}
+	return int(obj.Progress.RowsDeleted), nil
+}
+
+func (r *workspaceDeletionResolver) UpdatedAt(ctx context.Context, obj *workspace.Deletion) (*time.Time, error) {
+	if obj.Progress == nil {
+		return nil, nil
+	}
+	return &obj.Progress.UpdatedAt.Time, nil
 }
 
 func (r *workspaceSettingsResolver) Privacy(ctx context.Context, obj *workspace.Settings) (*regulation.Overview, error) {
@@ -34,8 +82,15 @@ func (r *workspaceSettingsResolver) ViewerCanUpdate(ctx context.Context, obj *wo
 	return r.Workspaces.CanUpdateSettings(ctx, obj.ID), nil
 }
 
+func (r *Resolver) WorkspaceDeletion() WorkspaceDeletionResolver {
+	return &workspaceDeletionResolver{r}
+}
+
 func (r *Resolver) WorkspaceSettings() WorkspaceSettingsResolver {
 	return &workspaceSettingsResolver{r}
 }
 
-type workspaceSettingsResolver struct{ *Resolver }
+type (
+	workspaceDeletionResolver struct{ *Resolver }
+	workspaceSettingsResolver struct{ *Resolver }
+)

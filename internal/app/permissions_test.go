@@ -418,6 +418,15 @@ func permissionTable() []*permRow {
 		},
 		{root: "Query", field: "serverInfo", query: `{ serverInfo { version now emailEnabled } }`, want: everyone},
 		{
+			// Only the workspaces the viewer deleted: for every signed-in persona, an empty list here.
+			root: "Query", field: "workspaceDeletions", query: `{ workspaceDeletions { workspaceId name finished stepsDone stepCount } }`,
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: allowed,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: allowed, asToken: allowed,
+			},
+		},
+		{
 			// An invitation by its token: any person's session (whoever holds the link).
 			root: "Query", field: "invitation",
 			query: `query($token: String!) { invitation(token: $token) { id email role status workspaceName viewerCanAccept } }`,

@@ -229,7 +229,7 @@ func walkWith(m map[string]walkRule, field string, r walkRule) map[string]walkRu
 // they hold is checked object by object.
 var walkFieldRules = map[string]map[string]walkRule{
 	// invitation(token:) answers whoever holds the secret, which the walk's viewers do not.
-	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport"),
+	"Query": walkOpen("node nodes viewer catalog serverInfo workspace invitation trackingPlanExport workspaceDeletions"),
 	"Workspace": walkEngage(walkWith(walkWith(walkWith(walkOpen(`id name slug createdAt updatedAt viewerRole viewerCanUpdate viewerCanDelete
 		viewerCanManageMembers viewerCanChangePlan plan members accessTokens destinations healthIssues healthIssueGroups overview sources trackingPlans
 		privacyMatchers privacyInbox privacyInventory privacyInventoryCsv viewerCanUpdatePrivacy viewerHasPiiAccess regulations suppressedSubjects settings`),
@@ -267,9 +267,11 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"SuppressedSubject":     walkOpen("subjectType subjectHash regulation createdAt"),
 	// Settings: everyone in the workspace reads them (the privacy overview counts nothing for
 	// MINIMAL members); owners change them.
-	"WorkspaceSettings":       walkOpen("id name slug plan retention privacy viewerCanUpdate"),
-	"RetentionSettings":       walkOpen("eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours"),
-	"PrivacyOverview":         walkOpen("suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap"),
+	"WorkspaceSettings": walkOpen("id name slug plan retention privacy viewerCanUpdate"),
+	"RetentionSettings": walkOpen("eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours"),
+	"PrivacyOverview":   walkOpen("suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap"),
+	// Deletions: only the person who deleted the workspace sees it (Query.workspaceDeletions).
+	"WorkspaceDeletion":       walkOpen("workspaceId name deletedAt finished stepsDone stepCount currentStep rowsDeleted updatedAt"),
 	"TrackingPlanRule":        walkOpen("key type eventName description labels properties traits context version updatedAt updatedBy"),
 	"TrackingPlanVersion":     walkOpen("version summary changes user byAccessToken createdAt"),
 	"TrackingPlanRuleChange":  walkOpen("rule action"),
@@ -866,6 +868,12 @@ func (f *walkFixture) walkPersona(t *testing.T, gen *walkGen, p walkPersona) {
 	// subscription: TestPermissions' table and TestProtocolsGatingRightsIsolation cover them.
 	gen.selected["Query.trackingPlanExport"] = true
 	gen.selected["ViolationsChange.sources"], gen.selected["ViolationsChange.workspaceId"] = true, true
+	// workspaceDeletions lists only the workspaces the viewer deleted, none of the walk's:
+	// TestPermissions' table and TestWorkspaceDeletionProgress cover who sees what.
+	gen.selected["Query.workspaceDeletions"] = true
+	for field := range walkFieldRules["WorkspaceDeletion"] {
+		gen.selected["WorkspaceDeletion."+field] = true
+	}
 	for _, o := range f.objects {
 		if !o.walk || !f.walkVisible(p, o) {
 			continue

@@ -775,3 +775,33 @@ func TestWorkspaceSettings(t *testing.T) {
 		}
 	})
 }
+
+func TestWorkspaceDeletionProgress(t *testing.T) {
+	s := startServer(t)
+	e := dlvNewEnv(t, s, "gone-owner")
+	member := e.member(t, "gone-member@example.com", "MEMBER")
+	_, key := e.source(t, "Web")
+	dlvTrack(t, s, key, map[string]any{"userId": "u1"}, map[string]any{"userId": "u2"})
+	p := trkObj(e.gql(t, `mutation($i: WorkspaceDeleteInput!) { workspaceDelete(input: $i) { userErrors { field message } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": e.wsID, "confirmSlug": e.slug}}), "workspaceDelete")
+	if errs, _ := p["userErrors"].([]any); len(errs) > 0 {
+		t.Fatalf("workspaceDelete: %v", p)
+	}
+	const q = `{ workspaceDeletions { workspaceId name deletedAt finished stepsDone stepCount currentStep rowsDeleted updatedAt } }`
+	var d map[string]any
+	dlvWait(t, "the workspace's data to be reaped", 20*time.Second, func() bool {
+		s.App.Reaper().Wake()
+		d = e.gql(t, q, nil)
+		list, _ := d["workspaceDeletions"].([]any)
+		return len(list) == 1 && list[0].(map[string]any)["finished"] == true
+	})
+	got := d["workspaceDeletions"].([]any)[0].(map[string]any)
+	if got["workspaceId"] != e.wsID || got["name"] != e.slug || trkInt(got["stepsDone"]) != trkInt(got["stepCount"]) || trkInt(got["stepCount"]) < 3 ||
+		trkInt(got["rowsDeleted"]) < 3 || got["currentStep"] != "" || got["updatedAt"] == nil {
+		t.Fatalf("deletion: %v", got)
+	}
+	// Nobody else learns of it, not even a member of the deleted workspace.
+	if list := dlvData(t, dlvPost(t, s, member, q, nil))["workspaceDeletions"].([]any); len(list) != 0 {
+		t.Fatalf("a member sees the deletion: %v", list)
+	}
+}

@@ -35,6 +35,50 @@ type Step struct {
 	Run  func(ctx context.Context, tx *db.Tx, id string, limit int) (int64, error)
 }
 
+// progress records how far the reaping of an object got, for those who watch it.
+func (r *Reaper) progress(ctx context.Context, kind Kind, id string, done, count int, step string, rows int64) error {
+	now := db.Now()
+	var finished any
+	if done == count {
+		finished = now
+	}
+	return r.db.Tx(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO reap_progress (object_id, kind, steps_done, step_count, current_step, rows_deleted, updated_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (object_id) DO UPDATE SET steps_done = excluded.steps_done, step_count = excluded.step_count,
+			current_step = excluded.current_step, rows_deleted = excluded.rows_deleted, updated_at = excluded.updated_at, finished_at = excluded.finished_at`,
+			id, string(kind), done, count, step, rows, now, finished)
+		return err
+	})
+}
+
+// Progress is how far the reaping of one deleted object got.
+type Progress struct {
+	ObjectID    string   `db:"object_id"`
+	StepsDone   int      `db:"steps_done"`
+	StepCount   int      `db:"step_count"`
+	CurrentStep string   `db:"current_step"`
+	RowsDeleted int64    `db:"rows_deleted"`
+	UpdatedAt   db.Time  `db:"updated_at"`
+	FinishedAt  *db.Time `db:"finished_at"`
+}
+
+// ProgressOf returns the progress of the objects with the given ids that reaping has started.
+func ProgressOf(ctx context.Context, q *db.Queryer, ids []string) (map[string]Progress, error) {
+	out := map[string]Progress{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Progress
+	if err := q.Select(ctx, &rows, `SELECT object_id, steps_done, step_count, current_step, rows_deleted, updated_at, finished_at
+		FROM reap_progress WHERE object_id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+		return nil, err
+	}
+	for _, p := range rows {
+		out[p.ObjectID] = p
+	}
+	return out, nil
+}
+
 // Reaper runs the steps for every deleted object.
 type Reaper struct {
 	db  *db.DB
@@ -112,7 +156,10 @@ func (r *Reaper) Once(ctx context.Context) error {
 		for _, id := range ids {
 			start := time.Now()
 			var total int64
-			for _, st := range steps {
+			for i, st := range steps {
+				if err := r.progress(ctx, kind, id, i, len(steps), st.Name, total); err != nil {
+					return err
+				}
 				n, err := r.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
 					return st.Run(ctx, tx, id, limit)
 				})
@@ -120,6 +167,9 @@ func (r *Reaper) Once(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+			}
+			if err := r.progress(ctx, kind, id, len(steps), len(steps), "", total); err != nil {
+				return err
 			}
 			r.log.Info("deleted object reaped", "kind", string(kind), "id", id, "rows", total, "took", time.Since(start).String())
 		}

@@ -341,6 +341,11 @@ func (s *Service) Delete(ctx context.Context, workspaceID, confirmSlug string) (
 		if _, err := tx.Exec(ctx, `UPDATE destinations SET enabled = FALSE WHERE workspace_id = ?`, workspaceID); err != nil {
 			return err
 		}
+		// Whoever deleted it watches its data go (workspaceDeletions).
+		if _, err := tx.Exec(ctx, `INSERT INTO workspace_deletions (workspace_id, name, deleted_by, deleted_at)
+			SELECT id, name, ?, ? FROM workspaces WHERE id = ?`, a.Viewer.User.ID, now, workspaceID); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `UPDATE workspaces SET deleted_at = ?, slug = id WHERE id = ?`, now, workspaceID)
 		return err
 	})
