@@ -44,8 +44,9 @@ func (s *Service) Start() {
 	go s.resolver.run()
 }
 
-// Close resolves the events still queued, then stops the worker. Call it after the tracking API
-// has closed (its last commits are heard first).
+// Close stops the worker once the chunk it is resolving is done; events still queued are left
+// out of profiles (and logged), so that a backlog never holds up the server's stop. Call it
+// after the tracking API has closed.
 func (s *Service) Close() { s.resolver.close() }
 
 // Resolve runs identity resolution over events at once, on the caller's goroutine: for tests and
@@ -99,8 +100,20 @@ func (r *resolver) run() {
 		_, open := <-r.wake
 		for {
 			r.mu.Lock()
-			batch, dropped := r.queue, r.dropped
-			r.queue, r.dropped = nil, 0
+			if r.closed {
+				// Shutting down: what is still queued is left out rather than holding the
+				// server's stop for as long as the backlog takes.
+				left := len(r.queue)
+				r.queue = nil
+				r.mu.Unlock()
+				if left > 0 {
+					r.s.log.Warn("engage: stopping with events not yet resolved; they are left out of profiles", "events", left)
+				}
+				return
+			}
+			n := min(len(r.queue), eventsPerTx*4)
+			batch, dropped := r.queue[:n:n], r.dropped
+			r.queue, r.dropped = r.queue[n:], 0
 			r.mu.Unlock()
 			if dropped > 0 {
 				r.s.log.Warn("engage: identity resolution fell behind; the oldest events were left out of profiles", "events", dropped)
