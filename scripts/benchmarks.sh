@@ -28,6 +28,11 @@ for backend in sqlite postgres; do
 	run warehouse-load "$backend" -bench 'WarehouseLoad' -benchtime 1x -count "$count"
 	run warehouse-latency "$backend" -bench 'WarehouseLatency' -benchtime 20x -count "$count"
 done
+run privacy sqlite -bench 'IngestPrivacyDetection' -benchtime 2000x -count "$count"
+run engage sqlite -bench 'EngageLag' -benchtime 2000x -count "$count"
 run cloudapp sqlite -bench 'CloudAppWebhook' -benchtime 3s -count "$count"
+echo "== relay (postgres)" | tee -a "$out/summary.txt"
+JUNCTION_TEST_BACKENDS=postgres go test -run '^$' -bench Relay -benchtime 3000x -count "$count" ./internal/replica/ 2>&1 |
+	tee "$out/relay-postgres.txt" | grep -E '^Benchmark|ns/op|FAIL' | tee -a "$out/summary.txt"
 JUNCTION_FANOUT_SUBSCRIBERS=18000 run fanout sqlite -bench 'SubscriptionFanout' -benchtime 3x -count "$count"
 echo "raw output in $out/"
