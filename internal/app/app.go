@@ -160,9 +160,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
 	a.privacy = privacy.New(d, workspaces, box, log)
 	a.privacy.RecordHealth = a.health.Record
-	// Regulations: suppression is the first ingest stage (no later stage sees a suppressed
-	// event); deletion runs each domain's steps, the event log's with what delivery and
-	// protocols derived from its events.
+	// Regulations: deletion runs each domain's steps in order; the event log's step also takes
+	// what delivery, protocols and the Privacy Portal derived from the events it deletes.
 	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
