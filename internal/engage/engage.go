@@ -93,6 +93,8 @@ type Service struct {
 	resolver *resolver
 	// afterRead, in tests, runs between a chunk's read of the graph and its transaction.
 	afterRead func()
+	// followers run after each transaction of identity resolution (OnResolved).
+	followers []func(ctx context.Context, r *Resolved)
 }
 
 // New returns the service; Start runs its listener's worker.

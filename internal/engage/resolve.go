@@ -248,7 +248,7 @@ func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, ev
 	if s.afterRead != nil {
 		s.afterRead()
 	}
-	return s.db.Tx(ctx, func(tx *db.Tx) error {
+	err = s.db.Tx(ctx, func(tx *db.Tx) error {
 		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
 			return err
 		}
@@ -272,6 +272,82 @@ func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, ev
 			ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, ws)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	s.notifyResolved(ctx, g.resolved())
+	return nil
+}
+
+// Resolved is what one transaction of identity resolution did in a workspace, told to the
+// followers of profiles (computed traits, audiences) once it has committed.
+type Resolved struct {
+	WorkspaceID string
+	// Events are the chunk's events with the profile each now belongs to (the one that stands
+	// after the chunk's merges), in the order they were resolved.
+	Events []ResolvedEvent
+	// Merges are the chunk's merges: each merged profile with the one it became part of.
+	Merges []ResolvedMerge
+}
+
+// ResolvedEvent is one event and the profile it was resolved to.
+type ResolvedEvent struct {
+	ProfileID string
+	Event     *ingest.Event
+}
+
+// ResolvedMerge is one profile merged into another.
+type ResolvedMerge struct {
+	ProfileID       string // the one that stands
+	MergedProfileID string
+}
+
+// Profiles are the profiles a transaction changed, each once: those its events went to and those
+// that others were merged into.
+func (r *Resolved) Profiles() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, e := range r.Events {
+		add(e.ProfileID)
+	}
+	for _, m := range r.Merges {
+		add(m.ProfileID)
+	}
+	return out
+}
+
+// OnResolved adds a follower of profiles: f runs after each transaction of identity resolution
+// commits, on the resolver's goroutine (so it must be quick, or hand its work on), in the order
+// the transactions committed. Add followers before Start.
+func (s *Service) OnResolved(f func(ctx context.Context, r *Resolved)) {
+	s.followers = append(s.followers, f)
+}
+
+func (s *Service) notifyResolved(ctx context.Context, r *Resolved) {
+	if len(r.Events) == 0 && len(r.Merges) == 0 {
+		return
+	}
+	for _, f := range s.followers {
+		f(ctx, r)
+	}
+}
+
+// resolved is what the chunk did, with every profile as it stands after the chunk.
+func (g *graph) resolved() *Resolved {
+	r := &Resolved{WorkspaceID: g.ws}
+	for _, e := range g.events {
+		r.Events = append(r.Events, ResolvedEvent{ProfileID: find(e.n).id, Event: e.e})
+	}
+	for _, m := range g.merges {
+		r.Merges = append(r.Merges, ResolvedMerge{ProfileID: find(m.parent).id, MergedProfileID: m.child.id})
+	}
+	return r
 }
 
 // graphVersion is a workspace's identity graph version (0 before its first profile).
@@ -332,6 +408,7 @@ type mergeRow struct {
 type eventRow struct {
 	n     *node
 	event string
+	e     *ingest.Event
 }
 
 // graph is the part of a workspace's identity graph that a chunk of events touches, loaded in
@@ -509,7 +586,7 @@ func (g *graph) resolve(p *prepared) {
 			target.idents[i] = true
 		}
 	}
-	g.events = append(g.events, eventRow{target, p.e.ID})
+	g.events = append(g.events, eventRow{target, p.e.ID, p.e})
 	for name, v := range p.traits {
 		k := traitKey{target, name}
 		if cur := g.traits[k]; cur != nil && cur.at.After(p.at) {

@@ -561,3 +561,35 @@ func TestGraphChangedMeanwhile(t *testing.T) {
 		t.Errorf("%d standing profiles, want 1 (none left without identifiers)", n)
 	}
 }
+
+func TestOnResolvedTellsFollowers(t *testing.T) {
+	e := mustOpen(t)
+	var got []*Resolved
+	e.s.OnResolved(func(_ context.Context, r *Resolved) { got = append(got, r) })
+	a := e.send(ingest.Track, "", "a1", map[string]any{"event": "Viewed"})
+	e.send(ingest.Identify, "u1", "", nil)
+	known := e.profileOf("user_id", "u1")
+	anon := e.profileOf("anonymous_id", "a1")
+	tie := e.send(ingest.Identify, "u1", "a1", nil)
+	if len(got) != 3 {
+		t.Fatalf("followers told %d times, want once per transaction (3)", len(got))
+	}
+	if r := got[0]; r.WorkspaceID != e.ws || len(r.Events) != 1 || r.Events[0].Event != a || r.Events[0].ProfileID != anon {
+		t.Errorf("first transaction told as %+v", r)
+	}
+	last := got[2]
+	if len(last.Events) != 1 || last.Events[0].Event != tie || last.Events[0].ProfileID != anon {
+		t.Errorf("the tying event was told as %+v, want on the standing profile %s", last.Events, anon)
+	}
+	if len(last.Merges) != 1 || last.Merges[0] != (ResolvedMerge{ProfileID: anon, MergedProfileID: known}) {
+		t.Errorf("merges told as %+v", last.Merges)
+	}
+	if p := last.Profiles(); !reflect.DeepEqual(p, []string{anon}) {
+		t.Errorf("profiles changed %v, want [%s]", p, anon)
+	}
+	// An event without identifiers changes no profile and tells no one.
+	e.send(ingest.Track, "", "", nil)
+	if len(got) != 3 {
+		t.Errorf("an event without identifiers was told")
+	}
+}
