@@ -9,7 +9,8 @@ import (
 
 // Forget is the regulation step that deletes the profiles of the subjects: every profile holding
 // one of their user ids, anonymous ids or emails, with all its identifiers (a profile is one
-// person: its other ids are theirs too), traits, events, merges, and the profiles merged into it.
+// person: its other ids are theirs too), traits, computed trait values, events, merges, and the
+// profiles merged into it.
 // Each call deletes at most limit rows of one profile; its identifiers go last, so that a profile
 // half deleted is found again by the next call.
 var Forget = forget.Step{Name: "profiles", Run: func(ctx context.Context, tx *db.Tx, s forget.Subjects, _ string, limit int) (string, int64, int64, error) {
@@ -56,6 +57,8 @@ var Forget = forget.Step{Name: "profiles", Run: func(ctx context.Context, tx *db
 	}{
 		{`DELETE FROM profile_events WHERE (profile_id, event_id) IN (SELECT profile_id, event_id FROM profile_events WHERE ` + in + ` LIMIT ?)`, inArgs},
 		{`DELETE FROM profile_traits WHERE (profile_id, name) IN (SELECT profile_id, name FROM profile_traits WHERE ` + in + ` LIMIT ?)`, inArgs},
+		{`DELETE FROM computed_trait_values WHERE (computed_trait_id, profile_id) IN
+			(SELECT computed_trait_id, profile_id FROM computed_trait_values WHERE ` + in + ` LIMIT ?)`, inArgs},
 		{`DELETE FROM profile_merges WHERE id IN (SELECT id FROM profile_merges WHERE workspace_id = ? AND (` + in + ` OR ` + inMerged(len(ids)) + `) LIMIT ?)`,
 			append(append([]any{s.WorkspaceID}, inArgs...), db.Args(ids)...)},
 		{`DELETE FROM profiles WHERE id IN (SELECT id FROM profiles WHERE workspace_id = ? AND merged_into = ? LIMIT ?)`, []any{s.WorkspaceID, profile}},
