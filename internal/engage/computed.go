@@ -456,6 +456,7 @@ func validateDefinition(errs *apperr.UserErrors, prefix string, d *Definition) {
 	}
 	d.Property = strings.TrimSpace(d.Property)
 	switch {
+	case !kinds[d.Kind]:
 	case d.Kind == EventCounter:
 		if d.Property != "" {
 			errs.Add(f("property"), apperr.NotAllowed, "an EVENT_COUNTER counts events: it reads no property")
