@@ -32,6 +32,8 @@ type ProfileResolver interface {
 	Traits(ctx context.Context, obj *engage.Profile) ([]*engage.Trait, error)
 	Events(ctx context.Context, obj *engage.Profile, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) (*model.EventConnection, error)
 	MergeHistory(ctx context.Context, obj *engage.Profile, first *int, after *string, last *int, before *string) (*model.ProfileMergeConnection, error)
+
+	ComputedTraits(ctx context.Context, obj *engage.Profile) ([]*engage.ComputedValue, error)
 }
 type ProfileIdentifierResolver interface {
 	Source(ctx context.Context, obj *engage.Identifier) (*source.Source, error)
@@ -756,6 +758,38 @@ func (ec *executionContext) _Profile_updatedAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Profile_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Profile", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Profile_computedTraits(ctx context.Context, field graphql.CollectedField, obj *engage.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_computedTraits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().ComputedTraits(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*engage.ComputedValue) graphql.Marshaler {
+			return ec.marshalNProfileComputedTrait2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋengageᚐComputedValueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_computedTraits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileComputedTrait(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ProfileConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProfileConnection) (ret graphql.Marshaler) {
@@ -2058,6 +2092,12 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "computedTraits":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_computedTraits(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -144,6 +144,13 @@ func (r *workspaceResolver) Profiles(ctx context.Context, obj *workspace.Workspa
 	if nodeSelects(ctx, "traits") {
 		prime(ctx, l.profileTraits, ids)
 	}
+	if nodeSelects(ctx, "computedTraits") {
+		if selectsBelow(ctx, "computedTrait") {
+			primeThrough(ctx, l.profileComputedTraits, ids, l.computedTraits, func(v engage.ComputedValue) string { return v.ComputedTraitID })
+		} else {
+			prime(ctx, l.profileComputedTraits, ids)
+		}
+	}
 	return connection(page,
 		func(c string, n *engage.Profile) *model.ProfileEdge { return &model.ProfileEdge{Cursor: c, Node: n} },
 		func(e []*model.ProfileEdge, n []*engage.Profile, p *relay.PageInfo, t int) *model.ProfileConnection {

@@ -42,6 +42,9 @@ type loaders struct {
 	regulationSubjects       *dataloadgen.Loader[workspace.Ref, []string]
 	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
 	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
+	profileComputedTraits    *dataloadgen.Loader[workspace.Ref, []engage.ComputedValue]
+	computedTraits           *dataloadgen.Loader[workspace.Ref, engage.ComputedTrait]
+	computedTraitCounts      *dataloadgen.Loader[workspace.Ref, int]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -74,6 +77,9 @@ func (r *Resolver) newLoaders() *loaders {
 		regulationSubjects:       dataloadgen.NewMappedLoader(scoped(w, r.Regulator.SubjectsByRegulation), opts...),
 		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
 		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
+		profileComputedTraits:    dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ValuesByProfile), opts...),
+		computedTraits:           dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ByIDs), opts...),
+		computedTraitCounts:      dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ProfileCounts), opts...),
 	}
 }
 

@@ -847,6 +847,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Connection(ctx, sel, obj)
+	case engage.ComputedTrait:
+		return ec._ComputedTrait(ctx, sel, &obj)
+	case *engage.ComputedTrait:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ComputedTrait(ctx, sel, obj)
 	case catalog.Entry:
 		return ec._CatalogEntry(ctx, sel, &obj)
 	case *catalog.Entry:

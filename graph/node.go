@@ -78,6 +78,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	engage.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Engage.Get(ctx, id))
 	},
+	engage.ComputedTraitPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.ComputedTraits.Get(ctx, id))
+	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))
 	},

@@ -37,6 +37,8 @@ type Resolver struct {
 	Privacy      *privacy.Service
 	Regulator    *regulation.Service
 	Engage       *engage.Service
-	Bus          *bus.Bus
-	Warehouses   *warehouse.Service
+	// ComputedTraits is Engage's computed traits.
+	ComputedTraits *engage.Traits
+	Bus            *bus.Bus
+	Warehouses     *warehouse.Service
 }

@@ -30,6 +30,7 @@ type ResolverRoot interface {
 	AccessToken() AccessTokenResolver
 	AuditEvent() AuditEventResolver
 	Catalog() CatalogResolver
+	ComputedTrait() ComputedTraitResolver
 	Connection() ConnectionResolver
 	DeliveryAttempt() DeliveryAttemptResolver
 	Destination() DestinationResolver
@@ -46,6 +47,7 @@ type ResolverRoot interface {
 	PrivacyFieldOrigin() PrivacyFieldOriginResolver
 	PrivacyMatcher() PrivacyMatcherResolver
 	Profile() ProfileResolver
+	ProfileComputedTrait() ProfileComputedTraitResolver
 	ProfileIdentifier() ProfileIdentifierResolver
 	ProfileMerge() ProfileMergeResolver
 	ProfileTrait() ProfileTraitResolver
@@ -187,6 +189,55 @@ type ComplexityRoot struct {
 	CatalogEntryEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	ComputedTrait struct {
+		Aggregation        func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		CreatedBy          func(childComplexity int) int
+		Description        func(childComplexity int) int
+		Enabled            func(childComplexity int) int
+		EventName          func(childComplexity int) int
+		EventType          func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		Key                func(childComplexity int) int
+		Kind               func(childComplexity int) int
+		LastComputedAt     func(childComplexity int) int
+		Name               func(childComplexity int) int
+		ProfileCount       func(childComplexity int) int
+		Property           func(childComplexity int) int
+		PropertyConditions func(childComplexity int) int
+		Status             func(childComplexity int) int
+		UpdatedAt          func(childComplexity int) int
+		ViewerCanUpdate    func(childComplexity int) int
+		Window             func(childComplexity int) int
+	}
+
+	ComputedTraitConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ComputedTraitDeletePayload struct {
+		DeletedComputedTraitID func(childComplexity int) int
+		UserErrors             func(childComplexity int) int
+	}
+
+	ComputedTraitEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ComputedTraitPayload struct {
+		ComputedTrait func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
+	}
+
+	ComputedTraitWindow struct {
+		Amount func(childComplexity int) int
+		Unit   func(childComplexity int) int
 	}
 
 	Connection struct {
@@ -542,6 +593,9 @@ type ComplexityRoot struct {
 		AccessTokenCreate                func(childComplexity int, input model.AccessTokenCreateInput) int
 		AccessTokenRevoke                func(childComplexity int, input model.AccessTokenRevokeInput) int
 		BlockedEventsReplay              func(childComplexity int, input model.BlockedEventsReplayInput) int
+		ComputedTraitCreate              func(childComplexity int, input model.ComputedTraitCreateInput) int
+		ComputedTraitDelete              func(childComplexity int, input model.ComputedTraitDeleteInput) int
+		ComputedTraitUpdate              func(childComplexity int, input model.ComputedTraitUpdateInput) int
 		ConnectionCreate                 func(childComplexity int, input model.ConnectionCreateInput) int
 		ConnectionDelete                 func(childComplexity int, input model.ConnectionIDInput) int
 		ConnectionDisable                func(childComplexity int, input model.ConnectionIDInput) int
@@ -792,13 +846,21 @@ type ComplexityRoot struct {
 	}
 
 	Profile struct {
-		CreatedAt    func(childComplexity int) int
-		Events       func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) int
-		ID           func(childComplexity int) int
-		Identifiers  func(childComplexity int) int
-		MergeHistory func(childComplexity int, first *int, after *string, last *int, before *string) int
-		Traits       func(childComplexity int) int
-		UpdatedAt    func(childComplexity int) int
+		ComputedTraits func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Events         func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) int
+		ID             func(childComplexity int) int
+		Identifiers    func(childComplexity int) int
+		MergeHistory   func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Traits         func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+	}
+
+	ProfileComputedTrait struct {
+		ComputedAt    func(childComplexity int) int
+		ComputedTrait func(childComplexity int) int
+		Key           func(childComplexity int) int
+		Value         func(childComplexity int) int
 	}
 
 	ProfileConnection struct {
@@ -846,6 +908,12 @@ type ComplexityRoot struct {
 		Source    func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
 		Value     func(childComplexity int) int
+	}
+
+	PropertyCondition struct {
+		Operator func(childComplexity int) int
+		Path     func(childComplexity int) int
+		Value    func(childComplexity int) int
 	}
 
 	Query struct {
@@ -1325,6 +1393,7 @@ type ComplexityRoot struct {
 	Workspace struct {
 		AccessTokens               func(childComplexity int, first *int, after *string, last *int, before *string) int
 		AuditEvents                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
+		ComputedTraits             func(childComplexity int, first *int, after *string, last *int, before *string) int
 		CreatedAt                  func(childComplexity int) int
 		Destinations               func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.DestinationOrder, filter *model.DestinationFilter) int
 		HealthIssueGroups          func(childComplexity int) int
@@ -1865,6 +1934,198 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CatalogEntryEdge.Node(childComplexity), true
+
+	case "ComputedTrait.aggregation":
+		if e.ComplexityRoot.ComputedTrait.Aggregation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Aggregation(childComplexity), true
+	case "ComputedTrait.createdAt":
+		if e.ComplexityRoot.ComputedTrait.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.CreatedAt(childComplexity), true
+	case "ComputedTrait.createdBy":
+		if e.ComplexityRoot.ComputedTrait.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.CreatedBy(childComplexity), true
+	case "ComputedTrait.description":
+		if e.ComplexityRoot.ComputedTrait.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Description(childComplexity), true
+	case "ComputedTrait.enabled":
+		if e.ComplexityRoot.ComputedTrait.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Enabled(childComplexity), true
+	case "ComputedTrait.eventName":
+		if e.ComplexityRoot.ComputedTrait.EventName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.EventName(childComplexity), true
+	case "ComputedTrait.eventType":
+		if e.ComplexityRoot.ComputedTrait.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.EventType(childComplexity), true
+	case "ComputedTrait.id":
+		if e.ComplexityRoot.ComputedTrait.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.ID(childComplexity), true
+	case "ComputedTrait.key":
+		if e.ComplexityRoot.ComputedTrait.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Key(childComplexity), true
+	case "ComputedTrait.kind":
+		if e.ComplexityRoot.ComputedTrait.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Kind(childComplexity), true
+	case "ComputedTrait.lastComputedAt":
+		if e.ComplexityRoot.ComputedTrait.LastComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.LastComputedAt(childComplexity), true
+	case "ComputedTrait.name":
+		if e.ComplexityRoot.ComputedTrait.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Name(childComplexity), true
+	case "ComputedTrait.profileCount":
+		if e.ComplexityRoot.ComputedTrait.ProfileCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.ProfileCount(childComplexity), true
+	case "ComputedTrait.property":
+		if e.ComplexityRoot.ComputedTrait.Property == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Property(childComplexity), true
+	case "ComputedTrait.propertyConditions":
+		if e.ComplexityRoot.ComputedTrait.PropertyConditions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.PropertyConditions(childComplexity), true
+	case "ComputedTrait.status":
+		if e.ComplexityRoot.ComputedTrait.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Status(childComplexity), true
+	case "ComputedTrait.updatedAt":
+		if e.ComplexityRoot.ComputedTrait.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.UpdatedAt(childComplexity), true
+	case "ComputedTrait.viewerCanUpdate":
+		if e.ComplexityRoot.ComputedTrait.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.ViewerCanUpdate(childComplexity), true
+	case "ComputedTrait.window":
+		if e.ComplexityRoot.ComputedTrait.Window == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTrait.Window(childComplexity), true
+
+	case "ComputedTraitConnection.edges":
+		if e.ComplexityRoot.ComputedTraitConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitConnection.Edges(childComplexity), true
+	case "ComputedTraitConnection.nodes":
+		if e.ComplexityRoot.ComputedTraitConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitConnection.Nodes(childComplexity), true
+	case "ComputedTraitConnection.pageInfo":
+		if e.ComplexityRoot.ComputedTraitConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitConnection.PageInfo(childComplexity), true
+	case "ComputedTraitConnection.totalCount":
+		if e.ComplexityRoot.ComputedTraitConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitConnection.TotalCount(childComplexity), true
+
+	case "ComputedTraitDeletePayload.deletedComputedTraitId":
+		if e.ComplexityRoot.ComputedTraitDeletePayload.DeletedComputedTraitID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitDeletePayload.DeletedComputedTraitID(childComplexity), true
+	case "ComputedTraitDeletePayload.userErrors":
+		if e.ComplexityRoot.ComputedTraitDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitDeletePayload.UserErrors(childComplexity), true
+
+	case "ComputedTraitEdge.cursor":
+		if e.ComplexityRoot.ComputedTraitEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitEdge.Cursor(childComplexity), true
+	case "ComputedTraitEdge.node":
+		if e.ComplexityRoot.ComputedTraitEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitEdge.Node(childComplexity), true
+
+	case "ComputedTraitPayload.computedTrait":
+		if e.ComplexityRoot.ComputedTraitPayload.ComputedTrait == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitPayload.ComputedTrait(childComplexity), true
+	case "ComputedTraitPayload.userErrors":
+		if e.ComplexityRoot.ComputedTraitPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitPayload.UserErrors(childComplexity), true
+
+	case "ComputedTraitWindow.amount":
+		if e.ComplexityRoot.ComputedTraitWindow.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitWindow.Amount(childComplexity), true
+	case "ComputedTraitWindow.unit":
+		if e.ComplexityRoot.ComputedTraitWindow.Unit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ComputedTraitWindow.Unit(childComplexity), true
 
 	case "Connection.createdAt":
 		if e.ComplexityRoot.Connection.CreatedAt == nil {
@@ -3209,6 +3470,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BlockedEventsReplay(childComplexity, args["input"].(model.BlockedEventsReplayInput)), true
+	case "Mutation.computedTraitCreate":
+		if e.ComplexityRoot.Mutation.ComputedTraitCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_computedTraitCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ComputedTraitCreate(childComplexity, args["input"].(model.ComputedTraitCreateInput)), true
+	case "Mutation.computedTraitDelete":
+		if e.ComplexityRoot.Mutation.ComputedTraitDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_computedTraitDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ComputedTraitDelete(childComplexity, args["input"].(model.ComputedTraitDeleteInput)), true
+	case "Mutation.computedTraitUpdate":
+		if e.ComplexityRoot.Mutation.ComputedTraitUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_computedTraitUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ComputedTraitUpdate(childComplexity, args["input"].(model.ComputedTraitUpdateInput)), true
 	case "Mutation.connectionCreate":
 		if e.ComplexityRoot.Mutation.ConnectionCreate == nil {
 			break
@@ -4555,6 +4849,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PrivacyOverview.SuppressedSubjects(childComplexity), true
 
+	case "Profile.computedTraits":
+		if e.ComplexityRoot.Profile.ComputedTraits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.ComputedTraits(childComplexity), true
 	case "Profile.createdAt":
 		if e.ComplexityRoot.Profile.CreatedAt == nil {
 			break
@@ -4607,6 +4907,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Profile.UpdatedAt(childComplexity), true
+
+	case "ProfileComputedTrait.computedAt":
+		if e.ComplexityRoot.ProfileComputedTrait.ComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileComputedTrait.ComputedAt(childComplexity), true
+	case "ProfileComputedTrait.computedTrait":
+		if e.ComplexityRoot.ProfileComputedTrait.ComputedTrait == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileComputedTrait.ComputedTrait(childComplexity), true
+	case "ProfileComputedTrait.key":
+		if e.ComplexityRoot.ProfileComputedTrait.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileComputedTrait.Key(childComplexity), true
+	case "ProfileComputedTrait.value":
+		if e.ComplexityRoot.ProfileComputedTrait.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileComputedTrait.Value(childComplexity), true
 
 	case "ProfileConnection.edges":
 		if e.ComplexityRoot.ProfileConnection.Edges == nil {
@@ -4770,6 +5095,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileTrait.Value(childComplexity), true
+
+	case "PropertyCondition.operator":
+		if e.ComplexityRoot.PropertyCondition.Operator == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PropertyCondition.Operator(childComplexity), true
+	case "PropertyCondition.path":
+		if e.ComplexityRoot.PropertyCondition.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PropertyCondition.Path(childComplexity), true
+	case "PropertyCondition.value":
+		if e.ComplexityRoot.PropertyCondition.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PropertyCondition.Value(childComplexity), true
 
 	case "Query.catalog":
 		if e.ComplexityRoot.Query.Catalog == nil {
@@ -6735,6 +7079,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.AuditEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.AuditEventFilter)), true
+	case "Workspace.computedTraits":
+		if e.ComplexityRoot.Workspace.ComputedTraits == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_computedTraits_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.ComputedTraits(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.createdAt":
 		if e.ComplexityRoot.Workspace.CreatedAt == nil {
 			break
@@ -7225,6 +7580,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("BlockedEventsReplayInput", ec.unmarshalInputBlockedEventsReplayInput),
 			graphql.NewInputUnmarshaler("BlockedValueInput", ec.unmarshalInputBlockedValueInput),
+			graphql.NewInputUnmarshaler("ComputedTraitCreateInput", ec.unmarshalInputComputedTraitCreateInput),
+			graphql.NewInputUnmarshaler("ComputedTraitDefinitionInput", ec.unmarshalInputComputedTraitDefinitionInput),
+			graphql.NewInputUnmarshaler("ComputedTraitDeleteInput", ec.unmarshalInputComputedTraitDeleteInput),
+			graphql.NewInputUnmarshaler("ComputedTraitUpdateInput", ec.unmarshalInputComputedTraitUpdateInput),
+			graphql.NewInputUnmarshaler("ComputedTraitWindowInput", ec.unmarshalInputComputedTraitWindowInput),
 			graphql.NewInputUnmarshaler("ConnectionCreateInput", ec.unmarshalInputConnectionCreateInput),
 			graphql.NewInputUnmarshaler("ConnectionIdInput", ec.unmarshalInputConnectionIdInput),
 			graphql.NewInputUnmarshaler("DeliveryRetryInput", ec.unmarshalInputDeliveryRetryInput),
@@ -7259,6 +7619,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ProfileFilter", ec.unmarshalInputProfileFilter),
 			graphql.NewInputUnmarshaler("ProfileLookup", ec.unmarshalInputProfileLookup),
 			graphql.NewInputUnmarshaler("ProfileTraitFilter", ec.unmarshalInputProfileTraitFilter),
+			graphql.NewInputUnmarshaler("PropertyConditionInput", ec.unmarshalInputPropertyConditionInput),
 			graphql.NewInputUnmarshaler("RegulationCancelInput", ec.unmarshalInputRegulationCancelInput),
 			graphql.NewInputUnmarshaler("RegulationCreateInput", ec.unmarshalInputRegulationCreateInput),
 			graphql.NewInputUnmarshaler("RegulationFilter", ec.unmarshalInputRegulationFilter),
@@ -8201,6 +8562,233 @@ type IdentityResolutionSettingsPayload {
 extend type Mutation {
   "Changes a workspace's identity resolution rules. Owners and admins, on the BUSINESS plan."
   identityResolutionSettingsUpdate(input: IdentityResolutionSettingsUpdateInput!): IdentityResolutionSettingsPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/engage_traits.graphqls", Input: `# Engage: computed traits, values computed per profile from the events resolved to it (BUSINESS plan).
+
+"What a computed trait computes from a profile's events that meet its conditions within its window (Segment's computed trait types)."
+enum ComputedTraitKind {
+  "How many events."
+  EVENT_COUNTER
+  "The sum, minimum, maximum or average of a numeric property (numbers, or strings holding one)."
+  AGGREGATION
+  "The value of a property seen most often; a tie goes to the value seen last."
+  MOST_FREQUENT
+  "A property's value in the earliest event that has it."
+  FIRST
+  "A property's value in the latest event that has it."
+  LAST
+  "A property's distinct values, in the order first seen (at most 100)."
+  UNIQUE_LIST
+  "How many distinct values a property had."
+  UNIQUE_LIST_COUNT
+}
+
+"How an AGGREGATION combines its property's values."
+enum ComputedTraitAggregation {
+  SUM
+  MIN
+  MAX
+  AVERAGE
+}
+
+enum ComputedTraitWindowUnit {
+  HOURS
+  DAYS
+}
+
+"How a property condition compares an event's property with its value."
+enum PropertyOperator {
+  "Numbers compare as numbers, other values as their text (a string's, true, false)."
+  EQUALS
+  "Also true of events without the property."
+  NOT_EQUALS
+  "The property's text contains the value, ignoring case."
+  CONTAINS
+  "Also true of events without the property."
+  NOT_CONTAINS
+  STARTS_WITH
+  ENDS_WITH
+  "Numbers only: the value must be one."
+  GREATER_THAN
+  GREATER_THAN_OR_EQUAL
+  LESS_THAN
+  LESS_THAN_OR_EQUAL
+  "The event has the property, not null (no value)."
+  EXISTS
+  NOT_EXISTS
+}
+
+"Where a computed trait's computation is."
+enum ComputedTraitStatus {
+  "A pass over every profile runs: a new or changed trait's backfill, or the scheduled recomputation of a windowed trait. Profiles not yet reached keep their previous values."
+  COMPUTING
+  "Every profile's value is current; new events move them within seconds."
+  READY
+  "Not computed; its values are removed."
+  DISABLED
+}
+
+"How far back a computed trait looks from now."
+type ComputedTraitWindow {
+  amount: Int!
+  unit: ComputedTraitWindowUnit!
+}
+
+"A condition on an event's property."
+type PropertyCondition {
+  "A dot path into the event: under ` + "`" + `properties` + "`" + ` (` + "`" + `price` + "`" + `, ` + "`" + `item.sku` + "`" + `), unless it starts with ` + "`" + `properties.` + "`" + `, ` + "`" + `traits.` + "`" + ` or ` + "`" + `context.` + "`" + `."
+  path: String!
+  operator: PropertyOperator!
+  "Null for EXISTS and NOT_EXISTS."
+  value: String
+}
+
+"""
+A computed trait: a value per profile computed from the events resolved to it (and to the profiles
+merged into it) that meet its conditions within its window, kept current as events arrive and as
+time passes. Each profile's value is also one of its ` + "`" + `traits` + "`" + `, named after the key (the computed
+value wins over an identify call's trait of the same name), so that anything filtering profiles
+by traits covers computed traits.
+"""
+type ComputedTrait implements Node {
+  id: ID!
+  "The trait's name on profiles: snake_case, unique in the workspace, fixed once created."
+  key: String!
+  name: String!
+  description: String!
+  kind: ComputedTraitKind!
+  "The event name (a track call's ` + "`" + `event` + "`" + `) counted; null for any."
+  eventName: String
+  "The event type counted; null for any."
+  eventType: EventType
+  "Conditions every event counted meets (all of them)."
+  propertyConditions: [PropertyCondition!]!
+  "The path (as a condition's) of the property read; null for EVENT_COUNTER."
+  property: String
+  "For AGGREGATION."
+  aggregation: ComputedTraitAggregation
+  "Null for all time (the events still in the event log)."
+  window: ComputedTraitWindow
+  enabled: Boolean!
+  status: ComputedTraitStatus!
+  "When its last pass over every profile ended (backfill or scheduled recomputation); null before the first."
+  lastComputedAt: DateTime
+  "How many profiles have a value."
+  profileCount: Int!
+  "Who created it; null once they are no longer a member."
+  createdBy: User
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  "Whether the viewer may change it (owners and admins, on a plan with Engage)."
+  viewerCanUpdate: Boolean!
+}
+
+"One computed trait's value on a profile."
+type ProfileComputedTrait {
+  computedTrait: ComputedTrait!
+  key: String!
+  """
+  A number for counters and aggregations, a list for UNIQUE_LIST, the property's value otherwise.
+  Counters stay at 0 once a profile's events leave the window; other kinds have no value then.
+  """
+  value: JSON
+  "When it took this value."
+  computedAt: DateTime!
+}
+
+type ComputedTraitEdge {
+  cursor: String!
+  node: ComputedTrait!
+}
+
+type ComputedTraitConnection {
+  edges: [ComputedTraitEdge!]!
+  nodes: [ComputedTrait!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+extend type Profile {
+  "Its computed traits' values, by key (enabled traits only)."
+  computedTraits: [ProfileComputedTrait!]!
+}
+
+extend type Workspace {
+  "Its computed traits, by key. Members, owners and admins, on the BUSINESS plan."
+  computedTraits(first: Int, after: String, last: Int, before: String): ComputedTraitConnection!
+}
+
+input ComputedTraitWindowInput {
+  "1 or more; a window is at most 1095 days."
+  amount: Int!
+  unit: ComputedTraitWindowUnit!
+}
+
+input PropertyConditionInput {
+  path: String!
+  operator: PropertyOperator!
+  "Required except for EXISTS and NOT_EXISTS; a number for the comparisons of numbers."
+  value: String
+}
+
+"What a computed trait computes, and over which events."
+input ComputedTraitDefinitionInput {
+  kind: ComputedTraitKind!
+  "Only events of this name (a track call's ` + "`" + `event` + "`" + `); left out, any."
+  eventName: String
+  "Only events of this type; left out, any."
+  eventType: EventType
+  propertyConditions: [PropertyConditionInput!]
+  "Required for every kind but EVENT_COUNTER (which must not have one)."
+  property: String
+  "Required for AGGREGATION (and only there)."
+  aggregation: ComputedTraitAggregation
+  "Left out, all time."
+  window: ComputedTraitWindowInput
+}
+
+input ComputedTraitCreateInput {
+  workspaceId: ID!
+  "snake_case (lower-case letters, digits, underscores, starting with a letter), unique in the workspace."
+  key: String!
+  name: String!
+  description: String
+  definition: ComputedTraitDefinitionInput!
+  enabled: Boolean = true
+}
+
+input ComputedTraitUpdateInput {
+  id: ID!
+  name: String
+  description: String
+  "Replaces the whole definition (the trait is computed anew); left out, it stays."
+  definition: ComputedTraitDefinitionInput
+  "Disabling removes the values; enabling computes them anew."
+  enabled: Boolean
+}
+
+input ComputedTraitDeleteInput {
+  id: ID!
+}
+
+type ComputedTraitPayload {
+  computedTrait: ComputedTrait
+  userErrors: [UserError!]!
+}
+
+type ComputedTraitDeletePayload {
+  deletedComputedTraitId: ID
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Adds a computed trait, computed for every existing profile in the background (status COMPUTING until then). Owners and admins, on the BUSINESS plan."
+  computedTraitCreate(input: ComputedTraitCreateInput!): ComputedTraitPayload!
+  "Changes a computed trait. Owners and admins, on the BUSINESS plan."
+  computedTraitUpdate(input: ComputedTraitUpdateInput!): ComputedTraitPayload!
+  "Deletes a computed trait; its values go from profiles in the background. Owners and admins, on the BUSINESS plan."
+  computedTraitDelete(input: ComputedTraitDeleteInput!): ComputedTraitDeletePayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/event.graphqls", Input: `# Events that sources sent: the debugger's list, per-source ingest figures, and the workspace's usage.
@@ -10678,6 +11266,104 @@ func (ec *executionContext) childFields_CatalogEntryEdge(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type CatalogEntryEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_ComputedTrait(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ComputedTrait_id(ctx, field)
+	case "key":
+		return ec.fieldContext_ComputedTrait_key(ctx, field)
+	case "name":
+		return ec.fieldContext_ComputedTrait_name(ctx, field)
+	case "description":
+		return ec.fieldContext_ComputedTrait_description(ctx, field)
+	case "kind":
+		return ec.fieldContext_ComputedTrait_kind(ctx, field)
+	case "eventName":
+		return ec.fieldContext_ComputedTrait_eventName(ctx, field)
+	case "eventType":
+		return ec.fieldContext_ComputedTrait_eventType(ctx, field)
+	case "propertyConditions":
+		return ec.fieldContext_ComputedTrait_propertyConditions(ctx, field)
+	case "property":
+		return ec.fieldContext_ComputedTrait_property(ctx, field)
+	case "aggregation":
+		return ec.fieldContext_ComputedTrait_aggregation(ctx, field)
+	case "window":
+		return ec.fieldContext_ComputedTrait_window(ctx, field)
+	case "enabled":
+		return ec.fieldContext_ComputedTrait_enabled(ctx, field)
+	case "status":
+		return ec.fieldContext_ComputedTrait_status(ctx, field)
+	case "lastComputedAt":
+		return ec.fieldContext_ComputedTrait_lastComputedAt(ctx, field)
+	case "profileCount":
+		return ec.fieldContext_ComputedTrait_profileCount(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_ComputedTrait_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ComputedTrait_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ComputedTrait_updatedAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_ComputedTrait_viewerCanUpdate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTrait", field.Name)
+}
+
+func (ec *executionContext) childFields_ComputedTraitConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ComputedTraitConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ComputedTraitConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ComputedTraitConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ComputedTraitConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTraitConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ComputedTraitDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedComputedTraitId":
+		return ec.fieldContext_ComputedTraitDeletePayload_deletedComputedTraitId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ComputedTraitDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTraitDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ComputedTraitEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ComputedTraitEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ComputedTraitEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTraitEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ComputedTraitPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "computedTrait":
+		return ec.fieldContext_ComputedTraitPayload_computedTrait(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ComputedTraitPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTraitPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ComputedTraitWindow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "amount":
+		return ec.fieldContext_ComputedTraitWindow_amount(ctx, field)
+	case "unit":
+		return ec.fieldContext_ComputedTraitWindow_unit(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ComputedTraitWindow", field.Name)
+}
+
 func (ec *executionContext) childFields_Connection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -11762,8 +12448,24 @@ func (ec *executionContext) childFields_Profile(ctx context.Context, field graph
 		return ec.fieldContext_Profile_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Profile_updatedAt(ctx, field)
+	case "computedTraits":
+		return ec.fieldContext_Profile_computedTraits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileComputedTrait(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "computedTrait":
+		return ec.fieldContext_ProfileComputedTrait_computedTrait(ctx, field)
+	case "key":
+		return ec.fieldContext_ProfileComputedTrait_key(ctx, field)
+	case "value":
+		return ec.fieldContext_ProfileComputedTrait_value(ctx, field)
+	case "computedAt":
+		return ec.fieldContext_ProfileComputedTrait_computedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileComputedTrait", field.Name)
 }
 
 func (ec *executionContext) childFields_ProfileConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -11858,6 +12560,18 @@ func (ec *executionContext) childFields_ProfileTrait(ctx context.Context, field 
 		return ec.fieldContext_ProfileTrait_source(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfileTrait", field.Name)
+}
+
+func (ec *executionContext) childFields_PropertyCondition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_PropertyCondition_path(ctx, field)
+	case "operator":
+		return ec.fieldContext_PropertyCondition_operator(ctx, field)
+	case "value":
+		return ec.fieldContext_PropertyCondition_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PropertyCondition", field.Name)
 }
 
 func (ec *executionContext) childFields_Regulation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -12802,6 +13516,8 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_profile(ctx, field)
 	case "identityResolutionSettings":
 		return ec.fieldContext_Workspace_identityResolutionSettings(ctx, field)
+	case "computedTraits":
+		return ec.fieldContext_Workspace_computedTraits(ctx, field)
 	case "usage":
 		return ec.fieldContext_Workspace_usage(ctx, field)
 	case "healthIssues":

@@ -147,6 +147,74 @@ type CatalogEntryEdge struct {
 	Node   *catalog.Entry `json:"node"`
 }
 
+type ComputedTraitConnection struct {
+	Edges      []*ComputedTraitEdge    `json:"edges"`
+	Nodes      []*engage.ComputedTrait `json:"nodes"`
+	PageInfo   *relay.PageInfo         `json:"pageInfo"`
+	TotalCount int                     `json:"totalCount"`
+}
+
+type ComputedTraitCreateInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// snake_case (lower-case letters, digits, underscores, starting with a letter), unique in the workspace.
+	Key         string                        `json:"key"`
+	Name        string                        `json:"name"`
+	Description *string                       `json:"description,omitempty"`
+	Definition  *ComputedTraitDefinitionInput `json:"definition"`
+	Enabled     *bool                         `json:"enabled,omitempty"`
+}
+
+// What a computed trait computes, and over which events.
+type ComputedTraitDefinitionInput struct {
+	Kind engage.Kind `json:"kind"`
+	// Only events of this name (a track call's `event`); left out, any.
+	EventName *string `json:"eventName,omitempty"`
+	// Only events of this type; left out, any.
+	EventType          *ingest.Type              `json:"eventType,omitempty"`
+	PropertyConditions []*PropertyConditionInput `json:"propertyConditions,omitempty"`
+	// Required for every kind but EVENT_COUNTER (which must not have one).
+	Property *string `json:"property,omitempty"`
+	// Required for AGGREGATION (and only there).
+	Aggregation *engage.Aggregate `json:"aggregation,omitempty"`
+	// Left out, all time.
+	Window *ComputedTraitWindowInput `json:"window,omitempty"`
+}
+
+type ComputedTraitDeleteInput struct {
+	ID string `json:"id"`
+}
+
+type ComputedTraitDeletePayload struct {
+	DeletedComputedTraitID *string      `json:"deletedComputedTraitId,omitempty"`
+	UserErrors             []*UserError `json:"userErrors"`
+}
+
+type ComputedTraitEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *engage.ComputedTrait `json:"node"`
+}
+
+type ComputedTraitPayload struct {
+	ComputedTrait *engage.ComputedTrait `json:"computedTrait,omitempty"`
+	UserErrors    []*UserError          `json:"userErrors"`
+}
+
+type ComputedTraitUpdateInput struct {
+	ID          string  `json:"id"`
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// Replaces the whole definition (the trait is computed anew); left out, it stays.
+	Definition *ComputedTraitDefinitionInput `json:"definition,omitempty"`
+	// Disabling removes the values; enabling computes them anew.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type ComputedTraitWindowInput struct {
+	// 1 or more; a window is at most 1095 days.
+	Amount int               `json:"amount"`
+	Unit   engage.WindowUnit `json:"unit"`
+}
+
 type ConnectionCreateInput struct {
 	SourceID      string `json:"sourceId"`
 	DestinationID string `json:"destinationId"`
@@ -748,6 +816,13 @@ type ProfileMergeEdge struct {
 type ProfileTraitFilter struct {
 	Name string `json:"name"`
 	// A string trait's text, or another value's JSON; any value when left out.
+	Value *string `json:"value,omitempty"`
+}
+
+type PropertyConditionInput struct {
+	Path     string          `json:"path"`
+	Operator engage.Operator `json:"operator"`
+	// Required except for EXISTS and NOT_EXISTS; a number for the comparisons of numbers.
 	Value *string `json:"value,omitempty"`
 }
 

@@ -80,6 +80,7 @@ type App struct {
 	privacy    *privacy.Service
 	regulator  *regulation.Service
 	engage     *engage.Service
+	traits     *engage.Traits
 	workspaces *workspace.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
@@ -167,6 +168,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
 	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
 	a.engage = engage.New(d, workspaces, log)
+	// Computed traits follow identity resolution, with a worker of their own.
+	a.traits = engage.NewTraits(a.engage, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},
@@ -196,7 +199,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
 		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, engage.ReapWorkspaceComputedTraits, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(id string) {
@@ -252,11 +255,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
-		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage, Bus: a.bus}
+		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage,
+		ComputedTraits: a.traits, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 	a.warehouses.Start()
 	a.engage.Start()
+	a.traits.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -331,8 +336,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.egress.Listening(ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.background.Add(4)
+	a.background.Add(5)
 	go a.periodically("prune", time.Hour, a.leading, a.pruneEvents)
+	// Windowed computed traits are recomputed as time passes, once among the replicas.
+	go a.periodically("computed-traits", time.Minute, nil, a.scheduleTraits)
 	go a.periodically("health-resolve", min(max(a.cfg.HealthResolveAfter/4, 50*time.Millisecond), 30*time.Second), nil, a.resolveHealth)
 	go func() {
 		defer a.background.Done()
@@ -387,6 +394,7 @@ func (a *App) Close() error {
 	// lanes and record health (which notifies).
 	a.ingest.Close()
 	a.engage.Close()
+	a.traits.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.warehouses.Close()
@@ -433,6 +441,13 @@ func (a *App) periodically(job string, period time.Duration, wake <-chan struct{
 // leads tells whether this process runs the periodic work: on SQLite it is the only one; among
 // replicas, the holder of the leader's lease.
 func (a *App) leads() bool { return a.replicas == nil || a.replicas.Leads() }
+
+// scheduleTraits starts the recomputations of windowed computed traits that are due.
+func (a *App) scheduleTraits(ctx context.Context) {
+	if err := a.traits.Schedule(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("scheduling computed traits failed", "error", err.Error())
+	}
+}
 
 // pruneEvents deletes what is past its retention period (at start, or when this replica starts
 // leading, and then hourly).
