@@ -148,18 +148,18 @@ type ComputedTrait struct {
 	CreatedBy      *string  `db:"created_by"`
 	CreatedAt      db.Time  `db:"created_at"`
 	UpdatedAt      db.Time  `db:"updated_at"`
-
-	def *Definition
 }
 
-// Definition is the trait's definition.
+// Definition is the trait's definition. It is decoded at each call, not kept: gqlgen resolves
+// an object's fields concurrently.
 func (c *ComputedTrait) Definition() *Definition {
-	if c.def == nil {
-		c.def = &Definition{}
-		_ = json.Unmarshal([]byte(c.DefinitionRaw), c.def)
-		c.def.Kind = c.Kind
+	d := &Definition{}
+	_ = json.Unmarshal([]byte(c.DefinitionRaw), d)
+	d.Kind = c.Kind
+	if d.Conditions == nil {
+		d.Conditions = []PropertyCondition{}
 	}
-	return c.def
+	return d
 }
 
 // Status says where the trait's computation is.
@@ -626,7 +626,7 @@ func (t *Traits) Update(ctx context.Context, traitID string, in TraitInput) (*Co
 			enabled = *in.Enabled
 		}
 		recompute := (raw != c.DefinitionRaw || (enabled && !c.Enabled)) && enabled
-		c.Name, c.Description, c.DefinitionRaw, c.Kind, c.def = name, description, raw, kind, nil
+		c.Name, c.Description, c.DefinitionRaw, c.Kind = name, description, raw, kind
 		c.UpdatedAt = db.Now()
 		if recompute || enabled != c.Enabled {
 			c.Version++
