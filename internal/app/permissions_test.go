@@ -1326,6 +1326,34 @@ func permissionTable() []*permRow {
 			},
 			want: adminsOnly,
 		},
+		{
+			root: "Mutation", field: "computedTraitCreate", query: permMutation("computedTraitCreate", "ComputedTraitCreateInput", "computedTrait { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "key": strings.ReplaceAll(c.slug("perm"), "-", "_"), "name": "By " + c.p.String(),
+					"definition": map[string]any{"kind": "EVENT_COUNTER"}})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "key": "x", "name": "X", "definition": map[string]any{"kind": "EVENT_COUNTER"}})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "computedTraitUpdate", query: permMutation("computedTraitUpdate", "ComputedTraitUpdateInput", "computedTrait { id name }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"id": c.newComputedTrait(t), "name": "Renamed by " + c.p.String()})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"id": id.New("ctr"), "name": "x"}) },
+			want:  adminsOnly,
+		},
+		{
+			root: "Mutation", field: "computedTraitDelete", query: permMutation("computedTraitDelete", "ComputedTraitDeleteInput", "deletedComputedTraitId"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"id": c.newComputedTrait(t)})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"id": id.New("ctr")}) },
+			want:  adminsOnly,
+		},
 
 		// Event Delivery and Health.
 		{
@@ -1949,6 +1977,17 @@ func (f *permFixture) newTrackingPlan(t *testing.T, events ...string) string {
 			permInput(map[string]any{"planId": plan, "rules": rules}))
 	}
 	return plan
+}
+
+// newComputedTrait adds a computed trait to the fixture's workspace, as its owner, and returns
+// its id.
+func (f *permFixture) newComputedTrait(t *testing.T) string {
+	t.Helper()
+	f.business(t)
+	d := f.must(t, f.users[asOwner].session, permMutation("computedTraitCreate", "ComputedTraitCreateInput", "computedTrait { id }"),
+		permInput(map[string]any{"workspaceId": f.w.id, "key": strings.ReplaceAll(strings.ToLower(f.slug("trait")), "-", "_"), "name": "Trait",
+			"definition": map[string]any{"kind": "EVENT_COUNTER"}}))
+	return permStr(d, "computedTraitCreate.computedTrait.id")
 }
 
 // violationsPlan connects a plan to W's prod source, once, so that an unplanned event there is a

@@ -190,7 +190,7 @@ func (f *walkFixture) walkVisible(p walkPersona, o *walkObject) bool {
 			return c.seesDestinations()
 		}
 		return c.seesSource(o.label)
-	case "Profile":
+	case "Profile", "ComputedTrait":
 		return c.readAll && c.engage
 	case "Notification":
 		if o.user != f.userOf(p) {
@@ -303,7 +303,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"NotificationTypeSetting": walkOpen("type inApp"),
 	"NotificationWebhook":     walkOpen("url updatedAt"),
 	// Engage: members, owners and admins read profiles (W is on BUSINESS); MINIMAL members none.
-	"Profile":                    walkOpen("id identifiers traits events mergeHistory createdAt updatedAt"),
+	"Profile":                    walkOpen("id identifiers traits computedTraits events mergeHistory createdAt updatedAt"),
 	"ProfileIdentifier":          walkOpen("type value source firstSeenAt lastSeenAt"),
 	"ProfileTrait":               walkOpen("name value updatedAt source"),
 	"ProfileMerge":               walkOpen("mergedProfileId event identifiers droppedIdentifiers createdAt"),
@@ -311,6 +311,11 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"IdentityResolutionSettings": walkOpen("identifiers blockedValues updatedAt updatedBy viewerCanUpdate"),
 	"IdentifierRule":             walkOpen("type priority limit isDefault"),
 	"BlockedValue":               walkOpen("value regexp"),
+	"ComputedTrait": walkOpen(`id key name description kind eventName eventType propertyConditions property aggregation window
+		enabled status lastComputedAt profileCount createdBy createdAt updatedAt viewerCanUpdate`),
+	"ComputedTraitWindow":  walkOpen("amount unit"),
+	"PropertyCondition":    walkOpen("path operator value"),
+	"ProfileComputedTrait": walkOpen("computedTrait key value computedAt"),
 	// Only reached from subscriptions; the liveEvents leak selects it. Who may subscribe at all is
 	// TestPermissions' table; what the messages hold are the types above.
 	"LiveEvent": walkOpen("sourceId event"),
@@ -327,7 +332,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 // walkEngage adds Engage's fields of a workspace: members, owners and admins read them, on a plan
 // with Engage.
 func walkEngage(m map[string]walkRule) map[string]walkRule {
-	for _, f := range []string{"profiles", "profile", "identityResolutionSettings"} {
+	for _, f := range []string{"profiles", "profile", "identityResolutionSettings", "computedTraits"} {
 		m[f] = func(c walkCan) bool { return c.readAll && c.engage }
 	}
 	return m
@@ -796,6 +801,18 @@ func newWalkFixture(t *testing.T) *walkFixture {
 		return permDig(d, "workspace.profile.events.totalCount") == float64(2)
 	})
 	f.add(&walkObject{id: profile, kind: "Profile", ws: "W", walk: true})
+	// A computed trait, with its value on the walker's profile.
+	d = f.must(t, own, permMutation("computedTraitCreate", "ComputedTraitCreateInput", "computedTrait { id }"),
+		permInput(map[string]any{"workspaceId": f.wsID, "key": "walker_events", "name": "Walker's events",
+			"definition": map[string]any{"kind": "EVENT_COUNTER", "window": map[string]any{"amount": 7, "unit": "DAYS"},
+				"propertyConditions": []any{map[string]any{"path": "walk", "operator": "NOT_EXISTS"}}}}))
+	trait := permStr(d, "computedTraitCreate.computedTrait.id")
+	dlvWait(t, "the walker's computed trait", 20*time.Second, func() bool {
+		d := f.must(t, own, `query($id: ID!) { node(id: $id) { ... on Profile { computedTraits { key } } } }`, map[string]any{"id": profile})
+		list, _ := permDig(d, "node.computedTraits").([]any)
+		return len(list) == 1
+	})
+	f.add(&walkObject{id: trait, kind: "ComputedTrait", ws: "W", walk: true})
 
 	// The audit trail, and everyone's notifications (their first few).
 	d = f.must(t, own, fmt.Sprintf(permWorkspaceBySlug, "auditEvents(first: 1) { nodes { id } }"), map[string]any{"slug": f.slug})
