@@ -208,4 +208,31 @@ func TestEngageComputedTraits(t *testing.T) {
 			t.Errorf("the other workspace's u1 has values %v", c)
 		}
 	})
+
+	t.Run("Batches", func(t *testing.T) {
+		// Profiles' computed traits and traits' profile counts load through dataloaders: the
+		// statements of a page do not grow with its items.
+		query := `query($ws: ID!) { node(id: $ws) { ... on Workspace {
+			profiles(first: 50) { nodes { id computedTraits { key value computedAt computedTrait { id key name } } } }
+			computedTraits(first: 50) { nodes { key profileCount createdBy { id } } } } } }`
+		count := func() (int, int) {
+			r := s.post(t, query, map[string]any{"ws": e.wsID}, e.auth...)
+			d := mustData(t, r)
+			return len(trkPath(d, "node.profiles.nodes").([]any)), s.statements(t, r)
+		}
+		n1, one := count()
+		var batch []map[string]any
+		for i := range 10 {
+			batch = append(batch, map[string]any{"type": "track", "messageId": fmt.Sprint("b", i), "userId": fmt.Sprint("batch-", i), "event": "Viewed"})
+		}
+		e.send(t, e.src.Key, batch...)
+		e.mutate(t, "computedTraitCreate", "ComputedTraitCreateInput", "computedTrait { id }", map[string]any{"workspaceId": e.wsID,
+			"key": "views", "name": "Views", "definition": map[string]any{"kind": "EVENT_COUNTER", "eventName": "Viewed"}})
+		engWait(t, "the new profiles' values", func() bool { return e.computedTraits(t, "batch-9")["views"] != nil })
+		n2, two := count()
+		t.Logf("%d profiles: %d statements; %d profiles: %d statements", n1, one, n2, two)
+		if n2 <= n1 || two != one {
+			t.Errorf("%d profiles took %d statements, %d took %d", n1, one, n2, two)
+		}
+	})
 }
