@@ -429,6 +429,29 @@ func (t *Traits) apply(ctx context.Context, c *ComputedTrait, profiles []string,
 	for _, r := range stored {
 		old[r.Profile] = r.Value
 	}
+	// With assert, the rows of profile_traits are read too, so that only those that differ
+	// are written: most recomputations after an event change nothing, and take no writer.
+	var mirrored map[string]string
+	if assert {
+		var rows []struct {
+			Profile string  `db:"profile_id"`
+			Value   string  `db:"value"`
+			Event   string  `db:"event_id"`
+			Source  *string `db:"source_id"`
+		}
+		if err := t.db.Select(ctx, &rows, `SELECT profile_id, value, event_id, source_id FROM profile_traits WHERE name = ?
+			AND profile_id IN (`+db.Placeholders(len(profiles))+`)`, append([]any{c.Key}, db.Args(profiles)...)...); err != nil {
+			return false, err
+		}
+		mirrored = make(map[string]string, len(rows))
+		for _, r := range rows {
+			if r.Event == ComputedEventID && r.Source == nil {
+				mirrored[r.Profile] = r.Value
+			} else {
+				mirrored[r.Profile] = "\x00" // another trait's value: never equal to a computed one
+			}
+		}
+	}
 	at := db.Time{Time: now.UTC().Truncate(time.Microsecond)}
 	var set, mirror [][]any
 	var gone []string
@@ -443,9 +466,15 @@ func (t *Traits) apply(ctx context.Context, c *ComputedTrait, profiles []string,
 			set = append(set, []any{c.ID, p, c.WorkspaceID, v, at})
 			mirror = append(mirror, []any{p, c.WorkspaceID, c.Key, v, valueText(v), nil, ComputedEventID, at})
 		case has && assert:
-			mirror = append(mirror, []any{p, c.WorkspaceID, c.Key, v, valueText(v), nil, ComputedEventID, at})
-		case !has && (had || assert):
+			if m, ok := mirrored[p]; !ok || m != v {
+				mirror = append(mirror, []any{p, c.WorkspaceID, c.Key, v, valueText(v), nil, ComputedEventID, at})
+			}
+		case !has && had:
 			gone = append(gone, p)
+		case !has && assert:
+			if m, ok := mirrored[p]; ok && m != "\x00" {
+				gone = append(gone, p)
+			}
 		}
 	}
 	if len(set) == 0 && len(mirror) == 0 && len(gone) == 0 && cursor == nil {
