@@ -12,12 +12,14 @@ CREATE TABLE computed_traits (
     kind             TEXT NOT NULL,             -- EVENT_COUNTER, AGGREGATION, MOST_FREQUENT, FIRST, LAST, UNIQUE_LIST, UNIQUE_LIST_COUNT
     definition       TEXT NOT NULL,             -- JSON
     enabled          BOOLEAN NOT NULL,
-    -- Moves with every change of the definition or of enabled: a backfill of an older version stops.
+    -- Moves with every change of the definition or of enabled: a pass of an older version stops.
     version          BIGINT NOT NULL,
-    -- The last standing profile the backfill has computed (by id); NULL once it is done.
-    backfill_cursor  TEXT,
-    backfilling      BOOLEAN NOT NULL,
-    last_computed_at TEXT,                      -- when its last backfill or scheduled recomputation ended
+    -- The pass over profiles in progress, NULL for none: BACKFILL (every standing profile: a new
+    -- or changed trait) or WINDOW (the profiles holding a value: the scheduled recomputation of a
+    -- windowed trait); and the last profile it has computed (by id).
+    pass             TEXT,
+    pass_cursor      TEXT,
+    last_computed_at TEXT,                      -- when its last pass ended
     created_by       TEXT REFERENCES users (id) ON DELETE SET NULL,
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL,

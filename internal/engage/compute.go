@@ -414,8 +414,8 @@ func valueText(value string) string {
 // trait's row in profile_traits), absent ones removed (counters set to 0). With assert, the rows
 // of profile_traits are written even when the value did not change, for profiles whose traits
 // identity resolution may just have overwritten (an identify call setting a trait of the same
-// name, a merge). With cursor set, the trait's backfill moves to it in the same transaction,
-// if the trait is still at version.
+// name, a merge). With cursor set, the trait's pass moves to it in the same transaction (or
+// ends, with done), if the trait is still at its version and in that pass.
 func (t *Traits) apply(ctx context.Context, c *ComputedTrait, profiles []string, values map[string]string, assert bool, now time.Time, cursor *string, done bool) (bool, error) {
 	var stored []struct {
 		Profile string `db:"profile_id"`
@@ -483,7 +483,7 @@ func (t *Traits) apply(ctx context.Context, c *ComputedTrait, profiles []string,
 	current := true
 	err := t.db.Tx(ctx, func(tx *db.Tx) error {
 		// A trait deleted, disabled or changed since its batch was read is left alone: its
-		// removal or its new backfill takes over.
+		// removal or its new pass takes over.
 		var version []int64
 		if err := tx.Select(ctx, &version, `SELECT version FROM computed_traits WHERE id = ? AND enabled`, c.ID); err != nil {
 			return err
@@ -515,10 +515,10 @@ func (t *Traits) apply(ctx context.Context, c *ComputedTrait, profiles []string,
 		if cursor != nil {
 			var err error
 			if done {
-				_, err = tx.Exec(ctx, `UPDATE computed_traits SET backfilling = FALSE, backfill_cursor = NULL, last_computed_at = ? WHERE id = ? AND version = ?`,
-					at, c.ID, c.Version)
+				_, err = tx.Exec(ctx, `UPDATE computed_traits SET pass = NULL, pass_cursor = NULL, last_computed_at = ? WHERE id = ? AND version = ?
+					AND pass = ?`, at, c.ID, c.Version, c.Pass)
 			} else {
-				_, err = tx.Exec(ctx, `UPDATE computed_traits SET backfill_cursor = ? WHERE id = ? AND version = ?`, *cursor, c.ID, c.Version)
+				_, err = tx.Exec(ctx, `UPDATE computed_traits SET pass_cursor = ? WHERE id = ? AND version = ? AND pass = ?`, *cursor, c.ID, c.Version, c.Pass)
 			}
 			return err
 		}

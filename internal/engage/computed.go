@@ -142,8 +142,8 @@ type ComputedTrait struct {
 	DefinitionRaw  string   `db:"definition"`
 	Enabled        bool     `db:"enabled"`
 	Version        int64    `db:"version"`
-	BackfillCursor *string  `db:"backfill_cursor"`
-	Backfilling    bool     `db:"backfilling"`
+	Pass           *Pass    `db:"pass"`
+	PassCursor     *string  `db:"pass_cursor"`
 	LastComputedAt *db.Time `db:"last_computed_at"`
 	CreatedBy      *string  `db:"created_by"`
 	CreatedAt      db.Time  `db:"created_at"`
@@ -162,12 +162,26 @@ func (c *ComputedTrait) Definition() *Definition {
 	return d
 }
 
+// Pass is a pass of a trait's computation over profiles.
+type Pass string
+
+const (
+	// Backfill computes every standing profile: a new, changed or re-enabled trait.
+	Backfill Pass = "BACKFILL"
+	// WindowPass recomputes the profiles holding a value of a windowed trait, as time passes:
+	// events only leave a window with time, so a profile without a value cannot gain one (nor
+	// can a counter at 0 change).
+	WindowPass Pass = "WINDOW"
+)
+
+func passOf(p Pass) *Pass { return &p }
+
 // Status says where the trait's computation is.
 type Status string
 
 const (
-	// Computing: a pass over every profile runs (a new or changed trait's backfill, or a
-	// scheduled recomputation of a windowed one); values of profiles not yet reached may be old.
+	// Computing: a new, changed or re-enabled trait's backfill runs over every profile; values of
+	// profiles not yet reached may be old or missing.
 	Computing Status = "COMPUTING"
 	Ready     Status = "READY"
 	Disabled  Status = "DISABLED"
@@ -178,7 +192,7 @@ func (c *ComputedTrait) Status() Status {
 	switch {
 	case !c.Enabled:
 		return Disabled
-	case c.Backfilling:
+	case c.Pass != nil && *c.Pass == Backfill:
 		return Computing
 	}
 	return Ready
@@ -567,15 +581,15 @@ func (t *Traits) Create(ctx context.Context, workspaceID string, in TraitInput) 
 		}
 		enabled := in.Enabled == nil || *in.Enabled
 		c = &ComputedTrait{ID: id.New(ComputedTraitPrefix), WorkspaceID: workspaceID, Key: key, Name: name, Description: description,
-			Kind: def.Kind, DefinitionRaw: marshal(def), Enabled: enabled, Version: 1, Backfilling: enabled, CreatedBy: by,
+			Kind: def.Kind, DefinitionRaw: marshal(def), Enabled: enabled, Version: 1, CreatedBy: by,
 			CreatedAt: now, UpdatedAt: now}
 		if enabled {
-			c.BackfillCursor = new(string)
+			c.Pass, c.PassCursor = passOf(Backfill), new(string)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO computed_traits (id, workspace_id, key, name, description, kind, definition, enabled, version,
-			backfill_cursor, backfilling, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			pass, pass_cursor, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.WorkspaceID, c.Key, c.Name, c.Description, string(c.Kind), c.DefinitionRaw, c.Enabled, c.Version,
-			c.BackfillCursor, c.Backfilling, c.CreatedBy, c.CreatedAt, c.UpdatedAt)
+			c.Pass, c.PassCursor, c.CreatedBy, c.CreatedAt, c.UpdatedAt)
 		if err != nil {
 			return err
 		}
@@ -632,15 +646,15 @@ func (t *Traits) Update(ctx context.Context, traitID string, in TraitInput) (*Co
 			c.Version++
 		}
 		if recompute {
-			c.Backfilling, c.BackfillCursor = true, new(string)
+			c.Pass, c.PassCursor = passOf(Backfill), new(string)
 		}
 		if !enabled {
-			c.Backfilling, c.BackfillCursor = false, nil
+			c.Pass, c.PassCursor = nil, nil
 		}
 		c.Enabled = enabled
 		if _, err := tx.Exec(ctx, `UPDATE computed_traits SET name = ?, description = ?, kind = ?, definition = ?, enabled = ?, version = ?,
-			backfill_cursor = ?, backfilling = ?, updated_at = ? WHERE id = ?`, c.Name, c.Description, string(c.Kind), c.DefinitionRaw, c.Enabled,
-			c.Version, c.BackfillCursor, c.Backfilling, c.UpdatedAt, c.ID); err != nil {
+			pass = ?, pass_cursor = ?, updated_at = ? WHERE id = ?`, c.Name, c.Description, string(c.Kind), c.DefinitionRaw, c.Enabled,
+			c.Version, c.Pass, c.PassCursor, c.UpdatedAt, c.ID); err != nil {
 			return err
 		}
 		if !enabled {

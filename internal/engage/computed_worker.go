@@ -18,10 +18,11 @@ import (
 //     go: the profile that stands is recomputed with their events. A workspace with more than
 //     maxTouched profiles waiting has all its traits recomputed by a pass instead, so that the
 //     set stays bounded.
-//   - By passes over every standing profile, in batches whose progress is kept in the trait's row
-//     (backfill_cursor), so that any process takes a pass over where another left it: a new,
-//     changed or re-enabled trait's backfill, and the scheduled recomputation of windowed traits
-//     (Schedule, run by the leader), which moves values as events leave the window.
+//   - By passes over profiles, in batches whose progress is kept in the trait's row (pass_cursor),
+//     so that any process takes a pass over where another left it: a new, changed or re-enabled
+//     trait's backfill over every standing profile, and the scheduled recomputation of windowed
+//     traits (Schedule, run by the leader) over the profiles holding a value, which moves values as
+//     events leave the window.
 //   - Removals: the values of deleted and disabled traits are removed in small transactions.
 
 // maxTouched bounds the profiles waiting for recomputation in one workspace.
@@ -203,7 +204,7 @@ func (t *Traits) recomputeTouched(ctx context.Context, ws string, p *touched) er
 	}
 	if p.all {
 		return t.db.Tx(ctx, func(tx *db.Tx) error {
-			_, err := tx.Exec(ctx, `UPDATE computed_traits SET backfilling = TRUE, backfill_cursor = '' WHERE workspace_id = ? AND enabled`, ws)
+			_, err := tx.Exec(ctx, `UPDATE computed_traits SET pass = ?, pass_cursor = '' WHERE workspace_id = ? AND enabled`, Backfill, ws)
 			return err
 		})
 	}
@@ -239,7 +240,7 @@ func (t *Traits) recomputeTouched(ctx context.Context, ws string, p *touched) er
 // passStep computes the next batch of every pass in progress; it returns how many passes moved.
 func (t *Traits) passStep(ctx context.Context) (int, error) {
 	var traits []*ComputedTrait
-	if err := t.db.Select(ctx, &traits, `SELECT * FROM computed_traits WHERE backfilling AND enabled ORDER BY id`); err != nil {
+	if err := t.db.Select(ctx, &traits, `SELECT * FROM computed_traits WHERE pass IS NOT NULL AND enabled ORDER BY id`); err != nil {
 		return 0, err
 	}
 	moved := 0
@@ -252,12 +253,23 @@ func (t *Traits) passStep(ctx context.Context) (int, error) {
 			continue
 		}
 		after := ""
-		if c.BackfillCursor != nil {
-			after = *c.BackfillCursor
+		if c.PassCursor != nil {
+			after = *c.PassCursor
 		}
 		var ids []string
-		if err := t.db.Select(ctx, &ids, `SELECT id FROM profiles WHERE workspace_id = ? AND merged_into IS NULL AND id > ? ORDER BY id LIMIT ?`,
-			c.WorkspaceID, after, batchProfiles); err != nil {
+		if *c.Pass == WindowPass {
+			// Values only exist for standing profiles (a merged one's go with the merge).
+			zero := ""
+			if c.Kind.counts() {
+				zero = "0"
+			}
+			err = t.db.Select(ctx, &ids, `SELECT profile_id FROM computed_trait_values WHERE computed_trait_id = ? AND profile_id > ?
+				AND value <> ? ORDER BY profile_id LIMIT ?`, c.ID, after, zero, batchProfiles)
+		} else {
+			err = t.db.Select(ctx, &ids, `SELECT id FROM profiles WHERE workspace_id = ? AND merged_into IS NULL AND id > ? ORDER BY id LIMIT ?`,
+				c.WorkspaceID, after, batchProfiles)
+		}
+		if err != nil {
 			return moved, err
 		}
 		now := t.Now()
@@ -328,7 +340,7 @@ func recomputeEvery(w Window) time.Duration {
 // their window. The leader runs it every minute; the worker does the passes.
 func (t *Traits) Schedule(ctx context.Context) error {
 	var traits []*ComputedTrait
-	if err := t.db.Select(ctx, &traits, `SELECT * FROM computed_traits WHERE enabled AND NOT backfilling ORDER BY id`); err != nil {
+	if err := t.db.Select(ctx, &traits, `SELECT * FROM computed_traits WHERE enabled AND pass IS NULL ORDER BY id`); err != nil {
 		return err
 	}
 	now := t.Now()
@@ -344,8 +356,8 @@ func (t *Traits) Schedule(ctx context.Context) error {
 	}
 	for _, c := range due {
 		if err := t.db.Tx(ctx, func(tx *db.Tx) error {
-			_, err := tx.Exec(ctx, `UPDATE computed_traits SET backfilling = TRUE, backfill_cursor = '' WHERE id = ? AND version = ? AND NOT backfilling`,
-				c.ID, c.Version)
+			_, err := tx.Exec(ctx, `UPDATE computed_traits SET pass = ?, pass_cursor = '' WHERE id = ? AND version = ? AND pass IS NULL`,
+				WindowPass, c.ID, c.Version)
 			return err
 		}); err != nil {
 			return err
