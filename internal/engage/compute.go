@@ -72,7 +72,7 @@ func (d *Definition) eventFilter(now time.Time) (string, []any) {
 
 // members maps every profile whose events count for the standing profiles given (themselves and
 // those merged into them) to its standing profile.
-func (t *Traits) members(ctx context.Context, ws string, profiles []string) (map[string]string, error) {
+func (t *Traits) members(ctx context.Context, profiles []string) (map[string]string, error) {
 	out := make(map[string]string, len(profiles))
 	for _, p := range profiles {
 		out[p] = p
@@ -81,8 +81,10 @@ func (t *Traits) members(ctx context.Context, ws string, profiles []string) (map
 		ID   string `db:"id"`
 		Into string `db:"merged_into"`
 	}
-	if err := t.db.Select(ctx, &rows, `SELECT id, merged_into FROM profiles WHERE merged_into IN (`+db.Placeholders(len(profiles))+`)
-		AND workspace_id = ?`, append(db.Args(profiles), ws)...); err != nil {
+	// Not filtered by workspace: ids are global, and SQLite would then pick the workspace's index
+	// and read all of its profiles for every batch.
+	if err := t.db.Select(ctx, &rows, `SELECT id, merged_into FROM profiles WHERE merged_into IN (`+db.Placeholders(len(profiles))+`)`,
+		db.Args(profiles)...); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
@@ -104,7 +106,7 @@ func keysOf(m map[string]string) []string {
 // without a value are absent.
 func (t *Traits) compute(ctx context.Context, c *ComputedTrait, profiles []string, now time.Time) (map[string]string, error) {
 	d := c.Definition()
-	members, err := t.members(ctx, c.WorkspaceID, profiles)
+	members, err := t.members(ctx, profiles)
 	if err != nil {
 		return nil, err
 	}
