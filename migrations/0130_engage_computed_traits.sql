@@ -38,7 +38,9 @@ CREATE TABLE computed_trait_values (
     PRIMARY KEY (computed_trait_id, profile_id)
 );
 CREATE INDEX computed_trait_values_profile ON computed_trait_values (profile_id);
-CREATE INDEX computed_trait_values_workspace ON computed_trait_values (workspace_id);
+-- Readers of profiles' values name the workspace and the profiles: (workspace_id, profile_id) serves
+-- both (with workspace_id alone, SQLite would read all of a workspace's values for a page).
+CREATE INDEX computed_trait_values_workspace ON computed_trait_values (workspace_id, profile_id);
 
 -- Computed traits deleted or disabled whose values (and their rows in profile_traits, under key)
 -- are still being removed, in small transactions.

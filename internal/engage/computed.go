@@ -350,8 +350,9 @@ func (t *Traits) ProfileCounts(ctx context.Context, a *workspace.Access, ids []s
 		ID    string `db:"computed_trait_id"`
 		Count int    `db:"n"`
 	}
-	if err := t.db.Select(ctx, &rows, `SELECT computed_trait_id, COUNT(*) AS n FROM computed_trait_values
-		WHERE computed_trait_id IN (`+db.Placeholders(len(ids))+`) AND workspace_id = ? GROUP BY computed_trait_id`,
+	if err := t.db.Select(ctx, &rows, `SELECT v.computed_trait_id, COUNT(*) AS n FROM computed_trait_values v
+		JOIN computed_traits c ON c.id = v.computed_trait_id
+		WHERE c.id IN (`+db.Placeholders(len(ids))+`) AND c.workspace_id = ? GROUP BY v.computed_trait_id`,
 		append(db.Args(ids), a.WorkspaceID)...); err != nil {
 		return nil, err
 	}

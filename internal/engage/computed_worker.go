@@ -188,6 +188,12 @@ func (t *Traits) recomputeTouched(ctx context.Context, ws string, p *touched) er
 	if err != nil || !st.engage {
 		return err
 	}
+	// A workspace without enabled traits has no values to keep (a disabled trait's are being
+	// removed whole): its profiles cost one read.
+	traits, err := t.enabledTraits(ctx, ws)
+	if err != nil || len(traits) == 0 {
+		return err
+	}
 	for start := 0; start < len(p.merged); start += valuesPerQuery {
 		part := p.merged[start:min(start+valuesPerQuery, len(p.merged))]
 		if err := t.db.Tx(ctx, func(tx *db.Tx) error {
@@ -197,10 +203,6 @@ func (t *Traits) recomputeTouched(ctx context.Context, ws string, p *touched) er
 		}); err != nil {
 			return err
 		}
-	}
-	traits, err := t.enabledTraits(ctx, ws)
-	if err != nil || len(traits) == 0 {
-		return err
 	}
 	if p.all {
 		return t.db.Tx(ctx, func(tx *db.Tx) error {
