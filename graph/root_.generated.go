@@ -8621,7 +8621,7 @@ enum PropertyOperator {
 
 "Where a computed trait's computation is."
 enum ComputedTraitStatus {
-  "A pass over every profile runs: a new or changed trait's backfill, or the scheduled recomputation of a windowed trait. Profiles not yet reached keep their previous values."
+  "A new, changed or re-enabled trait's backfill runs over every profile; profiles not yet reached keep their previous values (or none)."
   COMPUTING
   "Every profile's value is current; new events move them within seconds."
   READY
@@ -8672,7 +8672,7 @@ type ComputedTrait implements Node {
   window: ComputedTraitWindow
   enabled: Boolean!
   status: ComputedTraitStatus!
-  "When its last pass over every profile ended (backfill or scheduled recomputation); null before the first."
+  "When its last pass ended: its backfill, or the last scheduled recomputation of a windowed trait; null before the first."
   lastComputedAt: DateTime
   "How many profiles have a value."
   profileCount: Int!
