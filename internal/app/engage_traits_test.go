@@ -130,6 +130,28 @@ func TestEngageComputedTraits(t *testing.T) {
 			c1, c2 := e.computedTraits(t, "u1"), e.computedTraits(t, "u2")
 			return fmt.Sprint(c1["orders_30d"], c2["orders_30d"]) == "0 1"
 		})
+		// Disabled, a trait's values go (from traits too); enabled again, they come back.
+		p = e.mutate(t, "computedTraitUpdate", "ComputedTraitUpdateInput", "computedTrait { status }", map[string]any{"id": ordersID, "enabled": false})
+		if trkStr(p, "computedTrait.status") != "DISABLED" {
+			t.Errorf("disabled: %v", p)
+		}
+		hasTrait := func(user, name string) bool {
+			p := e.profile(t, "user_id", user, "traits { name }")
+			for _, x := range p["traits"].([]any) {
+				if trkStr(x, "name") == name {
+					return true
+				}
+			}
+			return false
+		}
+		engWait(t, "the disabled trait's values to go", func() bool {
+			return e.computedTraits(t, "u2")["orders_30d"] == nil && !hasTrait("u2", "orders_30d")
+		})
+		e.mutate(t, "computedTraitUpdate", "ComputedTraitUpdateInput", "computedTrait { status }", map[string]any{"id": ordersID, "enabled": true})
+		engWait(t, "the enabled trait's values", func() bool {
+			return fmt.Sprint(e.computedTraits(t, "u2")["orders_30d"]) == "1" && hasTrait("u2", "orders_30d")
+		})
+
 		revenue := create(e, map[string]any{"key": "to_delete", "name": "To delete", "definition": map[string]any{"kind": "EVENT_COUNTER"}})
 		engWait(t, "the new trait", func() bool { return e.computedTraits(t, "u1")["to_delete"] != nil })
 		p = e.mutate(t, "computedTraitDelete", "ComputedTraitDeleteInput", "deletedComputedTraitId", map[string]any{"id": trkStr(revenue, "computedTrait.id")})
@@ -137,13 +159,7 @@ func TestEngageComputedTraits(t *testing.T) {
 			t.Errorf("delete %v", p)
 		}
 		engWait(t, "the deleted trait's values to go", func() bool {
-			p := e.profile(t, "user_id", "u1", "traits { name }")
-			for _, x := range p["traits"].([]any) {
-				if trkStr(x, "name") == "to_delete" {
-					return false
-				}
-			}
-			return e.computedTraits(t, "u1")["to_delete"] == nil
+			return !hasTrait("u1", "to_delete") && e.computedTraits(t, "u1")["to_delete"] == nil
 		})
 	})
 
