@@ -416,3 +416,33 @@ func TestValidateDefinition(t *testing.T) {
 		t.Errorf("a snake_case key refused: %v", errs)
 	}
 }
+
+// TestComputedTraitTouchedOverflow: a workspace with more profiles waiting than maxTouched has its
+// traits recomputed by a pass instead, so that what waits stays bounded.
+func TestComputedTraitTouchedOverflow(t *testing.T) {
+	e := newCT(t)
+	e.track("u1", "Viewed", nil, time.Hour)
+	c := e.trait("views", Definition{Kind: EventCounter})
+	// Changed behind the worker's back: only a pass over every profile finds the difference.
+	if err := e.db.Tx(context.Background(), func(tx *db.Tx) error {
+		_, err := tx.Exec(context.Background(), `UPDATE computed_trait_values SET value = '7' WHERE computed_trait_id = ?`, c.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resolved{WorkspaceID: e.ws}
+	for i := range maxTouched + 1 {
+		r.Events = append(r.Events, ResolvedEvent{ProfileID: fmt.Sprintf("%s_x%06d", Prefix, i)})
+	}
+	e.tr.resolved(context.Background(), r)
+	e.tr.pmu.Lock()
+	p := e.tr.pending[e.ws]
+	e.tr.pmu.Unlock()
+	if !p.all || len(p.profiles) != 0 {
+		t.Fatalf("waiting: all %v, %d profiles", p.all, len(p.profiles))
+	}
+	e.settle()
+	if got := e.value("views", "u1"); got != "1" {
+		t.Errorf("after the pass: %q", got)
+	}
+}
