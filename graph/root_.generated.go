@@ -52,6 +52,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Regulation() RegulationResolver
 	RegulationDestination() RegulationDestinationResolver
+	RegulationWarehouse() RegulationWarehouseResolver
 	SchemaControls() SchemaControlsResolver
 	SchemaEvent() SchemaEventResolver
 	SchemaKey() SchemaKeyResolver
@@ -876,6 +877,7 @@ type ComplexityRoot struct {
 		Subjects        func(childComplexity int) int
 		Type            func(childComplexity int) int
 		ViewerCanCancel func(childComplexity int) int
+		Warehouses      func(childComplexity int) int
 	}
 
 	RegulationConnection struct {
@@ -903,6 +905,17 @@ type ComplexityRoot struct {
 	RegulationPayload struct {
 		Regulation func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	RegulationWarehouse struct {
+		Attempts      func(childComplexity int) int
+		Destination   func(childComplexity int) int
+		DestinationID func(childComplexity int) int
+		Error         func(childComplexity int) int
+		Name          func(childComplexity int) int
+		RowsDeleted   func(childComplexity int) int
+		Status        func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
 	}
 
 	ResourceGrant struct {
@@ -4942,6 +4955,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Regulation.ViewerCanCancel(childComplexity), true
+	case "Regulation.warehouses":
+		if e.ComplexityRoot.Regulation.Warehouses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Warehouses(childComplexity), true
 
 	case "RegulationConnection.edges":
 		if e.ComplexityRoot.RegulationConnection.Edges == nil {
@@ -5036,6 +5055,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RegulationPayload.UserErrors(childComplexity), true
+
+	case "RegulationWarehouse.attempts":
+		if e.ComplexityRoot.RegulationWarehouse.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Attempts(childComplexity), true
+	case "RegulationWarehouse.destination":
+		if e.ComplexityRoot.RegulationWarehouse.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Destination(childComplexity), true
+	case "RegulationWarehouse.destinationId":
+		if e.ComplexityRoot.RegulationWarehouse.DestinationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.DestinationID(childComplexity), true
+	case "RegulationWarehouse.error":
+		if e.ComplexityRoot.RegulationWarehouse.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Error(childComplexity), true
+	case "RegulationWarehouse.name":
+		if e.ComplexityRoot.RegulationWarehouse.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Name(childComplexity), true
+	case "RegulationWarehouse.rowsDeleted":
+		if e.ComplexityRoot.RegulationWarehouse.RowsDeleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.RowsDeleted(childComplexity), true
+	case "RegulationWarehouse.status":
+		if e.ComplexityRoot.RegulationWarehouse.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Status(childComplexity), true
+	case "RegulationWarehouse.updatedAt":
+		if e.ComplexityRoot.RegulationWarehouse.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.UpdatedAt(childComplexity), true
 
 	case "ResourceGrant.createdAt":
 		if e.ComplexityRoot.ResourceGrant.CreatedAt == nil {
@@ -9704,7 +9772,7 @@ enum RegulationType {
   SUPPRESS_ONLY
   "Lift the suppression of the subjects: their events are taken again."
   UNSUPPRESS
-  "Delete every stored trace of the subjects here (events, delivery records, samples); not at destinations."
+  "Delete every stored trace of the subjects here (events, delivery records, samples) and in the workspace's warehouses; not at other destinations."
   DELETE_INTERNAL
   "Delete the subjects' data here and at every connected destination that supports deletion; do not suppress."
   DELETE_ONLY
@@ -9730,9 +9798,9 @@ enum RegulationStatus {
   RUNNING
   "Done."
   FINISHED
-  "The deletion failed (at every destination that supports it)."
+  "The deletion failed (at every warehouse and destination that supports it)."
   FAILED
-  "Done here, but some destinations failed."
+  "Done here, but some warehouses or destinations failed."
   PARTIAL_SUCCESS
   "The destination has no deletion call: its data must be deleted there by hand."
   NOT_SUPPORTED
@@ -9756,7 +9824,9 @@ type Regulation implements Node {
   status: RegulationStatus!
   "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran."
   destinations: [RegulationDestination!]!
-  "How many stored rows were deleted (or made anonymous, for usage counts that stay)."
+  "Each warehouse of the workspace: the subjects' rows already loaded there, deleted (every deletion), once the request ran."
+  warehouses: [RegulationWarehouse!]!
+  "How many stored rows were deleted (or made anonymous, for usage counts that stay), in warehouses too."
   rowsDeleted: Int!
   "When the deletion starts, at the earliest: until then it can be canceled."
   notBefore: DateTime!
@@ -9782,6 +9852,25 @@ type RegulationDestination {
   "How many deletion calls were made."
   attempts: Int!
   "Why it failed, when it did."
+  error: String
+  updatedAt: DateTime!
+}
+
+"A regulation's deletion of the subjects' rows in one warehouse (tracks, identifies, users, pages, screens, groups, aliases and event tables of every schema its sources load into)."
+type RegulationWarehouse {
+  "The warehouse destination; null once it was deleted."
+  destination: Destination
+  "Its id, even after it was deleted."
+  destinationId: ID!
+  "Its name when the request ran."
+  name: String!
+  "RUNNING, then FINISHED or FAILED (after three tries)."
+  status: RegulationStatus!
+  "How many times the deletion was tried."
+  attempts: Int!
+  "Rows deleted there."
+  rowsDeleted: Int!
+  "Why the last try failed, masked of the warehouse's password and of the subjects."
   error: String
   updatedAt: DateTime!
 }
@@ -11876,6 +11965,8 @@ func (ec *executionContext) childFields_Regulation(ctx context.Context, field gr
 		return ec.fieldContext_Regulation_status(ctx, field)
 	case "destinations":
 		return ec.fieldContext_Regulation_destinations(ctx, field)
+	case "warehouses":
+		return ec.fieldContext_Regulation_warehouses(ctx, field)
 	case "rowsDeleted":
 		return ec.fieldContext_Regulation_rowsDeleted(ctx, field)
 	case "notBefore":
@@ -11948,6 +12039,28 @@ func (ec *executionContext) childFields_RegulationPayload(ctx context.Context, f
 		return ec.fieldContext_RegulationPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RegulationPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RegulationWarehouse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_RegulationWarehouse_destination(ctx, field)
+	case "destinationId":
+		return ec.fieldContext_RegulationWarehouse_destinationId(ctx, field)
+	case "name":
+		return ec.fieldContext_RegulationWarehouse_name(ctx, field)
+	case "status":
+		return ec.fieldContext_RegulationWarehouse_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_RegulationWarehouse_attempts(ctx, field)
+	case "rowsDeleted":
+		return ec.fieldContext_RegulationWarehouse_rowsDeleted(ctx, field)
+	case "error":
+		return ec.fieldContext_RegulationWarehouse_error(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_RegulationWarehouse_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationWarehouse", field.Name)
 }
 
 func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

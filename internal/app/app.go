@@ -48,6 +48,7 @@ import (
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/regulation"
+	"github.com/junctioncdp/junction/internal/regulation/forget"
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -220,7 +221,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 		Outgoing: a.privacy.Outgoing,
 	})
-	a.regulator.Destinations = regulationDeliveries{a.delivery}
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -242,6 +242,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// Warehouses are not sent events by lanes (they have no connector): they are synced.
 	a.warehouses = warehouse.New(d, dests, workspaces, cat, a.health, a.egress, warehouse.Options{Logger: log, Publish: a.notify.Publish})
 	a.warehouses.Gate = a.leads
+	// A regulation deletes its subjects' rows in every warehouse of the workspace, after the
+	// event log lost their events (so no later sync loads them).
+	a.regulator.Warehouses = regulationWarehouses{a.warehouses}
+	a.regulator.Destinations = regulationDeliveries{a.delivery, a.warehouses}
 	dests.CheckSettings = a.warehouses.CheckSettings
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	if d.Dialect() == db.Postgres {
@@ -648,8 +652,12 @@ func (a *App) healthChanged(is health.Issue) {
 // Warehouses is the warehouse service, for tests that run its scheduler at a time they choose.
 func (a *App) Warehouses() *warehouse.Service { return a.warehouses }
 
-// regulationDeliveries sends regulations' deletion calls through the delivery engine.
-type regulationDeliveries struct{ e *delivery.Engine }
+// regulationDeliveries sends regulations' deletion calls through the delivery engine. Warehouses
+// are left out: they have no deletion call, their rows are deleted as regulationWarehouses says.
+type regulationDeliveries struct {
+	e  *delivery.Engine
+	wh *warehouse.Service
+}
 
 func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, regulationID string, subjectType regulation.SubjectType,
 	subjects []string) ([]regulation.DestinationStatus, error) {
@@ -657,16 +665,49 @@ func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, r
 	if err != nil {
 		return nil, err
 	}
+	whs, err := r.wh.Of(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	isWarehouse := map[string]bool{}
+	for _, w := range whs {
+		isWarehouse[w.ID] = true
+	}
 	now := db.Now()
-	out := make([]regulation.DestinationStatus, len(results))
-	for i, x := range results {
-		out[i] = regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
+	out := make([]regulation.DestinationStatus, 0, len(results))
+	for _, x := range results {
+		if isWarehouse[x.DestinationID] {
+			continue
+		}
+		st := regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
 			Attempts: x.Attempts, UpdatedAt: now, WorkspaceID: workspaceID}
 		if x.Error != "" {
-			out[i].Error = &x.Error
+			st.Error = &x.Error
 		}
+		out = append(out, st)
 	}
 	return out, nil
+}
+
+// regulationWarehouses deletes regulations' subjects in the workspaces' warehouses.
+type regulationWarehouses struct{ s *warehouse.Service }
+
+func (r regulationWarehouses) Warehouses(ctx context.Context, workspaceID string) ([]regulation.WarehouseStatus, error) {
+	list, err := r.s.Of(ctx, workspaceID)
+	out := make([]regulation.WarehouseStatus, len(list))
+	for i, w := range list {
+		out[i] = regulation.WarehouseStatus{DestinationID: w.ID, Name: w.Name}
+	}
+	return out, err
+}
+
+func (r regulationWarehouses) Forget(ctx context.Context, destinationID string, s forget.Subjects) (int64, error) {
+	return r.s.Forget(ctx, destinationID, s)
+}
+
+func (r regulationWarehouses) Failed(err error) bool {
+	var f *warehouse.Failure
+	return errors.As(err, &f)
 }
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
