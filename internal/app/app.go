@@ -163,7 +163,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.privacy.RecordHealth = a.health.Record
 	// Regulations: deletion runs each domain's steps in order; the event log's step also takes
 	// what delivery, protocols and the Privacy Portal derived from the events it deletes.
-	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
+	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay,
+		WarehouseRetry: cfg.DeliveryBackoff, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
 	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
