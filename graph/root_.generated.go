@@ -927,12 +927,16 @@ type ComplexityRoot struct {
 	}
 
 	RetentionSettings struct {
+		AuditTrailHours              func(childComplexity int) int
 		DeliveredAttemptsHours       func(childComplexity int) int
 		EventsHours                  func(childComplexity int) int
 		FailedAttemptsHours          func(childComplexity int) int
+		InboxHours                   func(childComplexity int) int
+		ServerAuditTrailHours        func(childComplexity int) int
 		ServerDeliveredAttemptsHours func(childComplexity int) int
 		ServerEventsHours            func(childComplexity int) int
 		ServerFailedAttemptsHours    func(childComplexity int) int
+		ServerInboxHours             func(childComplexity int) int
 	}
 
 	SchemaControls struct {
@@ -1058,6 +1062,11 @@ type ComplexityRoot struct {
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
 		TotalCount func(childComplexity int) int
+	}
+
+	SourceDefaults struct {
+		Enabled func(childComplexity int) int
+		Labels  func(childComplexity int) int
 	}
 
 	SourceDeletePayload struct {
@@ -1413,6 +1422,7 @@ type ComplexityRoot struct {
 		Privacy         func(childComplexity int) int
 		Retention       func(childComplexity int) int
 		Slug            func(childComplexity int) int
+		SourceDefaults  func(childComplexity int) int
 		ViewerCanUpdate func(childComplexity int) int
 	}
 
@@ -5136,6 +5146,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
 
+	case "RetentionSettings.auditTrailHours":
+		if e.ComplexityRoot.RetentionSettings.AuditTrailHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.AuditTrailHours(childComplexity), true
 	case "RetentionSettings.deliveredAttemptsHours":
 		if e.ComplexityRoot.RetentionSettings.DeliveredAttemptsHours == nil {
 			break
@@ -5154,6 +5170,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetentionSettings.FailedAttemptsHours(childComplexity), true
+	case "RetentionSettings.inboxHours":
+		if e.ComplexityRoot.RetentionSettings.InboxHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.InboxHours(childComplexity), true
+	case "RetentionSettings.serverAuditTrailHours":
+		if e.ComplexityRoot.RetentionSettings.ServerAuditTrailHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerAuditTrailHours(childComplexity), true
 	case "RetentionSettings.serverDeliveredAttemptsHours":
 		if e.ComplexityRoot.RetentionSettings.ServerDeliveredAttemptsHours == nil {
 			break
@@ -5172,6 +5200,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetentionSettings.ServerFailedAttemptsHours(childComplexity), true
+	case "RetentionSettings.serverInboxHours":
+		if e.ComplexityRoot.RetentionSettings.ServerInboxHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerInboxHours(childComplexity), true
 
 	case "SchemaControls.commonSchemaViolations":
 		if e.ComplexityRoot.SchemaControls.CommonSchemaViolations == nil {
@@ -5716,6 +5750,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SourceConnection.TotalCount(childComplexity), true
+
+	case "SourceDefaults.enabled":
+		if e.ComplexityRoot.SourceDefaults.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDefaults.Enabled(childComplexity), true
+	case "SourceDefaults.labels":
+		if e.ComplexityRoot.SourceDefaults.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDefaults.Labels(childComplexity), true
 
 	case "SourceDeletePayload.deletedSourceId":
 		if e.ComplexityRoot.SourceDeletePayload.DeletedSourceID == nil {
@@ -7221,6 +7268,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WorkspaceSettings.Slug(childComplexity), true
+	case "WorkspaceSettings.sourceDefaults":
+		if e.ComplexityRoot.WorkspaceSettings.SourceDefaults == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.SourceDefaults(childComplexity), true
 	case "WorkspaceSettings.viewerCanUpdate":
 		if e.ComplexityRoot.WorkspaceSettings.ViewerCanUpdate == nil {
 			break
@@ -9990,6 +10043,8 @@ type WorkspaceSettings {
   plan: PlanDetails!
   "How long each kind of data is kept."
   retention: RetentionSettings!
+  "What a new source gets when its sourceCreate leaves it out."
+  sourceDefaults: SourceDefaults!
   "The regulations and suppressions of the workspace."
   privacy: PrivacyOverview!
   "Whether the viewer may change the settings (owners)."
@@ -10008,6 +10063,20 @@ type RetentionSettings {
   serverEventsHours: Int!
   serverDeliveredAttemptsHours: Int!
   serverFailedAttemptsHours: Int!
+  "The audit trail (workspace.auditEvents); at least 24 h."
+  auditTrailHours: Int!
+  "Inbox notifications, read or not; at least 24 h."
+  inboxHours: Int!
+  serverAuditTrailHours: Int!
+  serverInboxHours: Int!
+}
+
+"A workspace's defaults for new sources: what sourceCreate gives a source when its input leaves the field out."
+type SourceDefaults {
+  "The labels of a source created without labels (` + "`" + `key:value` + "`" + `); empty for none."
+  labels: [String!]!
+  "Whether a source created without ` + "`" + `enabled` + "`" + ` accepts events at once (true unless the workspace says otherwise)."
+  enabled: Boolean!
 }
 
 "The end-user privacy of a workspace at a glance."
@@ -10041,6 +10110,14 @@ input WorkspaceSettingsUpdateInput {
   deliveredAttemptsRetentionHours: Int
   "Hours failed delivery attempts are kept, 24 to the server's; 0 goes back to the server's."
   failedAttemptsRetentionHours: Int
+  "Hours the audit trail is kept, 24 to the server's; 0 goes back to the server's."
+  auditTrailRetentionHours: Int
+  "Hours inbox notifications are kept, 24 to the server's; 0 goes back to the server's."
+  inboxRetentionHours: Int
+  "Replaces the labels new sources get when created without labels (` + "`" + `key:value` + "`" + `, at most 20); [] for none."
+  defaultSourceLabels: [String!]
+  "Whether new sources created without ` + "`" + `enabled` + "`" + ` accept events at once."
+  newSourcesEnabled: Boolean
 }
 
 type WorkspaceSettingsPayload {
@@ -12093,6 +12170,14 @@ func (ec *executionContext) childFields_RetentionSettings(ctx context.Context, f
 		return ec.fieldContext_RetentionSettings_serverDeliveredAttemptsHours(ctx, field)
 	case "serverFailedAttemptsHours":
 		return ec.fieldContext_RetentionSettings_serverFailedAttemptsHours(ctx, field)
+	case "auditTrailHours":
+		return ec.fieldContext_RetentionSettings_auditTrailHours(ctx, field)
+	case "inboxHours":
+		return ec.fieldContext_RetentionSettings_inboxHours(ctx, field)
+	case "serverAuditTrailHours":
+		return ec.fieldContext_RetentionSettings_serverAuditTrailHours(ctx, field)
+	case "serverInboxHours":
+		return ec.fieldContext_RetentionSettings_serverInboxHours(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RetentionSettings", field.Name)
 }
@@ -12345,6 +12430,16 @@ func (ec *executionContext) childFields_SourceConnection(ctx context.Context, fi
 		return ec.fieldContext_SourceConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceDefaults(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "labels":
+		return ec.fieldContext_SourceDefaults_labels(ctx, field)
+	case "enabled":
+		return ec.fieldContext_SourceDefaults_enabled(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceDefaults", field.Name)
 }
 
 func (ec *executionContext) childFields_SourceDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -13029,6 +13124,8 @@ func (ec *executionContext) childFields_WorkspaceSettings(ctx context.Context, f
 		return ec.fieldContext_WorkspaceSettings_plan(ctx, field)
 	case "retention":
 		return ec.fieldContext_WorkspaceSettings_retention(ctx, field)
+	case "sourceDefaults":
+		return ec.fieldContext_WorkspaceSettings_sourceDefaults(ctx, field)
 	case "privacy":
 		return ec.fieldContext_WorkspaceSettings_privacy(ctx, field)
 	case "viewerCanUpdate":

@@ -39,6 +39,7 @@ import (
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
 	"github.com/junctioncdp/junction/internal/health"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/live"
 	"github.com/junctioncdp/junction/internal/mail"
@@ -155,7 +156,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc, mailer)
 	a.workspaces = workspaces
-	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention}
+	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention,
+		Audit: cfg.AuditRetention, Inbox: cfg.InboxRetention}
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod, box)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
@@ -201,6 +203,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Add(reap.Workspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
+	// The audit trail and the inbox expire: the server's retention, or a workspace's shorter one.
+	own := func(kind func(workspace.OwnRetention) time.Duration) func(ctx context.Context) (map[string]time.Duration, error) {
+		return func(ctx context.Context) (map[string]time.Duration, error) {
+			list, err := workspaces.ShorterRetentions(ctx)
+			out := map[string]time.Duration{}
+			for _, w := range list {
+				if d := kind(w); d > 0 {
+					out[w.WorkspaceID] = d
+				}
+			}
+			return out, err
+		}
+	}
+	a.reaper.Expire(
+		reap.Expiry{Name: "audit trail", Floor: func(t time.Time) string { return id.Floor(audit.Prefix, t) }, Server: cfg.AuditRetention,
+			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Audit }), Delete: audit.ExpireEvents},
+		reap.Expiry{Name: "inbox", Floor: func(t time.Time) string { return id.Floor(audit.NotificationPrefix, t) }, Server: cfg.InboxRetention,
+			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Inbox }), Delete: audit.ExpireNotifications})
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
