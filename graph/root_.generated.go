@@ -10266,9 +10266,9 @@ input SourceCreateInput {
   name: String!
   "Settings, validated against the catalog entry's settings."
   settings: JSON
-  "` + "`" + `key:value` + "`" + ` labels."
+  "` + "`" + `key:value` + "`" + ` labels; left out, the workspace's default labels of new sources (settings.sourceDefaults)."
   labels: [String!]
-  "Defaults to true."
+  "Left out, the workspace's default for new sources (settings.sourceDefaults.enabled: true unless changed)."
   enabled: Boolean
 }
 

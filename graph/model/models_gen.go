@@ -890,9 +890,9 @@ type SourceCreateInput struct {
 	Name string `json:"name"`
 	// Settings, validated against the catalog entry's settings.
 	Settings any `json:"settings,omitempty"`
-	// `key:value` labels.
+	// `key:value` labels; left out, the workspace's default labels of new sources (settings.sourceDefaults).
 	Labels []string `json:"labels,omitempty"`
-	// Defaults to true.
+	// Left out, the workspace's default for new sources (settings.sourceDefaults.enabled: true unless changed).
 	Enabled *bool `json:"enabled,omitempty"`
 }
 
