@@ -165,6 +165,39 @@ func TestRegulationWarehouse(t *testing.T) {
 		}
 	})
 
+	t.Run("SyncUnderWay", func(t *testing.T) {
+		// A sync that read the subject's event before the event log lost it holds the cursor's
+		// lock while it loads: the deletion waits for its commit, then deletes what it loaded.
+		tx, err := w.conn.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(t.Context()) }()
+		var cursor string
+		if err := tx.QueryRow(t.Context(), `SELECT last_event_id FROM _junction._junction_syncs WHERE destination_id = $1 FOR UPDATE`, dstID).Scan(&cursor); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(t.Context(), `INSERT INTO web_app.tracks (id, user_id) VALUES ('in-flight', 'u-race')`); err != nil {
+			t.Fatal(err)
+		}
+		reg := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", "u-race")
+		time.Sleep(300 * time.Millisecond)
+		r := trkObj(e.gql(t, `query($id: ID!) { node(id: $id) { ... on Regulation { status } } }`, map[string]any{"id": trkStr(reg, "id")}), "node")
+		if r["status"] != "RUNNING" {
+			t.Fatalf("the deletion did not wait for the sync under way: %v", r)
+		}
+		if err := tx.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r = regWaitWarehouses(t, e, trkStr(reg, "id"))
+		if r["status"] != "FINISHED" || trkInt(regWarehouseOf(t, r, dstID)["rowsDeleted"]) != 1 {
+			t.Fatalf("regulation: %v", r)
+		}
+		if rows(w, "web_app.tracks", "user_id = 'u-race'") != 0 {
+			t.Error("the row the sync under way loaded stays")
+		}
+	})
+
 	t.Run("Unreachable", func(t *testing.T) {
 		// A second warehouse that works, and the first pointed at a database that does not exist.
 		w2 := whNewDB(t)
