@@ -9917,7 +9917,7 @@ type RegulationWarehouse {
   destinationId: ID!
   "Its name when the request ran."
   name: String!
-  "RUNNING, then FINISHED or FAILED (after three tries)."
+  "RUNNING while its rows are being deleted, then FINISHED, or FAILED after three tries."
   status: RegulationStatus!
   "How many times the deletion was tried."
   attempts: Int!

@@ -182,8 +182,8 @@ func TestRegulationWarehouse(t *testing.T) {
 		}
 		reg := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", "u-race")
 		time.Sleep(300 * time.Millisecond)
-		r := trkObj(e.gql(t, `query($id: ID!) { node(id: $id) { ... on Regulation { status } } }`, map[string]any{"id": trkStr(reg, "id")}), "node")
-		if r["status"] != "RUNNING" {
+		r := trkObj(e.gql(t, `query($id: ID!) { node(id: $id) { ... on Regulation { `+regWarehouseFields+` } } }`, map[string]any{"id": trkStr(reg, "id")}), "node")
+		if r["status"] != "RUNNING" || regWarehouseOf(t, r, dstID)["status"] != "RUNNING" {
 			t.Fatalf("the deletion did not wait for the sync under way: %v", r)
 		}
 		if err := tx.Commit(t.Context()); err != nil {

@@ -187,9 +187,8 @@ func (s *Service) forgetInternal(ctx context.Context, regulationID string, subje
 }
 
 // forgetWarehouses deletes the subjects' rows in every warehouse of the workspace, one after
-// the other, each tried up to warehouseTries times; each warehouse's status is recorded as it
-// goes (with the rows deleted there), and a warehouse already FINISHED by a worker that stopped
-// is not done again. The deletions are the warehouses' I/O: no transaction of ours is open
+// the other, each tried up to warehouseTries times, with the rows deleted there; a warehouse
+// already FINISHED by a worker that stopped is not done again. The deletions are the warehouses' I/O: no transaction of ours is open
 // meanwhile.
 func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects forget.Subjects) ([]WarehouseStatus, error) {
 	out := []WarehouseStatus{}
@@ -199,6 +198,15 @@ func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects 
 	list, err := s.Warehouses.Warehouses(ctx, r.WorkspaceID)
 	if err != nil {
 		return nil, err
+	}
+	// Each warehouse's status is kept as soon as it changes (RUNNING while it is being deleted),
+	// and the claim renewed with it.
+	save := func(list []WarehouseStatus) error {
+		raw, _ := json.Marshal(list)
+		return s.db.Tx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE regulations SET warehouses = ?, claimed_at = ? WHERE id = ?`, string(raw), db.Now(), r.ID)
+			return err
+		})
 	}
 	done := map[string]WarehouseStatus{}
 	for _, w := range r.Warehouses() {
@@ -211,7 +219,10 @@ func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects 
 			out = append(out, d)
 			continue
 		}
-		w.Status, w.WorkspaceID = Running, r.WorkspaceID
+		w.Status, w.WorkspaceID, w.UpdatedAt = Running, r.WorkspaceID, db.Now()
+		if err := save(append(out, w)); err != nil {
+			return nil, err
+		}
 		for try := 1; ; try++ {
 			n, err := s.Warehouses.Forget(ctx, w.DestinationID, subjects)
 			w.Attempts = try
@@ -236,12 +247,7 @@ func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects 
 		}
 		w.UpdatedAt = db.Now()
 		out = append(out, w)
-		// Progress, and the claim renewed: each warehouse's status is kept as soon as it is known.
-		raw, _ := json.Marshal(out)
-		if err := s.db.Tx(ctx, func(tx *db.Tx) error {
-			_, err := tx.Exec(ctx, `UPDATE regulations SET warehouses = ?, claimed_at = ? WHERE id = ?`, string(raw), db.Now(), r.ID)
-			return err
-		}); err != nil {
+		if err := save(out); err != nil {
 			return nil, err
 		}
 	}
