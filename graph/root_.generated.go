@@ -9875,7 +9875,7 @@ type Regulation implements Node {
   "The subjects while the request has work to do; empty once it has finished or was canceled (only hashes are kept)."
   subjects: [String!]!
   status: RegulationStatus!
-  "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran."
+  "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran; warehouses are in ` + "`" + `warehouses` + "`" + `."
   destinations: [RegulationDestination!]!
   "Each warehouse of the workspace: the subjects' rows already loaded there, deleted (every deletion), once the request ran."
   warehouses: [RegulationWarehouse!]!

@@ -219,6 +219,9 @@ func TestRegulationWarehouse(t *testing.T) {
 		if msg == "" || strings.Contains(msg, "pw-") || strings.Contains(msg, "u-late") {
 			t.Errorf("the error %q is empty or quotes the password or the subject", msg)
 		}
+		if is := e.issueOf(t, dstID, "CONNECTION_FAILED"); is == nil || !strings.Contains(trkStr(is, "message"), "deleting a regulation's subjects failed") {
+			t.Errorf("the failed deletion is not a health issue of the warehouse: %v", is)
+		}
 		if rows(w2, "web_app.order_completed", "user_id = 'u-late'") != 0 {
 			t.Error("the warehouse that works kept the subject's row")
 		}

@@ -6,10 +6,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/regulation/forget"
 )
 
@@ -70,9 +73,25 @@ func (s *Service) Forget(ctx context.Context, destinationID string, subjects for
 		for _, v := range subjects.All() {
 			msg = strings.ReplaceAll(msg, v, "[subject]")
 		}
-		return 0, &Failure{Type: classifyType(err), Err: maskedError(msg)}
+		f := &Failure{Type: classifyType(err), Err: maskedError(msg)}
+		s.recordForgetHealth(ctx, d, f)
+		return 0, f
 	}
 	return n, nil
+}
+
+// recordForgetHealth counts a failed deletion towards the warehouse's health issues, as a failed
+// sync counts: a warehouse that cannot be reached to delete cannot be reached to load either. A
+// sync that works resolves it.
+func (s *Service) recordForgetHealth(ctx context.Context, d *destination.Destination, f *Failure) {
+	if s.health == nil {
+		return
+	}
+	occ := health.Occurrence{WorkspaceID: d.WorkspaceID, TargetKind: health.WarehouseTarget, TargetID: d.ID, ErrorType: f.Type,
+		Message: "deleting a regulation's subjects failed: " + f.Error(), N: 1, At: time.Now()}
+	if err := s.health.Record(ctx, []health.Occurrence{occ}); err != nil {
+		s.opt.Logger.Error("warehouse: recording health failed", "destination", d.ID, "error", err.Error())
+	}
 }
 
 type maskedError string
