@@ -181,9 +181,23 @@ func TestRegulationWarehouse(t *testing.T) {
 			t.Fatal(err)
 		}
 		reg := regWantCreated(t, s, e.tok, e.wsID, "DELETE_INTERNAL", "USER_ID", "u-race")
-		time.Sleep(300 * time.Millisecond)
-		r := trkObj(e.gql(t, `query($id: ID!) { node(id: $id) { ... on Regulation { `+regWarehouseFields+` } } }`, map[string]any{"id": trkStr(reg, "id")}), "node")
-		if r["status"] != "RUNNING" || regWarehouseOf(t, r, dstID)["status"] != "RUNNING" {
+		read := func() map[string]any {
+			return trkObj(e.gql(t, `query($id: ID!) { node(id: $id) { ... on Regulation { `+regWarehouseFields+` } } }`,
+				map[string]any{"id": trkStr(reg, "id")}), "node")
+		}
+		warehouseStatus := func(r map[string]any) any {
+			if list, _ := r["warehouses"].([]any); len(list) == 1 {
+				return trkPath(list[0], "status")
+			}
+			return nil
+		}
+		var r map[string]any
+		dlvWait(t, "the deletion in the warehouse to start", 20*time.Second, func() bool {
+			r = read()
+			return r["status"] != "INITIALIZED" && warehouseStatus(r) != nil
+		})
+		time.Sleep(200 * time.Millisecond)
+		if r = read(); r["status"] != "RUNNING" || warehouseStatus(r) != "RUNNING" {
 			t.Fatalf("the deletion did not wait for the sync under way: %v", r)
 		}
 		if err := tx.Commit(t.Context()); err != nil {
