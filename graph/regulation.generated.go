@@ -24,6 +24,7 @@ type RegulationResolver interface {
 	Subjects(ctx context.Context, obj *regulation.Regulation) ([]string, error)
 
 	Destinations(ctx context.Context, obj *regulation.Regulation) ([]*regulation.DestinationStatus, error)
+	Warehouses(ctx context.Context, obj *regulation.Regulation) ([]*regulation.WarehouseStatus, error)
 	RowsDeleted(ctx context.Context, obj *regulation.Regulation) (int, error)
 
 	CreatedBy(ctx context.Context, obj *regulation.Regulation) (*auth.User, error)
@@ -31,6 +32,11 @@ type RegulationResolver interface {
 }
 type RegulationDestinationResolver interface {
 	Destination(ctx context.Context, obj *regulation.DestinationStatus) (*destination.Destination, error)
+}
+type RegulationWarehouseResolver interface {
+	Destination(ctx context.Context, obj *regulation.WarehouseStatus) (*destination.Destination, error)
+
+	RowsDeleted(ctx context.Context, obj *regulation.WarehouseStatus) (int, error)
 }
 type SuppressedSubjectResolver interface {
 	Regulation(ctx context.Context, obj *regulation.SuppressedSubject) (*regulation.Regulation, error)
@@ -209,6 +215,38 @@ func (ec *executionContext) fieldContext_Regulation_destinations(_ context.Conte
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_RegulationDestination(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Regulation_warehouses(ctx context.Context, field graphql.CollectedField, obj *regulation.Regulation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Regulation_warehouses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Regulation().Warehouses(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*regulation.WarehouseStatus) graphql.Marshaler {
+			return ec.marshalNRegulationWarehouse2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐWarehouseStatusᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Regulation_warehouses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Regulation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegulationWarehouse(ctx, field)
 		},
 	}
 	return fc, nil
@@ -815,6 +853,199 @@ func (ec *executionContext) fieldContext_RegulationPayload_userErrors(_ context.
 	return fc, nil
 }
 
+func (ec *executionContext) _RegulationWarehouse_destination(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_destination(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RegulationWarehouse().Destination(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *destination.Destination) graphql.Marshaler {
+			return ec.marshalODestination2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋdestinationᚐDestination(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_destination(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegulationWarehouse",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Destination(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegulationWarehouse_destinationId(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_destinationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DestinationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_destinationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RegulationWarehouse_name(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "String")
+}
+
+func (ec *executionContext) _RegulationWarehouse_status(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v regulation.Status) graphql.Marshaler {
+			return ec.marshalNRegulationStatus2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "RegulationStatus")
+}
+
+func (ec *executionContext) _RegulationWarehouse_attempts(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RegulationWarehouse_rowsDeleted(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_rowsDeleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RegulationWarehouse().RowsDeleted(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_rowsDeleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, true, true, "Int")
+}
+
+func (ec *executionContext) _RegulationWarehouse_error(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "String")
+}
+
+func (ec *executionContext) _RegulationWarehouse_updatedAt(ctx context.Context, field graphql.CollectedField, obj *regulation.WarehouseStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegulationWarehouse_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v db.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋdbᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegulationWarehouse_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegulationWarehouse", field, false, false, "DateTime")
+}
+
 func (ec *executionContext) _SuppressedSubject_subjectType(ctx context.Context, field graphql.CollectedField, obj *regulation.SuppressedSubject) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1304,6 +1535,12 @@ func (ec *executionContext) _Regulation(ctx context.Context, sel ast.SelectionSe
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Regulation_destinations(ctx, field, obj)
 				})
+		case "warehouses":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Regulation_warehouses(ctx, field, obj)
+				})
 		case "rowsDeleted":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -1534,6 +1771,76 @@ func (ec *executionContext) _RegulationPayload(ctx context.Context, sel ast.Sele
 			out.Values[i] = ec._RegulationPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var regulationWarehouseImplementors = []string{"RegulationWarehouse"}
+
+func (ec *executionContext) _RegulationWarehouse(ctx context.Context, sel ast.SelectionSet, obj *regulation.WarehouseStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, regulationWarehouseImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RegulationWarehouse")
+		case "destination":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RegulationWarehouse_destination(ctx, field, obj)
+				})
+		case "destinationId":
+			out.Values[i] = ec._RegulationWarehouse_destinationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._RegulationWarehouse_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._RegulationWarehouse_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attempts":
+			out.Values[i] = ec._RegulationWarehouse_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rowsDeleted":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RegulationWarehouse_rowsDeleted(ctx, field, obj)
+				})
+		case "error":
+			out.Values[i] = ec._RegulationWarehouse_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._RegulationWarehouse_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -1832,6 +2139,30 @@ func (ec *executionContext) marshalNRegulationType2githubᚗcomᚋjunctioncdpᚋ
 		graphql.AddInvalidNullFromMarshaler(ctx, "RegulationType!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNRegulationWarehouse2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐWarehouseStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*regulation.WarehouseStatus) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRegulationWarehouse2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐWarehouseStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRegulationWarehouse2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐWarehouseStatus(ctx context.Context, sel ast.SelectionSet, v *regulation.WarehouseStatus) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RegulationWarehouse!")
+		return graphql.Null
+	}
+	return ec._RegulationWarehouse(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSuppressedSubject2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋregulationᚐSuppressedSubjectᚄ(ctx context.Context, sel ast.SelectionSet, v []*regulation.SuppressedSubject) graphql.Marshaler {

@@ -48,6 +48,10 @@ func (r *regulationResolver) Destinations(ctx context.Context, obj *regulation.R
 	return pointers(obj.Destinations()), nil
 }
 
+func (r *regulationResolver) Warehouses(ctx context.Context, obj *regulation.Regulation) ([]*regulation.WarehouseStatus, error) {
+	return pointers(obj.Warehouses()), nil
+}
+
 func (r *regulationResolver) RowsDeleted(ctx context.Context, obj *regulation.Regulation) (int, error) {
 	return int(obj.RowsDeleted), nil
 }
@@ -62,6 +66,14 @@ func (r *regulationResolver) ViewerCanCancel(ctx context.Context, obj *regulatio
 
 func (r *regulationDestinationResolver) Destination(ctx context.Context, obj *regulation.DestinationStatus) (*destination.Destination, error) {
 	return loadOne(ctx, loadersFrom(ctx, r.Resolver).destinations, ref(obj.WorkspaceID, obj.DestinationID))
+}
+
+func (r *regulationWarehouseResolver) Destination(ctx context.Context, obj *regulation.WarehouseStatus) (*destination.Destination, error) {
+	return loadOne(ctx, loadersFrom(ctx, r.Resolver).destinations, ref(obj.WorkspaceID, obj.DestinationID))
+}
+
+func (r *regulationWarehouseResolver) RowsDeleted(ctx context.Context, obj *regulation.WarehouseStatus) (int, error) {
+	return int(obj.RowsDeleted), nil
 }
 
 func (r *suppressedSubjectResolver) Regulation(ctx context.Context, obj *regulation.SuppressedSubject) (*regulation.Regulation, error) {
@@ -110,6 +122,10 @@ func (r *Resolver) RegulationDestination() RegulationDestinationResolver {
 	return &regulationDestinationResolver{r}
 }
 
+func (r *Resolver) RegulationWarehouse() RegulationWarehouseResolver {
+	return &regulationWarehouseResolver{r}
+}
+
 func (r *Resolver) SuppressedSubject() SuppressedSubjectResolver {
 	return &suppressedSubjectResolver{r}
 }
@@ -117,5 +133,6 @@ func (r *Resolver) SuppressedSubject() SuppressedSubjectResolver {
 type (
 	regulationResolver            struct{ *Resolver }
 	regulationDestinationResolver struct{ *Resolver }
+	regulationWarehouseResolver   struct{ *Resolver }
 	suppressedSubjectResolver     struct{ *Resolver }
 )

@@ -54,6 +54,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Regulation() RegulationResolver
 	RegulationDestination() RegulationDestinationResolver
+	RegulationWarehouse() RegulationWarehouseResolver
 	SchemaControls() SchemaControlsResolver
 	SchemaEvent() SchemaEventResolver
 	SchemaKey() SchemaKeyResolver
@@ -944,6 +945,7 @@ type ComplexityRoot struct {
 		Subjects        func(childComplexity int) int
 		Type            func(childComplexity int) int
 		ViewerCanCancel func(childComplexity int) int
+		Warehouses      func(childComplexity int) int
 	}
 
 	RegulationConnection struct {
@@ -973,6 +975,17 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	RegulationWarehouse struct {
+		Attempts      func(childComplexity int) int
+		Destination   func(childComplexity int) int
+		DestinationID func(childComplexity int) int
+		Error         func(childComplexity int) int
+		Name          func(childComplexity int) int
+		RowsDeleted   func(childComplexity int) int
+		Status        func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+	}
+
 	ResourceGrant struct {
 		CreatedAt func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -982,12 +995,16 @@ type ComplexityRoot struct {
 	}
 
 	RetentionSettings struct {
+		AuditTrailHours              func(childComplexity int) int
 		DeliveredAttemptsHours       func(childComplexity int) int
 		EventsHours                  func(childComplexity int) int
 		FailedAttemptsHours          func(childComplexity int) int
+		InboxHours                   func(childComplexity int) int
+		ServerAuditTrailHours        func(childComplexity int) int
 		ServerDeliveredAttemptsHours func(childComplexity int) int
 		ServerEventsHours            func(childComplexity int) int
 		ServerFailedAttemptsHours    func(childComplexity int) int
+		ServerInboxHours             func(childComplexity int) int
 	}
 
 	SchemaControls struct {
@@ -1113,6 +1130,11 @@ type ComplexityRoot struct {
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
 		TotalCount func(childComplexity int) int
+	}
+
+	SourceDefaults struct {
+		Enabled func(childComplexity int) int
+		Labels  func(childComplexity int) int
 	}
 
 	SourceDeletePayload struct {
@@ -1469,6 +1491,7 @@ type ComplexityRoot struct {
 		Privacy         func(childComplexity int) int
 		Retention       func(childComplexity int) int
 		Slug            func(childComplexity int) int
+		SourceDefaults  func(childComplexity int) int
 		ViewerCanUpdate func(childComplexity int) int
 	}
 
@@ -5286,6 +5309,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Regulation.ViewerCanCancel(childComplexity), true
+	case "Regulation.warehouses":
+		if e.ComplexityRoot.Regulation.Warehouses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Regulation.Warehouses(childComplexity), true
 
 	case "RegulationConnection.edges":
 		if e.ComplexityRoot.RegulationConnection.Edges == nil {
@@ -5381,6 +5410,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RegulationPayload.UserErrors(childComplexity), true
 
+	case "RegulationWarehouse.attempts":
+		if e.ComplexityRoot.RegulationWarehouse.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Attempts(childComplexity), true
+	case "RegulationWarehouse.destination":
+		if e.ComplexityRoot.RegulationWarehouse.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Destination(childComplexity), true
+	case "RegulationWarehouse.destinationId":
+		if e.ComplexityRoot.RegulationWarehouse.DestinationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.DestinationID(childComplexity), true
+	case "RegulationWarehouse.error":
+		if e.ComplexityRoot.RegulationWarehouse.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Error(childComplexity), true
+	case "RegulationWarehouse.name":
+		if e.ComplexityRoot.RegulationWarehouse.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Name(childComplexity), true
+	case "RegulationWarehouse.rowsDeleted":
+		if e.ComplexityRoot.RegulationWarehouse.RowsDeleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.RowsDeleted(childComplexity), true
+	case "RegulationWarehouse.status":
+		if e.ComplexityRoot.RegulationWarehouse.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.Status(childComplexity), true
+	case "RegulationWarehouse.updatedAt":
+		if e.ComplexityRoot.RegulationWarehouse.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegulationWarehouse.UpdatedAt(childComplexity), true
+
 	case "ResourceGrant.createdAt":
 		if e.ComplexityRoot.ResourceGrant.CreatedAt == nil {
 			break
@@ -5412,6 +5490,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ResourceGrant.SourceID(childComplexity), true
 
+	case "RetentionSettings.auditTrailHours":
+		if e.ComplexityRoot.RetentionSettings.AuditTrailHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.AuditTrailHours(childComplexity), true
 	case "RetentionSettings.deliveredAttemptsHours":
 		if e.ComplexityRoot.RetentionSettings.DeliveredAttemptsHours == nil {
 			break
@@ -5430,6 +5514,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetentionSettings.FailedAttemptsHours(childComplexity), true
+	case "RetentionSettings.inboxHours":
+		if e.ComplexityRoot.RetentionSettings.InboxHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.InboxHours(childComplexity), true
+	case "RetentionSettings.serverAuditTrailHours":
+		if e.ComplexityRoot.RetentionSettings.ServerAuditTrailHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerAuditTrailHours(childComplexity), true
 	case "RetentionSettings.serverDeliveredAttemptsHours":
 		if e.ComplexityRoot.RetentionSettings.ServerDeliveredAttemptsHours == nil {
 			break
@@ -5448,6 +5544,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetentionSettings.ServerFailedAttemptsHours(childComplexity), true
+	case "RetentionSettings.serverInboxHours":
+		if e.ComplexityRoot.RetentionSettings.ServerInboxHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetentionSettings.ServerInboxHours(childComplexity), true
 
 	case "SchemaControls.commonSchemaViolations":
 		if e.ComplexityRoot.SchemaControls.CommonSchemaViolations == nil {
@@ -5992,6 +6094,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SourceConnection.TotalCount(childComplexity), true
+
+	case "SourceDefaults.enabled":
+		if e.ComplexityRoot.SourceDefaults.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDefaults.Enabled(childComplexity), true
+	case "SourceDefaults.labels":
+		if e.ComplexityRoot.SourceDefaults.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SourceDefaults.Labels(childComplexity), true
 
 	case "SourceDeletePayload.deletedSourceId":
 		if e.ComplexityRoot.SourceDeletePayload.DeletedSourceID == nil {
@@ -7508,6 +7623,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WorkspaceSettings.Slug(childComplexity), true
+	case "WorkspaceSettings.sourceDefaults":
+		if e.ComplexityRoot.WorkspaceSettings.SourceDefaults == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceSettings.SourceDefaults(childComplexity), true
 	case "WorkspaceSettings.viewerCanUpdate":
 		if e.ComplexityRoot.WorkspaceSettings.ViewerCanUpdate == nil {
 			break
@@ -10292,7 +10413,7 @@ enum RegulationType {
   SUPPRESS_ONLY
   "Lift the suppression of the subjects: their events are taken again."
   UNSUPPRESS
-  "Delete every stored trace of the subjects here (events, delivery records, samples); not at destinations."
+  "Delete every stored trace of the subjects here (events, delivery records, samples) and in the workspace's warehouses; not at other destinations."
   DELETE_INTERNAL
   "Delete the subjects' data here and at every connected destination that supports deletion; do not suppress."
   DELETE_ONLY
@@ -10318,9 +10439,9 @@ enum RegulationStatus {
   RUNNING
   "Done."
   FINISHED
-  "The deletion failed (at every destination that supports it)."
+  "The deletion failed (at every warehouse and destination that supports it)."
   FAILED
-  "Done here, but some destinations failed."
+  "Done here, but some warehouses or destinations failed."
   PARTIAL_SUCCESS
   "The destination has no deletion call: its data must be deleted there by hand."
   NOT_SUPPORTED
@@ -10342,9 +10463,11 @@ type Regulation implements Node {
   "The subjects while the request has work to do; empty once it has finished or was canceled (only hashes are kept)."
   subjects: [String!]!
   status: RegulationStatus!
-  "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran."
+  "Each connected destination's deletion (DELETE_ONLY and SUPPRESS_WITH_DELETE), once the request ran; warehouses are in ` + "`" + `warehouses` + "`" + `."
   destinations: [RegulationDestination!]!
-  "How many stored rows were deleted (or made anonymous, for usage counts that stay)."
+  "Each warehouse of the workspace: the subjects' rows already loaded there, deleted (every deletion), once the request ran."
+  warehouses: [RegulationWarehouse!]!
+  "How many stored rows were deleted (or made anonymous, for usage counts that stay), in warehouses too."
   rowsDeleted: Int!
   "When the deletion starts, at the earliest: until then it can be canceled."
   notBefore: DateTime!
@@ -10370,6 +10493,25 @@ type RegulationDestination {
   "How many deletion calls were made."
   attempts: Int!
   "Why it failed, when it did."
+  error: String
+  updatedAt: DateTime!
+}
+
+"A regulation's deletion of the subjects' rows in one warehouse (tracks, identifies, users, pages, screens, groups, aliases and event tables of every schema its sources load into)."
+type RegulationWarehouse {
+  "The warehouse destination; null once it was deleted."
+  destination: Destination
+  "Its id, even after it was deleted."
+  destinationId: ID!
+  "Its name when the request ran."
+  name: String!
+  "RUNNING while its rows are being deleted, then FINISHED, or FAILED after three tries."
+  status: RegulationStatus!
+  "How many times the deletion was tried."
+  attempts: Int!
+  "Rows deleted there."
+  rowsDeleted: Int!
+  "Why the last try failed, masked of the warehouse's password and of the subjects."
   error: String
   updatedAt: DateTime!
 }
@@ -10489,6 +10631,8 @@ type WorkspaceSettings {
   plan: PlanDetails!
   "How long each kind of data is kept."
   retention: RetentionSettings!
+  "What a new source gets when its sourceCreate leaves it out."
+  sourceDefaults: SourceDefaults!
   "The regulations and suppressions of the workspace."
   privacy: PrivacyOverview!
   "Whether the viewer may change the settings (owners)."
@@ -10507,6 +10651,20 @@ type RetentionSettings {
   serverEventsHours: Int!
   serverDeliveredAttemptsHours: Int!
   serverFailedAttemptsHours: Int!
+  "The audit trail (workspace.auditEvents); at least 24 h."
+  auditTrailHours: Int!
+  "Inbox notifications, read or not; at least 24 h."
+  inboxHours: Int!
+  serverAuditTrailHours: Int!
+  serverInboxHours: Int!
+}
+
+"A workspace's defaults for new sources: what sourceCreate gives a source when its input leaves the field out."
+type SourceDefaults {
+  "The labels of a source created without labels (` + "`" + `key:value` + "`" + `); empty for none."
+  labels: [String!]!
+  "Whether a source created without ` + "`" + `enabled` + "`" + ` accepts events at once (true unless the workspace says otherwise)."
+  enabled: Boolean!
 }
 
 "The end-user privacy of a workspace at a glance."
@@ -10540,6 +10698,14 @@ input WorkspaceSettingsUpdateInput {
   deliveredAttemptsRetentionHours: Int
   "Hours failed delivery attempts are kept, 24 to the server's; 0 goes back to the server's."
   failedAttemptsRetentionHours: Int
+  "Hours the audit trail is kept, 24 to the server's; 0 goes back to the server's."
+  auditTrailRetentionHours: Int
+  "Hours inbox notifications are kept, 24 to the server's; 0 goes back to the server's."
+  inboxRetentionHours: Int
+  "Replaces the labels new sources get when created without labels (` + "`" + `key:value` + "`" + `, at most 20); [] for none."
+  defaultSourceLabels: [String!]
+  "Whether new sources created without ` + "`" + `enabled` + "`" + ` accept events at once."
+  newSourcesEnabled: Boolean
 }
 
 type WorkspaceSettingsPayload {
@@ -10688,9 +10854,9 @@ input SourceCreateInput {
   name: String!
   "Settings, validated against the catalog entry's settings."
   settings: JSON
-  "` + "`" + `key:value` + "`" + ` labels."
+  "` + "`" + `key:value` + "`" + ` labels; left out, the workspace's default labels of new sources (settings.sourceDefaults)."
   labels: [String!]
-  "Defaults to true."
+  "Left out, the workspace's default for new sources (settings.sourceDefaults.enabled: true unless changed)."
   enabled: Boolean
 }
 
@@ -12590,6 +12756,8 @@ func (ec *executionContext) childFields_Regulation(ctx context.Context, field gr
 		return ec.fieldContext_Regulation_status(ctx, field)
 	case "destinations":
 		return ec.fieldContext_Regulation_destinations(ctx, field)
+	case "warehouses":
+		return ec.fieldContext_Regulation_warehouses(ctx, field)
 	case "rowsDeleted":
 		return ec.fieldContext_Regulation_rowsDeleted(ctx, field)
 	case "notBefore":
@@ -12664,6 +12832,28 @@ func (ec *executionContext) childFields_RegulationPayload(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type RegulationPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RegulationWarehouse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_RegulationWarehouse_destination(ctx, field)
+	case "destinationId":
+		return ec.fieldContext_RegulationWarehouse_destinationId(ctx, field)
+	case "name":
+		return ec.fieldContext_RegulationWarehouse_name(ctx, field)
+	case "status":
+		return ec.fieldContext_RegulationWarehouse_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_RegulationWarehouse_attempts(ctx, field)
+	case "rowsDeleted":
+		return ec.fieldContext_RegulationWarehouse_rowsDeleted(ctx, field)
+	case "error":
+		return ec.fieldContext_RegulationWarehouse_error(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_RegulationWarehouse_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegulationWarehouse", field.Name)
+}
+
 func (ec *executionContext) childFields_ResourceGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -12694,6 +12884,14 @@ func (ec *executionContext) childFields_RetentionSettings(ctx context.Context, f
 		return ec.fieldContext_RetentionSettings_serverDeliveredAttemptsHours(ctx, field)
 	case "serverFailedAttemptsHours":
 		return ec.fieldContext_RetentionSettings_serverFailedAttemptsHours(ctx, field)
+	case "auditTrailHours":
+		return ec.fieldContext_RetentionSettings_auditTrailHours(ctx, field)
+	case "inboxHours":
+		return ec.fieldContext_RetentionSettings_inboxHours(ctx, field)
+	case "serverAuditTrailHours":
+		return ec.fieldContext_RetentionSettings_serverAuditTrailHours(ctx, field)
+	case "serverInboxHours":
+		return ec.fieldContext_RetentionSettings_serverInboxHours(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RetentionSettings", field.Name)
 }
@@ -12946,6 +13144,16 @@ func (ec *executionContext) childFields_SourceConnection(ctx context.Context, fi
 		return ec.fieldContext_SourceConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SourceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SourceDefaults(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "labels":
+		return ec.fieldContext_SourceDefaults_labels(ctx, field)
+	case "enabled":
+		return ec.fieldContext_SourceDefaults_enabled(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SourceDefaults", field.Name)
 }
 
 func (ec *executionContext) childFields_SourceDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -13632,6 +13840,8 @@ func (ec *executionContext) childFields_WorkspaceSettings(ctx context.Context, f
 		return ec.fieldContext_WorkspaceSettings_plan(ctx, field)
 	case "retention":
 		return ec.fieldContext_WorkspaceSettings_retention(ctx, field)
+	case "sourceDefaults":
+		return ec.fieldContext_WorkspaceSettings_sourceDefaults(ctx, field)
 	case "privacy":
 		return ec.fieldContext_WorkspaceSettings_privacy(ctx, field)
 	case "viewerCanUpdate":

@@ -339,6 +339,144 @@ func (ec *executionContext) fieldContext_RetentionSettings_serverFailedAttemptsH
 	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RetentionSettings_auditTrailHours(ctx context.Context, field graphql.CollectedField, obj *workspace.Retention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetentionSettings_auditTrailHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuditTrailHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetentionSettings_auditTrailHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetentionSettings_inboxHours(ctx context.Context, field graphql.CollectedField, obj *workspace.Retention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetentionSettings_inboxHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InboxHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetentionSettings_inboxHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetentionSettings_serverAuditTrailHours(ctx context.Context, field graphql.CollectedField, obj *workspace.Retention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetentionSettings_serverAuditTrailHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServerAuditTrailHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetentionSettings_serverAuditTrailHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetentionSettings_serverInboxHours(ctx context.Context, field graphql.CollectedField, obj *workspace.Retention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetentionSettings_serverInboxHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServerInboxHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetentionSettings_serverInboxHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetentionSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SourceDefaults_labels(ctx context.Context, field graphql.CollectedField, obj *workspace.SourceDefaults) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SourceDefaults_labels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Labels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SourceDefaults_labels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SourceDefaults", field, false, false, "String")
+}
+
+func (ec *executionContext) _SourceDefaults_enabled(ctx context.Context, field graphql.CollectedField, obj *workspace.SourceDefaults) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SourceDefaults_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SourceDefaults_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SourceDefaults", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _WorkspaceDeletion_workspaceId(ctx context.Context, field graphql.CollectedField, obj *workspace.Deletion) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -679,6 +817,38 @@ func (ec *executionContext) fieldContext_WorkspaceSettings_retention(_ context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _WorkspaceSettings_sourceDefaults(ctx context.Context, field graphql.CollectedField, obj *workspace.Settings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceSettings_sourceDefaults(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SourceDefaults, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v workspace.SourceDefaults) graphql.Marshaler {
+			return ec.marshalNSourceDefaults2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐSourceDefaults(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceSettings_sourceDefaults(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SourceDefaults(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _WorkspaceSettings_privacy(ctx context.Context, field graphql.CollectedField, obj *workspace.Settings) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -813,7 +983,7 @@ func (ec *executionContext) unmarshalInputWorkspaceSettingsUpdateInput(ctx conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"workspaceId", "name", "slug", "eventsRetentionHours", "deliveredAttemptsRetentionHours", "failedAttemptsRetentionHours"}
+	fieldsInOrder := [...]string{"workspaceId", "name", "slug", "eventsRetentionHours", "deliveredAttemptsRetentionHours", "failedAttemptsRetentionHours", "auditTrailRetentionHours", "inboxRetentionHours", "defaultSourceLabels", "newSourcesEnabled"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -862,6 +1032,34 @@ func (ec *executionContext) unmarshalInputWorkspaceSettingsUpdateInput(ctx conte
 				return it, err
 			}
 			it.FailedAttemptsRetentionHours = data
+		case "auditTrailRetentionHours":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("auditTrailRetentionHours"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AuditTrailRetentionHours = data
+		case "inboxRetentionHours":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inboxRetentionHours"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InboxRetentionHours = data
+		case "defaultSourceLabels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultSourceLabels"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultSourceLabels = data
+		case "newSourcesEnabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("newSourcesEnabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NewSourcesEnabled = data
 		}
 	}
 	return it, nil
@@ -988,6 +1186,64 @@ func (ec *executionContext) _RetentionSettings(ctx context.Context, sel ast.Sele
 			}
 		case "serverFailedAttemptsHours":
 			out.Values[i] = ec._RetentionSettings_serverFailedAttemptsHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auditTrailHours":
+			out.Values[i] = ec._RetentionSettings_auditTrailHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inboxHours":
+			out.Values[i] = ec._RetentionSettings_inboxHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "serverAuditTrailHours":
+			out.Values[i] = ec._RetentionSettings_serverAuditTrailHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "serverInboxHours":
+			out.Values[i] = ec._RetentionSettings_serverInboxHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sourceDefaultsImplementors = []string{"SourceDefaults"}
+
+func (ec *executionContext) _SourceDefaults(ctx context.Context, sel ast.SelectionSet, obj *workspace.SourceDefaults) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sourceDefaultsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SourceDefaults")
+		case "labels":
+			out.Values[i] = ec._SourceDefaults_labels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enabled":
+			out.Values[i] = ec._SourceDefaults_enabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -1123,6 +1379,11 @@ func (ec *executionContext) _WorkspaceSettings(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "sourceDefaults":
+			out.Values[i] = ec._WorkspaceSettings_sourceDefaults(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "privacy":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -1204,6 +1465,10 @@ func (ec *executionContext) marshalNPrivacyOverview2ᚖgithubᚗcomᚋjunctioncd
 
 func (ec *executionContext) marshalNRetentionSettings2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐRetention(ctx context.Context, sel ast.SelectionSet, v workspace.Retention) graphql.Marshaler {
 	return ec._RetentionSettings(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSourceDefaults2githubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐSourceDefaults(ctx context.Context, sel ast.SelectionSet, v workspace.SourceDefaults) graphql.Marshaler {
+	return ec._SourceDefaults(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNWorkspaceDeletion2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋworkspaceᚐDeletionᚄ(ctx context.Context, sel ast.SelectionSet, v []*workspace.Deletion) graphql.Marshaler {

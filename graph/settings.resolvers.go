@@ -16,7 +16,9 @@ import (
 
 func (r *mutationResolver) WorkspaceSettingsUpdate(ctx context.Context, input model.WorkspaceSettingsUpdateInput) (*model.WorkspaceSettingsPayload, error) {
 	st, errs, err := r.Workspaces.UpdateSettings(ctx, input.WorkspaceID, workspace.SettingsUpdate{Name: input.Name, Slug: input.Slug,
-		EventsHours: input.EventsRetentionHours, DeliveredHours: input.DeliveredAttemptsRetentionHours, FailedHours: input.FailedAttemptsRetentionHours})
+		EventsHours: input.EventsRetentionHours, DeliveredHours: input.DeliveredAttemptsRetentionHours, FailedHours: input.FailedAttemptsRetentionHours,
+		AuditHours: input.AuditTrailRetentionHours, InboxHours: input.InboxRetentionHours, DefaultSourceLabels: input.DefaultSourceLabels,
+		NewSourcesEnabled: input.NewSourcesEnabled})
 	if err != nil {
 		return nil, err
 	}

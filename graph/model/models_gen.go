@@ -965,9 +965,9 @@ type SourceCreateInput struct {
 	Name string `json:"name"`
 	// Settings, validated against the catalog entry's settings.
 	Settings any `json:"settings,omitempty"`
-	// `key:value` labels.
+	// `key:value` labels; left out, the workspace's default labels of new sources (settings.sourceDefaults).
 	Labels []string `json:"labels,omitempty"`
-	// Defaults to true.
+	// Left out, the workspace's default for new sources (settings.sourceDefaults.enabled: true unless changed).
 	Enabled *bool `json:"enabled,omitempty"`
 }
 
@@ -1273,6 +1273,14 @@ type WorkspaceSettingsUpdateInput struct {
 	DeliveredAttemptsRetentionHours *int `json:"deliveredAttemptsRetentionHours,omitempty"`
 	// Hours failed delivery attempts are kept, 24 to the server's; 0 goes back to the server's.
 	FailedAttemptsRetentionHours *int `json:"failedAttemptsRetentionHours,omitempty"`
+	// Hours the audit trail is kept, 24 to the server's; 0 goes back to the server's.
+	AuditTrailRetentionHours *int `json:"auditTrailRetentionHours,omitempty"`
+	// Hours inbox notifications are kept, 24 to the server's; 0 goes back to the server's.
+	InboxRetentionHours *int `json:"inboxRetentionHours,omitempty"`
+	// Replaces the labels new sources get when created without labels (`key:value`, at most 20); [] for none.
+	DefaultSourceLabels []string `json:"defaultSourceLabels,omitempty"`
+	// Whether new sources created without `enabled` accept events at once.
+	NewSourcesEnabled *bool `json:"newSourcesEnabled,omitempty"`
 }
 
 type WorkspaceUpdateInput struct {

@@ -39,6 +39,7 @@ import (
 	"github.com/junctioncdp/junction/internal/gqlws"
 	"github.com/junctioncdp/junction/internal/graphiql"
 	"github.com/junctioncdp/junction/internal/health"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/live"
 	"github.com/junctioncdp/junction/internal/mail"
@@ -48,6 +49,7 @@ import (
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/regulation"
+	"github.com/junctioncdp/junction/internal/regulation/forget"
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/secret"
 	"github.com/junctioncdp/junction/internal/source"
@@ -155,7 +157,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	cat := catalog.MustLoad()
 	workspaces := workspace.New(d, authSvc, mailer)
 	a.workspaces = workspaces
-	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention}
+	workspaces.Retention = workspace.ServerRetention{Events: cfg.EventRetention, Delivered: cfg.DeliveredRetention, Failed: cfg.FailedRetention,
+		Audit: cfg.AuditRetention, Inbox: cfg.InboxRetention}
 	sources := source.New(d, cat, workspaces, cfg.SourceQuietPeriod, box)
 	a.health = health.New(d, workspaces, cfg.HealthResolveAfter)
 	a.protocols = protocols.New(d, workspaces, sources, 2*time.Second, log)
@@ -163,7 +166,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.privacy.RecordHealth = a.health.Record
 	// Regulations: deletion runs each domain's steps in order; the event log's step also takes
 	// what delivery, protocols and the Privacy Portal derived from the events it deletes.
-	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
+	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay,
+		WarehouseRetry: cfg.DeliveryBackoff, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
 	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
@@ -202,6 +206,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Add(reap.Workspace, engage.ReapWorkspaceComputedTraits, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
+	// The audit trail and the inbox expire: the server's retention, or a workspace's shorter one.
+	own := func(kind func(workspace.OwnRetention) time.Duration) func(ctx context.Context) (map[string]time.Duration, error) {
+		return func(ctx context.Context) (map[string]time.Duration, error) {
+			list, err := workspaces.ShorterRetentions(ctx)
+			out := map[string]time.Duration{}
+			for _, w := range list {
+				if d := kind(w); d > 0 {
+					out[w.WorkspaceID] = d
+				}
+			}
+			return out, err
+		}
+	}
+	a.reaper.Expire(
+		reap.Expiry{Name: "audit trail", Floor: func(t time.Time) string { return id.Floor(audit.Prefix, t) }, Server: cfg.AuditRetention,
+			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Audit }), Delete: audit.ExpireEvents},
+		reap.Expiry{Name: "inbox", Floor: func(t time.Time) string { return id.Floor(audit.NotificationPrefix, t) }, Server: cfg.InboxRetention,
+			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Inbox }), Delete: audit.ExpireNotifications})
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
@@ -223,7 +245,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 		Outgoing: a.privacy.Outgoing,
 	})
-	a.regulator.Destinations = regulationDeliveries{a.delivery}
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -245,6 +266,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// Warehouses are not sent events by lanes (they have no connector): they are synced.
 	a.warehouses = warehouse.New(d, dests, workspaces, cat, a.health, a.egress, warehouse.Options{Logger: log, Publish: a.notify.Publish})
 	a.warehouses.Gate = a.leads
+	// A regulation deletes its subjects' rows in every warehouse of the workspace, after the
+	// event log lost their events (so no later sync loads them).
+	a.regulator.Warehouses = regulationWarehouses{a.warehouses}
+	a.regulator.Destinations = regulationDeliveries{a.delivery, a.warehouses}
 	dests.CheckSettings = a.warehouses.CheckSettings
 	a.deliveries = delivery.NewQueries(d, dests, workspaces, a.delivery)
 	if d.Dialect() == db.Postgres {
@@ -663,8 +688,12 @@ func (a *App) healthChanged(is health.Issue) {
 // Warehouses is the warehouse service, for tests that run its scheduler at a time they choose.
 func (a *App) Warehouses() *warehouse.Service { return a.warehouses }
 
-// regulationDeliveries sends regulations' deletion calls through the delivery engine.
-type regulationDeliveries struct{ e *delivery.Engine }
+// regulationDeliveries sends regulations' deletion calls through the delivery engine. Warehouses
+// are left out: they have no deletion call, their rows are deleted as regulationWarehouses says.
+type regulationDeliveries struct {
+	e  *delivery.Engine
+	wh *warehouse.Service
+}
 
 func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, regulationID string, subjectType regulation.SubjectType,
 	subjects []string) ([]regulation.DestinationStatus, error) {
@@ -672,16 +701,49 @@ func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, r
 	if err != nil {
 		return nil, err
 	}
+	whs, err := r.wh.Of(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	isWarehouse := map[string]bool{}
+	for _, w := range whs {
+		isWarehouse[w.ID] = true
+	}
 	now := db.Now()
-	out := make([]regulation.DestinationStatus, len(results))
-	for i, x := range results {
-		out[i] = regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
+	out := make([]regulation.DestinationStatus, 0, len(results))
+	for _, x := range results {
+		if isWarehouse[x.DestinationID] {
+			continue
+		}
+		st := regulation.DestinationStatus{DestinationID: x.DestinationID, Name: x.Name, Status: regulation.Status(x.Status),
 			Attempts: x.Attempts, UpdatedAt: now, WorkspaceID: workspaceID}
 		if x.Error != "" {
-			out[i].Error = &x.Error
+			st.Error = &x.Error
 		}
+		out = append(out, st)
 	}
 	return out, nil
+}
+
+// regulationWarehouses deletes regulations' subjects in the workspaces' warehouses.
+type regulationWarehouses struct{ s *warehouse.Service }
+
+func (r regulationWarehouses) Warehouses(ctx context.Context, workspaceID string) ([]regulation.WarehouseStatus, error) {
+	list, err := r.s.Of(ctx, workspaceID)
+	out := make([]regulation.WarehouseStatus, len(list))
+	for i, w := range list {
+		out[i] = regulation.WarehouseStatus{DestinationID: w.ID, Name: w.Name}
+	}
+	return out, err
+}
+
+func (r regulationWarehouses) Forget(ctx context.Context, destinationID string, s forget.Subjects) (int64, error) {
+	return r.s.Forget(ctx, destinationID, s)
+}
+
+func (r regulationWarehouses) Failed(err error) bool {
+	var f *warehouse.Failure
+	return errors.As(err, &f)
 }
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.

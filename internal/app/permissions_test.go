@@ -718,9 +718,12 @@ func permissionTable() []*permRow {
 			want: ownersOnly,
 		},
 		{
-			root: "Mutation", field: "workspaceSettingsUpdate", query: permMutation("workspaceSettingsUpdate", "WorkspaceSettingsUpdateInput", "settings { id retention { eventsHours } }"),
+			root: "Mutation", field: "workspaceSettingsUpdate", query: permMutation("workspaceSettingsUpdate", "WorkspaceSettingsUpdateInput",
+				"settings { id retention { eventsHours auditTrailHours inboxHours } sourceDefaults { labels enabled } }"),
 			vars: func(t *testing.T, c *permCall) map[string]any {
-				return permInput(map[string]any{"workspaceId": c.w.id, "eventsRetentionHours": 100})
+				// The source defaults given are the server's: sources the fixture makes later keep their labels.
+				return permInput(map[string]any{"workspaceId": c.w.id, "eventsRetentionHours": 100, "auditTrailRetentionHours": 100,
+					"inboxRetentionHours": 100, "defaultSourceLabels": []string{}, "newSourcesEnabled": true})
 			},
 			ghost: func(c *permCall) map[string]any {
 				return permInput(map[string]any{"workspaceId": id.New("ws"), "eventsRetentionHours": 100})

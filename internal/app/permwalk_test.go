@@ -262,14 +262,17 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"TrackingPlan": walkOpen("id name description version commonSchema rules ruleCount sources versions violations createdAt updatedAt createdBy updatedBy viewerCanUpdate"),
 	// Regulations: members read them (MINIMAL members see none); subjects are in clear only
 	// while a deletion has work to do.
-	"Regulation":            walkOpen("id type subjectType subjectCount subjects status destinations rowsDeleted notBefore createdAt startedAt finishedAt canceledAt createdBy viewerCanCancel"),
+	"Regulation":            walkOpen("id type subjectType subjectCount subjects status destinations warehouses rowsDeleted notBefore createdAt startedAt finishedAt canceledAt createdBy viewerCanCancel"),
 	"RegulationDestination": walkOpen("destination destinationId name status attempts error updatedAt"),
+	"RegulationWarehouse":   walkOpen("destination destinationId name status attempts rowsDeleted error updatedAt"),
 	"SuppressedSubject":     walkOpen("subjectType subjectHash regulation createdAt"),
 	// Settings: everyone in the workspace reads them (the privacy overview counts nothing for
 	// MINIMAL members); owners change them.
-	"WorkspaceSettings": walkOpen("id name slug plan retention privacy viewerCanUpdate"),
-	"RetentionSettings": walkOpen("eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours"),
-	"PrivacyOverview":   walkOpen("suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap"),
+	"WorkspaceSettings": walkOpen("id name slug plan retention sourceDefaults privacy viewerCanUpdate"),
+	"RetentionSettings": walkOpen(`eventsHours deliveredAttemptsHours failedAttemptsHours serverEventsHours serverDeliveredAttemptsHours serverFailedAttemptsHours
+		auditTrailHours inboxHours serverAuditTrailHours serverInboxHours`),
+	"SourceDefaults":  walkOpen("labels enabled"),
+	"PrivacyOverview": walkOpen("suppressedSubjects initializedRegulations runningRegulations finishedRegulations failedRegulations subjectsThisMonth monthlySubjectCap"),
 	// Deletions: only the person who deleted the workspace sees it (Query.workspaceDeletions).
 	"WorkspaceDeletion":       walkOpen("workspaceId name deletedAt finished stepsDone stepCount currentStep rowsDeleted updatedAt"),
 	"TrackingPlanRule":        walkOpen("key type eventName description labels properties traits context version updatedAt updatedBy"),

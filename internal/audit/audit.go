@@ -134,3 +134,30 @@ var ReapWorkspace = reap.Step{Name: "audit trail and notifications", Run: func(c
 	}
 	return total, nil
 }}
+
+// expire deletes at most limit rows of table whose id is below `below`, of one workspace (through
+// its (workspace_id, id) index) or of all when workspaceID is "" (through the primary key).
+func expire(ctx context.Context, tx *db.Tx, table, workspaceID, below string, limit int) (int64, error) {
+	where, args := `id < ?`, []any{below}
+	if workspaceID != "" {
+		where, args = `workspace_id = ? AND id < ?`, []any{workspaceID, below}
+	}
+	res, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE id IN (SELECT id FROM `+table+` WHERE `+where+` ORDER BY id LIMIT ?)`,
+		append(args, limit)...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// ExpireEvents deletes audit events past their retention: at most limit whose id is below
+// `below`, of one workspace or of all when workspaceID is "" (a reap.Expiry's Delete).
+func ExpireEvents(ctx context.Context, tx *db.Tx, workspaceID, below string, limit int) (int64, error) {
+	return expire(ctx, tx, "audit_events", workspaceID, below, limit)
+}
+
+// ExpireNotifications deletes inbox notifications past their retention, read or not, as
+// ExpireEvents does audit events.
+func ExpireNotifications(ctx context.Context, tx *db.Tx, workspaceID, below string, limit int) (int64, error) {
+	return expire(ctx, tx, "notifications", workspaceID, below, limit)
+}

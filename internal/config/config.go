@@ -59,6 +59,10 @@ type Config struct {
 	// Attempts are kept this long for Event Delivery; failures longer than successes.
 	DeliveredRetention time.Duration
 	FailedRetention    time.Duration
+	// The audit trail and the inbox (activity notifications) are kept this long; a workspace may
+	// keep them for less (its settings), never more. At least 24 hours.
+	AuditRetention time.Duration
+	InboxRetention time.Duration
 	// HealthResolveAfter is how long a target must work without an error before its issue resolves.
 	HealthResolveAfter time.Duration
 	// EgressAllow lists the address ranges outgoing requests (deliveries, notification webhooks)
@@ -130,6 +134,8 @@ func Default() Config {
 		DeliveryBackoff:           time.Second,
 		DeliveredRetention:        24 * time.Hour,
 		FailedRetention:           7 * 24 * time.Hour,
+		AuditRetention:            365 * 24 * time.Hour,
+		InboxRetention:            90 * 24 * time.Hour,
 		HealthResolveAfter:        15 * time.Minute,
 		RegulationMonthlySubjects: 110_000,
 		RegulationDelay:           5 * time.Minute,
@@ -193,6 +199,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.DeliveryBackoff, "delivery-backoff", env.duration("DELIVERY_BACKOFF", c.DeliveryBackoff), "wait before the first retry; doubles with jitter (env DELIVERY_BACKOFF)")
 	fs.DurationVar(&c.DeliveredRetention, "delivered-retention", env.duration("DELIVERED_RETENTION", c.DeliveredRetention), "how long successful delivery attempts are kept (env DELIVERED_RETENTION)")
 	fs.DurationVar(&c.FailedRetention, "failed-retention", env.duration("FAILED_RETENTION", c.FailedRetention), "how long failed delivery attempts are kept (env FAILED_RETENTION)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", env.duration("AUDIT_RETENTION", c.AuditRetention), "how long the audit trail is kept; at least 24h (env AUDIT_RETENTION)")
+	fs.DurationVar(&c.InboxRetention, "inbox-retention", env.duration("INBOX_RETENTION", c.InboxRetention), "how long inbox notifications are kept; at least 24h (env INBOX_RETENTION)")
 	fs.DurationVar(&c.HealthResolveAfter, "health-resolve-after", env.duration("HEALTH_RESOLVE_AFTER", c.HealthResolveAfter), "how long a target must work without an error before its health issue resolves (env HEALTH_RESOLVE_AFTER)")
 	fs.IntVar(&c.RegulationMonthlySubjects, "regulation-monthly-subjects", env.int("REGULATION_MONTHLY_SUBJECTS", c.RegulationMonthlySubjects), "subjects a workspace's deletion and suppression requests may name per month (env REGULATION_MONTHLY_SUBJECTS)")
 	fs.DurationVar(&c.RegulationDelay, "regulation-delay", env.duration("REGULATION_DELAY", c.RegulationDelay), "how long a deletion request waits before it starts, during which it can be canceled (env REGULATION_DELAY)")
@@ -269,6 +277,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	if c.EventRetention < 24*time.Hour {
 		return c, fmt.Errorf("event-retention must be at least 24h (messageIds are deduplicated over it), got %s", c.EventRetention)
+	}
+	for name, d := range map[string]time.Duration{"audit-retention": c.AuditRetention, "inbox-retention": c.InboxRetention} {
+		if d < 24*time.Hour {
+			return c, fmt.Errorf("%s must be at least 24h, got %s", name, d)
+		}
 	}
 	for name, d := range map[string]time.Duration{"ingest-queue-wait": c.IngestQueueWait, "delivery-max-age": c.DeliveryMaxAge, "delivery-backoff": c.DeliveryBackoff,
 		"delivered-retention": c.DeliveredRetention, "failed-retention": c.FailedRetention, "health-resolve-after": c.HealthResolveAfter} {

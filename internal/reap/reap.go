@@ -1,5 +1,5 @@
 // Package reap deletes, in the background and in small transactions, what deleted sources and
-// workspaces leave behind. A deletion commits at once by marking its object deleted and cutting
+// workspaces leave behind, and what has outlived its retention (Expiry). A deletion commits at once by marking its object deleted and cutting
 // what keeps it reachable (write keys, connections, memberships); the rows it owns, which may be
 // millions of events, go later, a batch at a time (db.Drain), so that no deletion holds the single writer
 // for longer than a batch takes.
@@ -84,10 +84,12 @@ type Reaper struct {
 	db  *db.DB
 	log *slog.Logger
 
-	mu      sync.Mutex
-	pending map[Kind]func(ctx context.Context) ([]string, error)
-	steps   map[Kind][]Step
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[Kind]func(ctx context.Context) ([]string, error)
+	steps    map[Kind][]Step
+	expiries []Expiry
+	expired  time.Time // when Run last expired rows
+	wake     chan struct{}
 
 	// Gate, when set, tells Run whether to reap now: among replicas, only one reaps.
 	Gate func() bool
@@ -129,6 +131,14 @@ func (r *Reaper) Run(ctx context.Context, interval time.Duration) {
 		if r.Gate == nil || r.Gate() {
 			if err := r.Once(ctx); err != nil && ctx.Err() == nil {
 				r.log.Error("reaping deleted objects failed", "error", err.Error())
+			}
+			if now := time.Now(); now.Sub(r.expired) >= ExpiryInterval {
+				r.expired = now
+				if n, err := r.ExpireOnce(ctx, now); err != nil && ctx.Err() == nil {
+					r.log.Error("deleting rows past their retention failed", "error", err.Error())
+				} else if n > 0 {
+					r.log.Info("rows past their retention deleted", "rows", n)
+				}
 			}
 		}
 		select {
@@ -175,4 +185,72 @@ func (r *Reaper) Once(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ExpiryInterval is how often Run deletes the rows past their retention.
+const ExpiryInterval = time.Hour
+
+// Expiry is a kind of row that is kept for a while only: the rows older than the server's
+// retention go, and, in a workspace that keeps them for less, those older than the workspace's.
+// Rows are found by their ids, which sort by time (id.Floor of the cutoff bounds them), so each
+// transaction deletes one bounded range of the primary key or of a (workspace_id, id) index.
+type Expiry struct {
+	Name string
+	// Floor returns the smallest id made at t: every older row's id is below it.
+	Floor func(t time.Time) string
+	// Server is how long the server keeps the rows.
+	Server time.Duration
+	// Own lists the workspaces that keep the rows for less than Server, and for how long.
+	Own func(ctx context.Context) (map[string]time.Duration, error)
+	// Delete deletes, in tx, at most limit rows whose id is below `below`, of one workspace or
+	// of all when workspaceID is "", and returns how many it deleted.
+	Delete func(ctx context.Context, tx *db.Tx, workspaceID, below string, limit int) (int64, error)
+}
+
+// Expire adds kinds of rows that expire.
+func (r *Reaper) Expire(e ...Expiry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expiries = append(r.expiries, e...)
+}
+
+// ExpireOnce deletes the rows past their retention at now, a bounded batch per transaction, and
+// returns how many went (Run calls it every ExpiryInterval; tests call it with a time of their
+// choosing).
+func (r *Reaper) ExpireOnce(ctx context.Context, now time.Time) (int64, error) {
+	r.mu.Lock()
+	expiries := append([]Expiry(nil), r.expiries...)
+	r.mu.Unlock()
+	var total int64
+	for _, e := range expiries {
+		below := e.Floor(now.Add(-e.Server))
+		n, err := r.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+			return e.Delete(ctx, tx, "", below, limit)
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if e.Own == nil {
+			continue
+		}
+		own, err := e.Own(ctx)
+		if err != nil {
+			return total, err
+		}
+		for ws, keep := range own {
+			if keep <= 0 || keep >= e.Server {
+				continue
+			}
+			below := e.Floor(now.Add(-keep))
+			n, err := r.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+				return e.Delete(ctx, tx, ws, below, limit)
+			})
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
 }

@@ -38,6 +38,7 @@ type View struct {
 	SubjectCount int                 `json:"subjectCount"`
 	Status       Status              `json:"status"`
 	Destinations []DestinationStatus `json:"destinations"`
+	Warehouses   []WarehouseStatus   `json:"warehouses"`
 	RowsDeleted  int64               `json:"rowsDeleted"`
 	NotBefore    db.Time             `json:"notBefore"`
 	CreatedAt    db.Time             `json:"createdAt"`
@@ -48,7 +49,7 @@ type View struct {
 
 func view(r *Regulation) View {
 	return View{ID: r.ID, WorkspaceID: r.WorkspaceID, Type: r.Type, SubjectType: r.SubjectType, SubjectCount: r.SubjectCount,
-		Status: r.Status, Destinations: r.Destinations(), RowsDeleted: r.RowsDeleted, NotBefore: r.NotBefore, CreatedAt: r.CreatedAt,
+		Status: r.Status, Destinations: r.Destinations(), Warehouses: r.Warehouses(), RowsDeleted: r.RowsDeleted, NotBefore: r.NotBefore, CreatedAt: r.CreatedAt,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, CanceledAt: r.CanceledAt}
 }
 

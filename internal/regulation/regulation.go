@@ -108,6 +108,7 @@ type Regulation struct {
 	NotBefore       db.Time     `db:"not_before"`
 	RowsDeleted     int64       `db:"rows_deleted"`
 	DestinationsRaw string      `db:"destinations"`
+	WarehousesRaw   string      `db:"warehouses"`
 	Error           *string     `db:"error"`
 	CreatedBy       *string     `db:"created_by"`
 	CreatedByToken  *string     `db:"created_by_token"`
@@ -142,6 +143,29 @@ func (r *Regulation) Destinations() []DestinationStatus {
 	return out
 }
 
+// WarehouseStatus is a regulation's deletion of the subjects' rows in one warehouse of the
+// workspace.
+type WarehouseStatus struct {
+	DestinationID string  `json:"destinationId"`
+	Name          string  `json:"name"`
+	Status        Status  `json:"status"`
+	Attempts      int     `json:"attempts"`
+	RowsDeleted   int64   `json:"rowsDeleted"`
+	Error         *string `json:"error,omitempty"`
+	UpdatedAt     db.Time `json:"updatedAt"`
+	WorkspaceID   string  `json:"-"`
+}
+
+// Warehouses are the statuses per warehouse.
+func (r *Regulation) Warehouses() []WarehouseStatus {
+	out := []WarehouseStatus{}
+	_ = json.Unmarshal([]byte(r.WarehousesRaw), &out)
+	for i := range out {
+		out[i].WorkspaceID = r.WorkspaceID
+	}
+	return out
+}
+
 // Cancelable tells whether the regulation has not started yet.
 func (r *Regulation) Cancelable() bool { return r.Status == Initialized }
 
@@ -150,8 +174,11 @@ type Options struct {
 	// MonthlyCap bounds the subjects of a workspace's regulations per calendar month (UTC).
 	MonthlyCap int
 	// Delay is how long a deletion waits before it starts: until then it can be canceled.
-	Delay  time.Duration
-	Logger *slog.Logger
+	Delay time.Duration
+	// WarehouseRetry is the wait before the second try of a deletion in a warehouse, doubled
+	// before the third.
+	WarehouseRetry time.Duration
+	Logger         *slog.Logger
 }
 
 // DefaultMonthlyCap is Segment's: 110,000 subjects per workspace and month.
@@ -172,6 +199,8 @@ type Service struct {
 	// Destinations, when set, sends the deletion calls of a regulation to its workspace's
 	// connected destinations.
 	Destinations DestinationDeleter
+	// Warehouses, when set, deletes the subjects' rows in the workspace's warehouses.
+	Warehouses WarehouseDeleter
 	// Gate, when set, tells Run whether to carry out regulations now: among replicas, only the
 	// one that leads does.
 	Gate func() bool
@@ -186,6 +215,9 @@ func New(d *db.DB, w *workspace.Service, serverKey []byte, o Options) *Service {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.WarehouseRetry <= 0 {
+		o.WarehouseRetry = 5 * time.Second
 	}
 	m := hmac.New(sha256.New, serverKey)
 	m.Write([]byte("junction regulation subjects"))
@@ -290,7 +322,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*Regulation, apperr.Use
 	v := auth.ViewerFrom(ctx)
 	userID, tokenID := v.ActorIDs()
 	r := Regulation{ID: id.New(Prefix), WorkspaceID: in.WorkspaceID, Type: in.Type, SubjectType: in.SubjectType,
-		SubjectCount: len(subjects), Status: Initialized, NotBefore: db.Time{Time: now.Add(s.opts.Delay)}, DestinationsRaw: "[]",
+		SubjectCount: len(subjects), Status: Initialized, NotBefore: db.Time{Time: now.Add(s.opts.Delay)}, DestinationsRaw: "[]", WarehousesRaw: "[]",
 		CreatedBy: &userID, CreatedAt: now}
 	if tokenID != "" {
 		r.CreatedByToken = &tokenID

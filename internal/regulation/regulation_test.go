@@ -78,11 +78,7 @@ func TestOverall(t *testing.T) {
 		{[]Status{Finished, Failed}, PartialSuccess},
 		{[]Status{Failed, NotSupported}, Failed},
 	} {
-		var dests []DestinationStatus
-		for _, st := range c.statuses {
-			dests = append(dests, DestinationStatus{Status: st})
-		}
-		if got := overall(dests); got != c.want {
+		if got := overall(c.statuses); got != c.want {
 			t.Errorf("overall(%v) = %s, want %s", c.statuses, got, c.want)
 		}
 	}

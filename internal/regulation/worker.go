@@ -16,6 +16,21 @@ type DestinationDeleter interface {
 	DeleteSubjects(ctx context.Context, workspaceID, regulationID string, subjectType SubjectType, subjects []string) ([]DestinationStatus, error)
 }
 
+// WarehouseDeleter deletes the subjects' rows already loaded into the workspace's warehouses.
+type WarehouseDeleter interface {
+	// Warehouses lists the warehouses of a workspace, by destination id and name.
+	Warehouses(ctx context.Context, workspaceID string) ([]WarehouseStatus, error)
+	// Forget deletes the subjects' rows in one warehouse and returns how many went. Its error is
+	// masked of secrets and subjects.
+	Forget(ctx context.Context, destinationID string, s forget.Subjects) (int64, error)
+	// Failed tells whether an error of Forget is the warehouse's (it is retried, then the
+	// warehouse FAILED), not this server's own (the regulation stops and is taken up again).
+	Failed(err error) bool
+}
+
+// warehouseTries is how many times the deletion in one warehouse is tried before it fails.
+const warehouseTries = 3
+
 // Wake makes Run look for regulations to carry out now.
 func (s *Service) Wake() {
 	select {
@@ -97,22 +112,34 @@ func (s *Service) carryOut(ctx context.Context, r *Regulation) error {
 	if err != nil {
 		return err
 	}
-	status := Finished
+	whs, err := s.forgetWarehouses(ctx, r, subjects)
+	if err != nil {
+		return err
+	}
+	var warehouseRows int64
+	statuses := make([]Status, 0, len(whs))
+	for _, w := range whs {
+		warehouseRows += w.RowsDeleted
+		statuses = append(statuses, w.Status)
+	}
 	var dests []DestinationStatus
 	if types[r.Type].deleteDestinations && s.Destinations != nil {
 		dests, err = s.Destinations.DeleteSubjects(ctx, r.WorkspaceID, r.ID, r.SubjectType, clear)
 		if err != nil {
 			return err
 		}
-		status = overall(dests)
+		for _, d := range dests {
+			statuses = append(statuses, d.Status)
+		}
 	}
+	status := overall(statuses)
 	if dests == nil {
 		dests = []DestinationStatus{}
 	}
 	raw, _ := json.Marshal(dests)
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE regulations SET status = ?, finished_at = ?, destinations = ? WHERE id = ?`,
-			status, db.Now(), string(raw), r.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE regulations SET status = ?, finished_at = ?, destinations = ?, rows_deleted = rows_deleted + ? WHERE id = ?`,
+			status, db.Now(), string(raw), warehouseRows, r.ID); err != nil {
 			return err
 		}
 		// Done: the subjects stay as hashes only.
@@ -120,7 +147,7 @@ func (s *Service) carryOut(ctx context.Context, r *Regulation) error {
 		return err
 	})
 	if err == nil {
-		s.log.Info("regulation carried out", "id", r.ID, "type", string(r.Type), "subjects", r.SubjectCount, "rows", deleted,
+		s.log.Info("regulation carried out", "id", r.ID, "type", string(r.Type), "subjects", r.SubjectCount, "rows", deleted+warehouseRows,
 			"status", string(status), "took", time.Since(start).String())
 	}
 	return err
@@ -159,18 +186,86 @@ func (s *Service) forgetInternal(ctx context.Context, regulationID string, subje
 	return total, nil
 }
 
+// forgetWarehouses deletes the subjects' rows in every warehouse of the workspace, one after
+// the other, each tried up to warehouseTries times, with the rows deleted there; a warehouse
+// already FINISHED by a worker that stopped is not done again. The deletions are the warehouses' I/O: no transaction of ours is open
+// meanwhile.
+func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects forget.Subjects) ([]WarehouseStatus, error) {
+	out := []WarehouseStatus{}
+	if s.Warehouses == nil {
+		return out, nil
+	}
+	list, err := s.Warehouses.Warehouses(ctx, r.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	// Each warehouse's status is kept as soon as it changes (RUNNING while it is being deleted),
+	// and the claim renewed with it.
+	save := func(list []WarehouseStatus) error {
+		raw, _ := json.Marshal(list)
+		return s.db.Tx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE regulations SET warehouses = ?, claimed_at = ? WHERE id = ?`, string(raw), db.Now(), r.ID)
+			return err
+		})
+	}
+	done := map[string]WarehouseStatus{}
+	for _, w := range r.Warehouses() {
+		if w.Status == Finished {
+			done[w.DestinationID] = w
+		}
+	}
+	for _, w := range list {
+		if d, ok := done[w.DestinationID]; ok {
+			out = append(out, d)
+			continue
+		}
+		w.Status, w.WorkspaceID, w.UpdatedAt = Running, r.WorkspaceID, db.Now()
+		if err := save(append(out, w)); err != nil {
+			return nil, err
+		}
+		for try := 1; ; try++ {
+			n, err := s.Warehouses.Forget(ctx, w.DestinationID, subjects)
+			w.Attempts = try
+			if err == nil {
+				w.Status, w.RowsDeleted, w.Error = Finished, n, nil
+				break
+			}
+			if !s.Warehouses.Failed(err) {
+				return nil, err
+			}
+			msg := err.Error()
+			w.Error = &msg
+			if try >= warehouseTries {
+				w.Status = Failed
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(s.opts.WarehouseRetry << (try - 1)):
+			}
+		}
+		w.UpdatedAt = db.Now()
+		out = append(out, w)
+		if err := save(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // claimTTL is how long a worker's claim on a regulation lasts without being renewed (each step
 // renews it).
 const claimTTL = 5 * time.Minute
 
 func staleClaim() db.Time { return db.Time{Time: time.Now().Add(-claimTTL)} }
 
-// overall is a regulation's status from its destinations': FINISHED when every destination that
-// supports deletion finished, FAILED when all of them failed, PARTIAL_SUCCESS in between.
-func overall(dests []DestinationStatus) Status {
+// overall is a regulation's status from its warehouses' and destinations': FINISHED when every
+// one that supports deletion finished, FAILED when all of them failed, PARTIAL_SUCCESS in between.
+func overall(statuses []Status) Status {
 	var ok, failed int
-	for _, d := range dests {
-		switch d.Status {
+	for _, st := range statuses {
+		switch st {
 		case Finished:
 			ok++
 		case Failed:

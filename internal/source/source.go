@@ -311,29 +311,7 @@ func LikeEscape(s string) string {
 
 // validateLabels checks and normalises key:value labels (lower-case, unique, sorted).
 func validateLabels(errs *apperr.UserErrors, labels []string) []string {
-	seen := map[string]bool{}
-	out := []string{}
-	for i, l := range labels {
-		l = strings.ToLower(strings.TrimSpace(l))
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" || len(l) > 100 {
-			errs.Add("labels", apperr.InvalidValue, "labels[%d] must be key:value, such as environment:prod, at most 100 characters", i)
-			continue
-		}
-		if strings.IndexFunc(l, auth.UnsafeRune) >= 0 {
-			errs.Add("labels", apperr.InvalidValue, "labels[%d] must not contain control characters or bidirectional overrides", i)
-			continue
-		}
-		if !seen[l] {
-			seen[l] = true
-			out = append(out, l)
-		}
-	}
-	if len(out) > 20 {
-		errs.Add("labels", apperr.TooLong, "a source has at most 20 labels, got %d", len(out))
-	}
-	sort.Strings(out)
-	return out
+	return workspace.ValidateLabels(errs, "labels", labels)
 }
 
 func newWriteKey() string {
@@ -369,13 +347,28 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	clean, serrs := entry.Validate(settings, nil)
 	errs = append(errs, serrs...)
 	plain, seal, _ := splitSecrets(&errs, entry, settings, clean, nil)
-	labels = validateLabels(&errs, labels)
+	if labels != nil {
+		labels = validateLabels(&errs, labels)
+	}
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
+	if labels == nil || enabled == nil {
+		// What the request leaves out, the workspace's defaults for new sources say.
+		def, err := s.workspaces.SourceDefaults(ctx, s.db.Reader(), workspaceID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if labels == nil {
+			labels = def.Labels
+		}
+		if enabled == nil {
+			enabled = &def.Enabled
+		}
+	}
 	now := db.Now()
 	userID := a.Viewer.User.ID
-	src := &Source{ID: id.New(Prefix), WorkspaceID: workspaceID, CatalogSlug: entry.Slug, Name: name, Enabled: enabled == nil || *enabled,
+	src := &Source{ID: id.New(Prefix), WorkspaceID: workspaceID, CatalogSlug: entry.Slug, Name: name, Enabled: *enabled,
 		SettingsRaw: marshal(plain), LabelsRaw: marshal(labels), CreatedBy: &userID, UpdatedBy: &userID, CreatedAt: now, UpdatedAt: now}
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO sources (id, workspace_id, catalog_slug, name, enabled, settings, labels, created_by, updated_by, created_at, updated_at)

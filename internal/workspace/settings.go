@@ -2,6 +2,9 @@ package workspace
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +21,7 @@ const EventSettingsUpdated audit.Type = "WORKSPACE_SETTINGS_UPDATED"
 // for less, never more.
 type ServerRetention struct {
 	Events, Delivered, Failed time.Duration
+	Audit, Inbox              time.Duration
 }
 
 // Settings are what the Settings tab shows of a workspace.
@@ -27,12 +31,23 @@ type Settings struct {
 	Slug      string
 	Plan      PlanDetails
 	Retention Retention
+	// SourceDefaults are what a source created without saying gets.
+	SourceDefaults SourceDefaults
+}
+
+// SourceDefaults are the workspace's defaults for new sources: the labels a source created
+// without labels gets, and whether a source created without saying accepts events at once.
+type SourceDefaults struct {
+	Labels  []string
+	Enabled bool
 }
 
 // Retention is how long a workspace's data is kept, in hours, and the server's most.
 type Retention struct {
 	EventsHours, DeliveredAttemptsHours, FailedAttemptsHours                   int
 	ServerEventsHours, ServerDeliveredAttemptsHours, ServerFailedAttemptsHours int
+	AuditTrailHours, InboxHours                                                int
+	ServerAuditTrailHours, ServerInboxHours                                    int
 }
 
 type retentionRow struct {
@@ -40,13 +55,31 @@ type retentionRow struct {
 	Events      *int   `db:"events_retention_hours"`
 	Delivered   *int   `db:"delivered_retention_hours"`
 	Failed      *int   `db:"failed_retention_hours"`
+	Audit       *int   `db:"audit_retention_hours"`
+	Inbox       *int   `db:"inbox_retention_hours"`
+	// The defaults of new sources: labels as a JSON array (NULL: none), enabled (NULL: true).
+	SourceLabels  *string `db:"default_source_labels"`
+	SourceEnabled *bool   `db:"new_sources_enabled"`
+}
+
+// settingsColumns are the columns of workspace_settings that retentionRow reads.
+const settingsColumns = `workspace_id, events_retention_hours, delivered_retention_hours, failed_retention_hours, audit_retention_hours,
+	inbox_retention_hours, default_source_labels, new_sources_enabled`
+
+// sourceDefaults reads the row's defaults for new sources.
+func (r retentionRow) sourceDefaults() SourceDefaults {
+	d := SourceDefaults{Labels: []string{}, Enabled: r.SourceEnabled == nil || *r.SourceEnabled}
+	if r.SourceLabels != nil {
+		_ = json.Unmarshal([]byte(*r.SourceLabels), &d.Labels)
+	}
+	return d
 }
 
 func hours(d time.Duration) int { return int(d / time.Hour) }
 
 func (s *Service) retention(row retentionRow) Retention {
 	r := Retention{ServerEventsHours: hours(s.Retention.Events), ServerDeliveredAttemptsHours: hours(s.Retention.Delivered),
-		ServerFailedAttemptsHours: hours(s.Retention.Failed)}
+		ServerFailedAttemptsHours: hours(s.Retention.Failed), ServerAuditTrailHours: hours(s.Retention.Audit), ServerInboxHours: hours(s.Retention.Inbox)}
 	pick := func(own *int, server int) int {
 		if own != nil && *own < server {
 			return *own
@@ -56,14 +89,15 @@ func (s *Service) retention(row retentionRow) Retention {
 	r.EventsHours = pick(row.Events, r.ServerEventsHours)
 	r.DeliveredAttemptsHours = pick(row.Delivered, r.ServerDeliveredAttemptsHours)
 	r.FailedAttemptsHours = pick(row.Failed, r.ServerFailedAttemptsHours)
+	r.AuditTrailHours = pick(row.Audit, r.ServerAuditTrailHours)
+	r.InboxHours = pick(row.Inbox, r.ServerInboxHours)
 	return r
 }
 
 // ownRetention reads a workspace's own retention (nil fields: the server's).
 func ownRetention(ctx context.Context, q *db.Queryer, workspaceID string) (retentionRow, error) {
 	var row retentionRow
-	err := q.Get(ctx, &row, `SELECT workspace_id, events_retention_hours, delivered_retention_hours, failed_retention_hours
-		FROM workspace_settings WHERE workspace_id = ?`, workspaceID)
+	err := q.Get(ctx, &row, `SELECT `+settingsColumns+` FROM workspace_settings WHERE workspace_id = ?`, workspaceID)
 	if db.IsNoRows(err) {
 		return retentionRow{WorkspaceID: workspaceID}, nil // sqlx may have allocated the pointers already
 	}
@@ -90,7 +124,15 @@ func (s *Service) settings(ctx context.Context, q *db.Queryer, workspaceID strin
 	if err != nil {
 		return nil, err
 	}
-	return &Settings{ID: w.ID, Name: w.Name, Slug: w.Slug, Plan: w.Plan.Details(), Retention: s.retention(row)}, nil
+	return &Settings{ID: w.ID, Name: w.Name, Slug: w.Slug, Plan: w.Plan.Details(), Retention: s.retention(row),
+		SourceDefaults: row.sourceDefaults()}, nil
+}
+
+// SourceDefaults returns a workspace's defaults for new sources, for the source service once it
+// has checked the viewer's rights.
+func (s *Service) SourceDefaults(ctx context.Context, q *db.Queryer, workspaceID string) (SourceDefaults, error) {
+	row, err := ownRetention(ctx, q, workspaceID)
+	return row.sourceDefaults(), err
 }
 
 // SettingsUpdate is a change of the Settings tab: nil leaves a field; a retention of 0 goes back
@@ -99,6 +141,10 @@ type SettingsUpdate struct {
 	Name, Slug                  *string
 	EventsHours, DeliveredHours *int
 	FailedHours                 *int
+	AuditHours, InboxHours      *int
+	// DefaultSourceLabels replaces the labels of new sources (empty: none); nil leaves them.
+	DefaultSourceLabels []string
+	NewSourcesEnabled   *bool
 }
 
 // UpdateSettings changes a workspace's settings; owners. Each change is audited: name and slug as
@@ -125,6 +171,12 @@ func (s *Service) UpdateSettings(ctx context.Context, workspaceID string, u Sett
 	check("eventsRetentionHours", u.EventsHours, 24, s.Retention.Events)
 	check("deliveredAttemptsRetentionHours", u.DeliveredHours, 1, s.Retention.Delivered)
 	check("failedAttemptsRetentionHours", u.FailedHours, 24, s.Retention.Failed)
+	// The audit trail and the inbox are kept at least a day: what happened today stays readable.
+	check("auditTrailRetentionHours", u.AuditHours, 24, s.Retention.Audit)
+	check("inboxRetentionHours", u.InboxHours, 24, s.Retention.Inbox)
+	if u.DefaultSourceLabels != nil {
+		u.DefaultSourceLabels = ValidateLabels(&errs, "defaultSourceLabels", u.DefaultSourceLabels)
+	}
 	if u.Name != nil {
 		*u.Name = strings.TrimSpace(*u.Name)
 		auth.ValidateName(&errs, "name", *u.Name)
@@ -164,10 +216,23 @@ func (s *Service) UpdateSettings(ctx context.Context, workspaceID string, u Sett
 		set(&row.Events, u.EventsHours)
 		set(&row.Delivered, u.DeliveredHours)
 		set(&row.Failed, u.FailedHours)
-		if _, err := tx.Exec(ctx, `INSERT INTO workspace_settings (workspace_id, events_retention_hours, delivered_retention_hours, failed_retention_hours, updated_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id) DO UPDATE SET events_retention_hours = excluded.events_retention_hours,
+		set(&row.Audit, u.AuditHours)
+		set(&row.Inbox, u.InboxHours)
+		if u.DefaultSourceLabels != nil {
+			raw, _ := json.Marshal(u.DefaultSourceLabels)
+			labels := string(raw)
+			row.SourceLabels = &labels
+		}
+		if u.NewSourcesEnabled != nil {
+			row.SourceEnabled = u.NewSourcesEnabled
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO workspace_settings (`+settingsColumns+`, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id) DO UPDATE SET events_retention_hours = excluded.events_retention_hours,
 			delivered_retention_hours = excluded.delivered_retention_hours, failed_retention_hours = excluded.failed_retention_hours,
-			updated_at = excluded.updated_at`, workspaceID, row.Events, row.Delivered, row.Failed, db.Now()); err != nil {
+			audit_retention_hours = excluded.audit_retention_hours, inbox_retention_hours = excluded.inbox_retention_hours,
+			default_source_labels = excluded.default_source_labels, new_sources_enabled = excluded.new_sources_enabled,
+			updated_at = excluded.updated_at`, workspaceID, row.Events, row.Delivered, row.Failed, row.Audit, row.Inbox,
+			row.SourceLabels, row.SourceEnabled, db.Now()); err != nil {
 			return err
 		}
 		if out, err = s.settings(ctx, &tx.Queryer, workspaceID); err != nil {
@@ -181,10 +246,18 @@ func (s *Service) UpdateSettings(ctx context.Context, workspaceID string, u Sett
 			{"eventsRetentionHours", before.Retention.EventsHours, out.Retention.EventsHours},
 			{"deliveredAttemptsRetentionHours", before.Retention.DeliveredAttemptsHours, out.Retention.DeliveredAttemptsHours},
 			{"failedAttemptsRetentionHours", before.Retention.FailedAttemptsHours, out.Retention.FailedAttemptsHours},
+			{"auditTrailRetentionHours", before.Retention.AuditTrailHours, out.Retention.AuditTrailHours},
+			{"inboxRetentionHours", before.Retention.InboxHours, out.Retention.InboxHours},
 		} {
 			if c.from != c.to {
 				changes[c.name] = audit.Change{From: c.from, To: c.to}
 			}
+		}
+		if !slices.Equal(before.SourceDefaults.Labels, out.SourceDefaults.Labels) {
+			changes["defaultSourceLabels"] = audit.Change{From: before.SourceDefaults.Labels, To: out.SourceDefaults.Labels}
+		}
+		if before.SourceDefaults.Enabled != out.SourceDefaults.Enabled {
+			changes["newSourcesEnabled"] = audit.Change{From: before.SourceDefaults.Enabled, To: out.SourceDefaults.Enabled}
 		}
 		if len(changes) == 0 {
 			return nil
@@ -207,13 +280,13 @@ func (s *Service) CanUpdateSettings(ctx context.Context, workspaceID string) boo
 type OwnRetention struct {
 	WorkspaceID               string
 	Events, Delivered, Failed time.Duration // 0: the server's
+	Audit, Inbox              time.Duration
 }
 
 // ShorterRetentions lists the workspaces that keep some data for less than the server does.
 func (s *Service) ShorterRetentions(ctx context.Context) ([]OwnRetention, error) {
 	var rows []retentionRow
-	if err := s.db.Select(ctx, &rows, `SELECT workspace_id, events_retention_hours, delivered_retention_hours, failed_retention_hours
-		FROM workspace_settings ORDER BY workspace_id`); err != nil {
+	if err := s.db.Select(ctx, &rows, `SELECT `+settingsColumns+` FROM workspace_settings ORDER BY workspace_id`); err != nil {
 		return nil, err
 	}
 	out := make([]OwnRetention, 0, len(rows))
@@ -223,14 +296,43 @@ func (s *Service) ShorterRetentions(ctx context.Context) ([]OwnRetention, error)
 			hours  *int
 			server time.Duration
 			to     *time.Duration
-		}{{r.Events, s.Retention.Events, &own.Events}, {r.Delivered, s.Retention.Delivered, &own.Delivered}, {r.Failed, s.Retention.Failed, &own.Failed}} {
+		}{{r.Events, s.Retention.Events, &own.Events}, {r.Delivered, s.Retention.Delivered, &own.Delivered}, {r.Failed, s.Retention.Failed, &own.Failed},
+			{r.Audit, s.Retention.Audit, &own.Audit}, {r.Inbox, s.Retention.Inbox, &own.Inbox}} {
 			if x.hours != nil && time.Duration(*x.hours)*time.Hour < x.server {
 				*x.to = time.Duration(*x.hours) * time.Hour
 			}
 		}
-		if own.Events > 0 || own.Delivered > 0 || own.Failed > 0 {
+		if own.Events > 0 || own.Delivered > 0 || own.Failed > 0 || own.Audit > 0 || own.Inbox > 0 {
 			out = append(out, own)
 		}
 	}
 	return out, nil
+}
+
+// ValidateLabels checks `key:value` labels (of a source, or a workspace's defaults for new ones)
+// and returns them trimmed, lower-cased, without duplicates and sorted; field names them in errors.
+func ValidateLabels(errs *apperr.UserErrors, field string, labels []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for i, l := range labels {
+		l = strings.ToLower(strings.TrimSpace(l))
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" || len(l) > 100 {
+			errs.Add(field, apperr.InvalidValue, "%s[%d] must be key:value, such as environment:prod, at most 100 characters", field, i)
+			continue
+		}
+		if strings.IndexFunc(l, auth.UnsafeRune) >= 0 {
+			errs.Add(field, apperr.InvalidValue, "%s[%d] must not contain control characters or bidirectional overrides", field, i)
+			continue
+		}
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	if len(out) > 20 {
+		errs.Add(field, apperr.TooLong, "a source has at most 20 labels, got %d", len(out))
+	}
+	sort.Strings(out)
+	return out
 }
