@@ -122,26 +122,10 @@ func (s *Service) readable(ctx context.Context, a *workspace.Access) (bool, erro
 // IdentifiersByProfile loads the identifiers of standing profiles the viewer sees in the
 // workspace of a, by type's priority and then value, for dataloaders.
 func (s *Service) IdentifiersByProfile(ctx context.Context, a *workspace.Access, profileIDs []string) (map[string][]Identifier, error) {
-	out := map[string][]Identifier{}
 	if ok, err := s.readable(ctx, a); err != nil || !ok {
-		return out, err
+		return map[string][]Identifier{}, err
 	}
-	var rows []Identifier
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM profile_identifiers WHERE profile_id IN (`+db.Placeholders(len(profileIDs))+`)
-		AND workspace_id = ? ORDER BY type, value`, append(db.Args(profileIDs), a.WorkspaceID)...); err != nil {
-		return nil, err
-	}
-	set, err := s.loadSettings(ctx, s.db.Reader(), a.WorkspaceID)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		out[r.ProfileID] = append(out[r.ProfileID], r)
-	}
-	for _, list := range out {
-		sortByPriority(set, list)
-	}
-	return out, nil
+	return s.IdentifiersOf(ctx, a.WorkspaceID, profileIDs)
 }
 
 func sortByPriority(set *Settings, list []Identifier) {
