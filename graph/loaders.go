@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/regulation"
@@ -42,6 +43,7 @@ type loaders struct {
 	regulationSubjects       *dataloadgen.Loader[workspace.Ref, []string]
 	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
 	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
+	profileAudiences         *dataloadgen.Loader[workspace.Ref, []audience.ProfileAudience]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -74,6 +76,7 @@ func (r *Resolver) newLoaders() *loaders {
 		regulationSubjects:       dataloadgen.NewMappedLoader(scoped(w, r.Regulator.SubjectsByRegulation), opts...),
 		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
 		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
+		profileAudiences:         dataloadgen.NewMappedLoader(scoped(w, r.Audiences.ByProfile), opts...),
 	}
 }
 

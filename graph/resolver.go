@@ -9,6 +9,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
@@ -37,6 +38,7 @@ type Resolver struct {
 	Privacy      *privacy.Service
 	Regulator    *regulation.Service
 	Engage       *engage.Service
+	Audiences    *audience.Service
 	Bus          *bus.Bus
 	Warehouses   *warehouse.Service
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junctioncdp/junction/graph"
+	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/bus"
@@ -34,6 +35,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
@@ -80,6 +82,7 @@ type App struct {
 	privacy    *privacy.Service
 	regulator  *regulation.Service
 	engage     *engage.Service
+	audiences  *audience.Service
 	workspaces *workspace.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// what delivery, protocols and the Privacy Portal derived from the events it deletes.
 	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
-		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
+		protocols.ForgetSamples, ingest.ForgetIdentities, audience.Forget, engage.Forget)
 	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
 	a.engage = engage.New(d, workspaces, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
@@ -193,10 +196,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
 	// A deleted source's profile events go before its events (they are found through them).
 	a.reaper.Add(reap.Source, engage.ReapSourceSteps()...)
+	a.reaper.Add(reap.Source, audience.ReapSource)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
 		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, audience.ReapWorkspace, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	workspaces.OnDelete = func(id string) {
@@ -221,6 +225,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Outgoing: a.privacy.Outgoing,
 	})
 	a.regulator.Destinations = regulationDeliveries{a.delivery}
+	// Audiences follow identity resolution's transactions; their scheduled work (windows,
+	// activation) runs on the leader.
+	a.audiences = audience.New(d, workspaces, a.engage, a.bus, audience.Options{Logger: log,
+		Recompute: cfg.AudienceRecompute, Every: min(10*time.Second, max(cfg.AudienceRecompute/4, 50*time.Millisecond))})
+	a.audiences.Gate = a.leads
+	a.audiences.Activation = audienceActivation(sources, dests, a.ingest)
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -252,11 +262,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
-		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage, Bus: a.bus}
+		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage, Audiences: a.audiences, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 	a.warehouses.Start()
 	a.engage.Start()
+	a.audiences.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -387,6 +398,7 @@ func (a *App) Close() error {
 	// lanes and record health (which notifies).
 	a.ingest.Close()
 	a.engage.Close()
+	a.audiences.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.warehouses.Close()
@@ -671,3 +683,42 @@ func (r regulationDeliveries) DeleteSubjects(ctx context.Context, workspaceID, r
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
 func (a *App) Reaper() *reap.Reaper { return a.reaper }
+
+// audienceActivation is what audiences' activation needs of sources, destinations and the
+// tracking API's writer.
+func audienceActivation(sources *source.Service, dests *destination.Service, in *ingest.Service) *audience.Activation {
+	return &audience.Activation{
+		CreateSource: func(ctx context.Context, workspaceID string) (string, error) {
+			src, errs, err := sources.Create(ctx, workspaceID, "http-api", "Engage", nil, nil, nil)
+			if err != nil {
+				return "", err
+			}
+			if len(errs) > 0 {
+				return "", fmt.Errorf("making the Engage source: %s", errs[0].Message)
+			}
+			return src.ID, nil
+		},
+		SourceExists: func(ctx context.Context, sourceID string) (bool, error) {
+			m, err := sources.InternalByIDs(ctx, []string{sourceID})
+			return len(m) == 1, err
+		},
+		Connect: func(ctx context.Context, sourceID, destinationID string) error {
+			_, errs, err := dests.Connect(ctx, sourceID, destinationID, nil)
+			if err == nil && len(errs) > 0 && errs[0].Code != apperr.Taken {
+				return apperr.Invalid("destinationId", "%s", errs[0].Message)
+			}
+			return err
+		},
+		Receive: func(ctx context.Context, workspaceID, sourceID string, events []json.RawMessage) error {
+			_, err := in.Receive(ctx, ingest.Inbound{WorkspaceID: workspaceID, SourceID: sourceID, Enabled: true, Events: events})
+			return err
+		},
+		DestinationVisible: func(ctx context.Context, workspaceID, destinationID string) (bool, error) {
+			d, err := dests.Get(ctx, destinationID)
+			if apperr.CodeOf(err) == apperr.NotFound {
+				return false, nil
+			}
+			return err == nil && d != nil && d.WorkspaceID == workspaceID, err
+		},
+	}
+}

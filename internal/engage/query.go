@@ -32,6 +32,15 @@ type ListFilter struct {
 	// Search matches an identifier's value (any type) from its start, or a profile's id.
 	Search string
 	Trait  *TraitFilter
+	// In keeps the profiles whose ids a subquery selects (with its arguments): made by another
+	// part of Engage (an audience's members).
+	In *Subquery
+}
+
+// Subquery is SQL that selects profile ids, and its arguments.
+type Subquery struct {
+	SQL  string
+	Args []any
 }
 
 // List pages through a workspace's profiles, newest first; members, owners and admins, on a plan
@@ -55,6 +64,10 @@ func (s *Service) List(ctx context.Context, workspaceID string, f ListFilter, ar
 			qargs = append(qargs, *t.Value)
 		}
 		where += `)`
+	}
+	if f.In != nil {
+		where += ` AND p.id IN (` + f.In.SQL + `)`
+		qargs = append(qargs, f.In.Args...)
 	}
 	return relay.Query(ctx, s.db.Reader(), relay.Spec[Profile]{
 		Select: "SELECT p.* FROM profiles p", Where: where, Args: qargs,

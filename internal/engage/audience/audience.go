@@ -84,10 +84,9 @@ func (a *Audience) Definition() *Condition {
 
 // Member is a profile in an audience, since when.
 type Member struct {
-	AudienceID  string  `db:"audience_id"`
-	ProfileID   string  `db:"profile_id"`
-	WorkspaceID string  `db:"workspace_id"`
-	EnteredAt   db.Time `db:"entered_at"`
+	AudienceID string  `db:"audience_id"`
+	EnteredAt  db.Time `db:"entered_at"`
+	engage.Profile
 }
 
 // SizePoint is an audience's size at the end of a minute in which it changed.
@@ -539,15 +538,15 @@ func (s *Service) Delete(ctx context.Context, audienceID string) (apperr.UserErr
 // MembersIn is the subquery (and its arguments) of the ids of an audience's members, for
 // workspace.profiles(filter: {audienceId}); NOT_FOUND when the viewer does not see the audience
 // in the workspace.
-func (s *Service) MembersIn(ctx context.Context, workspaceID, audienceID string) (string, []any, error) {
+func (s *Service) MembersIn(ctx context.Context, workspaceID, audienceID string) (*engage.Subquery, error) {
 	a, err := s.Get(ctx, audienceID)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if a == nil || a.WorkspaceID != workspaceID {
-		return "", nil, apperr.Invalid("filter.audienceId", "audience %s is not an audience of this workspace", audienceID)
+		return nil, apperr.NotFoundf("audience not found")
 	}
-	return `SELECT am.profile_id FROM audience_members am WHERE am.audience_id = ?`, []any{audienceID}, nil
+	return &engage.Subquery{SQL: `SELECT am.profile_id FROM audience_members am WHERE am.audience_id = ?`, Args: []any{audienceID}}, nil
 }
 
 // Members pages through an audience's members, most recently entered first.
@@ -556,9 +555,10 @@ func (s *Service) Members(ctx context.Context, a *Audience, args relay.Args, cou
 		return relay.Page[Member]{}, err
 	}
 	return relay.Query(ctx, s.db.Reader(), relay.Spec[Member]{
-		Select: "SELECT * FROM audience_members", Where: "audience_id = ? AND workspace_id = ?", Args: []any{a.ID, a.WorkspaceID},
-		SortColumn: "entered_at", IDColumn: "profile_id", Desc: true, Count: count,
-		ID: func(m Member) string { return m.ProfileID }, SortKey: func(m Member) any { return m.EnteredAt },
+		Select: "SELECT am.audience_id, am.entered_at, p.* FROM audience_members am JOIN profiles p ON p.id = am.profile_id",
+		Where:  "am.audience_id = ? AND am.workspace_id = ? AND p.workspace_id = ?", Args: []any{a.ID, a.WorkspaceID, a.WorkspaceID},
+		SortColumn: "am.entered_at", IDColumn: "am.profile_id", Desc: true, Count: count,
+		ID: func(m Member) string { return m.ID }, SortKey: func(m Member) any { return m.EnteredAt },
 	}, args)
 }
 

@@ -229,6 +229,7 @@ func TestEventConditions(t *testing.T) {
 	e := mustOpen(t)
 	e.seed()
 	week := &Window{Amount: 7, Unit: Days}
+	identify := ingest.Identify
 	f := false
 	for _, c := range []struct {
 		name string
@@ -244,7 +245,7 @@ func TestEventConditions(t *testing.T) {
 		{"Property", event("Order Completed", AtLeast, 1, nil, &PropertyCondition{Name: "currency", Operator: Equals, Value: str("USD")}), "bob"},
 		{"PropertyNumber", event("Order Completed", AtLeast, 2, nil, &PropertyCondition{Name: "total", Operator: GreaterEqual, Value: str("21")}), "ann"},
 		{"AnyTrack", &Condition{Event: &EventCondition{}}, "ann,bob,cat"},
-		{"Identify", &Condition{Event: &EventCondition{Type: ingest.Identify, Count: &EventCount{Operator: AtLeast, Value: 1}}}, "ann,bob,cat"},
+		{"Identify", &Condition{Event: &EventCondition{Type: &identify, Count: &EventCount{Operator: AtLeast, Value: 1}}}, "ann,bob,cat"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.expect(e.audience(strings.ToLower(c.name), c.def), c.want)

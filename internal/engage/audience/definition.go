@@ -108,7 +108,7 @@ type PropertyCondition struct {
 // events of a type (and name), with properties, Count times within Window (at least once ever by
 // default).
 type EventCondition struct {
-	Type       ingest.Type          `json:"type,omitempty"`
+	Type       *ingest.Type         `json:"type,omitempty"`
 	Name       *string              `json:"name,omitempty"`
 	Performed  *bool                `json:"performed,omitempty"`
 	Count      *EventCount          `json:"count,omitempty"`
@@ -185,8 +185,8 @@ func validateNode(errs *apperr.UserErrors, path string, c *Condition, depth int,
 	case c.Event != nil:
 		e := c.Event
 		p := path + ".event"
-		if e.Type != "" && !validTypes[e.Type] {
-			errs.Add(p+".type", apperr.InvalidValue, "type %q is not an event type", e.Type)
+		if e.Type != nil && !validTypes[*e.Type] {
+			errs.Add(p+".type", apperr.InvalidValue, "type %q is not an event type", *e.Type)
 		}
 		if e.Name != nil && (strings.TrimSpace(*e.Name) == "" || len(*e.Name) > maxNameLen) {
 			errs.Add(p+".name", apperr.InvalidValue, "an event's name is not blank, at most %d characters", maxNameLen)
@@ -442,9 +442,9 @@ func (c *compiler) event(e *EventCondition) string {
 
 // eventCount is the test that a profile's matching events number `having` (e.g. ">= ?" with n).
 func (c *compiler) eventCount(e *EventCondition, having string, n int) string {
-	typ := e.Type
-	if typ == "" {
-		typ = ingest.Track
+	typ := ingest.Track
+	if e.Type != nil {
+		typ = *e.Type
 	}
 	where := `e.type = ?`
 	args := []any{string(typ)}
