@@ -75,15 +75,15 @@ func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, appe
 		// since, leave), which brings it to the audience's state.
 		_, err := tx.Exec(ctx, `INSERT INTO audience_destinations (audience_id, destination_id, workspace_id, mode, last_change_id, created_by, created_at)
 			VALUES (?, ?, ?, ?, '', ?, ?)`, a.ID, in.DestinationID, a.WorkspaceID, in.Mode, user, db.Time{Time: s.now()})
-		tx.AfterCommit(s.comp.wakeUp)
 		return err
 	})
 	if err != nil || len(errs) > 0 {
 		return nil, errs, err
 	}
 	s.comp.mu.Lock()
-	s.comp.markFull(a.WorkspaceID, a.ID) // a pass soon, which sends
+	s.comp.send = true
 	s.comp.mu.Unlock()
+	s.comp.wakeUp()
 	return a, nil, nil
 }
 

@@ -35,6 +35,7 @@ type computer struct {
 	merged  map[string]map[string]bool // workspace -> profiles merged away: their memberships go
 	queued  int
 	full    map[string]map[string]bool // workspace -> audiences to compute over every profile ("" for all)
+	send    bool                       // a destination was connected: activation has work
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -171,10 +172,10 @@ func (c *computer) pass(ctx context.Context, scheduled bool) error {
 		}
 	}
 	c.mu.Lock()
-	full, dirty, merged := c.full, c.dirty, c.merged
-	c.full, c.dirty, c.merged, c.queued = map[string]map[string]bool{}, map[string]map[string]bool{}, map[string]map[string]bool{}, 0
+	full, dirty, merged, send := c.full, c.dirty, c.merged, c.send
+	c.full, c.dirty, c.merged, c.queued, c.send = map[string]map[string]bool{}, map[string]map[string]bool{}, map[string]map[string]bool{}, 0, false
 	c.mu.Unlock()
-	changed := false
+	changed := send
 	for ws, set := range full {
 		n, err := c.computeWorkspace(ctx, ws, set)
 		changed = changed || n > 0
