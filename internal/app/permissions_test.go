@@ -1346,12 +1346,16 @@ func permissionTable() []*permRow {
 			vars: func(t *testing.T, c *permCall) map[string]any {
 				return permInput(map[string]any{"id": c.newAudience(t), "name": "Renamed by " + c.p.String()})
 			},
-			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"id": id.New("audn"), "name": "Ghost"}) },
-			want:  planAdmins,
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"id": id.New("audn"), "name": "Ghost"})
+			},
+			want: planAdmins,
 		},
 		{
 			root: "Mutation", field: "audienceDelete", query: permMutation("audienceDelete", "AudienceIdInput", "deletedAudienceId"),
-			vars:  func(t *testing.T, c *permCall) map[string]any { return permInput(map[string]any{"id": c.newAudience(t)}) },
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"id": c.newAudience(t)})
+			},
 			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"id": id.New("audn")}) },
 			want:  planAdmins,
 		},
