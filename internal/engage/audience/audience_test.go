@@ -426,3 +426,25 @@ func TestReapWorkspace(t *testing.T) {
 		}
 	}
 }
+
+// A deleted audience's rows are drained by the scheduled work, and then its row.
+func TestDeletedDrained(t *testing.T) {
+	e := mustOpen(t)
+	e.seed()
+	buyers := e.audience("buyers", event("Order Completed", AtLeast, 1, nil))
+	e.expect(buyers, "ann,bob")
+	e.exec(`UPDATE audiences SET deleted_at = ? WHERE id = ?`, db.Now(), buyers)
+	e.flush()
+	for _, table := range []string{"audience_members", "audience_changes", "audience_sizes"} {
+		var n int
+		_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM `+table+` WHERE audience_id = ?`, buyers)
+		if n != 0 {
+			t.Errorf("%s: %d rows left", table, n)
+		}
+	}
+	var n int
+	_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audiences WHERE id = ?`, buyers)
+	if n != 0 {
+		t.Errorf("the deleted audience's row is left")
+	}
+}

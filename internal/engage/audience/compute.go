@@ -563,16 +563,21 @@ func (s *Service) drainDeleted(ctx context.Context) error {
 // drainAudience deletes up to limit rows of an audience's members, changes, sizes and
 // destinations, and its row once they are gone.
 func drainAudience(ctx context.Context, tx *db.Tx, audienceID string, limit int) (int64, error) {
-	var total int64
-	for _, q := range []string{
+	return deleteInTurn(ctx, tx, audienceID, limit,
 		`DELETE FROM audience_members WHERE (audience_id, profile_id) IN (SELECT audience_id, profile_id FROM audience_members WHERE audience_id = ? LIMIT ?)`,
 		`DELETE FROM audience_changes WHERE id IN (SELECT id FROM audience_changes WHERE audience_id = ? LIMIT ?)`,
 		`DELETE FROM audience_sizes WHERE (audience_id, at) IN (SELECT audience_id, at FROM audience_sizes WHERE audience_id = ? LIMIT ?)`,
 		`DELETE FROM audience_destinations WHERE (audience_id, destination_id) IN
 			(SELECT audience_id, destination_id FROM audience_destinations WHERE audience_id = ? LIMIT ?)`,
-		`DELETE FROM audiences WHERE id IN (SELECT id FROM audiences WHERE id = ? LIMIT ?)`,
-	} {
-		res, err := tx.Exec(ctx, q, audienceID, limit-int(total))
+		`DELETE FROM audiences WHERE id IN (SELECT id FROM audiences WHERE id = ? LIMIT ?)`)
+}
+
+// deleteInTurn runs statements (each taking an id and a row limit) in order until limit rows
+// went, and returns how many did.
+func deleteInTurn(ctx context.Context, tx *db.Tx, objectID string, limit int, statements ...string) (int64, error) {
+	var total int64
+	for _, q := range statements {
+		res, err := tx.Exec(ctx, q, objectID, limit-int(total))
 		if err != nil {
 			return total, err
 		}

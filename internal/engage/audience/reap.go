@@ -12,8 +12,7 @@ import (
 // ReapWorkspace is the reap step of a deleted workspace's audiences, with their members, changes,
 // sizes and destinations, and its Engage source's record.
 var ReapWorkspace = reap.Step{Name: "audiences", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
-	var total int64
-	for _, q := range []string{
+	return deleteInTurn(ctx, tx, workspaceID, limit,
 		`DELETE FROM audience_members WHERE (audience_id, profile_id) IN (SELECT audience_id, profile_id FROM audience_members WHERE workspace_id = ? LIMIT ?)`,
 		`DELETE FROM audience_changes WHERE id IN (SELECT id FROM audience_changes WHERE workspace_id = ? LIMIT ?)`,
 		`DELETE FROM audience_sizes WHERE (audience_id, at) IN (SELECT s.audience_id, s.at FROM audience_sizes s JOIN audiences a ON a.id = s.audience_id
@@ -21,18 +20,7 @@ var ReapWorkspace = reap.Step{Name: "audiences", Run: func(ctx context.Context, 
 		`DELETE FROM audience_destinations WHERE (audience_id, destination_id) IN
 			(SELECT audience_id, destination_id FROM audience_destinations WHERE workspace_id = ? LIMIT ?)`,
 		`DELETE FROM audiences WHERE id IN (SELECT id FROM audiences WHERE workspace_id = ? LIMIT ?)`,
-		`DELETE FROM engage_sources WHERE workspace_id IN (SELECT workspace_id FROM engage_sources WHERE workspace_id = ? LIMIT ?)`,
-	} {
-		res, err := tx.Exec(ctx, q, workspaceID, limit-int(total))
-		if err != nil {
-			return total, err
-		}
-		n, _ := res.RowsAffected()
-		if total += n; total >= int64(limit) {
-			break
-		}
-	}
-	return total, nil
+		`DELETE FROM engage_sources WHERE workspace_id IN (SELECT workspace_id FROM engage_sources WHERE workspace_id = ? LIMIT ?)`)
 }}
 
 // ReapSource is the reap step of a deleted source: a workspace's Engage source is made again at
