@@ -346,6 +346,10 @@ func (s *Service) computeFull(ctx context.Context, a *Audience) (int, error) {
 // profile they became part of is evaluated in their place).
 func (c *computer) incremental(ctx context.Context, ws string, profiles, merged map[string]bool) (int, error) {
 	s := c.s
+	var count int
+	if err := s.db.Get(ctx, &count, `SELECT COUNT(*) FROM audiences WHERE workspace_id = ?`, ws); err != nil || count == 0 {
+		return 0, err // a workspace without audiences costs a read
+	}
 	if len(merged) > 0 {
 		if err := s.dropMerged(ctx, ws, keys(merged)); err != nil {
 			return 0, err
