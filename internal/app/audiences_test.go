@@ -271,3 +271,31 @@ func TestAudienceSizeChanged(t *testing.T) {
 		t.Errorf("outsider: %s", r.Raw)
 	}
 }
+
+// TestAudienceRegulation: deleting a person's data takes their profile out of audiences (the size
+// follows) and deletes the changes recorded about them.
+func TestAudienceRegulation(t *testing.T) {
+	s := startServer(t, regNow)
+	tm, key := audTeam(t, s, "aud-reg")
+	id := trkStr(tm.mutate(t, tm.owner.tok, "audienceCreate", "AudienceCreateInput", "audience { id }",
+		map[string]any{"workspaceId": tm.wsID, "key": "viewers", "name": "Viewers",
+			"definition": map[string]any{"event": map[string]any{"name": "Viewed"}}}), "audience.id")
+	subTrack(t, s, key, map[string]any{"type": "track", "userId": "gone-7c1", "event": "Viewed"},
+		map[string]any{"type": "track", "userId": "kept-7c1", "event": "Viewed"})
+	a := audWait(t, tm, id, "two members", func(a map[string]any) bool { return trkInt(a["size"]) == 2 })
+	var gone string
+	for _, n := range trkPath(a, "members.nodes").([]any) {
+		if strings.Contains(fmt.Sprint(n), "gone-7c1") {
+			gone = trkStr(n, "profile.id")
+		}
+	}
+	regWaitDone(t, s, tm.owner.tok, trkStr(regWantCreated(t, s, tm.owner.tok, tm.wsID, "DELETE_INTERNAL", "USER_ID", "gone-7c1"), "id"))
+	a = audGet(t, tm, tm.owner.tok, id)
+	if trkInt(a["size"]) != 1 || audUsers(a) != "kept-7c1" {
+		t.Errorf("after the deletion: size %v, members %s", a["size"], audUsers(a))
+	}
+	var n int
+	if err := s.App.DB().Get(t.Context(), &n, `SELECT COUNT(*) FROM audience_changes WHERE profile_id = ?`, gone); err != nil || n != 0 {
+		t.Errorf("%d changes about the forgotten profile left (%v)", n, err)
+	}
+}
