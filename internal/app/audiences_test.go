@@ -299,3 +299,21 @@ func TestAudienceRegulation(t *testing.T) {
 		t.Errorf("%d changes about the forgotten profile left (%v)", n, err)
 	}
 }
+
+// TestAudienceSizeChangedReplicas: a subscriber on replica B hears an audience that replica A
+// keeps current (PostgreSQL only).
+func TestAudienceSizeChangedReplicas(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	tm, key := audTeam(t, a, "aud-rep")
+	id := trkStr(tm.mutate(t, tm.owner.tok, "audienceCreate", "AudienceCreateInput", "audience { id }",
+		map[string]any{"workspaceId": tm.wsID, "key": "viewers", "name": "Viewers",
+			"definition": map[string]any{"event": map[string]any{"name": "Viewed"}}}), "audience.id")
+	audWait(t, tm, id, "computed", func(a map[string]any) bool { return a["status"] == "LIVE" })
+	op := subDial(t, b, tm.owner.tok).subscribe(t, `subscription($id: ID!) { audienceSizeChanged(audienceId: $id) { id size } }`, map[string]any{"id": id})
+	subWaitSubscribers(t, b, 1)
+	subTrack(t, a, key, map[string]any{"type": "track", "userId": "u1", "event": "Viewed"})
+	op.nextWhere(t, 10*time.Second, "size 1 on the other replica", func(d map[string]any) bool {
+		return trkInt(trkPath(d, "audienceSizeChanged.size")) == 1
+	})
+}
+
