@@ -316,4 +316,3 @@ func TestAudienceSizeChangedReplicas(t *testing.T) {
 		return trkInt(trkPath(d, "audienceSizeChanged.size")) == 1
 	})
 }
-
