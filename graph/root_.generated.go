@@ -8965,7 +8965,7 @@ extend type Mutation {
   "The size and a sample of a definition, without saving anything. Members, owners and admins."
   audiencePreview(input: AudiencePreviewInput!): AudiencePreviewPayload!
   """
-  Sends an audience to a destination: the workspace's Engage source (made at the first connection)
+  Sends an audience to a destination (again: changes the mode): the workspace's Engage source (made at the first connection)
   is connected to it, and each change of membership goes as an event of that source through the
   delivery engine, once. Owners and admins.
   """

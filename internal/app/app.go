@@ -710,7 +710,16 @@ func audienceActivation(sources *source.Service, dests *destination.Service, in 
 			return err
 		},
 		Receive: func(ctx context.Context, workspaceID, sourceID string, events []json.RawMessage) error {
-			_, err := in.Receive(ctx, ingest.Inbound{WorkspaceID: workspaceID, SourceID: sourceID, Enabled: true, Events: events})
+			// As the source stands: disabled, its events are stored discarded, as any source's.
+			m, err := sources.InternalByIDs(ctx, []string{sourceID})
+			if err != nil {
+				return err
+			}
+			src, ok := m[sourceID]
+			if !ok {
+				return fmt.Errorf("the Engage source %s of workspace %s was deleted: connect the audience again", sourceID, workspaceID)
+			}
+			_, err = in.Receive(ctx, ingest.Inbound{WorkspaceID: workspaceID, SourceID: sourceID, Enabled: src.Enabled, Events: events})
 			return err
 		},
 		DestinationVisible: func(ctx context.Context, workspaceID, destinationID string) (bool, error) {

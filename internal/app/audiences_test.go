@@ -247,6 +247,19 @@ func TestAudienceActivation(t *testing.T) {
 	if n := trkInt(trkPath(d, "node.deliveryAttempts.totalCount")); n != 2 {
 		t.Errorf("%d delivery attempts recorded, want 2: %v", n, d)
 	}
+	// Connecting again changes the mode; disconnecting stops.
+	p = tm.mutate(t, tm.owner.tok, "audienceConnectDestination", "AudienceDestinationInput", "audience { destinations { mode destination { id } } }",
+		map[string]any{"audienceId": id, "destinationId": dst, "mode": "IDENTIFY"})
+	for _, x := range trkPath(p, "audience.destinations").([]any) {
+		if trkStr(x, "destination.id") == dst && trkStr(x, "mode") != "IDENTIFY" {
+			t.Errorf("connected again: %v", x)
+		}
+	}
+	p = tm.mutate(t, tm.owner.tok, "audienceDisconnectDestination", "AudienceDestinationInput", "audience { destinations { destination { id } } }",
+		map[string]any{"audienceId": id, "destinationId": dst})
+	if list, _ := trkPath(p, "audience.destinations").([]any); len(list) != 1 {
+		t.Errorf("after disconnecting one: %v", p)
+	}
 }
 
 // TestAudienceSizeChanged: the subscription over the websocket hears the audience grow.

@@ -30,8 +30,10 @@ type ConnectInput struct {
 	Mode          Mode
 }
 
-// Connect connects an audience to a destination of its workspace: its changes from now on, and
-// the entries of its current members, are sent there. Owners and admins.
+// Connect connects an audience to a destination of its workspace: every change of its membership
+// from its first on (which brings the destination to its current members), and each change from
+// now on, is sent there. Connecting again changes the mode, and makes the workspace's Engage
+// source again if it was deleted. Owners and admins.
 func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, apperr.UserErrors, error) {
 	a, err := s.mustGet(ctx, in.AudienceID)
 	if err != nil {
@@ -68,8 +70,9 @@ func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, appe
 			return err
 		}
 		if n > 0 {
-			errs.Add("destinationId", apperr.Taken, "the audience is already connected to this destination")
-			return nil
+			// Connected already: the mode may change (from the next change on).
+			_, err := tx.Exec(ctx, `UPDATE audience_destinations SET mode = ? WHERE audience_id = ? AND destination_id = ?`, in.Mode, a.ID, in.DestinationID)
+			return err
 		}
 		// From the first change: the destination hears every member enter (and those who left
 		// since, leave), which brings it to the audience's state.

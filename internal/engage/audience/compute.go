@@ -18,9 +18,11 @@ const (
 	// workspace's queue is replaced by a computation of its audiences over every profile, so
 	// that memory stays bounded however far behind the worker is.
 	maxQueued = 100_000
-	// chunk bounds the profiles of one evaluation query and the rows of one write transaction,
-	// so that each holds the writer for a few milliseconds.
+	// chunk bounds the profiles of one evaluation query (and of one IN list).
 	chunk = 500
+	// writeChunk bounds the memberships one write transaction changes (each with its change
+	// row), so that it holds the writer for a few milliseconds.
+	writeChunk = 250
 )
 
 // computer keeps audiences' members current on a goroutine of its own: identity resolution's
@@ -478,7 +480,7 @@ func diff(want, have []string) (enter, exit []string) {
 	return enter, exit
 }
 
-// write records profiles entering and exiting an audience, chunk by chunk, each in its own
+// write records profiles entering and exiting an audience, writeChunk at a time, each in its own
 // transaction: the membership rows, a change row for each (what activation sends), the size and
 // the size history. A profile another computation already moved is left alone (the rows decide),
 // so that a change is recorded once. It returns how many changes it recorded.
@@ -486,9 +488,9 @@ func (s *Service) write(ctx context.Context, a *Audience, enter, exit []string, 
 	total := 0
 	at := db.Time{Time: now}
 	for len(enter) > 0 || len(exit) > 0 {
-		in := enter[:min(chunk, len(enter))]
+		in := enter[:min(writeChunk, len(enter))]
 		enter = enter[len(in):]
-		out := exit[:min(chunk-len(in), len(exit))]
+		out := exit[:min(writeChunk-len(in), len(exit))]
 		exit = exit[len(out):]
 		err := s.db.Tx(ctx, func(tx *db.Tx) error {
 			var entered, exited []string
