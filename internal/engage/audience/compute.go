@@ -161,7 +161,7 @@ func (c *computer) run() {
 // tests and tools.
 func (s *Service) Flush(ctx context.Context) error { return s.comp.pass(ctx, true) }
 
-// pass does what is queued: computations over every profile, then incremental evaluations; and,
+// pass does what is queued: incremental evaluations, then computations over every profile; and,
 // when scheduled, what is due by time (windows, audiences left computing, deleted audiences,
 // activation).
 func (c *computer) pass(ctx context.Context, scheduled bool) error {
@@ -178,15 +178,17 @@ func (c *computer) pass(ctx context.Context, scheduled bool) error {
 	c.full, c.dirty, c.merged, c.queued, c.send = map[string]map[string]bool{}, map[string]map[string]bool{}, map[string]map[string]bool{}, 0, false
 	c.mu.Unlock()
 	changed := send
-	for ws, set := range full {
-		n, err := c.computeWorkspace(ctx, ws, set)
+	// Incremental evaluations first: they are quick, and entries follow events closely even when
+	// a computation over every profile is due.
+	for ws := range mergeKeys(dirty, merged) {
+		n, err := c.incremental(ctx, ws, dirty[ws], merged[ws])
 		changed = changed || n > 0
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	for ws := range mergeKeys(dirty, merged) {
-		n, err := c.incremental(ctx, ws, dirty[ws], merged[ws])
+	for ws, set := range full {
+		n, err := c.computeWorkspace(ctx, ws, set)
 		changed = changed || n > 0
 		if err != nil {
 			errs = append(errs, err)
