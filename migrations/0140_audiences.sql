@@ -28,17 +28,19 @@ CREATE TABLE audiences (
 CREATE UNIQUE INDEX audiences_key ON audiences (workspace_id, key) WHERE deleted_at IS NULL;
 CREATE INDEX audiences_workspace ON audiences (workspace_id, id);
 
--- Current members: standing profiles, since when.
+-- Current members: standing profiles, since when, and the change that recorded their entry.
 CREATE TABLE audience_members (
     audience_id  TEXT NOT NULL,
     profile_id   TEXT NOT NULL,
     workspace_id TEXT NOT NULL,
     entered_at   TEXT NOT NULL,
+    change_id    TEXT NOT NULL,
     PRIMARY KEY (audience_id, profile_id)
 );
 CREATE INDEX audience_members_profile ON audience_members (profile_id);
 
 -- Every change of membership, in order (ids are time-sortable): what activation sends, once each.
+-- Changes every connection has sent are deleted after the event retention period.
 CREATE TABLE audience_changes (
     id           TEXT PRIMARY KEY,
     workspace_id TEXT NOT NULL,
@@ -65,6 +67,7 @@ CREATE TABLE audience_destinations (
     workspace_id   TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     mode           TEXT NOT NULL,               -- TRACK (Audience Entered/Exited) or IDENTIFY (a boolean trait)
     last_change_id TEXT NOT NULL,               -- the last change sent
+    sync_after     TEXT,                        -- the initial sync of current members: the last profile sent; NULL once done
     created_by     TEXT REFERENCES users (id) ON DELETE SET NULL,
     created_at     TEXT NOT NULL,
     PRIMARY KEY (audience_id, destination_id)

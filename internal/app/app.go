@@ -477,6 +477,11 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 	if err != nil {
 		return n, err
 	}
+	m, err = a.audiences.Prune(ctx, now.Add(-a.cfg.EventRetention))
+	n += m
+	if err != nil {
+		return n, err
+	}
 	// Workspaces that keep some data for less than the server does (their settings).
 	own, err := a.workspaces.ShorterRetentions(ctx)
 	for _, w := range own {

@@ -247,6 +247,28 @@ func TestAudienceActivation(t *testing.T) {
 	if n := trkInt(trkPath(d, "node.deliveryAttempts.totalCount")); n != 2 {
 		t.Errorf("%d delivery attempts recorded, want 2: %v", n, d)
 	}
+	// A destination connected later hears the current members enter (bob), not the history (ann).
+	subTrack(t, s, key, map[string]any{"type": "identify", "userId": "bob", "traits": map[string]any{"plan": "pro"}})
+	rc.waitHits(t, 3, 15*time.Second)
+	late := dlvNewReceiver(t, nil)
+	lateDst := trkStr(tm.mutate(t, tm.owner.tok, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": tm.wsID, "catalogId": "cat_webhook", "name": "Late", "settings": map[string]any{"url": late.URL}, "enabled": true}), "destination.id")
+	tm.mutate(t, tm.owner.tok, "audienceConnectDestination", "AudienceDestinationInput", "audience { id }",
+		map[string]any{"audienceId": id, "destinationId": lateDst})
+	lateHits := late.waitHits(t, 1, 15*time.Second)
+	_ = json.Unmarshal(lateHits[0].Body, &ev)
+	if ev["event"] != "Audience Entered" || ev["userId"] != "bob" {
+		t.Errorf("the late destination's sync: %s", lateHits[0].Body)
+	}
+	time.Sleep(time.Second)
+	if n := late.Count(); n != 1 {
+		t.Errorf("%d requests at the late destination, want 1", n)
+	}
+	// The sync and the change share a message: the first destination did not hear bob twice.
+	if n := rc.Count(); n != 3 {
+		t.Errorf("%d requests at the track destination, want 3", n)
+	}
+
 	// Connecting again changes the mode; disconnecting stops.
 	p = tm.mutate(t, tm.owner.tok, "audienceConnectDestination", "AudienceDestinationInput", "audience { destinations { mode destination { id } } }",
 		map[string]any{"audienceId": id, "destinationId": dst, "mode": "IDENTIFY"})
@@ -257,7 +279,7 @@ func TestAudienceActivation(t *testing.T) {
 	}
 	p = tm.mutate(t, tm.owner.tok, "audienceDisconnectDestination", "AudienceDestinationInput", "audience { destinations { destination { id } } }",
 		map[string]any{"audienceId": id, "destinationId": dst})
-	if list, _ := trkPath(p, "audience.destinations").([]any); len(list) != 1 {
+	if list, _ := trkPath(p, "audience.destinations").([]any); len(list) != 2 {
 		t.Errorf("after disconnecting one: %v", p)
 	}
 }

@@ -30,9 +30,8 @@ type ConnectInput struct {
 	Mode          Mode
 }
 
-// Connect connects an audience to a destination of its workspace: every change of its membership
-// from its first on (which brings the destination to its current members), and each change from
-// now on, is sent there. Connecting again changes the mode, and makes the workspace's Engage
+// Connect connects an audience to a destination of its workspace: each current member is sent as
+// entering (the sync), then each change from now on. Connecting again changes the mode, and makes the workspace's Engage
 // source again if it was deleted. Owners and admins.
 func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, apperr.UserErrors, error) {
 	a, err := s.mustGet(ctx, in.AudienceID)
@@ -74,10 +73,17 @@ func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, appe
 			_, err := tx.Exec(ctx, `UPDATE audience_destinations SET mode = ? WHERE audience_id = ? AND destination_id = ?`, in.Mode, a.ID, in.DestinationID)
 			return err
 		}
-		// From the first change: the destination hears every member enter (and those who left
-		// since, leave), which brings it to the audience's state.
-		_, err := tx.Exec(ctx, `INSERT INTO audience_destinations (audience_id, destination_id, workspace_id, mode, last_change_id, created_by, created_at)
-			VALUES (?, ?, ?, ?, '', ?, ?)`, a.ID, in.DestinationID, a.WorkspaceID, in.Mode, user, db.Time{Time: s.now()})
+		// The current members first (the sync), then the changes after the last one now.
+		var last *string
+		if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM audience_changes WHERE audience_id = ?`, a.ID); err != nil {
+			return err
+		}
+		from := ""
+		if last != nil {
+			from = *last
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO audience_destinations (audience_id, destination_id, workspace_id, mode, last_change_id, sync_after, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, '', ?, ?)`, a.ID, in.DestinationID, a.WorkspaceID, in.Mode, from, user, db.Time{Time: s.now()})
 		return err
 	})
 	if err != nil || len(errs) > 0 {
@@ -160,7 +166,7 @@ func (s *Service) activate(ctx context.Context) error {
 	}
 	if err := s.db.Select(ctx, &conns, `SELECT ad.*, a.key, a.name FROM audience_destinations ad JOIN audiences a ON a.id = ad.audience_id
 		WHERE a.deleted_at IS NULL AND a.enabled = TRUE
-		AND EXISTS (SELECT 1 FROM audience_changes c WHERE c.audience_id = ad.audience_id AND c.id > ad.last_change_id)
+		AND (ad.sync_after IS NOT NULL OR EXISTS (SELECT 1 FROM audience_changes c WHERE c.audience_id = ad.audience_id AND c.id > ad.last_change_id))
 		ORDER BY ad.audience_id, ad.destination_id`); err != nil {
 		return err
 	}
@@ -173,12 +179,36 @@ func (s *Service) activate(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// send sends one connection's changes after its position, a batch at a time, moving the position
-// after each batch is stored.
+// send sends one connection's sync of current members, then its changes after its position, a
+// batch at a time, moving the sync's and the changes' positions after each batch is stored.
 func (s *Service) send(ctx context.Context, d *Destination, key, name string) error {
 	var sources []string
 	if err := s.db.Select(ctx, &sources, `SELECT source_id FROM engage_sources WHERE workspace_id = ?`, d.WorkspaceID); err != nil || len(sources) == 0 {
 		return err
+	}
+	for d.SyncAfter != nil {
+		// Current members, as entering: each with its entry's change id, so that the sync and
+		// the change (when it is after the position too) make one message.
+		var members []change
+		if err := s.db.Select(ctx, &members, `SELECT change_id AS id, profile_id, TRUE AS entered, entered_at AS at FROM audience_members
+			WHERE audience_id = ? AND profile_id > ? ORDER BY profile_id LIMIT ?`, d.AudienceID, *d.SyncAfter, activationBatch); err != nil {
+			return err
+		}
+		if err := s.sendChanges(ctx, d, key, name, sources[0], members); err != nil {
+			return err
+		}
+		var next *string
+		if len(members) == activationBatch {
+			next = &members[len(members)-1].ProfileID
+		}
+		if err := s.db.Tx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE audience_destinations SET sync_after = ? WHERE audience_id = ? AND destination_id = ?`,
+				next, d.AudienceID, d.DestinationID)
+			return err
+		}); err != nil {
+			return err
+		}
+		d.SyncAfter = next
 	}
 	for {
 		var changes []change
@@ -186,24 +216,8 @@ func (s *Service) send(ctx context.Context, d *Destination, key, name string) er
 			d.AudienceID, d.LastChangeID, activationBatch); err != nil || len(changes) == 0 {
 			return err
 		}
-		profiles := make([]string, 0, len(changes))
-		for _, c := range changes {
-			profiles = append(profiles, c.ProfileID)
-		}
-		idents, err := s.profiles.IdentifiersOf(ctx, d.WorkspaceID, profiles)
-		if err != nil {
+		if err := s.sendChanges(ctx, d, key, name, sources[0], changes); err != nil {
 			return err
-		}
-		var events []json.RawMessage
-		for _, c := range changes {
-			if ev := activationEvent(d, key, name, c, idents[c.ProfileID]); ev != nil {
-				events = append(events, ev)
-			}
-		}
-		if len(events) > 0 {
-			if err := s.Activation.Receive(ctx, d.WorkspaceID, sources[0], events); err != nil {
-				return err
-			}
 		}
 		last := changes[len(changes)-1].ID
 		if err := s.db.Tx(ctx, func(tx *db.Tx) error {
@@ -218,6 +232,31 @@ func (s *Service) send(ctx context.Context, d *Destination, key, name string) er
 			return nil
 		}
 	}
+}
+
+// sendChanges stores the events of changes for one connection.
+func (s *Service) sendChanges(ctx context.Context, d *Destination, key, name, sourceID string, changes []change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	profiles := make([]string, 0, len(changes))
+	for _, c := range changes {
+		profiles = append(profiles, c.ProfileID)
+	}
+	idents, err := s.profiles.IdentifiersOf(ctx, d.WorkspaceID, profiles)
+	if err != nil {
+		return err
+	}
+	var events []json.RawMessage
+	for _, c := range changes {
+		if ev := activationEvent(d, key, name, c, idents[c.ProfileID]); ev != nil {
+			events = append(events, ev)
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	return s.Activation.Receive(ctx, d.WorkspaceID, sourceID, events)
 }
 
 // activationEvent is the event of one change for one destination, in Segment's shape: a track

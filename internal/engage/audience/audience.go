@@ -113,6 +113,7 @@ type Destination struct {
 	WorkspaceID   string  `db:"workspace_id"`
 	Mode          Mode    `db:"mode"`
 	LastChangeID  string  `db:"last_change_id"`
+	SyncAfter     *string `db:"sync_after"`
 	CreatedBy     *string `db:"created_by"`
 	CreatedAt     db.Time `db:"created_at"`
 }

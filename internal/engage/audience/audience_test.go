@@ -448,3 +448,26 @@ func TestDeletedDrained(t *testing.T) {
 		t.Errorf("the deleted audience's row is left")
 	}
 }
+
+// Changes every destination was sent go after the retention period; those one has not, stay.
+func TestPruneChanges(t *testing.T) {
+	e := mustOpen(t)
+	e.seed()
+	buyers := e.audience("buyers", event("Order Completed", AtLeast, 1, nil))
+	viewers := e.audience("viewers", event("Viewed", AtLeast, 1, nil))
+	e.exec(`INSERT INTO destinations (id, workspace_id, catalog_slug, category, name, enabled, settings, created_at, updated_at)
+		VALUES ('dst_x', ?, 'webhook', 'Raw Data', 'D', TRUE, '{}', ?, ?)`, e.ws, db.Now(), db.Now())
+	e.exec(`INSERT INTO audience_destinations (audience_id, destination_id, workspace_id, mode, last_change_id, created_at)
+		VALUES (?, 'dst_x', ?, 'TRACK', '', ?)`, viewers, e.ws, db.Now())
+	if _, err := e.s.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	count := func(a string) int {
+		var n int
+		_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_changes WHERE audience_id = ?`, a)
+		return n
+	}
+	if count(buyers) != 0 || count(viewers) != 1 {
+		t.Errorf("changes left: buyers %d (want 0), viewers %d (want 1, not sent yet)", count(buyers), count(viewers))
+	}
+}

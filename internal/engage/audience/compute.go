@@ -495,16 +495,37 @@ func (s *Service) write(ctx context.Context, a *Audience, enter, exit []string, 
 		out := exit[:min(writeChunk-len(in), len(exit))]
 		exit = exit[len(out):]
 		err := s.db.Tx(ctx, func(tx *db.Tx) error {
-			var entered, exited []string
+			// Changes get their ids under the audience's lock, after the largest so far: they
+			// commit in id order, which activation's position relies on (replicas may compute
+			// one audience at once).
+			if err := tx.Lock(ctx, "audience:"+a.ID); err != nil {
+				return err
+			}
+			if s.db.Dialect() == db.Postgres {
+				var last *string
+				if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM audience_changes WHERE audience_id = ?`, a.ID); err != nil {
+					return err
+				}
+				if last != nil {
+					id.Raise(*last)
+				}
+			}
+			// Each entry's change id is made before the insert: the membership keeps it, so that
+			// activation's sync of current members sends the very message the change would.
+			var entered []struct {
+				ProfileID string `db:"profile_id"`
+				ChangeID  string `db:"change_id"`
+			}
+			var exited []string
 			if len(in) > 0 {
 				rows := make([]string, len(in))
-				args := make([]any, 0, 4*len(in))
+				args := make([]any, 0, 5*len(in))
 				for i, p := range in {
-					rows[i] = "(?, ?, ?, ?)"
-					args = append(args, a.ID, p, a.WorkspaceID, at)
+					rows[i] = "(?, ?, ?, ?, ?)"
+					args = append(args, a.ID, p, a.WorkspaceID, at, id.New(ChangePrefix))
 				}
-				if err := tx.Select(ctx, &entered, `INSERT INTO audience_members (audience_id, profile_id, workspace_id, entered_at) VALUES `+
-					strings.Join(rows, ", ")+` ON CONFLICT (audience_id, profile_id) DO NOTHING RETURNING profile_id`, args...); err != nil {
+				if err := tx.Select(ctx, &entered, `INSERT INTO audience_members (audience_id, profile_id, workspace_id, entered_at, change_id) VALUES `+
+					strings.Join(rows, ", ")+` ON CONFLICT (audience_id, profile_id) DO NOTHING RETURNING profile_id, change_id`, args...); err != nil {
 					return err
 				}
 			}
@@ -517,15 +538,15 @@ func (s *Service) write(ctx context.Context, a *Audience, enter, exit []string, 
 			if len(entered)+len(exited) == 0 {
 				return nil
 			}
-			sort.Strings(entered)
 			sort.Strings(exited)
 			var rows [][]any
-			for _, p := range entered {
-				rows = append(rows, []any{id.New(ChangePrefix), a.WorkspaceID, a.ID, p, true, at})
+			for _, e := range entered {
+				rows = append(rows, []any{e.ChangeID, a.WorkspaceID, a.ID, e.ProfileID, true, at})
 			}
 			for _, p := range exited {
 				rows = append(rows, []any{id.New(ChangePrefix), a.WorkspaceID, a.ID, p, false, at})
 			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i][0].(string) < rows[j][0].(string) })
 			if err := tx.InsertRows(ctx, `INSERT INTO audience_changes (id, workspace_id, audience_id, profile_id, entered, at) VALUES `, 6, rows, ``); err != nil {
 				return err
 			}

@@ -2,9 +2,11 @@ package audience
 
 import (
 	"context"
+	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/reap"
 	"github.com/junctioncdp/junction/internal/regulation/forget"
 )
@@ -81,4 +83,20 @@ func boolSet(m map[string]int) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// Prune deletes the changes of membership recorded before cutoff that every destination of their
+// audience has been sent, in small transactions (a new connection starts from the current
+// members, not from the changes).
+func (s *Service) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	floor := id.Floor(ChangePrefix, cutoff)
+	return s.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM audience_changes WHERE id IN (SELECT c.id FROM audience_changes c WHERE c.id < ?
+			AND NOT EXISTS (SELECT 1 FROM audience_destinations ad WHERE ad.audience_id = c.audience_id AND ad.last_change_id < c.id)
+			ORDER BY c.id LIMIT ?)`, floor, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
 }
