@@ -394,11 +394,13 @@ func (a *App) Close() error {
 		close(a.stop)
 	}
 	a.background.Wait()
-	// The tracking API first: its last commits' listeners still publish to live views, wake
+	// Audiences first: their activation stores events through the tracking API's writer. What
+	// identity resolution still tells them is left for the next computation.
+	a.audiences.Close()
+	// The tracking API next: its last commits' listeners still publish to live views, wake
 	// lanes and record health (which notifies).
 	a.ingest.Close()
 	a.engage.Close()
-	a.audiences.Close()
 	a.live.Close()
 	a.delivery.Close()
 	a.warehouses.Close()

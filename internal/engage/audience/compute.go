@@ -38,6 +38,7 @@ type computer struct {
 	queued  int
 	full    map[string]map[string]bool // workspace -> audiences to compute over every profile ("" for all)
 	send    bool                       // a destination was connected: activation has work
+	all     bool                       // every audience is to be computed over every profile (at start)
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -116,9 +117,18 @@ func (c *computer) recompute(ws, audienceID string) {
 	c.wakeUp()
 }
 
-// Start runs the worker until Close.
+// fullEvery is how often every audience is computed over every profile whatever its definition:
+// a safety net for what the incremental evaluations missed (a process that stopped with profiles
+// queued).
+const fullEvery = 24 * time.Hour
+
+// Start runs the worker until Close. Its first pass computes every audience over every profile:
+// the profiles a stopped process had queued are evaluated again.
 func (s *Service) Start() {
 	s.comp.started = true
+	s.comp.mu.Lock()
+	s.comp.all = true
+	s.comp.mu.Unlock()
 	go s.comp.run()
 }
 
@@ -174,6 +184,15 @@ func (c *computer) pass(ctx context.Context, scheduled bool) error {
 		}
 	}
 	c.mu.Lock()
+	all := c.all
+	c.all = false
+	c.mu.Unlock()
+	if all {
+		if err := c.queueAll(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.mu.Lock()
 	full, dirty, merged, send := c.full, c.dirty, c.merged, c.send
 	c.full, c.dirty, c.merged, c.queued, c.send = map[string]map[string]bool{}, map[string]map[string]bool{}, map[string]map[string]bool{}, 0, false
 	c.mu.Unlock()
@@ -213,14 +232,16 @@ func mergeKeys(a, b map[string]map[string]bool) map[string]bool {
 	return out
 }
 
-// due queues what time made due: audiences with windows not computed for Recompute, audiences
-// whose last definition was never computed (their process stopped), and drains deleted ones.
+// due queues what time made due: audiences with windows not computed for Recompute, every
+// audience not computed for a day, audiences whose last definition was never computed (their
+// process stopped), and drains deleted ones.
 func (c *computer) due(ctx context.Context) error {
 	s := c.s
 	var rows []Audience
-	cutoff := db.Time{Time: s.now().Add(-s.opt.Recompute)}
+	cutoff, daily := db.Time{Time: s.now().Add(-s.opt.Recompute)}, db.Time{Time: s.now().Add(-fullEvery)}
 	if err := s.db.Select(ctx, &rows, `SELECT id, workspace_id FROM audiences WHERE deleted_at IS NULL AND enabled = TRUE
-		AND (computed_version < version OR (windowed = TRUE AND (last_computed_at IS NULL OR last_computed_at <= ?)))`, cutoff); err != nil {
+		AND (computed_version < version OR last_computed_at IS NULL OR last_computed_at <= ? OR (windowed = TRUE AND last_computed_at <= ?))`,
+		daily, cutoff); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -229,6 +250,20 @@ func (c *computer) due(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	return s.drainDeleted(ctx)
+}
+
+// queueAll queues every enabled audience for a computation over every profile.
+func (c *computer) queueAll(ctx context.Context) error {
+	var rows []Audience
+	if err := c.s.db.Select(ctx, &rows, `SELECT id, workspace_id FROM audiences WHERE deleted_at IS NULL AND enabled = TRUE`); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, a := range rows {
+		c.markFull(a.WorkspaceID, a.ID)
+	}
+	c.mu.Unlock()
+	return nil
 }
 
 // plan is the workspace's enabled audiences in an order where each comes after those it names.
