@@ -31,8 +31,8 @@ type ConnectInput struct {
 }
 
 // Connect connects an audience to a destination of its workspace: each current member is sent as
-// entering (the sync), then each change from now on. Connecting again changes the mode, and makes the workspace's Engage
-// source again if it was deleted. Owners and admins.
+// entering (the sync), then each change from now on. Connecting again changes the mode, and makes
+// the workspace's Engage source again if it was deleted. Owners and admins.
 func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, apperr.UserErrors, error) {
 	a, err := s.mustGet(ctx, in.AudienceID)
 	if err != nil {
@@ -73,7 +73,11 @@ func (s *Service) Connect(ctx context.Context, in ConnectInput) (*Audience, appe
 			_, err := tx.Exec(ctx, `UPDATE audience_destinations SET mode = ? WHERE audience_id = ? AND destination_id = ?`, in.Mode, a.ID, in.DestinationID)
 			return err
 		}
-		// The current members first (the sync), then the changes after the last one now.
+		// The current members first (the sync), then the changes after the last one now (read
+		// under the lock its writers take: those not committed yet come after it).
+		if err := tx.Lock(ctx, "audience:"+a.ID); err != nil {
+			return err
+		}
 		var last *string
 		if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM audience_changes WHERE audience_id = ?`, a.ID); err != nil {
 			return err
