@@ -44,17 +44,16 @@ func (r *audienceResolver) SizeHistory(ctx context.Context, obj *audience.Audien
 }
 
 func (r *audienceResolver) Destinations(ctx context.Context, obj *audience.Audience) ([]*audience.Destination, error) {
-	list, err := r.Audiences.Destinations(ctx, obj)
+	l := loadersFrom(ctx, r.Resolver)
+	list, err := loadList(ctx, l.audienceDestinations, ref(obj.WorkspaceID, obj.ID))
 	if err != nil {
 		return nil, err
 	}
-	prime(ctx, loadersFrom(ctx, r.Resolver).destinations, refs(obj.WorkspaceID, func() []string {
-		ids := make([]string, len(list))
-		for i, d := range list {
-			ids[i] = d.DestinationID
-		}
-		return ids
-	}()))
+	ids := make([]string, len(list))
+	for i, d := range list {
+		ids[i] = d.DestinationID
+	}
+	prime(ctx, l.destinations, refs(obj.WorkspaceID, ids))
 	return pointers(list), nil
 }
 

@@ -44,6 +44,7 @@ type loaders struct {
 	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
 	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
 	profileAudiences         *dataloadgen.Loader[workspace.Ref, []audience.ProfileAudience]
+	audienceDestinations     *dataloadgen.Loader[workspace.Ref, []audience.Destination]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -77,6 +78,7 @@ func (r *Resolver) newLoaders() *loaders {
 		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
 		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
 		profileAudiences:         dataloadgen.NewMappedLoader(scoped(w, r.Audiences.ByProfile), opts...),
+		audienceDestinations:     dataloadgen.NewMappedLoader(scoped(w, r.Audiences.DestinationsByAudience), opts...),
 	}
 }
 

@@ -351,3 +351,48 @@ func TestAudienceSizeChangedReplicas(t *testing.T) {
 		return trkInt(trkPath(d, "audienceSizeChanged.size")) == 1
 	})
 }
+
+// TestAudienceListsLoadInBatches: listing audiences with their destinations, and profiles with
+// their audiences, costs the same statements for one item as for many.
+func TestAudienceListsLoadInBatches(t *testing.T) {
+	s := startServer(t)
+	tm, key := audTeam(t, s, "aud-batches")
+	dst := trkStr(tm.mutate(t, tm.owner.tok, "destinationCreate", "DestinationCreateInput", "destination { id }",
+		map[string]any{"workspaceId": tm.wsID, "catalogId": "cat_webhook", "name": "Hook", "settings": map[string]any{"url": "https://example.com/hook"}, "enabled": true}), "destination.id")
+	add := func(i int) {
+		id := trkStr(tm.mutate(t, tm.owner.tok, "audienceCreate", "AudienceCreateInput", "audience { id }",
+			map[string]any{"workspaceId": tm.wsID, "key": fmt.Sprint("a", i), "name": fmt.Sprint("A", i),
+				"definition": map[string]any{"event": map[string]any{"name": "Viewed"}}}), "audience.id")
+		tm.mutate(t, tm.owner.tok, "audienceConnectDestination", "AudienceDestinationInput", "audience { id }",
+			map[string]any{"audienceId": id, "destinationId": dst})
+	}
+	const query = `query($ws: ID!) { node(id: $ws) { ... on Workspace {
+		audiences(first: 100) { totalCount nodes { id key size status createdBy { name } destinations { mode destination { name } } } }
+		profiles(first: 100) { totalCount nodes { id audiences { enteredAt audience { key } } } } } } }`
+	count := func(audiences, profiles int) int {
+		var r gqlResponse
+		engWait(t, fmt.Sprint(audiences, " audiences of ", profiles, " profiles"), func() bool {
+			r = dlvPost(t, s, tm.owner.tok, query, map[string]any{"ws": tm.wsID})
+			d := dlvData(t, r)
+			nodes, _ := trkPath(d, "node.profiles.nodes").([]any)
+			full := len(nodes) == profiles
+			for _, n := range nodes {
+				full = full && len(trkPath(n, "audiences").([]any)) == audiences
+			}
+			return trkInt(trkPath(d, "node.audiences.totalCount")) == audiences && full
+		})
+		return s.statements(t, r)
+	}
+	add(0)
+	subTrack(t, s, key, map[string]any{"type": "track", "userId": "u0", "event": "Viewed"})
+	one := count(1, 1)
+	for i := 1; i < 10; i++ {
+		add(i)
+	}
+	for i := 1; i < 10; i++ {
+		subTrack(t, s, key, map[string]any{"type": "track", "userId": fmt.Sprint("u", i), "event": "Viewed"})
+	}
+	if many := count(10, 10); many != one {
+		t.Errorf("statements grew with the lists: %d for one, %d for ten", one, many)
+	}
+}

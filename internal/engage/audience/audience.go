@@ -587,15 +587,22 @@ func (s *Service) SizeHistory(ctx context.Context, a *Audience, since *time.Time
 	return out, nil
 }
 
-// Destinations lists the destinations an audience is connected to (that the viewer sees).
-func (s *Service) Destinations(ctx context.Context, a *Audience) ([]Destination, error) {
-	if _, err := s.readAccess(ctx, a.WorkspaceID); err != nil {
+// DestinationsByAudience loads the destinations audiences of the workspace of acc are connected
+// to, oldest connection first, for dataloaders (nothing for viewers who may not read audiences).
+func (s *Service) DestinationsByAudience(ctx context.Context, acc *workspace.Access, audienceIDs []string) (map[string][]Destination, error) {
+	out := map[string][]Destination{}
+	if !acc.CanReadAll() || engage.RequirePlan(ctx, s.db.Reader(), acc.WorkspaceID) != nil {
+		return out, nil
+	}
+	var rows []Destination
+	if err := s.db.Select(ctx, &rows, `SELECT * FROM audience_destinations WHERE audience_id IN (`+db.Placeholders(len(audienceIDs))+`)
+		AND workspace_id = ? ORDER BY created_at, destination_id`, append(db.Args(audienceIDs), acc.WorkspaceID)...); err != nil {
 		return nil, err
 	}
-	var out []Destination
-	err := s.db.Select(ctx, &out, `SELECT * FROM audience_destinations WHERE audience_id = ? AND workspace_id = ? ORDER BY created_at, destination_id`,
-		a.ID, a.WorkspaceID)
-	return out, err
+	for _, r := range rows {
+		out[r.AudienceID] = append(out[r.AudienceID], r)
+	}
+	return out, nil
 }
 
 // ProfileAudience is an audience a profile is in, since when.
