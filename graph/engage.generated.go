@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/relay"
 	"github.com/junctioncdp/junction/internal/source"
@@ -33,6 +34,7 @@ type ProfileResolver interface {
 	Events(ctx context.Context, obj *engage.Profile, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) (*model.EventConnection, error)
 	MergeHistory(ctx context.Context, obj *engage.Profile, first *int, after *string, last *int, before *string) (*model.ProfileMergeConnection, error)
 
+	Audiences(ctx context.Context, obj *engage.Profile) ([]*audience.ProfileAudience, error)
 	ComputedTraits(ctx context.Context, obj *engage.Profile) ([]*engage.ComputedValue, error)
 }
 type ProfileIdentifierResolver interface {
@@ -758,6 +760,38 @@ func (ec *executionContext) _Profile_updatedAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Profile_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Profile", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Profile_audiences(ctx context.Context, field graphql.CollectedField, obj *engage.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_audiences(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().Audiences(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*audience.ProfileAudience) graphql.Marshaler {
+			return ec.marshalNProfileAudience2ᚕᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋengageᚋaudienceᚐProfileAudienceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_audiences(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileAudience(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Profile_computedTraits(ctx context.Context, field graphql.CollectedField, obj *engage.Profile) (ret graphql.Marshaler) {
@@ -1687,7 +1721,7 @@ func (ec *executionContext) unmarshalInputProfileFilter(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"trait"}
+	fieldsInOrder := [...]string{"trait", "audienceId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1701,6 +1735,13 @@ func (ec *executionContext) unmarshalInputProfileFilter(ctx context.Context, obj
 				return it, err
 			}
 			it.Trait = data
+		case "audienceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("audienceId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AudienceID = data
 		}
 	}
 	return it, nil
@@ -2092,6 +2133,12 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "audiences":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_audiences(ctx, field, obj)
+				})
 		case "computedTraits":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,

@@ -132,6 +132,13 @@ func (r *workspaceResolver) Profiles(ctx context.Context, obj *workspace.Workspa
 	if filter != nil && filter.Trait != nil {
 		f.Trait = &engage.TraitFilter{Name: filter.Trait.Name, Value: filter.Trait.Value}
 	}
+	if filter != nil && filter.AudienceID != nil {
+		in, err := r.Resolver.Audiences.MembersIn(ctx, obj.ID, *filter.AudienceID)
+		if err != nil {
+			return nil, err
+		}
+		f.In = in
+	}
 	page, err := r.Engage.List(ctx, obj.ID, f, args(first, after, last, before), totalCountSelected(ctx))
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/protocols"
 	"github.com/junctioncdp/junction/internal/regulation"
@@ -45,6 +46,8 @@ type loaders struct {
 	profileComputedTraits    *dataloadgen.Loader[workspace.Ref, []engage.ComputedValue]
 	computedTraits           *dataloadgen.Loader[workspace.Ref, engage.ComputedTrait]
 	computedTraitCounts      *dataloadgen.Loader[workspace.Ref, int]
+	profileAudiences         *dataloadgen.Loader[workspace.Ref, []audience.ProfileAudience]
+	audienceDestinations     *dataloadgen.Loader[workspace.Ref, []audience.Destination]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -80,6 +83,8 @@ func (r *Resolver) newLoaders() *loaders {
 		profileComputedTraits:    dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ValuesByProfile), opts...),
 		computedTraits:           dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ByIDs), opts...),
 		computedTraitCounts:      dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ProfileCounts), opts...),
+		profileAudiences:         dataloadgen.NewMappedLoader(scoped(w, r.Audiences.ByProfile), opts...),
+		audienceDestinations:     dataloadgen.NewMappedLoader(scoped(w, r.Audiences.DestinationsByAudience), opts...),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/health"
 	ids "github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
@@ -80,6 +81,9 @@ var nodeFetchers = map[string]nodeFetcher{
 	},
 	engage.ComputedTraitPrefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.ComputedTraits.Get(ctx, id))
+	},
+	audience.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return nilable(r.Audiences.Get(ctx, id))
 	},
 	health.Prefix: func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
 		return nilable(r.Health.Get(ctx, id, r.seeDestinations(ctx)))

@@ -9,6 +9,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/notify"
@@ -39,6 +40,7 @@ type Resolver struct {
 	Engage       *engage.Service
 	// ComputedTraits is Engage's computed traits.
 	ComputedTraits *engage.Traits
+	Audiences      *audience.Service
 	Bus            *bus.Bus
 	Warehouses     *warehouse.Service
 }

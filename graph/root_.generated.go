@@ -28,6 +28,9 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	AccessToken() AccessTokenResolver
+	Audience() AudienceResolver
+	AudienceDestination() AudienceDestinationResolver
+	AudienceMember() AudienceMemberResolver
 	AuditEvent() AuditEventResolver
 	Catalog() CatalogResolver
 	ComputedTrait() ComputedTraitResolver
@@ -114,6 +117,81 @@ type ComplexityRoot struct {
 	AccessTokenPayload struct {
 		AccessToken func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
+	}
+
+	Audience struct {
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Definition      func(childComplexity int) int
+		Description     func(childComplexity int) int
+		Destinations    func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Key             func(childComplexity int) int
+		LastComputedAt  func(childComplexity int) int
+		Members         func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Name            func(childComplexity int) int
+		Size            func(childComplexity int) int
+		SizeHistory     func(childComplexity int, since *time.Time) int
+		Status          func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
+	}
+
+	AudienceConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AudienceDeletePayload struct {
+		DeletedAudienceID func(childComplexity int) int
+		UserErrors        func(childComplexity int) int
+	}
+
+	AudienceDestination struct {
+		CreatedAt   func(childComplexity int) int
+		Destination func(childComplexity int) int
+		Mode        func(childComplexity int) int
+	}
+
+	AudienceEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AudienceMember struct {
+		EnteredAt func(childComplexity int) int
+		Profile   func(childComplexity int) int
+	}
+
+	AudienceMemberConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AudienceMemberEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AudiencePayload struct {
+		Audience   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	AudiencePreviewPayload struct {
+		Sample     func(childComplexity int) int
+		Size       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	AudienceSizePoint struct {
+		At   func(childComplexity int) int
+		Size func(childComplexity int) int
 	}
 
 	AuditEvent struct {
@@ -593,6 +671,12 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AccessTokenCreate                func(childComplexity int, input model.AccessTokenCreateInput) int
 		AccessTokenRevoke                func(childComplexity int, input model.AccessTokenRevokeInput) int
+		AudienceConnectDestination       func(childComplexity int, input model.AudienceDestinationInput) int
+		AudienceCreate                   func(childComplexity int, input model.AudienceCreateInput) int
+		AudienceDelete                   func(childComplexity int, input model.AudienceIDInput) int
+		AudienceDisconnectDestination    func(childComplexity int, input model.AudienceDestinationInput) int
+		AudiencePreview                  func(childComplexity int, input model.AudiencePreviewInput) int
+		AudienceUpdate                   func(childComplexity int, input model.AudienceUpdateInput) int
 		BlockedEventsReplay              func(childComplexity int, input model.BlockedEventsReplayInput) int
 		ComputedTraitCreate              func(childComplexity int, input model.ComputedTraitCreateInput) int
 		ComputedTraitDelete              func(childComplexity int, input model.ComputedTraitDeleteInput) int
@@ -847,6 +931,7 @@ type ComplexityRoot struct {
 	}
 
 	Profile struct {
+		Audiences      func(childComplexity int) int
 		ComputedTraits func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		Events         func(childComplexity int, first *int, after *string, last *int, before *string, typeArg *ingest.Type, name *string) int
@@ -855,6 +940,11 @@ type ComplexityRoot struct {
 		MergeHistory   func(childComplexity int, first *int, after *string, last *int, before *string) int
 		Traits         func(childComplexity int) int
 		UpdatedAt      func(childComplexity int) int
+	}
+
+	ProfileAudience struct {
+		Audience  func(childComplexity int) int
+		EnteredAt func(childComplexity int) int
 	}
 
 	ProfileComputedTrait struct {
@@ -1171,6 +1261,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		AudienceSizeChanged      func(childComplexity int, audienceID string) int
 		DestinationStatusChanged func(childComplexity int, workspaceID string) int
 		HealthIssueChanged       func(childComplexity int, workspaceID string) int
 		LiveEvents               func(childComplexity int, sourceID string, typeArg *ingest.Type) int
@@ -1414,6 +1505,7 @@ type ComplexityRoot struct {
 
 	Workspace struct {
 		AccessTokens               func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Audiences                  func(childComplexity int, first *int, after *string, last *int, before *string) int
 		AuditEvents                func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
 		ComputedTraits             func(childComplexity int, first *int, after *string, last *int, before *string) int
 		CreatedAt                  func(childComplexity int) int
@@ -1651,6 +1743,279 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccessTokenPayload.UserErrors(childComplexity), true
+
+	case "Audience.createdAt":
+		if e.ComplexityRoot.Audience.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.CreatedAt(childComplexity), true
+	case "Audience.createdBy":
+		if e.ComplexityRoot.Audience.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.CreatedBy(childComplexity), true
+	case "Audience.definition":
+		if e.ComplexityRoot.Audience.Definition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Definition(childComplexity), true
+	case "Audience.description":
+		if e.ComplexityRoot.Audience.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Description(childComplexity), true
+	case "Audience.destinations":
+		if e.ComplexityRoot.Audience.Destinations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Destinations(childComplexity), true
+	case "Audience.enabled":
+		if e.ComplexityRoot.Audience.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Enabled(childComplexity), true
+	case "Audience.id":
+		if e.ComplexityRoot.Audience.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.ID(childComplexity), true
+	case "Audience.key":
+		if e.ComplexityRoot.Audience.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Key(childComplexity), true
+	case "Audience.lastComputedAt":
+		if e.ComplexityRoot.Audience.LastComputedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.LastComputedAt(childComplexity), true
+	case "Audience.members":
+		if e.ComplexityRoot.Audience.Members == nil {
+			break
+		}
+
+		args, err := ec.field_Audience_members_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Audience.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Audience.name":
+		if e.ComplexityRoot.Audience.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Name(childComplexity), true
+	case "Audience.size":
+		if e.ComplexityRoot.Audience.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Size(childComplexity), true
+	case "Audience.sizeHistory":
+		if e.ComplexityRoot.Audience.SizeHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Audience_sizeHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Audience.SizeHistory(childComplexity, args["since"].(*time.Time)), true
+	case "Audience.status":
+		if e.ComplexityRoot.Audience.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.Status(childComplexity), true
+	case "Audience.updatedAt":
+		if e.ComplexityRoot.Audience.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.UpdatedAt(childComplexity), true
+	case "Audience.viewerCanUpdate":
+		if e.ComplexityRoot.Audience.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Audience.ViewerCanUpdate(childComplexity), true
+
+	case "AudienceConnection.edges":
+		if e.ComplexityRoot.AudienceConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceConnection.Edges(childComplexity), true
+	case "AudienceConnection.nodes":
+		if e.ComplexityRoot.AudienceConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceConnection.Nodes(childComplexity), true
+	case "AudienceConnection.pageInfo":
+		if e.ComplexityRoot.AudienceConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceConnection.PageInfo(childComplexity), true
+	case "AudienceConnection.totalCount":
+		if e.ComplexityRoot.AudienceConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceConnection.TotalCount(childComplexity), true
+
+	case "AudienceDeletePayload.deletedAudienceId":
+		if e.ComplexityRoot.AudienceDeletePayload.DeletedAudienceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceDeletePayload.DeletedAudienceID(childComplexity), true
+	case "AudienceDeletePayload.userErrors":
+		if e.ComplexityRoot.AudienceDeletePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceDeletePayload.UserErrors(childComplexity), true
+
+	case "AudienceDestination.createdAt":
+		if e.ComplexityRoot.AudienceDestination.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceDestination.CreatedAt(childComplexity), true
+	case "AudienceDestination.destination":
+		if e.ComplexityRoot.AudienceDestination.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceDestination.Destination(childComplexity), true
+	case "AudienceDestination.mode":
+		if e.ComplexityRoot.AudienceDestination.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceDestination.Mode(childComplexity), true
+
+	case "AudienceEdge.cursor":
+		if e.ComplexityRoot.AudienceEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEdge.Cursor(childComplexity), true
+	case "AudienceEdge.node":
+		if e.ComplexityRoot.AudienceEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceEdge.Node(childComplexity), true
+
+	case "AudienceMember.enteredAt":
+		if e.ComplexityRoot.AudienceMember.EnteredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMember.EnteredAt(childComplexity), true
+	case "AudienceMember.profile":
+		if e.ComplexityRoot.AudienceMember.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMember.Profile(childComplexity), true
+
+	case "AudienceMemberConnection.edges":
+		if e.ComplexityRoot.AudienceMemberConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberConnection.Edges(childComplexity), true
+	case "AudienceMemberConnection.nodes":
+		if e.ComplexityRoot.AudienceMemberConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberConnection.Nodes(childComplexity), true
+	case "AudienceMemberConnection.pageInfo":
+		if e.ComplexityRoot.AudienceMemberConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberConnection.PageInfo(childComplexity), true
+	case "AudienceMemberConnection.totalCount":
+		if e.ComplexityRoot.AudienceMemberConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberConnection.TotalCount(childComplexity), true
+
+	case "AudienceMemberEdge.cursor":
+		if e.ComplexityRoot.AudienceMemberEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberEdge.Cursor(childComplexity), true
+	case "AudienceMemberEdge.node":
+		if e.ComplexityRoot.AudienceMemberEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceMemberEdge.Node(childComplexity), true
+
+	case "AudiencePayload.audience":
+		if e.ComplexityRoot.AudiencePayload.Audience == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudiencePayload.Audience(childComplexity), true
+	case "AudiencePayload.userErrors":
+		if e.ComplexityRoot.AudiencePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudiencePayload.UserErrors(childComplexity), true
+
+	case "AudiencePreviewPayload.sample":
+		if e.ComplexityRoot.AudiencePreviewPayload.Sample == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudiencePreviewPayload.Sample(childComplexity), true
+	case "AudiencePreviewPayload.size":
+		if e.ComplexityRoot.AudiencePreviewPayload.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudiencePreviewPayload.Size(childComplexity), true
+	case "AudiencePreviewPayload.userErrors":
+		if e.ComplexityRoot.AudiencePreviewPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudiencePreviewPayload.UserErrors(childComplexity), true
+
+	case "AudienceSizePoint.at":
+		if e.ComplexityRoot.AudienceSizePoint.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceSizePoint.At(childComplexity), true
+	case "AudienceSizePoint.size":
+		if e.ComplexityRoot.AudienceSizePoint.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AudienceSizePoint.Size(childComplexity), true
 
 	case "AuditEvent.accessToken":
 		if e.ComplexityRoot.AuditEvent.AccessToken == nil {
@@ -3482,6 +3847,72 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AccessTokenRevoke(childComplexity, args["input"].(model.AccessTokenRevokeInput)), true
+	case "Mutation.audienceConnectDestination":
+		if e.ComplexityRoot.Mutation.AudienceConnectDestination == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audienceConnectDestination_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudienceConnectDestination(childComplexity, args["input"].(model.AudienceDestinationInput)), true
+	case "Mutation.audienceCreate":
+		if e.ComplexityRoot.Mutation.AudienceCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audienceCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudienceCreate(childComplexity, args["input"].(model.AudienceCreateInput)), true
+	case "Mutation.audienceDelete":
+		if e.ComplexityRoot.Mutation.AudienceDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audienceDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudienceDelete(childComplexity, args["input"].(model.AudienceIDInput)), true
+	case "Mutation.audienceDisconnectDestination":
+		if e.ComplexityRoot.Mutation.AudienceDisconnectDestination == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audienceDisconnectDestination_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudienceDisconnectDestination(childComplexity, args["input"].(model.AudienceDestinationInput)), true
+	case "Mutation.audiencePreview":
+		if e.ComplexityRoot.Mutation.AudiencePreview == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audiencePreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudiencePreview(childComplexity, args["input"].(model.AudiencePreviewInput)), true
+	case "Mutation.audienceUpdate":
+		if e.ComplexityRoot.Mutation.AudienceUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_audienceUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AudienceUpdate(childComplexity, args["input"].(model.AudienceUpdateInput)), true
 	case "Mutation.blockedEventsReplay":
 		if e.ComplexityRoot.Mutation.BlockedEventsReplay == nil {
 			break
@@ -4872,6 +5303,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PrivacyOverview.SuppressedSubjects(childComplexity), true
 
+	case "Profile.audiences":
+		if e.ComplexityRoot.Profile.Audiences == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Audiences(childComplexity), true
 	case "Profile.computedTraits":
 		if e.ComplexityRoot.Profile.ComputedTraits == nil {
 			break
@@ -4930,6 +5367,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Profile.UpdatedAt(childComplexity), true
+
+	case "ProfileAudience.audience":
+		if e.ComplexityRoot.ProfileAudience.Audience == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileAudience.Audience(childComplexity), true
+	case "ProfileAudience.enteredAt":
+		if e.ComplexityRoot.ProfileAudience.EnteredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileAudience.EnteredAt(childComplexity), true
 
 	case "ProfileComputedTrait.computedAt":
 		if e.ComplexityRoot.ProfileComputedTrait.ComputedAt == nil {
@@ -6204,6 +6654,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SourceUsage.SourceID(childComplexity), true
 
+	case "Subscription.audienceSizeChanged":
+		if e.ComplexityRoot.Subscription.AudienceSizeChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_audienceSizeChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AudienceSizeChanged(childComplexity, args["audienceId"].(string)), true
 	case "Subscription.destinationStatusChanged":
 		if e.ComplexityRoot.Subscription.DestinationStatusChanged == nil {
 			break
@@ -7183,6 +7644,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.AccessTokens(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Workspace.audiences":
+		if e.ComplexityRoot.Workspace.Audiences == nil {
+			break
+		}
+
+		args, err := ec.field_Workspace_audiences_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Workspace.Audiences(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Workspace.auditEvents":
 		if e.ComplexityRoot.Workspace.AuditEvents == nil {
 			break
@@ -7698,6 +8170,19 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AccessTokenCreateInput", ec.unmarshalInputAccessTokenCreateInput),
 			graphql.NewInputUnmarshaler("AccessTokenRevokeInput", ec.unmarshalInputAccessTokenRevokeInput),
+			graphql.NewInputUnmarshaler("AudienceComputedTraitConditionInput", ec.unmarshalInputAudienceComputedTraitConditionInput),
+			graphql.NewInputUnmarshaler("AudienceConditionInput", ec.unmarshalInputAudienceConditionInput),
+			graphql.NewInputUnmarshaler("AudienceCreateInput", ec.unmarshalInputAudienceCreateInput),
+			graphql.NewInputUnmarshaler("AudienceDestinationInput", ec.unmarshalInputAudienceDestinationInput),
+			graphql.NewInputUnmarshaler("AudienceEventConditionInput", ec.unmarshalInputAudienceEventConditionInput),
+			graphql.NewInputUnmarshaler("AudienceEventCountInput", ec.unmarshalInputAudienceEventCountInput),
+			graphql.NewInputUnmarshaler("AudienceIdInput", ec.unmarshalInputAudienceIdInput),
+			graphql.NewInputUnmarshaler("AudienceMembershipConditionInput", ec.unmarshalInputAudienceMembershipConditionInput),
+			graphql.NewInputUnmarshaler("AudiencePreviewInput", ec.unmarshalInputAudiencePreviewInput),
+			graphql.NewInputUnmarshaler("AudiencePropertyConditionInput", ec.unmarshalInputAudiencePropertyConditionInput),
+			graphql.NewInputUnmarshaler("AudienceTraitConditionInput", ec.unmarshalInputAudienceTraitConditionInput),
+			graphql.NewInputUnmarshaler("AudienceUpdateInput", ec.unmarshalInputAudienceUpdateInput),
+			graphql.NewInputUnmarshaler("AudienceWindowInput", ec.unmarshalInputAudienceWindowInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("BlockedEventsReplayInput", ec.unmarshalInputBlockedEventsReplayInput),
 			graphql.NewInputUnmarshaler("BlockedValueInput", ec.unmarshalInputBlockedValueInput),
@@ -8636,6 +9121,8 @@ input ProfileTraitFilter {
 
 input ProfileFilter {
   trait: ProfileTraitFilter
+  "Members of this audience of the workspace."
+  audienceId: ID
 }
 
 "An identifier to look a profile up by."
@@ -8683,6 +9170,295 @@ type IdentityResolutionSettingsPayload {
 extend type Mutation {
   "Changes a workspace's identity resolution rules. Owners and admins, on the BUSINESS plan."
   identityResolutionSettingsUpdate(input: IdentityResolutionSettingsUpdateInput!): IdentityResolutionSettingsPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/engage_audiences.graphqls", Input: `# Engage audiences: profiles selected by a definition, kept current, and sent to destinations (BUSINESS plan).
+
+"""
+A set of profiles selected by a definition (conditions on traits, computed traits, events and
+other audiences), kept current as events arrive and as time windows pass, and sent to the
+destinations it is connected to.
+"""
+type Audience implements Node {
+  id: ID!
+  "Lower-case letters, digits and '_': the audience's name at destinations (the trait of IDENTIFY activation). It cannot change."
+  key: String!
+  name: String!
+  description: String!
+  "The definition, in the shape of AudienceConditionInput (it can be sent back as it is)."
+  definition: JSON!
+  "Whether members are kept current and sent to destinations."
+  enabled: Boolean!
+  "Its members now."
+  size: Int!
+  "Its members, most recently entered first."
+  members(first: Int, after: String, last: Int, before: String): AudienceMemberConnection!
+  "Its size at the end of each minute in which it changed, oldest first (the last 1000 points at most)."
+  sizeHistory(since: DateTime): [AudienceSizePoint!]!
+  "The destinations it is sent to."
+  destinations: [AudienceDestination!]!
+  "COMPUTING until its definition has been computed over every profile, then LIVE."
+  status: AudienceStatus!
+  "When it was last computed over every profile (audiences with windows are, every few minutes)."
+  lastComputedAt: DateTime
+  "Whether the viewer may change it (owners and admins)."
+  viewerCanUpdate: Boolean!
+  createdBy: User
+  createdAt: DateTime!
+  updatedAt: DateTime!
+}
+
+enum AudienceStatus {
+  "Being computed over every profile: size and members are those found so far."
+  COMPUTING
+  "Computed, and kept current."
+  LIVE
+}
+
+"A profile in an audience."
+type AudienceMember {
+  profile: Profile!
+  enteredAt: DateTime!
+}
+
+type AudienceMemberEdge {
+  cursor: String!
+  node: AudienceMember!
+}
+
+type AudienceMemberConnection {
+  edges: [AudienceMemberEdge!]!
+  nodes: [AudienceMember!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"An audience's size at a moment."
+type AudienceSizePoint {
+  at: DateTime!
+  size: Int!
+}
+
+"How an audience is sent to a destination."
+enum AudienceActivationMode {
+  "Track events ` + "`" + `Audience Entered` + "`" + ` and ` + "`" + `Audience Exited` + "`" + `, with properties audience_key, audience_name, audience_id and the key as a boolean."
+  TRACK
+  "Identify calls with a boolean trait named after the audience's key: true on entering, false on exiting."
+  IDENTIFY
+}
+
+"A destination an audience is connected to."
+type AudienceDestination {
+  "Null when the viewer does not see it."
+  destination: Destination
+  mode: AudienceActivationMode!
+  createdAt: DateTime!
+}
+
+type AudienceEdge {
+  cursor: String!
+  node: Audience!
+}
+
+type AudienceConnection {
+  edges: [AudienceEdge!]!
+  nodes: [Audience!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+"An audience a profile is in."
+type ProfileAudience {
+  audience: Audience!
+  enteredAt: DateTime!
+}
+
+extend type Profile {
+  "The audiences it is in, most recently entered first."
+  audiences: [ProfileAudience!]!
+}
+
+extend type Workspace {
+  "Its audiences, newest first. Members, owners and admins, on the BUSINESS plan."
+  audiences(first: Int, after: String, last: Int, before: String): AudienceConnection!
+}
+
+"How a trait's or a property's value is compared: a string's text, or another value's JSON (` + "`" + `42` + "`" + `, ` + "`" + `true` + "`" + `)."
+enum AudienceOperator {
+  EQUALS
+  "Also holds when the value is missing."
+  NOT_EQUALS
+  "Case-insensitive."
+  CONTAINS
+  "Also holds when the value is missing."
+  NOT_CONTAINS
+  EXISTS
+  NOT_EXISTS
+  "Numbers only: a value that is not a number never compares."
+  GREATER_THAN
+  GREATER_THAN_OR_EQUAL
+  LESS_THAN
+  LESS_THAN_OR_EQUAL
+}
+
+"Profiles whose trait compares with value."
+input AudienceTraitConditionInput {
+  name: String!
+  operator: AudienceOperator!
+  "Required except with EXISTS and NOT_EXISTS; a number with the numeric operators."
+  value: String
+}
+
+"Profiles whose computed trait (by its key) compares with value."
+input AudienceComputedTraitConditionInput {
+  key: String!
+  operator: AudienceOperator!
+  value: String
+}
+
+enum AudienceCountOperator {
+  AT_LEAST
+  AT_MOST
+  EXACTLY
+}
+
+"How many times."
+input AudienceEventCountInput {
+  operator: AudienceCountOperator!
+  "0 to 1000000."
+  value: Int!
+}
+
+enum AudienceTimeUnit {
+  MINUTES
+  HOURS
+  DAYS
+}
+
+"The last ` + "`" + `amount` + "`" + ` units (at most 366 days), by when the events were received."
+input AudienceWindowInput {
+  amount: Int!
+  unit: AudienceTimeUnit!
+}
+
+"A condition on one of an event's properties (dot-separated for nested ones)."
+input AudiencePropertyConditionInput {
+  name: String!
+  operator: AudienceOperator!
+  value: String
+}
+
+"""
+Profiles that performed events of a type (TRACK by default) and name, with properties, ` + "`" + `count` + "`" + `
+times (at least once by default) within a window (ever by default). With ` + "`" + `performed: false` + "`" + `, the
+profiles that did not.
+"""
+input AudienceEventConditionInput {
+  type: EventType
+  "The track event's name, or the page's or screen's; any when left out."
+  name: String
+  performed: Boolean
+  count: AudienceEventCountInput
+  within: AudienceWindowInput
+  properties: [AudiencePropertyConditionInput!]
+}
+
+"Members of another audience of the workspace (membership conditions may not form a cycle)."
+input AudienceMembershipConditionInput {
+  audienceId: ID!
+}
+
+"""
+One condition of a definition: exactly one field set. Nest ` + "`" + `and` + "`" + `, ` + "`" + `or` + "`" + ` and ` + "`" + `not` + "`" + ` up to 8 deep, 50
+conditions in all.
+"""
+input AudienceConditionInput {
+  trait: AudienceTraitConditionInput
+  computedTrait: AudienceComputedTraitConditionInput
+  event: AudienceEventConditionInput
+  audience: AudienceMembershipConditionInput
+  and: [AudienceConditionInput!]
+  or: [AudienceConditionInput!]
+  not: AudienceConditionInput
+}
+
+input AudienceCreateInput {
+  workspaceId: ID!
+  key: String!
+  name: String!
+  description: String
+  definition: AudienceConditionInput!
+  "True when left out."
+  enabled: Boolean
+}
+
+input AudienceUpdateInput {
+  id: ID!
+  "Left-out fields stay. A changed definition is computed again over every profile."
+  name: String
+  description: String
+  definition: AudienceConditionInput
+  enabled: Boolean
+}
+
+input AudienceIdInput {
+  id: ID!
+}
+
+input AudiencePreviewInput {
+  workspaceId: ID!
+  definition: AudienceConditionInput!
+  "How many profiles to sample, 0 to 50; 10 when left out."
+  sampleSize: Int
+}
+
+input AudienceDestinationInput {
+  audienceId: ID!
+  destinationId: ID!
+  "TRACK when left out; ignored when disconnecting."
+  mode: AudienceActivationMode
+}
+
+type AudiencePayload {
+  audience: Audience
+  userErrors: [UserError!]!
+}
+
+type AudienceDeletePayload {
+  deletedAudienceId: ID
+  userErrors: [UserError!]!
+}
+
+type AudiencePreviewPayload {
+  "How many profiles the definition selects now; null with userErrors."
+  size: Int
+  "Some of them, newest first."
+  sample: [Profile!]!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  "Saves an audience and computes it over every profile in the background. Owners and admins, on the BUSINESS plan."
+  audienceCreate(input: AudienceCreateInput!): AudiencePayload!
+  "Changes an audience. Owners and admins."
+  audienceUpdate(input: AudienceUpdateInput!): AudiencePayload!
+  "Deletes an audience (not one that others' definitions name). Owners and admins."
+  audienceDelete(input: AudienceIdInput!): AudienceDeletePayload!
+  "The size and a sample of a definition, without saving anything. Members, owners and admins."
+  audiencePreview(input: AudiencePreviewInput!): AudiencePreviewPayload!
+  """
+  Sends an audience to a destination (again: changes the mode): the workspace's Engage source (made at the first connection)
+  is connected to it, and each change of membership goes as an event of that source through the
+  delivery engine, once. Owners and admins.
+  """
+  audienceConnectDestination(input: AudienceDestinationInput!): AudiencePayload!
+  "Stops sending an audience to a destination. Owners and admins."
+  audienceDisconnectDestination(input: AudienceDestinationInput!): AudiencePayload!
+}
+
+extend type Subscription {
+  "The audience, each time its size or status changed (at most once per computation)."
+  audienceSizeChanged(audienceId: ID!): Audience!
 }
 `, BuiltIn: false},
 	{Name: "../schema/engage_traits.graphqls", Input: `# Engage: computed traits, values computed per profile from the events resolved to it (BUSINESS plan).
@@ -11280,6 +12056,156 @@ func (ec *executionContext) childFields_AccessTokenPayload(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type AccessTokenPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Audience(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Audience_id(ctx, field)
+	case "key":
+		return ec.fieldContext_Audience_key(ctx, field)
+	case "name":
+		return ec.fieldContext_Audience_name(ctx, field)
+	case "description":
+		return ec.fieldContext_Audience_description(ctx, field)
+	case "definition":
+		return ec.fieldContext_Audience_definition(ctx, field)
+	case "enabled":
+		return ec.fieldContext_Audience_enabled(ctx, field)
+	case "size":
+		return ec.fieldContext_Audience_size(ctx, field)
+	case "members":
+		return ec.fieldContext_Audience_members(ctx, field)
+	case "sizeHistory":
+		return ec.fieldContext_Audience_sizeHistory(ctx, field)
+	case "destinations":
+		return ec.fieldContext_Audience_destinations(ctx, field)
+	case "status":
+		return ec.fieldContext_Audience_status(ctx, field)
+	case "lastComputedAt":
+		return ec.fieldContext_Audience_lastComputedAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Audience_viewerCanUpdate(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Audience_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Audience_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Audience_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Audience", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AudienceConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AudienceConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AudienceConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AudienceConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedAudienceId":
+		return ec.fieldContext_AudienceDeletePayload_deletedAudienceId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AudienceDeletePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceDeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceDestination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "destination":
+		return ec.fieldContext_AudienceDestination_destination(ctx, field)
+	case "mode":
+		return ec.fieldContext_AudienceDestination_mode(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AudienceDestination_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceDestination", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AudienceEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AudienceEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceMember(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profile":
+		return ec.fieldContext_AudienceMember_profile(ctx, field)
+	case "enteredAt":
+		return ec.fieldContext_AudienceMember_enteredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceMember", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceMemberConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AudienceMemberConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AudienceMemberConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AudienceMemberConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AudienceMemberConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceMemberConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceMemberEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AudienceMemberEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AudienceMemberEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceMemberEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AudiencePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "audience":
+		return ec.fieldContext_AudiencePayload_audience(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AudiencePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudiencePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AudiencePreviewPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "size":
+		return ec.fieldContext_AudiencePreviewPayload_size(ctx, field)
+	case "sample":
+		return ec.fieldContext_AudiencePreviewPayload_sample(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AudiencePreviewPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudiencePreviewPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AudienceSizePoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_AudienceSizePoint_at(ctx, field)
+	case "size":
+		return ec.fieldContext_AudienceSizePoint_size(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AudienceSizePoint", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -12614,10 +13540,22 @@ func (ec *executionContext) childFields_Profile(ctx context.Context, field graph
 		return ec.fieldContext_Profile_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Profile_updatedAt(ctx, field)
+	case "audiences":
+		return ec.fieldContext_Profile_audiences(ctx, field)
 	case "computedTraits":
 		return ec.fieldContext_Profile_computedTraits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileAudience(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "audience":
+		return ec.fieldContext_ProfileAudience_audience(ctx, field)
+	case "enteredAt":
+		return ec.fieldContext_ProfileAudience_enteredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileAudience", field.Name)
 }
 
 func (ec *executionContext) childFields_ProfileComputedTrait(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -13724,6 +14662,8 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_profile(ctx, field)
 	case "identityResolutionSettings":
 		return ec.fieldContext_Workspace_identityResolutionSettings(ctx, field)
+	case "audiences":
+		return ec.fieldContext_Workspace_audiences(ctx, field)
 	case "computedTraits":
 		return ec.fieldContext_Workspace_computedTraits(ctx, field)
 	case "usage":

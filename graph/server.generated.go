@@ -14,6 +14,7 @@ import (
 	"github.com/junctioncdp/junction/graph/model"
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/destination"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/source"
@@ -24,6 +25,7 @@ import (
 
 type SubscriptionResolver interface {
 	ServerTime(ctx context.Context, intervalSeconds int) (<-chan *time.Time, error)
+	AudienceSizeChanged(ctx context.Context, audienceID string) (<-chan *audience.Audience, error)
 	NotificationReceived(ctx context.Context) (<-chan *audit.Notification, error)
 	SourceStatusChanged(ctx context.Context, workspaceID string) (<-chan *source.Source, error)
 	DestinationStatusChanged(ctx context.Context, workspaceID string) (<-chan *destination.Destination, error)
@@ -36,6 +38,20 @@ type SubscriptionResolver interface {
 // endregion ************************** generated!.gotpl **************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Subscription_audienceSizeChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "audienceId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["audienceId"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Subscription_destinationStatusChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -277,6 +293,50 @@ func (ec *executionContext) fieldContext_Subscription_serverTime(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_serverTime_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_audienceSizeChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_audienceSizeChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AudienceSizeChanged(ctx, fc.Args["audienceId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *audience.Audience) graphql.Marshaler {
+			return ec.marshalNAudience2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋinternalᚋengageᚋaudienceᚐAudience(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_audienceSizeChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Audience(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_audienceSizeChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -654,6 +714,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "serverTime":
 		return ec._Subscription_serverTime(ctx, fields[0])
+	case "audienceSizeChanged":
+		return ec._Subscription_audienceSizeChanged(ctx, fields[0])
 	case "notificationReceived":
 		return ec._Subscription_notificationReceived(ctx, fields[0])
 	case "sourceStatusChanged":

@@ -41,6 +41,7 @@ type WorkspaceResolver interface {
 	Profiles(ctx context.Context, obj *workspace.Workspace, search *string, filter *model.ProfileFilter, first *int, after *string, last *int, before *string) (*model.ProfileConnection, error)
 	Profile(ctx context.Context, obj *workspace.Workspace, lookup model.ProfileLookup) (*engage.Profile, error)
 	IdentityResolutionSettings(ctx context.Context, obj *workspace.Workspace) (*engage.Settings, error)
+	Audiences(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.AudienceConnection, error)
 	ComputedTraits(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string) (*model.ComputedTraitConnection, error)
 	Usage(ctx context.Context, obj *workspace.Workspace, month string) (*ingest.Usage, error)
 	HealthIssues(ctx context.Context, obj *workspace.Workspace, first *int, after *string, last *int, before *string, status []model.HealthIssueStatus, targetKind *model.HealthTargetKind, errorType *string) (*model.HealthIssueConnection, error)
@@ -64,6 +65,44 @@ type WorkspaceResolver interface {
 // region    ***************************** args.gotpl *****************************
 
 func (ec *executionContext) field_Workspace_accessTokens_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Workspace_audiences_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
@@ -1463,6 +1502,50 @@ func (ec *executionContext) fieldContext_Workspace_identityResolutionSettings(_ 
 	return fc, nil
 }
 
+func (ec *executionContext) _Workspace_audiences(ctx context.Context, field graphql.CollectedField, obj *workspace.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_audiences(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Workspace().Audiences(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AudienceConnection) graphql.Marshaler {
+			return ec.marshalNAudienceConnection2ᚖgithubᚗcomᚋjunctioncdpᚋjunctionᚋgraphᚋmodelᚐAudienceConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_audiences(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Workspace",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AudienceConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Workspace_audiences_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Workspace_computedTraits(ctx context.Context, field graphql.CollectedField, obj *workspace.Workspace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2752,6 +2835,12 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Workspace_identityResolutionSettings(ctx, field, obj)
+				})
+		case "audiences":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Workspace_audiences(ctx, field, obj)
 				})
 		case "computedTraits":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

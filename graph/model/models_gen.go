@@ -15,6 +15,7 @@ import (
 	"github.com/junctioncdp/junction/internal/delivery"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/health"
 	"github.com/junctioncdp/junction/internal/ingest"
 	"github.com/junctioncdp/junction/internal/privacy"
@@ -62,6 +63,85 @@ type AccessTokenPayload struct {
 
 type AccessTokenRevokeInput struct {
 	AccessTokenID string `json:"accessTokenId"`
+}
+
+type AudienceConnection struct {
+	Edges      []*AudienceEdge      `json:"edges"`
+	Nodes      []*audience.Audience `json:"nodes"`
+	PageInfo   *relay.PageInfo      `json:"pageInfo"`
+	TotalCount int                  `json:"totalCount"`
+}
+
+type AudienceCreateInput struct {
+	WorkspaceID string              `json:"workspaceId"`
+	Key         string              `json:"key"`
+	Name        string              `json:"name"`
+	Description *string             `json:"description,omitempty"`
+	Definition  *audience.Condition `json:"definition"`
+	// True when left out.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type AudienceDeletePayload struct {
+	DeletedAudienceID *string      `json:"deletedAudienceId,omitempty"`
+	UserErrors        []*UserError `json:"userErrors"`
+}
+
+type AudienceDestinationInput struct {
+	AudienceID    string `json:"audienceId"`
+	DestinationID string `json:"destinationId"`
+	// TRACK when left out; ignored when disconnecting.
+	Mode *audience.Mode `json:"mode,omitempty"`
+}
+
+type AudienceEdge struct {
+	Cursor string             `json:"cursor"`
+	Node   *audience.Audience `json:"node"`
+}
+
+type AudienceIDInput struct {
+	ID string `json:"id"`
+}
+
+type AudienceMemberConnection struct {
+	Edges      []*AudienceMemberEdge `json:"edges"`
+	Nodes      []*audience.Member    `json:"nodes"`
+	PageInfo   *relay.PageInfo       `json:"pageInfo"`
+	TotalCount int                   `json:"totalCount"`
+}
+
+type AudienceMemberEdge struct {
+	Cursor string           `json:"cursor"`
+	Node   *audience.Member `json:"node"`
+}
+
+type AudiencePayload struct {
+	Audience   *audience.Audience `json:"audience,omitempty"`
+	UserErrors []*UserError       `json:"userErrors"`
+}
+
+type AudiencePreviewInput struct {
+	WorkspaceID string              `json:"workspaceId"`
+	Definition  *audience.Condition `json:"definition"`
+	// How many profiles to sample, 0 to 50; 10 when left out.
+	SampleSize *int `json:"sampleSize,omitempty"`
+}
+
+type AudiencePreviewPayload struct {
+	// How many profiles the definition selects now; null with userErrors.
+	Size *int `json:"size,omitempty"`
+	// Some of them, newest first.
+	Sample     []*engage.Profile `json:"sample"`
+	UserErrors []*UserError      `json:"userErrors"`
+}
+
+type AudienceUpdateInput struct {
+	ID string `json:"id"`
+	// Left-out fields stay. A changed definition is computed again over every profile.
+	Name        *string             `json:"name,omitempty"`
+	Description *string             `json:"description,omitempty"`
+	Definition  *audience.Condition `json:"definition,omitempty"`
+	Enabled     *bool               `json:"enabled,omitempty"`
 }
 
 type AuditEventConnection struct {
@@ -792,6 +872,8 @@ type ProfileEdge struct {
 
 type ProfileFilter struct {
 	Trait *ProfileTraitFilter `json:"trait,omitempty"`
+	// Members of this audience of the workspace.
+	AudienceID *string `json:"audienceId,omitempty"`
 }
 
 // An identifier to look a profile up by.

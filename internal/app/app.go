@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junctioncdp/junction/graph"
+	"github.com/junctioncdp/junction/internal/apperr"
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
 	"github.com/junctioncdp/junction/internal/bus"
@@ -34,6 +35,7 @@ import (
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/egress"
 	"github.com/junctioncdp/junction/internal/engage"
+	"github.com/junctioncdp/junction/internal/engage/audience"
 	"github.com/junctioncdp/junction/internal/gqllimit"
 	"github.com/junctioncdp/junction/internal/gqlserver"
 	"github.com/junctioncdp/junction/internal/gqlws"
@@ -83,6 +85,7 @@ type App struct {
 	regulator  *regulation.Service
 	engage     *engage.Service
 	traits     *engage.Traits
+	audiences  *audience.Service
 	workspaces *workspace.Service
 	egress     *egress.Filter
 	replicas   *replica.Set // nil on SQLite: one process
@@ -169,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay,
 		WarehouseRetry: cfg.DeliveryBackoff, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
-		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
+		protocols.ForgetSamples, ingest.ForgetIdentities, audience.Forget, engage.Forget)
 	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
 	a.engage = engage.New(d, workspaces, log)
 	// Computed traits follow identity resolution, with a worker of their own.
@@ -200,10 +203,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.reaper.Pending(reap.Source, sources.DeletedIDs)
 	// A deleted source's profile events go before its events (they are found through them).
 	a.reaper.Add(reap.Source, engage.ReapSourceSteps()...)
+	a.reaper.Add(reap.Source, audience.ReapSource)
 	a.reaper.Add(reap.Source, ingest.ReapSourceEvents, delivery.ReapSourceAttempts, delivery.ReapSourceRequests, health.ReapSourceIssues,
 		privacy.ReapSourceFields, source.ReapStep)
 	a.reaper.Pending(reap.Workspace, workspaces.DeletedIDs)
-	a.reaper.Add(reap.Workspace, engage.ReapWorkspaceComputedTraits, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
+	a.reaper.Add(reap.Workspace, audience.ReapWorkspace, engage.ReapWorkspaceComputedTraits, engage.ReapWorkspace, delivery.ReapWorkspaceAttempts, delivery.ReapWorkspaceRequests, audit.ReapWorkspace, health.ReapWorkspaceIssues,
 		privacy.ReapWorkspaceFields,
 		ingest.ReapWorkspaceUsage, workspace.ReapStep)
 	// The audit trail and the inbox expire: the server's retention, or a workspace's shorter one.
@@ -245,6 +249,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Concurrency: cfg.DeliveryConcurrency, Egress: a.egress, Logger: log, OnAttempts: a.attempted,
 		Outgoing: a.privacy.Outgoing,
 	})
+	// Audiences follow identity resolution's transactions; their scheduled work (windows,
+	// activation) runs on the leader.
+	a.audiences = audience.New(d, workspaces, a.engage, a.bus, audience.Options{Logger: log,
+		Recompute: cfg.AudienceRecompute, Every: min(10*time.Second, max(cfg.AudienceRecompute/4, 50*time.Millisecond))})
+	a.audiences.Gate = a.leads
+	a.audiences.Activation = audienceActivation(sources, dests, a.ingest)
 	a.live = live.New(a.bus, d, sources, dests, a.events, log)
 	a.notify = notify.New(d, a.bus, box, log, a.egress)
 	a.protocols.OnViolations = a.live.ViolationsChanged
@@ -281,12 +291,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	resolver := &graph.Resolver{Auth: authSvc, Workspaces: workspaces, Integrations: cat, Sources: sources,
 		Destinations: dests, Events: a.events, Deliveries: a.deliveries, Health: a.health, Notify: a.notify, Protocols: a.protocols,
 		Privacy: a.privacy, Regulator: a.regulator, Warehouses: a.warehouses, Engage: a.engage,
-		ComputedTraits: a.traits, Bus: a.bus}
+		ComputedTraits: a.traits, Audiences: a.audiences, Bus: a.bus}
 	go a.live.Run()
 	a.delivery.Start()
 	a.warehouses.Start()
 	a.engage.Start()
 	a.traits.Start()
+	a.audiences.Start()
 
 	a.ws = &gqlws.Transport{
 		InitFunc:         authSvc.InitFunc,
@@ -415,7 +426,10 @@ func (a *App) Close() error {
 		close(a.stop)
 	}
 	a.background.Wait()
-	// The tracking API first: its last commits' listeners still publish to live views, wake
+	// Audiences first: their activation stores events through the tracking API's writer. What
+	// identity resolution still tells them is left for the next computation.
+	a.audiences.Close()
+	// The tracking API next: its last commits' listeners still publish to live views, wake
 	// lanes and record health (which notifies).
 	a.ingest.Close()
 	a.engage.Close()
@@ -501,6 +515,11 @@ func (a *App) Prune(ctx context.Context, now time.Time) (int64, error) {
 		return n, err
 	}
 	m, err = a.engage.Prune(ctx, now.Add(-a.cfg.EventRetention))
+	n += m
+	if err != nil {
+		return n, err
+	}
+	m, err = a.audiences.Prune(ctx, now.Add(-a.cfg.EventRetention))
 	n += m
 	if err != nil {
 		return n, err
@@ -748,3 +767,51 @@ func (r regulationWarehouses) Failed(err error) bool {
 
 // Reaper is the reaper of deleted sources and workspaces, for tests that want to wait for it.
 func (a *App) Reaper() *reap.Reaper { return a.reaper }
+
+// audienceActivation is what audiences' activation needs of sources, destinations and the
+// tracking API's writer.
+func audienceActivation(sources *source.Service, dests *destination.Service, in *ingest.Service) *audience.Activation {
+	return &audience.Activation{
+		CreateSource: func(ctx context.Context, workspaceID string) (string, error) {
+			src, errs, err := sources.Create(ctx, workspaceID, "http-api", "Engage", nil, nil, nil)
+			if err != nil {
+				return "", err
+			}
+			if len(errs) > 0 {
+				return "", fmt.Errorf("making the Engage source: %s", errs[0].Message)
+			}
+			return src.ID, nil
+		},
+		SourceExists: func(ctx context.Context, sourceID string) (bool, error) {
+			m, err := sources.InternalByIDs(ctx, []string{sourceID})
+			return len(m) == 1, err
+		},
+		Connect: func(ctx context.Context, sourceID, destinationID string) error {
+			_, errs, err := dests.Connect(ctx, sourceID, destinationID, nil)
+			if err == nil && len(errs) > 0 && errs[0].Code != apperr.Taken {
+				return apperr.Invalid("destinationId", "%s", errs[0].Message)
+			}
+			return err
+		},
+		Receive: func(ctx context.Context, workspaceID, sourceID string, events []json.RawMessage) error {
+			// As the source stands: disabled, its events are stored discarded, as any source's.
+			m, err := sources.InternalByIDs(ctx, []string{sourceID})
+			if err != nil {
+				return err
+			}
+			src, ok := m[sourceID]
+			if !ok {
+				return fmt.Errorf("the Engage source %s of workspace %s was deleted: connect the audience again", sourceID, workspaceID)
+			}
+			_, err = in.Receive(ctx, ingest.Inbound{WorkspaceID: workspaceID, SourceID: sourceID, Enabled: src.Enabled, Events: events})
+			return err
+		},
+		DestinationVisible: func(ctx context.Context, workspaceID, destinationID string) (bool, error) {
+			d, err := dests.Get(ctx, destinationID)
+			if apperr.CodeOf(err) == apperr.NotFound {
+				return false, nil
+			}
+			return err == nil && d != nil && d.WorkspaceID == workspaceID, err
+		},
+	}
+}

@@ -1358,6 +1358,92 @@ func permissionTable() []*permRow {
 			want:  adminsOnly,
 		},
 
+		// Audiences: members read and preview them, owners and admins change and connect them; to a
+		// MINIMAL member (the source admin) they do not exist.
+		{
+			root: "Mutation", field: "audienceCreate", query: permMutation("audienceCreate", "AudienceCreateInput", "audience { id key status }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "key": "by_" + strings.ToLower(c.p.String()), "name": "By " + c.p.String(),
+					"definition": permAudienceDefinition})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "key": "ghost", "name": "Ghost", "definition": permAudienceDefinition})
+			},
+			want: adminsOnly,
+		},
+		{
+			root: "Mutation", field: "audienceUpdate", query: permMutation("audienceUpdate", "AudienceUpdateInput", "audience { id name }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"id": c.newAudience(t), "name": "Renamed by " + c.p.String()})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"id": id.New("audn"), "name": "Ghost"})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "audienceDelete", query: permMutation("audienceDelete", "AudienceIdInput", "deletedAudienceId"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"id": c.newAudience(t)})
+			},
+			ghost: func(c *permCall) map[string]any { return permInput(map[string]any{"id": id.New("audn")}) },
+			want:  planAdmins,
+		},
+		{
+			root: "Mutation", field: "audiencePreview", query: permMutation("audiencePreview", "AudiencePreviewInput", "size sample { id }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				c.business(t)
+				return permInput(map[string]any{"workspaceId": c.w.id, "definition": permAudienceDefinition})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"workspaceId": id.New("ws"), "definition": permAudienceDefinition})
+			},
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: denyForbidden, asToken: allowed,
+			},
+		},
+		{
+			root: "Mutation", field: "audienceConnectDestination",
+			query: permMutation("audienceConnectDestination", "AudienceDestinationInput", "audience { id destinations { mode destination { id } } }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				return permInput(map[string]any{"audienceId": c.newAudience(t), "destinationId": c.w.destination})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"audienceId": id.New("audn"), "destinationId": id.New("dst")})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Mutation", field: "audienceDisconnectDestination",
+			query: permMutation("audienceDisconnectDestination", "AudienceDestinationInput", "audience { id destinations { mode } }"),
+			vars: func(t *testing.T, c *permCall) map[string]any {
+				a := c.newAudience(t)
+				c.must(t, c.users[asOwner].session, permMutation("audienceConnectDestination", "AudienceDestinationInput", "audience { id }"),
+					permInput(map[string]any{"audienceId": a, "destinationId": c.w.destination}))
+				return permInput(map[string]any{"audienceId": a, "destinationId": c.w.destination})
+			},
+			ghost: func(c *permCall) map[string]any {
+				return permInput(map[string]any{"audienceId": id.New("audn"), "destinationId": id.New("dst")})
+			},
+			want: planAdmins,
+		},
+		{
+			root: "Subscription", field: "audienceSizeChanged", query: `subscription($id: ID!) { audienceSizeChanged(audienceId: $id) { id size } }`,
+			vars:  func(t *testing.T, c *permCall) map[string]any { return map[string]any{"id": c.newAudience(t)} },
+			ghost: func(c *permCall) map[string]any { return map[string]any{"id": id.New("audn")} },
+			want: permWant{
+				asAnonymous: denyUnauthenticated, asOutsider: denyNotFound,
+				asMember: allowed, asAdmin: allowed, asOwner: allowed,
+				asSourceAdmin: denyNotFound, asToken: allowed,
+			},
+			trigger: func(t *testing.T, c *permCall) {
+				permTrack(t, c, permProd, map[string]any{"userId": "aud-" + c.p.String() + "-" + id.New("u"), "event": "Audience trigger"})
+			},
+		},
+
 		// Event Delivery and Health.
 		{
 			root: "Mutation", field: "deliveryRetry", query: permMutation("deliveryRetry", "DeliveryRetryInput", "queued"),
@@ -1952,6 +2038,19 @@ func (f *permFixture) business(t *testing.T) {
 	t.Helper()
 	f.must(t, f.users[asOwner].session, permMutation("workspacePlanUpdate", "WorkspacePlanUpdateInput", "workspace { id }"),
 		permInput(map[string]any{"workspaceId": f.w.id, "plan": "BUSINESS"}))
+}
+
+// permAudienceDefinition selects the profiles that performed any track event.
+var permAudienceDefinition = map[string]any{"event": map[string]any{"type": "TRACK"}}
+
+// newAudience adds an audience to the fixture's workspace (put on BUSINESS), as its owner.
+func (f *permFixture) newAudience(t *testing.T) string {
+	t.Helper()
+	f.business(t)
+	d := f.must(t, f.users[asOwner].session, permMutation("audienceCreate", "AudienceCreateInput", "audience { id }"),
+		permInput(map[string]any{"workspaceId": f.w.id, "key": "a_" + strings.ReplaceAll(id.New("k"), "k_", ""), "name": f.slug("audience"),
+			"definition": permAudienceDefinition}))
+	return permStr(d, "audienceCreate.audience.id")
 }
 
 // newRegulation makes a deletion request in W that has not started (deletions wait a few minutes).

@@ -190,7 +190,7 @@ func (f *walkFixture) walkVisible(p walkPersona, o *walkObject) bool {
 			return c.seesDestinations()
 		}
 		return c.seesSource(o.label)
-	case "Profile", "ComputedTrait":
+	case "Profile", "ComputedTrait", "Audience":
 		return c.readAll && c.engage
 	case "Notification":
 		if o.user != f.userOf(p) {
@@ -306,7 +306,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"NotificationTypeSetting": walkOpen("type inApp"),
 	"NotificationWebhook":     walkOpen("url updatedAt"),
 	// Engage: members, owners and admins read profiles (W is on BUSINESS); MINIMAL members none.
-	"Profile":                    walkOpen("id identifiers traits computedTraits events mergeHistory createdAt updatedAt"),
+	"Profile":                    walkOpen("id identifiers traits computedTraits events mergeHistory createdAt updatedAt audiences"),
 	"ProfileIdentifier":          walkOpen("type value source firstSeenAt lastSeenAt"),
 	"ProfileTrait":               walkOpen("name value updatedAt source"),
 	"ProfileMerge":               walkOpen("mergedProfileId event identifiers droppedIdentifiers createdAt"),
@@ -319,6 +319,12 @@ var walkFieldRules = map[string]map[string]walkRule{
 	"ComputedTraitWindow":  walkOpen("amount unit"),
 	"PropertyCondition":    walkOpen("path operator value"),
 	"ProfileComputedTrait": walkOpen("computedTrait key value computedAt"),
+	// Audiences: as profiles; viewerCanUpdate says whether they may change them.
+	"Audience":            walkOpen("id key name description definition enabled size members sizeHistory destinations status lastComputedAt viewerCanUpdate createdBy createdAt updatedAt"),
+	"AudienceMember":      walkOpen("profile enteredAt"),
+	"AudienceSizePoint":   walkOpen("at size"),
+	"AudienceDestination": walkOpen("destination mode createdAt"),
+	"ProfileAudience":     walkOpen("audience enteredAt"),
 	// Only reached from subscriptions; the liveEvents leak selects it. Who may subscribe at all is
 	// TestPermissions' table; what the messages hold are the types above.
 	"LiveEvent": walkOpen("sourceId event"),
@@ -335,7 +341,7 @@ var walkFieldRules = map[string]map[string]walkRule{
 // walkEngage adds Engage's fields of a workspace: members, owners and admins read them, on a plan
 // with Engage.
 func walkEngage(m map[string]walkRule) map[string]walkRule {
-	for _, f := range []string{"profiles", "profile", "identityResolutionSettings", "computedTraits"} {
+	for _, f := range []string{"profiles", "profile", "identityResolutionSettings", "computedTraits", "audiences"} {
 		m[f] = func(c walkCan) bool { return c.readAll && c.engage }
 	}
 	return m
@@ -816,6 +822,11 @@ func newWalkFixture(t *testing.T) *walkFixture {
 		return len(list) == 1
 	})
 	f.add(&walkObject{id: trait, kind: "ComputedTrait", ws: "W", walk: true})
+	// An audience the walker is in.
+	d = f.must(t, own, `mutation($i: AudienceCreateInput!) { audienceCreate(input: $i) { audience { id } userErrors { message } } }`,
+		map[string]any{"i": map[string]any{"workspaceId": f.wsID, "key": "walkers", "name": "Walkers",
+			"definition": map[string]any{"event": map[string]any{"type": "TRACK"}}}})
+	f.add(&walkObject{id: permStr(d, "audienceCreate.audience.id"), kind: "Audience", ws: "W", walk: true})
 
 	// The audit trail, and everyone's notifications (their first few).
 	d = f.must(t, own, fmt.Sprintf(permWorkspaceBySlug, "auditEvents(first: 1) { nodes { id } }"), map[string]any{"slug": f.slug})

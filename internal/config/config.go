@@ -65,6 +65,9 @@ type Config struct {
 	InboxRetention time.Duration
 	// HealthResolveAfter is how long a target must work without an error before its issue resolves.
 	HealthResolveAfter time.Duration
+	// AudienceRecompute is how often an Engage audience with a time window is computed again over
+	// every profile (its members leave as the window passes them by).
+	AudienceRecompute time.Duration
 	// EgressAllow lists the address ranges outgoing requests (deliveries, notification webhooks)
 	// may reach although the egress filter refuses them by default (loopback, private, link-local
 	// ...). Empty: only public addresses.
@@ -137,6 +140,7 @@ func Default() Config {
 		AuditRetention:            365 * 24 * time.Hour,
 		InboxRetention:            90 * 24 * time.Hour,
 		HealthResolveAfter:        15 * time.Minute,
+		AudienceRecompute:         5 * time.Minute,
 		RegulationMonthlySubjects: 110_000,
 		RegulationDelay:           5 * time.Minute,
 		IngestBurst:               100000,
@@ -201,6 +205,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.FailedRetention, "failed-retention", env.duration("FAILED_RETENTION", c.FailedRetention), "how long failed delivery attempts are kept (env FAILED_RETENTION)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", env.duration("AUDIT_RETENTION", c.AuditRetention), "how long the audit trail is kept; at least 24h (env AUDIT_RETENTION)")
 	fs.DurationVar(&c.InboxRetention, "inbox-retention", env.duration("INBOX_RETENTION", c.InboxRetention), "how long inbox notifications are kept; at least 24h (env INBOX_RETENTION)")
+	fs.DurationVar(&c.AudienceRecompute, "audience-recompute", env.duration("AUDIENCE_RECOMPUTE", c.AudienceRecompute), "how often Engage audiences with time windows are computed again over every profile (env AUDIENCE_RECOMPUTE)")
 	fs.DurationVar(&c.HealthResolveAfter, "health-resolve-after", env.duration("HEALTH_RESOLVE_AFTER", c.HealthResolveAfter), "how long a target must work without an error before its health issue resolves (env HEALTH_RESOLVE_AFTER)")
 	fs.IntVar(&c.RegulationMonthlySubjects, "regulation-monthly-subjects", env.int("REGULATION_MONTHLY_SUBJECTS", c.RegulationMonthlySubjects), "subjects a workspace's deletion and suppression requests may name per month (env REGULATION_MONTHLY_SUBJECTS)")
 	fs.DurationVar(&c.RegulationDelay, "regulation-delay", env.duration("REGULATION_DELAY", c.RegulationDelay), "how long a deletion request waits before it starts, during which it can be canceled (env REGULATION_DELAY)")
@@ -284,7 +289,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 	}
 	for name, d := range map[string]time.Duration{"ingest-queue-wait": c.IngestQueueWait, "delivery-max-age": c.DeliveryMaxAge, "delivery-backoff": c.DeliveryBackoff,
-		"delivered-retention": c.DeliveredRetention, "failed-retention": c.FailedRetention, "health-resolve-after": c.HealthResolveAfter} {
+		"delivered-retention": c.DeliveredRetention, "failed-retention": c.FailedRetention, "health-resolve-after": c.HealthResolveAfter, "audience-recompute": c.AudienceRecompute} {
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be greater than 0", name)
 		}

@@ -325,13 +325,14 @@ func (e *Engine) newLane(cfg *laneConfig, version time.Time) *lane {
 }
 
 // wanted honours the event's integrations object: {"All": false} leaves out every destination not
-// named true; a destination named false (by its name or its catalog name) is left out.
+// named true; a destination named false (by its name, its catalog name or its id) is left out.
+// Events made for one destination (an Engage audience's) name it by its id.
 func wanted(ev *Event, cfg *laneConfig) bool {
 	integ := ev.Object("integrations")
 	if len(integ) == 0 {
 		return true
 	}
-	names := []string{cfg.Name, cfg.slug, catalogName(cfg.slug)}
+	names := []string{cfg.Name, cfg.slug, catalogName(cfg.slug), cfg.DestinationID}
 	for _, n := range names {
 		for k, v := range integ {
 			if n != "" && strings.EqualFold(k, n) {

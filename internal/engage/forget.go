@@ -14,40 +14,9 @@ import (
 // Each call deletes at most limit rows of one profile; its identifiers go last, so that a profile
 // half deleted is found again by the next call.
 var Forget = forget.Step{Name: "profiles", Run: func(ctx context.Context, tx *db.Tx, s forget.Subjects, _ string, limit int) (string, int64, int64, error) {
-	var where string
-	args := []any{s.WorkspaceID}
-	for _, k := range []struct {
-		typ, column string
-		values      []string
-	}{{"user_id", "value", s.UserIDs}, {"anonymous_id", "value", s.AnonymousIDs}, {"email", "LOWER(value)", s.Emails}} { // emails as sent, subjects' lower-case
-		if len(k.values) == 0 {
-			continue
-		}
-		if where != "" {
-			where += " OR "
-		}
-		where += "(type = ? AND " + k.column + " IN (" + db.Placeholders(len(k.values)) + "))"
-		args = append(append(args, k.typ), db.Args(k.values)...)
-	}
-	if where == "" {
-		return "", 0, 0, nil
-	}
-	var found []string
-	if err := tx.Select(ctx, &found, `SELECT profile_id FROM profile_identifiers WHERE workspace_id = ? AND (`+where+`) LIMIT 1`, args...); err != nil || len(found) == 0 {
+	profile, ids, err := subjectProfile(ctx, tx, s, 1)
+	if err != nil || profile == "" {
 		return "", 0, 0, err
-	}
-	// The profile that stands, and every profile merged into it.
-	profile := found[0]
-	var standing *string
-	if err := tx.Get(ctx, &standing, `SELECT merged_into FROM profiles WHERE id = ?`, profile); err == nil && standing != nil {
-		profile = *standing
-	}
-	var ids []string
-	if err := tx.Select(ctx, &ids, `SELECT id FROM profiles WHERE workspace_id = ? AND (id = ? OR merged_into = ?)`, s.WorkspaceID, profile, profile); err != nil {
-		return "", 0, 0, err
-	}
-	if len(ids) == 0 {
-		ids = []string{profile}
 	}
 	in, inArgs := forget.In("profile_id", ids)
 	var deleted int64
@@ -78,5 +47,67 @@ var Forget = forget.Step{Name: "profiles", Run: func(ctx context.Context, tx *db
 	// More may be left of this profile, or of another subject's: go on until nothing is found.
 	return "more", deleted, deleted, nil
 }}
+
+// SubjectProfiles returns the standing profiles of the subjects (those holding one of their
+// identifiers) and every profile merged into them: what regulation steps that run before Forget
+// (audience memberships) delete their rows of.
+func SubjectProfiles(ctx context.Context, tx *db.Tx, s forget.Subjects) ([]string, error) {
+	_, ids, err := subjectProfile(ctx, tx, s, 0)
+	return ids, err
+}
+
+// subjectProfile finds the profiles holding the subjects' identifiers (at most limit of them, 0
+// for all): the first one's standing profile, and the ids of the standing profiles with every
+// profile merged into them.
+func subjectProfile(ctx context.Context, tx *db.Tx, s forget.Subjects, limit int) (string, []string, error) {
+	var where string
+	args := []any{s.WorkspaceID}
+	for _, k := range []struct {
+		typ, column string
+		values      []string
+	}{{"user_id", "value", s.UserIDs}, {"anonymous_id", "value", s.AnonymousIDs}, {"email", "LOWER(value)", s.Emails}} { // emails as sent, subjects' lower-case
+		if len(k.values) == 0 {
+			continue
+		}
+		if where != "" {
+			where += " OR "
+		}
+		where += "(type = ? AND " + k.column + " IN (" + db.Placeholders(len(k.values)) + "))"
+		args = append(append(args, k.typ), db.Args(k.values)...)
+	}
+	if where == "" {
+		return "", nil, nil
+	}
+	query := `SELECT DISTINCT profile_id FROM profile_identifiers WHERE workspace_id = ? AND (` + where + `)`
+	if limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	var found []string
+	if err := tx.Select(ctx, &found, query, args...); err != nil || len(found) == 0 {
+		return "", nil, err
+	}
+	// The profiles that stand, and every profile merged into them.
+	var ids []string
+	first := ""
+	for _, profile := range found {
+		var standing *string
+		if err := tx.Get(ctx, &standing, `SELECT merged_into FROM profiles WHERE id = ?`, profile); err == nil && standing != nil {
+			profile = *standing
+		}
+		if first == "" {
+			first = profile
+		}
+		var more []string
+		if err := tx.Select(ctx, &more, `SELECT id FROM profiles WHERE workspace_id = ? AND (id = ? OR merged_into = ?)`, s.WorkspaceID, profile, profile); err != nil {
+			return "", nil, err
+		}
+		if len(more) == 0 {
+			more = []string{profile}
+		}
+		ids = append(ids, more...)
+	}
+	return first, ids, nil
+}
 
 func inMerged(n int) string { return "merged_profile_id IN (" + db.Placeholders(n) + ")" }

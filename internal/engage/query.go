@@ -32,6 +32,15 @@ type ListFilter struct {
 	// Search matches an identifier's value (any type) from its start, or a profile's id.
 	Search string
 	Trait  *TraitFilter
+	// In keeps the profiles whose ids a subquery selects (with its arguments): made by another
+	// part of Engage (an audience's members).
+	In *Subquery
+}
+
+// Subquery is SQL that selects profile ids, and its arguments.
+type Subquery struct {
+	SQL  string
+	Args []any
 }
 
 // List pages through a workspace's profiles, newest first; members, owners and admins, on a plan
@@ -55,6 +64,10 @@ func (s *Service) List(ctx context.Context, workspaceID string, f ListFilter, ar
 			qargs = append(qargs, *t.Value)
 		}
 		where += `)`
+	}
+	if f.In != nil {
+		where += ` AND p.id IN (` + f.In.SQL + `)`
+		qargs = append(qargs, f.In.Args...)
 	}
 	return relay.Query(ctx, s.db.Reader(), relay.Spec[Profile]{
 		Select: "SELECT p.* FROM profiles p", Where: where, Args: qargs,
@@ -122,26 +135,10 @@ func (s *Service) readable(ctx context.Context, a *workspace.Access) (bool, erro
 // IdentifiersByProfile loads the identifiers of standing profiles the viewer sees in the
 // workspace of a, by type's priority and then value, for dataloaders.
 func (s *Service) IdentifiersByProfile(ctx context.Context, a *workspace.Access, profileIDs []string) (map[string][]Identifier, error) {
-	out := map[string][]Identifier{}
 	if ok, err := s.readable(ctx, a); err != nil || !ok {
-		return out, err
+		return map[string][]Identifier{}, err
 	}
-	var rows []Identifier
-	if err := s.db.Select(ctx, &rows, `SELECT * FROM profile_identifiers WHERE profile_id IN (`+db.Placeholders(len(profileIDs))+`)
-		AND workspace_id = ? ORDER BY type, value`, append(db.Args(profileIDs), a.WorkspaceID)...); err != nil {
-		return nil, err
-	}
-	set, err := s.loadSettings(ctx, s.db.Reader(), a.WorkspaceID)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		out[r.ProfileID] = append(out[r.ProfileID], r)
-	}
-	for _, list := range out {
-		sortByPriority(set, list)
-	}
-	return out, nil
+	return s.IdentifiersOf(ctx, a.WorkspaceID, profileIDs)
 }
 
 func sortByPriority(set *Settings, list []Identifier) {
