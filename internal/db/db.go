@@ -51,6 +51,13 @@ type DB struct {
 // to its commit or rollback: for metrics, and for benchmarks of how long background work holds it.
 func (d *DB) ObserveWrites(f func(time.Duration)) { d.observe.Store(&f) }
 
+func (d *DB) writeObserver() func(time.Duration) {
+	if f := d.observe.Load(); f != nil {
+		return *f
+	}
+	return nil
+}
+
 // Options tunes the connection pools. The zero value is the default.
 type Options struct {
 	// ReadConns bounds the read pool (default 8). The writer is always one connection.
@@ -121,7 +128,7 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 		d.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if d.checkpoints, err = startCheckpointer(ctx, path, common); err != nil {
+	if d.checkpoints, err = startCheckpointer(ctx, path, common, write, d.writeObserver); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
