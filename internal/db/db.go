@@ -103,8 +103,9 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	common := "_journal_mode=WAL&_foreign_keys=on&_busy_timeout=10000&_synchronous=FULL"
 	// The writer never checkpoints the WAL itself (a commit that does can take hundreds of
 	// milliseconds, and every request waiting for the writer with it): a checkpointer does it
-	// beside the writer.
-	write, err := sqlx.Open(sqliteWriterDriver, sqliteDSN(path, common+"&_txlock=immediate"))
+	// beside the writer. The writer keeps its prepared statements: the group commit runs the same
+	// few on every commit, and preparing them again took a third of its CPU time.
+	write, err := sqlx.Open(sqliteWriterDriver, sqliteDSN(path, common+"&_txlock=immediate&_stmt_cache_size=64"))
 	if err != nil {
 		return nil, err
 	}
