@@ -77,18 +77,22 @@ type writer struct {
 	known *identityCache
 }
 
-// identityCache is a bounded set of the mtu_identities and mtu_links keys already stored.
+// identityCache is a bounded set of the mtu_identities and mtu_links keys already stored. Its keys
+// are the rows' keys as they are (a link's kind is "l" and its source empty): building a string of
+// them for each event cost more than the lookup.
 type identityCache struct {
-	keys map[string]struct{}
+	keys map[identityKey]struct{}
 }
+
+type identityKey struct{ ws, month, src, kind, value string }
 
 const maxKnownIdentities = 1 << 20
 
-func (c *identityCache) has(k string) bool { _, ok := c.keys[k]; return ok }
+func (c *identityCache) has(k identityKey) bool { _, ok := c.keys[k]; return ok }
 
-func (c *identityCache) add(keys []string) {
+func (c *identityCache) add(keys []identityKey) {
 	if len(c.keys)+len(keys) > maxKnownIdentities {
-		c.keys = map[string]struct{}{} // forget all rather than grow: the rows are upserts anyway
+		c.keys = map[identityKey]struct{}{} // forget all rather than grow: the rows are upserts anyway
 	}
 	for _, k := range keys {
 		c.keys[k] = struct{}{}
@@ -105,7 +109,7 @@ type writeReq struct {
 
 func newWriter(d *db.DB, limits QueueLimits, observe func(int, time.Duration), follow *follower) *writer {
 	return &writer{db: d, limits: limits, observe: observe, follow: follow, queues: map[string][]*writeReq{},
-		wake: make(chan struct{}, 1), stopped: make(chan struct{}), known: &identityCache{keys: map[string]struct{}{}}}
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), known: &identityCache{keys: map[identityKey]struct{}{}}}
 }
 
 // write stores events of one workspace and returns once they are committed, or ErrBusy when the
@@ -445,11 +449,9 @@ func insertEvents(ctx context.Context, tx *db.Tx, chunk []*Event, tail string) (
 // last-seen times, in the events' transaction.
 func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identityCache) error {
 	type dayKey struct{ ws, src, day string }
-	type mtuKey struct{ ws, month, src, kind, value string }
-	type linkKey struct{ ws, month, anon string }
 	calls := map[dayKey]int{}
-	mtus := map[mtuKey]string{} // -> first day
-	links := map[linkKey]bool{}
+	mtus := map[identityKey]string{} // -> first day
+	links := map[identityKey]bool{}
 	lastSeen := map[string]time.Time{}
 	for _, e := range inserted {
 		if e.Status != Accepted {
@@ -459,12 +461,12 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identi
 		month := day[:7]
 		calls[dayKey{e.WorkspaceID, e.SourceID, day}]++
 		if e.UserID != nil {
-			mtus[mtuKey{e.WorkspaceID, month, e.SourceID, "u", *e.UserID}] = day
+			mtus[identityKey{e.WorkspaceID, month, e.SourceID, "u", *e.UserID}] = day
 		}
 		if e.AnonymousID != nil {
-			mtus[mtuKey{e.WorkspaceID, month, e.SourceID, "a", *e.AnonymousID}] = day
+			mtus[identityKey{e.WorkspaceID, month, e.SourceID, "a", *e.AnonymousID}] = day
 			if e.UserID != nil {
-				links[linkKey{e.WorkspaceID, month, *e.AnonymousID}] = true
+				links[identityKey{e.WorkspaceID, month, "", "l", *e.AnonymousID}] = true
 			}
 		}
 		if e.ReceivedAt.After(lastSeen[e.SourceID]) {
@@ -481,15 +483,14 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identi
 			return err
 		}
 	}
-	var fresh []string // identity keys this commit stores, remembered once it commits
+	var fresh []identityKey // identity keys this commit stores, remembered once it commits
 	if len(mtus) > 0 {
 		rows := make([][]any, 0, len(mtus))
 		for k, day := range mtus {
-			key := "i\x00" + k.ws + "\x00" + k.month + "\x00" + k.src + "\x00" + k.kind + "\x00" + k.value
-			if known.has(key) {
+			if known.has(k) {
 				continue
 			}
-			fresh = append(fresh, key)
+			fresh = append(fresh, k)
 			rows = append(rows, []any{k.ws, k.month, k.src, k.kind, k.value, day})
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO mtu_identities (workspace_id, month, source_id, kind, value, first_day) VALUES `, 6, rows,
@@ -500,12 +501,11 @@ func countUsage(ctx context.Context, tx *db.Tx, inserted []*Event, known *identi
 	if len(links) > 0 {
 		rows := make([][]any, 0, len(links))
 		for k := range links {
-			key := "l\x00" + k.ws + "\x00" + k.month + "\x00" + k.anon
-			if known.has(key) {
+			if known.has(k) {
 				continue
 			}
-			fresh = append(fresh, key)
-			rows = append(rows, []any{k.ws, k.month, k.anon})
+			fresh = append(fresh, k)
+			rows = append(rows, []any{k.ws, k.month, k.value})
 		}
 		if err := tx.InsertRows(ctx, `INSERT INTO mtu_links (workspace_id, month, anonymous_id) VALUES `, 3, rows,
 			` ON CONFLICT (workspace_id, month, anonymous_id) DO NOTHING`); err != nil {
