@@ -72,6 +72,10 @@ type writer struct {
 	wake    chan struct{}
 	stopped chan struct{}
 
+	// aboveLog is set once id.New is known to give ids above every event in the log (see store).
+	// Only the writer goroutine uses it.
+	aboveLog bool
+
 	// known remembers the identity rows this process has committed, so that an identity seen
 	// again this month costs no statement. Only the writer goroutine uses it.
 	known *identityCache
@@ -332,12 +336,18 @@ func (w *writer) store(ctx context.Context, events []*Event) ([]*Event, error) {
 		if err := tx.Lock(ctx, EventLogLock); err != nil {
 			return err
 		}
-		var last *string
-		if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM events`); err != nil {
-			return err
-		}
-		if last != nil {
-			id.Raise(*last)
+		if !w.aboveLog {
+			var last *string
+			if err := tx.Get(ctx, &last, `SELECT MAX(id) FROM events`); err != nil {
+				return err
+			}
+			if last != nil {
+				id.Raise(*last)
+			}
+			// On SQLite this process is the only writer of the log, and id.New never goes back,
+			// so once raised above the log its ids stay above it. Replicas on PostgreSQL look
+			// every time: another process may have committed since.
+			w.aboveLog = w.db.Dialect() == db.SQLite
 		}
 		inserted = inserted[:0]
 		byID := make(map[string]*Event, len(events))
