@@ -99,3 +99,22 @@ func BenchmarkEventDoc(b *testing.B) {
 		}
 	})
 }
+
+// FuzzCompact: on valid JSON, compact writes what json.Compact writes.
+func FuzzCompact(f *testing.F) {
+	for _, c := range docCases {
+		f.Add([]byte(c))
+	}
+	f.Add([]byte(" [ 1 , \"a b\\\" c\" , { \"k\" :\n\t\"v\" } ] "))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want bytes.Buffer
+		if json.Compact(&want, b) != nil {
+			return
+		}
+		var got bytes.Buffer
+		compact(&got, b)
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("compact(%q) = %q, json.Compact gives %q", b, got.Bytes(), want.Bytes())
+		}
+	})
+}
