@@ -51,6 +51,7 @@ type DB struct {
 // to its commit or rollback: for metrics, and for benchmarks of how long background work holds it.
 func (d *DB) ObserveWrites(f func(time.Duration)) { d.observe.Store(&f) }
 
+// writeObserver returns what ObserveWrites set, if anything, for holds of the writer outside Tx.
 func (d *DB) writeObserver() func(time.Duration) {
 	if f := d.observe.Load(); f != nil {
 		return *f
