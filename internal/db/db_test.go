@@ -346,6 +346,42 @@ func TestWALCheckpointedBesideTheWriter(t *testing.T) {
 	}
 }
 
+// TestWALRestartedUnderSteadyWrites: SQLite starts the WAL again only when a write begins with
+// all of it checkpointed, which steady writes never leave time for; the checkpointer has the writer
+// do it, so that the WAL stays short however long the writes go on.
+func TestWALRestartedUnderSteadyWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wal.db")
+	d, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b TEXT)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	for start := time.Now(); time.Since(start) < 3*time.Second || written < 32<<20; {
+		if err := d.Tx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO blobs (b) VALUES (?)`, strings.Repeat("x", 40_000))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		written += 40_000
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > int64(written/2) {
+		t.Errorf("the WAL is %d bytes after %d written without a pause: it was never started again", fi.Size(), written)
+	}
+}
+
 // TestObserveWrites: every write transaction reports how long it held the writer.
 func TestObserveWrites(t *testing.T) {
 	d := openTest(t)

@@ -105,6 +105,10 @@ type Violation struct {
 // change. A Stage that changes it calls Changed, and the payload is written anew before storing.
 func (e *Event) Doc() map[string]any {
 	if e.doc == nil {
+		if m, ok := parseDoc(e.Payload); ok {
+			e.doc = m
+			return m
+		}
 		dec := json.NewDecoder(bytes.NewReader(e.Payload))
 		dec.UseNumber()
 		if err := dec.Decode(&e.doc); err != nil || e.doc == nil {

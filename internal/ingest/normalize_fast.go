@@ -67,11 +67,7 @@ func (n *normaliser) fast(index int, raw json.RawMessage) *Event {
 			}
 		}
 		if len(own) > 0 || name == "context" {
-			b, err := own.bytes()
-			if err != nil {
-				return nil
-			}
-			m.set(name, b)
+			m.set(name, own.bytes())
 		} // else null or empty, with nothing to merge: kept as sent, as full does
 	}
 	for _, name := range []string{"properties", "traits"} {
@@ -162,11 +158,7 @@ func (n *normaliser) fast(index int, raw json.RawMessage) *Event {
 	ev.Timestamp = &ts
 	m.set("timestamp", quoteRaw(ts.UTC().Format(time.RFC3339Nano)))
 	m.set("receivedAt", quoteRaw(n.receivedAt.UTC().Format(time.RFC3339Nano)))
-	b, err := m.bytes()
-	if err != nil {
-		return nil
-	}
-	ev.Payload = b
+	ev.Payload = m.bytes()
 	return ev
 }
 

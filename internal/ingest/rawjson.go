@@ -85,7 +85,7 @@ func (o *object) del(key string) {
 
 // appendTo writes the object with its keys sorted (as encoding/json writes maps) and its values
 // compacted.
-func (o object) appendTo(buf *bytes.Buffer) error {
+func (o object) appendTo(buf *bytes.Buffer) {
 	slices.SortFunc(o, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	buf.WriteByte('{')
 	for i, m := range o {
@@ -94,23 +94,46 @@ func (o object) appendTo(buf *bytes.Buffer) error {
 		}
 		appendString(buf, m.key)
 		buf.WriteByte(':')
-		if err := json.Compact(buf, m.val); err != nil {
-			return err
-		}
+		compact(buf, m.val)
 	}
 	buf.WriteByte('}')
-	return nil
 }
 
-func (o object) bytes() ([]byte, error) {
+func (o object) bytes() []byte {
 	var buf bytes.Buffer
 	n := 2
 	for _, m := range o {
 		n += len(m.key) + len(m.val) + 4
 	}
 	buf.Grow(n)
-	err := o.appendTo(&buf)
-	return buf.Bytes(), err
+	o.appendTo(&buf)
+	return buf.Bytes()
+}
+
+// compact writes valid JSON without its insignificant whitespace, as json.Compact does, without
+// checking it again: json.Compact's validation took a quarter of the fast path's time.
+func compact(buf *bytes.Buffer, v []byte) {
+	start, inString := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			buf.Write(v[start:i])
+			start = i + 1
+		}
+	}
+	buf.Write(v[start:])
 }
 
 func skipSpace(b []byte, i int) int {

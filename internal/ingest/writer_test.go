@@ -264,3 +264,55 @@ func TestFollowerPeriodicListener(t *testing.T) {
 		t.Errorf("close did not flush the last commit: %v", calls)
 	}
 }
+
+// TestWriterUsage: each commit counts its accepted events per source and day, stores each identity
+// and each anonymousId's link to a userId once per month, however often and in whichever commits it
+// comes again (the writer remembers what it stored), and moves the source's last-seen time.
+func TestWriterUsage(t *testing.T) {
+	d := mustOpenDB(t)
+	w := newWriter(d, DefaultQueueLimits, nil, newFollower(nil, nil))
+	ctx := context.Background()
+	ev := func(src, msg, user, anon string) *Event {
+		e := &Event{WorkspaceID: "ws_" + src, SourceID: "src_" + src, MessageID: msg, Type: Track, Status: Accepted,
+			ReceivedAt: time.Now().UTC(), Payload: []byte(`{}`)}
+		if user != "" {
+			e.UserID = &user
+		}
+		if anon != "" {
+			e.AnonymousID = &anon
+		}
+		return e
+	}
+	commits := [][]*Event{
+		{ev("a", "1", "u1", "a1"), ev("a", "2", "u1", "a1"), ev("b", "3", "u1", "")},
+		{ev("a", "4", "u1", "a1"), ev("a", "5", "u2", ""), ev("a", "6", "", "a2")},
+		{ev("a", "7", "u2", "a2"), ev("b", "8", "u1", "")},
+	}
+	for _, c := range commits {
+		if _, err := w.store(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(q string, args ...any) int {
+		var n int
+		if err := d.Get(ctx, &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := count(`SELECT COALESCE(SUM(api_calls), 0) FROM usage_daily WHERE source_id = 'src_a'`); got != 6 {
+		t.Errorf("api calls of src_a: %d, want 6", got)
+	}
+	if got := count(`SELECT COUNT(*) FROM mtu_identities WHERE source_id = 'src_a'`); got != 4 {
+		t.Errorf("identities of src_a: %d, want 4 (u1, a1, u2, a2)", got)
+	}
+	if got := count(`SELECT COUNT(*) FROM mtu_identities WHERE source_id = 'src_b'`); got != 1 {
+		t.Errorf("identities of src_b: %d, want 1 (u1)", got)
+	}
+	if got := count(`SELECT COUNT(*) FROM mtu_links WHERE workspace_id = 'ws_a'`); got != 2 {
+		t.Errorf("links of ws_a: %d, want 2 (a1, a2)", got)
+	}
+	if got := count(`SELECT COUNT(*) FROM sources WHERE last_seen_at IS NOT NULL`); got != 2 {
+		t.Errorf("sources with a last-seen time: %d, want 2", got)
+	}
+}

@@ -84,6 +84,10 @@ type Reaper struct {
 	db  *db.DB
 	log *slog.Logger
 
+	// once lets one Once run at a time: two (the background loop, and a caller that wants the
+	// reaping done now) would delete the same rows in turns, and keep the writer twice as busy.
+	once sync.Mutex
+
 	mu       sync.Mutex
 	pending  map[Kind]func(ctx context.Context) ([]string, error)
 	steps    map[Kind][]Step
@@ -152,6 +156,8 @@ func (r *Reaper) Run(ctx context.Context, interval time.Duration) {
 
 // Once reaps every object deleted so far, and returns when they are gone (or on the first error).
 func (r *Reaper) Once(ctx context.Context) error {
+	r.once.Lock()
+	defer r.once.Unlock()
 	for _, kind := range kinds {
 		r.mu.Lock()
 		list, steps := r.pending[kind], r.steps[kind]
