@@ -165,8 +165,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.regulator = regulation.New(d, workspaces, key, regulation.Options{MonthlyCap: cfg.RegulationMonthlySubjects, Delay: cfg.RegulationDelay, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities, engage.Forget)
-	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
+	// Identity resolution follows the event log from a stored cursor (Engage, BUSINESS plan); the
+	// commits only wake it, and on replicas the leader alone resolves.
 	a.engage = engage.New(d, workspaces, log)
+	a.engage.Gate = a.leads
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,
 		Queue: ingest.QueueLimits{Events: cfg.IngestQueueEvents, Bytes: cfg.IngestQueueBytes, Wait: cfg.IngestQueueWait},
 		Listeners: []ingest.Listener{{Hear: a.committed}, {Hear: a.recordHealth, Every: time.Second},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -13,17 +12,10 @@ import (
 	"github.com/junctioncdp/junction/internal/ingest"
 )
 
-// ListenEvery is how often the listener of commits hands its events to identity resolution: each
-// period's events are resolved together, a few hundred per transaction.
-const ListenEvery = 200 * time.Millisecond
-
 const (
 	// eventsPerTx bounds the events one transaction resolves, so that each holds the writer for
 	// a few milliseconds.
 	eventsPerTx = 500
-	// maxQueue bounds the events waiting for resolution; beyond it the oldest are left out (and
-	// logged), so that a database that cannot keep up costs bounded memory.
-	maxQueue = 200_000
 	// valuesPerQuery bounds the values of one IN list.
 	valuesPerQuery = 500
 	// seenGranularity is how precisely an identifier's last_seen_at and a profile's updated_at
@@ -31,122 +23,9 @@ const (
 	seenGranularity = time.Minute
 )
 
-// Listener is the ingest listener of commits that feeds identity resolution.
-func (s *Service) Listener() ingest.Listener {
-	return ingest.Listener{Hear: s.resolver.hear, Every: ListenEvery}
-}
-
-// Start runs identity resolution's worker until Close.
-func (s *Service) Start() {
-	s.resolver.mu.Lock()
-	s.resolver.started = true
-	s.resolver.mu.Unlock()
-	go s.resolver.run()
-}
-
-// Close stops the worker once the chunk it is resolving is done; events still queued are left
-// out of profiles (and logged), so that a backlog never holds up the server's stop. Call it
-// after the tracking API has closed.
-func (s *Service) Close() { s.resolver.close() }
-
 // Resolve runs identity resolution over events at once, on the caller's goroutine: for tests and
-// tools. The listener's worker does the same with what it hears.
+// tools. The follower of the event log does the same with what it reads.
 func (s *Service) Resolve(ctx context.Context, events []*ingest.Event) error {
-	return s.resolver.process(ctx, events)
-}
-
-// resolver queues what the listener hears and resolves it on a goroutine of its own, so that the
-// follower's other listeners (waking delivery lanes, live views) never wait for it.
-type resolver struct {
-	s *Service
-
-	mu      sync.Mutex
-	queue   []*ingest.Event
-	dropped int
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
-	started bool
-}
-
-func newResolver(s *Service) *resolver {
-	return &resolver{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-func (r *resolver) hear(c ingest.Committed) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	for _, e := range c.Events {
-		if e.Status == ingest.Accepted {
-			r.queue = append(r.queue, e)
-		}
-	}
-	if over := len(r.queue) - maxQueue; over > 0 {
-		r.queue = append(r.queue[:0:0], r.queue[over:]...)
-		r.dropped += over
-	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *resolver) run() {
-	defer close(r.done)
-	for {
-		_, open := <-r.wake
-		for {
-			r.mu.Lock()
-			if r.closed {
-				// Shutting down: what is still queued is left out rather than holding the
-				// server's stop for as long as the backlog takes.
-				left := len(r.queue)
-				r.queue = nil
-				r.mu.Unlock()
-				if left > 0 {
-					r.s.log.Warn("engage: stopping with events not yet resolved; they are left out of profiles", "events", left)
-				}
-				return
-			}
-			n := min(len(r.queue), eventsPerTx*4)
-			batch, dropped := r.queue[:n:n], r.dropped
-			r.queue, r.dropped = r.queue[n:], 0
-			r.mu.Unlock()
-			if dropped > 0 {
-				r.s.log.Warn("engage: identity resolution fell behind; the oldest events were left out of profiles", "events", dropped)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			if err := r.process(context.Background(), batch); err != nil {
-				r.s.log.Error("engage: identity resolution failed", "events", len(batch), "error", err.Error())
-			}
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-func (r *resolver) close() {
-	r.mu.Lock()
-	if r.closed || !r.started {
-		r.closed = true
-		r.mu.Unlock()
-		return
-	}
-	r.closed = true
-	close(r.wake)
-	r.mu.Unlock()
-	<-r.done
-}
-
-// process resolves events workspace by workspace, in order, in transactions of eventsPerTx. A
-// workspace whose events fail does not keep the others' from being resolved.
-func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 	var order []string
 	byWS := map[string][]*ingest.Event{}
 	for _, e := range events {
@@ -160,23 +39,33 @@ func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 	}
 	var errs []error
 	for _, ws := range order {
-		st, err := r.s.states.get(ctx, ws)
+		set, ok, err := s.engageSettings(ctx, ws)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !st.engage {
+		if !ok {
 			continue
 		}
 		list := byWS[ws]
 		for start := 0; start < len(list); start += eventsPerTx {
-			if err := r.s.resolveChunk(ctx, ws, st.settings, list[start:min(start+eventsPerTx, len(list))]); err != nil {
+			chunk := []group{{ws: ws, set: set, events: list[start:min(start+eventsPerTx, len(list))]}}
+			if _, err := s.resolveGroups(ctx, chunk, nil, false); err != nil {
 				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
 				break
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// engageSettings returns a workspace's rules, and false when its plan does not include Engage.
+func (s *Service) engageSettings(ctx context.Context, ws string) (*Settings, bool, error) {
+	st, err := s.states.get(ctx, ws)
+	if err != nil || !st.engage {
+		return nil, false, err
+	}
+	return st.settings, true, nil
 }
 
 // prepared is one event ready to resolve: its identifiers by priority, blocked ones left out.
@@ -219,64 +108,102 @@ func byPriority(set *Settings, ids []Ident) {
 	})
 }
 
-func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, events []*ingest.Event) error {
-	items := make([]prepared, 0, len(events))
-	for _, e := range events {
-		if p := prepare(set, e); len(p.ids) > 0 || p.prev != "" {
-			items = append(items, p)
+// group is one workspace's events that a transaction resolves, in log order.
+type group struct {
+	ws     string
+	set    *Settings
+	events []*ingest.Event
+	items  []prepared
+	graph  *graph
+	before int64 // the graph's version when it was read
+}
+
+func newGraph(ws string, set *Settings) *graph {
+	return &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{},
+		seen: map[Ident]*seenRow{}, traits: map[traitKey]*traitRow{}}
+}
+
+// resolveGroups resolves the groups' events in one transaction, workspace by workspace, and tells
+// the followers of profiles (OnResolved) once it has committed. also, when set, runs first in the
+// same transaction (the follower of the log moves its cursor there, so that the profiles' writes
+// and the cursor commit together or not at all). The transaction runs when some event has
+// identifiers, or always when always is set; it reports whether it ran.
+func (s *Service) resolveGroups(ctx context.Context, groups []group, also func(tx *db.Tx) error, always bool) (bool, error) {
+	var work []*group
+	for i := range groups {
+		g := &groups[i]
+		g.items = g.items[:0]
+		for _, e := range g.events {
+			if p := prepare(g.set, e); len(p.ids) > 0 || p.prev != "" {
+				g.items = append(g.items, p)
+			}
+		}
+		if len(g.items) > 0 {
+			work = append(work, g)
 		}
 	}
-	if len(items) == 0 {
-		return nil
+	if len(work) == 0 && !always {
+		return false, nil
 	}
-	// The graph is read before the write transaction, on the read pool, so that the single writer
-	// is held only for the writes; the transaction reads it again only if another transaction of
-	// identity resolution (another replica's) changed it meanwhile.
-	newGraph := func() *graph {
-		return &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{},
-			seen: map[Ident]*seenRow{}, traits: map[traitKey]*traitRow{}}
-	}
+	// Transactions lock workspaces in one order, so that two replicas' never wait for each other.
+	sort.Slice(work, func(i, j int) bool { return work[i].ws < work[j].ws })
+	// The graphs are read before the write transaction, on the read pool, so that the single
+	// writer is held only for the writes; the transaction reads a graph again only if another
+	// transaction of identity resolution (another replica's) changed it meanwhile.
 	read := s.db.Reader()
-	before, err := graphVersion(ctx, read, ws)
-	if err != nil {
-		return err
-	}
-	g := newGraph()
-	if err := g.load(ctx, read, items); err != nil {
-		return err
+	for _, g := range work {
+		var err error
+		if g.before, err = graphVersion(ctx, read, g.ws); err != nil {
+			return false, err
+		}
+		g.graph = newGraph(g.ws, g.set)
+		if err := g.graph.load(ctx, read, g.items); err != nil {
+			return false, err
+		}
 	}
 	if s.afterRead != nil {
 		s.afterRead()
 	}
-	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
-			return err
-		}
-		now, err := graphVersion(ctx, &tx.Queryer, ws)
-		if err != nil {
-			return err
-		}
-		if now != before {
-			g = newGraph()
-			if err := g.load(ctx, &tx.Queryer, items); err != nil {
+	err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
 				return err
 			}
 		}
-		for i := range items {
-			g.resolve(&items[i])
+		for _, g := range work {
+			if err := tx.Lock(ctx, "engage:"+g.ws); err != nil {
+				return err
+			}
+			now, err := graphVersion(ctx, &tx.Queryer, g.ws)
+			if err != nil {
+				return err
+			}
+			if now != g.before {
+				g.graph = newGraph(g.ws, g.set)
+				if err := g.graph.load(ctx, &tx.Queryer, g.items); err != nil {
+					return err
+				}
+			}
+			for i := range g.items {
+				g.graph.resolve(&g.items[i])
+			}
+			if err := g.graph.flush(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO profile_graphs (workspace_id, version) VALUES (?, 1)
+				ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, g.ws); err != nil {
+				return err
+			}
 		}
-		if err := g.flush(ctx, tx); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO profile_graphs (workspace_id, version) VALUES (?, 1)
-			ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, ws)
-		return err
+		return nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	s.notifyResolved(ctx, g.resolved())
-	return nil
+	for _, g := range work {
+		s.notifyResolved(ctx, g.graph.resolved())
+	}
+	return true, nil
 }
 
 // Resolved is what one transaction of identity resolution did in a workspace, told to the
@@ -323,7 +250,7 @@ func (r *Resolved) Profiles() []string {
 }
 
 // OnResolved adds a follower of profiles: f runs after each transaction of identity resolution
-// commits, on the resolver's goroutine (so it must be quick, or hand its work on), in the order
+// commits, on the follower's goroutine (so it must be quick, or hand its work on), in the order
 // the transactions committed. Add followers before Start.
 func (s *Service) OnResolved(f func(ctx context.Context, r *Resolved)) {
 	s.followers = append(s.followers, f)
