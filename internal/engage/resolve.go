@@ -147,11 +147,18 @@ func (s *Service) resolveGroups(ctx context.Context, groups []group, also func(t
 	}
 	// Transactions lock workspaces in one order, so that two replicas' never wait for each other.
 	sort.Slice(work, func(i, j int) bool { return work[i].ws < work[j].ws })
-	// The graphs are read before the write transaction, on the read pool, so that the single
-	// writer is held only for the writes; the transaction reads a graph again only if another
-	// transaction of identity resolution (another replica's) changed it meanwhile.
+	// On PostgreSQL the graphs are read before the write transaction, on the read pool, so that
+	// the single writer is held only for the writes; the transaction reads a graph again only if
+	// another transaction of identity resolution (another replica's) changed it meanwhile. On
+	// SQLite they are read in the transaction: every commit empties the read connections' page
+	// caches, and the same reads cost several times more there than on the writer's warm one
+	// (they were most of identity resolution's time, which then fell seconds behind ingest).
 	read := s.db.Reader()
 	for _, g := range work {
+		if s.db.Dialect() != db.Postgres {
+			g.before = -1 // no version is: read in the transaction
+			continue
+		}
 		var err error
 		if g.before, err = graphVersion(ctx, read, g.ws); err != nil {
 			return false, err
