@@ -298,8 +298,11 @@ func graphVersion(ctx context.Context, q *db.Queryer, ws string) (int64, error) 
 
 // node is a profile while a chunk is resolved.
 type node struct {
-	id         string
-	idents     map[Ident]bool
+	id     string
+	idents map[Ident]bool // those loaded or added
+	// counts are the profile's identifiers per type: all of them for a profile whose limits an
+	// event may test (read with COUNT, not row by row), else those of idents.
+	counts     map[string]int
 	mergedInto *node
 	isNew      bool
 	touched    bool
@@ -380,7 +383,7 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	}
 	sort.Strings(list)
 	// Rows are scanned by hand: a chunk reads thousands, and reflection was most of its time.
-	scan := func(query string, args []any, withTimes bool) error {
+	scan := func(query string, args []any) error {
 		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -389,24 +392,19 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		for rows.Next() {
 			var typ, value, profile string
 			var seen, updated db.Time
-			dest := []any{&typ, &value, &profile}
-			if withTimes {
-				dest = append(dest, &seen, &updated)
-			}
-			if err := rows.Scan(dest...); err != nil {
+			if err := rows.Scan(&typ, &value, &profile, &seen, &updated); err != nil {
 				return err
 			}
 			n := g.nodes[profile]
 			if n == nil {
-				n = &node{id: profile, idents: map[Ident]bool{}, updatedAt: updated.Time}
+				n = &node{id: profile, idents: map[Ident]bool{}, counts: map[string]int{}, updatedAt: updated.Time}
 				g.nodes[profile] = n
 			}
 			i := Ident{typ, value}
 			n.idents[i] = true
+			n.counts[typ]++
 			g.owner[i] = n
-			if withTimes {
-				g.stored[i] = seen.Time
-			}
+			g.stored[i] = seen.Time
 		}
 		return rows.Err()
 	}
@@ -414,7 +412,7 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		part := list[start:min(start+valuesPerQuery, len(list))]
 		if err := scan(`SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
 			JOIN profiles p ON p.id = pi.profile_id WHERE pi.workspace_id = ? AND pi.value IN (`+db.Placeholders(len(part))+`)`,
-			append([]any{g.ws}, db.Args(part)...), true); err != nil {
+			append([]any{g.ws}, db.Args(part)...)); err != nil {
 			return err
 		}
 	}
@@ -441,13 +439,40 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	sort.Strings(ids)
 	for start := 0; start < len(ids); start += valuesPerQuery {
 		part := ids[start:min(start+valuesPerQuery, len(ids))]
-		// The other identifiers of these profiles: only counted, so no times.
-		if err := scan(`SELECT type, value, profile_id FROM profile_identifiers WHERE workspace_id = ? AND profile_id IN (`+
-			db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...), false); err != nil {
+		// Limits need only how many identifiers of each type these profiles hold: counted by the
+		// database, not read row by row (a profile near a limit holds hundreds).
+		if err := g.loadCounts(ctx, q, part); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (g *graph) loadCounts(ctx context.Context, q *db.Queryer, profiles []string) error {
+	rows, err := q.QueryContext(ctx, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE workspace_id = ? AND profile_id IN (`+
+		db.Placeholders(len(profiles))+`) GROUP BY profile_id, type`, append([]any{g.ws}, db.Args(profiles)...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	fresh := map[*node]bool{}
+	for rows.Next() {
+		var profile, typ string
+		var n int
+		if err := rows.Scan(&profile, &typ, &n); err != nil {
+			return err
+		}
+		nd := g.nodes[profile]
+		if nd == nil { // no identifier of the chunk's: not a candidate
+			continue
+		}
+		if !fresh[nd] {
+			fresh[nd] = true
+			nd.counts = map[string]int{}
+		}
+		nd.counts[typ] = n
+	}
+	return rows.Err()
 }
 
 // candidates are an event's identifiers as matching sees them: an alias call's previousId is a
@@ -489,7 +514,7 @@ func (g *graph) resolve(p *prepared) {
 	}
 	var target *node
 	if len(matched) == 0 {
-		target = &node{id: id.New(Prefix), idents: map[Ident]bool{}, isNew: true, createdAt: p.e.ReceivedAt}
+		target = &node{id: id.New(Prefix), idents: map[Ident]bool{}, counts: map[string]int{}, isNew: true, createdAt: p.e.ReceivedAt}
 		g.nodes[target.id] = target
 		g.added = append(g.added, target)
 	} else {
@@ -500,7 +525,10 @@ func (g *graph) resolve(p *prepared) {
 				target.idents[i] = true
 				g.owner[i] = target
 			}
-			child.idents = nil
+			for t, c := range child.counts {
+				target.counts[t] += c
+			}
+			child.idents, child.counts = nil, nil
 			g.merges = append(g.merges, mergeRow{parent: target, child: child, event: p.e.ID, ids: ids, dropped: dropped, at: p.e.ReceivedAt})
 		}
 	}
@@ -518,6 +546,7 @@ func (g *graph) resolve(p *prepared) {
 		if g.owner[i] == nil {
 			g.owner[i] = target
 			target.idents[i] = true
+			target.counts[i.Type]++
 		}
 	}
 	g.events = append(g.events, eventRow{target, p.e.ID, p.e})
@@ -551,24 +580,21 @@ func (g *graph) matches(ids []Ident) []*node {
 // its limit allows (and more than one of them holds already: rules made stricter later do not
 // split profiles that exist).
 func (g *graph) exceeds(matched []*node, ids []Ident) bool {
-	union := map[Ident]bool{}
-	had := map[string]int{}
+	// A value belongs to one profile: the union's count is the matched profiles' counts added up,
+	// and the event's values that no profile holds.
+	had, count := map[string]int{}, map[string]int{}
 	for _, n := range matched {
-		per := map[string]int{}
-		for i := range n.idents {
-			union[i] = true
-			per[i.Type]++
-		}
-		for t, c := range per {
+		for t, c := range n.counts {
+			count[t] += c
 			had[t] = max(had[t], c)
 		}
 	}
+	added := map[Ident]bool{}
 	for _, i := range ids {
-		union[i] = true
-	}
-	count := map[string]int{}
-	for i := range union {
-		count[i.Type]++
+		if g.owner[i] == nil && !added[i] {
+			added[i] = true
+			count[i.Type]++
+		}
 	}
 	for t, c := range count {
 		if c > g.set.rule(t).Limit && c > had[t] {
