@@ -449,8 +449,10 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 }
 
 func (g *graph) loadCounts(ctx context.Context, q *db.Queryer, profiles []string) error {
-	rows, err := q.QueryContext(ctx, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE workspace_id = ? AND profile_id IN (`+
-		db.Placeholders(len(profiles))+`) GROUP BY profile_id, type`, append([]any{g.ws}, db.Args(profiles)...)...)
+	// Profile ids are unique across workspaces: with no other condition, the count reads the
+	// (profile_id, type) index alone.
+	rows, err := q.QueryContext(ctx, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE profile_id IN (`+
+		db.Placeholders(len(profiles))+`) GROUP BY profile_id, type`, db.Args(profiles)...)
 	if err != nil {
 		return err
 	}
