@@ -331,10 +331,12 @@ func (f *follower) join(ctx context.Context) error {
 
 // eventColumns are the columns of events that identity resolution and its followers read.
 const eventColumns = `e.id, e.workspace_id, e.source_id, e.message_id, e.type, e.event_name, e.user_id, e.anonymous_id,
-	e.received_at, e.timestamp, e.payload`
+	e.received_at, e.timestamp, e.payload, e.status`
 
 // scanEvents reads events by hand: a batch is hundreds of rows, and reflection would be much of
-// its time.
+// its time. The queries do not ask for accepted events (a condition on status lets PostgreSQL's
+// planner pick the partial index of accepted events' message ids, and read all of it each time):
+// the others come back and the callers pass over them.
 func scanEvents(ctx context.Context, q *db.Queryer, query string, args ...any) ([]*ingest.Event, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -343,12 +345,12 @@ func scanEvents(ctx context.Context, q *db.Queryer, query string, args ...any) (
 	defer rows.Close()
 	var out []*ingest.Event
 	for rows.Next() {
-		e := &ingest.Event{Status: ingest.Accepted}
+		e := &ingest.Event{}
 		var typ, payload string
 		var received db.Time
 		var ts *db.Time
 		if err := rows.Scan(&e.ID, &e.WorkspaceID, &e.SourceID, &e.MessageID, &typ, &e.EventName, &e.UserID, &e.AnonymousID,
-			&received, &ts, &payload); err != nil {
+			&received, &ts, &payload, &e.Status); err != nil {
 			return nil, err
 		}
 		e.Type, e.ReceivedAt, e.Payload = ingest.Type(typ), received.Time, []byte(payload)
@@ -413,7 +415,7 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 	plans := engagePlans()
 	args := append([]any{f.pos}, plans...)
 	events, err := scanEvents(ctx, read, `SELECT `+eventColumns+` FROM events e
-		WHERE e.id > ? AND e.status = 'ACCEPTED'
+		WHERE e.id > ?
 		AND e.workspace_id IN (SELECT r.workspace_id FROM engage_workspaces r JOIN workspaces w ON w.id = r.workspace_id
 			WHERE w.plan IN (`+db.Placeholders(len(plans))+`) AND w.deleted_at IS NULL)
 		AND e.source_id NOT IN (SELECT id FROM sources WHERE deleted_at IS NOT NULL)
@@ -426,9 +428,10 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 	if more {
 		next = events[len(events)-1].ID
 	}
+	events = accepted(events)
 	if len(events) == 0 {
 		f.pos = next
-		return false, nil
+		return more, nil
 	}
 	groups, err := f.groupByWorkspace(ctx, events)
 	if err != nil {
@@ -465,7 +468,7 @@ func (f *follower) backfill(ctx context.Context) (bool, error) {
 	}
 	b := rows[0]
 	events, err := scanEvents(ctx, read, `SELECT `+eventColumns+` FROM events e
-		WHERE e.workspace_id = ? AND e.id > ? AND e.id <= ? AND e.status = 'ACCEPTED'
+		WHERE e.workspace_id = ? AND e.id > ? AND e.id <= ?
 		AND e.source_id NOT IN (SELECT id FROM sources WHERE deleted_at IS NOT NULL)
 		AND NOT EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)
 		ORDER BY e.id LIMIT ?`, b.WorkspaceID, b.After, b.Until, backfillBatch)
@@ -477,6 +480,7 @@ func (f *follower) backfill(ctx context.Context) (bool, error) {
 	if !done {
 		after = events[len(events)-1].ID
 	}
+	events = accepted(events)
 	var groups []group
 	if len(events) > 0 {
 		set, engage, err := f.s.engageSettings(ctx, b.WorkspaceID)
@@ -517,4 +521,15 @@ func (f *follower) backfill(ctx context.Context) (bool, error) {
 			"until", b.Until)
 	}
 	return !done, nil
+}
+
+// accepted keeps the accepted events of a batch.
+func accepted(events []*ingest.Event) []*ingest.Event {
+	out := events[:0]
+	for _, e := range events {
+		if e.Status == ingest.Accepted {
+			out = append(out, e)
+		}
+	}
+	return out
 }

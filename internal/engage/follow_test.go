@@ -76,8 +76,8 @@ func storeEvents(tx *db.Tx, src string, events []*ingest.Event) error {
 			ts = &db.Time{Time: *ev.Timestamp}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, workspace_id, source_id, message_id, type, event_name, user_id, anonymous_id,
-			status, received_at, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ACCEPTED', ?, ?, ?)`,
-			ev.ID, ev.WorkspaceID, src, ev.MessageID, ev.Type, ev.EventName, ev.UserID, ev.AnonymousID,
+			status, received_at, timestamp, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.ID, ev.WorkspaceID, src, ev.MessageID, ev.Type, ev.EventName, ev.UserID, ev.AnonymousID, ev.Status,
 			db.Time{Time: ev.ReceivedAt}, ts, string(ev.Payload)); err != nil {
 			return err
 		}
@@ -303,15 +303,20 @@ func TestFollowerBackfillsAWorkspaceThatGainsEngage(t *testing.T) {
 	}
 }
 
-func TestFollowerPassesDeletedSourcesAndPrunedEvents(t *testing.T) {
+func TestFollowerPassesDiscardedEventsDeletedSourcesAndPruning(t *testing.T) {
 	e := mustOpen(t)
 	s := e.replica()
 	e.follow(s)
 	gone, kept := e.source(e.ws), e.source(e.ws)
 	e.store(gone, e.build(e.ws, ingest.Identify, "from-gone", "", nil))
 	e.exec(`UPDATE sources SET deleted_at = ? WHERE id = ?`, db.Now(), gone)
-	e.store(kept, e.build(e.ws, ingest.Identify, "from-kept", "", nil))
+	discarded := e.build(e.ws, ingest.Identify, "discarded", "", nil)
+	discarded.Status = "DISCARDED"
+	e.store(kept, discarded, e.build(e.ws, ingest.Identify, "from-kept", "", nil))
 	e.follow(s)
+	if e.profileOf("user_id", "discarded") != "" {
+		t.Errorf("a discarded event was resolved")
+	}
 	if e.profileOf("user_id", "from-gone") != "" {
 		t.Errorf("an event of a deleted source was resolved")
 	}

@@ -391,13 +391,13 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		defer rows.Close()
 		for rows.Next() {
 			var typ, value, profile string
-			var seen, updated db.Time
-			if err := rows.Scan(&typ, &value, &profile, &seen, &updated); err != nil {
+			var seen db.Time
+			if err := rows.Scan(&typ, &value, &profile, &seen); err != nil {
 				return err
 			}
 			n := g.nodes[profile]
 			if n == nil {
-				n = &node{id: profile, idents: map[Ident]bool{}, counts: map[string]int{}, updatedAt: updated.Time}
+				n = &node{id: profile, idents: map[Ident]bool{}, counts: map[string]int{}}
 				g.nodes[profile] = n
 			}
 			i := Ident{typ, value}
@@ -410,9 +410,35 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	}
 	for start := 0; start < len(list); start += valuesPerQuery {
 		part := list[start:min(start+valuesPerQuery, len(list))]
-		if err := scan(`SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
-			JOIN profiles p ON p.id = pi.profile_id WHERE pi.workspace_id = ? AND pi.value IN (`+db.Placeholders(len(part))+`)`,
-			append([]any{g.ws}, db.Args(part)...)); err != nil {
+		// Each table on its own: joined, PostgreSQL's planner reads the whole of profiles (a hash
+		// join) where a few hundred lookups by id do.
+		if err := scan(`SELECT type, value, profile_id, last_seen_at FROM profile_identifiers WHERE workspace_id = ? AND value IN (`+
+			db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)); err != nil {
+			return err
+		}
+	}
+	found := make([]string, 0, len(g.nodes))
+	for p := range g.nodes {
+		found = append(found, p)
+	}
+	sort.Strings(found)
+	for start := 0; start < len(found); start += valuesPerQuery {
+		part := found[start:min(start+valuesPerQuery, len(found))]
+		rows, err := q.QueryContext(ctx, `SELECT id, updated_at FROM profiles WHERE id IN (`+db.Placeholders(len(part))+`)`, db.Args(part)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p string
+			var updated db.Time
+			if err := rows.Scan(&p, &updated); err != nil {
+				rows.Close()
+				return err
+			}
+			g.nodes[p].updatedAt = updated.Time
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
 	}
