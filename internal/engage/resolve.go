@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -410,10 +411,13 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	}
 	for start := 0; start < len(list); start += valuesPerQuery {
 		part := list[start:min(start+valuesPerQuery, len(list))]
-		// Each table on its own: joined, PostgreSQL's planner reads the whole of profiles (a hash
-		// join) where a few hundred lookups by id do.
-		if err := scan(`SELECT type, value, profile_id, last_seen_at FROM profile_identifiers WHERE workspace_id = ? AND value IN (`+
-			db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...)); err != nil {
+		// The values as a table of their own, looked up one by one: as an IN list, PostgreSQL's
+		// generic plans (and those made before its statistics) read all the workspace's
+		// identifiers and filter them. Profiles are read apart for the same reason (joined, it
+		// hashed the whole table).
+		values := strings.Repeat("(?),", len(part))
+		if err := scan(`WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at
+			FROM v CROSS JOIN profile_identifiers pi WHERE pi.workspace_id = ? AND pi.value = v.value`, append(db.Args(part), g.ws)); err != nil {
 			return err
 		}
 	}
