@@ -105,9 +105,9 @@ func (s *Service) Start() {
 	s.follow.once.Do(func() { go s.follow.run() })
 }
 
-// Close stops the follower once the transaction it is in is done, and stores how far it read.
-// What it did not reach stays in the log for the next start. Call it after the tracking API has
-// closed.
+// Close stops the follower (a query or transaction in progress is cancelled, or commits) and
+// stores how far it read. What it did not reach stays in the log for the next start. Call it
+// after the tracking API has closed.
 func (s *Service) Close() {
 	f := s.follow
 	started := true
