@@ -36,6 +36,8 @@ const (
 	// followerPoll is how often the follower looks at the log without being woken: for the events
 	// other replicas commit (their listeners wake their own processes only).
 	followerPoll = 200 * time.Millisecond
+	// followerRetry is how long the follower waits after a failure before it tries again.
+	followerRetry = time.Second
 	// followerSaveEvery is how often a cursor moved over events that changed no profile is stored.
 	followerSaveEvery = 2 * time.Second
 	// membersEvery is how often the follower looks for workspaces that gained or lost Engage.
@@ -63,6 +65,7 @@ type follower struct {
 	once sync.Once
 
 	loaded      bool   // the cursor was read since the follower started leading
+	failed      bool   // the last round failed
 	stored      string // the cursor as stored
 	pos         string // read up to here: stored, or ahead over events that changed nothing
 	savedAt     time.Time
@@ -144,6 +147,11 @@ func (f *follower) run() {
 		if f.round(ctx) {
 			wait = 0
 		}
+		if f.failed {
+			// The same work is tried again (nothing is passed over), after a pause so that a
+			// database that keeps failing is not asked five times a second.
+			wait, f.failed = followerRetry, false
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -170,7 +178,7 @@ func (f *follower) round(ctx context.Context) bool {
 		} else {
 			s.log.Error("engage: "+what+" failed", "error", err.Error())
 		}
-		f.loaded = false
+		f.loaded, f.failed = false, true
 		return false
 	}
 	if !f.loaded {
