@@ -173,8 +173,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		WarehouseRetry: cfg.DeliveryBackoff, Logger: log})
 	a.regulator.Add(ingest.ForgetEvents(delivery.ForgetEventAttempts, protocols.ForgetEventSamples, privacy.ForgetEventSamples), delivery.ForgetRequests,
 		protocols.ForgetSamples, ingest.ForgetIdentities, audience.Forget, engage.Forget)
-	// Identity resolution follows the commits on a goroutine of its own (Engage, BUSINESS plan).
+	// Identity resolution follows the event log from a stored cursor (Engage, BUSINESS plan); the
+	// commits only wake it, and on replicas the leader alone resolves.
 	a.engage = engage.New(d, workspaces, log)
+	a.engage.Gate = a.leads
 	// Computed traits follow identity resolution, with a worker of their own.
 	a.traits = engage.NewTraits(a.engage, log)
 	a.ingest = ingest.New(d, ingest.Options{RatePerWorkspace: cfg.IngestRate, RateBurst: cfg.IngestBurst, Logger: log,

@@ -13,8 +13,8 @@ import (
 	"github.com/junctioncdp/junction/internal/config"
 )
 
-// BenchmarkEngageLag measures how far identity resolution (a listener of the tracking API's
-// commits, on a goroutine of its own) trails ingest at full speed. One server, two workspaces: one
+// BenchmarkEngageLag measures how far identity resolution (a follower of the event log, woken by
+// the tracking API's commits) trails ingest at full speed. One server, two workspaces: one
 // on TEAM (no Engage: the baseline) and one on BUSINESS (every accepted event resolved into
 // profiles). 8 clients post 100-event batches (the ingest benchmarks' events: userIds and
 // anonymousIds that keep tying profiles together, so merges and limits are exercised) in four

@@ -10,9 +10,9 @@ import (
 )
 
 // Engage through the real server: events sent to the tracking API with real write keys, profiles
-// resolved by the listener of commits, and read back over GraphQL.
+// resolved by the follower of the event log, and read back over GraphQL.
 
-// engWait polls until ok holds (identity resolution follows the commits, within a second).
+// engWait polls until ok holds (identity resolution follows the log, within a second).
 func engWait(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -73,6 +73,7 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 		default:
 		}
 		a.reaper.Wake()
+		a.engage.Wake() // the follower of the log resumes from its cursor here
 	})
 	workspaces.OnRightsChanged = func(id string) { set.Send("rights", id, nil) }
 	authSvc.OnRevoked = func(ids []string) { set.Send("revoked", "", ids) }

@@ -412,3 +412,48 @@ func TestReplicasRateLimit(t *testing.T) {
 		t.Errorf("admitted %d through A and %d through B, want 5 (or 6) each: the workspace's burst of 10 shared", na, nb)
 	}
 }
+
+// TestReplicasEngageFollower: of two replicas, the leader resolves identities from the event log,
+// whichever replica took the events; when it stops, the other goes on from the stored cursor.
+func TestReplicasEngageFollower(t *testing.T) {
+	a, b := startReplicas(t, subQuiet)
+	e := tpNewEnv(t, a, "rep-engage")
+	subWait(t, "a replica leading", 10*time.Second, func() bool { return runs(t, a, "prune")+runs(t, b, "prune") > 0 })
+	leader, other := a, b
+	if runs(t, b, "prune") > 0 {
+		leader, other = b, a
+	}
+	ctx := context.Background()
+	resolved := func(user string) bool {
+		var n int
+		if err := other.App.DB().Get(ctx, &n, `SELECT COUNT(*) FROM profile_identifiers WHERE workspace_id = ? AND type = 'user_id' AND value = ?`,
+			e.wsID, user); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	// The follower takes the workspace in within a second of its plan's change.
+	subTrack(t, other, e.src.Key, map[string]any{"type": "identify", "userId": "u-before", "anonymousId": "a-1"})
+	subTrack(t, leader, e.src.Key, map[string]any{"type": "identify", "userId": "u-leader", "anonymousId": "a-2"})
+	subWait(t, "events through both replicas resolved", 10*time.Second, func() bool { return resolved("u-before") && resolved("u-leader") })
+
+	start := time.Now()
+	leader.stop(t)
+	subTrack(t, other, e.src.Key, map[string]any{"type": "identify", "userId": "u-after", "anonymousId": "a-1"})
+	subWait(t, "the other replica resolving", 15*time.Second, func() bool { return resolved("u-after") })
+	t.Logf("resolved by the other replica %s after the leader stopped", time.Since(start).Round(10*time.Millisecond))
+	var events, inProfiles, merges int
+	db := other.App.DB()
+	if err := db.Get(ctx, &events, `SELECT COUNT(*) FROM events WHERE workspace_id = ? AND status = 'ACCEPTED'`, e.wsID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(ctx, &inProfiles, `SELECT COUNT(*) FROM profile_events pe JOIN profiles p ON p.id = pe.profile_id WHERE p.workspace_id = ?`, e.wsID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(ctx, &merges, `SELECT COUNT(*) FROM profile_merges WHERE workspace_id = ?`, e.wsID); err != nil {
+		t.Fatal(err)
+	}
+	if events != 3 || inProfiles != 3 || merges != 0 {
+		t.Errorf("%d events, %d in profiles, %d merges; want 3, 3, 0", events, inProfiles, merges)
+	}
+}

@@ -1,7 +1,7 @@
 // Package engage is Segment's Engage (Unify) groundwork: profiles built from the event log by
-// identity resolution. A listener of the tracking API's commits (off the single writer's
-// transaction, on a goroutine of its own) reads the identifiers of every accepted event of a
-// workspace whose plan includes Engage (user_id, anonymous_id, email, the mobile ids of
+// identity resolution. A follower of the event log (follow.go: a stored cursor, woken by the
+// tracking API's commits, on one replica at a time) reads the identifiers of every accepted event
+// of a workspace whose plan includes Engage (user_id, anonymous_id, email, the mobile ids of
 // context.device, ga_client_id, and custom ids of context.externalIds), finds the profiles they
 // belong to, creates or merges profiles by the workspace's identity resolution rules (priority,
 // limit per identifier type, blocked values; Segment's defaults), and keeps each profile's traits
@@ -89,22 +89,26 @@ type Service struct {
 	workspaces *workspace.Service
 	log        *slog.Logger
 
-	states   *stateCache
-	resolver *resolver
+	states *stateCache
+	follow *follower
 	// afterRead, in tests, runs between a chunk's read of the graph and its transaction.
 	afterRead func()
 	// followers run after each transaction of identity resolution (OnResolved).
 	followers []func(ctx context.Context, r *Resolved)
+
+	// Gate, when set, tells whether this process resolves (the replica that leads); set it
+	// before Start.
+	Gate func() bool
 }
 
-// New returns the service; Start runs its listener's worker.
+// New returns the service; Start runs its follower of the event log.
 func New(d *db.DB, w *workspace.Service, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{db: d, workspaces: w, log: log}
 	s.states = &stateCache{s: s, ttl: 2 * time.Second, m: map[string]*wsState{}}
-	s.resolver = newResolver(s)
+	s.follow = newFollower(s)
 	return s
 }
 

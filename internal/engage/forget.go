@@ -44,6 +44,11 @@ var Forget = forget.Step{Name: "profiles", Run: func(ctx context.Context, tx *db
 			break
 		}
 	}
+	// Identity resolution on PostgreSQL reads the graph before its transaction: moving the
+	// version makes it read again what this deleted.
+	if _, err := tx.Exec(ctx, `UPDATE profile_graphs SET version = version + 1 WHERE workspace_id = ?`, s.WorkspaceID); err != nil {
+		return "", 0, deleted, err
+	}
 	// More may be left of this profile, or of another subject's: go on until nothing is found.
 	return "more", deleted, deleted, nil
 }}

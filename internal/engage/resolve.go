@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -13,17 +13,10 @@ import (
 	"github.com/junctioncdp/junction/internal/ingest"
 )
 
-// ListenEvery is how often the listener of commits hands its events to identity resolution: each
-// period's events are resolved together, a few hundred per transaction.
-const ListenEvery = 200 * time.Millisecond
-
 const (
 	// eventsPerTx bounds the events one transaction resolves, so that each holds the writer for
 	// a few milliseconds.
 	eventsPerTx = 500
-	// maxQueue bounds the events waiting for resolution; beyond it the oldest are left out (and
-	// logged), so that a database that cannot keep up costs bounded memory.
-	maxQueue = 200_000
 	// valuesPerQuery bounds the values of one IN list.
 	valuesPerQuery = 500
 	// seenGranularity is how precisely an identifier's last_seen_at and a profile's updated_at
@@ -31,122 +24,9 @@ const (
 	seenGranularity = time.Minute
 )
 
-// Listener is the ingest listener of commits that feeds identity resolution.
-func (s *Service) Listener() ingest.Listener {
-	return ingest.Listener{Hear: s.resolver.hear, Every: ListenEvery}
-}
-
-// Start runs identity resolution's worker until Close.
-func (s *Service) Start() {
-	s.resolver.mu.Lock()
-	s.resolver.started = true
-	s.resolver.mu.Unlock()
-	go s.resolver.run()
-}
-
-// Close stops the worker once the chunk it is resolving is done; events still queued are left
-// out of profiles (and logged), so that a backlog never holds up the server's stop. Call it
-// after the tracking API has closed.
-func (s *Service) Close() { s.resolver.close() }
-
 // Resolve runs identity resolution over events at once, on the caller's goroutine: for tests and
-// tools. The listener's worker does the same with what it hears.
+// tools. The follower of the event log does the same with what it reads.
 func (s *Service) Resolve(ctx context.Context, events []*ingest.Event) error {
-	return s.resolver.process(ctx, events)
-}
-
-// resolver queues what the listener hears and resolves it on a goroutine of its own, so that the
-// follower's other listeners (waking delivery lanes, live views) never wait for it.
-type resolver struct {
-	s *Service
-
-	mu      sync.Mutex
-	queue   []*ingest.Event
-	dropped int
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
-	started bool
-}
-
-func newResolver(s *Service) *resolver {
-	return &resolver{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-func (r *resolver) hear(c ingest.Committed) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	for _, e := range c.Events {
-		if e.Status == ingest.Accepted {
-			r.queue = append(r.queue, e)
-		}
-	}
-	if over := len(r.queue) - maxQueue; over > 0 {
-		r.queue = append(r.queue[:0:0], r.queue[over:]...)
-		r.dropped += over
-	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *resolver) run() {
-	defer close(r.done)
-	for {
-		_, open := <-r.wake
-		for {
-			r.mu.Lock()
-			if r.closed {
-				// Shutting down: what is still queued is left out rather than holding the
-				// server's stop for as long as the backlog takes.
-				left := len(r.queue)
-				r.queue = nil
-				r.mu.Unlock()
-				if left > 0 {
-					r.s.log.Warn("engage: stopping with events not yet resolved; they are left out of profiles", "events", left)
-				}
-				return
-			}
-			n := min(len(r.queue), eventsPerTx*4)
-			batch, dropped := r.queue[:n:n], r.dropped
-			r.queue, r.dropped = r.queue[n:], 0
-			r.mu.Unlock()
-			if dropped > 0 {
-				r.s.log.Warn("engage: identity resolution fell behind; the oldest events were left out of profiles", "events", dropped)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			if err := r.process(context.Background(), batch); err != nil {
-				r.s.log.Error("engage: identity resolution failed", "events", len(batch), "error", err.Error())
-			}
-		}
-		if !open {
-			return
-		}
-	}
-}
-
-func (r *resolver) close() {
-	r.mu.Lock()
-	if r.closed || !r.started {
-		r.closed = true
-		r.mu.Unlock()
-		return
-	}
-	r.closed = true
-	close(r.wake)
-	r.mu.Unlock()
-	<-r.done
-}
-
-// process resolves events workspace by workspace, in order, in transactions of eventsPerTx. A
-// workspace whose events fail does not keep the others' from being resolved.
-func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 	var order []string
 	byWS := map[string][]*ingest.Event{}
 	for _, e := range events {
@@ -160,23 +40,33 @@ func (r *resolver) process(ctx context.Context, events []*ingest.Event) error {
 	}
 	var errs []error
 	for _, ws := range order {
-		st, err := r.s.states.get(ctx, ws)
+		set, ok, err := s.engageSettings(ctx, ws)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !st.engage {
+		if !ok {
 			continue
 		}
 		list := byWS[ws]
 		for start := 0; start < len(list); start += eventsPerTx {
-			if err := r.s.resolveChunk(ctx, ws, st.settings, list[start:min(start+eventsPerTx, len(list))]); err != nil {
+			chunk := []group{{ws: ws, set: set, events: list[start:min(start+eventsPerTx, len(list))]}}
+			if _, err := s.resolveGroups(ctx, chunk, nil, false); err != nil {
 				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
 				break
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// engageSettings returns a workspace's rules, and false when its plan does not include Engage.
+func (s *Service) engageSettings(ctx context.Context, ws string) (*Settings, bool, error) {
+	st, err := s.states.get(ctx, ws)
+	if err != nil || !st.engage {
+		return nil, false, err
+	}
+	return st.settings, true, nil
 }
 
 // prepared is one event ready to resolve: its identifiers by priority, blocked ones left out.
@@ -219,64 +109,109 @@ func byPriority(set *Settings, ids []Ident) {
 	})
 }
 
-func (s *Service) resolveChunk(ctx context.Context, ws string, set *Settings, events []*ingest.Event) error {
-	items := make([]prepared, 0, len(events))
-	for _, e := range events {
-		if p := prepare(set, e); len(p.ids) > 0 || p.prev != "" {
-			items = append(items, p)
+// group is one workspace's events that a transaction resolves, in log order.
+type group struct {
+	ws     string
+	set    *Settings
+	events []*ingest.Event
+	items  []prepared
+	graph  *graph
+	before int64 // the graph's version when it was read
+}
+
+func newGraph(ws string, set *Settings) *graph {
+	return &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{},
+		seen: map[Ident]*seenRow{}, traits: map[traitKey]*traitRow{}}
+}
+
+// resolveGroups resolves the groups' events in one transaction, workspace by workspace, and tells
+// the followers of profiles (OnResolved) once it has committed. also, when set, runs first in the
+// same transaction (the follower of the log moves its cursor there, so that the profiles' writes
+// and the cursor commit together or not at all). The transaction runs when some event has
+// identifiers, or always when always is set; it reports whether it ran.
+func (s *Service) resolveGroups(ctx context.Context, groups []group, also func(tx *db.Tx) error, always bool) (bool, error) {
+	var work []*group
+	for i := range groups {
+		g := &groups[i]
+		g.items = g.items[:0]
+		for _, e := range g.events {
+			if p := prepare(g.set, e); len(p.ids) > 0 || p.prev != "" {
+				g.items = append(g.items, p)
+			}
+		}
+		if len(g.items) > 0 {
+			work = append(work, g)
 		}
 	}
-	if len(items) == 0 {
-		return nil
+	if len(work) == 0 && !always {
+		return false, nil
 	}
-	// The graph is read before the write transaction, on the read pool, so that the single writer
-	// is held only for the writes; the transaction reads it again only if another transaction of
-	// identity resolution (another replica's) changed it meanwhile.
-	newGraph := func() *graph {
-		return &graph{ws: ws, set: set, owner: map[Ident]*node{}, stored: map[Ident]time.Time{}, nodes: map[string]*node{},
-			seen: map[Ident]*seenRow{}, traits: map[traitKey]*traitRow{}}
-	}
+	// Transactions lock workspaces in one order, so that two replicas' never wait for each other.
+	sort.Slice(work, func(i, j int) bool { return work[i].ws < work[j].ws })
+	// On PostgreSQL the graphs are read before the write transaction, on the read pool, so that
+	// the single writer is held only for the writes; the transaction reads a graph again only if
+	// another transaction of identity resolution (another replica's) changed it meanwhile. On
+	// SQLite they are read in the transaction: every commit empties the read connections' page
+	// caches, and the same reads cost several times more there than on the writer's warm one
+	// (they were most of identity resolution's time, which then fell seconds behind ingest).
 	read := s.db.Reader()
-	before, err := graphVersion(ctx, read, ws)
-	if err != nil {
-		return err
-	}
-	g := newGraph()
-	if err := g.load(ctx, read, items); err != nil {
-		return err
+	for _, g := range work {
+		if s.db.Dialect() != db.Postgres {
+			g.before = -1 // no version is: read in the transaction
+			continue
+		}
+		var err error
+		if g.before, err = graphVersion(ctx, read, g.ws); err != nil {
+			return false, err
+		}
+		g.graph = newGraph(g.ws, g.set)
+		if err := g.graph.load(ctx, read, g.items); err != nil {
+			return false, err
+		}
 	}
 	if s.afterRead != nil {
 		s.afterRead()
 	}
-	err = s.db.Tx(ctx, func(tx *db.Tx) error {
-		if err := tx.Lock(ctx, "engage:"+ws); err != nil {
-			return err
-		}
-		now, err := graphVersion(ctx, &tx.Queryer, ws)
-		if err != nil {
-			return err
-		}
-		if now != before {
-			g = newGraph()
-			if err := g.load(ctx, &tx.Queryer, items); err != nil {
+	err := s.db.Tx(ctx, func(tx *db.Tx) error {
+		if also != nil {
+			if err := also(tx); err != nil {
 				return err
 			}
 		}
-		for i := range items {
-			g.resolve(&items[i])
+		for _, g := range work {
+			if err := tx.Lock(ctx, "engage:"+g.ws); err != nil {
+				return err
+			}
+			now, err := graphVersion(ctx, &tx.Queryer, g.ws)
+			if err != nil {
+				return err
+			}
+			if now != g.before {
+				g.graph = newGraph(g.ws, g.set)
+				if err := g.graph.load(ctx, &tx.Queryer, g.items); err != nil {
+					return err
+				}
+			}
+			for i := range g.items {
+				g.graph.resolve(&g.items[i])
+			}
+			if err := g.graph.flush(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO profile_graphs (workspace_id, version) VALUES (?, 1)
+				ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, g.ws); err != nil {
+				return err
+			}
 		}
-		if err := g.flush(ctx, tx); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO profile_graphs (workspace_id, version) VALUES (?, 1)
-			ON CONFLICT (workspace_id) DO UPDATE SET version = profile_graphs.version + 1`, ws)
-		return err
+		return nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	s.notifyResolved(ctx, g.resolved())
-	return nil
+	for _, g := range work {
+		s.notifyResolved(ctx, g.graph.resolved())
+	}
+	return true, nil
 }
 
 // Resolved is what one transaction of identity resolution did in a workspace, told to the
@@ -323,7 +258,7 @@ func (r *Resolved) Profiles() []string {
 }
 
 // OnResolved adds a follower of profiles: f runs after each transaction of identity resolution
-// commits, on the resolver's goroutine (so it must be quick, or hand its work on), in the order
+// commits, on the follower's goroutine (so it must be quick, or hand its work on), in the order
 // the transactions committed. Add followers before Start.
 func (s *Service) OnResolved(f func(ctx context.Context, r *Resolved)) {
 	s.followers = append(s.followers, f)
@@ -364,8 +299,11 @@ func graphVersion(ctx context.Context, q *db.Queryer, ws string) (int64, error) 
 
 // node is a profile while a chunk is resolved.
 type node struct {
-	id         string
-	idents     map[Ident]bool
+	id     string
+	idents map[Ident]bool // those loaded or added
+	// counts are the profile's identifiers per type: all of them for a profile whose limits an
+	// event may test (read with COUNT, not row by row), else those of idents.
+	counts     map[string]int
 	mergedInto *node
 	isNew      bool
 	touched    bool
@@ -446,7 +384,7 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	}
 	sort.Strings(list)
 	// Rows are scanned by hand: a chunk reads thousands, and reflection was most of its time.
-	scan := func(query string, args []any, withTimes bool) error {
+	scan := func(query string, args []any) error {
 		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -454,33 +392,57 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		defer rows.Close()
 		for rows.Next() {
 			var typ, value, profile string
-			var seen, updated db.Time
-			dest := []any{&typ, &value, &profile}
-			if withTimes {
-				dest = append(dest, &seen, &updated)
-			}
-			if err := rows.Scan(dest...); err != nil {
+			var seen db.Time
+			if err := rows.Scan(&typ, &value, &profile, &seen); err != nil {
 				return err
 			}
 			n := g.nodes[profile]
 			if n == nil {
-				n = &node{id: profile, idents: map[Ident]bool{}, updatedAt: updated.Time}
+				n = &node{id: profile, idents: map[Ident]bool{}, counts: map[string]int{}}
 				g.nodes[profile] = n
 			}
 			i := Ident{typ, value}
 			n.idents[i] = true
+			n.counts[typ]++
 			g.owner[i] = n
-			if withTimes {
-				g.stored[i] = seen.Time
-			}
+			g.stored[i] = seen.Time
 		}
 		return rows.Err()
 	}
 	for start := 0; start < len(list); start += valuesPerQuery {
 		part := list[start:min(start+valuesPerQuery, len(list))]
-		if err := scan(`SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at, p.updated_at FROM profile_identifiers pi
-			JOIN profiles p ON p.id = pi.profile_id WHERE pi.workspace_id = ? AND pi.value IN (`+db.Placeholders(len(part))+`)`,
-			append([]any{g.ws}, db.Args(part)...), true); err != nil {
+		// The values as a table of their own, looked up one by one: as an IN list, PostgreSQL's
+		// generic plans (and those made before its statistics) read all the workspace's
+		// identifiers and filter them. Profiles are read apart for the same reason (joined, it
+		// hashed the whole table).
+		values := strings.Repeat("(?),", len(part))
+		if err := scan(`WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at
+			FROM v CROSS JOIN profile_identifiers pi WHERE pi.workspace_id = ? AND pi.value = v.value`, append(db.Args(part), g.ws)); err != nil {
+			return err
+		}
+	}
+	found := make([]string, 0, len(g.nodes))
+	for p := range g.nodes {
+		found = append(found, p)
+	}
+	sort.Strings(found)
+	for start := 0; start < len(found); start += valuesPerQuery {
+		part := found[start:min(start+valuesPerQuery, len(found))]
+		rows, err := q.QueryContext(ctx, `SELECT id, updated_at FROM profiles WHERE id IN (`+db.Placeholders(len(part))+`)`, db.Args(part)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p string
+			var updated db.Time
+			if err := rows.Scan(&p, &updated); err != nil {
+				rows.Close()
+				return err
+			}
+			g.nodes[p].updatedAt = updated.Time
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
 	}
@@ -507,13 +469,42 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 	sort.Strings(ids)
 	for start := 0; start < len(ids); start += valuesPerQuery {
 		part := ids[start:min(start+valuesPerQuery, len(ids))]
-		// The other identifiers of these profiles: only counted, so no times.
-		if err := scan(`SELECT type, value, profile_id FROM profile_identifiers WHERE workspace_id = ? AND profile_id IN (`+
-			db.Placeholders(len(part))+`)`, append([]any{g.ws}, db.Args(part)...), false); err != nil {
+		// Limits need only how many identifiers of each type these profiles hold: counted by the
+		// database, not read row by row (a profile near a limit holds hundreds).
+		if err := g.loadCounts(ctx, q, part); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (g *graph) loadCounts(ctx context.Context, q *db.Queryer, profiles []string) error {
+	// Profile ids are unique across workspaces: with no other condition, the count reads the
+	// (profile_id, type) index alone.
+	rows, err := q.QueryContext(ctx, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE profile_id IN (`+
+		db.Placeholders(len(profiles))+`) GROUP BY profile_id, type`, db.Args(profiles)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	fresh := map[*node]bool{}
+	for rows.Next() {
+		var profile, typ string
+		var n int
+		if err := rows.Scan(&profile, &typ, &n); err != nil {
+			return err
+		}
+		nd := g.nodes[profile]
+		if nd == nil { // no identifier of the chunk's: not a candidate
+			continue
+		}
+		if !fresh[nd] {
+			fresh[nd] = true
+			nd.counts = map[string]int{}
+		}
+		nd.counts[typ] = n
+	}
+	return rows.Err()
 }
 
 // candidates are an event's identifiers as matching sees them: an alias call's previousId is a
@@ -555,7 +546,7 @@ func (g *graph) resolve(p *prepared) {
 	}
 	var target *node
 	if len(matched) == 0 {
-		target = &node{id: id.New(Prefix), idents: map[Ident]bool{}, isNew: true, createdAt: p.e.ReceivedAt}
+		target = &node{id: id.New(Prefix), idents: map[Ident]bool{}, counts: map[string]int{}, isNew: true, createdAt: p.e.ReceivedAt}
 		g.nodes[target.id] = target
 		g.added = append(g.added, target)
 	} else {
@@ -566,7 +557,10 @@ func (g *graph) resolve(p *prepared) {
 				target.idents[i] = true
 				g.owner[i] = target
 			}
-			child.idents = nil
+			for t, c := range child.counts {
+				target.counts[t] += c
+			}
+			child.idents, child.counts = nil, nil
 			g.merges = append(g.merges, mergeRow{parent: target, child: child, event: p.e.ID, ids: ids, dropped: dropped, at: p.e.ReceivedAt})
 		}
 	}
@@ -584,6 +578,7 @@ func (g *graph) resolve(p *prepared) {
 		if g.owner[i] == nil {
 			g.owner[i] = target
 			target.idents[i] = true
+			target.counts[i.Type]++
 		}
 	}
 	g.events = append(g.events, eventRow{target, p.e.ID, p.e})
@@ -617,24 +612,21 @@ func (g *graph) matches(ids []Ident) []*node {
 // its limit allows (and more than one of them holds already: rules made stricter later do not
 // split profiles that exist).
 func (g *graph) exceeds(matched []*node, ids []Ident) bool {
-	union := map[Ident]bool{}
-	had := map[string]int{}
+	// A value belongs to one profile: the union's count is the matched profiles' counts added up,
+	// and the event's values that no profile holds.
+	had, count := map[string]int{}, map[string]int{}
 	for _, n := range matched {
-		per := map[string]int{}
-		for i := range n.idents {
-			union[i] = true
-			per[i.Type]++
-		}
-		for t, c := range per {
+		for t, c := range n.counts {
+			count[t] += c
 			had[t] = max(had[t], c)
 		}
 	}
+	added := map[Ident]bool{}
 	for _, i := range ids {
-		union[i] = true
-	}
-	count := map[string]int{}
-	for i := range union {
-		count[i.Type]++
+		if g.owner[i] == nil && !added[i] {
+			added[i] = true
+			count[i.Type]++
+		}
 	}
 	for t, c := range count {
 		if c > g.set.rule(t).Limit && c > had[t] {

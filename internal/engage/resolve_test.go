@@ -32,7 +32,12 @@ type testEnv struct {
 
 func mustOpen(t *testing.T) *testEnv {
 	t.Helper()
-	d := testdb.Open(t)
+	return mustOpenOn(t, testdb.Open(t))
+}
+
+// mustOpenOn migrates d and makes the test's workspace there.
+func mustOpenOn(t *testing.T, d *db.DB) *testEnv {
+	t.Helper()
 	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +72,15 @@ func (e *testEnv) send(typ ingest.Type, userID, anonID string, fields map[string
 
 func (e *testEnv) sendTo(ws string, typ ingest.Type, userID, anonID string, fields map[string]any) *ingest.Event {
 	e.t.Helper()
+	ev := e.build(ws, typ, userID, anonID, fields)
+	if err := e.s.Resolve(context.Background(), []*ingest.Event{ev}); err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+// build makes an accepted event of a workspace, a second after the previous one.
+func (e *testEnv) build(ws string, typ ingest.Type, userID, anonID string, fields map[string]any) *ingest.Event {
 	e.now = e.now.Add(time.Second)
 	doc := map[string]any{"type": strings.ToLower(string(typ))}
 	for k, v := range fields {
@@ -87,9 +101,6 @@ func (e *testEnv) sendTo(ws string, typ ingest.Type, userID, anonID string, fiel
 		delete(doc, "timestamp")
 	}
 	ev.Payload, _ = json.Marshal(doc)
-	if err := e.s.Resolve(context.Background(), []*ingest.Event{ev}); err != nil {
-		e.t.Fatal(err)
-	}
 	return ev
 }
 
