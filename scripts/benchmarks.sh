@@ -30,6 +30,21 @@ for backend in sqlite postgres; do
 done
 run privacy sqlite -bench 'IngestPrivacyDetection' -benchtime 2000x -count "$count"
 run engage sqlite -bench 'EngageLag' -benchtime 2000x -count "$count"
+run engage postgres -bench 'EngageLag' -benchtime 2000x -count "$count"
+run computed-trait-lag sqlite -bench 'ComputedTraitLag' -benchtime 100x -count "$count"
+run expiry sqlite -bench 'AuditInboxExpiry' -benchtime 1x -count "$count"
+pkg() { # name backend package args...
+	local name=$1 backend=$2 pkg=$3
+	shift 3
+	echo "== $name ($backend)" | tee -a "$out/summary.txt"
+	JUNCTION_TEST_BACKENDS=$backend go test -run '^$' -timeout 60m "$@" "$pkg" 2>&1 | tee "$out/$name-$backend.txt" |
+		grep -E '^Benchmark|FAIL' | tee -a "$out/summary.txt"
+}
+pkg writer sqlite ./internal/ingest/ -bench 'WriterStore' -benchmem -count "$count"
+pkg computed-traits sqlite ./internal/engage/ -bench 'ComputedTraitPass' -benchtime 3x -count 1
+for backend in sqlite postgres; do
+	pkg audiences "$backend" ./internal/engage/audience/ -bench 'AudienceRecompute|AudienceIncremental' -benchtime 1x -count "$count"
+done
 run cloudapp sqlite -bench 'CloudAppWebhook' -benchtime 3s -count "$count"
 echo "== relay (postgres)" | tee -a "$out/summary.txt"
 JUNCTION_TEST_BACKENDS=postgres go test -run '^$' -bench Relay -benchtime 3000x -count "$count" ./internal/replica/ 2>&1 |

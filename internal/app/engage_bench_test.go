@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,21 @@ func BenchmarkEngageLag(b *testing.B) {
 			b.Log(s.Logs.String())
 		}
 	}()
+	// Every hold of the writer (the tracking API's commits, identity resolution's transactions),
+	// kept apart by phase: what Engage adds to the writer's longest holds.
+	var holdMu sync.Mutex
+	var engageOn bool
+	var offHolds, onHolds []time.Duration
+	s.App.DB().ObserveWrites(func(held time.Duration) {
+		holdMu.Lock()
+		if engageOn {
+			onHolds = append(onHolds, held)
+		} else {
+			offHolds = append(offHolds, held)
+		}
+		holdMu.Unlock()
+	})
+	setOn := func(on bool) { holdMu.Lock(); engageOn = on; holdMu.Unlock() }
 	without, with := newEventGen(base.writeKey), newEventGen(eng.writeKey)
 	var offTime, onTime time.Duration
 	var offBatches, onBatches int
@@ -97,6 +113,7 @@ func BenchmarkEngageLag(b *testing.B) {
 		if phase == 3 {
 			n = b.N - 3*(b.N/4)
 		}
+		setOn(phase%2 == 1)
 		if phase%2 == 0 {
 			offTime += ingestPhase(b, s, without, n, perBatch)
 			offBatches += n
@@ -121,6 +138,7 @@ func BenchmarkEngageLag(b *testing.B) {
 	}
 	drain := time.Since(lastOn)
 	b.StopTimer()
+	s.App.DB().ObserveWrites(func(time.Duration) {})
 	off := float64(offBatches*perBatch) / offTime.Seconds()
 	on := float64(onBatches*perBatch) / onTime.Seconds()
 	b.ReportMetric(off, "without-events/s")
@@ -137,6 +155,19 @@ func BenchmarkEngageLag(b *testing.B) {
 		b.ReportMetric(float64(len(lags)), "probes")
 	}
 	b.ReportMetric(float64(drain.Microseconds())/1000, "drain-ms")
+	holdMu.Lock()
+	for _, h := range []struct {
+		name  string
+		holds []time.Duration
+	}{{"off", offHolds}, {"on", onHolds}} {
+		if len(h.holds) == 0 {
+			continue
+		}
+		sort.Slice(h.holds, func(i, j int) bool { return h.holds[i] < h.holds[j] })
+		b.ReportMetric(float64(h.holds[min(len(h.holds)-1, int(0.99*float64(len(h.holds))))].Microseconds())/1000, "hold-p99-"+h.name+"-ms")
+		b.ReportMetric(float64(h.holds[len(h.holds)-1].Microseconds())/1000, "hold-max-"+h.name+"-ms")
+	}
+	holdMu.Unlock()
 	b.ReportMetric(float64(count(`SELECT COUNT(*) FROM profiles WHERE workspace_id = ? AND merged_into IS NULL`, wsID)), "profiles")
 	b.ReportMetric(float64(count(`SELECT COUNT(*) FROM profile_merges WHERE workspace_id = ?`, wsID)), "merges")
 }
