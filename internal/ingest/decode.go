@@ -39,6 +39,9 @@ type request struct {
 	Context      map[string]any
 	Integrations map[string]any
 	SentAt       any
+	// valid says that every event is well-formed JSON: decode checked the whole body, so the
+	// normaliser need not scan each event again.
+	valid bool
 }
 
 // readBody reads a request body, decompressing gzip, and refuses one larger than MaxRequestBytes
@@ -91,6 +94,7 @@ func decode(body []byte, batch bool) (*request, *requestError) {
 			return nil, eventTooLarge(0, len(body))
 		}
 		req.Events = []json.RawMessage{body}
+		req.valid = true
 		return req, nil
 	}
 	// One pass over the body: the events stay raw until each is normalised.
@@ -133,6 +137,8 @@ func decode(body []byte, batch bool) (*request, *requestError) {
 			return nil, eventTooLarge(i, len(e))
 		}
 	}
+	// json.Unmarshal checked the whole body before it split it into the raw events.
+	req.valid = true
 	return req, nil
 }
 

@@ -14,7 +14,7 @@ import (
 // to discard, a number beyond float64, invalid UTF-8), which full then handles; the two agree on
 // everything else (TestNormaliseFastMatchesFull).
 func (n *normaliser) fast(index int, raw json.RawMessage) *Event {
-	if !utf8.Valid(raw) || !json.Valid(raw) || hugeNumber(raw) {
+	if !utf8.Valid(raw) || (!n.validJSON() && !json.Valid(raw)) || hugeNumber(raw) {
 		return nil
 	}
 	m, ok := splitObject(raw)
@@ -161,6 +161,10 @@ func (n *normaliser) fast(index int, raw json.RawMessage) *Event {
 	ev.Payload = m.bytes()
 	return ev
 }
+
+// validJSON tells whether the request's events are known to be well-formed JSON (decode checked
+// its body), so that fast need not scan each one again.
+func (n *normaliser) validJSON() bool { return n.req != nil && n.req.valid }
 
 // batchLevel returns the members of the batch-level context or integrations, encoded once per
 // request.
