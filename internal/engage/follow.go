@@ -28,7 +28,7 @@ import (
 //
 // The workspaces followed are those of engage_workspaces. A workspace that gains Engage joins at
 // the cursor of that moment: the follower resolves its events after it, and its backfill its
-// stored events up to it, in transactions of backfillBatch events that move the backfill's own
+// stored events up to it, in transactions of perTx events that move the backfill's own
 // position with their writes.
 
 const (
@@ -42,8 +42,6 @@ const (
 	followerSaveEvery = 2 * time.Second
 	// membersEvery is how often the follower looks for workspaces that gained or lost Engage.
 	membersEvery = time.Second
-	// backfillBatch bounds the stored events one transaction of a backfill resolves.
-	backfillBatch = eventsPerTx
 	// backfillEvery is the least often a backfill goes on while the follower has a backlog of
 	// its own: the log's new events come first.
 	backfillEvery = 500 * time.Millisecond
@@ -402,7 +400,7 @@ func (f *follower) groupByWorkspace(ctx context.Context, events []*ingest.Event)
 	return groups, nil
 }
 
-// step resolves the next events of the log of the workspaces followed, up to eventsPerTx, and
+// step resolves the next events of the log of the workspaces followed, up to perTx events, and
 // tells whether more are waiting. The workspaces are filtered in the query: the events of the
 // others (and of deleted sources, whose rows are being reaped) are passed over without being read.
 func (f *follower) step(ctx context.Context) (bool, error) {
@@ -427,11 +425,11 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		AND e.workspace_id IN (SELECT r.workspace_id FROM engage_workspaces r JOIN workspaces w ON w.id = r.workspace_id
 			WHERE w.plan IN (`+db.Placeholders(len(plans))+`) AND w.deleted_at IS NULL)
 		AND e.source_id NOT IN (SELECT id FROM sources WHERE deleted_at IS NOT NULL)
-		ORDER BY e.id LIMIT ?`, append(args, eventsPerTx)...)
+		ORDER BY e.id LIMIT ?`, append(args, f.s.perTx())...)
 	if err != nil {
 		return false, err
 	}
-	more := len(events) == eventsPerTx
+	more := len(events) == f.s.perTx()
 	next := *head
 	if more {
 		next = events[len(events)-1].ID
@@ -479,11 +477,11 @@ func (f *follower) backfill(ctx context.Context) (bool, error) {
 		WHERE e.workspace_id = ? AND e.id > ? AND e.id <= ?
 		AND e.source_id NOT IN (SELECT id FROM sources WHERE deleted_at IS NOT NULL)
 		AND NOT EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)
-		ORDER BY e.id LIMIT ?`, b.WorkspaceID, b.After, b.Until, backfillBatch)
+		ORDER BY e.id LIMIT ?`, b.WorkspaceID, b.After, b.Until, f.s.perTx())
 	if err != nil {
 		return false, err
 	}
-	done := len(events) < backfillBatch
+	done := len(events) < f.s.perTx()
 	after := b.Until
 	if !done {
 		after = events[len(events)-1].ID

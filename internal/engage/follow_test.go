@@ -251,7 +251,7 @@ func TestFollowerBackfillsAWorkspaceThatGainsEngage(t *testing.T) {
 	ws := e.workspace("TEAM")
 	src := e.source(ws)
 	var before []*ingest.Event
-	for range backfillBatch + 20 { // more than one transaction of backfill
+	for range s.perTx() + 20 { // more than one transaction of backfill
 		before = append(before, e.build(ws, ingest.Identify, "u"+id.New("x"), "", nil))
 	}
 	e.store(src, before...)

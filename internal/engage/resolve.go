@@ -14,15 +14,26 @@ import (
 )
 
 const (
-	// eventsPerTx bounds the events one transaction resolves, so that each holds the writer for
-	// a few milliseconds.
-	eventsPerTx = 500
+	// sqliteEventsPerTx and postgresEventsPerTx bound the events one transaction resolves. On
+	// SQLite the graph is read inside the transaction, on the single writer: fewer events keep
+	// each hold short. On PostgreSQL the graph is read before it and the writes do not stop
+	// ingest, so more events a transaction spare round trips, which is most of its time there.
+	sqliteEventsPerTx   = 300
+	postgresEventsPerTx = 2000
 	// valuesPerQuery bounds the values of one IN list.
 	valuesPerQuery = 500
 	// seenGranularity is how precisely an identifier's last_seen_at and a profile's updated_at
 	// follow events: rows are written again only when they would move by at least this much.
 	seenGranularity = time.Minute
 )
+
+// perTx is how many events one transaction of identity resolution takes, by backend.
+func (s *Service) perTx() int {
+	if s.db.Dialect() == db.Postgres {
+		return postgresEventsPerTx
+	}
+	return sqliteEventsPerTx
+}
 
 // Resolve runs identity resolution over events at once, on the caller's goroutine: for tests and
 // tools. The follower of the event log does the same with what it reads.
@@ -49,8 +60,8 @@ func (s *Service) Resolve(ctx context.Context, events []*ingest.Event) error {
 			continue
 		}
 		list := byWS[ws]
-		for start := 0; start < len(list); start += eventsPerTx {
-			chunk := []group{{ws: ws, set: set, events: list[start:min(start+eventsPerTx, len(list))]}}
+		for start := 0; start < len(list); start += s.perTx() {
+			chunk := []group{{ws: ws, set: set, events: list[start:min(start+s.perTx(), len(list))]}}
 			if _, err := s.resolveGroups(ctx, chunk, nil, false); err != nil {
 				errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
 				break
