@@ -133,7 +133,10 @@ func BenchmarkIngestTrackOpenLoop(b *testing.B) {
 type eventGen struct {
 	writeKey string
 	prefix   string
-	n        atomic.Int64
+	// ids, when set, starts every userId and anonymousId: generators that post to one workspace
+	// then build identity graphs of their own, of the same shape.
+	ids string
+	n   atomic.Int64
 }
 
 func newEventGen(writeKey string) *eventGen {
@@ -147,9 +150,13 @@ var benchProducts = []string{"Monopoly: 3rd Edition", "Settlers of Catan", "Tick
 func (g *eventGen) event(buf []byte) []byte {
 	n := g.n.Add(1)
 	now := time.Now().UTC()
-	buf = append(buf, `{"type":"track","event":"Product Viewed","userId":"user-`...)
+	buf = append(buf, `{"type":"track","event":"Product Viewed","userId":"`...)
+	buf = append(buf, g.ids...)
+	buf = append(buf, `user-`...)
 	buf = strconv.AppendInt(buf, n%5000, 10)
-	buf = append(buf, `","anonymousId":"anon-`...)
+	buf = append(buf, `","anonymousId":"`...)
+	buf = append(buf, g.ids...)
+	buf = append(buf, `anon-`...)
 	buf = strconv.AppendInt(buf, n%7919, 10)
 	buf = append(buf, `","messageId":"node-next-`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
