@@ -116,7 +116,7 @@ func errNotOnPlan() error {
 	return apperr.New(apperr.Forbidden, "the workspace's plan does not include Engage: it is part of the BUSINESS plan")
 }
 
-// wsState is what the listener needs to know of a workspace: whether its plan includes Engage
+// wsState is what identity resolution and computed traits need to know of a workspace: whether its plan includes Engage
 // and its rules.
 type wsState struct {
 	engage   bool
@@ -124,7 +124,8 @@ type wsState struct {
 	at       time.Time
 }
 
-// stateCache keeps each workspace's state for a while: the listener reads it for every batch.
+// stateCache keeps each workspace's state for a while: the follower of the log and the computed
+// traits' worker read it for every batch.
 // Changes made in this process apply at once; another replica's within ttl.
 type stateCache struct {
 	s   *Service

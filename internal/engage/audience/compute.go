@@ -60,7 +60,7 @@ func (c *computer) wakeUp() {
 	}
 }
 
-// resolved hears a committed transaction of identity resolution (on the resolver's goroutine):
+// resolved hears a committed transaction of identity resolution (on the follower's goroutine):
 // it only notes the profiles.
 func (c *computer) resolved(_ context.Context, r *engage.Resolved) {
 	c.mu.Lock()
