@@ -41,7 +41,7 @@ pkg() { # name backend package args...
 		grep -E '^Benchmark|FAIL' | tee -a "$out/summary.txt"
 }
 pkg writer sqlite ./internal/ingest/ -bench 'WriterStore' -benchmem -count "$count"
-pkg computed-traits sqlite ./internal/engage/ -bench 'ComputedTraitPass' -benchtime 3x -count 1
+pkg computed-traits sqlite ./internal/engage/ -bench 'ComputedTraitPass' -benchtime 1x -count "$count"
 for backend in sqlite postgres; do
 	pkg audiences "$backend" ./internal/engage/audience/ -bench 'AudienceRecompute|AudienceIncremental' -benchtime 1x -count "$count"
 done
