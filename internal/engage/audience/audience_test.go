@@ -355,7 +355,9 @@ func TestPreview(t *testing.T) {
 		t.Errorf("preview %+v", p)
 	}
 	var n int
-	_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_members`)
+	if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_members`); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Errorf("a preview wrote %d members", n)
 	}
@@ -393,7 +395,9 @@ func TestForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_changes WHERE profile_id = ?`, ann)
+	if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_changes WHERE profile_id = ?`, ann); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Errorf("%d changes of a forgotten profile left", n)
 	}
@@ -420,7 +424,9 @@ func TestReapWorkspace(t *testing.T) {
 	}
 	for _, table := range []string{"audiences", "audience_members", "audience_changes", "audience_sizes"} {
 		var n int
-		_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM `+table)
+		if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM `+table); err != nil {
+			t.Fatal(err)
+		}
 		if n != 0 {
 			t.Errorf("%s: %d rows left", table, n)
 		}
@@ -437,13 +443,17 @@ func TestDeletedDrained(t *testing.T) {
 	e.flush()
 	for _, table := range []string{"audience_members", "audience_changes", "audience_sizes"} {
 		var n int
-		_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM `+table+` WHERE audience_id = ?`, buyers)
+		if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM `+table+` WHERE audience_id = ?`, buyers); err != nil {
+			t.Fatal(err)
+		}
 		if n != 0 {
 			t.Errorf("%s: %d rows left", table, n)
 		}
 	}
 	var n int
-	_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audiences WHERE id = ?`, buyers)
+	if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audiences WHERE id = ?`, buyers); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Errorf("the deleted audience's row is left")
 	}
@@ -464,7 +474,9 @@ func TestPruneChanges(t *testing.T) {
 	}
 	count := func(a string) int {
 		var n int
-		_ = e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_changes WHERE audience_id = ?`, a)
+		if err := e.db.Get(context.Background(), &n, `SELECT COUNT(*) FROM audience_changes WHERE audience_id = ?`, a); err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	if count(buyers) != 0 || count(viewers) != 1 {

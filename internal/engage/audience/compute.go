@@ -153,7 +153,7 @@ func (c *computer) run() {
 	defer tick.Stop()
 	scheduled := true
 	for {
-		if err := c.pass(ctx, scheduled && (c.s.Gate == nil || c.s.Gate())); err != nil && ctx.Err() == nil {
+		if err := c.pass(ctx, scheduled && c.leads()); err != nil && ctx.Err() == nil {
 			c.s.log.Error("audiences: computing failed", "error", err.Error())
 		}
 		scheduled = false
@@ -166,6 +166,9 @@ func (c *computer) run() {
 		}
 	}
 }
+
+// leads tells whether this replica does the scheduled work (every replica when Gate is unset).
+func (c *computer) leads() bool { return c.s.Gate == nil || c.s.Gate() }
 
 // Flush runs the worker's work at once on the caller's goroutine, scheduled work included: for
 // tests and tools.
@@ -183,9 +186,14 @@ func (c *computer) pass(ctx context.Context, scheduled bool) error {
 			errs = append(errs, err)
 		}
 	}
+	// A computation of every audience over every profile (at start, or when too many profiles
+	// waited) is the leader's, as the rest of the computing: another replica leaves it queued
+	// until it leads.
 	c.mu.Lock()
-	all := c.all
-	c.all = false
+	all := c.all && c.leads()
+	if all {
+		c.all = false
+	}
 	c.mu.Unlock()
 	if all {
 		if err := c.queueAll(ctx); err != nil {
@@ -408,12 +416,17 @@ func (c *computer) incremental(ctx context.Context, ws string, profiles, merged 
 	now := s.now()
 	total := 0
 	touched := map[string]bool{}
+	// Each definition is compiled once for all the chunks: it depends on the audience and now only.
+	compiled := make([]*compiler, len(list))
+	preds := make([]string, len(list))
+	for i := range list {
+		compiled[i] = &compiler{dialect: s.db.Dialect(), ws: ws, now: now}
+		preds[i] = compiled[i].compile(list[i].Definition())
+	}
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
 		for i := range list {
-			a := &list[i]
-			cp := &compiler{dialect: s.db.Dialect(), ws: ws, now: now}
-			pred := cp.compile(a.Definition())
+			a, cp, pred := &list[i], compiled[i], preds[i]
 			var want []string
 			if err := s.db.Select(ctx, &want, `SELECT p.id FROM profiles p WHERE p.workspace_id = ? AND p.merged_into IS NULL AND p.id IN (`+
 				db.Placeholders(len(part))+`) AND (`+pred+`)`, append(append([]any{ws}, db.Args(part)...), cp.args...)...); err != nil {
