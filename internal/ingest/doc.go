@@ -34,16 +34,7 @@ type docParser struct {
 	i int
 }
 
-func (p *docParser) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
+func (p *docParser) space() { p.i = skipSpace(p.b, p.i) }
 
 func (p *docParser) value(depth int) (any, bool) {
 	if p.i >= len(p.b) {

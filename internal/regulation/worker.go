@@ -219,7 +219,7 @@ func (s *Service) forgetWarehouses(ctx context.Context, r *Regulation, subjects 
 			out = append(out, d)
 			continue
 		}
-		w.Status, w.WorkspaceID, w.UpdatedAt = Running, r.WorkspaceID, db.Now()
+		w.Status, w.UpdatedAt = Running, db.Now()
 		if err := save(append(out, w)); err != nil {
 			return nil, err
 		}

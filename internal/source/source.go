@@ -309,11 +309,6 @@ func LikeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// validateLabels checks and normalises key:value labels (lower-case, unique, sorted).
-func validateLabels(errs *apperr.UserErrors, labels []string) []string {
-	return workspace.ValidateLabels(errs, "labels", labels)
-}
-
 func newWriteKey() string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
@@ -348,7 +343,7 @@ func (s *Service) Create(ctx context.Context, workspaceID, catalogID, name strin
 	errs = append(errs, serrs...)
 	plain, seal, _ := splitSecrets(&errs, entry, settings, clean, nil)
 	if labels != nil {
-		labels = validateLabels(&errs, labels)
+		labels = workspace.ValidateLabels(&errs, "labels", labels)
 	}
 	if len(errs) > 0 {
 		return nil, errs, nil
@@ -448,7 +443,7 @@ func (s *Service) Update(ctx context.Context, sourceID string, name *string, set
 			}
 		}
 		if labels != nil {
-			clean := validateLabels(&errs, labels)
+			clean := workspace.ValidateLabels(&errs, "labels", labels)
 			if raw := marshal(clean); raw != src.LabelsRaw {
 				changes["labels"] = audit.Change{From: src.Labels(), To: clean}
 				src.LabelsRaw = raw
