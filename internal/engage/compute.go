@@ -102,14 +102,10 @@ func keysOf(m map[string]string) []string {
 	return out
 }
 
-// compute returns the values (JSON) of trait c for the standing profiles given at now; profiles
-// without a value are absent.
-func (t *Traits) compute(ctx context.Context, c *ComputedTrait, profiles []string, now time.Time) (map[string]string, error) {
+// compute returns the values (JSON) of trait c for standing profiles at now, given their members
+// (t.members: read once for all the traits of a batch); profiles without a value are absent.
+func (t *Traits) compute(ctx context.Context, c *ComputedTrait, members map[string]string, now time.Time) (map[string]string, error) {
 	d := c.Definition()
-	members, err := t.members(ctx, profiles)
-	if err != nil {
-		return nil, err
-	}
 	ids := keysOf(members)
 	filter, fargs := d.eventFilter(now)
 	out := map[string]string{}

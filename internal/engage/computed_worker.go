@@ -149,13 +149,19 @@ func (t *Traits) Settle(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		n, err := t.removeValues(ctx)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		m, err := t.passStep(ctx)
-		if err != nil {
-			errs = append(errs, err)
+		// Passes and removals are the leading replica's, as identity resolution is: two replicas
+		// would run one pass at once. Another replica's changes wait for the leader's scheduled
+		// round, which takes over passes in progress.
+		var n int64
+		var m int
+		if t.s.Gate == nil || t.s.Gate() {
+			var err error
+			if n, err = t.removeValues(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			if m, err = t.passStep(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -226,8 +232,12 @@ func (t *Traits) recomputeTouched(ctx context.Context, ws string, p *touched) er
 		if len(standing) == 0 {
 			continue
 		}
+		members, err := t.members(ctx, standing)
+		if err != nil {
+			return err
+		}
 		for _, c := range traits {
-			values, err := t.compute(ctx, c, standing, now)
+			values, err := t.compute(ctx, c, members, now)
 			if err != nil {
 				return err
 			}
@@ -277,7 +287,11 @@ func (t *Traits) passStep(ctx context.Context) (int, error) {
 		now := t.Now()
 		values := map[string]string{}
 		if len(ids) > 0 {
-			if values, err = t.compute(ctx, c, ids, now); err != nil {
+			members, err := t.members(ctx, ids)
+			if err != nil {
+				return moved, err
+			}
+			if values, err = t.compute(ctx, c, members, now); err != nil {
 				return moved, err
 			}
 			after = ids[len(ids)-1]
