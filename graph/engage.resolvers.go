@@ -151,6 +151,9 @@ func (r *workspaceResolver) Profiles(ctx context.Context, obj *workspace.Workspa
 	if nodeSelects(ctx, "traits") {
 		prime(ctx, l.profileTraits, ids)
 	}
+	if nodeSelects(ctx, "audiences") {
+		prime(ctx, l.profileAudiences, ids)
+	}
 	if nodeSelects(ctx, "computedTraits") {
 		if selectsBelow(ctx, "computedTrait") {
 			primeThrough(ctx, l.profileComputedTraits, ids, l.computedTraits, func(v engage.ComputedValue) string { return v.ComputedTraitID })

@@ -178,6 +178,15 @@ func (r *workspaceResolver) Audiences(ctx context.Context, obj *workspace.Worksp
 	if err != nil {
 		return nil, err
 	}
+	if nodeSelects(ctx, "destinations") {
+		l := loadersFrom(ctx, r.Resolver)
+		ids := refs(obj.ID, keys(page, func(a audience.Audience) string { return a.ID }))
+		if selectsBelow(ctx, "destination") {
+			primeThrough(ctx, l.audienceDestinations, ids, l.destinations, func(d audience.Destination) string { return d.DestinationID })
+		} else {
+			prime(ctx, l.audienceDestinations, ids)
+		}
+	}
 	return connection(page,
 		func(c string, n *audience.Audience) *model.AudienceEdge {
 			return &model.AudienceEdge{Cursor: c, Node: n}
