@@ -97,7 +97,9 @@ func subjectProfile(ctx context.Context, tx *db.Tx, s forget.Subjects, limit int
 	first := ""
 	for _, profile := range found {
 		var standing *string
-		if err := tx.Get(ctx, &standing, `SELECT merged_into FROM profiles WHERE id = ?`, profile); err == nil && standing != nil {
+		if err := tx.Get(ctx, &standing, `SELECT merged_into FROM profiles WHERE id = ?`, profile); err != nil && !db.IsNoRows(err) {
+			return "", nil, err
+		} else if err == nil && standing != nil {
 			profile = *standing
 		}
 		if first == "" {
