@@ -11,5 +11,4 @@ import (
 	_ "github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3"
 	_ "github.com/prometheus/client_golang/prometheus"
-	_ "github.com/vikstrous/dataloadgen"
 )

@@ -7,10 +7,10 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vikstrous/dataloadgen"
 
 	"github.com/junctioncdp/junction/internal/audit"
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/batch"
 	"github.com/junctioncdp/junction/internal/destination"
 	"github.com/junctioncdp/junction/internal/engage"
 	"github.com/junctioncdp/junction/internal/engage/audience"
@@ -26,28 +26,28 @@ import (
 // workspace's objects with the viewer's access there, in the statement's WHERE clause: an object
 // the viewer may not see is not found, whichever field leads to it.
 type loaders struct {
-	users                    *dataloadgen.Loader[workspace.Ref, auth.User]
-	inviters                 *dataloadgen.Loader[string, auth.User] // by invitation id, for its invitee
-	tokens                   *dataloadgen.Loader[workspace.Ref, auth.Token]
-	grants                   *dataloadgen.Loader[workspace.Ref, []workspace.Grant]
-	sources                  *dataloadgen.Loader[workspace.Ref, source.Source]
-	destinations             *dataloadgen.Loader[workspace.Ref, destination.Destination]
-	events                   *dataloadgen.Loader[workspace.Ref, ingest.StoredEvent]
-	writeKeys                *dataloadgen.Loader[workspace.Ref, []source.WriteKey]
-	connectionsBySource      *dataloadgen.Loader[workspace.Ref, []destination.Connection]
-	connectionsByDestination *dataloadgen.Loader[workspace.Ref, []destination.Connection]
-	trackingPlans            *dataloadgen.Loader[workspace.Ref, protocols.Plan]
-	sourceProtocols          *dataloadgen.Loader[workspace.Ref, protocols.SourceSettings]
-	piiAccess                *dataloadgen.Loader[workspace.Ref, bool] // by membership
-	regulations              *dataloadgen.Loader[workspace.Ref, regulation.Regulation]
-	regulationSubjects       *dataloadgen.Loader[workspace.Ref, []string]
-	profileIdentifiers       *dataloadgen.Loader[workspace.Ref, []engage.Identifier]
-	profileTraits            *dataloadgen.Loader[workspace.Ref, []engage.Trait]
-	profileComputedTraits    *dataloadgen.Loader[workspace.Ref, []engage.ComputedValue]
-	computedTraits           *dataloadgen.Loader[workspace.Ref, engage.ComputedTrait]
-	computedTraitCounts      *dataloadgen.Loader[workspace.Ref, int]
-	profileAudiences         *dataloadgen.Loader[workspace.Ref, []audience.ProfileAudience]
-	audienceDestinations     *dataloadgen.Loader[workspace.Ref, []audience.Destination]
+	users                    *batch.Loader[workspace.Ref, auth.User]
+	inviters                 *batch.Loader[string, auth.User] // by invitation id, for its invitee
+	tokens                   *batch.Loader[workspace.Ref, auth.Token]
+	grants                   *batch.Loader[workspace.Ref, []workspace.Grant]
+	sources                  *batch.Loader[workspace.Ref, source.Source]
+	destinations             *batch.Loader[workspace.Ref, destination.Destination]
+	events                   *batch.Loader[workspace.Ref, ingest.StoredEvent]
+	writeKeys                *batch.Loader[workspace.Ref, []source.WriteKey]
+	connectionsBySource      *batch.Loader[workspace.Ref, []destination.Connection]
+	connectionsByDestination *batch.Loader[workspace.Ref, []destination.Connection]
+	trackingPlans            *batch.Loader[workspace.Ref, protocols.Plan]
+	sourceProtocols          *batch.Loader[workspace.Ref, protocols.SourceSettings]
+	piiAccess                *batch.Loader[workspace.Ref, bool] // by membership
+	regulations              *batch.Loader[workspace.Ref, regulation.Regulation]
+	regulationSubjects       *batch.Loader[workspace.Ref, []string]
+	profileIdentifiers       *batch.Loader[workspace.Ref, []engage.Identifier]
+	profileTraits            *batch.Loader[workspace.Ref, []engage.Trait]
+	profileComputedTraits    *batch.Loader[workspace.Ref, []engage.ComputedValue]
+	computedTraits           *batch.Loader[workspace.Ref, engage.ComputedTrait]
+	computedTraitCounts      *batch.Loader[workspace.Ref, int]
+	profileAudiences         *batch.Loader[workspace.Ref, []audience.ProfileAudience]
+	audienceDestinations     *batch.Loader[workspace.Ref, []audience.Destination]
 }
 
 // scoped makes the fetch function of a loader keyed by workspace.Ref from a read that takes the
@@ -59,33 +59,37 @@ func scoped[V any](w *workspace.Service, load func(context.Context, *workspace.A
 }
 
 func (r *Resolver) newLoaders() *loaders {
-	opts := []dataloadgen.Option{dataloadgen.WithWait(time.Millisecond), dataloadgen.WithBatchCapacity(1000)}
 	w := r.Workspaces
 	return &loaders{
-		users:    dataloadgen.NewMappedLoader(scoped(w, w.Users), opts...),
-		inviters: dataloadgen.NewMappedLoader(w.Inviters, opts...),
-		tokens:   dataloadgen.NewMappedLoader(scoped(w, w.TokensByIDs), opts...),
-		grants:   dataloadgen.NewMappedLoader(scoped(w, w.GrantsByMembership), opts...),
+		users:    newLoader(scoped(w, w.Users)),
+		inviters: newLoader(w.Inviters),
+		tokens:   newLoader(scoped(w, w.TokensByIDs)),
+		grants:   newLoader(scoped(w, w.GrantsByMembership)),
 
-		sources:                  dataloadgen.NewMappedLoader(scoped(w, r.Sources.ByIDs), opts...),
-		destinations:             dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ByIDs), opts...),
-		events:                   dataloadgen.NewMappedLoader(scoped(w, r.Events.EventsByIDs), opts...),
-		writeKeys:                dataloadgen.NewMappedLoader(scoped(w, r.Sources.WriteKeysBySource), opts...),
-		connectionsBySource:      dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsBySource), opts...),
-		connectionsByDestination: dataloadgen.NewMappedLoader(scoped(w, r.Destinations.ConnectionsByDestination), opts...),
-		trackingPlans:            dataloadgen.NewMappedLoader(scoped(w, r.Protocols.ByIDs), opts...),
-		sourceProtocols:          dataloadgen.NewMappedLoader(scoped(w, r.Protocols.SettingsBySource), opts...),
-		piiAccess:                dataloadgen.NewMappedLoader(scoped(w, r.Privacy.PIIAccessByMemberships), opts...),
-		regulations:              dataloadgen.NewMappedLoader(scoped(w, r.Regulator.ByIDs), opts...),
-		regulationSubjects:       dataloadgen.NewMappedLoader(scoped(w, r.Regulator.SubjectsByRegulation), opts...),
-		profileIdentifiers:       dataloadgen.NewMappedLoader(scoped(w, r.Engage.IdentifiersByProfile), opts...),
-		profileTraits:            dataloadgen.NewMappedLoader(scoped(w, r.Engage.TraitsByProfile), opts...),
-		profileComputedTraits:    dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ValuesByProfile), opts...),
-		computedTraits:           dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ByIDs), opts...),
-		computedTraitCounts:      dataloadgen.NewMappedLoader(scoped(w, r.ComputedTraits.ProfileCounts), opts...),
-		profileAudiences:         dataloadgen.NewMappedLoader(scoped(w, r.Audiences.ByProfile), opts...),
-		audienceDestinations:     dataloadgen.NewMappedLoader(scoped(w, r.Audiences.DestinationsByAudience), opts...),
+		sources:                  newLoader(scoped(w, r.Sources.ByIDs)),
+		destinations:             newLoader(scoped(w, r.Destinations.ByIDs)),
+		events:                   newLoader(scoped(w, r.Events.EventsByIDs)),
+		writeKeys:                newLoader(scoped(w, r.Sources.WriteKeysBySource)),
+		connectionsBySource:      newLoader(scoped(w, r.Destinations.ConnectionsBySource)),
+		connectionsByDestination: newLoader(scoped(w, r.Destinations.ConnectionsByDestination)),
+		trackingPlans:            newLoader(scoped(w, r.Protocols.ByIDs)),
+		sourceProtocols:          newLoader(scoped(w, r.Protocols.SettingsBySource)),
+		piiAccess:                newLoader(scoped(w, r.Privacy.PIIAccessByMemberships)),
+		regulations:              newLoader(scoped(w, r.Regulator.ByIDs)),
+		regulationSubjects:       newLoader(scoped(w, r.Regulator.SubjectsByRegulation)),
+		profileIdentifiers:       newLoader(scoped(w, r.Engage.IdentifiersByProfile)),
+		profileTraits:            newLoader(scoped(w, r.Engage.TraitsByProfile)),
+		profileComputedTraits:    newLoader(scoped(w, r.ComputedTraits.ValuesByProfile)),
+		computedTraits:           newLoader(scoped(w, r.ComputedTraits.ByIDs)),
+		computedTraitCounts:      newLoader(scoped(w, r.ComputedTraits.ProfileCounts)),
+		profileAudiences:         newLoader(scoped(w, r.Audiences.ByProfile)),
+		audienceDestinations:     newLoader(scoped(w, r.Audiences.DestinationsByAudience)),
 	}
+}
+
+// newLoader batches the keys asked for within a millisecond of the first, up to 1,000 a statement.
+func newLoader[K comparable, V any](fetch func(context.Context, []K) (map[K]V, error)) *batch.Loader[K, V] {
+	return batch.New(fetch, time.Millisecond, 1000)
 }
 
 // ref names an object of a workspace, as the loaders key them.
@@ -138,7 +142,7 @@ func (r *Resolver) loadUser(ctx context.Context, workspaceID string, userID *str
 }
 
 // loadOne loads one object, nil when it does not exist or the viewer may not see it.
-func loadOne[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V], key K) (*V, error) {
+func loadOne[K comparable, V any](ctx context.Context, l *batch.Loader[K, V], key K) (*V, error) {
 	v, err := l.Load(ctx, key)
 	if isNotFound(err) {
 		return nil, nil
@@ -151,7 +155,7 @@ func loadOne[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, 
 
 // loadRequired loads an object that a visible object cannot be without (a connection's source):
 // not finding it is an error, as the field is not nullable.
-func loadRequired[V any](ctx context.Context, l *dataloadgen.Loader[workspace.Ref, V], key workspace.Ref) (*V, error) {
+func loadRequired[V any](ctx context.Context, l *batch.Loader[workspace.Ref, V], key workspace.Ref) (*V, error) {
 	v, err := l.Load(ctx, key)
 	if err != nil {
 		return nil, err
@@ -159,7 +163,7 @@ func loadRequired[V any](ctx context.Context, l *dataloadgen.Loader[workspace.Re
 	return &v, nil
 }
 
-func isNotFound(err error) bool { return errors.Is(err, dataloadgen.ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, batch.ErrNotFound) }
 
 // nodeSelects tells whether the nodes of the connection being resolved (under `nodes` or
 // `edges { node }`) select the field name.
@@ -193,14 +197,14 @@ func hasField(op *graphql.OperationContext, sel ast.SelectionSet, name string) b
 
 // prime starts one batch for all keys of a page at once, before gqlgen resolves the page's items
 // concurrently: their own loads then find the values cached instead of racing the batch window.
-func prime[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V], keys []K) {
+func prime[K comparable, V any](ctx context.Context, l *batch.Loader[K, V], keys []K) {
 	if len(keys) > 0 {
-		l.LoadAllThunk(ctx, keys)
+		l.Prime(ctx, keys)
 	}
 }
 
 // loadList loads a list-valued key, an absent key being an empty list.
-func loadList[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, []V], key K) ([]V, error) {
+func loadList[K comparable, V any](ctx context.Context, l *batch.Loader[K, []V], key K) ([]V, error) {
 	v, err := l.Load(ctx, key)
 	if isNotFound(err) {
 		return nil, nil
@@ -244,8 +248,8 @@ func walkSelects(set ast.SelectionSet, name string, depth int) bool {
 
 // primeThrough loads the list values of keys at once and primes next with the objects they lead
 // to (of the same workspace).
-func primeThrough[V, W any](ctx context.Context, l *dataloadgen.Loader[workspace.Ref, []V], keys []workspace.Ref,
-	next *dataloadgen.Loader[workspace.Ref, W], follow func(V) string) {
+func primeThrough[V, W any](ctx context.Context, l *batch.Loader[workspace.Ref, []V], keys []workspace.Ref,
+	next *batch.Loader[workspace.Ref, W], follow func(V) string) {
 	if len(keys) == 0 {
 		return
 	}
