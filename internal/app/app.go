@@ -130,13 +130,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.metrics.RegisterDB("write", func() sql.DBStats { _, w := d.Stats(); return w })
 	a.metrics.RegisterCounterFunc("junction_db_statements_total", "SQL statements run since start.",
 		func() float64 { return float64(db.StatementsTotal()) })
-	writes := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "junction_db_write_transaction_seconds",
-		Help:    "How long each write transaction held the single writer, from its start to its commit or rollback.",
+	writes := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "junction_db_write_transaction_seconds",
+		Help: "How long each write transaction held the single writer, from its start to its commit or rollback, " +
+			"by kind: commit (requests), background (retention, reaping, recomputation), checkpoint (SQLite's WAL restart).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 5},
-	})
+	}, []string{"kind"})
 	a.metrics.Registry.MustRegister(writes)
-	d.ObserveWrites(func(held time.Duration) { writes.Observe(held.Seconds()) })
+	d.ObserveWrites(func(kind db.Hold, held time.Duration) { writes.WithLabelValues(string(kind)).Observe(held.Seconds()) })
 
 	mailer, err := mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.SMTPFrom, PublicURL: cfg.PublicURL})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/db"
 )
 
 // BenchmarkEngageLag measures how far identity resolution (a follower of the event log, woken by
@@ -93,7 +94,7 @@ func BenchmarkEngageLag(b *testing.B) {
 	var holdMu sync.Mutex
 	var engageOn bool
 	var offHolds, onHolds []time.Duration
-	s.App.DB().ObserveWrites(func(held time.Duration) {
+	s.App.DB().ObserveWrites(func(_ db.Hold, held time.Duration) {
 		holdMu.Lock()
 		if engageOn {
 			onHolds = append(onHolds, held)
@@ -138,7 +139,7 @@ func BenchmarkEngageLag(b *testing.B) {
 	}
 	drain := time.Since(lastOn)
 	b.StopTimer()
-	s.App.DB().ObserveWrites(func(time.Duration) {})
+	s.App.DB().ObserveWrites(func(db.Hold, time.Duration) {})
 	off := float64(offBatches*perBatch) / offTime.Seconds()
 	on := float64(onBatches*perBatch) / onTime.Seconds()
 	b.ReportMetric(off, "without-events/s")

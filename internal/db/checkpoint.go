@@ -47,13 +47,13 @@ type checkpointer struct {
 	db     *sqlx.DB
 	writer *sqlx.DB
 	// observe is the DB's: the checkpoint on the writer holds the writer as a transaction does.
-	observe func() func(time.Duration)
+	observe func() func(Hold, time.Duration)
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 }
 
-func startCheckpointer(ctx context.Context, path, params string, writer *sqlx.DB, observe func() func(time.Duration)) (*checkpointer, error) {
+func startCheckpointer(ctx context.Context, path, params string, writer *sqlx.DB, observe func() func(Hold, time.Duration)) (*checkpointer, error) {
 	conn, err := sqlx.Open("sqlite3", sqliteDSN(path, params))
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (c *checkpointer) checkpoint() {
 	began := time.Now()
 	_, _ = conn.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	if f := c.observe(); f != nil {
-		f(time.Since(began))
+		f(HoldCheckpoint, time.Since(began))
 	}
 }
 

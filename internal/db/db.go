@@ -44,15 +44,29 @@ type DB struct {
 	// checkpoints runs SQLite's WAL checkpoints apart from the writer (see checkpointer).
 	checkpoints *checkpointer
 	// observe, when set, hears how long each write transaction held the writer.
-	observe atomic.Pointer[func(time.Duration)]
+	observe atomic.Pointer[func(Hold, time.Duration)]
 }
 
-// ObserveWrites makes every write transaction report how long it held the writer, from its start
-// to its commit or rollback: for metrics, and for benchmarks of how long background work holds it.
-func (d *DB) ObserveWrites(f func(time.Duration)) { d.observe.Store(&f) }
+// Hold names what held the writer, for ObserveWrites.
+type Hold string
+
+const (
+	// HoldCommit is an ordinary write transaction: one the caller waits for, durable at commit.
+	HoldCommit Hold = "commit"
+	// HoldBackground is a transaction of Drain: periodic work in bounded batches (retention,
+	// reaping, recomputation).
+	HoldBackground Hold = "background"
+	// HoldCheckpoint is the checkpointer's step on the writer that lets SQLite start its WAL again.
+	HoldCheckpoint Hold = "checkpoint"
+)
+
+// ObserveWrites makes every write transaction report what it was and how long it held the writer,
+// from its start to its commit or rollback: for metrics, and for benchmarks of how long background
+// work holds it.
+func (d *DB) ObserveWrites(f func(Hold, time.Duration)) { d.observe.Store(&f) }
 
 // writeObserver returns what ObserveWrites set, if anything, for holds of the writer outside Tx.
-func (d *DB) writeObserver() func(time.Duration) {
+func (d *DB) writeObserver() func(Hold, time.Duration) {
 	if f := d.observe.Load(); f != nil {
 		return *f
 	}
@@ -184,13 +198,22 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer d.observed(HoldCommit, time.Now())
+	return d.run(ctx, stx, fn)
+}
+
+// observed tells the observer, if any, that the writer was held for kind from began until now.
+func (d *DB) observed(kind Hold, began time.Time) {
+	if f := d.observe.Load(); f != nil {
+		(*f)(kind, time.Since(began))
+	}
+}
+
+// run runs fn in stx and commits it when fn returns nil.
+func (d *DB) run(ctx context.Context, stx *sqlx.Tx, fn func(tx *Tx) error) (err error) {
 	count(ctx)
-	began := time.Now()
 	tx := &Tx{Queryer: Queryer{q: stx, dialect: d.dialect, lockSpace: d.lockSpace}, tx: stx}
 	defer func() {
-		if f := d.observe.Load(); f != nil {
-			defer func() { (*f)(time.Since(began)) }()
-		}
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
 			panic(p)

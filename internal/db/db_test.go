@@ -387,7 +387,7 @@ func TestObserveWrites(t *testing.T) {
 	d := openTest(t)
 	var mu sync.Mutex
 	var held []time.Duration
-	d.ObserveWrites(func(dur time.Duration) { mu.Lock(); held = append(held, dur); mu.Unlock() })
+	d.ObserveWrites(func(_ Hold, dur time.Duration) { mu.Lock(); held = append(held, dur); mu.Unlock() })
 	ctx := context.Background()
 	_ = d.Tx(ctx, func(tx *Tx) error { time.Sleep(20 * time.Millisecond); return nil })
 	_ = d.Tx(ctx, func(tx *Tx) error { return errors.New("rolled back") })
@@ -396,4 +396,85 @@ func TestObserveWrites(t *testing.T) {
 	if len(held) != 2 || held[0] < 20*time.Millisecond {
 		t.Errorf("observed %v, want two transactions, the first held at least 20ms", held)
 	}
+}
+
+// TestDrainCommitsLazilyAndRestoresDurability checks that Drain's transactions commit without
+// waiting for the disk, and that every other transaction still does, after a drain that succeeded
+// and after one that failed.
+func TestDrainCommitsLazilyAndRestoresDurability(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if err := d.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE things (id INTEGER PRIMARY KEY)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	setting := func(t *testing.T, tx *Tx) string {
+		t.Helper()
+		var v string
+		q := `SHOW synchronous_commit`
+		if d.Dialect() == SQLite {
+			q = `PRAGMA synchronous`
+		}
+		if err := tx.Get(ctx, &v, q); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	durable := map[Dialect]string{SQLite: "2", Postgres: "on"}[d.Dialect()]
+	lazy := map[Dialect]string{SQLite: "1", Postgres: "off"}[d.Dialect()]
+	ordinary := func(t *testing.T) {
+		t.Helper()
+		_ = d.Tx(ctx, func(tx *Tx) error {
+			if got := setting(t, tx); got != durable {
+				t.Errorf("an ordinary transaction after a drain commits with %q, want %q", got, durable)
+			}
+			return nil
+		})
+	}
+	if err := d.Tx(ctx, func(tx *Tx) error {
+		for i := 0; i < 1200; i++ {
+			if _, err := tx.Exec(ctx, `INSERT INTO things (id) VALUES (?)`, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ordinary(t)
+
+	// A failing step rolls back its transaction and the setting is put back.
+	failed := errors.New("step failed")
+	if _, err := d.Drain(ctx, func(ctx context.Context, tx *Tx, limit int) (int64, error) {
+		if _, err := tx.Exec(ctx, `DELETE FROM things`); err != nil {
+			return 0, err
+		}
+		return 0, failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("drain: %v, want the step's error", err)
+	}
+	var n int
+	if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM things`); err != nil || n != 1200 {
+		t.Fatalf("%d rows after a failed step (%v), want 1200", n, err)
+	}
+	ordinary(t)
+
+	var steps int
+	total, err := d.Drain(ctx, func(ctx context.Context, tx *Tx, limit int) (int64, error) {
+		steps++
+		if got := setting(t, tx); got != lazy {
+			t.Errorf("a drain's transaction commits with %q, want %q", got, lazy)
+		}
+		res, err := tx.Exec(ctx, `DELETE FROM things WHERE id IN (SELECT id FROM things ORDER BY id LIMIT ?)`, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if err != nil || total != 1200 || steps < 2 {
+		t.Fatalf("drained %d rows in %d steps (%v), want 1200 in more than one", total, steps, err)
+	}
+	ordinary(t)
 }

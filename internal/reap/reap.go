@@ -42,7 +42,9 @@ func (r *Reaper) progress(ctx context.Context, kind Kind, id string, done, count
 	if done == count {
 		finished = now
 	}
-	return r.db.Tx(ctx, func(tx *db.Tx) error {
+	// A background transaction, as the reaping's own: a record lost with the machine is written
+	// again by the reaping that resumes.
+	return r.db.BackgroundTx(ctx, func(tx *db.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO reap_progress (object_id, kind, steps_done, step_count, current_step, rows_deleted, updated_at, finished_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (object_id) DO UPDATE SET steps_done = excluded.steps_done, step_count = excluded.step_count,
 			current_step = excluded.current_step, rows_deleted = excluded.rows_deleted, updated_at = excluded.updated_at, finished_at = excluded.finished_at`,
