@@ -3,8 +3,6 @@ package app_test
 import (
 	"log/slog"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,23 +41,8 @@ func BenchmarkIngestPrivacyDetection(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	defer client.CloseIdleConnections()
 	run := func(key string, list [][]byte) time.Duration {
-		gen := &eventGen{writeKey: key}
-		var next atomic.Int64
-		var wg sync.WaitGroup
 		start := time.Now()
-		for range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1) - 1; i < int64(len(list)); i = next.Add(1) - 1 {
-					if err := gen.post(client, s.URL+"/v1/batch", list[i]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		(&eventGen{writeKey: key}).postAll(b, client, s.URL+"/v1/batch", clients, list)
 		return time.Since(start)
 	}
 	const round = 100

@@ -27,7 +27,7 @@ func splitObject(raw []byte) (object, bool) {
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, false
 	}
-	var out object
+	out := make(object, 0, 16) // an event's top level has about a dozen keys
 	i = skipSpace(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
 		return out, true

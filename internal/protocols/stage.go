@@ -193,6 +193,13 @@ func (st stage) Process(ctx context.Context, b *ingest.Batch) error {
 		if e.Status != ingest.Accepted {
 			continue
 		}
+		if plan == nil {
+			// Nothing to check: the keys are read from the payload as it is, without decoding it.
+			if name, keys, ok := observeRaw(e); ok {
+				e.Notes = append(e.Notes, &note{sourceID: b.SourceID, typ: e.Type, eventName: name, keys: keys})
+				continue
+			}
+		}
 		doc := e.Doc()
 		name := eventName(e, doc)
 		n := &note{sourceID: b.SourceID, typ: e.Type, eventName: name, keys: observe(e.Type, doc)}
@@ -300,11 +307,8 @@ const (
 // observe lists the keys an event carries, with their JSON types: properties for track, page and
 // screen calls, traits for identify and group calls; nested objects' keys by dotted path.
 func observe(typ ingest.Type, doc map[string]any) []observedKey {
-	field := "properties"
-	switch typ {
-	case ingest.Identify, ingest.Group:
-		field = "traits"
-	case ingest.Alias:
+	field := observedField(typ)
+	if field == "" {
 		return nil
 	}
 	obj, _ := doc[field].(map[string]any)
@@ -330,6 +334,48 @@ func observe(typ ingest.Type, doc map[string]any) []observedKey {
 	}
 	walk(obj, "", 0)
 	return keys
+}
+
+// observedField is the object of an event whose keys the schema keeps: traits for identify and
+// group calls, none for alias, properties for the others.
+func observedField(typ ingest.Type) string {
+	switch typ {
+	case ingest.Identify, ingest.Group:
+		return "traits"
+	case ingest.Alias:
+		return ""
+	}
+	return "properties"
+}
+
+// kindBits are the bits of schema_keys' types for ingest's JSON kinds.
+var kindBits = [...]int64{ingest.KindNull: typeNull, ingest.KindBoolean: typeBoolean, ingest.KindInteger: typeInteger,
+	ingest.KindNumber: typeNumber, ingest.KindString: typeString, ingest.KindArray: typeArray, ingest.KindObject: typeObject}
+
+// observeRaw is eventName and observe read from the stored payload without decoding it, for the
+// events no plan checks; false when the payload must be decoded instead (see ingest.Event.Fields).
+func observeRaw(e *ingest.Event) (name string, keys []observedKey, ok bool) {
+	field := observedField(e.Type)
+	pageName, fields, ok := e.Fields(field, maxObservedDepth, maxObservedKeys)
+	if !ok {
+		return "", nil, false
+	}
+	switch e.Type {
+	case ingest.Track:
+		if e.EventName != nil {
+			name = *e.EventName
+		}
+	case ingest.Page, ingest.Screen:
+		name = pageName
+	}
+	if field == "" || len(fields) == 0 {
+		return name, nil, true
+	}
+	keys = make([]observedKey, len(fields))
+	for i, f := range fields {
+		keys[i] = observedKey{field: field, path: f.Path, types: kindBits[f.Kind]}
+	}
+	return name, keys, true
 }
 
 // forwarded is a blocked event as it is sent to the source blocked events are forwarded to: an
