@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/ingest"
@@ -176,7 +178,7 @@ func (s *Service) resolveGroups(ctx context.Context, groups []group, also func(t
 			return false, err
 		}
 		g.graph = newGraph(g.ws, g.set)
-		if err := g.graph.load(ctx, read, g.items); err != nil {
+		if err := g.graph.load(ctx, read, g.items, true); err != nil {
 			return false, err
 		}
 	}
@@ -199,7 +201,7 @@ func (s *Service) resolveGroups(ctx context.Context, groups []group, also func(t
 			}
 			if now != g.before {
 				g.graph = newGraph(g.ws, g.set)
-				if err := g.graph.load(ctx, &tx.Queryer, g.items); err != nil {
+				if err := g.graph.load(ctx, &tx.Queryer, g.items, false); err != nil {
 					return err
 				}
 			}
@@ -379,7 +381,7 @@ type graph struct {
 // limits an event may test: those an event would add an identifier to or merge. A profile that
 // events only reach through identifiers it already holds gains nothing, so its other identifiers
 // are not read (nor needed: no count of it can grow).
-func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error {
+func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared, parallel bool) error {
 	values := map[string]bool{}
 	for _, p := range items {
 		for _, i := range p.ids {
@@ -394,68 +396,54 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		list = append(list, v)
 	}
 	sort.Strings(list)
-	// Rows are scanned by hand: a chunk reads thousands, and reflection was most of its time.
-	scan := func(query string, args []any) error {
-		rows, err := q.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var typ, value, profile string
-			var seen db.Time
-			if err := rows.Scan(&typ, &value, &profile, &seen); err != nil {
-				return err
-			}
-			n := g.nodes[profile]
-			if n == nil {
-				n = &node{id: profile, idents: map[Ident]bool{}, counts: map[string]int{}}
-				g.nodes[profile] = n
-			}
-			i := Ident{typ, value}
-			n.idents[i] = true
-			n.counts[typ]++
-			g.owner[i] = n
-			g.stored[i] = seen.Time
-		}
-		return rows.Err()
+	type identRow struct {
+		typ, value, profile string
+		seen                db.Time
 	}
-	for start := 0; start < len(list); start += valuesPerQuery {
-		part := list[start:min(start+valuesPerQuery, len(list))]
-		// The values as a table of their own, looked up one by one: as an IN list, PostgreSQL's
-		// generic plans (and those made before its statistics) read all the workspace's
-		// identifiers and filter them. Profiles are read apart for the same reason (joined, it
-		// hashed the whole table).
+	// The values as a table of their own, looked up one by one: as an IN list, PostgreSQL's
+	// generic plans (and those made before its statistics) read all the workspace's identifiers
+	// and filter them. Profiles are read apart for the same reason (joined, it hashed the whole
+	// table). Rows are scanned by hand: a chunk reads thousands, and reflection was most of its
+	// time.
+	idents, err := chunked(ctx, list, parallel, func(ctx context.Context, part []string) ([]identRow, error) {
 		values := strings.Repeat("(?),", len(part))
-		if err := scan(`WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at
-			FROM v CROSS JOIN profile_identifiers pi WHERE pi.workspace_id = ? AND pi.value = v.value`, append(db.Args(part), g.ws)); err != nil {
-			return err
+		return scanRows(ctx, q, `WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at
+			FROM v CROSS JOIN profile_identifiers pi WHERE pi.workspace_id = ? AND pi.value = v.value`, append(db.Args(part), g.ws),
+			func(r *identRow) []any { return []any{&r.typ, &r.value, &r.profile, &r.seen} })
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range idents {
+		n := g.nodes[r.profile]
+		if n == nil {
+			n = &node{id: r.profile, idents: map[Ident]bool{}, counts: map[string]int{}}
+			g.nodes[r.profile] = n
 		}
+		i := Ident{r.typ, r.value}
+		n.idents[i] = true
+		n.counts[r.typ]++
+		g.owner[i] = n
+		g.stored[i] = r.seen.Time
 	}
 	found := make([]string, 0, len(g.nodes))
 	for p := range g.nodes {
 		found = append(found, p)
 	}
 	sort.Strings(found)
-	for start := 0; start < len(found); start += valuesPerQuery {
-		part := found[start:min(start+valuesPerQuery, len(found))]
-		rows, err := q.QueryContext(ctx, `SELECT id, updated_at FROM profiles WHERE id IN (`+db.Placeholders(len(part))+`)`, db.Args(part)...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var p string
-			var updated db.Time
-			if err := rows.Scan(&p, &updated); err != nil {
-				rows.Close()
-				return err
-			}
-			g.nodes[p].updatedAt = updated.Time
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+	type profileRow struct {
+		id      string
+		updated db.Time
+	}
+	profiles, err := chunked(ctx, found, parallel, func(ctx context.Context, part []string) ([]profileRow, error) {
+		return scanRows(ctx, q, `SELECT id, updated_at FROM profiles WHERE id IN (`+db.Placeholders(len(part))+`)`, db.Args(part),
+			func(r *profileRow) []any { return []any{&r.id, &r.updated} })
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range profiles {
+		g.nodes[r.id].updatedAt = r.updated.Time
 	}
 	full := map[string]bool{}
 	for i := range items {
@@ -478,34 +466,25 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared) error
 		ids = append(ids, p)
 	}
 	sort.Strings(ids)
-	for start := 0; start < len(ids); start += valuesPerQuery {
-		part := ids[start:min(start+valuesPerQuery, len(ids))]
-		// Limits need only how many identifiers of each type these profiles hold: counted by the
-		// database, not read row by row (a profile near a limit holds hundreds).
-		if err := g.loadCounts(ctx, q, part); err != nil {
-			return err
-		}
+	// Limits need only how many identifiers of each type these profiles hold: counted by the
+	// database, not read row by row (a profile near a limit holds hundreds). Profile ids are
+	// unique across workspaces: with no other condition, the count reads the (profile_id, type)
+	// index alone.
+	type countRow struct {
+		profile, typ string
+		n            int
 	}
-	return nil
-}
-
-func (g *graph) loadCounts(ctx context.Context, q *db.Queryer, profiles []string) error {
-	// Profile ids are unique across workspaces: with no other condition, the count reads the
-	// (profile_id, type) index alone.
-	rows, err := q.QueryContext(ctx, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE profile_id IN (`+
-		db.Placeholders(len(profiles))+`) GROUP BY profile_id, type`, db.Args(profiles)...)
+	counts, err := chunked(ctx, ids, parallel, func(ctx context.Context, part []string) ([]countRow, error) {
+		return scanRows(ctx, q, `SELECT profile_id, type, COUNT(*) FROM profile_identifiers WHERE profile_id IN (`+
+			db.Placeholders(len(part))+`) GROUP BY profile_id, type`, db.Args(part),
+			func(r *countRow) []any { return []any{&r.profile, &r.typ, &r.n} })
+	})
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	fresh := map[*node]bool{}
-	for rows.Next() {
-		var profile, typ string
-		var n int
-		if err := rows.Scan(&profile, &typ, &n); err != nil {
-			return err
-		}
-		nd := g.nodes[profile]
+	for _, r := range counts {
+		nd := g.nodes[r.profile]
 		if nd == nil { // no identifier of the chunk's: not a candidate
 			continue
 		}
@@ -513,9 +492,65 @@ func (g *graph) loadCounts(ctx context.Context, q *db.Queryer, profiles []string
 			fresh[nd] = true
 			nd.counts = map[string]int{}
 		}
-		nd.counts[typ] = n
+		nd.counts[r.typ] = r.n
 	}
-	return rows.Err()
+	return nil
+}
+
+// chunked runs read over list in parts of valuesPerQuery and returns all their rows, in the order
+// of the parts. With parallel (reads on the pool, not in a transaction) the parts are read at
+// once, each on a connection of its own: on PostgreSQL a chunk of identity resolution reads
+// thousands of identifiers, and one query after another kept it seconds behind ingest.
+func chunked[T any](ctx context.Context, list []string, parallel bool, read func(context.Context, []string) ([]T, error)) ([]T, error) {
+	n := (len(list) + valuesPerQuery - 1) / valuesPerQuery
+	parts := make([][]T, n)
+	part := func(ctx context.Context, i int) error {
+		rows, err := read(ctx, list[i*valuesPerQuery:min((i+1)*valuesPerQuery, len(list))])
+		parts[i] = rows
+		return err
+	}
+	if parallel && n > 1 {
+		eg, ctx := errgroup.WithContext(ctx)
+		eg.SetLimit(maxParallelReads)
+		for i := range n {
+			eg.Go(func() error { return part(ctx, i) })
+		}
+		if err := eg.Wait(); err != nil {
+			return nil, err
+		}
+	} else {
+		for i := range n {
+			if err := part(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []T
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// maxParallelReads bounds the connections of the read pool one chunk of identity resolution takes.
+const maxParallelReads = 4
+
+// scanRows runs query and scans each row into a new T through the pointers dest gives.
+func scanRows[T any](ctx context.Context, q *db.Queryer, query string, args []any, dest func(*T) []any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var r T
+		if err := rows.Scan(dest(&r)...); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // candidates are an event's identifiers as matching sees them: an alias call's previousId is a
