@@ -399,17 +399,19 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared, paral
 	type identRow struct {
 		typ, value, profile string
 		seen                db.Time
+		updated             *db.Time
 	}
 	// The values as a table of their own, looked up one by one: as an IN list, PostgreSQL's
 	// generic plans (and those made before its statistics) read all the workspace's identifiers
-	// and filter them. Profiles are read apart for the same reason (joined, it hashed the whole
-	// table). Rows are scanned by hand: a chunk reads thousands, and reflection was most of its
-	// time.
+	// and filter them. The profile's updated_at comes from a subquery for the same reason (as a
+	// join, it hashed the whole table). Rows are scanned by hand: a chunk reads thousands, and
+	// reflection was most of its time.
 	idents, err := chunked(ctx, list, parallel, func(ctx context.Context, part []string) ([]identRow, error) {
 		values := strings.Repeat("(?),", len(part))
-		return scanRows(ctx, q, `WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at
+		return scanRows(ctx, q, `WITH v (value) AS (VALUES `+values[:len(values)-1]+`) SELECT pi.type, pi.value, pi.profile_id, pi.last_seen_at,
+			(SELECT p.updated_at FROM profiles p WHERE p.id = pi.profile_id)
 			FROM v CROSS JOIN profile_identifiers pi WHERE pi.workspace_id = ? AND pi.value = v.value`, append(db.Args(part), g.ws),
-			func(r *identRow) []any { return []any{&r.typ, &r.value, &r.profile, &r.seen} })
+			func(r *identRow) []any { return []any{&r.typ, &r.value, &r.profile, &r.seen, &r.updated} })
 	})
 	if err != nil {
 		return err
@@ -418,6 +420,9 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared, paral
 		n := g.nodes[r.profile]
 		if n == nil {
 			n = &node{id: r.profile, idents: map[Ident]bool{}, counts: map[string]int{}}
+			if r.updated != nil {
+				n.updatedAt = r.updated.Time
+			}
 			g.nodes[r.profile] = n
 		}
 		i := Ident{r.typ, r.value}
@@ -425,25 +430,6 @@ func (g *graph) load(ctx context.Context, q *db.Queryer, items []prepared, paral
 		n.counts[r.typ]++
 		g.owner[i] = n
 		g.stored[i] = r.seen.Time
-	}
-	found := make([]string, 0, len(g.nodes))
-	for p := range g.nodes {
-		found = append(found, p)
-	}
-	sort.Strings(found)
-	type profileRow struct {
-		id      string
-		updated db.Time
-	}
-	profiles, err := chunked(ctx, found, parallel, func(ctx context.Context, part []string) ([]profileRow, error) {
-		return scanRows(ctx, q, `SELECT id, updated_at FROM profiles WHERE id IN (`+db.Placeholders(len(part))+`)`, db.Args(part),
-			func(r *profileRow) []any { return []any{&r.id, &r.updated} })
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range profiles {
-		g.nodes[r.id].updatedAt = r.updated.Time
 	}
 	full := map[string]bool{}
 	for i := range items {
