@@ -29,8 +29,10 @@ for backend in sqlite postgres; do
 	run warehouse-latency "$backend" -bench 'WarehouseLatency' -benchtime 20x -count "$count"
 done
 run privacy sqlite -bench 'IngestPrivacyDetection' -benchtime 2000x -count "$count"
-run engage sqlite -bench 'EngageLag' -benchtime 2000x -count "$count"
-run engage postgres -bench 'EngageLag' -benchtime 2000x -count "$count"
+for backend in sqlite postgres; do
+	run engage "$backend" -bench 'EngageLag$' -benchtime 2000x -count "$count"
+	run engage-at-rate "$backend" -bench 'EngageLagAtRate' -benchtime 300x -count "$count"
+done
 run computed-trait-lag sqlite -bench 'ComputedTraitLag' -benchtime 100x -count "$count"
 run expiry sqlite -bench 'AuditInboxExpiry' -benchtime 1x -count "$count"
 pkg() { # name backend package args...

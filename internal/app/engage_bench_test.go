@@ -25,7 +25,7 @@ import (
 // how long until its profile is in the database (polled every 2 ms); after the last phase it
 // measures how long until every event of the BUSINESS workspace is resolved.
 //
-//	go test -run '^$' -bench EngageLag -benchtime 4000x -count 3 ./internal/app/
+//	go test -run '^$' -bench 'EngageLag$' -benchtime 2000x -count 3 ./internal/app/
 func BenchmarkEngageLag(b *testing.B) {
 	const perBatch = 100
 	s, base, eng, wsID := engageBenchServer(b)
