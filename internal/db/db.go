@@ -53,8 +53,8 @@ type Hold string
 const (
 	// HoldCommit is an ordinary write transaction: one the caller waits for, durable at commit.
 	HoldCommit Hold = "commit"
-	// HoldBackground is a transaction of Drain: periodic work in bounded batches (retention,
-	// reaping, recomputation).
+	// HoldBackground is a background transaction (BackgroundTx, and Drain's batches): periodic
+	// work that a crash may make run again (retention, reaping, recomputation).
 	HoldBackground Hold = "background"
 	// HoldCheckpoint is the checkpointer's step on the writer that lets SQLite start its WAL again.
 	HoldCheckpoint Hold = "checkpoint"

@@ -55,9 +55,9 @@ func (d *DB) Drain(ctx context.Context, step func(ctx context.Context, tx *Tx, l
 	}
 }
 
-// BackgroundTx runs fn in a write transaction whose commit does not wait for the disk to confirm it:
-// SQLite's synchronous=NORMAL for that transaction alone, PostgreSQL's synchronous_commit=off. It
-// is for periodic work that is safe to lose and do again (retention, reaping, recomputation),
+// BackgroundTx runs fn in a write transaction whose commit does not wait for the disk to confirm
+// it: SQLite's synchronous=NORMAL for that transaction alone, PostgreSQL's synchronous_commit=off.
+// It is for periodic work that is safe to lose and do again (retention, reaping, recomputation),
 // whose commits would otherwise each wait for an fsync while holding the writer, and on a disk
 // busy with a checkpoint that wait is what made a 3 ms delete hold the writer 35 ms.
 //
