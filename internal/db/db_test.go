@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -495,4 +496,54 @@ func TestDrainCommitsLazilyAndRestoresDurability(t *testing.T) {
 		t.Fatalf("drained %d rows in %d steps (%v), want 1200 in more than one", total, steps, err)
 	}
 	ordinary(t)
+}
+
+// TestDrainFound: rows found on the read side are changed in batches that go on from the last key
+// found, all of them, and a row find returns but apply leaves alone does not make it loop.
+func TestDrainFound(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if err := d.Tx(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TABLE things (id TEXT PRIMARY KEY, keep INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		for i := 0; i < 2345; i++ {
+			if _, err := tx.Exec(ctx, `INSERT INTO things (id, keep) VALUES (?, ?)`, fmt.Sprintf("t%05d", i), boolInt(i%1000 == 7)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var batches int
+	n, err := d.DrainFound(ctx, func(ctx context.Context, r *Queryer, after string, limit int) ([]string, error) {
+		batches++
+		var ids []string
+		err := r.Select(ctx, &ids, `SELECT id FROM things WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+		return ids, err
+	}, func(ctx context.Context, tx *Tx, keys []string) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM things WHERE keep = ? AND id IN (`+Placeholders(len(keys))+`)`, append([]any{0}, Args(keys)...)...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if err != nil || n != 2345-3 {
+		t.Fatalf("DrainFound changed %d rows (%v), want %d", n, err, 2345-3)
+	}
+	var left []string
+	if err := d.Select(ctx, &left, `SELECT id FROM things ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != "t00007,t01007,t02007" || batches < 2 {
+		t.Errorf("left %v after %d batches, want the three kept rows after several batches", left, batches)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

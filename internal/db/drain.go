@@ -26,9 +26,7 @@ const (
 // transactions it leaves the writer alone for as long as the last one held it, so that background
 // work takes at most about half of the writer's time however much there is to do.
 func (d *DB) Drain(ctx context.Context, step func(ctx context.Context, tx *Tx, limit int) (int64, error)) (int64, error) {
-	var total int64
-	limit := drainFirst
-	for {
+	return d.drain(ctx, func(ctx context.Context, limit int) (int64, bool, time.Duration, error) {
 		var n int64
 		start := time.Now()
 		err := d.BackgroundTx(ctx, func(tx *Tx) error {
@@ -36,9 +34,44 @@ func (d *DB) Drain(ctx context.Context, step func(ctx context.Context, tx *Tx, l
 			n, err = step(ctx, tx, limit)
 			return err
 		})
-		held := time.Since(start)
+		return n, n >= int64(limit), time.Since(start), err
+	})
+}
+
+// DrainFound is Drain for rows found by a read that may be slow: on PostgreSQL, the first scan
+// after a large delete walks past every row that delete left dead, and took 240 ms inside the
+// writer. find runs on the read side, outside the writer, and returns the keys of at most limit
+// rows after the key `after` ("" at first), in order; apply changes those rows in a background
+// transaction and returns how many it changed. It goes on from the last key found until find
+// returns fewer than limit, so rows find returns that apply leaves alone cannot make it loop.
+func (d *DB) DrainFound(ctx context.Context, find func(ctx context.Context, r *Queryer, after string, limit int) ([]string, error),
+	apply func(ctx context.Context, tx *Tx, keys []string) (int64, error)) (int64, error) {
+	after := ""
+	return d.drain(ctx, func(ctx context.Context, limit int) (int64, bool, time.Duration, error) {
+		keys, err := find(ctx, d.Reader(), after, limit)
+		if err != nil || len(keys) == 0 {
+			return 0, false, 0, err
+		}
+		after = keys[len(keys)-1]
+		var n int64
+		start := time.Now()
+		err = d.BackgroundTx(ctx, func(tx *Tx) error {
+			n, err = apply(ctx, tx, keys)
+			return err
+		})
+		return n, len(keys) >= limit, time.Since(start), err
+	})
+}
+
+// drain runs batch with the adaptive limit until it says there is no more (or fails, or ctx
+// ends); the limit follows how long each batch says it held the writer.
+func (d *DB) drain(ctx context.Context, batch func(ctx context.Context, limit int) (n int64, more bool, held time.Duration, err error)) (int64, error) {
+	var total int64
+	limit := drainFirst
+	for {
+		n, more, held, err := batch(ctx, limit)
 		total += n
-		if err != nil || n < int64(limit) {
+		if err != nil || !more {
 			return total, err
 		}
 		switch {

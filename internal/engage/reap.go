@@ -2,7 +2,6 @@ package engage
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -15,32 +14,20 @@ import (
 // the rows of profile_events that name its events go, and the traits and identifiers it sent keep
 // their values without naming it. Profiles themselves are the workspace's and stay.
 func ReapSourceSteps() []reap.Step {
-	// cursors keeps, per source being reaped, the last of its events already handled: the events
-	// themselves are deleted by a later step.
-	var mu sync.Mutex
-	cursors := map[string]string{}
-	events := reap.Step{Name: "profile events", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
-		mu.Lock()
-		after := cursors[sourceID]
-		mu.Unlock()
-		var ids []string
-		if err := tx.Select(ctx, &ids, `SELECT id FROM events WHERE source_id = ? AND id > ? ORDER BY id LIMIT ?`, sourceID, after, limit); err != nil {
-			return 0, err
-		}
-		if len(ids) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM profile_events WHERE event_id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...); err != nil {
+	// The events are found on the read side (they are deleted by a later step).
+	events := reap.Step{Name: "profile events",
+		Find: func(ctx context.Context, r *db.Queryer, sourceID, after string, limit int) ([]string, error) {
+			var ids []string
+			err := r.Select(ctx, &ids, `SELECT id FROM events WHERE source_id = ? AND id > ? ORDER BY id LIMIT ?`, sourceID, after, limit)
+			return ids, err
+		},
+		Apply: func(ctx context.Context, tx *db.Tx, _ string, ids []string) (int64, error) {
+			res, err := tx.Exec(ctx, `DELETE FROM profile_events WHERE event_id IN (`+db.Placeholders(len(ids))+`)`, db.Args(ids)...)
+			if err != nil {
 				return 0, err
 			}
-		}
-		mu.Lock()
-		if len(ids) < limit {
-			delete(cursors, sourceID)
-		} else {
-			cursors[sourceID] = ids[len(ids)-1]
-		}
-		mu.Unlock()
-		return int64(len(ids)), nil
-	}}
+			return res.RowsAffected()
+		}}
 	forget := reap.Step{Name: "profile traits and identifiers", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
 		return reapAll(ctx, tx, sourceID, limit,
 			`UPDATE profile_traits SET source_id = NULL WHERE (profile_id, name) IN

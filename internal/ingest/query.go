@@ -302,13 +302,15 @@ func (q *Queries) InternalUsage(ctx context.Context, workspaceID, month string) 
 func (q *Queries) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	// Ids sort by time: everything below the cutoff's floor id is older, and the primary key
 	// finds it without a scan. Small transactions keep the writer free for the tracking API.
+	// They are found on the read side: on PostgreSQL a scan that starts where the last delete
+	// ended walks past its dead rows, which must not happen inside the writer.
 	floor := id.Floor(EventPrefix, cutoff)
-	return q.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
-		res, err := tx.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ? ORDER BY id LIMIT ?)`, floor, limit)
-		if err != nil {
-			return 0, err
-		}
-		return res.RowsAffected()
+	return q.db.DrainFound(ctx, func(ctx context.Context, r *db.Queryer, after string, limit int) ([]string, error) {
+		var ids []string
+		err := r.Select(ctx, &ids, `SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?`, after, floor, limit)
+		return ids, err
+	}, func(ctx context.Context, tx *db.Tx, ids []string) (int64, error) {
+		return reapExec(ctx, tx, `DELETE FROM events WHERE id < ? AND id IN (`+db.Placeholders(len(ids))+`)`, append([]any{floor}, db.Args(ids)...)...)
 	})
 }
 
@@ -331,9 +333,16 @@ func Stored(e *Event) *StoredEvent {
 // Reap steps: the events of a deleted source (their delivery retries go with them), and a deleted
 // workspace's usage counters.
 var (
-	ReapSourceEvents = reap.Step{Name: "events", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
-		return reapExec(ctx, tx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE source_id = ? ORDER BY id LIMIT ?)`, sourceID, limit)
-	}}
+	ReapSourceEvents = reap.Step{Name: "events",
+		Find: func(ctx context.Context, r *db.Queryer, sourceID, after string, limit int) ([]string, error) {
+			var ids []string
+			err := r.Select(ctx, &ids, `SELECT id FROM events WHERE source_id = ? AND id > ? ORDER BY id LIMIT ?`, sourceID, after, limit)
+			return ids, err
+		},
+		Apply: func(ctx context.Context, tx *db.Tx, sourceID string, ids []string) (int64, error) {
+			return reapExec(ctx, tx, `DELETE FROM events WHERE source_id = ? AND id IN (`+db.Placeholders(len(ids))+`)`,
+				append([]any{sourceID}, db.Args(ids)...)...)
+		}}
 	ReapWorkspaceUsage = reap.Step{Name: "usage", Run: func(ctx context.Context, tx *db.Tx, workspaceID string, limit int) (int64, error) {
 		var total int64
 		for _, q := range []string{

@@ -30,9 +30,29 @@ var kinds = []Kind{Source, Workspace}
 
 // Step deletes at most limit rows that the deleted object id left behind, in tx, and returns how
 // many it deleted: fewer than limit means it has finished.
+//
+// A step whose rows are found by a read that may be slow sets Find and Apply instead of Run (see
+// db.DrainFound): Find returns, outside the writer, the keys of at most limit rows after `after`
+// in order, and Apply deletes those rows in tx.
 type Step struct {
-	Name string
-	Run  func(ctx context.Context, tx *db.Tx, id string, limit int) (int64, error)
+	Name  string
+	Run   func(ctx context.Context, tx *db.Tx, id string, limit int) (int64, error)
+	Find  func(ctx context.Context, r *db.Queryer, id, after string, limit int) ([]string, error)
+	Apply func(ctx context.Context, tx *db.Tx, id string, keys []string) (int64, error)
+}
+
+// drain runs the step for the deleted object id until it has finished.
+func (st Step) drain(ctx context.Context, d *db.DB, id string) (int64, error) {
+	if st.Run == nil {
+		return d.DrainFound(ctx, func(ctx context.Context, r *db.Queryer, after string, limit int) ([]string, error) {
+			return st.Find(ctx, r, id, after, limit)
+		}, func(ctx context.Context, tx *db.Tx, keys []string) (int64, error) {
+			return st.Apply(ctx, tx, id, keys)
+		})
+	}
+	return d.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
+		return st.Run(ctx, tx, id, limit)
+	})
 }
 
 // progress records how far the reaping of an object got, for those who watch it.
@@ -178,9 +198,7 @@ func (r *Reaper) Once(ctx context.Context) error {
 				if err := r.progress(ctx, kind, id, i, len(steps), st.Name, total); err != nil {
 					return err
 				}
-				n, err := r.db.Drain(ctx, func(ctx context.Context, tx *db.Tx, limit int) (int64, error) {
-					return st.Run(ctx, tx, id, limit)
-				})
+				n, err := st.drain(ctx, r.db, id)
 				total += n
 				if err != nil {
 					return err

@@ -530,14 +530,29 @@ func (s *Service) DeletedIDs(ctx context.Context) ([]string, error) {
 	return ids, err
 }
 
-// ReapStep is the last step of reaping a source: its row.
-var ReapStep = reap.Step{Name: "source", Run: func(ctx context.Context, tx *db.Tx, sourceID string, limit int) (int64, error) {
-	res, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = ? AND deleted_at IS NOT NULL`, sourceID)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}}
+// ReapStep is the last step of reaping a source: its row. Its events went in an earlier step, but
+// deleting the row still looks for them (the foreign keys cascade), and on PostgreSQL that look
+// walks past every index entry of the events just deleted, which took 140 ms inside the writer.
+// So Find looks first, on the read side: it sees the same entries dead and marks them so in the
+// index, and the look inside the writer skips them.
+var ReapStep = reap.Step{Name: "source",
+	Find: func(ctx context.Context, r *db.Queryer, sourceID, after string, limit int) ([]string, error) {
+		if after != "" {
+			return nil, nil
+		}
+		var left []string
+		if err := r.Select(ctx, &left, `SELECT id FROM events WHERE source_id = ? LIMIT 1`, sourceID); err != nil {
+			return nil, err
+		}
+		return []string{sourceID}, nil
+	},
+	Apply: func(ctx context.Context, tx *db.Tx, sourceID string, _ []string) (int64, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM sources WHERE id = ? AND deleted_at IS NOT NULL`, sourceID)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}
 
 // CreateWriteKey adds a key to a source, for rotation.
 func (s *Service) CreateWriteKey(ctx context.Context, sourceID string) (*Source, *WriteKey, error) {
