@@ -231,6 +231,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Audit }), Delete: audit.ExpireEvents},
 		reap.Expiry{Name: "inbox", Floor: func(t time.Time) string { return id.Floor(audit.NotificationPrefix, t) }, Server: cfg.InboxRetention,
 			Own: own(func(w workspace.OwnRetention) time.Duration { return w.Inbox }), Delete: audit.ExpireNotifications})
+	workspaces.OnPlanChanged = a.engage.PlanChanged
 	workspaces.OnDelete = func(id string) {
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()

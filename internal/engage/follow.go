@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
@@ -71,11 +72,15 @@ type follower struct {
 	members     int       // workspaces followed, as last counted
 	backfillAt  time.Time
 	backfillLog map[string]time.Time
+	// membersChanged is set from other goroutines (PlanChanged): look at the members now.
+	membersChanged atomic.Bool
+	// membersEvery is how often the members are looked at otherwise (membersEvery; tests change it).
+	membersEvery time.Duration
 }
 
 func newFollower(s *Service) *follower {
 	return &follower{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		backfillLog: map[string]time.Time{}}
+		backfillLog: map[string]time.Time{}, membersEvery: membersEvery}
 }
 
 // Listener is the ingest listener of commits that wakes identity resolution's follower of the
@@ -89,6 +94,15 @@ func (s *Service) Listener() ingest.Listener {
 			}
 		}
 	}}
+}
+
+// PlanChanged tells Engage that a workspace's plan changed in this process: the follower looks
+// for workspaces that gained or lost Engage at once instead of within membersEvery, and the
+// workspace's cached state is read again. (Another replica's change is seen within membersEvery.)
+func (s *Service) PlanChanged(workspaceID string) {
+	s.states.forget(workspaceID)
+	s.follow.membersChanged.Store(true)
+	s.Wake()
 }
 
 // Wake makes the follower look at the log now (new events, or this replica started leading).
@@ -184,7 +198,7 @@ func (f *follower) round(ctx context.Context) bool {
 			return fail("reading the follower's cursor", err)
 		}
 	}
-	if time.Since(f.checkedAt) >= membersEvery {
+	if f.membersChanged.Swap(false) || time.Since(f.checkedAt) >= f.membersEvery {
 		if err := f.join(ctx); err != nil {
 			return fail("looking for workspaces that gained Engage", err)
 		}

@@ -399,3 +399,42 @@ func TestFollowerWaitsForCommitsInProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerJoinsAtOnceWhenThePlanChanges: a plan changed in this process (PlanChanged, which
+// the workspace service calls after the change commits) is followed at the follower's next round,
+// not at its next periodic look for members.
+func TestFollowerJoinsAtOnceWhenThePlanChanges(t *testing.T) {
+	e := mustOpen(t)
+	s := e.replica()
+	s.follow.membersEvery = time.Hour
+	ws := e.workspace("TEAM")
+	src := e.source(ws)
+	e.follow(s) // the first look at the members: none on Engage
+	rounds := func() {
+		t.Helper()
+		for i := 0; s.follow.round(context.Background()); i++ {
+			if i > 10_000 {
+				t.Fatal("the follower never caught up")
+			}
+		}
+	}
+	resolved := func() int {
+		return e.count(`SELECT COUNT(*) FROM profile_identifiers WHERE workspace_id = ? AND value = 'u1'`, ws)
+	}
+	e.exec(`UPDATE workspaces SET plan = 'BUSINESS' WHERE id = ?`, ws)
+	e.store(src, e.build(ws, ingest.Identify, "u1", "", nil))
+	rounds()
+	if n := resolved(); n != 0 {
+		t.Fatalf("resolved before the follower was told or looked again (%d): the test shows nothing", n)
+	}
+	s.PlanChanged(ws)
+	select {
+	case <-s.follow.wake:
+	default:
+		t.Error("PlanChanged did not wake the follower")
+	}
+	rounds()
+	if n := resolved(); n != 1 {
+		t.Errorf("after PlanChanged the identify is resolved %d times, want once", n)
+	}
+}

@@ -74,6 +74,9 @@ type Service struct {
 	// OnDelete, when set, is called after a workspace's deletion commits (the tracking API drops
 	// the write keys it cached).
 	OnDelete func(workspaceID string)
+	// OnPlanChanged, when set, is called after a change of a workspace's plan commits (Engage
+	// follows the workspaces on BUSINESS at once rather than at its next look).
+	OnPlanChanged func(workspaceID string)
 	// Sources tells whether a source belongs to a workspace, for grants on one source. The source
 	// package, which depends on this one, sets it when it is made.
 	Sources SourceLookup
@@ -388,6 +391,7 @@ func (s *Service) SetPlan(ctx context.Context, workspaceID string, plan Plan) (*
 		return nil, errs, nil
 	}
 	var w Workspace
+	changed := false
 	err = s.db.Tx(ctx, func(tx *db.Tx) error {
 		if err := tx.Get(ctx, &w, `SELECT * FROM workspaces WHERE id = ?`, workspaceID); err != nil {
 			return err
@@ -395,6 +399,7 @@ func (s *Service) SetPlan(ctx context.Context, workspaceID string, plan Plan) (*
 		if w.Plan == plan {
 			return nil
 		}
+		changed = true
 		from := w.Plan
 		w.Plan, w.UpdatedAt = plan, db.Now()
 		if _, err := tx.Exec(ctx, `UPDATE workspaces SET plan = ?, updated_at = ? WHERE id = ?`, w.Plan, w.UpdatedAt, w.ID); err != nil {
@@ -404,6 +409,9 @@ func (s *Service) SetPlan(ctx context.Context, workspaceID string, plan Plan) (*
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if changed && s.OnPlanChanged != nil {
+		s.OnPlanChanged(w.ID)
 	}
 	return &w, nil, nil
 }
