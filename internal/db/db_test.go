@@ -547,3 +547,4 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+

@@ -74,6 +74,10 @@ func (d *DB) drain(ctx context.Context, batch func(ctx context.Context, limit in
 		if err != nil || !more {
 			return total, err
 		}
+		// A drain of many batches fills the WAL fast: the checkpointer keeps up more often.
+		if d.checkpoints != nil {
+			d.checkpoints.background()
+		}
 		switch {
 		case held > DrainHold:
 			limit = max(drainMin, int(float64(limit)*float64(DrainHold)/float64(held)))
