@@ -547,4 +547,3 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-
