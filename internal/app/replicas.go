@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/junctioncdp/junction/internal/auth"
+	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/live"
 	"github.com/junctioncdp/junction/internal/replica"
 	"github.com/junctioncdp/junction/internal/workspace"
@@ -17,7 +18,7 @@ import (
 // plan controls, destinations (delivery lanes) and lanes to wake.
 func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspaces *workspace.Service) error {
 	set, err := replica.Open(ctx, replica.Options{URL: a.cfg.DatabaseURL, Space: a.db.Space(), Bus: a.bus, Logger: a.log,
-		Sparse: []string{"events"}})
+		Sparse: []string{"events", "usage"}})
 	if err != nil {
 		return err
 	}
@@ -65,6 +66,7 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 		}
 	})
 	a.live.Leads = set.Leads
+	a.live.Listened = func(t bus.Topic) bool { return a.bus.Listened(t) || set.Wanted(t) }
 	a.live.Forward = func(n live.Noted) { set.Send("live.noted", "", n) }
 	// The periodic work that runs at start runs when a replica starts leading.
 	set.OnLeader(func() {

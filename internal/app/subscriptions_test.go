@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/junctioncdp/junction/internal/bus"
 	"github.com/junctioncdp/junction/internal/config"
+	"github.com/junctioncdp/junction/internal/live"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -586,6 +588,37 @@ func TestSubscriptionUsageCoalesced(t *testing.T) {
 		}
 	}
 	t.Logf("%d tracking requests over %s: %d usage messages", requests, burst.Round(time.Millisecond), len(at))
+}
+
+// TestUsageComputedOnlyWhenWatched: a workspace's usage is computed (and published) at a tick
+// only while someone subscribes to it: it reads every identity of the month, and nobody may be
+// watching. The relay hears every published message, as it would to carry it to other replicas.
+func TestUsageComputedOnlyWhenWatched(t *testing.T) {
+	s := startServer(t, subQuiet)
+	tm := newTeam(t, s, "sub-usage-idle", "Ada")
+	_, key := tm.source(t, "Web")
+	var published atomic.Int64
+	subBus(t, s).Relay(func(m bus.Message) {
+		if m.Topic == live.UsageTopic(tm.wsID) {
+			published.Add(1)
+		}
+	})
+	for i := range 3 {
+		subTrack(t, s, key, map[string]any{"type": "track", "userId": fmt.Sprint("idle-", i), "event": "Unwatched"})
+		time.Sleep(time.Second) // a tick of the publisher
+	}
+	if n := published.Load(); n != 0 {
+		t.Errorf("usage published %d times with nobody subscribed, want 0", n)
+	}
+	op := subDial(t, s, tm.owner.tok).subscribe(t, subUsage, map[string]any{"ws": tm.wsID})
+	subWaitSubscribers(t, s, 1)
+	subTrack(t, s, key, map[string]any{"type": "track", "userId": "watched", "event": "Watched"})
+	if n := trkInt(trkPath(op.next(t, 5*time.Second).data(t), "workspaceUsageChanged.apiCalls")); n != 4 {
+		t.Errorf("usage counts %d calls, want 4", n)
+	}
+	if published.Load() == 0 {
+		t.Error("usage reached the subscriber without being published")
+	}
 }
 
 // TestSubscriptionSlowSubscriber: a subscriber that stops reading its socket while many events

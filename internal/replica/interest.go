@@ -43,6 +43,10 @@ func (in *interest) init(kinds []string) {
 	}
 }
 
+// Wanted tells whether another replica listens to topic; always true for the kinds that are not
+// sparse (Options.Sparse), whose interest is not announced.
+func (s *Set) Wanted(t bus.Topic) bool { return s.interest.wanted(t) }
+
 // wanted tells whether a message of topic should leave this process.
 func (in *interest) wanted(t bus.Topic) bool {
 	if !in.kinds[t.Kind] {
