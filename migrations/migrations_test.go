@@ -70,3 +70,60 @@ func TestMembersNotificationsTakenBack(t *testing.T) {
 		t.Errorf("notifications left %v, want %v", left, want)
 	}
 }
+
+// TestTenantForeignKeysIndexed: every foreign key that points at a workspace or a source has an
+// index that starts with its column. The reapers delete those rows last, and the delete's look
+// for rows still pointing at them reads the whole table without one, holding the writer.
+func TestTenantForeignKeysIndexed(t *testing.T) {
+	ctx := context.Background()
+	d := testdb.Open(t)
+	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Migrate(ctx, migs); err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		Table  string `db:"tbl"`
+		Column string `db:"col"`
+		Parent string `db:"parent"`
+	}
+	var keys []key
+	var indexed func(k key) bool
+	if d.Dialect() == db.SQLite {
+		err = d.Select(ctx, &keys, `SELECT m.name AS tbl, f."from" AS col, f."table" AS parent
+			FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND f."table" IN ('workspaces', 'sources')`)
+		indexed = func(k key) bool {
+			var n int
+			if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM pragma_index_list(?) l
+				WHERE (SELECT name FROM pragma_index_info(l.name) WHERE seqno = 0) = ?`, k.Table, k.Column); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		}
+	} else {
+		err = d.Select(ctx, &keys, `SELECT c.conrelid::regclass::text AS tbl, a.attname AS col, c.confrelid::regclass::text AS parent
+			FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+			WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace AND c.confrelid::regclass::text IN ('workspaces', 'sources')`)
+		indexed = func(k key) bool {
+			var n int
+			if err := d.Get(ctx, &n, `SELECT COUNT(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+				WHERE i.indrelid = ?::regclass AND a.attname = ?`, k.Table, k.Column); err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 20 {
+		t.Fatalf("found %d foreign keys to workspaces and sources, want the schema's many", len(keys))
+	}
+	for _, k := range keys {
+		if !indexed(k) {
+			t.Errorf("%s.%s points at %s without an index that starts with it", k.Table, k.Column, k.Parent)
+		}
+	}
+}
