@@ -41,6 +41,17 @@ type Step struct {
 	Apply func(ctx context.Context, tx *db.Tx, id string, keys []string) (int64, error)
 }
 
+// deletedKey carries, in a step's context, how many rows the steps before it deleted (Deleted).
+type deletedKey struct{}
+
+// Deleted tells a step how many rows the object's earlier steps deleted in this pass of the reaper:
+// for a step whose own cost depends on what they left behind (see source.ReapStep). A pass that
+// resumes the object's reaping after a restart counts only what it deleted itself.
+func Deleted(ctx context.Context) int64 {
+	n, _ := ctx.Value(deletedKey{}).(int64)
+	return n
+}
+
 // drain runs the step for the deleted object id until it has finished.
 func (st Step) drain(ctx context.Context, d *db.DB, id string) (int64, error) {
 	if st.Run == nil {
@@ -198,7 +209,7 @@ func (r *Reaper) Once(ctx context.Context) error {
 				if err := r.progress(ctx, kind, id, i, len(steps), st.Name, total); err != nil {
 					return err
 				}
-				n, err := st.drain(ctx, r.db, id)
+				n, err := st.drain(context.WithValue(ctx, deletedKey{}, total), r.db, id)
 				total += n
 				if err != nil {
 					return err

@@ -10,6 +10,7 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/testdb"
+	"github.com/junctioncdp/junction/migrations"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -79,5 +80,54 @@ func TestExpireOnce(t *testing.T) {
 		if got := c == 1; got != want {
 			t.Errorf("%s kept: %v, want %v", key, got, want)
 		}
+	}
+}
+
+// TestStepsHearWhatEarlierOnesDeleted: a step's context tells how many rows the object's earlier
+// steps deleted (Deleted), as the source's last step needs to decide whether to vacuum first.
+func TestStepsHearWhatEarlierOnesDeleted(t *testing.T) {
+	ctx := context.Background()
+	d := testdb.Open(t)
+	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Migrate(ctx, migs); err != nil {
+		t.Fatal(err)
+	}
+	const owned = 2_500 // more than the first batch of a drain
+	rows := make([][]any, owned)
+	for i := range rows {
+		rows[i] = []any{id.New("thg"), "obj_1"}
+	}
+	if err := d.Tx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TABLE things (id TEXT PRIMARY KEY, owner TEXT NOT NULL)`); err != nil {
+			return err
+		}
+		return tx.InsertRows(ctx, `INSERT INTO things (id, owner) VALUES `, 2, rows, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(d, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.Pending(Source, func(context.Context) ([]string, error) { return []string{"obj_1"}, nil })
+	heard := map[string]int64{}
+	r.Add(Source, Step{Name: "things", Run: func(ctx context.Context, tx *db.Tx, owner string, limit int) (int64, error) {
+		heard["things"] = Deleted(ctx)
+		res, err := tx.Exec(ctx, `DELETE FROM things WHERE id IN (SELECT id FROM things WHERE owner = ? ORDER BY id LIMIT ?)`, owner, limit)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}}, Step{Name: "row",
+		Find: func(ctx context.Context, _ *db.Queryer, _, after string, _ int) ([]string, error) {
+			heard["row"] = Deleted(ctx)
+			return nil, nil
+		},
+		Apply: func(context.Context, *db.Tx, string, []string) (int64, error) { return 0, nil }})
+	if err := r.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if heard["things"] != 0 || heard["row"] != owned {
+		t.Errorf("steps heard %v deleted before them, want things 0 and row %d", heard, owned)
 	}
 }
