@@ -76,14 +76,7 @@ func TestMembersNotificationsTakenBack(t *testing.T) {
 // for rows still pointing at them reads the whole table without one, holding the writer.
 func TestTenantForeignKeysIndexed(t *testing.T) {
 	ctx := context.Background()
-	d := testdb.Open(t)
-	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Migrate(ctx, migs); err != nil {
-		t.Fatal(err)
-	}
+	d := testdb.OpenMigrated(t)
 	type key struct {
 		Table  string `db:"tbl"`
 		Column string `db:"col"`
@@ -91,6 +84,7 @@ func TestTenantForeignKeysIndexed(t *testing.T) {
 	}
 	var keys []key
 	var indexed func(k key) bool
+	var err error
 	if d.Dialect() == db.SQLite {
 		err = d.Select(ctx, &keys, `SELECT m.name AS tbl, f."from" AS col, f."table" AS parent
 			FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND f."table" IN ('workspaces', 'sources')`)

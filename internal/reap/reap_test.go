@@ -10,7 +10,6 @@ import (
 	"github.com/junctioncdp/junction/internal/db"
 	"github.com/junctioncdp/junction/internal/id"
 	"github.com/junctioncdp/junction/internal/testdb"
-	"github.com/junctioncdp/junction/migrations"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -87,14 +86,7 @@ func TestExpireOnce(t *testing.T) {
 // steps deleted (Deleted), as the source's last step needs to decide whether to vacuum first.
 func TestStepsHearWhatEarlierOnesDeleted(t *testing.T) {
 	ctx := context.Background()
-	d := testdb.Open(t)
-	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Migrate(ctx, migs); err != nil {
-		t.Fatal(err)
-	}
+	d := testdb.OpenMigrated(t)
 	const owned = 2_500 // more than the first batch of a drain
 	rows := make([][]any, owned)
 	for i := range rows {

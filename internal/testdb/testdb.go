@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/junctioncdp/junction/internal/db"
+	"github.com/junctioncdp/junction/migrations"
 )
 
 const (
@@ -128,6 +129,20 @@ func Open(t testing.TB) *db.DB {
 		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// OpenMigrated opens a fresh database for t (Open) with every migration of the schema applied.
+func OpenMigrated(t testing.TB) *db.DB {
+	t.Helper()
+	d := Open(t)
+	migs, err := db.LoadMigrations(migrations.FS, d.Dialect())
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	if _, err := d.Migrate(context.Background(), migs); err != nil {
+		t.Fatalf("testdb: migrate: %v", err)
+	}
 	return d
 }
 
