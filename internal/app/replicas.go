@@ -40,7 +40,7 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 		a.protocols.ForgetAll()
 		a.reaper.Wake()
 	})
-	set.Handle("destination", func(string, []byte) { a.delivery.Refresh() })
+	set.Handle("destination", func(string, []byte) { a.delivery.RefreshSoon() })
 	set.Handle("delivery.wake", func(_ string, p []byte) {
 		var sources []string
 		if json.Unmarshal(p, &sources) == nil {
@@ -54,7 +54,7 @@ func (a *App) joinReplicas(ctx context.Context, authSvc *auth.Service, workspace
 		workspaces.EveryEpochMoved()
 		a.ingest.ForgetAll()
 		a.protocols.ForgetAll()
-		a.delivery.Refresh()
+		a.delivery.RefreshSoon()
 		if err := authSvc.CheckWatched(context.Background()); err != nil {
 			a.log.Error("replicas: checking revoked credentials failed", "error", err.Error())
 		}

@@ -54,6 +54,13 @@ type Engine struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
+	// Refresh waits for the manager's next sync: asked counts the calls, synced is the count a
+	// completed sync had seen when it began, and syncedNow is closed at each completed sync.
+	syncMu    sync.Mutex
+	asked     uint64
+	synced    uint64
+	syncedNow chan struct{}
+
 	// OnWake, when set, hears every Wake: another replica may own the lane.
 	OnWake func(destinationID string)
 	// Owner, when set, decides which lanes run in this process: among replicas, each lane runs
@@ -108,7 +115,7 @@ func New(d *db.DB, dests *destination.Service, o Options) *Engine {
 		o.Egress = egress.New(nil)
 	}
 	return &Engine{db: d, dests: dests, opt: o, log: o.Logger, lanes: map[string]*lane{}, bySource: map[string][]string{},
-		refresh: make(chan struct{}, 1), stop: make(chan struct{})}
+		refresh: make(chan struct{}, 1), stop: make(chan struct{}), syncedNow: make(chan struct{})}
 }
 
 // Start runs the manager, which keeps a lane for each enabled destination.
@@ -160,11 +167,48 @@ func (e *Engine) WakeHere(destinationID string) {
 	}
 }
 
-// Refresh makes the manager re-read the destinations now (one was created, changed or deleted).
-func (e *Engine) Refresh() {
+// RefreshSoon makes the manager re-read the destinations now, without waiting for it: for a
+// change made through another replica, whose messages must not wait on this one's manager.
+func (e *Engine) RefreshSoon() {
 	select {
 	case e.refresh <- struct{}{}:
 	default:
+	}
+}
+
+// refreshWait bounds how long Refresh waits for the manager (a sync that stops a lane waits for
+// the lane's request in flight).
+const refreshWait = 5 * time.Second
+
+// Refresh makes the manager re-read the destinations now (one was created, changed or deleted)
+// and returns once it has, so that an event tracked after a change to a destination is sent with
+// the new settings: the change's mutation answers only then. It waits refreshWait at most, should
+// the manager be busy or stopped.
+func (e *Engine) Refresh() {
+	e.syncMu.Lock()
+	e.asked++
+	want := e.asked
+	e.syncMu.Unlock()
+	select {
+	case e.refresh <- struct{}{}:
+	default:
+	}
+	timeout := time.NewTimer(refreshWait)
+	defer timeout.Stop()
+	for {
+		e.syncMu.Lock()
+		done, next := e.synced >= want, e.syncedNow
+		e.syncMu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-next:
+		case <-e.stop:
+			return
+		case <-timeout.C:
+			return
+		}
 	}
 }
 
@@ -173,9 +217,17 @@ func (e *Engine) manage() {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
+		e.syncMu.Lock()
+		asked := e.asked
+		e.syncMu.Unlock()
 		if err := e.sync(); err != nil {
 			e.log.Error("delivery: reading destinations failed", "error", err.Error())
 		}
+		e.syncMu.Lock()
+		e.synced = asked
+		close(e.syncedNow)
+		e.syncedNow = make(chan struct{})
+		e.syncMu.Unlock()
 		select {
 		case <-e.stop:
 			e.mu.Lock()
