@@ -21,8 +21,8 @@ import (
 
 // BenchmarkRetentionAndDeletes stores 1,000,000 events (half of them past the retention period,
 // with 20,000 delivery retries waiting on old ones), then deletes another workspace (with none of
-// them), prunes the old half and deletes the source holding the other half, while single-event /v1/track requests keep arriving at 200 a
-// second. It reports the longest and the 99th-percentile time a transaction of that work held the
+// them), prunes the old half and deletes the source holding the other half, while single-event
+// /v1/track requests keep arriving at 200 a second. It reports the longest and the 99th-percentile time a transaction of that work held the
 // writer, and the tracking API's latency meanwhile. Run it once:
 //
 //	go test -run '^$' -bench RetentionAndDeletes -benchtime 1x ./internal/app/

@@ -77,7 +77,7 @@ func (t *Tx) Lock(ctx context.Context, name string) error {
 // on the read side: for before a write that must not pay for them inside the writer. A deleted
 // row stays in each index until a vacuum, and a later look by key walks past all of them: after a
 // source's 500,000 events went, the look that deleting the source's row cascades to read 5,000
-// index pages and held the writer 40-50 ms. INDEX_CLEANUP ON clears the indexes even when the
+// index pages and held the writer 46-53 ms. INDEX_CLEANUP ON clears the indexes even when the
 // dead rows are a small part of the table (PostgreSQL skips them then by default); TRUNCATE false
 // keeps it from locking the table against inserts to give back its empty end. SQLite removes
 // index entries with their rows and needs nothing.
